@@ -1,0 +1,40 @@
+//! Apache-style configuration text to a typed model of mod_wsgi's directives.
+//!
+//! Three layers, each usable alone:
+//! - [`lexer`]: Apache's lexical rules (logical lines, argument words);
+//! - [`tree`]: files to a tree of directives and containers (includes,
+//!   conditionals, variables);
+//! - the directive model, which gives every mod_wsgi directive a typed value
+//!   and merges them by scope.
+//!
+//! This crate is pure Rust; it never links Python.
+
+pub mod error;
+pub mod lexer;
+pub mod tree;
+
+pub use error::{ConfigError, ConfigErrors, Location};
+pub mod daemon;
+pub mod directives;
+pub mod dump;
+pub mod model;
+pub mod values;
+
+pub use daemon::DaemonProcess;
+pub use model::{Config, DirSettings, Server};
+
+use std::path::Path;
+
+/// Reads the configuration file at `path` (following includes) into a model.
+///
+/// Returns every error found; a configuration with any error yields no model.
+pub fn load_file(path: &Path, options: &tree::ReadOptions) -> Result<Config, ConfigErrors> {
+    let nodes = tree::read_file(path, options).map_err(ConfigErrors)?;
+    Config::from_tree(&nodes, options.server_root.clone()).map_err(ConfigErrors)
+}
+
+/// Reads configuration text into a model; `name` is used in messages.
+pub fn load_str(text: &str, name: &Path, options: &tree::ReadOptions) -> Result<Config, ConfigErrors> {
+    let nodes = tree::read_str(text, name, options).map_err(ConfigErrors)?;
+    Config::from_tree(&nodes, options.server_root.clone()).map_err(ConfigErrors)
+}
