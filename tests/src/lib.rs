@@ -8,9 +8,7 @@ use std::sync::OnceLock;
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate lives one level below the workspace root")
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the tests crate lives one level below the workspace root")
 }
 
 /// Path of the `wsgi-standalone` binary, built (once per test process) in
@@ -28,9 +26,8 @@ fn build_binary(package: &str, binary: &str) -> PathBuf {
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building {binary} failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
     target.join("debug").join(binary)
 }
 

@@ -203,18 +203,12 @@ impl DaemonProcess {
         let mut daemon = DaemonProcess::new(name.clone());
         for word in options {
             let Some((option, value)) = split_option(word) else {
-                return Err(DirectiveError::MalformedOption {
-                    directive: DIRECTIVE,
-                    word: word.clone(),
-                });
+                return Err(DirectiveError::MalformedOption { directive: DIRECTIVE, word: word.clone() });
             };
             let spec = OPTIONS
                 .iter()
                 .find(|spec| spec.name == option)
-                .ok_or_else(|| DirectiveError::UnknownOption {
-                    directive: DIRECTIVE,
-                    option: option.to_string(),
-                })?;
+                .ok_or_else(|| DirectiveError::UnknownOption { directive: DIRECTIVE, option: option.to_string() })?;
             (spec.set)(&mut daemon, value).map_err(|reason| DirectiveError::InvalidOption {
                 directive: DIRECTIVE,
                 option: spec.name,
@@ -415,13 +409,9 @@ static OPTIONS: &[OptionSpec] = &[
             Ok(())
         },
         get: |d| {
-            d.python_path.as_ref().map(|paths| {
-                paths
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(":")
-            })
+            d.python_path
+                .as_ref()
+                .map(|paths| paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":"))
         },
     },
     path_option!("python-eggs", python_eggs, any_path),
@@ -584,10 +574,7 @@ mod tests {
         assert_eq!(d.umask, Some(0o002));
         assert_eq!(d.chroot, Some(PathBuf::from("/jail")));
         assert_eq!(d.display_name.as_deref(), Some("%{GROUP}"));
-        assert_eq!(
-            d.python_path,
-            Some(vec![PathBuf::from("/srv/site"), PathBuf::from("/srv/lib")])
-        );
+        assert_eq!(d.python_path, Some(vec![PathBuf::from("/srv/site"), PathBuf::from("/srv/lib")]));
         assert_eq!(d.switch_interval, Some(0.005));
         assert_eq!(d.stack_size, Some(524288));
         assert_eq!(d.request_timeout, Duration::from_secs(60));
@@ -599,10 +586,7 @@ mod tests {
         // Every option of the table was exercised above, except script-group,
         // which may not be given together with script-user.
         let args = d.to_args();
-        let given: Vec<&str> = args[1..]
-            .iter()
-            .map(|w| w.split('=').next().unwrap())
-            .collect();
+        let given: Vec<&str> = args[1..].iter().map(|w| w.split('=').next().unwrap()).collect();
         let missing: Vec<&str> = option_names().filter(|o| !given.contains(o)).collect();
         assert_eq!(missing, ["script-group"]);
         assert!(parse("g script-group=staff").unwrap().script_group.is_some());
@@ -638,18 +622,9 @@ mod tests {
 
     #[test]
     fn structural_errors() {
-        assert_eq!(
-            error(""),
-            "WSGIDaemonProcess: name of WSGI daemon process not supplied"
-        );
-        assert_eq!(
-            error("g bogus=1"),
-            "WSGIDaemonProcess: unknown option 'bogus'"
-        );
-        assert_eq!(
-            error("g threads"),
-            "WSGIDaemonProcess: malformed option 'threads': expected name=value"
-        );
+        assert_eq!(error(""), "WSGIDaemonProcess: name of WSGI daemon process not supplied");
+        assert_eq!(error("g bogus=1"), "WSGIDaemonProcess: unknown option 'bogus'");
+        assert_eq!(error("g threads"), "WSGIDaemonProcess: malformed option 'threads': expected name=value");
         assert!(error("threads=5").contains("not supplied"));
         assert!(error("g Threads=5").contains("unknown option 'Threads'"));
         assert!(error("g script-user=a script-group=b").contains("only one of"));

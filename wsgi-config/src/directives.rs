@@ -350,10 +350,7 @@ impl ScriptAlias {
     /// Whether both groups are given as fixed names, in which case mod_wsgi
     /// imports the script when the target process starts.
     pub fn preloads(&self) -> bool {
-        let fixed = |g: &Option<String>| {
-            g.as_deref()
-                .is_some_and(|g| g == GLOBAL_GROUP || !g.contains("%{"))
-        };
+        let fixed = |g: &Option<String>| g.as_deref().is_some_and(|g| g == GLOBAL_GROUP || !g.contains("%{"));
         fixed(&self.process_group)
             && fixed(&self.application_group)
             && !(matches!(self.url, UrlPattern::Regex(_)) && self.target.contains('$'))
@@ -522,10 +519,7 @@ impl GlobalSetting {
             PythonWarnings(w) => ("WSGIPythonWarnings", vec![w.clone()]),
             PythonOptimize(n) => ("WSGIPythonOptimize", vec![n.to_string()]),
             PythonHome(p) => ("WSGIPythonHome", vec![path_text(p)]),
-            PythonPath(ps) => (
-                "WSGIPythonPath",
-                vec![ps.iter().map(|p| path_text(p)).collect::<Vec<_>>().join(":")],
-            ),
+            PythonPath(ps) => ("WSGIPythonPath", vec![ps.iter().map(|p| path_text(p)).collect::<Vec<_>>().join(":")]),
             PythonEggs(p) => ("WSGIPythonEggs", vec![path_text(p)]),
             PythonHashSeed(s) => ("WSGIPythonHashSeed", vec![s.to_string()]),
             SwitchInterval(s) => ("WSGISwitchInterval", vec![s.to_string()]),
@@ -540,10 +534,7 @@ impl GlobalSetting {
             ServerMetrics(b) => ("WSGIServerMetrics", flag(b)),
             TelemetryService { socket, interval } => (
                 "WSGITelemetryService",
-                vec![
-                    format!("unix:{}", socket.display()),
-                    format!("interval={}", interval.as_secs_f64()),
-                ],
+                vec![format!("unix:{}", socket.display()), format!("interval={}", interval.as_secs_f64())],
             ),
             SlowRequests(d) => ("WSGISlowRequests", vec![d.as_secs_f64().to_string()]),
             TelemetryOptions(flags) => ("WSGITelemetryOptions", telemetry_words(*flags)),
@@ -596,10 +587,7 @@ impl DirSetting {
             MapHeadToGet(m) => ("WSGIMapHEADToGET", vec![m.to_string()]),
             IgnoreActivity(b) => ("WSGIIgnoreActivity", flag(b)),
             TrustedProxyHeaders(hs) => ("WSGITrustedProxyHeaders", one(hs)),
-            TrustedProxies(ps) => (
-                "WSGITrustedProxies",
-                ps.iter().map(ToString::to_string).collect(),
-            ),
+            TrustedProxies(ps) => ("WSGITrustedProxies", ps.iter().map(ToString::to_string).collect()),
             EnableSendfile(b) => ("WSGIEnableSendfile", flag(b)),
             AccessScript(s) => ("WSGIAccessScript", script_ref_args(s)),
             AuthUserScript(s) => ("WSGIAuthUserScript", script_ref_args(s)),
@@ -667,19 +655,13 @@ fn duration_word(d: Duration) -> String {
 fn exactly_one<'a>(directive: &'static str, args: &'a [String]) -> Result<&'a str, DirectiveError> {
     match args {
         [one] => Ok(one),
-        _ => Err(DirectiveError::ArgCount {
-            directive,
-            expected: "one argument",
-        }),
+        _ => Err(DirectiveError::ArgCount { directive, expected: "one argument" }),
     }
 }
 
 fn at_least_one(directive: &'static str, args: &[String]) -> Result<(), DirectiveError> {
     if args.is_empty() {
-        Err(DirectiveError::ArgCount {
-            directive,
-            expected: "at least one argument",
-        })
+        Err(DirectiveError::ArgCount { directive, expected: "at least one argument" })
     } else {
         Ok(())
     }
@@ -710,18 +692,17 @@ struct ScriptOptions {
     pass_authorization: Option<bool>,
 }
 
-fn script_options(directive: &'static str, words: &[String], allowed: &[&'static str]) -> Result<ScriptOptions, DirectiveError> {
+fn script_options(
+    directive: &'static str,
+    words: &[String],
+    allowed: &[&'static str],
+) -> Result<ScriptOptions, DirectiveError> {
     let mut options = ScriptOptions::default();
     for word in words {
-        let (name, value) = split_option(word).ok_or_else(|| DirectiveError::MalformedOption {
-            directive,
-            word: word.clone(),
-        })?;
+        let (name, value) =
+            split_option(word).ok_or_else(|| DirectiveError::MalformedOption { directive, word: word.clone() })?;
         let Some(&option) = allowed.iter().find(|a| **a == name) else {
-            return Err(DirectiveError::UnknownOption {
-                directive,
-                option: name.to_string(),
-            });
+            return Err(DirectiveError::UnknownOption { directive, option: name.to_string() });
         };
         let invalid = |reason: &str| DirectiveError::InvalidOption {
             directive,
@@ -737,7 +718,8 @@ fn script_options(directive: &'static str, words: &[String], allowed: &[&'static
             "application-group" => options.application_group = Some(value.to_string()),
             "callable-object" => options.callable_object = Some(value.to_string()),
             "pass-authorization" => {
-                options.pass_authorization = Some(parse_flag(directive, value).map_err(|_| invalid("expected On or Off"))?)
+                options.pass_authorization =
+                    Some(parse_flag(directive, value).map_err(|_| invalid("expected On or Off"))?)
             }
             _ => unreachable!("allowed lists only known options"),
         }
@@ -748,20 +730,14 @@ fn script_options(directive: &'static str, words: &[String], allowed: &[&'static
 fn script_path(directive: &'static str, what: &str, args: &[String]) -> Result<PathBuf, DirectiveError> {
     match args.first() {
         Some(path) if !path.is_empty() && split_option(path).is_none() => Ok(PathBuf::from(path)),
-        _ => Err(DirectiveError::Other {
-            directive,
-            message: format!("location of {what} not supplied"),
-        }),
+        _ => Err(DirectiveError::Other { directive, message: format!("location of {what} not supplied") }),
     }
 }
 
 fn script_ref(directive: &'static str, what: &str, args: &[String]) -> Result<ScriptRef, DirectiveError> {
     let path = script_path(directive, what, args)?;
     let options = script_options(directive, &args[1..], &["application-group"])?;
-    Ok(ScriptRef {
-        path,
-        application_group: options.application_group,
-    })
+    Ok(ScriptRef { path, application_group: options.application_group })
 }
 
 // ---------------------------------------------------------------------------
@@ -782,11 +758,7 @@ fn script_alias(directive: &'static str, regex: bool, args: &[String]) -> Result
         &args[2..],
         &["process-group", "application-group", "callable-object", "pass-authorization"],
     )?;
-    let url = if regex {
-        UrlPattern::Regex(compile(directive, url)?)
-    } else {
-        UrlPattern::Prefix(url.clone())
-    };
+    let url = if regex { UrlPattern::Regex(compile(directive, url)?) } else { UrlPattern::Prefix(url.clone()) };
     Ok(Setting::ScriptAlias(ScriptAlias {
         url,
         target: target.clone(),
@@ -821,11 +793,7 @@ fn wsgi_import_script(args: &[String]) -> Result<Setting, DirectiveError> {
     };
     let application_group = required(options.application_group, "application")?;
     let process_group = required(options.process_group, "process")?;
-    Ok(Setting::ImportScript(ImportScript {
-        path,
-        process_group,
-        application_group,
-    }))
+    Ok(Setting::ImportScript(ImportScript { path, process_group, application_group }))
 }
 
 fn wsgi_handler_script(args: &[String]) -> Result<Setting, DirectiveError> {
@@ -833,18 +801,11 @@ fn wsgi_handler_script(args: &[String]) -> Result<Setting, DirectiveError> {
     let name = match args.first() {
         Some(name) if !name.is_empty() => name.clone(),
         _ => {
-            return Err(DirectiveError::Other {
-                directive: D,
-                message: "name for handler script not supplied".into(),
-            })
+            return Err(DirectiveError::Other { directive: D, message: "name for handler script not supplied".into() })
         }
     };
     let path = script_path(D, "handler script", &args[1..])?;
-    let options = script_options(
-        D,
-        &args[2..],
-        &["process-group", "application-group", "pass-authorization"],
-    )?;
+    let options = script_options(D, &args[2..], &["process-group", "application-group", "pass-authorization"])?;
     Ok(Setting::Dir(DirSetting::HandlerScript(HandlerScript {
         name,
         path,
@@ -949,11 +910,7 @@ fn wsgi_map_head_to_get(args: &[String]) -> Result<Setting, DirectiveError> {
         "on" => MapHeadToGet::On,
         "auto" => MapHeadToGet::Auto,
         _ => {
-            return Err(DirectiveError::NotOneOf {
-                directive: D,
-                choices: "Off | On | Auto",
-                value: value.to_string(),
-            })
+            return Err(DirectiveError::NotOneOf { directive: D, choices: "Off | On | Auto", value: value.to_string() })
         }
     };
     Ok(Setting::Dir(DirSetting::MapHeadToGet(mode)))
@@ -986,15 +943,11 @@ fn wsgi_python_hash_seed(args: &[String]) -> Result<Setting, DirectiveError> {
 }
 
 fn positive_seconds(directive: &'static str, value: &str) -> Result<f64, DirectiveError> {
-    value
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .ok_or_else(|| DirectiveError::InvalidValue {
-            directive,
-            value: value.to_string(),
-            reason: "must be a positive number of seconds".into(),
-        })
+    value.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0).ok_or_else(|| DirectiveError::InvalidValue {
+        directive,
+        value: value.to_string(),
+        reason: "must be a positive number of seconds".into(),
+    })
 }
 
 fn wsgi_switch_interval(args: &[String]) -> Result<Setting, DirectiveError> {
@@ -1026,17 +979,10 @@ fn wsgi_telemetry_service(args: &[String]) -> Result<Setting, DirectiveError> {
     let (target, interval) = match args {
         [target] => (target, None),
         [target, interval] => (target, Some(interval)),
-        _ => {
-            return Err(DirectiveError::ArgCount {
-                directive: D,
-                expected: "1-2 arguments: unix:/path [interval=N]",
-            })
-        }
+        _ => return Err(DirectiveError::ArgCount { directive: D, expected: "1-2 arguments: unix:/path [interval=N]" }),
     };
-    let socket = target
-        .strip_prefix("unix:")
-        .filter(|p| !p.is_empty())
-        .ok_or_else(|| DirectiveError::InvalidValue {
+    let socket =
+        target.strip_prefix("unix:").filter(|p| !p.is_empty()).ok_or_else(|| DirectiveError::InvalidValue {
             directive: D,
             value: target.clone(),
             reason: "target must be 'unix:/path'".into(),
@@ -1072,15 +1018,13 @@ fn wsgi_telemetry_service(args: &[String]) -> Result<Setting, DirectiveError> {
 fn wsgi_slow_requests(args: &[String]) -> Result<Setting, DirectiveError> {
     const D: &str = "WSGISlowRequests";
     let value = exactly_one(D, args)?;
-    let seconds = value
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .ok_or_else(|| DirectiveError::InvalidValue {
+    let seconds = value.parse::<f64>().ok().filter(|s| s.is_finite() && *s >= 0.0).ok_or_else(|| {
+        DirectiveError::InvalidValue {
             directive: D,
             value: value.to_string(),
             reason: "threshold must be a non-negative number of seconds".into(),
-        })?;
+        }
+    })?;
     Ok(Setting::Global(GlobalSetting::SlowRequests(Duration::from_secs_f64(seconds))))
 }
 
@@ -1143,17 +1087,10 @@ fn listen(args: &[String]) -> Result<Setting, DirectiveError> {
         [spec] => (spec, None),
         [spec, protocol] => (spec, Some(protocol.clone())),
         _ => {
-            return Err(DirectiveError::ArgCount {
-                directive: D,
-                expected: "1-2 arguments: [address:]port [protocol]",
-            })
+            return Err(DirectiveError::ArgCount { directive: D, expected: "1-2 arguments: [address:]port [protocol]" })
         }
     };
-    let bad = |reason: &str| DirectiveError::InvalidValue {
-        directive: D,
-        value: spec.clone(),
-        reason: reason.into(),
-    };
+    let bad = |reason: &str| DirectiveError::InvalidValue { directive: D, value: spec.clone(), reason: reason.into() };
     let (address, port) = if let Some(rest) = spec.strip_prefix('[') {
         let (host, port) = rest.split_once("]:").ok_or_else(|| bad("expected [ipv6]:port"))?;
         (Some(host.to_string()), port)
@@ -1165,11 +1102,7 @@ fn listen(args: &[String]) -> Result<Setting, DirectiveError> {
         }
     };
     let port = parse_number(port, 1u16, u16::MAX).map_err(|e| bad(&format!("port: {e}")))?;
-    Ok(Setting::Core(CoreSetting::Listen(Listen {
-        address,
-        port,
-        protocol,
-    })))
+    Ok(Setting::Core(CoreSetting::Listen(Listen { address, port, protocol })))
 }
 
 /// Parses an Apache time value: seconds, or a number with `ms`, `s`, `mi`
@@ -1195,20 +1128,10 @@ fn apache_time(directive: &'static str, value: &str) -> Result<Duration, Directi
 
 fn alias(directive: &'static str, regex: bool, args: &[String]) -> Result<Setting, DirectiveError> {
     let [url, target] = args else {
-        return Err(DirectiveError::ArgCount {
-            directive,
-            expected: "two arguments: a URL and a file-system path",
-        });
+        return Err(DirectiveError::ArgCount { directive, expected: "two arguments: a URL and a file-system path" });
     };
-    let url = if regex {
-        UrlPattern::Regex(compile(directive, url)?)
-    } else {
-        UrlPattern::Prefix(url.clone())
-    };
-    Ok(Setting::Core(CoreSetting::Alias(Alias {
-        url,
-        target: target.clone(),
-    })))
+    let url = if regex { UrlPattern::Regex(compile(directive, url)?) } else { UrlPattern::Prefix(url.clone()) };
+    Ok(Setting::Core(CoreSetting::Alias(Alias { url, target: target.clone() })))
 }
 
 fn custom_log(args: &[String]) -> Result<Setting, DirectiveError> {
@@ -1297,7 +1220,14 @@ macro_rules! global_path {
 /// Every directive this crate knows: mod_wsgi's, then Apache core's.
 pub static DIRECTIVES: &[DirectiveSpec] = &[
     spec!("WSGIScriptAlias", RSRC, false, false, "URL-path file-path|directory-path [options]", wsgi_script_alias),
-    spec!("WSGIScriptAliasMatch", RSRC, false, false, "regex file-path|directory-path [options]", wsgi_script_alias_match),
+    spec!(
+        "WSGIScriptAliasMatch",
+        RSRC,
+        false,
+        false,
+        "regex file-path|directory-path [options]",
+        wsgi_script_alias_match
+    ),
     spec!("WSGIDaemonProcess", RSRC, false, false, "name [options]", wsgi_daemon_process),
     global_path!("WSGISocketPrefix", SocketPrefix),
     global_flag!("WSGISocketRotation", SocketRotation, false),
@@ -1323,7 +1253,14 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     global_flag!("WSGICaseSensitivity", CaseSensitivity, false),
     spec!("WSGIRestrictProcess", ACCESS_RSRC, false, false, "group ...", wsgi_restrict_process),
     spec!("WSGIProcessGroup", ACCESS_RSRC, false, false, "name|%{GLOBAL}|%{ENV:var}", wsgi_process_group),
-    spec!("WSGIApplicationGroup", ACCESS_RSRC, false, false, "name|%{GLOBAL}|%{SERVER}|%{RESOURCE}|%{HOST}|%{ENV:var}", wsgi_application_group),
+    spec!(
+        "WSGIApplicationGroup",
+        ACCESS_RSRC,
+        false,
+        false,
+        "name|%{GLOBAL}|%{SERVER}|%{RESOURCE}|%{HOST}|%{ENV:var}",
+        wsgi_application_group
+    ),
     spec!("WSGICallableObject", ANYWHERE, false, false, "name|%{ENV:var}", wsgi_callable_object),
     spec!("WSGIImportScript", RSRC, false, false, "path process-group=name application-group=name", wsgi_import_script),
     spec!("WSGIDispatchScript", ACCESS_RSRC, false, false, "path [application-group=name]", wsgi_dispatch_script),
@@ -1381,13 +1318,13 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     }),
     spec!("MaxKeepAliveRequests", RSRC, false, false, "number", |args| {
         let value = exactly_one("MaxKeepAliveRequests", args)?;
-        parse_number(value, 0u64, u64::MAX)
-            .map(|n| Setting::Core(CoreSetting::MaxKeepAliveRequests(n)))
-            .map_err(|reason| DirectiveError::InvalidValue {
+        parse_number(value, 0u64, u64::MAX).map(|n| Setting::Core(CoreSetting::MaxKeepAliveRequests(n))).map_err(
+            |reason| DirectiveError::InvalidValue {
                 directive: "MaxKeepAliveRequests",
                 value: value.to_string(),
                 reason,
-            })
+            },
+        )
     }),
     spec!("User", SERVER, true, false, "user", |args| {
         non_empty_arg("User", args).map(|u| Setting::Core(CoreSetting::User(u)))

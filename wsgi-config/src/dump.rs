@@ -88,20 +88,18 @@ impl Dump<'_> {
             ("WSGIPythonHome", or_not_set(path(&g.python_home))),
             (
                 "WSGIPythonPath",
-                or_not_set(g.python_path.as_ref().map(|ps| {
-                    ps.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")
-                })),
+                or_not_set(
+                    g.python_path
+                        .as_ref()
+                        .map(|ps| ps.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":")),
+                ),
             ),
             ("WSGIPythonEggs", or_not_set(path(&g.python_eggs))),
             ("WSGIPythonOptimize", value_or_default(g.python_optimize, "0")),
             ("WSGIPythonHashSeed", or_not_set(g.python_hash_seed)),
             (
                 "WSGIPythonWarnings",
-                if g.python_warnings.is_empty() {
-                    "(not set)".into()
-                } else {
-                    g.python_warnings.join(", ")
-                },
+                if g.python_warnings.is_empty() { "(not set)".into() } else { g.python_warnings.join(", ") },
             ),
             ("WSGIDontWriteBytecode", flag_or_default(g.dont_write_bytecode, false)),
             ("WSGISwitchInterval", or_not_set(g.switch_interval)),
@@ -156,13 +154,7 @@ impl Dump<'_> {
             self.script_alias(f, server, alias)?;
         }
         for section in &server.sections {
-            writeln!(
-                f,
-                "  <{} {}> ({})",
-                section.container_name(),
-                section.pattern_text(),
-                section.location
-            )?;
+            writeln!(f, "  <{} {}> ({})", section.container_name(), section.pattern_text(), section.location)?;
         }
         Ok(())
     }
@@ -174,25 +166,14 @@ impl Dump<'_> {
             UrlPattern::Regex(_) => ("", None),
         };
         let settings = config.settings_for(server, url, file);
-        let process_group = alias
-            .process_group
-            .as_deref()
-            .unwrap_or(settings.effective_process_group());
+        let process_group = alias.process_group.as_deref().unwrap_or(settings.effective_process_group());
         let process_group = match process_group {
             "" | "%{GLOBAL}" => "(embedded)".to_string(),
             name => format!("{name} (daemon)"),
         };
-        let application_group = alias
-            .application_group
-            .as_deref()
-            .unwrap_or(settings.effective_application_group());
-        let callable = alias
-            .callable_object
-            .as_deref()
-            .unwrap_or(settings.effective_callable_object());
-        let pass_auth = alias
-            .pass_authorization
-            .unwrap_or(settings.effective_pass_authorization());
+        let application_group = alias.application_group.as_deref().unwrap_or(settings.effective_application_group());
+        let callable = alias.callable_object.as_deref().unwrap_or(settings.effective_callable_object());
+        let pass_auth = alias.pass_authorization.unwrap_or(settings.effective_pass_authorization());
         let mut line = String::new();
         write!(line, "  {} {} -> {}", alias.directive_name(), alias.url.as_str(), alias.target)?;
         writeln!(f, "{line}")?;
@@ -210,10 +191,7 @@ impl Dump<'_> {
         let scope = match daemon.virtual_host {
             Some(index) => {
                 let vhost = &self.0.virtual_hosts[index];
-                format!(
-                    "virtual host {}",
-                    vhost.server_name.as_deref().unwrap_or(&vhost.addresses.join(" "))
-                )
+                format!("virtual host {}", vhost.server_name.as_deref().unwrap_or(&vhost.addresses.join(" ")))
             }
             None => "server-wide".into(),
         };

@@ -16,10 +16,7 @@ pub struct Location {
 impl Location {
     /// A location in `file` at `line`.
     pub fn new(file: impl Into<PathBuf>, line: usize) -> Self {
-        Location {
-            file: Arc::from(file.into().as_path()),
-            line,
-        }
+        Location { file: Arc::from(file.into().as_path()), line }
     }
 }
 
@@ -44,20 +41,12 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error at a directive's location.
     pub fn at(location: &Location, message: impl Into<String>) -> Self {
-        ConfigError {
-            file: location.file.clone(),
-            line: Some(location.line),
-            message: message.into(),
-        }
+        ConfigError { file: location.file.clone(), line: Some(location.line), message: message.into() }
     }
 
     /// An error about a whole file.
     pub fn in_file(file: &Path, message: impl Into<String>) -> Self {
-        ConfigError {
-            file: Arc::from(file),
-            line: None,
-            message: message.into(),
-        }
+        ConfigError { file: Arc::from(file), line: None, message: message.into() }
     }
 
     fn place(&self) -> String {
@@ -76,11 +65,7 @@ pub struct ConfigErrors(pub Vec<ConfigError>);
 
 impl ConfigErrors {
     fn render(&self) -> String {
-        self.0
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
     }
 }
 

@@ -34,10 +34,7 @@ pub fn logical_lines(text: &str) -> Vec<LogicalLine> {
             Some(body) => (body, true),
             None => (trimmed_end, false),
         };
-        let current = pending.get_or_insert_with(|| LogicalLine {
-            line: index + 1,
-            text: String::new(),
-        });
+        let current = pending.get_or_insert_with(|| LogicalLine { line: index + 1, text: String::new() });
         current.text.push_str(body);
         if !continues {
             if let Some(done) = pending.take() {
@@ -146,10 +143,8 @@ fn next_word(input: &str) -> Result<(String, &str), LexError> {
 /// (the backslash would escape the closing quote); such a word is returned
 /// quoted anyway and will not read back identically.
 pub fn quote_word(word: &str) -> String {
-    let needs_quotes = word.is_empty()
-        || word.chars().any(char::is_whitespace)
-        || word.starts_with('"')
-        || word.starts_with('\'');
+    let needs_quotes =
+        word.is_empty() || word.chars().any(char::is_whitespace) || word.starts_with('"') || word.starts_with('\'');
     if !needs_quotes {
         return word.to_string();
     }
@@ -184,16 +179,7 @@ mod tests {
         let lines = logical_lines(text);
         assert_eq!(
             lines,
-            vec![
-                LogicalLine {
-                    line: 3,
-                    text: "A b   c".into()
-                },
-                LogicalLine {
-                    line: 6,
-                    text: "D".into()
-                },
-            ]
+            vec![LogicalLine { line: 3, text: "A b   c".into() }, LogicalLine { line: 6, text: "D".into() },]
         );
     }
 
@@ -228,12 +214,7 @@ mod tests {
 
     #[test]
     fn unterminated_quote_is_an_error() {
-        assert_eq!(
-            split_args(r#"a "b c"#),
-            Err(LexError::UnterminatedQuote {
-                quote: Quote::Double
-            })
-        );
+        assert_eq!(split_args(r#"a "b c"#), Err(LexError::UnterminatedQuote { quote: Quote::Double }));
     }
 
     #[test]

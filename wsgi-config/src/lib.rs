@@ -27,14 +27,31 @@ use std::path::Path;
 
 /// Reads the configuration file at `path` (following includes) into a model.
 ///
-/// Returns every error found; a configuration with any error yields no model.
+/// Returns every error found, in file and line order; a configuration with
+/// any error yields no model.
 pub fn load_file(path: &Path, options: &tree::ReadOptions) -> Result<Config, ConfigErrors> {
-    let nodes = tree::read_file(path, options).map_err(ConfigErrors)?;
-    Config::from_tree(&nodes, options.server_root.clone()).map_err(ConfigErrors)
+    build(tree::read_file_lenient(path, options), options)
 }
 
 /// Reads configuration text into a model; `name` is used in messages.
 pub fn load_str(text: &str, name: &Path, options: &tree::ReadOptions) -> Result<Config, ConfigErrors> {
-    let nodes = tree::read_str(text, name, options).map_err(ConfigErrors)?;
-    Config::from_tree(&nodes, options.server_root.clone()).map_err(ConfigErrors)
+    build(tree::read_str_lenient(text, name, options), options)
+}
+
+/// Builds the model even from a tree with errors, so that one run reports
+/// the structural errors and the directive errors together.
+fn build(
+    (nodes, mut errors): (Vec<tree::Node>, Vec<ConfigError>),
+    options: &tree::ReadOptions,
+) -> Result<Config, ConfigErrors> {
+    match Config::from_tree(&nodes, options.server_root.clone()) {
+        Ok(config) if errors.is_empty() => Ok(config),
+        Ok(_) => Err(ConfigErrors(errors)),
+        Err(more) => {
+            errors.extend(more);
+            // Stable: errors on one line keep the order they were found in.
+            errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+            Err(ConfigErrors(errors))
+        }
+    }
 }

@@ -165,10 +165,7 @@ impl GlobalSettings {
         put!(case_sensitivity, CaseSensitivity);
         put!(server_metrics, ServerMetrics);
         if let Some((socket, interval)) = &self.telemetry_service {
-            out.push(TelemetryService {
-                socket: socket.clone(),
-                interval: *interval,
-            });
+            out.push(TelemetryService { socket: socket.clone(), interval: *interval });
         }
         put!(slow_requests, SlowRequests);
         if let Some(bits) = self.telemetry_options {
@@ -590,13 +587,7 @@ impl DirSection {
 fn location_matches(pattern: &str, url_path: &str) -> bool {
     if pattern.contains(['*', '?', '[']) {
         return glob::Pattern::new(pattern).is_ok_and(|g| {
-            g.matches_with(
-                url_path,
-                glob::MatchOptions {
-                    require_literal_separator: true,
-                    ..Default::default()
-                },
-            )
+            g.matches_with(url_path, glob::MatchOptions { require_literal_separator: true, ..Default::default() })
         });
     }
     match url_path.strip_prefix(pattern) {
@@ -619,13 +610,7 @@ fn directory_matches(pattern: &str, dir: &Path) -> bool {
     }
     if pattern.contains(['*', '?', '[']) {
         glob::Pattern::new(pattern).is_ok_and(|g| {
-            g.matches_path_with(
-                &prefix,
-                glob::MatchOptions {
-                    require_literal_separator: true,
-                    ..Default::default()
-                },
-            )
+            g.matches_path_with(&prefix, glob::MatchOptions { require_literal_separator: true, ..Default::default() })
         })
     } else {
         prefix == Path::new(pattern)
@@ -678,16 +663,10 @@ impl Config {
     /// matches the host wins, else the first of them; with none, the main
     /// server.
     pub fn select_server(&self, local: SocketAddr, host: Option<&str>) -> &Server {
-        let exact: Vec<&Server> = self
-            .virtual_hosts
-            .iter()
-            .filter(|v| v.addresses.iter().any(|a| address_matches(a, local, true)))
-            .collect();
+        let exact: Vec<&Server> =
+            self.virtual_hosts.iter().filter(|v| v.addresses.iter().any(|a| address_matches(a, local, true))).collect();
         let candidates = if exact.is_empty() {
-            self.virtual_hosts
-                .iter()
-                .filter(|v| v.addresses.iter().any(|a| address_matches(a, local, false)))
-                .collect()
+            self.virtual_hosts.iter().filter(|v| v.addresses.iter().any(|a| address_matches(a, local, false))).collect()
         } else {
             exact
         };
@@ -710,11 +689,8 @@ impl Config {
     /// The script aliases that apply in `server`, in match order: a virtual
     /// host's own first, then the main server's (mod_wsgi's merge order).
     pub fn script_aliases<'a>(&'a self, server: &'a Server) -> impl Iterator<Item = &'a ScriptAlias> + 'a {
-        let inherited: &[ScriptAlias] = if std::ptr::eq(server, &self.main_server) {
-            &[]
-        } else {
-            &self.main_server.script_aliases
-        };
+        let inherited: &[ScriptAlias] =
+            if std::ptr::eq(server, &self.main_server) { &[] } else { &self.main_server.script_aliases };
         server.script_aliases.iter().chain(inherited)
     }
 
@@ -779,10 +755,9 @@ impl Config {
         }
         for block in &self.interpreter_options {
             let mut selectors = String::new();
-            for (key, value) in [
-                ("process-group", &block.process_group),
-                ("application-group", &block.application_group),
-            ] {
+            for (key, value) in
+                [("process-group", &block.process_group), ("application-group", &block.application_group)]
+            {
                 if let Some(v) = value {
                     selectors.push(' ');
                     selectors.push_str(&crate::lexer::quote_word(&format!("{key}={v}")));
@@ -808,12 +783,7 @@ impl Config {
             line(0, Setting::ImportScript(import.clone()).to_line());
         }
         for (index, vhost) in self.virtual_hosts.iter().enumerate() {
-            let addresses = vhost
-                .addresses
-                .iter()
-                .map(|a| crate::lexer::quote_word(a))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let addresses = vhost.addresses.iter().map(|a| crate::lexer::quote_word(a)).collect::<Vec<_>>().join(" ");
             line(0, format!("<VirtualHost {addresses}>"));
             // ServerName first: daemon scoping reads it.
             for text in daemons_in(Some(index)) {
@@ -868,14 +838,7 @@ fn render_server(server: &Server, indent: usize, line: &mut impl FnMut(usize, St
 }
 
 fn render_section(section: &DirSection, indent: usize, line: &mut impl FnMut(usize, String)) {
-    line(
-        indent,
-        format!(
-            "<{} {}>",
-            section.container_name(),
-            crate::lexer::quote_word(section.pattern_text())
-        ),
-    );
+    line(indent, format!("<{} {}>", section.container_name(), crate::lexer::quote_word(section.pattern_text())));
     for setting in section.settings.to_settings() {
         line(indent + 1, Setting::Dir(setting).to_line());
     }
@@ -953,11 +916,7 @@ impl Builder {
     }
 
     fn walk_server_nodes(&mut self, nodes: &[Node], host: Option<usize>) {
-        let context = if host.is_some() {
-            Context::VirtualHost
-        } else {
-            Context::Server
-        };
+        let context = if host.is_some() { Context::VirtualHost } else { Context::Server };
         for node in nodes {
             match node {
                 Node::Directive(d) => {
@@ -994,10 +953,7 @@ impl Builder {
             }
             "wsgiinterpreteroptions" => {
                 if host.is_some() {
-                    self.error(
-                        &section.location,
-                        "<WSGIInterpreterOptions> cannot occur within <VirtualHost> section",
-                    );
+                    self.error(&section.location, "<WSGIInterpreterOptions> cannot occur within <VirtualHost> section");
                     return;
                 }
                 self.interpreter_options(section);
@@ -1070,12 +1026,10 @@ impl Builder {
                         if let Some(nested) = self.dir_section(inner, true) {
                             dir.nested.push(nested);
                         }
-                    } else if self.is_dir_section_name(&inner_name) {
-                        self.error(
-                            &inner.location,
-                            format!("<{}> cannot occur within <{}> section", inner.name, section.name),
-                        );
-                    } else if inner_name == "virtualhost" || inner_name == "wsgiinterpreteroptions" {
+                    } else if self.is_dir_section_name(&inner_name)
+                        || inner_name == "virtualhost"
+                        || inner_name == "wsgiinterpreteroptions"
+                    {
                         self.error(
                             &inner.location,
                             format!("<{}> cannot occur within <{}> section", inner.name, section.name),
@@ -1090,10 +1044,7 @@ impl Builder {
     }
 
     fn is_dir_section_name(&self, lower: &str) -> bool {
-        matches!(
-            lower,
-            "directory" | "directorymatch" | "location" | "locationmatch" | "files" | "filesmatch"
-        )
+        matches!(lower, "directory" | "directorymatch" | "location" | "locationmatch" | "files" | "filesmatch")
     }
 
     /// A container of another module (`<Proxy>`, `<If>`, `<Limit>`, ...):
@@ -1196,10 +1147,7 @@ impl Builder {
             return None;
         };
         if spec.global_only && context == Context::VirtualHost {
-            self.error(
-                &directive.location,
-                format!("{} cannot occur within <VirtualHost> section", spec.name),
-            );
+            self.error(&directive.location, format!("{} cannot occur within <VirtualHost> section", spec.name));
             return None;
         }
         if !spec.contexts.allows(context) {
@@ -1296,10 +1244,9 @@ impl Builder {
     fn refer_in_dir_setting(&mut self, dir: &DirSetting, directive: &Directive) {
         match dir {
             DirSetting::ProcessGroup(group) => self.refer_to_group(directive, "WSGIProcessGroup", group, false),
-            DirSetting::HandlerScript(HandlerScript {
-                process_group: Some(group),
-                ..
-            }) => self.refer_to_group(directive, "WSGIHandlerScript", group, false),
+            DirSetting::HandlerScript(HandlerScript { process_group: Some(group), .. }) => {
+                self.refer_to_group(directive, "WSGIHandlerScript", group, false)
+            }
             _ => {}
         }
     }
@@ -1308,11 +1255,7 @@ impl Builder {
     fn check_group_refs(&mut self) {
         let refs = std::mem::take(&mut self.group_refs);
         for r in refs {
-            let position = self
-                .config
-                .daemon_processes
-                .iter()
-                .position(|d| d.process.name == r.group);
+            let position = self.config.daemon_processes.iter().position(|d| d.process.name == r.group);
             let Some(position) = position else {
                 self.error(
                     &r.location,

@@ -82,11 +82,7 @@ impl ReadOptions {
         .into_iter()
         .map(String::from)
         .collect();
-        ReadOptions {
-            server_root: server_root.into(),
-            defines: BTreeSet::new(),
-            modules,
-        }
+        ReadOptions { server_root: server_root.into(), defines: BTreeSet::new(), modules }
     }
 }
 
@@ -98,18 +94,37 @@ const MAX_INCLUDE_DEPTH: usize = 32;
 /// Every problem found is returned; the tree is only returned when there is
 /// none.
 pub fn read_file(path: &Path, options: &ReadOptions) -> Result<Vec<Node>, Vec<ConfigError>> {
+    into_result(read_file_lenient(path, options))
+}
+
+/// Like [`read_file`], but returns what could be read along with every
+/// error, so that a caller can go on to find later errors too.
+pub fn read_file_lenient(path: &Path, options: &ReadOptions) -> (Vec<Node>, Vec<ConfigError>) {
     let mut reader = Reader::new(options);
     let nodes = reader.read_path(path, 0);
-    reader.finish(nodes)
+    (nodes, reader.errors)
 }
 
 /// Reads configuration text that came from `name` (a file name used in
 /// messages and as the base for nothing: relative includes use the server
 /// root).
 pub fn read_str(text: &str, name: &Path, options: &ReadOptions) -> Result<Vec<Node>, Vec<ConfigError>> {
+    into_result(read_str_lenient(text, name, options))
+}
+
+/// Like [`read_str`], but returns what could be read along with every error.
+pub fn read_str_lenient(text: &str, name: &Path, options: &ReadOptions) -> (Vec<Node>, Vec<ConfigError>) {
     let mut reader = Reader::new(options);
     let nodes = reader.read_text(text, name, 0);
-    reader.finish(nodes)
+    (nodes, reader.errors)
+}
+
+fn into_result((nodes, errors): (Vec<Node>, Vec<ConfigError>)) -> Result<Vec<Node>, Vec<ConfigError>> {
+    if errors.is_empty() {
+        Ok(nodes)
+    } else {
+        Err(errors)
+    }
 }
 
 struct Reader {
@@ -138,29 +153,17 @@ impl Reader {
         }
     }
 
-    fn finish(self, nodes: Vec<Node>) -> Result<Vec<Node>, Vec<ConfigError>> {
-        if self.errors.is_empty() {
-            Ok(nodes)
-        } else {
-            Err(self.errors)
-        }
-    }
-
     fn read_path(&mut self, path: &Path, depth: usize) -> Vec<Node> {
         match std::fs::read(path) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => self.read_text(&text, path, depth),
                 Err(_) => {
-                    self.errors
-                        .push(ConfigError::in_file(path, "file is not valid UTF-8"));
+                    self.errors.push(ConfigError::in_file(path, "file is not valid UTF-8"));
                     Vec::new()
                 }
             },
             Err(e) => {
-                self.errors.push(ConfigError::in_file(
-                    path,
-                    format!("could not open configuration file: {e}"),
-                ));
+                self.errors.push(ConfigError::in_file(path, format!("could not open configuration file: {e}")));
                 Vec::new()
             }
         }
@@ -172,11 +175,7 @@ impl Reader {
         for LogicalLine { line, text } in logical_lines(text) {
             let location = Location::new(file, line);
             let active = stack.last().is_none_or(|open| open.active);
-            let text = if active {
-                self.substitute(&text)
-            } else {
-                text
-            };
+            let text = if active { self.substitute(&text) } else { text };
             if let Some(rest) = text.strip_prefix("</") {
                 self.close_section(rest, &location, &mut stack, &mut top);
             } else if let Some(rest) = text.strip_prefix('<') {
@@ -191,26 +190,17 @@ impl Reader {
             }
         }
         for open in stack.into_iter().rev() {
-            self.errors.push(ConfigError::at(
-                &open.section.location,
-                format!("<{}> was not closed", open.section.name),
-            ));
+            self.errors
+                .push(ConfigError::at(&open.section.location, format!("<{}> was not closed", open.section.name)));
         }
         top
     }
 
     fn open_section(&mut self, rest: &str, location: Location, active: bool, stack: &mut Vec<Open>) {
-        let name_end = rest
-            .find(|c: char| c.is_whitespace() || c == '>')
-            .unwrap_or(rest.len());
+        let name_end = rest.find(|c: char| c.is_whitespace() || c == '>').unwrap_or(rest.len());
         let name = rest[..name_end].to_string();
         let after_name = &rest[name_end..];
-        let mut section = Section {
-            name,
-            args: Vec::new(),
-            children: Vec::new(),
-            location,
-        };
+        let mut section = Section { name, args: Vec::new(), children: Vec::new(), location };
         let parent_active = active;
         let inner = match after_name.trim_end().strip_suffix('>') {
             Some(inner) => inner,
@@ -226,38 +216,24 @@ impl Reader {
         };
         match split_args(inner) {
             Ok(args) => section.args = args,
-            Err(e) if parent_active => self
-                .errors
-                .push(ConfigError::at(&section.location, format!("<{}: {e}", section.name))),
+            Err(e) if parent_active => {
+                self.errors.push(ConfigError::at(&section.location, format!("<{}: {e}", section.name)))
+            }
             Err(_) => {}
         }
-        let conditional = if parent_active {
-            self.condition(&section)
-        } else {
-            None
-        };
+        let conditional = if parent_active { self.condition(&section) } else { None };
         let active = parent_active && conditional.unwrap_or(true);
-        stack.push(Open {
-            section,
-            conditional,
-            active,
-        });
+        stack.push(Open { section, conditional, active });
     }
 
     fn close_section(&mut self, rest: &str, location: &Location, stack: &mut Vec<Open>, top: &mut Vec<Node>) {
         let name = rest.trim().trim_end_matches('>').trim();
         let Some(open) = stack.pop() else {
-            self.errors.push(ConfigError::at(
-                location,
-                format!("</{name}> without matching <{name}> section"),
-            ));
+            self.errors.push(ConfigError::at(location, format!("</{name}> without matching <{name}> section")));
             return;
         };
         if !open.section.name.eq_ignore_ascii_case(name) {
-            self.errors.push(ConfigError::at(
-                location,
-                format!("expected </{}> but saw </{name}>", open.section.name),
-            ));
+            self.errors.push(ConfigError::at(location, format!("expected </{}> but saw </{name}>", open.section.name)));
         }
         let parent_active = stack.last().is_none_or(|o| o.active);
         if !parent_active {
@@ -285,10 +261,8 @@ impl Reader {
             _ => return None,
         };
         let [arg] = section.args.as_slice() else {
-            self.errors.push(ConfigError::at(
-                &section.location,
-                format!("<{}> takes exactly one argument", section.name),
-            ));
+            self.errors
+                .push(ConfigError::at(&section.location, format!("<{}> takes exactly one argument", section.name)));
             return Some(false);
         };
         Some(match arg.strip_prefix('!') {
@@ -351,8 +325,7 @@ impl Reader {
         let args = match split_args(&raw_args) {
             Ok(args) => args,
             Err(e) => {
-                self.errors
-                    .push(ConfigError::at(&location, format!("{name}: {e}")));
+                self.errors.push(ConfigError::at(&location, format!("{name}: {e}")));
                 return Vec::new();
             }
         };
@@ -368,10 +341,7 @@ impl Reader {
                 [key, value] => {
                     self.defines.insert(key.clone(), Some(value.clone()));
                 }
-                _ => self.errors.push(ConfigError::at(
-                    &location,
-                    "Define takes one or two arguments",
-                )),
+                _ => self.errors.push(ConfigError::at(&location, "Define takes one or two arguments")),
             },
             "undefine" => {
                 for key in &args {
@@ -393,28 +363,18 @@ impl Reader {
             }
             _ => {}
         }
-        vec![Node::Directive(Directive {
-            name,
-            args,
-            raw_args,
-            location,
-        })]
+        vec![Node::Directive(Directive { name, args, raw_args, location })]
     }
 
     fn include(&mut self, name: &str, args: &[String], location: &Location, depth: usize, optional: bool) -> Vec<Node> {
         let [pattern] = args else {
-            self.errors.push(ConfigError::at(
-                location,
-                format!("{name} takes one argument"),
-            ));
+            self.errors.push(ConfigError::at(location, format!("{name} takes one argument")));
             return Vec::new();
         };
         if depth >= MAX_INCLUDE_DEPTH {
             self.errors.push(ConfigError::at(
                 location,
-                format!(
-                    "{name}: includes nested more than {MAX_INCLUDE_DEPTH} deep; does a file include itself?"
-                ),
+                format!("{name}: includes nested more than {MAX_INCLUDE_DEPTH} deep; does a file include itself?"),
             ));
             return Vec::new();
         }
@@ -422,16 +382,12 @@ impl Reader {
         let files = match self.include_targets(&full) {
             Ok(files) => files,
             Err(message) => {
-                self.errors
-                    .push(ConfigError::at(location, format!("{name}: {message}")));
+                self.errors.push(ConfigError::at(location, format!("{name}: {message}")));
                 return Vec::new();
             }
         };
         if files.is_empty() && !optional {
-            self.errors.push(ConfigError::at(
-                location,
-                format!("{name}: no file matches '{}'", full.display()),
-            ));
+            self.errors.push(ConfigError::at(location, format!("{name}: no file matches '{}'", full.display())));
         }
         let mut nodes = Vec::new();
         for file in files {
@@ -498,13 +454,8 @@ mod tests {
             "Listen 80\n<VirtualHost *:80>\n  ServerName a\n  <Directory /x>\n    Require all granted\n  </Directory>\n</VirtualHost>\n",
         )
         .unwrap();
-        assert_eq!(
-            names(&nodes),
-            ["Listen", "<VirtualHost>[ServerName,<Directory>[Require]]"]
-        );
-        let Node::Section(vhost) = &nodes[1] else {
-            panic!()
-        };
+        assert_eq!(names(&nodes), ["Listen", "<VirtualHost>[ServerName,<Directory>[Require]]"]);
+        let Node::Section(vhost) = &nodes[1] else { panic!() };
         assert_eq!(vhost.args, ["*:80"]);
         assert_eq!(vhost.location.line, 2);
     }
@@ -520,14 +471,8 @@ mod tests {
             messages(read("<Directory /x>\n</Location>\n")),
             ["test.conf:2: expected </Directory> but saw </Location>"]
         );
-        assert_eq!(
-            messages(read("<VirtualHost *>\nServerName x\n")),
-            ["test.conf:1: <VirtualHost> was not closed"]
-        );
-        assert_eq!(
-            messages(read("</Files>\n")),
-            ["test.conf:1: </Files> without matching <Files> section"]
-        );
+        assert_eq!(messages(read("<VirtualHost *>\nServerName x\n")), ["test.conf:1: <VirtualHost> was not closed"]);
+        assert_eq!(messages(read("</Files>\n")), ["test.conf:1: </Files> without matching <Files> section"]);
         assert_eq!(
             messages(read("<Directory /x\n</Directory>\n")),
             ["test.conf:1: <Directory directive missing closing '>'"]
@@ -548,9 +493,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(names(&nodes), ["A", "LoadModule", "C", "Define", "D", "F"]);
-        let Node::Directive(d) = &nodes[4] else {
-            panic!()
-        };
+        let Node::Directive(d) = &nodes[4] else { panic!() };
         assert_eq!(d.args, ["bar"]);
     }
 
@@ -558,19 +501,14 @@ mod tests {
     fn inactive_branches_still_need_balanced_tags() {
         assert_eq!(
             messages(read("<IfModule nothing.c>\n<Directory /x>\n</IfModule>\n")),
-            [
-                "test.conf:3: expected </Directory> but saw </IfModule>",
-                "test.conf:1: <IfModule> was not closed"
-            ]
+            ["test.conf:3: expected </Directory> but saw </IfModule>", "test.conf:1: <IfModule> was not closed"]
         );
     }
 
     #[test]
     fn unknown_variables_are_left_alone() {
         let nodes = read("X ${WSGI_CONFIG_SURELY_UNSET_VAR} ${").unwrap();
-        let Node::Directive(d) = &nodes[0] else {
-            panic!()
-        };
+        let Node::Directive(d) = &nodes[0] else { panic!() };
         assert_eq!(d.args, ["${WSGI_CONFIG_SURELY_UNSET_VAR}", "${"]);
     }
 
@@ -586,13 +524,11 @@ mod tests {
         let text = "Include one.conf\nInclude conf.d/*.conf\nIncludeOptional nothing/*.conf\nInclude conf.d\n";
         let nodes = read_str(text, Path::new("main.conf"), &options).unwrap();
         assert_eq!(names(&nodes), ["One", "A", "<Location>[L]", "B", "A", "<Location>[L]", "B"]);
-        let Node::Directive(a) = &nodes[1] else {
-            panic!()
-        };
+        let Node::Directive(a) = &nodes[1] else { panic!() };
         assert_eq!(a.location, Location::new(dir.join("conf.d/a.conf"), 1));
 
-        let errors = read_str("Include missing/*.conf\nInclude none.conf\n", Path::new("main.conf"), &options)
-            .unwrap_err();
+        let errors =
+            read_str("Include missing/*.conf\nInclude none.conf\n", Path::new("main.conf"), &options).unwrap_err();
         assert_eq!(errors.len(), 2);
         assert!(errors[0].to_string().starts_with("main.conf:1: Include: no file matches"));
 

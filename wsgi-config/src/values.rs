@@ -82,11 +82,7 @@ pub fn parse_flag(directive: &'static str, value: &str) -> Result<bool, Directiv
     } else if value.eq_ignore_ascii_case("off") {
         Ok(false)
     } else {
-        Err(DirectiveError::NotOneOf {
-            directive,
-            choices: "Off | On",
-            value: value.to_string(),
-        })
+        Err(DirectiveError::NotOneOf { directive, choices: "Off | On", value: value.to_string() })
     }
 }
 
@@ -188,20 +184,13 @@ impl AcceptMutex {
 
     /// Parses a mechanism name (case-insensitive).
     pub fn parse(value: &str) -> Option<AcceptMutex> {
-        Self::ALL
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(value))
-            .map(|(_, m)| *m)
+        Self::ALL.iter().find(|(name, _)| name.eq_ignore_ascii_case(value)).map(|(_, m)| *m)
     }
 }
 
 impl fmt::Display for AcceptMutex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = Self::ALL
-            .iter()
-            .find(|(_, m)| m == self)
-            .map(|(name, _)| *name)
-            .unwrap_or("default");
+        let name = Self::ALL.iter().find(|(_, m)| m == self).map(|(name, _)| *name).unwrap_or("default");
         f.write_str(name)
     }
 }
@@ -224,9 +213,7 @@ impl IpSubnet {
             None => (word, None),
         };
         let (address, implied) = if address.contains(':') {
-            let ip: std::net::Ipv6Addr = address
-                .parse()
-                .map_err(|_| "not an IP address or subnet".to_string())?;
+            let ip: std::net::Ipv6Addr = address.parse().map_err(|_| "not an IP address or subnet".to_string())?;
             (IpAddr::V6(ip), 128)
         } else {
             parse_partial_ipv4(address)?
@@ -318,10 +305,7 @@ mod tests {
         assert_eq!(parse_number("15", 0u32, 100), Ok(15));
         assert!(parse_number("3abc", 0u32, 100).is_err());
         assert!(parse_number("", 0u32, 100).is_err());
-        assert_eq!(
-            parse_number("101", 0u32, 100).unwrap_err(),
-            "expected a whole number from 0 to 100"
-        );
+        assert_eq!(parse_number("101", 0u32, 100).unwrap_err(), "expected a whole number from 0 to 100");
         assert!(parse_number("-1", 0u32, 100).is_err());
     }
 

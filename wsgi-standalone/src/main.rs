@@ -41,21 +41,13 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::CheckConfig {
-            dump,
-            server_root,
-            define,
-            file,
-        } => check_config(&file, server_root, define, dump),
+        Command::CheckConfig { dump, server_root, define, file } => check_config(&file, server_root, define, dump),
     }
 }
 
 fn check_config(file: &std::path::Path, server_root: Option<PathBuf>, define: Vec<String>, dump: bool) -> ExitCode {
     let server_root = server_root.unwrap_or_else(|| {
-        file.parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("."))
+        file.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
     });
     let mut options = ReadOptions::standalone(server_root);
     options.defines = define.into_iter().collect::<BTreeSet<_>>();

@@ -54,16 +54,8 @@ fn test(args: &[String]) -> Result<(), String> {
     }
     let root = workspace_root();
     cargo(&root, &["fmt", "--all", "--check"], &[])?;
-    cargo(
-        &root,
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
-        &[],
-    )?;
-    cargo(
-        &root,
-        &["doc", "--workspace", "--no-deps"],
-        &[("RUSTDOCFLAGS", "-D warnings")],
-    )?;
+    cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
+    cargo(&root, &["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
     cargo(&root, &["test", "--workspace"], &[])
 }
 
@@ -86,9 +78,7 @@ fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(), String>
 }
 
 fn run(command: &mut Command) -> Result<(), String> {
-    let status = command
-        .status()
-        .map_err(|e| format!("could not run {command:?}: {e}"))?;
+    let status = command.status().map_err(|e| format!("could not run {command:?}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
@@ -100,19 +90,12 @@ fn run(command: &mut Command) -> Result<(), String> {
 /// without apt) it only reports what is missing: the tests that need a
 /// package will then say so themselves.
 fn install_system_packages(packages: &[&str]) -> Result<(), String> {
-    let missing: Vec<&str> = packages
-        .iter()
-        .copied()
-        .filter(|p| !dpkg_installed(p))
-        .collect();
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !dpkg_installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }
     if !is_root() || which("apt-get").is_none() {
-        eprintln!(
-            "xtask: missing system packages (install them as root): {}",
-            missing.join(" ")
-        );
+        eprintln!("xtask: missing system packages (install them as root): {}", missing.join(" "));
         return Ok(());
     }
     eprintln!("xtask: installing {}", missing.join(" "));
@@ -132,17 +115,11 @@ fn dpkg_installed(package: &str) -> bool {
 }
 
 fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-        .unwrap_or(false)
+    Command::new("id").arg("-u").output().map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0").unwrap_or(false)
 }
 
 fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|candidate| candidate.is_file())
+        std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|candidate| candidate.is_file())
     })
 }
