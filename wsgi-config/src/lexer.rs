@@ -105,15 +105,42 @@ pub fn split_args(raw: &str) -> Result<Vec<String>, LexError> {
 }
 
 fn next_word(input: &str) -> Result<(String, &str), LexError> {
-    let quote = match input.as_bytes()[0] {
-        b'"' => Quote::Double,
-        b'\'' => Quote::Single,
-        _ => {
-            let end = input.find(char::is_whitespace).unwrap_or(input.len());
-            return Ok((input[..end].to_string(), &input[end..]));
+    if let Some(quote) = Quote::opening(input) {
+        return quoted(input, quote);
+    }
+    let end = input.find(char::is_whitespace).unwrap_or(input.len());
+    // mod_wsgi reads the value of a `name=value` option as a word of its
+    // own, so `display-name='my site'` is one option with a quoted value.
+    if let Some(eq) = input[..end].find('=') {
+        let after = &input[eq + 1..];
+        if let Some(quote) = Quote::opening(after) {
+            let (value, rest) = quoted(after, quote)?;
+            return Ok((format!("{}{value}", &input[..=eq]), rest));
         }
-    };
-    let quote_char = if quote == Quote::Double { '"' } else { '\'' };
+    }
+    Ok((input[..end].to_string(), &input[end..]))
+}
+
+impl Quote {
+    fn opening(input: &str) -> Option<Quote> {
+        match input.as_bytes().first() {
+            Some(b'"') => Some(Quote::Double),
+            Some(b'\'') => Some(Quote::Single),
+            _ => None,
+        }
+    }
+
+    fn char(self) -> char {
+        match self {
+            Quote::Double => '"',
+            Quote::Single => '\'',
+        }
+    }
+}
+
+/// Reads a quoted word at the start of `input`; returns it and the rest.
+fn quoted(input: &str, quote: Quote) -> Result<(String, &str), LexError> {
+    let quote_char = quote.char();
     let body = &input[1..];
     let mut word = String::new();
     let mut chars = body.char_indices().peekable();
@@ -143,14 +170,23 @@ fn next_word(input: &str) -> Result<(String, &str), LexError> {
 /// (the backslash would escape the closing quote); such a word is returned
 /// quoted anyway and will not read back identically.
 pub fn quote_word(word: &str) -> String {
-    let needs_quotes =
-        word.is_empty() || word.chars().any(char::is_whitespace) || word.starts_with('"') || word.starts_with('\'');
+    let needs_quotes = word.is_empty()
+        || word.chars().any(char::is_whitespace)
+        || Quote::opening(word).is_some()
+        || word.split_once('=').is_some_and(|(_, value)| Quote::opening(value).is_some());
     if !needs_quotes {
         return word.to_string();
     }
+    // An option keeps its name bare and quotes its value, as mod_wsgi's
+    // documentation writes them: display-name="my site".
+    let (prefix, value) = match word.split_once('=') {
+        Some((name, value)) if is_option_name(name) => (&word[..=name.len()], value),
+        _ => ("", word),
+    };
     let mut out = String::with_capacity(word.len() + 2);
+    out.push_str(prefix);
     out.push('"');
-    for c in word.chars() {
+    for c in value.chars() {
         if c == '"' {
             out.push('\\');
         }
@@ -160,9 +196,14 @@ pub fn quote_word(word: &str) -> String {
     out
 }
 
+fn is_option_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
 /// Whether [`quote_word`] can render `word` so that it reads back unchanged.
 pub fn is_representable(word: &str) -> bool {
-    !(word.ends_with('\\') && quote_word(word).starts_with('"'))
+    !(word.ends_with('\\') && quote_word(word).ends_with('"'))
 }
 
 #[cfg(test)]
@@ -213,13 +254,37 @@ mod tests {
     }
 
     #[test]
+    fn option_values_may_be_quoted_as_mod_wsgi_reads_them() {
+        assert_eq!(
+            words("g display-name='my site' lang=\"en_US.UTF-8\" x=y"),
+            ["g", "display-name=my site", "lang=en_US.UTF-8", "x=y"]
+        );
+        assert_eq!(words("a='%{GROUP}'"), ["a=%{GROUP}"]);
+        assert_eq!(words("a=b'c"), ["a=b'c"], "a quote inside a value is literal");
+        assert!(split_args("a='open").is_err());
+    }
+
+    #[test]
     fn unterminated_quote_is_an_error() {
         assert_eq!(split_args(r#"a "b c"#), Err(LexError::UnterminatedQuote { quote: Quote::Double }));
     }
 
     #[test]
     fn quote_word_round_trips() {
-        for w in ["plain", "", "a b", "\"x", "'y", "ends\\", "q\"uote", "a\\\"b c"] {
+        for w in [
+            "plain",
+            "",
+            "a b",
+            "\"x",
+            "'y",
+            "ends\\",
+            "q\"uote",
+            "a\\\"b c",
+            "display-name=my site",
+            "a=\"b",
+            "x y=z",
+            "=a b",
+        ] {
             assert_eq!(words(&quote_word(w)), [w], "word {w:?}");
         }
     }
