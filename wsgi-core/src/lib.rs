@@ -1,7 +1,32 @@
-//! The WSGI protocol core of mod_wsgi-rs: environ building, `start_response`
-//! rules, request-body policy, routing of script aliases, application and
-//! process group naming, and the traits where front ends and interpreters
-//! meet.
+//! The WSGI protocol core of mod_wsgi-rs, written once for every front end
+//! (the Apache module, the standalone server, daemon processes and test
+//! harnesses) and every interpreter.
 //!
-//! Pure Rust: this crate never links Python. Its contents arrive with the
-//! protocol-core work item; nothing here is a placeholder for behaviour.
+//! - [`request`]: what a front end supplies about a request ([`RequestHead`]);
+//!   the body is any [`std::io::Read`].
+//! - [`response`]: the [`ResponseSink`] a front end implements, and the
+//!   [`ResponseWriter`] that enforces PEP 3333's and mod_wsgi's response
+//!   rules on top of it.
+//! - [`app`]: what an interpreter supplies ([`WsgiRunner`]) and what it is
+//!   given ([`AppTarget`], [`ErrorLog`]).
+//! - [`environ`]: the environ as a Rust structure, built as mod_wsgi builds it.
+//! - [`route`]: `WSGIScriptAlias`/`WSGIScriptAliasMatch` resolution.
+//! - [`group`]: application and process group naming (`%{GLOBAL}`, ...).
+//! - [`body`]: the request-body policy (413, 411, 501, 400).
+//!
+//! Pure Rust: this crate never links Python.
+
+pub mod app;
+pub mod body;
+pub mod environ;
+pub mod environ_build;
+pub mod group;
+pub mod request;
+pub mod response;
+pub mod route;
+
+pub use app::{AppTarget, ErrorLog, LogLevel, RunOutcome, WsgiRunner};
+pub use environ::{EnvValue, Environ};
+pub use environ_build::{build_environ, EnvironInputs, WsgiFlags};
+pub use request::{RequestHead, Scheme};
+pub use response::{ResponseSink, ResponseWriter, StartResponseError};

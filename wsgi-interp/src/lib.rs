@@ -1,5 +1,42 @@
-//! The only crate of mod_wsgi-rs that touches the Python C API: interpreter
-//! initialisation, one sub-interpreter per application group, script loading
-//! and the WSGI call itself.
+//! The only crate of mod_wsgi-rs that touches the Python C API.
 //!
-//! Its contents arrive with the interpreter work item.
+//! - [`PythonRuntime`]: initialises the embedded Python once per process
+//!   from the mod_wsgi settings ([`PythonConfig`]), and keeps one
+//!   sub-interpreter per application group (`""`, i.e. `%{GLOBAL}`, is the
+//!   main interpreter), each created on first use.
+//! - [`EmbeddedRunner`]: wsgi-core's [`wsgi_core::WsgiRunner`]: loads the
+//!   script (as module `_mod_wsgi_<md5 of path>`, reloaded when its mtime
+//!   changes), builds the environ dict, calls the application, streams
+//!   `wsgi.input`, sends the iterable (a `wsgi.file_wrapper` around a real
+//!   file takes the zero-copy path), and always calls `close()`.
+//!
+//! Thread states are kept per (thread, interpreter) and entered with
+//! `PyEval_RestoreThread`, never through the `PyGILState` API, which does not
+//! support sub-interpreters; the GIL is released while waiting for request
+//! body input and while writing output. The request objects
+//! (`start_response`, `wsgi.input`, `wsgi.errors`, `wsgi.file_wrapper`) are
+//! heap types created in each interpreter.
+
+mod call;
+mod ffi;
+mod objects;
+mod runtime;
+mod script;
+
+pub use call::EmbeddedRunner;
+pub use runtime::{PythonConfig, PythonRuntime};
+pub use script::module_name;
+
+/// Why the embedded Python could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InterpError {
+    /// Python failed to initialise.
+    #[error("Python initialisation failed: {0}")]
+    Init(String),
+    /// Python was already initialised in this process with other settings.
+    #[error("Python is already initialised in this process with different settings")]
+    AlreadyInitialized,
+    /// Python code raised (the formatted traceback).
+    #[error("{0}")]
+    Python(String),
+}

@@ -1,0 +1,73 @@
+//! The seam between front ends and interpreters: what an interpreter is
+//! asked to run, and with what.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use crate::environ::Environ;
+use crate::response::ResponseWriter;
+
+/// The application a request resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AppTarget {
+    /// Absolute path of the WSGI script file.
+    pub script: PathBuf,
+    /// The name of the callable in the script (`WSGICallableObject`).
+    pub callable: String,
+    /// The expanded application group; `""` is the main interpreter.
+    pub application_group: String,
+    /// Reload the script when its modification time changes
+    /// (`WSGIScriptReloading`).
+    pub reload_on_change: bool,
+}
+
+/// Severity of a log line, as Apache's `LogLevel` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// An error (tracebacks, failed requests).
+    Error,
+    /// Something wrong that did not fail the request.
+    Warn,
+    /// Normal but noteworthy.
+    Info,
+    /// Detail for debugging.
+    Debug,
+}
+
+/// Where `wsgi.errors`, tracebacks and request-level problems go: the host's
+/// error log, with the request's context added by the implementation.
+pub trait ErrorLog: Sync {
+    /// Writes one message (which may span lines).
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+/// How a request ended, for the front end's logs and connection handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// The response was produced in full.
+    Completed,
+    /// The client went away while the response was being written.
+    ClientGone,
+    /// The application failed; a 500 was sent if the head had not been,
+    /// otherwise the response was cut short and the connection must close.
+    Failed,
+}
+
+/// What an interpreter supplies: run the application of a resolved route.
+///
+/// The runner calls the application with `environ` (adding the
+/// `wsgi.input`, `wsgi.errors` and `wsgi.file_wrapper` objects), streams
+/// `body` to it as `wsgi.input`, and produces the response through
+/// `response`, which enforces the response rules. It must call the
+/// iterable's `close()` whatever happens.
+pub trait WsgiRunner: Send + Sync {
+    /// Runs one request to completion.
+    fn run(
+        &self,
+        target: &AppTarget,
+        environ: Environ,
+        body: &mut dyn Read,
+        response: &mut ResponseWriter<'_>,
+        log: &dyn ErrorLog,
+    ) -> RunOutcome;
+}

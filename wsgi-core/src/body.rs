@@ -1,0 +1,255 @@
+//! The request-body policy, checked before the application runs:
+//!
+//! - a `Transfer-Encoding` other than `chunked` is a 501;
+//! - `chunked` without `WSGIChunkedRequest On` is a 411;
+//! - `chunked` together with `Content-Length` is a 400 (a smuggling risk);
+//! - a malformed `Content-Length` (not digits, or differing values) is a 400;
+//! - a `Content-Length` above `LimitRequestBody` is a 413.
+//!
+//! A chunked body's size is unknown up front, so [`LimitedReader`] enforces
+//! the limit while the application reads, failing with an error that
+//! [`body_error_status`] recognises as a 413.
+
+use std::io::{self, Read};
+
+use crate::request::RequestHead;
+
+/// How the request body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body: neither `Content-Length` nor `Transfer-Encoding`.
+    Empty,
+    /// Exactly this many bytes (`Content-Length`).
+    Length(u64),
+    /// Chunked transfer coding: length unknown until the end.
+    Chunked,
+}
+
+/// A request refused because of its body, with the status to answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {message}")]
+pub struct BodyError {
+    /// The HTTP status: 400, 411, 413 or 501.
+    pub status: u16,
+    /// What is wrong, for the error log.
+    pub message: String,
+}
+
+impl BodyError {
+    fn new(status: u16, message: impl Into<String>) -> BodyError {
+        BodyError { status, message: message.into() }
+    }
+
+    /// The error for a body larger than `limit` bytes (413).
+    pub fn too_large(limit: u64) -> BodyError {
+        BodyError::new(413, format!("request body exceeds the limit of {limit} bytes (LimitRequestBody)"))
+    }
+}
+
+/// Checks the body headers of `head` against the policy. `limit` is
+/// `LimitRequestBody` (0: unlimited); `chunked_allowed` is
+/// `WSGIChunkedRequest`.
+pub fn check_body(head: &RequestHead, limit: u64, chunked_allowed: bool) -> Result<BodyKind, BodyError> {
+    let encodings: Vec<&str> = head.header_values("transfer-encoding").collect();
+    if !encodings.is_empty() {
+        let encoding = encodings.join(", ");
+        if !encoding.trim_matches(is_ows).eq_ignore_ascii_case("chunked") {
+            return Err(BodyError::new(
+                501,
+                format!("unexpected Transfer-Encoding '{encoding}': only 'chunked' is supported"),
+            ));
+        }
+        if !chunked_allowed {
+            return Err(BodyError::new(411, "chunked request body received, but WSGIChunkedRequest is not enabled"));
+        }
+        if head.header("content-length").is_some() {
+            return Err(BodyError::new(400, "Content-Length given together with Transfer-Encoding: chunked"));
+        }
+        return Ok(BodyKind::Chunked);
+    }
+    match content_length(head)? {
+        None => Ok(BodyKind::Empty),
+        Some(length) if limit != 0 && length > limit => Err(BodyError::too_large(limit)),
+        Some(length) => Ok(BodyKind::Length(length)),
+    }
+}
+
+fn is_ows(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+/// The `Content-Length`, if given: every value (repeated headers, or a
+/// comma-separated list) must be digits and all must agree.
+fn content_length(head: &RequestHead) -> Result<Option<u64>, BodyError> {
+    let mut length: Option<u64> = None;
+    for value in head.header_values("content-length") {
+        for item in value.split(',') {
+            let item = item.trim_matches(is_ows);
+            let parsed = (!item.is_empty() && item.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| item.parse::<u64>().ok())
+                .flatten()
+                .ok_or_else(|| BodyError::new(400, format!("invalid Content-Length header value '{value}'")))?;
+            if length.is_some_and(|earlier| earlier != parsed) {
+                return Err(BodyError::new(400, "several differing Content-Length values"));
+            }
+            length = Some(parsed);
+        }
+    }
+    Ok(length)
+}
+
+/// A reader that fails once more than `limit` bytes come from `inner` (0:
+/// unlimited). The error wraps [`BodyError::too_large`], so
+/// [`body_error_status`] finds the 413 in it; it repeats on every later
+/// read.
+#[derive(Debug)]
+pub struct LimitedReader<R> {
+    inner: R,
+    limit: u64,
+    consumed: u64,
+    exceeded: bool,
+}
+
+impl<R: Read> LimitedReader<R> {
+    /// Wraps `inner` with a limit of `limit` bytes (0: unlimited).
+    pub fn new(inner: R, limit: u64) -> LimitedReader<R> {
+        LimitedReader { inner, limit, consumed: 0, exceeded: false }
+    }
+
+    /// Bytes read through so far.
+    pub fn consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// The wrapped reader.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    fn too_large(&mut self) -> io::Error {
+        self.exceeded = true;
+        io::Error::new(io::ErrorKind::InvalidData, BodyError::too_large(self.limit))
+    }
+}
+
+impl<R: Read> Read for LimitedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.exceeded {
+            return Err(self.too_large());
+        }
+        if self.limit == 0 {
+            let n = self.inner.read(buf)?;
+            self.consumed += n as u64;
+            return Ok(n);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let allowed = self.limit - self.consumed;
+        if allowed == 0 {
+            // At the limit: any further byte means the body is too large.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(self.too_large()),
+            };
+        }
+        let want = buf.len().min(usize::try_from(allowed).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.consumed += n as u64;
+        Ok(n)
+    }
+}
+
+/// The HTTP status an I/O error from body reading stands for: the status of
+/// a [`BodyError`] inside it (e.g. 413 from [`LimitedReader`]).
+pub fn body_error_status(error: &io::Error) -> Option<u16> {
+    error.get_ref().and_then(|inner| inner.downcast_ref::<BodyError>()).map(|e| e.status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Scheme;
+
+    fn head(headers: &[(&str, &str)]) -> RequestHead {
+        RequestHead {
+            method: "POST".into(),
+            raw_uri: "/".into(),
+            protocol: "HTTP/1.1".into(),
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            local: "127.0.0.1:80".parse().unwrap(),
+            scheme: Scheme::Http,
+        }
+    }
+
+    fn status(headers: &[(&str, &str)], limit: u64, chunked: bool) -> Result<BodyKind, u16> {
+        check_body(&head(headers), limit, chunked).map_err(|e| e.status)
+    }
+
+    #[test]
+    fn lengths() {
+        assert_eq!(status(&[], 10, false), Ok(BodyKind::Empty));
+        assert_eq!(status(&[("Content-Length", "0")], 10, false), Ok(BodyKind::Length(0)));
+        assert_eq!(status(&[("content-length", " 10 ")], 10, false), Ok(BodyKind::Length(10)));
+        assert_eq!(status(&[("Content-Length", "11")], 10, false), Err(413));
+        assert_eq!(status(&[("Content-Length", "99999999999")], 0, false), Ok(BodyKind::Length(99999999999)));
+        assert_eq!(status(&[("Content-Length", "5"), ("Content-Length", "5")], 10, false), Ok(BodyKind::Length(5)));
+        assert_eq!(status(&[("Content-Length", "5, 5")], 10, false), Ok(BodyKind::Length(5)));
+    }
+
+    #[test]
+    fn malformed_lengths_are_400() {
+        for bad in ["", "abc", "-1", "+5", "5x", "1 2", "0x10", "99999999999999999999999", "5,"] {
+            assert_eq!(status(&[("Content-Length", bad)], 0, false), Err(400), "{bad:?}");
+        }
+        assert_eq!(status(&[("Content-Length", "5"), ("Content-Length", "6")], 0, false), Err(400));
+        assert_eq!(status(&[("Content-Length", "5, 6")], 0, false), Err(400));
+    }
+
+    #[test]
+    fn transfer_encodings() {
+        assert_eq!(status(&[("Transfer-Encoding", "chunked")], 10, true), Ok(BodyKind::Chunked));
+        assert_eq!(status(&[("Transfer-Encoding", "Chunked")], 10, true), Ok(BodyKind::Chunked));
+        assert_eq!(status(&[("Transfer-Encoding", "chunked")], 10, false), Err(411));
+        assert_eq!(status(&[("Transfer-Encoding", "gzip")], 10, true), Err(501));
+        assert_eq!(status(&[("Transfer-Encoding", "gzip, chunked")], 10, true), Err(501));
+        assert_eq!(status(&[("Transfer-Encoding", "chunked"), ("Transfer-Encoding", "chunked")], 10, true), Err(501));
+        assert_eq!(status(&[("Transfer-Encoding", "gzip")], 10, false), Err(501), "501 before 411");
+        assert_eq!(status(&[("Transfer-Encoding", "chunked"), ("Content-Length", "3")], 10, true), Err(400));
+        assert_eq!(status(&[("Transfer-Encoding", "chunked"), ("Content-Length", "x")], 10, true), Err(400));
+        assert_eq!(status(&[("Transfer-Encoding", "gzip"), ("Content-Length", "x")], 10, true), Err(501));
+    }
+
+    #[test]
+    fn limited_reader_allows_exactly_the_limit() {
+        let mut reader = LimitedReader::new(&b"0123456789"[..], 10);
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 10);
+        assert_eq!(reader.consumed(), 10);
+    }
+
+    #[test]
+    fn limited_reader_fails_with_413_beyond_the_limit() {
+        let mut reader = LimitedReader::new(&b"0123456789x"[..], 10);
+        let mut out = Vec::new();
+        let err = reader.read_to_end(&mut out).unwrap_err();
+        assert_eq!(body_error_status(&err), Some(413));
+        assert_eq!(out.len(), 10);
+        let err = reader.read(&mut [0u8; 4]).unwrap_err();
+        assert_eq!(body_error_status(&err), Some(413), "the failure repeats");
+    }
+
+    #[test]
+    fn limited_reader_unlimited_and_plain_errors() {
+        let mut reader = LimitedReader::new(&[7u8; 5000][..], 0);
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 5000);
+        assert_eq!(reader.into_inner().len(), 0);
+        assert_eq!(body_error_status(&io::Error::other("client gone")), None);
+        assert_eq!(body_error_status(&io::Error::from(io::ErrorKind::BrokenPipe)), None);
+    }
+}

@@ -1,0 +1,1011 @@
+//! Building the environ of a request, key for key as mod_wsgi 4.9.4 does on
+//! Apache 2.4 (its `wsgi_build_environment`, Apache's CGI variables, and
+//! the adapter's `wsgi.*`/`mod_wsgi.*` keys).
+//!
+//! The interpreter adds the objects ([`INTERPRETER_KEYS`]) itself.
+//!
+//! Headers become `HTTP_*` variables as Apache makes them: repeated fields
+//! are joined with `", "`, names with characters other than letters, digits
+//! and `-` are dropped, `Proxy` is never passed (httpoxy), `Authorization`
+//! only with `WSGIPassAuthorization On`, and `Content-Type`/`Content-Length`
+//! become `CONTENT_TYPE`/`CONTENT_LENGTH`. `WSGITrustedProxyHeaders` are
+//! honoured as mod_wsgi does (see [`build_environ`]).
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use wsgi_config::values::MapHeadToGet;
+use wsgi_config::{DaemonProcess, DirSettings};
+
+use crate::environ::{EnvValue, Environ};
+use crate::group::collapse_slashes;
+use crate::request::{RequestHead, Scheme};
+use crate::route::{latin1, RouteMatch, Router};
+
+/// The environ keys the interpreter adds (the input, error and file-wrapper
+/// objects); [`build_environ`] never sets them.
+pub const INTERPRETER_KEYS: [&str; 3] = ["wsgi.input", "wsgi.errors", "wsgi.file_wrapper"];
+
+/// `SERVER_ADMIN` when no `ServerAdmin` is configured (Apache's default).
+pub const DEFAULT_SERVER_ADMIN: &str = "[no address given]";
+
+/// `wsgi.multithread`, `wsgi.multiprocess` and `wsgi.run_once`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WsgiFlags {
+    /// Requests may run concurrently in other threads of this process.
+    pub multithread: bool,
+    /// Requests may run in other processes.
+    pub multiprocess: bool,
+    /// The process handles one request and exits.
+    pub run_once: bool,
+}
+
+impl WsgiFlags {
+    /// Embedded mode: whether the server runs several processes and several
+    /// threads per process. `run_once` is always false.
+    pub fn embedded(multiprocess: bool, multithread: bool) -> WsgiFlags {
+        WsgiFlags { multithread, multiprocess, run_once: false }
+    }
+
+    /// Embedded mode from the MPM's limits, as mod_wsgi reads them: each
+    /// flag is set unless the maximum is exactly 1.
+    pub fn from_mpm(max_processes: u32, max_threads: u32) -> WsgiFlags {
+        WsgiFlags::embedded(max_processes != 1, max_threads != 1)
+    }
+
+    /// Daemon mode: `threads != 1` is multithread; giving `processes=` at
+    /// all (even 1) is multiprocess; one thread recycled after every request
+    /// is run-once.
+    pub fn daemon(process: &DaemonProcess) -> WsgiFlags {
+        WsgiFlags {
+            multithread: process.multithread(),
+            multiprocess: process.multiprocess(),
+            run_once: process.run_once(),
+        }
+    }
+}
+
+/// Facts about the server and listener a request arrived on; the same for
+/// every request on that server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerFacts<'a> {
+    /// The host part of the matched server's `ServerName`: `SERVER_NAME`
+    /// when the request has no `Host` header.
+    pub server_hostname: &'a str,
+    /// `DOCUMENT_ROOT` (and `CONTEXT_DOCUMENT_ROOT`).
+    pub document_root: &'a str,
+    /// `ServerAdmin`; `None` gives [`DEFAULT_SERVER_ADMIN`].
+    pub server_admin: Option<&'a str>,
+    /// `SERVER_SOFTWARE`, e.g. `Apache/2.4.62 (Debian) mod_wsgi/4.9.4 Python/3.11`.
+    pub server_software: &'a str,
+    /// The host of the `Listen` address (`""` for a wildcard listener):
+    /// `mod_wsgi.listener_host`.
+    pub listener_host: &'a str,
+    /// The port of the `Listen` address: `mod_wsgi.listener_port`.
+    pub listener_port: u16,
+}
+
+/// The names mod_wsgi resolved for the request (see [`crate::group`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppNames<'a> {
+    /// The expanded process group (`""`: embedded).
+    pub process_group: &'a str,
+    /// The expanded application group (`""`: main interpreter).
+    pub application_group: &'a str,
+    /// The callable's name.
+    pub callable_object: &'a str,
+    /// The handler that took the request: `wsgi-script` for script aliases.
+    pub request_handler: &'a str,
+    /// The `WSGIHandlerScript` file, or `""`.
+    pub handler_script: &'a str,
+}
+
+/// Per-request identity, timing and counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestStats<'a> {
+    /// `mod_wsgi.request_id` (see [`new_request_id`]).
+    pub request_id: &'a str,
+    /// When the request arrived, in microseconds since the epoch.
+    pub request_start_us: u64,
+    /// When the application is called, in microseconds since the epoch.
+    pub script_start_us: u64,
+    /// The number of the request thread in its process (from 1).
+    pub thread_id: i64,
+    /// Requests this thread handled before this one.
+    pub thread_requests: i64,
+    /// Requests this process handled before this one.
+    pub total_requests: i64,
+}
+
+/// The versions reported in `mod_wsgi.version` and `apache.version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Versions {
+    /// `mod_wsgi.version`.
+    pub mod_wsgi: (i64, i64, i64),
+    /// `apache.version`; `None` leaves the key out (no Apache in front).
+    pub apache: Option<(i64, i64, i64)>,
+}
+
+/// What daemon mode adds: the proxying child's connection attempts and the
+/// daemon's timings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaemonFacts {
+    /// Attempts to connect to the daemon socket: `mod_wsgi.daemon_connects`.
+    pub connects: i64,
+    /// Daemon restarts seen while connecting: `mod_wsgi.daemon_restarts`.
+    pub restarts: i64,
+    /// When the daemon accepted the request (µs since the epoch).
+    pub start_us: u64,
+    /// When the child queued the request for the daemon (µs since the epoch).
+    pub queue_start_us: u64,
+}
+
+/// Everything the environ of one request is built from.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvironInputs<'a> {
+    /// The request.
+    pub head: &'a RequestHead,
+    /// Where it was routed.
+    pub route: &'a RouteMatch,
+    /// The settings in effect for it (`Config::settings_for`).
+    pub settings: &'a DirSettings,
+    /// The alias's or handler script's `pass-authorization=`, which
+    /// overrides `settings`.
+    pub pass_authorization: Option<bool>,
+    /// The router that resolved the request: `PATH_INFO` is mapped through
+    /// it for `PATH_TRANSLATED`, as Apache's sub-request does (without it,
+    /// or when no alias matches, `PATH_INFO` maps under `DOCUMENT_ROOT`).
+    pub router: Option<&'a Router>,
+    /// The server and listener.
+    pub server: ServerFacts<'a>,
+    /// The resolved group and callable names.
+    pub names: AppNames<'a>,
+    /// `wsgi.multithread`, `wsgi.multiprocess`, `wsgi.run_once`.
+    pub flags: WsgiFlags,
+    /// Request identity, timing and counters.
+    pub stats: RequestStats<'a>,
+    /// Versions to report.
+    pub versions: Versions,
+    /// Daemon-mode facts; `None` in embedded mode.
+    pub daemon: Option<DaemonFacts>,
+    /// Whether an output filter that may change the body is installed
+    /// (Apache: one below the protocol level); `WSGIMapHEADToGET Auto` then
+    /// maps HEAD to GET.
+    pub content_filters: bool,
+}
+
+/// Builds the environ of a request (without the interpreter's objects).
+///
+/// Trusted proxy headers (`WSGITrustedProxyHeaders`) are honoured only when
+/// `WSGITrustedProxies` is unset or lists the peer. Whether or not they are
+/// honoured, every header of a configured header's category other than the
+/// one honoured is removed, so an untrusted peer cannot spoof them:
+///
+/// | category | headers | effect when honoured |
+/// |---|---|---|
+/// | client | X-Forwarded-For, X-Client-IP, X-Real-IP | `REMOTE_ADDR` |
+/// | host | X-Forwarded-Host, X-Host | `HTTP_HOST` |
+/// | server | X-Forwarded-Server | `SERVER_NAME` |
+/// | port | X-Forwarded-Port | `SERVER_PORT` |
+/// | script name | X-Script-Name, X-Forwarded-Script-Name | `SCRIPT_NAME`, `mod_wsgi.mount_point` |
+/// | scheme | X-Forwarded-Proto, X-Forwarded-Scheme, X-Scheme, X-Forwarded-HTTPS, X-Forwarded-SSL, X-HTTPS | `wsgi.url_scheme` |
+pub fn build_environ(inputs: &EnvironInputs<'_>) -> Environ {
+    let head = inputs.head;
+    let settings = inputs.settings;
+    let server = &inputs.server;
+    let mut env = Environ { entries: Vec::with_capacity(56 + head.headers.len()) };
+    // Keys pushed directly are distinct by construction; later rewrites use
+    // `Environ::set`.
+    let push = |env: &mut Environ, key: &'static str, value: EnvValue| env.entries.push((Cow::Borrowed(key), value));
+    let push_str = |env: &mut Environ, key: &'static str, value: String| push(env, key, EnvValue::Str(value));
+
+    let method = match (head.method.as_str(), settings.effective_map_head_to_get()) {
+        ("HEAD", MapHeadToGet::On) => "GET",
+        ("HEAD", MapHeadToGet::Auto) if inputs.content_filters => "GET",
+        (method, _) => method,
+    };
+    let script_name = collapse_slashes(&inputs.route.script_name);
+    let path_info = collapse_slashes(&inputs.route.path_info);
+
+    push_str(&mut env, "GATEWAY_INTERFACE", "CGI/1.1".into());
+    push_str(&mut env, "SERVER_PROTOCOL", head.protocol.clone());
+    push_str(&mut env, "REQUEST_METHOD", method.into());
+    push_str(&mut env, "QUERY_STRING", head.query().into());
+    push_str(&mut env, "REQUEST_URI", head.raw_uri.clone());
+    push_str(&mut env, "SCRIPT_NAME", script_name.clone());
+    push_str(&mut env, "PATH_INFO", path_info.clone());
+    if !inputs.route.path_info.is_empty() {
+        push_str(&mut env, "PATH_TRANSLATED", path_translated(inputs));
+    }
+
+    let headers = header_variables(head);
+    let pass_authorization = inputs.pass_authorization.unwrap_or_else(|| settings.effective_pass_authorization());
+    for (key, value) in headers.variables {
+        env.entries.push((key, EnvValue::Str(value)));
+    }
+
+    let (host, host_port) = head.header("host").map(parse_host_header).unwrap_or_default();
+    push_str(&mut env, "SERVER_SIGNATURE", String::new());
+    push_str(&mut env, "SERVER_SOFTWARE", server.server_software.into());
+    push_str(&mut env, "SERVER_NAME", server_name_for(&host, server.server_hostname));
+    push_str(&mut env, "SERVER_ADDR", ip_text(head.local.ip()));
+    push_str(&mut env, "SERVER_PORT", host_port.unwrap_or(head.local.port()).to_string());
+    push_str(&mut env, "REMOTE_ADDR", ip_text(head.peer.ip()));
+    push_str(&mut env, "DOCUMENT_ROOT", server.document_root.into());
+    push_str(&mut env, "REQUEST_SCHEME", head.scheme.as_str().into());
+    push_str(&mut env, "CONTEXT_PREFIX", String::new());
+    push_str(&mut env, "CONTEXT_DOCUMENT_ROOT", server.document_root.into());
+    push_str(&mut env, "SERVER_ADMIN", server.server_admin.unwrap_or(DEFAULT_SERVER_ADMIN).into());
+    push_str(&mut env, "SCRIPT_FILENAME", latin1(inputs.route.script_filename.as_os_str().as_bytes()));
+    push_str(&mut env, "REMOTE_PORT", head.peer.port().to_string());
+    if pass_authorization {
+        if let Some(authorization) = headers.authorization {
+            push_str(&mut env, "HTTP_AUTHORIZATION", authorization);
+        }
+    }
+    push_str(&mut env, "mod_wsgi.script_name", script_name);
+    push_str(&mut env, "mod_wsgi.path_info", path_info);
+
+    let scheme_override = apply_proxy_headers(&mut env, inputs);
+    let https = scheme_override.unwrap_or(head.scheme == Scheme::Https);
+
+    let names = &inputs.names;
+    push_str(&mut env, "mod_wsgi.process_group", names.process_group.into());
+    push_str(&mut env, "mod_wsgi.application_group", names.application_group.into());
+    push_str(&mut env, "mod_wsgi.callable_object", names.callable_object.into());
+    push_str(&mut env, "mod_wsgi.request_handler", names.request_handler.into());
+    push_str(&mut env, "mod_wsgi.handler_script", names.handler_script.into());
+    push_str(&mut env, "mod_wsgi.script_reloading", flag_text(settings.effective_script_reloading()));
+    push_str(&mut env, "mod_wsgi.listener_host", server.listener_host.into());
+    push_str(&mut env, "mod_wsgi.listener_port", server.listener_port.to_string());
+    push_str(&mut env, "mod_wsgi.enable_sendfile", flag_text(settings.enable_sendfile.unwrap_or(false)));
+    push_str(&mut env, "mod_wsgi.ignore_activity", flag_text(settings.ignore_activity.unwrap_or(false)));
+    push_str(&mut env, "mod_wsgi.request_start", inputs.stats.request_start_us.to_string());
+    push_str(&mut env, "mod_wsgi.request_id", inputs.stats.request_id.into());
+    if let Some(daemon) = &inputs.daemon {
+        push_str(&mut env, "mod_wsgi.daemon_connects", daemon.connects.to_string());
+        push_str(&mut env, "mod_wsgi.daemon_restarts", daemon.restarts.to_string());
+        push_str(&mut env, "mod_wsgi.queue_start", daemon.queue_start_us.to_string());
+        push_str(&mut env, "mod_wsgi.daemon_start", daemon.start_us.to_string());
+    }
+    push_str(&mut env, "mod_wsgi.script_start", inputs.stats.script_start_us.to_string());
+
+    push(&mut env, "wsgi.version", EnvValue::Tuple(vec![1, 0]));
+    push(&mut env, "wsgi.multithread", EnvValue::Bool(inputs.flags.multithread));
+    push(&mut env, "wsgi.multiprocess", EnvValue::Bool(inputs.flags.multiprocess));
+    push(&mut env, "wsgi.run_once", EnvValue::Bool(inputs.flags.run_once));
+    push_str(&mut env, "wsgi.url_scheme", if https { "https" } else { "http" }.into());
+    push(&mut env, "wsgi.input_terminated", EnvValue::Bool(true));
+    if let Some((major, minor, patch)) = inputs.versions.apache {
+        push(&mut env, "apache.version", EnvValue::Tuple(vec![major, minor, patch]));
+    }
+    let (major, minor, micro) = inputs.versions.mod_wsgi;
+    push(&mut env, "mod_wsgi.version", EnvValue::Tuple(vec![major, minor, micro]));
+    push(&mut env, "mod_wsgi.total_requests", EnvValue::Int(inputs.stats.total_requests));
+    push(&mut env, "mod_wsgi.thread_id", EnvValue::Int(inputs.stats.thread_id));
+    push(&mut env, "mod_wsgi.thread_requests", EnvValue::Int(inputs.stats.thread_requests));
+    env
+}
+
+fn flag_text(on: bool) -> String {
+    if on { "1" } else { "0" }.to_string()
+}
+
+/// `PATH_TRANSLATED`: `PATH_INFO` looked up as a URL of its own, as
+/// Apache's sub-request does.
+fn path_translated(inputs: &EnvironInputs<'_>) -> String {
+    let path_info = &inputs.route.path_info;
+    if let Some(router) = inputs.router {
+        let bytes = text_bytes(path_info);
+        if let Some(file) = router.translate(&bytes) {
+            return latin1(file.as_os_str().as_bytes());
+        }
+    }
+    let root = inputs.server.document_root;
+    format!("{}{path_info}", root.strip_suffix('/').unwrap_or(root))
+}
+
+/// The bytes of Latin-1 text (characters beyond U+00FF as UTF-8).
+fn text_bytes(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match u8::try_from(u32::from(c)) {
+            Ok(byte) => out.push(byte),
+            Err(_) => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    out
+}
+
+struct HeaderVariables {
+    /// `HTTP_*`, `CONTENT_TYPE` and `CONTENT_LENGTH`, in first-arrival order.
+    variables: Vec<(Cow<'static, str>, String)>,
+    /// The joined `Authorization` values, passed only when allowed.
+    authorization: Option<String>,
+}
+
+/// Apache's header-to-CGI conversion, after it has joined repeated fields.
+fn header_variables(head: &RequestHead) -> HeaderVariables {
+    let mut variables: Vec<(Cow<'static, str>, String)> = Vec::with_capacity(head.headers.len());
+    let mut authorization: Option<String> = None;
+    for (name, value) in &head.headers {
+        let Some(key) = http_variable_name(name) else {
+            continue;
+        };
+        let key: Cow<'static, str> = match key.as_str() {
+            "HTTP_CONTENT_TYPE" => Cow::Borrowed("CONTENT_TYPE"),
+            "HTTP_CONTENT_LENGTH" => Cow::Borrowed("CONTENT_LENGTH"),
+            // httpoxy: HTTP_PROXY would configure the application's proxy.
+            "HTTP_PROXY" | "HTTP_PROXY_AUTHORIZATION" => continue,
+            "HTTP_AUTHORIZATION" => {
+                join_value(&mut authorization, value);
+                continue;
+            }
+            _ => Cow::Owned(key),
+        };
+        match variables.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, joined)) => {
+                joined.push_str(", ");
+                joined.push_str(value);
+            }
+            None => variables.push((key, value.clone())),
+        }
+    }
+    HeaderVariables { variables, authorization }
+}
+
+fn join_value(slot: &mut Option<String>, value: &str) {
+    match slot {
+        Some(joined) => {
+            joined.push_str(", ");
+            joined.push_str(value);
+        }
+        None => *slot = Some(value.to_string()),
+    }
+}
+
+/// `HTTP_` + the header name upper-cased with `-` as `_`; `None` for a name
+/// with any other character than ASCII letters, digits and `-` (or empty),
+/// which Apache and mod_wsgi drop rather than risk two names colliding.
+pub fn http_variable_name(header: &str) -> Option<String> {
+    if header.is_empty() {
+        return None;
+    }
+    let mut key = String::with_capacity(5 + header.len());
+    key.push_str("HTTP_");
+    for b in header.bytes() {
+        match b {
+            b'-' => key.push('_'),
+            b if b.is_ascii_alphanumeric() => key.push(char::from(b.to_ascii_uppercase())),
+            _ => return None,
+        }
+    }
+    Some(key)
+}
+
+/// Splits a `Host` header as Apache does: the host lower-cased, without
+/// IPv6 brackets or a trailing dot, and the port when one is given (a port
+/// that is not a number from 1 to 65535 is ignored).
+pub fn parse_host_header(value: &str) -> (String, Option<u16>) {
+    let value = value.trim_matches(|c| c == ' ' || c == '\t');
+    let (host, port) = if let Some(bracketed) = value.strip_prefix('[') {
+        match bracketed.split_once(']') {
+            Some((host, rest)) => (host, rest.strip_prefix(':')),
+            None => (bracketed, None),
+        }
+    } else {
+        match value.split_once(':') {
+            Some((host, port)) if !port.contains(':') => (host, Some(port)),
+            _ => (value, None),
+        }
+    };
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    let port = port.and_then(|p| p.parse::<u16>().ok()).filter(|&p| p != 0);
+    (host, port)
+}
+
+/// `SERVER_PORT` and the port group names use (`ap_get_server_port` with
+/// `UseCanonicalName Off`): the `Host` header's port, else the port the
+/// connection arrived on.
+pub fn server_port(head: &RequestHead) -> u16 {
+    head.header("host").and_then(|h| parse_host_header(h).1).unwrap_or(head.local.port())
+}
+
+/// `SERVER_NAME` (`UseCanonicalName Off`): the `Host` header's host, else
+/// `server_hostname`; an IPv6 address in brackets; HTML-escaped.
+pub fn server_name(head: &RequestHead, server_hostname: &str) -> String {
+    let host = head.header("host").map(|h| parse_host_header(h).0).unwrap_or_default();
+    server_name_for(&host, server_hostname)
+}
+
+fn server_name_for(host: &str, server_hostname: &str) -> String {
+    let name = if host.is_empty() { server_hostname } else { host };
+    let name = if name.contains(':') { format!("[{name}]") } else { name.to_string() };
+    escape_html(&name)
+}
+
+fn escape_html(text: &str) -> String {
+    if !text.contains(['<', '>', '&', '"']) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An address as APR prints it: IPv4-mapped IPv6 addresses as IPv4.
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V4(_) => ip,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProxyCategory {
+    Client,
+    Host,
+    Server,
+    Port,
+    ScriptName,
+    Scheme,
+}
+
+const CATEGORIES: [ProxyCategory; 6] = [
+    ProxyCategory::Client,
+    ProxyCategory::Host,
+    ProxyCategory::Server,
+    ProxyCategory::Port,
+    ProxyCategory::ScriptName,
+    ProxyCategory::Scheme,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProxyEffect {
+    ForwardedFor,
+    ClientIp,
+    Host,
+    Server,
+    Port,
+    ScriptName,
+    SchemeName,
+    SchemeFlag,
+}
+
+/// The trusted proxy headers mod_wsgi knows, by environ key.
+const PROXY_HEADERS: [(&str, ProxyCategory, ProxyEffect); 15] = [
+    ("HTTP_X_FORWARDED_FOR", ProxyCategory::Client, ProxyEffect::ForwardedFor),
+    ("HTTP_X_CLIENT_IP", ProxyCategory::Client, ProxyEffect::ClientIp),
+    ("HTTP_X_REAL_IP", ProxyCategory::Client, ProxyEffect::ClientIp),
+    ("HTTP_X_FORWARDED_HOST", ProxyCategory::Host, ProxyEffect::Host),
+    ("HTTP_X_HOST", ProxyCategory::Host, ProxyEffect::Host),
+    ("HTTP_X_FORWARDED_SERVER", ProxyCategory::Server, ProxyEffect::Server),
+    ("HTTP_X_FORWARDED_PORT", ProxyCategory::Port, ProxyEffect::Port),
+    ("HTTP_X_SCRIPT_NAME", ProxyCategory::ScriptName, ProxyEffect::ScriptName),
+    ("HTTP_X_FORWARDED_SCRIPT_NAME", ProxyCategory::ScriptName, ProxyEffect::ScriptName),
+    ("HTTP_X_FORWARDED_PROTO", ProxyCategory::Scheme, ProxyEffect::SchemeName),
+    ("HTTP_X_FORWARDED_SCHEME", ProxyCategory::Scheme, ProxyEffect::SchemeName),
+    ("HTTP_X_SCHEME", ProxyCategory::Scheme, ProxyEffect::SchemeName),
+    ("HTTP_X_FORWARDED_HTTPS", ProxyCategory::Scheme, ProxyEffect::SchemeFlag),
+    ("HTTP_X_FORWARDED_SSL", ProxyCategory::Scheme, ProxyEffect::SchemeFlag),
+    ("HTTP_X_HTTPS", ProxyCategory::Scheme, ProxyEffect::SchemeFlag),
+];
+
+fn category_index(category: ProxyCategory) -> usize {
+    CATEGORIES.iter().position(|&c| c == category).unwrap_or(0)
+}
+
+/// Applies `WSGITrustedProxyHeaders`. Returns the scheme a trusted scheme
+/// header settled (`Some(https)`), which then overrides the connection's.
+fn apply_proxy_headers(env: &mut Environ, inputs: &EnvironInputs<'_>) -> Option<bool> {
+    let configured = inputs.settings.trusted_proxy_headers.as_ref()?;
+    let trusted_proxies = inputs.settings.trusted_proxies.as_deref();
+    let peer = canonical_ip(inputs.head.peer.ip());
+    let trusted_peer = trusted_proxies.is_none_or(|proxies| proxies.iter().any(|subnet| subnet.contains(peer)));
+
+    let mut matched = [false; CATEGORIES.len()];
+    let mut honoured: [Option<&'static str>; CATEGORIES.len()] = [None; CATEGORIES.len()];
+    let mut https = false;
+    for header in configured {
+        let Some(key) = http_variable_name(header) else {
+            continue;
+        };
+        let Some(&(name, category, effect)) = PROXY_HEADERS.iter().find(|(name, _, _)| *name == key) else {
+            continue;
+        };
+        let slot = category_index(category);
+        matched[slot] = true;
+        if !trusted_peer {
+            continue;
+        }
+        let Some(value) = env.get_str(name).map(str::to_string) else {
+            continue;
+        };
+        match effect {
+            ProxyEffect::ForwardedFor => forwarded_for(env, &value, trusted_proxies),
+            ProxyEffect::ClientIp => env.set_str("REMOTE_ADDR", value),
+            ProxyEffect::Host => env.set_str("HTTP_HOST", value),
+            ProxyEffect::Server => env.set_str("SERVER_NAME", value),
+            ProxyEffect::Port => env.set_str("SERVER_PORT", value),
+            ProxyEffect::ScriptName => {
+                env.set_str("mod_wsgi.mount_point", value.clone());
+                env.set_str("SCRIPT_NAME", value);
+            }
+            ProxyEffect::SchemeName => {
+                if value.eq_ignore_ascii_case("https") {
+                    https = true;
+                } else if value.eq_ignore_ascii_case("http") {
+                    https = false;
+                }
+            }
+            ProxyEffect::SchemeFlag => {
+                if ["on", "true", "1"].iter().any(|v| value.eq_ignore_ascii_case(v)) {
+                    https = true;
+                } else if ["off", "false", "0"].iter().any(|v| value.eq_ignore_ascii_case(v)) {
+                    https = false;
+                }
+            }
+        }
+        honoured[slot] = Some(name);
+    }
+    for (slot, &category) in CATEGORIES.iter().enumerate() {
+        if !matched[slot] {
+            continue;
+        }
+        for (name, _, _) in PROXY_HEADERS.iter().filter(|(_, c, _)| *c == category) {
+            if honoured[slot] != Some(*name) {
+                env.remove(name);
+            }
+        }
+    }
+    honoured[category_index(ProxyCategory::Scheme)].map(|_| https)
+}
+
+/// `X-Forwarded-For`. Without `WSGITrustedProxies` the first address is the
+/// client. With it, the list is walked from the right over trusted proxies:
+/// the address before the left-most of them is the client, and the header
+/// keeps the list from there; with no trusted address at the right end, the
+/// last address is the client and the only one kept.
+fn forwarded_for(env: &mut Environ, value: &str, trusted_proxies: Option<&[wsgi_config::values::IpSubnet]>) {
+    let items: Vec<&str> =
+        value.split(',').map(|item| item.trim_matches(is_c_space)).filter(|i| !i.is_empty()).collect();
+    let Some(proxies) = trusted_proxies else {
+        if let Some(first) = items.first() {
+            env.set_str("REMOTE_ADDR", *first);
+        }
+        return;
+    };
+    let Some(last) = items.last() else {
+        return;
+    };
+    let mut first_trusted = None;
+    for (index, item) in items.iter().enumerate().rev() {
+        let Ok(ip) = item.parse::<IpAddr>() else {
+            break;
+        };
+        let ip = canonical_ip(ip);
+        if !proxies.iter().any(|subnet| subnet.contains(ip)) {
+            break;
+        }
+        first_trusted = Some(index);
+    }
+    match first_trusted {
+        Some(index) => {
+            let client = index.saturating_sub(1);
+            env.set_str("REMOTE_ADDR", items[client]);
+            env.set_str("HTTP_X_FORWARDED_FOR", items[client..].join(", "));
+        }
+        None => {
+            env.set_str("REMOTE_ADDR", *last);
+            env.set_str("HTTP_X_FORWARDED_FOR", *last);
+        }
+    }
+}
+
+fn is_c_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{b}' | '\u{c}')
+}
+
+/// A new `mod_wsgi.request_id`: 16 URL-safe base64 characters from the
+/// request time, the process id and a per-process counter, so ids are
+/// unique across the processes and restarts of a server.
+pub fn new_request_id(request_start_us: u64) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let counter = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 12];
+    bytes[..6].copy_from_slice(&request_start_us.to_be_bytes()[2..]);
+    bytes[6..8].copy_from_slice(&(std::process::id() as u16).to_be_bytes());
+    bytes[8..].copy_from_slice(&counter.to_be_bytes());
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(16);
+    for chunk in bytes.chunks(3) {
+        let n = u32::from(chunk[0]) << 16 | u32::from(chunk[1]) << 8 | u32::from(chunk[2]);
+        for shift in [18, 12, 6, 0] {
+            out.push(char::from(ALPHABET[((n >> shift) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// Microseconds since the Unix epoch now (0 if the clock is before it).
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use wsgi_config::values::IpSubnet;
+
+    fn head(method: &str, uri: &str, headers: &[(&str, &str)]) -> RequestHead {
+        RequestHead {
+            method: method.into(),
+            raw_uri: uri.into(),
+            protocol: "HTTP/1.1".into(),
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            peer: "10.0.0.9:40000".parse().unwrap(),
+            local: "10.0.0.1:8080".parse().unwrap(),
+            scheme: Scheme::Http,
+        }
+    }
+
+    fn route() -> RouteMatch {
+        RouteMatch {
+            alias_index: 0,
+            script_filename: PathBuf::from("/srv/app.wsgi"),
+            script_name: "/app".into(),
+            path_info: "/x".into(),
+        }
+    }
+
+    fn build(head: &RequestHead, settings: &DirSettings) -> Environ {
+        build_with(head, settings, |_| {})
+    }
+
+    fn build_with(head: &RequestHead, settings: &DirSettings, tweak: impl FnOnce(&mut EnvironInputs<'_>)) -> Environ {
+        build_routed(head, &route(), settings, tweak)
+    }
+
+    fn build_routed<'a>(
+        head: &'a RequestHead,
+        route: &'a RouteMatch,
+        settings: &'a DirSettings,
+        tweak: impl FnOnce(&mut EnvironInputs<'a>),
+    ) -> Environ {
+        let mut inputs = EnvironInputs {
+            head,
+            route,
+            settings,
+            pass_authorization: None,
+            router: None,
+            server: ServerFacts {
+                server_hostname: "www.example.com",
+                document_root: "/var/www/html",
+                server_admin: None,
+                server_software: "Apache",
+                listener_host: "",
+                listener_port: 8080,
+            },
+            names: AppNames {
+                process_group: "",
+                application_group: "www.example.com:8080|/app",
+                callable_object: "application",
+                request_handler: "wsgi-script",
+                handler_script: "",
+            },
+            flags: WsgiFlags::embedded(true, true),
+            stats: RequestStats {
+                request_id: "id",
+                request_start_us: 1,
+                script_start_us: 2,
+                thread_id: 1,
+                thread_requests: 0,
+                total_requests: 0,
+            },
+            versions: Versions { mod_wsgi: (4, 9, 4), apache: Some((2, 4, 62)) },
+            daemon: None,
+            content_filters: false,
+        };
+        tweak(&mut inputs);
+        build_environ(&inputs)
+    }
+
+    fn proxy_settings(headers: &[&str], proxies: Option<&[&str]>) -> DirSettings {
+        DirSettings {
+            trusted_proxy_headers: Some(headers.iter().map(|h| h.to_string()).collect()),
+            trusted_proxies: proxies.map(|p| p.iter().map(|s| IpSubnet::parse(s).unwrap()).collect()),
+            ..DirSettings::default()
+        }
+    }
+
+    #[test]
+    fn headers_become_cgi_variables() {
+        let h = head(
+            "POST",
+            "/app/x?a=1",
+            &[
+                ("Host", "Example.COM:81"),
+                ("Content-Type", "text/plain"),
+                ("content-length", "3"),
+                ("X-Multi", "a"),
+                ("Accept", "*/*"),
+                ("x-multi", "b"),
+                ("Bad_Name", "dropped"),
+                ("Bad Name", "dropped"),
+                ("Proxy", "http://evil"),
+                ("Proxy-Authorization", "Basic x"),
+                ("Authorization", "Basic y"),
+            ],
+        );
+        let env = build(&h, &DirSettings::default());
+        assert_eq!(env.get_str("CONTENT_TYPE"), Some("text/plain"));
+        assert_eq!(env.get_str("CONTENT_LENGTH"), Some("3"));
+        assert_eq!(env.get_str("HTTP_X_MULTI"), Some("a, b"));
+        assert_eq!(env.get_str("HTTP_ACCEPT"), Some("*/*"));
+        assert_eq!(env.get_str("HTTP_HOST"), Some("Example.COM:81"));
+        assert_eq!(env.get_str("SERVER_NAME"), Some("example.com"));
+        assert_eq!(env.get_str("SERVER_PORT"), Some("81"));
+        assert_eq!(env.get_str("QUERY_STRING"), Some("a=1"));
+        assert_eq!(env.get_str("REQUEST_URI"), Some("/app/x?a=1"));
+        for absent in
+            ["HTTP_CONTENT_TYPE", "HTTP_BAD_NAME", "HTTP_PROXY", "HTTP_PROXY_AUTHORIZATION", "HTTP_AUTHORIZATION"]
+        {
+            assert_eq!(env.get(absent), None, "{absent}");
+        }
+        let keys: Vec<&str> = env.entries.iter().map(|(k, _)| k.as_ref()).collect();
+        let position = |k: &str| keys.iter().position(|x| *x == k).unwrap();
+        assert!(position("HTTP_HOST") < position("HTTP_X_MULTI") && position("HTTP_X_MULTI") < position("HTTP_ACCEPT"));
+    }
+
+    #[test]
+    fn authorization_passes_only_when_enabled() {
+        let h = head("GET", "/app", &[("Authorization", "Basic a"), ("authorization", "Basic b")]);
+        let on = DirSettings { pass_authorization: Some(true), ..DirSettings::default() };
+        assert_eq!(build(&h, &on).get_str("HTTP_AUTHORIZATION"), Some("Basic a, Basic b"));
+        let alias_off = build_with(&h, &on, |i| i.pass_authorization = Some(false));
+        assert_eq!(alias_off.get("HTTP_AUTHORIZATION"), None);
+        let alias_on = build_with(&h, &DirSettings::default(), |i| i.pass_authorization = Some(true));
+        assert_eq!(alias_on.get_str("HTTP_AUTHORIZATION"), Some("Basic a, Basic b"));
+    }
+
+    #[test]
+    fn server_name_and_port_fall_back_without_host() {
+        let env = build(&head("GET", "/app", &[]), &DirSettings::default());
+        assert_eq!(env.get_str("SERVER_NAME"), Some("www.example.com"));
+        assert_eq!(env.get_str("SERVER_PORT"), Some("8080"));
+        let env = build(&head("GET", "/app", &[("Host", "[::1]:9000")]), &DirSettings::default());
+        assert_eq!(env.get_str("SERVER_NAME"), Some("[::1]"));
+        assert_eq!(env.get_str("SERVER_PORT"), Some("9000"));
+        assert_eq!(parse_host_header("Example.com."), ("example.com".into(), None));
+        assert_eq!(parse_host_header("h:0"), ("h".into(), None));
+        assert_eq!(parse_host_header("h:x"), ("h".into(), None));
+        assert_eq!(parse_host_header("[::1"), ("::1".into(), None));
+        assert_eq!(server_name(&head("GET", "/", &[("Host", "a<b")]), "x"), "a&lt;b");
+    }
+
+    #[test]
+    fn mapped_ipv4_addresses_print_as_ipv4() {
+        let mut h = head("GET", "/app", &[]);
+        h.peer = "[::ffff:192.0.2.1]:5".parse().unwrap();
+        h.local = "[::1]:80".parse().unwrap();
+        let env = build(&h, &DirSettings::default());
+        assert_eq!(env.get_str("REMOTE_ADDR"), Some("192.0.2.1"));
+        assert_eq!(env.get_str("SERVER_ADDR"), Some("::1"));
+    }
+
+    #[test]
+    fn path_translated_maps_path_info() {
+        let env = build(&head("GET", "/app/x", &[]), &DirSettings::default());
+        assert_eq!(env.get_str("PATH_TRANSLATED"), Some("/var/www/html/x"));
+        let alias = wsgi_config::directives::ScriptAlias {
+            url: wsgi_config::directives::UrlPattern::Prefix("/x".into()),
+            target: "/srv/other.wsgi".into(),
+            process_group: None,
+            application_group: None,
+            callable_object: None,
+            pass_authorization: None,
+        };
+        let router = Router::new([&alias], true);
+        let (h, r, settings) = (head("GET", "/app/x", &[]), route(), DirSettings::default());
+        let env = build_routed(&h, &r, &settings, |i| i.router = Some(&router));
+        assert_eq!(env.get_str("PATH_TRANSLATED"), Some("/srv/other.wsgi"));
+        let no_path_info = RouteMatch { path_info: String::new(), ..route() };
+        let env = build_routed(&head("GET", "/app", &[]), &no_path_info, &DirSettings::default(), |_| {});
+        assert_eq!(env.get("PATH_TRANSLATED"), None);
+        assert_eq!(env.get_str("PATH_INFO"), Some(""));
+    }
+
+    #[test]
+    fn head_maps_to_get_as_configured() {
+        let h = head("HEAD", "/app", &[]);
+        let method = |map, filters| {
+            let settings = DirSettings { map_head_to_get: Some(map), ..DirSettings::default() };
+            let env = build_with(&h, &settings, |i| i.content_filters = filters);
+            env.get_str("REQUEST_METHOD").unwrap().to_string()
+        };
+        assert_eq!(method(MapHeadToGet::Auto, false), "HEAD");
+        assert_eq!(method(MapHeadToGet::Auto, true), "GET");
+        assert_eq!(method(MapHeadToGet::On, false), "GET");
+        assert_eq!(method(MapHeadToGet::Off, true), "HEAD");
+    }
+
+    #[test]
+    fn https_connection_and_flags() {
+        let mut h = head("GET", "/app", &[]);
+        h.scheme = Scheme::Https;
+        let settings =
+            DirSettings { script_reloading: Some(false), enable_sendfile: Some(true), ..DirSettings::default() };
+        let env = build(&h, &settings);
+        assert_eq!(env.get_str("wsgi.url_scheme"), Some("https"));
+        assert_eq!(env.get_str("REQUEST_SCHEME"), Some("https"));
+        assert_eq!(env.get_str("mod_wsgi.script_reloading"), Some("0"));
+        assert_eq!(env.get_str("mod_wsgi.enable_sendfile"), Some("1"));
+        assert_eq!(env.get_str("mod_wsgi.ignore_activity"), Some("0"));
+        assert_eq!(env.get("HTTPS"), None);
+    }
+
+    #[test]
+    fn trusted_proxy_without_proxy_list_trusts_every_peer() {
+        let h = head(
+            "GET",
+            "/app",
+            &[
+                ("X-Forwarded-For", " , 203.0.113.5, 10.0.0.2"),
+                ("X-Real-IP", "198.51.100.1"),
+                ("X-Forwarded-Host", "public.example.com"),
+                ("X-Forwarded-Proto", "HTTPS"),
+                ("X-Forwarded-SSL", "off"),
+                ("X-Forwarded-Port", "443"),
+                ("X-Forwarded-Server", "front"),
+                ("X-Script-Name", "/mount"),
+            ],
+        );
+        let settings = proxy_settings(
+            &[
+                "X-Forwarded-For",
+                "X-Forwarded-Host",
+                "X-Forwarded-Proto",
+                "X-Forwarded-Port",
+                "X-Forwarded-Server",
+                "X-Script-Name",
+            ],
+            None,
+        );
+        let env = build(&h, &settings);
+        assert_eq!(env.get_str("REMOTE_ADDR"), Some("203.0.113.5"));
+        assert_eq!(env.get_str("HTTP_X_FORWARDED_FOR"), Some(" , 203.0.113.5, 10.0.0.2"), "kept as sent");
+        assert_eq!(env.get("HTTP_X_REAL_IP"), None, "synonym removed");
+        assert_eq!(env.get_str("HTTP_HOST"), Some("public.example.com"));
+        assert_eq!(env.get_str("wsgi.url_scheme"), Some("https"));
+        assert_eq!(env.get("HTTP_X_FORWARDED_SSL"), None);
+        assert_eq!(env.get_str("SERVER_PORT"), Some("443"));
+        assert_eq!(env.get_str("SERVER_NAME"), Some("front"));
+        assert_eq!(env.get_str("SCRIPT_NAME"), Some("/mount"));
+        assert_eq!(env.get_str("mod_wsgi.mount_point"), Some("/mount"));
+        assert_eq!(env.get_str("mod_wsgi.script_name"), Some("/app"));
+    }
+
+    #[test]
+    fn untrusted_peer_gets_configured_categories_stripped() {
+        let h = head(
+            "GET",
+            "/app",
+            &[
+                ("X-Forwarded-For", "203.0.113.5"),
+                ("X-Client-IP", "203.0.113.6"),
+                ("X-Forwarded-Proto", "https"),
+                ("X-Scheme", "https"),
+                ("X-Forwarded-Port", "1"),
+                ("X-Other", "kept"),
+            ],
+        );
+        let settings =
+            proxy_settings(&["X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Port"], Some(&["192.0.2.0/24"]));
+        let env = build(&h, &settings);
+        assert_eq!(env.get_str("REMOTE_ADDR"), Some("10.0.0.9"));
+        assert_eq!(env.get_str("wsgi.url_scheme"), Some("http"));
+        assert_eq!(env.get_str("SERVER_PORT"), Some("8080"));
+        for gone in [
+            "HTTP_X_FORWARDED_FOR",
+            "HTTP_X_CLIENT_IP",
+            "HTTP_X_FORWARDED_PROTO",
+            "HTTP_X_SCHEME",
+            "HTTP_X_FORWARDED_PORT",
+        ] {
+            assert_eq!(env.get(gone), None, "{gone}");
+        }
+        assert_eq!(env.get_str("HTTP_X_OTHER"), Some("kept"));
+    }
+
+    #[test]
+    fn forwarded_for_with_trusted_proxies_takes_the_right_most_untrusted() {
+        let settings = proxy_settings(&["X-Forwarded-For"], Some(&["10.0.0.0/8"]));
+        let remote = |xff: &str| {
+            let env = build(&head("GET", "/app", &[("X-Forwarded-For", xff)]), &settings);
+            (env.get_str("REMOTE_ADDR").unwrap().to_string(), env.get_str("HTTP_X_FORWARDED_FOR").unwrap().to_string())
+        };
+        assert_eq!(
+            remote("1.1.1.1, 2.2.2.2, 10.0.0.5, 10.0.0.6"),
+            ("2.2.2.2".into(), "2.2.2.2, 10.0.0.5, 10.0.0.6".into())
+        );
+        assert_eq!(remote("1.1.1.1, 2.2.2.2"), ("2.2.2.2".into(), "2.2.2.2".into()));
+        assert_eq!(remote("10.0.0.7, 10.0.0.5"), ("10.0.0.7".into(), "10.0.0.7, 10.0.0.5".into()));
+        assert_eq!(remote("garbage, 10.0.0.5"), ("garbage".into(), "garbage, 10.0.0.5".into()));
+        assert_eq!(remote("1.1.1.1,,10.0.0.5"), ("1.1.1.1".into(), "1.1.1.1, 10.0.0.5".into()));
+    }
+
+    #[test]
+    fn scheme_header_overrides_the_connection() {
+        let mut h = head("GET", "/app", &[("X-Forwarded-Proto", "http")]);
+        h.scheme = Scheme::Https;
+        let env = build(&h, &proxy_settings(&["X-Forwarded-Proto"], None));
+        assert_eq!(env.get_str("wsgi.url_scheme"), Some("http"));
+        let env = build(&h, &proxy_settings(&["X-Forwarded-Host"], None));
+        assert_eq!(env.get_str("wsgi.url_scheme"), Some("https"));
+    }
+
+    #[test]
+    fn daemon_keys_and_flags() {
+        let h = head("GET", "/app", &[]);
+        let daemon = DaemonFacts { connects: 1, restarts: 0, start_us: 30, queue_start_us: 20 };
+        let env = build_with(&h, &DirSettings::default(), |i| i.daemon = Some(daemon));
+        assert_eq!(env.get_str("mod_wsgi.daemon_connects"), Some("1"));
+        assert_eq!(env.get_str("mod_wsgi.daemon_restarts"), Some("0"));
+        assert_eq!(env.get_str("mod_wsgi.daemon_start"), Some("30"));
+        assert_eq!(env.get_str("mod_wsgi.queue_start"), Some("20"));
+        let args: Vec<String> = ["d1", "threads=1", "maximum-requests=1"].iter().map(|s| s.to_string()).collect();
+        let process = DaemonProcess::parse(&args).unwrap();
+        assert_eq!(WsgiFlags::daemon(&process), WsgiFlags { multithread: false, multiprocess: false, run_once: true });
+        assert_eq!(WsgiFlags::from_mpm(1, 25), WsgiFlags { multithread: true, multiprocess: false, run_once: false });
+        assert_eq!(WsgiFlags::from_mpm(0, 1), WsgiFlags { multithread: false, multiprocess: true, run_once: false });
+    }
+
+    #[test]
+    fn keys_are_unique() {
+        let h = head("GET", "/app", &[("Host", "h"), ("HOST", "h2"), ("Content-Type", "a"), ("content-type", "b")]);
+        let env = build(&h, &DirSettings { pass_authorization: Some(true), ..DirSettings::default() });
+        let mut keys: Vec<&str> = env.entries.iter().map(|(k, _)| k.as_ref()).collect();
+        let total = keys.len();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), total);
+        assert_eq!(env.get_str("HTTP_HOST"), Some("h, h2"));
+        assert_eq!(env.get_str("CONTENT_TYPE"), Some("a, b"));
+    }
+
+    #[test]
+    fn request_ids_are_unique_and_url_safe() {
+        let ids: Vec<String> = (0..1000).map(|_| new_request_id(1_795_467_656_572_627)).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), ids.len());
+        assert!(ids
+            .iter()
+            .all(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')));
+        assert!(now_us() > 1_600_000_000_000_000);
+    }
+}

@@ -1,0 +1,489 @@
+//! The response side: the sink a front end implements, and the writer that
+//! enforces PEP 3333's and mod_wsgi's rules on top of it, so that no front
+//! end or interpreter has to.
+
+use std::fs::File;
+use std::io;
+
+/// Where a response goes: implemented by each front end.
+///
+/// Calls arrive in order: one `send_head`, then any number of `send_body`
+/// and `send_file`. An error means the client is gone.
+pub trait ResponseSink {
+    /// Sends the status line and headers.
+    fn send_head(&mut self, status: u16, reason: &str, headers: &[(String, String)]) -> io::Result<()>;
+
+    /// Sends a chunk of the body.
+    fn send_body(&mut self, chunk: &[u8]) -> io::Result<()>;
+
+    /// Sends `len` bytes of `file` from `offset`: the zero-copy path
+    /// (`sendfile`, an Apache file bucket). The default reads and sends.
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut sent = 0u64;
+        while sent < len {
+            let want = usize::try_from((len - sent).min(buf.len() as u64)).unwrap_or(buf.len());
+            let n = file.read_at(&mut buf[..want], offset + sent)?;
+            if n == 0 {
+                break;
+            }
+            self.send_body(&buf[..n])?;
+            sent += n as u64;
+        }
+        Ok(sent)
+    }
+
+    /// Pushes buffered output to the client.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why `start_response()` refused its arguments. The interpreter raises the
+/// matching Python exception (or, for [`StartResponseError::HeadersSent`],
+/// re-raises the `exc_info` it was given).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartResponseError {
+    /// A second call without `exc_info`.
+    #[error("start_response() was already called; call it again only with exc_info")]
+    AlreadyCalled,
+    /// A call with `exc_info` after the head went out: re-raise `exc_info`.
+    #[error("response headers have already been sent")]
+    HeadersSent,
+    /// The status is not `NNN reason`, or has control characters.
+    #[error("invalid status line {0:?}: expected 'NNN reason' without control characters")]
+    InvalidStatus(String),
+    /// A header name or value that must never be emitted.
+    #[error("invalid response header {name:?}: {reason}")]
+    InvalidHeader {
+        /// The header name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// Why body output failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Body data before `start_response()`.
+    #[error("write() or body data before start_response() was called")]
+    NotStarted,
+    /// The client went away.
+    #[error("client connection lost: {0}")]
+    Client(#[from] io::Error),
+}
+
+/// What happened to a response, for logging and connection handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseSummary {
+    /// The status sent (or to be sent).
+    pub status: u16,
+    /// Body bytes sent (after truncation; 0 for HEAD).
+    pub body_bytes: u64,
+    /// The Content-Length the application declared, if any.
+    pub declared_length: Option<u64>,
+}
+
+impl ResponseSummary {
+    /// Whether fewer bytes were produced than Content-Length promised; the
+    /// connection then cannot be reused.
+    pub fn is_short(&self, head_only: bool) -> bool {
+        !head_only && self.declared_length.is_some_and(|declared| self.body_bytes < declared)
+    }
+}
+
+enum State {
+    NotStarted,
+    Pending { status: u16, reason: String, headers: Vec<(String, String)> },
+    Sent,
+}
+
+/// Enforces the response rules between an application and a sink:
+///
+/// - `start_response()` validates the status (`NNN reason`) and headers (no
+///   CR, LF or other controls; names are tokens) before anything is sent;
+///   a second call needs `exc_info` and fails once the head is out;
+/// - the head goes out with the first non-empty body chunk, or at the end;
+/// - output beyond the declared Content-Length is dropped, and a short body
+///   is reported by [`ResponseWriter::finish`];
+/// - a HEAD response's body is discarded.
+pub struct ResponseWriter<'s> {
+    sink: &'s mut dyn ResponseSink,
+    head_only: bool,
+    state: State,
+    status: u16,
+    declared_length: Option<u64>,
+    body_bytes: u64,
+}
+
+impl<'s> ResponseWriter<'s> {
+    /// A writer over `sink`; `head_only` for a HEAD request.
+    pub fn new(sink: &'s mut dyn ResponseSink, head_only: bool) -> Self {
+        ResponseWriter { sink, head_only, state: State::NotStarted, status: 0, declared_length: None, body_bytes: 0 }
+    }
+
+    /// Whether this is the response to a HEAD request (body discarded).
+    pub fn head_only(&self) -> bool {
+        self.head_only
+    }
+
+    /// Whether `start_response()` has been called successfully.
+    pub fn started(&self) -> bool {
+        !matches!(self.state, State::NotStarted)
+    }
+
+    /// Whether the head has gone to the client.
+    pub fn head_sent(&self) -> bool {
+        matches!(self.state, State::Sent)
+    }
+
+    /// Body bytes the declared Content-Length still allows (`None`: no limit).
+    pub fn remaining(&self) -> Option<u64> {
+        self.declared_length.map(|declared| declared.saturating_sub(self.body_bytes))
+    }
+
+    /// The WSGI `start_response(status, headers, exc_info)` rules.
+    pub fn start_response(
+        &mut self,
+        status: &str,
+        headers: Vec<(String, String)>,
+        with_exc_info: bool,
+    ) -> Result<(), StartResponseError> {
+        match self.state {
+            State::Sent if with_exc_info => return Err(StartResponseError::HeadersSent),
+            State::Sent | State::Pending { .. } if !with_exc_info => return Err(StartResponseError::AlreadyCalled),
+            _ => {}
+        }
+        let (code, reason) = parse_status(status)?;
+        let mut declared_length = None;
+        for (name, value) in &headers {
+            validate_header(name, value)?;
+            if name.eq_ignore_ascii_case("content-length") {
+                let length = value.trim().parse::<u64>().map_err(|_| StartResponseError::InvalidHeader {
+                    name: name.clone(),
+                    reason: "Content-Length is not a whole number",
+                })?;
+                declared_length = Some(length);
+            }
+        }
+        self.status = code;
+        self.declared_length = declared_length;
+        self.state = State::Pending { status: code, reason: reason.to_string(), headers };
+        Ok(())
+    }
+
+    fn send_pending_head(&mut self) -> Result<(), WriteError> {
+        match std::mem::replace(&mut self.state, State::Sent) {
+            State::NotStarted => {
+                self.state = State::NotStarted;
+                Err(WriteError::NotStarted)
+            }
+            State::Pending { status, reason, headers } => {
+                self.sink.send_head(status, &reason, &headers)?;
+                Ok(())
+            }
+            State::Sent => Ok(()),
+        }
+    }
+
+    /// Writes body bytes (the `write()` callable and the iterable's items).
+    pub fn write(&mut self, chunk: &[u8]) -> Result<(), WriteError> {
+        if !self.started() {
+            return Err(WriteError::NotStarted);
+        }
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.send_pending_head()?;
+        let allowed =
+            self.remaining().map_or(chunk.len(), |r| chunk.len().min(usize::try_from(r).unwrap_or(usize::MAX)));
+        if allowed == 0 || self.head_only {
+            return Ok(());
+        }
+        self.sink.send_body(&chunk[..allowed])?;
+        self.body_bytes += allowed as u64;
+        Ok(())
+    }
+
+    /// Sends `len` bytes of `file` from `offset` through the sink's zero-copy
+    /// path (`len` `None`: to the end of the file), bounded by Content-Length.
+    pub fn send_file(&mut self, file: &File, offset: u64, len: Option<u64>) -> Result<u64, WriteError> {
+        if !self.started() {
+            return Err(WriteError::NotStarted);
+        }
+        let size = file.metadata()?.len();
+        let mut len = len.unwrap_or(u64::MAX).min(size.saturating_sub(offset));
+        if let Some(remaining) = self.remaining() {
+            len = len.min(remaining);
+        }
+        self.send_pending_head()?;
+        if len == 0 || self.head_only {
+            return Ok(0);
+        }
+        let sent = self.sink.send_file(file, offset, len)?;
+        self.body_bytes += sent;
+        Ok(sent)
+    }
+
+    /// Flushes the sink.
+    pub fn flush(&mut self) -> Result<(), WriteError> {
+        Ok(self.sink.flush()?)
+    }
+
+    /// Ends a response whose application returned normally: sends a head
+    /// still pending (an empty body), and reports what was sent.
+    pub fn finish(&mut self) -> Result<ResponseSummary, WriteError> {
+        self.send_pending_head()?;
+        self.sink.flush()?;
+        Ok(self.summary())
+    }
+
+    /// What has been sent so far.
+    pub fn summary(&self) -> ResponseSummary {
+        ResponseSummary { status: self.status, body_bytes: self.body_bytes, declared_length: self.declared_length }
+    }
+
+    /// Ends a response whose application failed: a 500 when the head has
+    /// not gone out (`Ok(true)`); otherwise nothing can be sent and the
+    /// connection must be closed (`Ok(false)`).
+    pub fn fail(&mut self) -> Result<bool, WriteError> {
+        if self.head_sent() {
+            return Ok(false);
+        }
+        let body = INTERNAL_SERVER_ERROR_BODY.as_bytes();
+        let headers = vec![
+            ("Content-Type".to_string(), "text/html; charset=iso-8859-1".to_string()),
+            ("Content-Length".to_string(), body.len().to_string()),
+        ];
+        self.state = State::Sent;
+        self.status = 500;
+        self.declared_length = Some(body.len() as u64);
+        self.sink.send_head(500, "Internal Server Error", &headers)?;
+        if !self.head_only {
+            self.sink.send_body(body)?;
+            self.body_bytes = body.len() as u64;
+        }
+        self.sink.flush()?;
+        Ok(true)
+    }
+}
+
+/// The body of a 500 response, in the words of Apache's own page.
+pub const INTERNAL_SERVER_ERROR_BODY: &str = "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n\
+<html><head>\n<title>500 Internal Server Error</title>\n</head><body>\n\
+<h1>Internal Server Error</h1>\n<p>The server encountered an internal error or\n\
+misconfiguration and was unable to complete\nyour request.</p>\n</body></html>\n";
+
+/// Parses a WSGI status: three digits, a space, a reason without controls.
+pub fn parse_status(status: &str) -> Result<(u16, &str), StartResponseError> {
+    let invalid = || StartResponseError::InvalidStatus(status.to_string());
+    let bytes = status.as_bytes();
+    if bytes.len() < 5 || !bytes[..3].iter().all(u8::is_ascii_digit) || bytes[3] != b' ' {
+        return Err(invalid());
+    }
+    let reason = &status[4..];
+    if reason.trim().is_empty() || reason.chars().any(char::is_control) {
+        return Err(invalid());
+    }
+    let code: u16 = status[..3].parse().map_err(|_| invalid())?;
+    if code < 100 {
+        return Err(invalid());
+    }
+    Ok((code, reason))
+}
+
+/// Checks a response header: the name a token (RFC 9110), the value free
+/// of control characters other than horizontal tab.
+pub fn validate_header(name: &str, value: &str) -> Result<(), StartResponseError> {
+    let invalid = |reason| StartResponseError::InvalidHeader { name: name.to_string(), reason };
+    if name.is_empty() {
+        return Err(invalid("empty header name"));
+    }
+    if !name.bytes().all(is_token_byte) {
+        return Err(invalid("header name has characters other than letters, digits and !#$%&'*+-.^_`|~"));
+    }
+    if value.chars().any(|c| (c.is_control() && c != '\t') || c == '\u{7f}') {
+        return Err(invalid("header value has a control character (CR, LF, NUL, ...)"));
+    }
+    Ok(())
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Head = (u16, String, Vec<(String, String)>);
+
+    #[derive(Default)]
+    struct Recorder {
+        head: Option<Head>,
+        body: Vec<u8>,
+        heads_sent: usize,
+    }
+
+    impl ResponseSink for Recorder {
+        fn send_head(&mut self, status: u16, reason: &str, headers: &[(String, String)]) -> io::Result<()> {
+            self.heads_sent += 1;
+            self.head = Some((status, reason.to_string(), headers.to_vec()));
+            Ok(())
+        }
+        fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
+            self.body.extend_from_slice(chunk);
+            Ok(())
+        }
+    }
+
+    fn h(name: &str, value: &str) -> (String, String) {
+        (name.to_string(), value.to_string())
+    }
+
+    #[test]
+    fn head_goes_out_with_the_first_non_empty_chunk() {
+        let mut rec = Recorder::default();
+        let mut w = ResponseWriter::new(&mut rec, false);
+        w.start_response("200 OK", vec![h("Content-Type", "text/plain")], false).unwrap();
+        w.write(b"").unwrap();
+        assert!(!w.head_sent());
+        w.write(b"hello").unwrap();
+        assert!(w.head_sent());
+        w.finish().unwrap();
+        assert_eq!(rec.heads_sent, 1);
+        assert_eq!(rec.body, b"hello");
+    }
+
+    #[test]
+    fn empty_body_sends_the_head_at_finish() {
+        let mut rec = Recorder::default();
+        let mut w = ResponseWriter::new(&mut rec, false);
+        w.start_response("204 No Content", vec![], false).unwrap();
+        let summary = w.finish().unwrap();
+        assert_eq!(summary.status, 204);
+        assert_eq!(rec.head.unwrap().0, 204);
+    }
+
+    #[test]
+    fn second_start_response_needs_exc_info_and_fails_after_head() {
+        let mut rec = Recorder::default();
+        let mut w = ResponseWriter::new(&mut rec, false);
+        w.start_response("200 OK", vec![], false).unwrap();
+        assert_eq!(w.start_response("500 Oops", vec![], false), Err(StartResponseError::AlreadyCalled));
+        w.start_response("500 Oops", vec![], true).unwrap();
+        w.write(b"x").unwrap();
+        assert_eq!(w.start_response("502 Later", vec![], true), Err(StartResponseError::HeadersSent));
+        assert_eq!(w.start_response("502 Later", vec![], false), Err(StartResponseError::AlreadyCalled));
+        assert_eq!(rec.head.unwrap().0, 500);
+    }
+
+    #[test]
+    fn output_beyond_content_length_is_dropped() {
+        let mut rec = Recorder::default();
+        let mut w = ResponseWriter::new(&mut rec, false);
+        w.start_response("200 OK", vec![h("Content-Length", "5")], false).unwrap();
+        w.write(b"hel").unwrap();
+        w.write(b"lo world").unwrap();
+        let summary = w.finish().unwrap();
+        assert!(!summary.is_short(false));
+        assert_eq!(rec.body, b"hello");
+    }
+
+    #[test]
+    fn short_body_is_reported() {
+        let mut rec = Recorder::default();
+        let mut w = ResponseWriter::new(&mut rec, false);
+        w.start_response("200 OK", vec![h("content-length", "10")], false).unwrap();
+        w.write(b"abc").unwrap();
+        let summary = w.finish().unwrap();
+        assert!(summary.is_short(false));
+        assert_eq!((summary.body_bytes, summary.declared_length), (3, Some(10)));
+    }
+
+    #[test]
+    fn head_requests_discard_the_body_but_keep_headers() {
+        let mut rec = Recorder::default();
+        let mut w = ResponseWriter::new(&mut rec, true);
+        w.start_response("200 OK", vec![h("Content-Length", "5")], false).unwrap();
+        w.write(b"hello").unwrap();
+        let summary = w.finish().unwrap();
+        assert!(!summary.is_short(true));
+        assert!(rec.body.is_empty());
+        assert_eq!(rec.head.unwrap().2, vec![h("Content-Length", "5")]);
+    }
+
+    #[test]
+    fn write_before_start_response_is_an_error() {
+        let mut rec = Recorder::default();
+        let mut w = ResponseWriter::new(&mut rec, false);
+        assert!(matches!(w.write(b"x"), Err(WriteError::NotStarted)));
+        assert!(matches!(w.finish(), Err(WriteError::NotStarted)));
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(parse_status("200 OK"), Ok((200, "OK")));
+        assert_eq!(parse_status("404 Not Found"), Ok((404, "Not Found")));
+        for bad in
+            ["200", "200 ", "OK 200", "2000 OK", "20 OK", "200\tOK", "200 OK\r\nX: y", "200 O\u{0}K", "099 Low", ""]
+        {
+            assert!(parse_status(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn headers() {
+        assert!(validate_header("X-Thing", "a\tb c").is_ok());
+        for (name, value) in
+            [("", "v"), ("Bad Name", "v"), ("X:y", "v"), ("X", "a\r\nSet-Cookie: evil"), ("X", "a\nb"), ("X", "nul\0")]
+        {
+            assert!(validate_header(name, value).is_err(), "{name:?}: {value:?}");
+        }
+        let mut rec = Recorder::default();
+        let mut w = ResponseWriter::new(&mut rec, false);
+        let bad = w.start_response("200 OK", vec![h("X", "a\r\nb")], false);
+        assert!(matches!(bad, Err(StartResponseError::InvalidHeader { .. })));
+        assert!(!w.started(), "a refused call leaves no state behind");
+        assert!(w.start_response("200 OK", vec![h("Content-Length", "ten")], false).is_err());
+    }
+
+    #[test]
+    fn failure_before_head_sends_500_after_head_closes() {
+        let mut rec = Recorder::default();
+        let mut w = ResponseWriter::new(&mut rec, false);
+        w.start_response("200 OK", vec![], false).unwrap();
+        assert!(w.fail().unwrap());
+        assert_eq!(rec.head.as_ref().unwrap().0, 500);
+        assert_eq!(rec.body, INTERNAL_SERVER_ERROR_BODY.as_bytes());
+
+        let mut rec = Recorder::default();
+        let mut w = ResponseWriter::new(&mut rec, false);
+        w.start_response("200 OK", vec![], false).unwrap();
+        w.write(b"partial").unwrap();
+        assert!(!w.fail().unwrap());
+        assert_eq!(rec.heads_sent, 1);
+    }
+
+    #[test]
+    fn send_file_is_bounded_by_content_length_and_file_size() {
+        let path = std::env::temp_dir().join(format!("wsgi-core-sendfile-{}", std::process::id()));
+        std::fs::write(&path, b"0123456789").unwrap();
+        let file = File::open(&path).unwrap();
+        let mut rec = Recorder::default();
+        let mut w = ResponseWriter::new(&mut rec, false);
+        w.start_response("200 OK", vec![h("Content-Length", "4")], false).unwrap();
+        assert_eq!(w.send_file(&file, 3, None).unwrap(), 4);
+        drop(w);
+        assert_eq!(rec.body, b"3456");
+        let mut rec = Recorder::default();
+        let mut w = ResponseWriter::new(&mut rec, false);
+        w.start_response("200 OK", vec![], false).unwrap();
+        assert_eq!(w.send_file(&file, 8, Some(100)).unwrap(), 2);
+        drop(w);
+        assert_eq!(rec.body, b"89");
+        std::fs::remove_file(path).unwrap();
+    }
+}

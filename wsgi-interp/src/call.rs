@@ -1,0 +1,377 @@
+//! The WSGI call (PEP 3333) driven from Rust: environ dict, the
+//! application, its iterable, `close()`, and failures.
+
+use std::io::Read;
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::sync::Arc;
+
+use pyo3_ffi as py;
+use wsgi_core::response::WriteError;
+use wsgi_core::{AppTarget, EnvValue, Environ, ErrorLog, LogLevel, ResponseWriter, RunOutcome, WsgiRunner};
+
+use crate::ffi::{self, Obj, PythonError};
+use crate::objects::{HelperTypes, RequestCtx};
+use crate::runtime::{without_gil, Interpreter, PythonRuntime};
+use crate::script::LoadError;
+
+/// Runs applications in this process's Python (embedded mode, and inside
+/// daemon processes): the [`WsgiRunner`] of wsgi-interp.
+pub struct EmbeddedRunner {
+    runtime: Arc<PythonRuntime>,
+}
+
+impl EmbeddedRunner {
+    /// A runner over an initialised runtime.
+    pub fn new(runtime: Arc<PythonRuntime>) -> EmbeddedRunner {
+        EmbeddedRunner { runtime }
+    }
+
+    /// Imports `script` into `application_group` ahead of any request
+    /// (`WSGIImportScript`, and script aliases that name both groups).
+    pub fn preload(&self, script: &std::path::Path, application_group: &str, log: &dyn ErrorLog) -> bool {
+        let interp = match self.runtime.interpreter(application_group) {
+            Ok(interp) => interp,
+            Err(e) => {
+                log.log(LogLevel::Error, &format!("mod_wsgi: cannot create interpreter '{application_group}': {e}"));
+                return false;
+            }
+        };
+        let _entered = interp.enter();
+        let mut scripts = interp.lock_scripts();
+        // SAFETY: we hold this interpreter's GIL.
+        match unsafe { scripts.module(script, false) } {
+            Ok(_) => true,
+            Err(e) => {
+                drop(scripts);
+                report_load_error(&interp, script, "", e, log);
+                false
+            }
+        }
+    }
+}
+
+/// What to do with the response once the GIL is released.
+enum After {
+    Finish,
+    Fail,
+    ClientGone,
+}
+
+impl WsgiRunner for EmbeddedRunner {
+    fn run(
+        &self,
+        target: &AppTarget,
+        environ: Environ,
+        body: &mut dyn Read,
+        response: &mut ResponseWriter<'_>,
+        log: &dyn ErrorLog,
+    ) -> RunOutcome {
+        let after = match self.runtime.interpreter(&target.application_group) {
+            Ok(interp) => {
+                let _entered = interp.enter();
+                // SAFETY: we hold the interpreter's GIL for the whole call;
+                // every Python object made inside is dropped before leaving.
+                unsafe { run_app(&interp, target, environ, body, response, log) }
+            }
+            Err(e) => {
+                log.log(
+                    LogLevel::Error,
+                    &format!(
+                        "mod_wsgi: cannot create interpreter for application group '{}': {e}",
+                        target.application_group
+                    ),
+                );
+                After::Fail
+            }
+        };
+        match after {
+            After::Finish => match response.finish() {
+                Ok(summary) => {
+                    if summary.is_short(response.head_only()) {
+                        log.log(
+                            LogLevel::Warn,
+                            &format!(
+                                "mod_wsgi: response from '{}' truncated: {} of {} bytes of Content-Length sent",
+                                target.script.display(),
+                                summary.body_bytes,
+                                summary.declared_length.unwrap_or(0)
+                            ),
+                        );
+                    }
+                    RunOutcome::Completed
+                }
+                Err(WriteError::NotStarted) => {
+                    log.log(
+                        LogLevel::Error,
+                        &format!(
+                            "mod_wsgi: application in '{}' returned without calling start_response()",
+                            target.script.display()
+                        ),
+                    );
+                    let _ = response.fail();
+                    RunOutcome::Failed
+                }
+                Err(WriteError::Client(_)) => RunOutcome::ClientGone,
+            },
+            After::Fail => {
+                let _ = response.fail();
+                RunOutcome::Failed
+            }
+            After::ClientGone => RunOutcome::ClientGone,
+        }
+    }
+}
+
+fn report_load_error(
+    interp: &Interpreter,
+    script: &std::path::Path,
+    callable: &str,
+    error: LoadError,
+    log: &dyn ErrorLog,
+) {
+    let script = script.display();
+    let message = match error {
+        LoadError::Unreadable(why) => format!("mod_wsgi: Target WSGI script '{script}' cannot be loaded: {why}"),
+        LoadError::NoCallable => {
+            format!("mod_wsgi: Target WSGI script '{script}' does not contain WSGI application '{callable}'.")
+        }
+        LoadError::Import(e) => {
+            let mut message = format!(
+                "mod_wsgi: Failed to exec Python script file '{script}'.\n\
+                 mod_wsgi: Exception occurred processing WSGI script '{script}'.\n{}",
+                e.traceback
+            );
+            if e.is_import_error && !interp.is_main() {
+                message.push_str(&format!(
+                    "\nmod_wsgi: The import failed in the sub-interpreter of application group '{}'. \
+                     Some extension modules only work in the main interpreter: try WSGIApplicationGroup %{{GLOBAL}}.",
+                    interp.group
+                ));
+            }
+            message
+        }
+    };
+    log.log(LogLevel::Error, &message);
+}
+
+fn report_exception(target: &AppTarget, error: &PythonError, log: &dyn ErrorLog) {
+    log.log(
+        LogLevel::Error,
+        &format!(
+            "mod_wsgi: Exception occurred processing WSGI script '{}'.\n{}",
+            target.script.display(),
+            error.traceback
+        ),
+    );
+}
+
+/// Builds the environ dict, adding the per-request objects.
+unsafe fn environ_dict(environ: Environ, input: &Obj, errors: &Obj, file_wrapper: &Obj) -> Option<Obj> {
+    // SAFETY: the GIL is held (caller); every new reference is owned by an Obj.
+    unsafe {
+        let dict = Obj::from_owned(py::PyDict_New())?;
+        for (key, value) in &environ.entries {
+            let key = ffi::utf8_str(key)?;
+            let value = match value {
+                EnvValue::Str(s) => ffi::latin1_str(s)?,
+                EnvValue::Bool(b) => Obj::from_owned(py::PyBool_FromLong(i64::from(*b) as _))?,
+                EnvValue::Int(n) => Obj::from_owned(py::PyLong_FromLongLong(*n))?,
+                EnvValue::Tuple(items) => {
+                    let tuple = Obj::from_owned(py::PyTuple_New(items.len() as py::Py_ssize_t))?;
+                    for (i, n) in items.iter().enumerate() {
+                        // PyTuple_SetItem steals the new reference.
+                        py::PyTuple_SetItem(tuple.as_ptr(), i as py::Py_ssize_t, py::PyLong_FromLongLong(*n));
+                    }
+                    tuple
+                }
+            };
+            if py::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) != 0 {
+                return None;
+            }
+        }
+        for (key, value) in [(c"wsgi.input", input), (c"wsgi.errors", errors), (c"wsgi.file_wrapper", file_wrapper)] {
+            if py::PyDict_SetItemString(dict.as_ptr(), key.as_ptr(), value.as_ptr()) != 0 {
+                return None;
+            }
+        }
+        Some(dict)
+    }
+}
+
+/// Runs the application and produces the body; returns what to do once the
+/// GIL is released.
+///
+/// # Safety
+/// The GIL of `interp` is held by this thread.
+unsafe fn run_app(
+    interp: &Interpreter,
+    target: &AppTarget,
+    environ: Environ,
+    body: &mut dyn Read,
+    response: &mut ResponseWriter<'_>,
+    log: &dyn ErrorLog,
+) -> After {
+    // SAFETY: the GIL is held (caller). The context lives on this stack
+    // frame and every object pointing at it is detached before returning.
+    unsafe {
+        let app = {
+            let mut scripts = interp.lock_scripts();
+            scripts.callable(&target.script, &target.callable, target.reload_on_change)
+        };
+        let app = match app {
+            Ok(app) => app,
+            Err(e) => {
+                report_load_error(interp, &target.script, &target.callable, e, log);
+                return After::Fail;
+            }
+        };
+        let mut ctx = RequestCtx::new(body, response, log);
+        let ctx_ptr: *mut RequestCtx = &mut ctx;
+        let helpers = &interp.helpers;
+        let objects = (
+            HelperTypes::instance(&helpers.start_response, ctx_ptr),
+            HelperTypes::instance(&helpers.input, ctx_ptr),
+            HelperTypes::instance(&helpers.errors, ctx_ptr),
+        );
+        let (Some(start_response), Some(input), Some(errors)) = objects else {
+            report_exception(target, &ffi::take_exception(), log);
+            return After::Fail;
+        };
+        let after = match environ_dict(environ, &input, &errors, &helpers.file_wrapper) {
+            Some(dict) => call_and_iterate(interp, target, &app, &dict, &start_response, &mut ctx, log),
+            None => {
+                report_exception(target, &ffi::take_exception(), log);
+                After::Fail
+            }
+        };
+        ctx.flush_errors();
+        for obj in [&start_response, &input, &errors] {
+            HelperTypes::detach(obj);
+        }
+        after
+    }
+}
+
+/// Calls the application, sends its iterable, and always calls `close()`.
+unsafe fn call_and_iterate(
+    interp: &Interpreter,
+    target: &AppTarget,
+    app: &Obj,
+    environ: &Obj,
+    start_response: &Obj,
+    ctx: &mut RequestCtx,
+    log: &dyn ErrorLog,
+) -> After {
+    // SAFETY: the GIL is held (caller).
+    unsafe {
+        let result = py::PyObject_CallFunctionObjArgs(
+            app.as_ptr(),
+            environ.as_ptr(),
+            start_response.as_ptr(),
+            std::ptr::null_mut::<py::PyObject>(),
+        );
+        let Some(result) = Obj::from_owned(result) else {
+            report_exception(target, &ffi::take_exception(), log);
+            return After::Fail;
+        };
+        let mut after = send_iterable(interp, target, &result, ctx, log);
+        if py::PyObject_HasAttrString(result.as_ptr(), c"close".as_ptr()) != 0 {
+            let closed = py::PyObject_CallMethod(result.as_ptr(), c"close".as_ptr(), std::ptr::null());
+            if Obj::from_owned(closed).is_none() {
+                report_exception(target, &ffi::take_exception(), log);
+                if matches!(after, After::Finish) {
+                    after = After::Fail;
+                }
+            }
+        }
+        after
+    }
+}
+
+unsafe fn send_iterable(
+    interp: &Interpreter,
+    target: &AppTarget,
+    result: &Obj,
+    ctx: &mut RequestCtx,
+    log: &dyn ErrorLog,
+) -> After {
+    // SAFETY: the GIL is held (caller).
+    unsafe {
+        if let Some(fd) = interp.helpers.wrapped_fd(result.as_ptr()) {
+            if let Some(after) = send_wrapped_file(fd, ctx) {
+                return after;
+            }
+        }
+        let Some(iter) = Obj::from_owned(py::PyObject_GetIter(result.as_ptr())) else {
+            report_exception(target, &ffi::take_exception(), log);
+            return After::Fail;
+        };
+        loop {
+            let Some(item) = Obj::from_owned(py::PyIter_Next(iter.as_ptr())) else {
+                if !py::PyErr_Occurred().is_null() {
+                    report_exception(target, &ffi::take_exception(), log);
+                    return After::Fail;
+                }
+                return After::Finish;
+            };
+            let Some(data) = ffi::bytes_data(item.as_ptr()) else {
+                let kind = (*py::Py_TYPE(item.as_ptr())).tp_name;
+                let kind = std::ffi::CStr::from_ptr(kind).to_string_lossy();
+                log.log(
+                    LogLevel::Error,
+                    &format!(
+                        "mod_wsgi: Exception occurred processing WSGI script '{}'.\nTypeError: sequence of byte string values expected, value of type {kind} found",
+                        target.script.display()
+                    ),
+                );
+                return After::Fail;
+            };
+            match ctx.write_body(data) {
+                Ok(()) => {}
+                Err(WriteError::Client(_)) => return After::ClientGone,
+                Err(WriteError::NotStarted) => {
+                    log.log(
+                        LogLevel::Error,
+                        &format!(
+                            "mod_wsgi: application in '{}' produced body data before calling start_response()",
+                            target.script.display()
+                        ),
+                    );
+                    return After::Fail;
+                }
+            }
+        }
+    }
+}
+
+/// The zero-copy path for `wsgi.file_wrapper` around a real file: from the
+/// file's current offset, bounded by Content-Length. `None` when the
+/// descriptor is not a regular file (then the wrapper is iterated).
+unsafe fn send_wrapped_file(fd: i32, ctx: &mut RequestCtx) -> Option<After> {
+    // SAFETY: `fd` is open (the file object holds it for the duration); the
+    // File is never dropped, so the descriptor stays the application's.
+    let file = ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+    let metadata = file.metadata().ok()?;
+    if !metadata.is_file() {
+        return None;
+    }
+    // SAFETY: lseek on a valid descriptor.
+    let offset = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
+    let offset = u64::try_from(offset).ok()?;
+    let result = ctx.send_file(&file, offset);
+    Some(match result {
+        Ok(_) => After::Finish,
+        Err(WriteError::Client(_)) => After::ClientGone,
+        Err(WriteError::NotStarted) => After::Fail,
+    })
+}
+
+impl RequestCtx {
+    fn send_file(&mut self, file: &std::fs::File, offset: u64) -> Result<u64, WriteError> {
+        let writer = self.writer_ptr();
+        // SAFETY: the writer is valid while the context is attached; no
+        // Python object is touched without the GIL.
+        without_gil(|| unsafe { (*writer).send_file(file, offset, None) })
+    }
+}

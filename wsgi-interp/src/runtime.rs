@@ -1,0 +1,391 @@
+//! Python initialisation, interpreter groups and per-thread state.
+//!
+//! One [`PythonRuntime`] per process owns the embedded Python. Each
+//! application group gets its own sub-interpreter, created on first use and
+//! kept for the life of the process; `""` (`%{GLOBAL}`) is the main
+//! interpreter. A thread enters an interpreter through its own thread state
+//! for that interpreter, created on first use and destroyed when the thread
+//! exits: the `PyGILState` API does not support sub-interpreters, so thread
+//! states are managed here explicitly. Entering is `PyEval_RestoreThread`
+//! with that state, which also works unchanged when each interpreter has its
+//! own GIL (3.12+).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use pyo3_ffi as py;
+use wsgi_config::model::GlobalSettings;
+use wsgi_config::values::HashSeed;
+
+use crate::ffi::{self, Obj};
+use crate::objects::HelperTypes;
+use crate::script::ScriptCache;
+use crate::InterpError;
+
+/// How to initialise Python: the process-wide mod_wsgi settings.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PythonConfig {
+    /// `WSGIPythonHome` (or a daemon's `python-home=`).
+    pub home: Option<PathBuf>,
+    /// `WSGIPythonPath` entries, added with `site.addsitedir` to every
+    /// interpreter, ahead of the standard path.
+    pub path: Vec<PathBuf>,
+    /// `WSGIPythonOptimize`.
+    pub optimize: u8,
+    /// `WSGIPythonHashSeed`.
+    pub hash_seed: Option<HashSeed>,
+    /// `WSGIPythonWarnings`, each a `-W` option.
+    pub warnings: Vec<String>,
+    /// `WSGIDontWriteBytecode`.
+    pub dont_write_bytecode: bool,
+    /// `WSGIRestrictStdin`: reading `sys.stdin` raises.
+    pub restrict_stdin: bool,
+    /// `WSGIRestrictStdout`: writing `sys.stdout` raises (else it goes to
+    /// the error log).
+    pub restrict_stdout: bool,
+    /// `WSGIRestrictSignal`: `signal.signal()` registrations are ignored
+    /// (the host owns signals). mod_wsgi's default is On.
+    pub restrict_signal: bool,
+}
+
+impl PythonConfig {
+    /// The configuration the process-wide settings of a model give.
+    pub fn from_settings(global: &GlobalSettings) -> PythonConfig {
+        PythonConfig {
+            home: global.python_home.clone(),
+            path: global.python_path.clone().unwrap_or_default(),
+            optimize: global.python_optimize.unwrap_or(0),
+            hash_seed: global.python_hash_seed,
+            warnings: global.python_warnings.clone(),
+            dont_write_bytecode: global.dont_write_bytecode.unwrap_or(false),
+            restrict_stdin: global.restrict_stdin.unwrap_or(false),
+            restrict_stdout: global.restrict_stdout.unwrap_or(false),
+            restrict_signal: global.restrict_signal.unwrap_or(true),
+        }
+    }
+}
+
+/// An interpreter: the main one or an application group's sub-interpreter.
+pub(crate) struct Interpreter {
+    pub(crate) state: *mut py::PyInterpreterState,
+    pub(crate) group: String,
+    /// Per-interpreter objects; only touched with this interpreter's GIL.
+    pub(crate) helpers: HelperTypes,
+    /// Loaded scripts; only touched with this interpreter's GIL.
+    pub(crate) scripts: Mutex<ScriptCache>,
+}
+
+// SAFETY: the raw interpreter pointer and the Python objects inside are only
+// used by a thread that has entered this interpreter (holds its GIL), which
+// serialises all access.
+unsafe impl Send for Interpreter {}
+// SAFETY: as above.
+unsafe impl Sync for Interpreter {}
+
+impl Interpreter {
+    /// Whether this is the main interpreter (`%{GLOBAL}`).
+    pub(crate) fn is_main(&self) -> bool {
+        self.group.is_empty()
+    }
+
+    /// Locks the script cache. Must be called with the GIL held; the GIL is
+    /// released while waiting, because the holder may need the GIL (an
+    /// import runs Python) before it can let go.
+    pub(crate) fn lock_scripts(&self) -> std::sync::MutexGuard<'_, ScriptCache> {
+        if let Ok(guard) = self.scripts.try_lock() {
+            return guard;
+        }
+        without_gil(|| self.scripts.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Enters this interpreter on the current thread (taking its GIL).
+    pub(crate) fn enter(&self) -> Entered<'_> {
+        let tstate = thread_state_for(self.state);
+        // SAFETY: `tstate` belongs to this thread and this interpreter and is
+        // not current (no nested entry: Entered borrows the interpreter and
+        // the runner never enters while inside).
+        unsafe { py::PyEval_RestoreThread(tstate) };
+        Entered { _interpreter: std::marker::PhantomData }
+    }
+}
+
+/// Proof that the current thread holds an interpreter's GIL; leaving
+/// releases it.
+pub(crate) struct Entered<'a> {
+    _interpreter: std::marker::PhantomData<&'a Interpreter>,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we entered with PyEval_RestoreThread on this thread.
+        unsafe { py::PyEval_SaveThread() };
+    }
+}
+
+/// Runs `f` with the GIL released, re-taking it afterwards.
+pub(crate) fn without_gil<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: called only while holding the GIL (inside an `Entered` scope
+    // or a Python callback); the same thread state is restored after.
+    let saved = unsafe { py::PyEval_SaveThread() };
+    let result = f();
+    // SAFETY: `saved` is this thread's state, released just above.
+    unsafe { py::PyEval_RestoreThread(saved) };
+    result
+}
+
+/// This thread's states, one per interpreter it has entered.
+struct ThreadStates {
+    states: Vec<(*mut py::PyInterpreterState, *mut py::PyThreadState)>,
+}
+
+impl Drop for ThreadStates {
+    fn drop(&mut self) {
+        for (_, tstate) in self.states.drain(..) {
+            // SAFETY: the state belongs to this (exiting) thread and is not
+            // current; we make it current, clear and delete it. Skipped when
+            // Python is gone.
+            unsafe {
+                if py::Py_IsInitialized() == 0 {
+                    return;
+                }
+                py::PyEval_RestoreThread(tstate);
+                py::PyThreadState_Clear(tstate);
+                py::PyThreadState_DeleteCurrent();
+            }
+        }
+    }
+}
+
+thread_local! {
+    static THREAD_STATES: RefCell<ThreadStates> = const { RefCell::new(ThreadStates { states: Vec::new() }) };
+}
+
+fn thread_state_for(interp: *mut py::PyInterpreterState) -> *mut py::PyThreadState {
+    THREAD_STATES.with(|cell| {
+        let mut states = cell.borrow_mut();
+        if let Some((_, tstate)) = states.states.iter().find(|(i, _)| *i == interp) {
+            return *tstate;
+        }
+        // SAFETY: creating a thread state needs no GIL; it is not made current.
+        let tstate = unsafe { py::PyThreadState_New(interp) };
+        states.states.push((interp, tstate));
+        tstate
+    })
+}
+
+/// The embedded Python of this process.
+pub struct PythonRuntime {
+    config: PythonConfig,
+    main: Arc<Interpreter>,
+    groups: Mutex<HashMap<String, Arc<Interpreter>>>,
+}
+
+static RUNTIME: OnceLock<Arc<PythonRuntime>> = OnceLock::new();
+
+impl PythonRuntime {
+    /// Initialises Python once for this process; later calls return the
+    /// same runtime if `config` is equal, an error otherwise.
+    ///
+    /// Python installs no signal handlers: the host owns signals.
+    pub fn initialize(config: PythonConfig) -> Result<Arc<PythonRuntime>, InterpError> {
+        static INIT: Mutex<()> = Mutex::new(());
+        let _serial = INIT.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(runtime) = RUNTIME.get() {
+            if runtime.config == config {
+                return Ok(runtime.clone());
+            }
+            return Err(InterpError::AlreadyInitialized);
+        }
+        let runtime = Arc::new(Self::start(config)?);
+        let _ = RUNTIME.set(runtime.clone());
+        Ok(runtime)
+    }
+
+    fn start(config: PythonConfig) -> Result<PythonRuntime, InterpError> {
+        // SAFETY: Python is not initialised yet (guarded by INIT/RUNTIME);
+        // the PyConfig is initialised before use and cleared after.
+        let main_tstate = unsafe {
+            let mut pyconfig: py::PyConfig = std::mem::zeroed();
+            py::PyConfig_InitPythonConfig(&mut pyconfig);
+            pyconfig.install_signal_handlers = 0;
+            pyconfig.parse_argv = 0;
+            pyconfig.optimization_level = i32::from(config.optimize);
+            pyconfig.write_bytecode = i32::from(!config.dont_write_bytecode);
+            match config.hash_seed {
+                Some(HashSeed::Fixed(seed)) => {
+                    pyconfig.use_hash_seed = 1;
+                    pyconfig.hash_seed = seed.into();
+                }
+                Some(HashSeed::Random) | None => pyconfig.use_hash_seed = 0,
+            }
+            let result = configure(&mut pyconfig, &config);
+            if let Err(e) = result {
+                py::PyConfig_Clear(&mut pyconfig);
+                return Err(e);
+            }
+            let status = py::Py_InitializeFromConfig(&pyconfig);
+            py::PyConfig_Clear(&mut pyconfig);
+            if py::PyStatus_Exception(status) != 0 {
+                return Err(InterpError::Init(status_message(&status)));
+            }
+            py::PyThreadState_Get()
+        };
+        // SAFETY: the main thread state is current on this thread.
+        let state = unsafe { py::PyThreadState_GetInterpreter(main_tstate) };
+        let main = Self::prepare(state, String::new(), &config);
+        // The initial thread state stays alive for good, detached: CPython
+        // 3.11 reuses an interpreter's preallocated initial state (and
+        // aborts) once all of its thread states are gone.
+        // SAFETY: release the GIL the initialising thread holds.
+        unsafe { py::PyEval_SaveThread() };
+        Ok(PythonRuntime { config, main: Arc::new(main?), groups: Mutex::new(HashMap::new()) })
+    }
+
+    /// Sets up an interpreter whose GIL the current thread holds.
+    fn prepare(
+        state: *mut py::PyInterpreterState,
+        group: String,
+        config: &PythonConfig,
+    ) -> Result<Interpreter, InterpError> {
+        // SAFETY: the GIL of `state` is held by the caller.
+        let helpers = unsafe { HelperTypes::create() }.map_err(|e| InterpError::Python(e.traceback))?;
+        let setup = CString::new(setup_source(config)).map_err(|e| InterpError::Init(e.to_string()))?;
+        // SAFETY: as above; the dict is owned by an Obj.
+        unsafe {
+            let globals = Obj::from_owned(py::PyDict_New()).ok_or_else(|| InterpError::Init("PyDict_New".into()))?;
+            let builtins = py::PyEval_GetBuiltins();
+            py::PyDict_SetItemString(globals.as_ptr(), c"__builtins__".as_ptr(), builtins);
+            ffi::run_source(&setup, globals.as_ptr()).map_err(|e| InterpError::Python(e.traceback))?;
+        }
+        Ok(Interpreter { state, group, helpers, scripts: Mutex::new(ScriptCache::default()) })
+    }
+
+    /// The interpreter of an (expanded) application group: `""` is the main
+    /// interpreter; any other name gets a sub-interpreter on first use.
+    pub(crate) fn interpreter(&self, group: &str) -> Result<Arc<Interpreter>, InterpError> {
+        if group.is_empty() {
+            return Ok(self.main.clone());
+        }
+        let mut groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(interp) = groups.get(group) {
+            return Ok(interp.clone());
+        }
+        let interp = Arc::new(self.create_sub_interpreter(group)?);
+        groups.insert(group.to_string(), interp.clone());
+        Ok(interp)
+    }
+
+    fn create_sub_interpreter(&self, group: &str) -> Result<Interpreter, InterpError> {
+        let main_entered = self.main.enter();
+        // SAFETY: we hold the (shared) GIL through the main interpreter;
+        // Py_NewInterpreter makes the new interpreter's state current.
+        let tstate = unsafe { py::Py_NewInterpreter() };
+        if tstate.is_null() {
+            drop(main_entered);
+            return Err(InterpError::Init(format!("could not create a sub-interpreter for group '{group}'")));
+        }
+        // SAFETY: `tstate` is current on this thread.
+        let state = unsafe { py::PyThreadState_GetInterpreter(tstate) };
+        let prepared = Self::prepare(state, group.to_string(), &self.config);
+        // Releasing saves the new interpreter's initial state, which is
+        // current now; like the main one it is kept as an anchor and never
+        // used again (threads get their own states), and the main state of
+        // this thread stays detached.
+        drop(main_entered);
+        prepared
+    }
+
+    /// The names of the application groups created so far (not the main one).
+    pub fn groups(&self) -> Vec<String> {
+        let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+        groups.keys().cloned().collect()
+    }
+}
+
+/// Fills the parts of PyConfig that need allocated strings.
+///
+/// # Safety
+/// `pyconfig` was initialised by `PyConfig_InitPythonConfig`.
+unsafe fn configure(pyconfig: &mut py::PyConfig, config: &PythonConfig) -> Result<(), InterpError> {
+    let bad = |what: &str| InterpError::Init(format!("{what} contains a NUL character"));
+    // SAFETY: pointers point into `pyconfig`, the strings are NUL-terminated.
+    unsafe {
+        if let Some(home) = &config.home {
+            let home = CString::new(home.as_os_str().as_encoded_bytes()).map_err(|_| bad("python home"))?;
+            let status = py::PyConfig_SetBytesString(pyconfig, &mut pyconfig.home, home.as_ptr());
+            if py::PyStatus_Exception(status) != 0 {
+                return Err(InterpError::Init(status_message(&status)));
+            }
+        }
+        for warning in &config.warnings {
+            let text = CString::new(warning.as_str()).map_err(|_| bad("warning option"))?;
+            let wide = py::Py_DecodeLocale(text.as_ptr(), std::ptr::null_mut());
+            if wide.is_null() {
+                return Err(InterpError::Init(format!("cannot decode warning option {warning:?}")));
+            }
+            let status = py::PyWideStringList_Append(&mut pyconfig.warnoptions, wide);
+            py::PyMem_RawFree(wide.cast());
+            if py::PyStatus_Exception(status) != 0 {
+                return Err(InterpError::Init(status_message(&status)));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn status_message(status: &py::PyStatus) -> String {
+    if status.err_msg.is_null() {
+        return "Python initialisation failed".into();
+    }
+    // SAFETY: err_msg is a static NUL-terminated C string when set.
+    unsafe { std::ffi::CStr::from_ptr(status.err_msg) }.to_string_lossy().into_owned()
+}
+
+/// The Python run in every interpreter as it is created: the path
+/// additions and the stdin/stdout/signal restrictions.
+fn setup_source(config: &PythonConfig) -> String {
+    let paths: Vec<String> = config.path.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
+    format!(
+        r#"
+import sys, site
+sys.argv = ['mod_wsgi']
+_before = list(sys.path)
+for _dir in [{paths}]:
+    site.addsitedir(_dir)
+_added = [p for p in sys.path if p not in _before]
+sys.path[:] = _added + [p for p in sys.path if p not in _added]
+del _before, _added
+
+class _Restricted:
+    def __init__(self, name):
+        self._name = name
+    def _refuse(self, *args, **kwargs):
+        raise OSError("sys.%s access restricted by mod_wsgi" % self._name)
+    read = readline = readlines = write = writelines = flush = _refuse
+    def __iter__(self):
+        self._refuse()
+
+if {restrict_stdin}:
+    sys.stdin = _Restricted('stdin')
+if {restrict_stdout}:
+    sys.stdout = _Restricted('stdout')
+elif sys.stdout is not None and sys.stderr is not None:
+    # As in mod_wsgi, print() goes to the error log.
+    sys.stdout = sys.stderr
+
+if {restrict_signal}:
+    import signal as _signal
+    def _ignored_signal(signum, handler, _getsignal=_signal.getsignal):
+        sys.stderr.write("mod_wsgi: Callback registration for signal %d ignored.\n" % signum)
+        return _getsignal(signum)
+    _signal.signal = _ignored_signal
+"#,
+        paths = paths.join(", "),
+        restrict_stdin = if config.restrict_stdin { "True" } else { "False" },
+        restrict_stdout = if config.restrict_stdout { "True" } else { "False" },
+        restrict_signal = if config.restrict_signal { "True" } else { "False" },
+    )
+}

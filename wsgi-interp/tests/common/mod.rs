@@ -1,0 +1,187 @@
+//! A test front end: implements wsgi-core's sink and log in memory, so the
+//! interpreter is driven through the same seam real front ends use.
+#![allow(dead_code)]
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use wsgi_core::response::ResponseSink;
+use wsgi_core::{AppTarget, EnvValue, Environ, ErrorLog, LogLevel, ResponseWriter, RunOutcome, WsgiRunner};
+use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
+
+/// The one runtime of the test process.
+pub fn runner() -> &'static EmbeddedRunner {
+    static RUNNER: OnceLock<EmbeddedRunner> = OnceLock::new();
+    RUNNER.get_or_init(|| {
+        let config = PythonConfig { restrict_signal: true, ..PythonConfig::default() };
+        EmbeddedRunner::new(PythonRuntime::initialize(config).expect("Python initialises"))
+    })
+}
+
+pub fn runtime() -> Arc<PythonRuntime> {
+    runner();
+    PythonRuntime::initialize(PythonConfig { restrict_signal: true, ..PythonConfig::default() }).unwrap()
+}
+
+#[derive(Default, Debug)]
+pub struct Recorded {
+    pub status: u16,
+    pub reason: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub heads: usize,
+    pub files_sent: usize,
+}
+
+impl Recorded {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A sink that records, and can fail after `fail_after` body bytes to act
+/// like a client that went away.
+pub struct Sink {
+    pub recorded: Recorded,
+    pub fail_after: Option<usize>,
+}
+
+impl ResponseSink for Sink {
+    fn send_head(&mut self, status: u16, reason: &str, headers: &[(String, String)]) -> io::Result<()> {
+        self.recorded.heads += 1;
+        self.recorded.status = status;
+        self.recorded.reason = reason.to_string();
+        self.recorded.headers = headers.to_vec();
+        Ok(())
+    }
+
+    fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
+        if let Some(limit) = self.fail_after {
+            if self.recorded.body.len() + chunk.len() > limit {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client went away"));
+            }
+        }
+        self.recorded.body.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        self.recorded.files_sent += 1;
+        let mut buf = vec![0u8; len as usize];
+        let n = file.read_at(&mut buf, offset)?;
+        self.recorded.body.extend_from_slice(&buf[..n]);
+        Ok(n as u64)
+    }
+}
+
+#[derive(Default)]
+pub struct Log {
+    pub lines: Mutex<Vec<(LogLevel, String)>>,
+}
+
+impl ErrorLog for Log {
+    fn log(&self, level: LogLevel, message: &str) {
+        self.lines.lock().unwrap().push((level, message.to_string()));
+    }
+}
+
+impl Log {
+    pub fn text(&self) -> String {
+        self.lines.lock().unwrap().iter().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// A minimal environ for `method path?query`.
+pub fn environ(method: &str, path: &str) -> Environ {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut env = Environ::default();
+    for (k, v) in [
+        ("REQUEST_METHOD", method),
+        ("SCRIPT_NAME", ""),
+        ("PATH_INFO", path),
+        ("QUERY_STRING", query),
+        ("SERVER_NAME", "localhost"),
+        ("SERVER_PORT", "80"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("REMOTE_ADDR", "127.0.0.1"),
+        ("HTTP_HOST", "localhost"),
+        ("wsgi.url_scheme", "http"),
+    ] {
+        env.set_str(k, v);
+    }
+    env.set("wsgi.version", EnvValue::Tuple(vec![1, 0]));
+    env.set("wsgi.multithread", EnvValue::Bool(true));
+    env.set("wsgi.multiprocess", EnvValue::Bool(false));
+    env.set("wsgi.run_once", EnvValue::Bool(false));
+    env.set("wsgi.input_terminated", EnvValue::Bool(true));
+    env
+}
+
+pub struct Outcome {
+    pub outcome: RunOutcome,
+    pub response: Recorded,
+    pub log: Log,
+}
+
+pub fn run_with(target: &AppTarget, env: Environ, body: &[u8], fail_after: Option<usize>) -> Outcome {
+    let mut sink = Sink { recorded: Recorded::default(), fail_after };
+    let log = Log::default();
+    let head_only = env.get_str("REQUEST_METHOD") == Some("HEAD");
+    let mut body = body;
+    let outcome = {
+        let mut writer = ResponseWriter::new(&mut sink, head_only);
+        runner().run(target, env, &mut body, &mut writer, &log)
+    };
+    Outcome { outcome, response: sink.recorded, log }
+}
+
+pub fn run(target: &AppTarget, method: &str, path: &str, body: &[u8]) -> Outcome {
+    let mut env = environ(method, path);
+    if !body.is_empty() {
+        env.set_str("CONTENT_LENGTH", body.len().to_string());
+    }
+    run_with(target, env, body, None)
+}
+
+pub fn target(script: &Path, group: &str) -> AppTarget {
+    AppTarget {
+        script: script.to_path_buf(),
+        callable: "application".into(),
+        application_group: group.into(),
+        reload_on_change: true,
+    }
+}
+
+/// A fresh directory for scripts, removed on drop.
+pub struct Scripts {
+    pub dir: PathBuf,
+}
+
+impl Scripts {
+    pub fn new(name: &str) -> Scripts {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("wsgi-interp-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scripts { dir }
+    }
+
+    pub fn write(&self, name: &str, source: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, source).unwrap();
+        path
+    }
+}
+
+impl Drop for Scripts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
