@@ -38,6 +38,14 @@ pub trait ResponseSink {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+
+    /// Whether sending `len` more bytes may block (on a slow client). An
+    /// interpreter releases its lock around writes that may; a sink that
+    /// only queues into memory says no, sparing that cost per chunk.
+    fn may_block(&self, len: usize) -> bool {
+        let _ = len;
+        true
+    }
 }
 
 /// Why `start_response()` refused its arguments. The interpreter raises the
@@ -122,6 +130,11 @@ impl<'s> ResponseWriter<'s> {
     /// A writer over `sink`; `head_only` for a HEAD request.
     pub fn new(sink: &'s mut dyn ResponseSink, head_only: bool) -> Self {
         ResponseWriter { sink, head_only, state: State::NotStarted, status: 0, declared_length: None, body_bytes: 0 }
+    }
+
+    /// Whether writing `len` bytes (and a pending head) may block.
+    pub fn may_block(&self, len: usize) -> bool {
+        self.sink.may_block(len)
     }
 
     /// Whether this is the response to a HEAD request (body discarded).

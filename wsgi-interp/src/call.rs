@@ -1,6 +1,9 @@
 //! The WSGI call (PEP 3333) driven from Rust: environ dict, the
 //! application, its iterable, `close()`, and failures.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
@@ -166,13 +169,79 @@ fn report_exception(target: &AppTarget, error: &PythonError, log: &dyn ErrorLog)
     );
 }
 
+/// Interned `str` objects for environ keys that are `&'static str` in the
+/// Rust environ (all but the `HTTP_*` ones), found by the address of their
+/// text: no hashing or comparing of the text itself. Other keys are built
+/// per request.
+#[derive(Default)]
+pub(crate) struct KeyCache {
+    keys: HashMap<(usize, usize), Obj, BuildHasherDefault<FnvHasher>>,
+}
+
+impl KeyCache {
+    /// The `str` object for an environ key.
+    ///
+    /// # Safety
+    /// The GIL of the interpreter owning the cache is held.
+    // The Cow itself is the point: only a borrowed key has a 'static address.
+    #[allow(clippy::ptr_arg)]
+    unsafe fn get(&mut self, key: &Cow<'static, str>) -> Option<Obj> {
+        let Cow::Borrowed(text) = key else {
+            // SAFETY: the GIL is held (caller).
+            return unsafe { ffi::latin1_str(key) };
+        };
+        let identity = (text.as_ptr() as usize, text.len());
+        if let Some(obj) = self.keys.get(&identity) {
+            return Some(obj.clone());
+        }
+        // SAFETY: the GIL is held; InternInPlace may replace the reference.
+        let obj = unsafe {
+            let mut ptr = ffi::latin1_str(text)?.into_ptr();
+            py::PyUnicode_InternInPlace(&mut ptr);
+            Obj::from_owned(ptr)?
+        };
+        self.keys.insert(identity, obj.clone());
+        Some(obj)
+    }
+}
+
+// SAFETY: only used by a thread holding the owning interpreter's GIL.
+unsafe impl Send for KeyCache {}
+
+/// FNV-1a: a fast hash for short keys we produce ourselves.
+#[derive(Default)]
+pub(crate) struct FnvHasher(u64);
+
+impl Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
 /// Builds the environ dict, adding the per-request objects.
-unsafe fn environ_dict(environ: Environ, input: &Obj, errors: &Obj, file_wrapper: &Obj) -> Option<Obj> {
-    // SAFETY: the GIL is held (caller); every new reference is owned by an Obj.
+unsafe fn environ_dict(
+    interp: &Interpreter,
+    environ: Environ,
+    input: &Obj,
+    errors: &Obj,
+    file_wrapper: &Obj,
+) -> Option<Obj> {
+    // SAFETY: the GIL is held (caller); every new reference is owned by an
+    // Obj; the key cache lock is never held across a GIL release.
     unsafe {
-        let dict = Obj::from_owned(py::PyDict_New())?;
+        let dict = Obj::from_owned(ffi::_PyDict_NewPresized(environ.entries.len() as py::Py_ssize_t + 3))?;
+        let mut keys = interp.keys.lock().unwrap_or_else(|e| e.into_inner());
         for (key, value) in &environ.entries {
-            let key = ffi::utf8_str(key)?;
+            let key = keys.get(key)?;
             let value = match value {
                 EnvValue::Str(s) => ffi::latin1_str(s)?,
                 EnvValue::Bool(b) => Obj::from_owned(py::PyBool_FromLong(i64::from(*b) as _))?,
@@ -238,7 +307,7 @@ unsafe fn run_app(
             report_exception(target, &ffi::take_exception(), log);
             return After::Fail;
         };
-        let after = match environ_dict(environ, &input, &errors, &helpers.file_wrapper) {
+        let after = match environ_dict(interp, environ, &input, &errors, &helpers.file_wrapper) {
             Some(dict) => call_and_iterate(interp, target, &app, &dict, &start_response, &mut ctx, log),
             None => {
                 report_exception(target, &ffi::take_exception(), log);
@@ -276,7 +345,10 @@ unsafe fn call_and_iterate(
             return After::Fail;
         };
         let mut after = send_iterable(interp, target, &result, ctx, log);
-        if py::PyObject_HasAttrString(result.as_ptr(), c"close".as_ptr()) != 0 {
+        // Lists and tuples, the common case, have no close(); asking them
+        // would raise and discard an AttributeError on every request.
+        let plain = py::PyList_CheckExact(result.as_ptr()) != 0 || py::PyTuple_CheckExact(result.as_ptr()) != 0;
+        if !plain && py::PyObject_HasAttrString(result.as_ptr(), c"close".as_ptr()) != 0 {
             let closed = py::PyObject_CallMethod(result.as_ptr(), c"close".as_ptr(), std::ptr::null());
             if Obj::from_owned(closed).is_none() {
                 report_exception(target, &ffi::take_exception(), log);

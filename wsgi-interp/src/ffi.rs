@@ -66,11 +66,6 @@ impl Clone for Obj {
     }
 }
 
-/// A NUL-terminated copy of `s` for the C API; interior NULs become an error.
-pub(crate) fn cstring(s: &str) -> Result<CString, String> {
-    CString::new(s).map_err(|_| format!("{s:?} contains a NUL character"))
-}
-
 /// A Python `str` from Latin-1 text stored in a Rust string (each char
 /// U+0000..U+00FF is one byte in Python's eyes; anything wider is kept as
 /// its UTF-8 bytes decoded as Latin-1, so that no input can fail).
@@ -126,23 +121,19 @@ pub(crate) unsafe fn str_value(obj: *mut py::PyObject) -> Option<String> {
     }
 }
 
-/// The bytes of a Python `str` encoded as Latin-1 (PEP 3333's rule for
-/// status and headers), or `None` if it is not a `str` or not encodable.
+/// The text of a Python `str` whose characters all fit Latin-1 (PEP 3333's
+/// rule for status and headers), or `None` if it is not a `str` or has a
+/// wider character.
 ///
 /// # Safety
 /// `obj` is a valid reference and the GIL is held.
 pub(crate) unsafe fn latin1_value(obj: *mut py::PyObject) -> Option<String> {
-    // SAFETY: `obj` is valid; every returned reference is owned by `Obj`.
-    unsafe {
-        if py::PyUnicode_Check(obj) == 0 {
-            return None;
-        }
-        let Some(encoded) = Obj::from_owned(py::PyUnicode_AsLatin1String(obj)) else {
-            py::PyErr_Clear();
-            return None;
-        };
-        let bytes = bytes_data(encoded.as_ptr())?;
-        Some(bytes.iter().map(|&b| char::from(b)).collect())
+    // SAFETY: forwarded; the UTF-8 form of an ASCII str is its own buffer.
+    let text = unsafe { str_value(obj)? };
+    if text.is_ascii() || text.chars().all(|c| (c as u32) < 256) {
+        Some(text)
+    } else {
+        None
     }
 }
 
@@ -268,4 +259,10 @@ pub(crate) unsafe fn run_source(source: &CStr, globals: *mut py::PyObject) -> Re
             None => Err(take_exception()),
         }
     }
+}
+
+extern "C" {
+    /// A dict sized for `minused` items (CPython exports it; pyo3-ffi skips
+    /// private names). Saves the resizes of a ~40-key environ.
+    pub(crate) fn _PyDict_NewPresized(minused: py::Py_ssize_t) -> *mut py::PyObject;
 }

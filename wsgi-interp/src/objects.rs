@@ -117,7 +117,14 @@ impl RequestCtx {
         let writer = self.writer;
         // SAFETY: `writer` is valid while attached; `data` belongs to a bytes
         // object the caller holds a reference to, and bytes are immutable.
-        let result = without_gil(|| unsafe { (*writer).write(data) });
+        // The GIL is released only around writes that may block.
+        let result = unsafe {
+            if (*writer).may_block(data.len()) {
+                without_gil(|| (*writer).write(data))
+            } else {
+                (*writer).write(data)
+            }
+        };
         if matches!(result, Err(WriteError::Client(_))) {
             self.client_gone = true;
         }
@@ -365,7 +372,7 @@ unsafe fn start_response(
             headers.push((name, value));
         }
         match ctx.writer().start_response(&status, headers, with_exc_info) {
-            Ok(()) => py::PyObject_GetAttrString(slf, c"write".as_ptr()),
+            Ok(()) => write_callable(slf),
             Err(StartResponseError::HeadersSent) => {
                 // PEP 3333: re-raise the exception the application passed.
                 let kind = py::PySequence_GetItem(exc_info, 0);
@@ -397,6 +404,16 @@ unsafe fn start_response(
         }
     }
 }
+
+/// `start_response`'s return value: a `write` callable bound to the same
+/// request. Built directly rather than by attribute lookup, which would
+/// make a name string and search the type on every request.
+unsafe fn write_callable(slf: *mut py::PyObject) -> *mut py::PyObject {
+    // SAFETY: WRITE_DEF is 'static; `slf` is kept alive by the new function.
+    unsafe { py::PyCFunction_NewEx(&raw mut WRITE_DEF, slf, ptr::null_mut()) }
+}
+
+static mut WRITE_DEF: py::PyMethodDef = method(c"write", write_method, py::METH_O);
 
 unsafe extern "C" fn write_method(slf: *mut py::PyObject, data: *mut py::PyObject) -> *mut py::PyObject {
     // SAFETY: called by Python with the GIL held.

@@ -76,6 +76,8 @@ pub(crate) struct Interpreter {
     pub(crate) helpers: HelperTypes,
     /// Loaded scripts; only touched with this interpreter's GIL.
     pub(crate) scripts: Mutex<ScriptCache>,
+    /// Interned environ keys; only touched with this interpreter's GIL.
+    pub(crate) keys: Mutex<crate::call::KeyCache>,
 }
 
 // SAFETY: the raw interpreter pointer and the Python objects inside are only
@@ -260,7 +262,13 @@ impl PythonRuntime {
             py::PyDict_SetItemString(globals.as_ptr(), c"__builtins__".as_ptr(), builtins);
             ffi::run_source(&setup, globals.as_ptr()).map_err(|e| InterpError::Python(e.traceback))?;
         }
-        Ok(Interpreter { state, group, helpers, scripts: Mutex::new(ScriptCache::default()) })
+        Ok(Interpreter {
+            state,
+            group,
+            helpers,
+            scripts: Mutex::new(ScriptCache::default()),
+            keys: Mutex::new(crate::call::KeyCache::default()),
+        })
     }
 
     /// The interpreter of an (expanded) application group: `""` is the main
@@ -296,6 +304,30 @@ impl PythonRuntime {
         // this thread stays detached.
         drop(main_entered);
         prepared
+    }
+
+    /// Runs Python `source` in a fresh namespace of the interpreter of
+    /// `group` and returns `str(result)` if the source binds `result`
+    /// (else an empty string). For start-up checks, diagnostics and
+    /// measurements; applications are run with [`crate::EmbeddedRunner`].
+    pub fn evaluate(&self, group: &str, source: &str) -> Result<String, InterpError> {
+        let source = CString::new(source).map_err(|e| InterpError::Python(e.to_string()))?;
+        let interp = self.interpreter(group)?;
+        let _entered = interp.enter();
+        // SAFETY: we hold the interpreter's GIL; references are owned by Obj
+        // and dropped before leaving.
+        unsafe {
+            let globals = Obj::from_owned(py::PyDict_New()).ok_or_else(|| InterpError::Python("PyDict_New".into()))?;
+            py::PyDict_SetItemString(globals.as_ptr(), c"__builtins__".as_ptr(), py::PyEval_GetBuiltins());
+            ffi::run_source(&source, globals.as_ptr()).map_err(|e| InterpError::Python(e.traceback))?;
+            let result = py::PyDict_GetItemString(globals.as_ptr(), c"result".as_ptr());
+            if result.is_null() {
+                return Ok(String::new());
+            }
+            let text = Obj::from_owned(py::PyObject_Str(result))
+                .ok_or_else(|| InterpError::Python(ffi::take_exception().traceback))?;
+            Ok(ffi::str_value(text.as_ptr()).unwrap_or_default())
+        }
     }
 
     /// The names of the application groups created so far (not the main one).

@@ -3,12 +3,14 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
+use std::hash::BuildHasherDefault;
+use std::path::Path;
 use std::time::SystemTime;
 
 use md5::{Digest, Md5};
 use pyo3_ffi as py;
 
+use crate::call::FnvHasher;
 use crate::ffi::{self, Obj, PythonError};
 
 /// The module name mod_wsgi gives a script: `_mod_wsgi_` and the MD5 of
@@ -26,12 +28,14 @@ pub fn module_name(path: &Path, case_sensitive: bool) -> String {
 pub(crate) struct LoadedScript {
     module: Obj,
     mtime: Option<SystemTime>,
+    /// The last callable name asked for, as an interned `str`.
+    callable_name: Option<(String, Obj)>,
 }
 
 /// The scripts one interpreter has loaded, by path.
 #[derive(Default)]
 pub(crate) struct ScriptCache {
-    scripts: HashMap<PathBuf, LoadedScript>,
+    scripts: HashMap<Box<[u8]>, LoadedScript, BuildHasherDefault<FnvHasher>>,
 }
 
 /// Why a script could not provide an application.
@@ -55,16 +59,26 @@ impl ScriptCache {
     /// # Safety
     /// The GIL of the interpreter owning this cache is held.
     pub(crate) unsafe fn module(&mut self, path: &Path, reload: bool) -> Result<Obj, LoadError> {
-        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        if let Some(loaded) = self.scripts.get(path) {
-            if !reload || loaded.mtime == mtime {
-                return Ok(loaded.module.clone());
-            }
-        }
         // SAFETY: the GIL is held (caller).
-        let module = unsafe { import(path)? };
-        self.scripts.insert(path.to_path_buf(), LoadedScript { module: module.clone(), mtime });
-        Ok(module)
+        unsafe { self.loaded(path, reload).map(|loaded| loaded.module.clone()) }
+    }
+
+    unsafe fn loaded(&mut self, path: &Path, reload: bool) -> Result<&mut LoadedScript, LoadError> {
+        let key = path.as_os_str().as_encoded_bytes();
+        let known = self.scripts.get(key).map(|loaded| loaded.mtime);
+        let fresh = match known {
+            // mod_wsgi checks the file on every request when reloading is on.
+            Some(mtime) if reload => mtime == std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+            Some(_) => true,
+            None => false,
+        };
+        if !fresh {
+            let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            // SAFETY: the GIL is held (caller).
+            let module = unsafe { import(path)? };
+            self.scripts.insert(key.into(), LoadedScript { module, mtime, callable_name: None });
+        }
+        Ok(self.scripts.get_mut(key).expect("present: found or just inserted"))
     }
 
     /// The application callable `name` of the script at `path`.
@@ -74,9 +88,20 @@ impl ScriptCache {
     pub(crate) unsafe fn callable(&mut self, path: &Path, name: &str, reload: bool) -> Result<Obj, LoadError> {
         // SAFETY: the GIL is held (caller).
         unsafe {
-            let module = self.module(path, reload)?;
-            let name = ffi::cstring(name).map_err(|_| LoadError::NoCallable)?;
-            match Obj::from_owned(py::PyObject_GetAttrString(module.as_ptr(), name.as_ptr())) {
+            let loaded = self.loaded(path, reload)?;
+            // Looked up on every request, as mod_wsgi does, so that an
+            // application may rebind it; the name object is kept.
+            let name_obj = match &loaded.callable_name {
+                Some((known, obj)) if known == name => obj.clone(),
+                _ => {
+                    let mut ptr = ffi::utf8_str(name).ok_or(LoadError::NoCallable)?.into_ptr();
+                    py::PyUnicode_InternInPlace(&mut ptr);
+                    let obj = Obj::from_owned(ptr).ok_or(LoadError::NoCallable)?;
+                    loaded.callable_name = Some((name.to_string(), obj.clone()));
+                    obj
+                }
+            };
+            match Obj::from_owned(py::PyObject_GetAttr(loaded.module.as_ptr(), name_obj.as_ptr())) {
                 Some(callable) => Ok(callable),
                 None => {
                     py::PyErr_Clear();
