@@ -532,3 +532,27 @@ def application(environ, start_response):
     assert_eq!(run(&t, "GET", "/", b"").response.text(), "kept");
     assert_eq!(run(&t, "GET", "/", b"").response.text(), "the request this object belongs to has finished");
 }
+
+#[test]
+fn import_scripts_preload_into_their_group() {
+    let scripts = Scripts::new("preload");
+    let marker = scripts.dir.join("imports.txt");
+    let path = script(
+        &scripts,
+        "preloaded.wsgi",
+        &format!(
+            "with open({:?}, 'a') as f:\n    f.write('imported\\n')\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'served']\n",
+            marker.display().to_string()
+        ),
+    );
+    let log = Log::default();
+    assert!(runner().preload(&path, "preload-group", &log), "{}", log.text());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "imported\n", "imported before any request");
+    assert_eq!(run(&target(&path, "preload-group"), "GET", "/", b"").response.text(), "served");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "imported\n", "not imported a second time");
+
+    let broken = script(&scripts, "broken.wsgi", "raise ImportError('cannot preload')\n");
+    let log = Log::default();
+    assert!(!runner().preload(&broken, "preload-group", &log));
+    assert!(log.text().contains("ImportError: cannot preload"), "{}", log.text());
+}

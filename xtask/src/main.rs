@@ -7,9 +7,11 @@ use std::process::{Command, ExitCode};
 /// Debian packages the build and the tests need. `cargo xtask test` installs
 /// the missing ones when it runs as root.
 const SYSTEM_PACKAGES: &[&str] = &[
-    // Debian's Python with its headers and libpython, which we embed.
+    // Debian's Python with its headers and libpython3.11, which wsgi-interp
+    // embeds (and links against through pyo3-ffi).
     "python3",
     "python3-dev",
+    "libpython3.11",
 ];
 
 const USAGE: &str = "\
