@@ -41,7 +41,9 @@ fn settings_reach_every_interpreter() {
     assert_eq!(runtime.evaluate("init-group", probe).unwrap(), expected, "sub-interpreter");
 
     for (group, stream, action) in [("", "stdout", "print('hello')"), ("init-group", "stdin", "sys.stdin.read()")] {
-        let source = format!("import sys\ntry:\n    {action}\n    result = 'allowed'\nexcept OSError as e:\n    result = str(e)\n");
+        let source = format!(
+            "import sys\ntry:\n    {action}\n    result = 'allowed'\nexcept OSError as e:\n    result = str(e)\n"
+        );
         assert_eq!(
             runtime.evaluate(group, &source).unwrap(),
             format!("sys.{stream} access restricted by mod_wsgi"),
