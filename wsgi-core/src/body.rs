@@ -44,6 +44,18 @@ impl BodyError {
     pub fn too_large(limit: u64) -> BodyError {
         BodyError::new(413, format!("request body exceeds the limit of {limit} bytes (LimitRequestBody)"))
     }
+
+    /// A body the client sent malformed (a bad chunk size, a connection cut
+    /// mid-body): 400.
+    pub fn malformed(message: impl Into<String>) -> BodyError {
+        BodyError::new(400, message)
+    }
+
+    /// This error as the `io::Error` a body reader returns;
+    /// [`body_error_status`] reads the status back out of it.
+    pub fn into_io_error(self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, self)
+    }
 }
 
 /// Checks the body headers of `head` against the policy. `limit` is

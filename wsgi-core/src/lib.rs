@@ -21,6 +21,7 @@ pub mod body;
 pub mod environ;
 pub mod environ_build;
 pub mod group;
+pub mod pipeline;
 pub mod request;
 pub mod response;
 pub mod route;

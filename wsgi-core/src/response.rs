@@ -120,6 +120,7 @@ enum State {
 pub struct ResponseWriter<'s> {
     sink: &'s mut dyn ResponseSink,
     head_only: bool,
+    failure_status: u16,
     state: State,
     status: u16,
     declared_length: Option<u64>,
@@ -129,7 +130,15 @@ pub struct ResponseWriter<'s> {
 impl<'s> ResponseWriter<'s> {
     /// A writer over `sink`; `head_only` for a HEAD request.
     pub fn new(sink: &'s mut dyn ResponseSink, head_only: bool) -> Self {
-        ResponseWriter { sink, head_only, state: State::NotStarted, status: 0, declared_length: None, body_bytes: 0 }
+        ResponseWriter {
+            sink,
+            head_only,
+            failure_status: 500,
+            state: State::NotStarted,
+            status: 0,
+            declared_length: None,
+            body_bytes: 0,
+        }
     }
 
     /// Whether writing `len` bytes (and a pending head) may block.
@@ -258,29 +267,88 @@ impl<'s> ResponseWriter<'s> {
         ResponseSummary { status: self.status, body_bytes: self.body_bytes, declared_length: self.declared_length }
     }
 
-    /// Ends a response whose application failed: a 500 when the head has
-    /// not gone out (`Ok(true)`); otherwise nothing can be sent and the
+    /// Makes a later [`ResponseWriter::fail`] answer `status` instead of 500:
+    /// the request, not the application, was at fault (a malformed or
+    /// oversized body that the application tripped over while reading).
+    pub fn set_failure_status(&mut self, status: u16) {
+        self.failure_status = status;
+    }
+
+    /// Ends a response whose application failed: an error page (500 unless
+    /// [`ResponseWriter::set_failure_status`] said otherwise) when the head
+    /// has not gone out (`Ok(true)`); otherwise nothing can be sent and the
     /// connection must be closed (`Ok(false)`).
     pub fn fail(&mut self) -> Result<bool, WriteError> {
         if self.head_sent() {
             return Ok(false);
         }
-        let body = INTERNAL_SERVER_ERROR_BODY.as_bytes();
-        let headers = vec![
-            ("Content-Type".to_string(), "text/html; charset=iso-8859-1".to_string()),
-            ("Content-Length".to_string(), body.len().to_string()),
-        ];
         self.state = State::Sent;
-        self.status = 500;
-        self.declared_length = Some(body.len() as u64);
-        self.sink.send_head(500, "Internal Server Error", &headers)?;
-        if !self.head_only {
-            self.sink.send_body(body)?;
-            self.body_bytes = body.len() as u64;
-        }
-        self.sink.flush()?;
+        self.respond_error(self.failure_status)?;
         Ok(true)
     }
+
+    /// Sends a complete error response (Apache's page for `status`) in
+    /// place of anything an application would produce: for requests refused
+    /// before any application runs (404, 413, ...).
+    pub fn respond_error(&mut self, status: u16) -> Result<(), WriteError> {
+        let page = error_page(status);
+        let headers = vec![
+            ("Content-Type".to_string(), "text/html; charset=iso-8859-1".to_string()),
+            ("Content-Length".to_string(), page.len().to_string()),
+        ];
+        self.state = State::Sent;
+        self.status = status;
+        self.declared_length = Some(page.len() as u64);
+        self.sink.send_head(status, reason_phrase(status), &headers)?;
+        if !self.head_only {
+            self.sink.send_body(page.as_bytes())?;
+            self.body_bytes = page.len() as u64;
+        }
+        self.sink.flush()?;
+        Ok(())
+    }
+}
+
+/// The reason phrase of the statuses a server produces itself.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Error",
+    }
+}
+
+/// An HTML error page in the style of Apache's own.
+pub fn error_page(status: u16) -> String {
+    if status == 500 {
+        return INTERNAL_SERVER_ERROR_BODY.to_string();
+    }
+    let reason = reason_phrase(status);
+    let detail = match status {
+        400 => "Your browser sent a request that this server could not understand.",
+        403 => "You don't have permission to access this resource.",
+        404 => "The requested URL was not found on this server.",
+        411 => "A request of the requested method requires a valid Content-length.",
+        413 => "The requested resource does not allow request data with this method, or the amount of data provided in the request exceeds the capacity limit.",
+        501 => "The requested method or transfer encoding is not supported by this server.",
+        503 => "The server is temporarily unable to service your request.",
+        504 => "The server did not produce a response in time.",
+        _ => "The server could not complete your request.",
+    };
+    format!(
+        "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>{status} {reason}</title>\n</head><body>\n<h1>{reason}</h1>\n<p>{detail}</p>\n</body></html>\n"
+    )
 }
 
 /// The body of a 500 response, in the words of Apache's own page.

@@ -304,6 +304,16 @@ unsafe fn size_arg(args: *mut py::PyObject) -> Option<isize> {
     }
 }
 
+/// Raises OSError for a failed body read. When the request itself was at
+/// fault (malformed or too large), the response to a request that then fails
+/// carries that status rather than 500.
+fn body_error_in(ctx: &mut RequestCtx, e: &std::io::Error) -> *mut py::PyObject {
+    if let Some(status) = wsgi_core::body::body_error_status(e) {
+        ctx.writer().set_failure_status(status);
+    }
+    body_error(e)
+}
+
 fn body_error(e: &std::io::Error) -> *mut py::PyObject {
     // SAFETY: called from callbacks with the GIL held.
     unsafe { ffi::raise(py::PyExc_OSError, &format!("request body could not be read: {e}")) };
@@ -449,7 +459,7 @@ unsafe extern "C" fn input_read(slf: *mut py::PyObject, args: *mut py::PyObject)
             match ctx.fill(limit.saturating_sub(ctx.buffered().len())) {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(e) => return body_error(&e),
+                Err(e) => return body_error_in(ctx, &e),
             }
         }
         let n = ctx.buffered().len().min(limit);
@@ -483,7 +493,7 @@ unsafe extern "C" fn input_readline(slf: *mut py::PyObject, args: *mut py::PyObj
         let limit = if size < 0 { usize::MAX } else { size as usize };
         match read_line(ctx, limit) {
             Ok(line) => ffi::new_bytes(&line).map_or(ptr::null_mut(), Obj::into_ptr),
-            Err(e) => body_error(&e),
+            Err(e) => body_error_in(ctx, &e),
         }
     })
 }
@@ -498,7 +508,7 @@ unsafe extern "C" fn input_readlines(slf: *mut py::PyObject, args: *mut py::PyOb
         loop {
             let line = match read_line(ctx, usize::MAX) {
                 Ok(line) => line,
-                Err(e) => return body_error(&e),
+                Err(e) => return body_error_in(ctx, &e),
             };
             if line.is_empty() {
                 break;
@@ -530,7 +540,7 @@ unsafe extern "C" fn input_next(slf: *mut py::PyObject) -> *mut py::PyObject {
         match read_line(ctx, usize::MAX) {
             Ok(line) if line.is_empty() => ptr::null_mut(),
             Ok(line) => ffi::new_bytes(&line).map_or(ptr::null_mut(), Obj::into_ptr),
-            Err(e) => body_error(&e),
+            Err(e) => body_error_in(ctx, &e),
         }
     })
 }

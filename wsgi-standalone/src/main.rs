@@ -1,13 +1,30 @@
 //! `wsgi-standalone`: the standalone front end of mod_wsgi-rs.
 //!
-//! A thin binary: argument parsing and wiring of the library crates.
+//! A thin binary: the command line, HTTP over hyper, and the Python worker
+//! pool, wired over the library crates (configuration from wsgi-config,
+//! the request pipeline from wsgi-core, Python from wsgi-interp).
+
+mod http;
+mod logging;
+mod workers;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use wsgi_config::lexer::quote_word;
 use wsgi_config::tree::ReadOptions;
+use wsgi_config::Config;
+use wsgi_core::environ_build::{Versions, WsgiFlags};
+use wsgi_core::pipeline::{Site, SiteOptions};
+use wsgi_core::LogLevel;
+use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
+
+use crate::logging::{AccessLog, LogSink, ServerLog};
 
 #[derive(Parser)]
 #[command(name = "wsgi-standalone", version, about = "Host Python WSGI applications; reads mod_wsgi configuration")]
@@ -37,19 +54,106 @@ enum Command {
         /// The configuration file.
         file: PathBuf,
     },
+    /// Serve a WSGI script (or the script aliases of a configuration file)
+    /// over HTTP/1.1, as mod_wsgi-express start-server does.
+    StartServer(Box<ServerArgs>),
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// The WSGI script file to serve (omit with --config).
+    #[arg(required_unless_present = "config", conflicts_with = "config")]
+    script: Option<PathBuf>,
+    /// Serve the virtual hosts, WSGIScriptAlias/WSGIScriptAliasMatch and
+    /// Alias mappings of an Apache-style configuration file instead.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on (ignored with --config when it has Listen lines).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (ignored with --config when it has Listen lines).
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Python worker threads.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    threads: u32,
+    /// URL path the script is mounted at.
+    #[arg(long, default_value = "/", value_name = "URL-PATH")]
+    mount_point: String,
+    /// Serve files under PATH at URL (static files); may be repeated.
+    #[arg(long, num_args = 2, value_names = ["URL-PATH", "PATH"], action = clap::ArgAction::Append)]
+    url_alias: Vec<String>,
+    /// Name of the WSGI callable in the script.
+    #[arg(long, default_value = "application")]
+    callable_object: String,
+    /// Application group (Python interpreter) to run the script in.
+    #[arg(long, default_value = "%{GLOBAL}")]
+    application_group: String,
+    /// Largest request body accepted, in bytes (413 beyond).
+    #[arg(long, default_value_t = 10_485_760)]
+    limit_request_body: u64,
+    /// Seconds an application may take to start its response (504 after).
+    #[arg(long, default_value_t = 60)]
+    request_timeout: u64,
+    /// Seconds a request may wait for a free worker (504 after).
+    #[arg(long, default_value_t = 45)]
+    queue_timeout: u64,
+    /// Seconds to let in-flight requests finish after SIGTERM or SIGINT.
+    #[arg(long, default_value_t = 15)]
+    graceful_timeout: u64,
+    /// Seconds a kept-alive connection may stay idle.
+    #[arg(long, default_value_t = 5)]
+    keep_alive_timeout: u64,
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, default_value_t = 15)]
+    header_timeout: u64,
+    /// Largest request head (request line and headers), in bytes (431 beyond).
+    #[arg(long, default_value_t = 65_536)]
+    max_header_size: usize,
+    /// Directory added to the Python path (site.addsitedir); may be repeated.
+    #[arg(long, value_name = "DIR")]
+    python_path: Vec<PathBuf>,
+    /// The Python installation or virtual environment to use.
+    #[arg(long, value_name = "DIR")]
+    python_home: Option<PathBuf>,
+    /// Write an access log in Apache's combined format (to standard output,
+    /// or to FILE).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    access_log: Option<String>,
+    /// Write the error log to FILE instead of standard error.
+    #[arg(long, value_name = "FILE")]
+    error_log: Option<PathBuf>,
+    /// Least severe error-log level: error, warn, info or debug.
+    #[arg(long, default_value = "info", value_parser = ["error", "warn", "info", "debug"])]
+    log_level: String,
+    /// Log to the terminal (the default here; accepted for mod_wsgi-express
+    /// compatibility).
+    #[arg(long)]
+    log_to_terminal: bool,
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig { dump, server_root, define, file } => check_config(&file, server_root, define, dump),
+        Command::StartServer(args) => match start_server(*args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("wsgi-standalone: {message}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
-fn check_config(file: &std::path::Path, server_root: Option<PathBuf>, define: Vec<String>, dump: bool) -> ExitCode {
+fn read_options(file: &Path, server_root: Option<PathBuf>) -> ReadOptions {
     let server_root = server_root.unwrap_or_else(|| {
         file.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
     });
-    let mut options = ReadOptions::standalone(server_root);
+    ReadOptions::standalone(server_root)
+}
+
+fn check_config(file: &Path, server_root: Option<PathBuf>, define: Vec<String>, dump: bool) -> ExitCode {
+    let mut options = read_options(file, server_root);
     options.defines = define.into_iter().collect::<BTreeSet<_>>();
     match wsgi_config::load_file(file, &options) {
         Ok(config) => {
@@ -67,4 +171,173 @@ fn check_config(file: &std::path::Path, server_root: Option<PathBuf>, define: Ve
             ExitCode::FAILURE
         }
     }
+}
+
+/// The configuration `start-server SCRIPT` serves, written as the
+/// directives mod_wsgi-express would generate, so that it goes through the
+/// same parser and checks as any configuration file.
+fn script_config(args: &ServerArgs, script: &Path) -> Result<Config, String> {
+    let script = std::fs::canonicalize(script).map_err(|e| format!("{}: {e}", script.display()))?;
+    if !script.is_file() {
+        return Err(format!("{}: not a file", script.display()));
+    }
+    let mut text = String::new();
+    let mut line = |words: Vec<String>| {
+        text.push_str(&words.iter().map(|w| quote_word(w)).collect::<Vec<_>>().join(" "));
+        text.push('\n');
+    };
+    if !args.python_path.is_empty() {
+        let paths: Vec<String> = args.python_path.iter().map(|p| p.display().to_string()).collect();
+        line(vec!["WSGIPythonPath".into(), paths.join(":")]);
+    }
+    if let Some(home) = &args.python_home {
+        line(vec!["WSGIPythonHome".into(), home.display().to_string()]);
+    }
+    line(vec!["LimitRequestBody".into(), args.limit_request_body.min(2_147_483_647).to_string()]);
+    // Unlike mod_wsgi's default, chunked request bodies are accepted.
+    line(vec!["WSGIChunkedRequest".into(), "On".into()]);
+    for pair in args.url_alias.chunks(2) {
+        line(vec!["Alias".into(), pair[0].clone(), pair[1].clone()]);
+    }
+    line(vec![
+        "WSGIScriptAlias".into(),
+        args.mount_point.clone(),
+        script.display().to_string(),
+        format!("application-group={}", args.application_group),
+        format!("callable-object={}", args.callable_object),
+    ]);
+    wsgi_config::load_str(&text, Path::new("<start-server options>"), &ReadOptions::standalone("/"))
+        .map_err(|errors| errors.to_string())
+}
+
+fn listen_addresses(config: &Config, args: &ServerArgs) -> Result<Vec<SocketAddr>, String> {
+    let specs: Vec<(String, u16)> = if config.listen.is_empty() || args.script.is_some() {
+        vec![(args.host.clone(), args.port)]
+    } else {
+        config.listen.iter().map(|l| (l.address.clone().unwrap_or_else(|| "0.0.0.0".into()), l.port)).collect()
+    };
+    let mut addresses = Vec::new();
+    for (host, port) in specs {
+        let found =
+            (host.as_str(), port).to_socket_addrs().map_err(|e| format!("cannot resolve {host}:{port}: {e}"))?;
+        addresses.extend(found.take(1));
+    }
+    Ok(addresses)
+}
+
+fn start_server(args: ServerArgs) -> Result<(), String> {
+    let level = match args.log_level.as_str() {
+        "error" => LogLevel::Error,
+        "warn" => LogLevel::Warn,
+        "debug" => LogLevel::Debug,
+        _ => LogLevel::Info,
+    };
+    let error_sink = match &args.error_log {
+        Some(path) => LogSink::file(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        None => LogSink::stderr(),
+    };
+    let log = Arc::new(ServerLog::new(error_sink, level));
+    let access = match args.access_log.as_deref() {
+        None => None,
+        Some("-") => Some(Arc::new(AccessLog::new(LogSink::stdout()))),
+        Some(path) => {
+            Some(Arc::new(AccessLog::new(LogSink::file(Path::new(path)).map_err(|e| format!("{path}: {e}"))?)))
+        }
+    };
+    let config = match (&args.config, &args.script) {
+        (Some(file), _) => wsgi_config::load_file(file, &read_options(file, None)).map_err(|e| e.to_string())?,
+        (None, Some(script)) => script_config(&args, script)?,
+        (None, None) => return Err("give a WSGI script or --config FILE".into()),
+    };
+    let addresses = listen_addresses(&config, &args)?;
+    let listeners = addresses
+        .iter()
+        .map(|addr| TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let runtime = PythonRuntime::initialize(PythonConfig::from_settings(&config.global)).map_err(|e| e.to_string())?;
+    let runner = Arc::new(EmbeddedRunner::new(runtime));
+    preload(&config, &runner, &log);
+
+    let software = format!("mod_wsgi-rs/{} Python/3.11", env!("CARGO_PKG_VERSION"));
+    let site = Site::new(
+        config,
+        SiteOptions {
+            server_software: software.clone(),
+            flags: WsgiFlags::embedded(false, args.threads > 1),
+            versions: Versions { mod_wsgi: mod_wsgi_version(), apache: None },
+            default_document_root: "/var/www/html".into(),
+        },
+    );
+    let pool = workers::Pool::start(
+        workers::PoolSettings {
+            threads: args.threads as usize,
+            queue_timeout: Duration::from_secs(args.queue_timeout),
+        },
+        runner,
+        log.clone(),
+        access,
+    )
+    .map_err(|e| format!("cannot start worker threads: {e}"))?;
+    let shared = Arc::new(http::Shared {
+        site,
+        pool,
+        log: log.clone(),
+        settings: http::HttpSettings {
+            header_timeout: Duration::from_secs(args.header_timeout),
+            keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
+            request_timeout: Duration::from_secs(args.request_timeout),
+            graceful_timeout: Duration::from_secs(args.graceful_timeout),
+            max_head_size: args.max_header_size,
+            server_software: software,
+        },
+    });
+    for address in &addresses {
+        log.log(LogLevel::Info, &format!("serving on http://{address}/ with {} worker threads", args.threads));
+    }
+    let io_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+    io_runtime.block_on(http::serve(listeners, shared)).map_err(|e| e.to_string())?;
+    log.log(LogLevel::Info, "stopped");
+    Ok(())
+}
+
+/// Imports the scripts mod_wsgi would import at process start: every
+/// WSGIImportScript for embedded mode, and script aliases naming both groups.
+fn preload(config: &Config, runner: &EmbeddedRunner, log: &ServerLog) {
+    let startup_log = StartupLog(log);
+    let imports =
+        config.import_scripts.iter().map(|i| (i.path.clone(), i.process_group.clone(), i.application_group.clone()));
+    let aliases = std::iter::once(&config.main_server).chain(&config.virtual_hosts).flat_map(|server| {
+        server.script_aliases.iter().filter(|a| a.preloads()).map(|a| {
+            (
+                PathBuf::from(&a.target),
+                a.process_group.clone().unwrap_or_default(),
+                a.application_group.clone().unwrap_or_default(),
+            )
+        })
+    });
+    for (script, process_group, application_group) in imports.chain(aliases) {
+        if process_group != "%{GLOBAL}" && !process_group.is_empty() {
+            continue;
+        }
+        let group = if application_group == "%{GLOBAL}" { String::new() } else { application_group };
+        runner.preload(&script, &group, &startup_log);
+    }
+}
+
+struct StartupLog<'a>(&'a ServerLog);
+
+impl wsgi_core::ErrorLog for StartupLog<'_> {
+    fn log(&self, level: LogLevel, message: &str) {
+        self.0.log(level, message);
+    }
+}
+
+fn mod_wsgi_version() -> (i64, i64, i64) {
+    let mut parts = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }

@@ -1,0 +1,363 @@
+//! HTTP/1.1 over hyper: connections, the hand-off of requests to the
+//! worker pool, static files, and graceful shutdown.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::{Body, Frame};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{mpsc, oneshot};
+use wsgi_core::body::{BodyError, BodyKind};
+use wsgi_core::environ_build::{new_request_id, now_us, RequestStats};
+use wsgi_core::pipeline::{content_type, Dispatch, Site};
+use wsgi_core::response::error_page;
+use wsgi_core::{LogLevel, RequestHead, Scheme};
+
+use crate::logging::ServerLog;
+use crate::workers::{AccessFacts, BodySource, Head, Job, Pool};
+
+/// Bodies up to this size are read before the request is queued, so that
+/// a slow client never holds a Python thread.
+const BUFFERED_BODY_LIMIT: u64 = 256 * 1024;
+
+/// Connection and timeout settings.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Longest time to receive a request's headers.
+    pub header_timeout: Duration,
+    /// Longest idle time between requests on a kept-alive connection.
+    pub keep_alive_timeout: Duration,
+    /// Longest time an application may take to start its response (504).
+    pub request_timeout: Duration,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    pub graceful_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes.
+    pub max_head_size: usize,
+    /// `Server` header and `SERVER_SOFTWARE`.
+    pub server_software: String,
+}
+
+/// What every connection shares.
+pub struct Shared {
+    /// The configuration compiled for serving.
+    pub site: Site,
+    /// The Python workers.
+    pub pool: Pool,
+    /// The error log.
+    pub log: Arc<ServerLog>,
+    /// Settings.
+    pub settings: HttpSettings,
+}
+
+/// A response body: either complete, or chunks arriving from a worker.
+pub enum ResponseBody {
+    /// All of it.
+    Full(Option<Bytes>),
+    /// Streamed from a channel.
+    Channel(mpsc::Receiver<Bytes>),
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            ResponseBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+            ResponseBody::Channel(rx) => rx.poll_recv(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
+        }
+    }
+}
+
+/// Serves `listeners` until SIGTERM or SIGINT, then finishes in-flight
+/// requests for up to the graceful timeout.
+pub async fn serve(listeners: Vec<std::net::TcpListener>, shared: Arc<Shared>) -> io::Result<()> {
+    let (accepted_tx, mut accepted) = mpsc::channel::<(tokio::net::TcpStream, SocketAddr)>(64);
+    let mut acceptors = Vec::new();
+    for listener in listeners {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let tx = accepted_tx.clone();
+        let log = shared.log.clone();
+        acceptors.push(tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok(conn) => {
+                        if tx.send(conn).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        log.log(LogLevel::Warn, &format!("accept failed: {e}"));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }));
+    }
+    drop(accepted_tx);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            conn = accepted.recv() => {
+                let Some((stream, peer)) = conn else { break };
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr()?;
+                let settings = &shared.settings;
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(settings.header_timeout.min(settings.keep_alive_timeout))
+                    .keep_alive(!settings.keep_alive_timeout.is_zero())
+                    .max_buf_size(settings.max_head_size.max(8192));
+                let connection_shared = shared.clone();
+                let service = service_fn(move |req| handle(req, connection_shared.clone(), peer, local));
+                let conn = builder.serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    for acceptor in acceptors {
+        acceptor.abort();
+    }
+    shared.log.log(LogLevel::Info, "shutting down: no new connections; finishing requests in flight");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(shared.settings.graceful_timeout) => {
+            shared.log.log(LogLevel::Warn, "graceful timeout expired with requests still in flight");
+        }
+    }
+    Ok(())
+}
+
+fn request_head(req: &Request<Incoming>, peer: SocketAddr, local: SocketAddr) -> RequestHead {
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().iter().map(|&b| char::from(b)).collect()))
+        .collect();
+    RequestHead {
+        method: req.method().as_str().to_string(),
+        raw_uri: req.uri().path_and_query().map_or_else(|| req.uri().path().to_string(), |pq| pq.as_str().to_string()),
+        protocol: format!("{:?}", req.version()),
+        headers,
+        peer,
+        local,
+        scheme: Scheme::Http,
+    }
+}
+
+fn error_response(status: u16, software: &str) -> Response<ResponseBody> {
+    let page = error_page(status);
+    let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(page.clone()))));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/html; charset=iso-8859-1"));
+    headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(page.len()));
+    if let Ok(server) = http::HeaderValue::from_str(software) {
+        headers.insert(http::header::SERVER, server);
+    }
+    response
+}
+
+/// Header fields of the connection, not of the message: never passed on
+/// from an application (PEP 3333 forbids them; hyper manages them).
+fn is_hop_by_hop(name: &str) -> bool {
+    ["connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection", "te", "trailer"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+fn app_response(head: Head, body: ResponseBody, software: &str) -> Response<ResponseBody> {
+    let mut response = Response::new(body);
+    let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() = status;
+    if status.canonical_reason() != Some(head.reason.as_str()) {
+        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(head.reason.into_bytes()) {
+            response.extensions_mut().insert(reason);
+        }
+    }
+    let headers = response.headers_mut();
+    for (name, value) in head.headers {
+        if is_hop_by_hop(&name) {
+            continue;
+        }
+        let value_bytes: Vec<u8> = value.chars().map(|c| c as u8).collect();
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_bytes(&value_bytes))
+        {
+            headers.append(name, value);
+        }
+    }
+    if !headers.contains_key(http::header::SERVER) {
+        if let Ok(server) = http::HeaderValue::from_str(software) {
+            headers.insert(http::header::SERVER, server);
+        }
+    }
+    response
+}
+
+async fn static_file(path: std::path::PathBuf, head_only: bool, software: &str) -> Response<ResponseBody> {
+    let Ok(file) = tokio::fs::File::open(&path).await else { return error_response(404, software) };
+    let Ok(meta) = file.metadata().await else { return error_response(404, software) };
+    let (tx, rx) = mpsc::channel(4);
+    if !head_only {
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut file = file;
+            loop {
+                let mut buf = vec![0u8; 256 * 1024];
+                match file.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        if tx.send(Bytes::from(buf)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    let head = Head {
+        status: 200,
+        reason: "OK".into(),
+        headers: vec![
+            ("Content-Type".into(), content_type(&path).into()),
+            ("Content-Length".into(), meta.len().to_string()),
+        ],
+    };
+    app_response(head, ResponseBody::Channel(rx), software)
+}
+
+/// Pumps a request body into a channel for a worker. A body that breaks
+/// off or is malformed reaches the application as an error that makes a
+/// failed request a 400.
+fn stream_body(mut body: Incoming) -> mpsc::Receiver<io::Result<Bytes>> {
+    let (tx, rx) = mpsc::channel(8);
+    tokio::spawn(async move {
+        use http_body_util::BodyExt;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        if tx.send(Ok(data)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(BodyError::malformed(format!("malformed request body: {e}")).into_io_error()))
+                        .await;
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Reads a small body in full; `Err` with the status to answer.
+async fn read_body(body: Incoming) -> Result<Bytes, u16> {
+    use http_body_util::BodyExt;
+    match body.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(400),
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let software = shared.settings.server_software.as_str();
+    let head = request_head(&req, peer, local);
+    let request_start = now_us();
+    let request_id = new_request_id(request_start);
+    let stats = RequestStats {
+        request_id: &request_id,
+        request_start_us: request_start,
+        script_start_us: request_start,
+        thread_id: 0,
+        thread_requests: 0,
+        total_requests: shared.pool.total() as i64,
+    };
+    let app = match shared.site.dispatch(&head, stats, None) {
+        Dispatch::Error(status) => return Ok(error_response(status, software)),
+        Dispatch::File(path) => return Ok(static_file(path, head.method == "HEAD", software).await),
+        Dispatch::App(app) => app,
+    };
+    if !app.process_group.is_empty() {
+        shared.log.log(
+            LogLevel::Error,
+            &format!(
+                "mod_wsgi: daemon process group '{}' is not available in this server;                  the standalone server runs applications embedded",
+                app.process_group
+            ),
+        );
+        return Ok(error_response(503, software));
+    }
+    let body = match app.body {
+        BodyKind::Empty => BodySource::Buffered(Bytes::new()),
+        BodyKind::Length(n) if n <= BUFFERED_BODY_LIMIT => match read_body(req.into_body()).await {
+            Ok(bytes) => BodySource::Buffered(bytes),
+            Err(status) => return Ok(error_response(status, software)),
+        },
+        BodyKind::Length(_) | BodyKind::Chunked => BodySource::Streamed(stream_body(req.into_body())),
+    };
+    let header = |name: &str| head.header(name).map(str::to_string);
+    let access = AccessFacts {
+        peer,
+        request_line: format!("{} {} {}", head.method, head.raw_uri, head.protocol),
+        referer: header("referer"),
+        user_agent: header("user-agent"),
+        request_id: request_id.clone(),
+    };
+    let (head_tx, head_rx) = oneshot::channel();
+    let (chunks_tx, chunks_rx) = mpsc::channel(16);
+    let job = Job { app, body, head: head_tx, chunks: chunks_tx, access, queued_at: Instant::now() };
+    if !shared.pool.submit(job) {
+        return Ok(error_response(503, software));
+    }
+    let timeout = shared.settings.request_timeout;
+    let head = if timeout.is_zero() {
+        head_rx.await.ok()
+    } else {
+        match tokio::time::timeout(timeout, head_rx).await {
+            Ok(head) => head.ok(),
+            Err(_) => {
+                shared.log.log(
+                    LogLevel::Error,
+                    &format!(
+                        "mod_wsgi: request {request_id} from {peer} did not produce a response within the request                          timeout of {} seconds",
+                        timeout.as_secs()
+                    ),
+                );
+                return Ok(error_response(504, software));
+            }
+        }
+    };
+    Ok(match head {
+        Some(head) => app_response(head, ResponseBody::Channel(chunks_rx), software),
+        None => error_response(500, software),
+    })
+}

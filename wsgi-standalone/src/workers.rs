@@ -1,0 +1,237 @@
+//! The Python worker threads, and the channels that carry a request's body
+//! to them and its response back to the connection.
+//!
+//! Python runs only on a fixed pool of threads (like a mod_wsgi daemon
+//! process); the I/O threads never hold the GIL. A request waits in the
+//! queue for a free worker; one that waited longer than the queue timeout is
+//! answered 504 without running.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+use wsgi_core::body::{BodyKind, LimitedReader};
+use wsgi_core::pipeline::AppRequest;
+use wsgi_core::response::ResponseSink;
+use wsgi_core::{LogLevel, ResponseWriter, RunOutcome, WsgiRunner};
+
+use crate::logging::{AccessEntry, AccessLog, ServerLog};
+
+/// The status line and headers of a response, on their way to the client.
+pub struct Head {
+    /// The status code.
+    pub status: u16,
+    /// The reason phrase.
+    pub reason: String,
+    /// Header fields.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A request for a worker.
+pub struct Job {
+    /// What to run.
+    pub app: Box<AppRequest>,
+    /// Body chunks from the connection (or errors).
+    pub body: BodySource,
+    /// Where the head goes.
+    pub head: oneshot::Sender<Head>,
+    /// Where body chunks go.
+    pub chunks: mpsc::Sender<Bytes>,
+    /// For the access log.
+    pub access: AccessFacts,
+    /// When the request was queued.
+    pub queued_at: Instant,
+}
+
+/// The access-log facts of a request.
+pub struct AccessFacts {
+    /// The client.
+    pub peer: SocketAddr,
+    /// `METHOD URI PROTOCOL`.
+    pub request_line: String,
+    /// `Referer`.
+    pub referer: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+    /// The request id, for error-log lines.
+    pub request_id: String,
+}
+
+/// Where a worker reads the request body from.
+pub enum BodySource {
+    /// Read in full before the request was queued (small bodies), so a slow
+    /// client never holds a Python thread.
+    Buffered(Bytes),
+    /// Streamed from the connection.
+    Streamed(mpsc::Receiver<io::Result<Bytes>>),
+}
+
+/// Reads a [`BodySource`] from a worker thread.
+struct BodyReader {
+    current: Bytes,
+    source: Option<mpsc::Receiver<io::Result<Bytes>>>,
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            let Some(source) = self.source.as_mut() else { return Ok(0) };
+            match source.blocking_recv() {
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => {
+                    self.source = None;
+                    return Err(e);
+                }
+                None => {
+                    self.source = None;
+                    return Ok(0);
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// The response side of a worker: hands the head and chunks to the
+/// connection's task. Errors mean the client (or the request timeout) gave
+/// up on the response.
+struct ChannelSink {
+    head: Option<oneshot::Sender<Head>>,
+    chunks: mpsc::Sender<Bytes>,
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "client connection closed")
+}
+
+impl ResponseSink for ChannelSink {
+    fn send_head(&mut self, status: u16, reason: &str, headers: &[(String, String)]) -> io::Result<()> {
+        let head = Head { status, reason: reason.to_string(), headers: headers.to_vec() };
+        self.head.take().ok_or_else(gone)?.send(head).map_err(|_| gone())
+    }
+
+    fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.chunks.blocking_send(Bytes::copy_from_slice(chunk)).map_err(|_| gone())
+    }
+
+    fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<u64> {
+        use std::os::unix::fs::FileExt;
+        // hyper has no sendfile path: large reads keep the copies cheap.
+        let mut sent = 0;
+        while sent < len {
+            let want = (len - sent).min(256 * 1024) as usize;
+            let mut buf = vec![0u8; want];
+            let n = file.read_at(&mut buf, offset + sent)?;
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            self.chunks.blocking_send(Bytes::from(buf)).map_err(|_| gone())?;
+            sent += n as u64;
+        }
+        Ok(sent)
+    }
+
+    fn may_block(&self, _len: usize) -> bool {
+        self.chunks.capacity() == 0
+    }
+}
+
+/// Settings of the pool.
+pub struct PoolSettings {
+    /// Worker threads.
+    pub threads: usize,
+    /// Longest wait in the queue before 504 (zero: no limit).
+    pub queue_timeout: Duration,
+}
+
+/// The worker threads and their queue.
+pub struct Pool {
+    queue: crossbeam_channel::Sender<Job>,
+    total: Arc<AtomicU64>,
+}
+
+impl Pool {
+    /// Starts `settings.threads` workers running jobs with `runner`.
+    pub fn start(
+        settings: PoolSettings,
+        runner: Arc<dyn WsgiRunner>,
+        log: Arc<ServerLog>,
+        access: Option<Arc<AccessLog>>,
+    ) -> io::Result<Pool> {
+        let (queue, jobs) = crossbeam_channel::unbounded::<Job>();
+        let total = Arc::new(AtomicU64::new(0));
+        for index in 0..settings.threads.max(1) {
+            let jobs = jobs.clone();
+            let runner = runner.clone();
+            let log = log.clone();
+            let access = access.clone();
+            let queue_timeout = settings.queue_timeout;
+            std::thread::Builder::new().name(format!("wsgi-worker-{index}")).spawn(move || {
+                for job in jobs {
+                    run_job(job, &*runner, &log, access.as_deref(), queue_timeout);
+                }
+            })?;
+        }
+        Ok(Pool { queue, total })
+    }
+
+    /// Queues a job; `false` if the workers are gone.
+    pub fn submit(&self, job: Job) -> bool {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        self.queue.send(job).is_ok()
+    }
+
+    /// Requests submitted so far.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+}
+
+fn run_job(job: Job, runner: &dyn WsgiRunner, log: &ServerLog, access: Option<&AccessLog>, queue_timeout: Duration) {
+    let Job { app, body, head, chunks, access: facts, queued_at } = job;
+    let mut sink = ChannelSink { head: Some(head), chunks };
+    let request_log = log.for_request(&facts.peer, &facts.request_id);
+    let mut writer = ResponseWriter::new(&mut sink, app.head_only);
+    if !queue_timeout.is_zero() && queued_at.elapsed() > queue_timeout {
+        wsgi_core::ErrorLog::log(
+            &request_log,
+            LogLevel::Error,
+            &format!("mod_wsgi: Queue timeout expired for WSGI script '{}'.", app.target.script.display()),
+        );
+        let _ = writer.respond_error(504);
+    } else {
+        let mut reader = match body {
+            BodySource::Buffered(bytes) => BodyReader { current: bytes, source: None },
+            BodySource::Streamed(rx) => BodyReader { current: Bytes::new(), source: Some(rx) },
+        };
+        let AppRequest { target, environ, body: kind, body_limit, .. } = *app;
+        let outcome = if matches!(kind, BodyKind::Chunked) && body_limit > 0 {
+            let mut limited = LimitedReader::new(reader, body_limit);
+            runner.run(&target, environ, &mut limited, &mut writer, &request_log)
+        } else {
+            runner.run(&target, environ, &mut reader, &mut writer, &request_log)
+        };
+        if outcome == RunOutcome::ClientGone {
+            wsgi_core::ErrorLog::log(&request_log, LogLevel::Debug, "client closed the connection mid-response");
+        }
+    }
+    let summary = writer.summary();
+    drop(writer);
+    if let Some(access) = access {
+        access.record(&AccessEntry {
+            peer: facts.peer,
+            request_line: &facts.request_line,
+            status: summary.status,
+            bytes: summary.body_bytes,
+            referer: facts.referer.as_deref(),
+            user_agent: facts.user_agent.as_deref(),
+        });
+    }
+}
