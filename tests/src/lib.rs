@@ -73,3 +73,443 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
+
+/// A TCP port on 127.0.0.1 that was free a moment ago: bound to port 0,
+/// read back, and released.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address of a bound listener").port()
+}
+
+/// Sleeps in short steps until `check` returns `Some`, for at most `limit`.
+pub fn wait_for<T>(limit: std::time::Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(found) = check() {
+            return Some(found);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// How long a server may take to accept connections after it is spawned.
+const SERVER_START_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A running `wsgi-standalone start-server` on 127.0.0.1, killed on drop.
+///
+/// Its standard output and error go to files in a temporary directory
+/// (see [`Server::stdout`] and [`Server::stderr`]).
+pub struct Server {
+    child: std::process::Child,
+    port: u16,
+    exit: Option<std::process::ExitStatus>,
+    logs: TempDir,
+}
+
+impl Server {
+    /// Spawns `wsgi-standalone start-server ARGS --port P` on a free port
+    /// and waits (at most 20 s) until it has logged that it serves on that
+    /// port (unless given `--error-log` or `--log-level`) and accepts
+    /// connections. Panics, with
+    /// the server's output, if it exits or never listens. A port taken
+    /// between choosing it and the server binding it is retried.
+    pub fn start<I, S>(args: I) -> Server
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+        Server::start_with(|_port| args.clone())
+    }
+
+    /// As [`Server::start`], with the arguments made by `args` for the port
+    /// chosen (for configuration files that name it); `--port P` is still
+    /// appended. `args` may be called again if the port was taken.
+    pub fn start_with(mut args: impl FnMut(u16) -> Vec<std::ffi::OsString>) -> Server {
+        use std::process::Stdio;
+        let binary = standalone_binary();
+        let logs = TempDir::new("wsgi-server-logs");
+        let mut last_failure = String::new();
+        let mut last_args = Vec::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let port_args = args(port);
+            let stdout = std::fs::File::create(logs.path().join("stdout")).expect("create stdout file");
+            let stderr = std::fs::File::create(logs.path().join("stderr")).expect("create stderr file");
+            let mut child = Command::new(binary)
+                .arg("start-server")
+                .args(&port_args)
+                .arg("--port")
+                .arg(port.to_string())
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr)
+                .spawn()
+                .expect("spawn wsgi-standalone");
+            // The server logs this once Python is up and the port is its own
+            // (unless its error log goes elsewhere or leaves out info).
+            let banner = format!("serving on http://127.0.0.1:{port}/");
+            let own_log = !port_args.iter().any(|a| a == "--error-log" || a == "--log-level");
+            let ready = || !own_log || read_text(&logs.path().join("stderr")).contains(&banner);
+            match wait_until_listening(&mut child, port, ready) {
+                Ok(()) => return Server { child, port, exit: None, logs },
+                Err(failure) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let stderr = read_text(&logs.path().join("stderr"));
+                    last_args = port_args;
+                    let retry = stderr.contains("cannot listen on");
+                    last_failure = format!(
+                        "{failure}\n--- stderr ---\n{stderr}\n--- stdout ---\n{}",
+                        read_text(&logs.path().join("stdout"))
+                    );
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!("wsgi-standalone start-server {last_args:?} did not start: {last_failure}");
+    }
+
+    fn kill(&mut self) {
+        if self.exit.is_none() {
+            let _ = self.child.kill();
+            self.exit = self.child.wait().ok();
+        }
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:port`.
+    pub fn address(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Everything the server wrote to standard error so far.
+    pub fn stderr(&self) -> String {
+        read_text(&self.logs.path().join("stderr"))
+    }
+
+    /// Everything the server wrote to standard output so far.
+    pub fn stdout(&self) -> String {
+        read_text(&self.logs.path().join("stdout"))
+    }
+
+    /// Sends SIGTERM to the server (with the `kill` command).
+    pub fn terminate(&self) {
+        let status =
+            Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("the kill command runs");
+        assert!(status.success(), "kill -TERM {} failed", self.pid());
+    }
+
+    /// Waits at most `limit` for the server to exit; its status, or `None`
+    /// if it is still running.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        if self.exit.is_some() {
+            return self.exit;
+        }
+        let child = &mut self.child;
+        self.exit = wait_for(limit, || child.try_wait().expect("poll the server process"));
+        self.exit
+    }
+
+    /// A new connection to the server.
+    pub fn connect(&self) -> HttpConnection {
+        HttpConnection::open(self.address())
+    }
+
+    /// `GET path` on a new connection (with `Connection: close`).
+    pub fn get(&self, path: &str) -> HttpResponse {
+        self.request("GET", path, &[], b"")
+    }
+
+    /// One request on a new connection (with `Host` and `Connection: close`
+    /// added, and `Content-Length` when `body` is not empty); panics if no
+    /// complete response arrives.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+        let mut connection = self.connect();
+        let mut head = format!("{method} {path} HTTP/1.1\r\n");
+        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+            head.push_str(&format!("Host: 127.0.0.1:{}\r\n", self.port));
+        }
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("Connection: close\r\n\r\n");
+        connection.send(head.as_bytes()).expect("send request head");
+        connection.send(body).expect("send request body");
+        connection
+            .read_response(method == "HEAD")
+            .unwrap_or_else(|e| panic!("{method} {path}: no complete response ({e}); stderr:\n{}", self.stderr()))
+    }
+}
+
+/// A file's contents as (lossy) UTF-8; empty if it cannot be read.
+fn read_text(path: &Path) -> String {
+    String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+}
+
+/// Waits (at most [`SERVER_START_LIMIT`]) until 127.0.0.1:`port` accepts
+/// connections and `ready` holds; `Err` if the process exits first or the
+/// time runs out.
+fn wait_until_listening(child: &mut std::process::Child, port: u16, ready: impl Fn() -> bool) -> Result<(), String> {
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = std::time::Instant::now() + SERVER_START_LIMIT;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the server process") {
+            return Err(format!("the server exited with {status}"));
+        }
+        if ready() && std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_millis(500)).is_ok() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!("the server did not listen on {address} within {SERVER_START_LIMIT:?}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The status line and header fields of an HTTP response.
+#[derive(Debug, Clone)]
+pub struct HttpHead {
+    /// The protocol of the status line (`HTTP/1.1`).
+    pub version: String,
+    /// The status code.
+    pub status: u16,
+    /// The reason phrase.
+    pub reason: String,
+    /// Header fields in the order received.
+    pub headers: Vec<(String, String)>,
+}
+
+impl HttpHead {
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of header `name` (case-insensitive).
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// Whether the body is sent with `Transfer-Encoding: chunked`.
+    pub fn is_chunked(&self) -> bool {
+        self.header_all("transfer-encoding")
+            .iter()
+            .any(|v| v.split(',').any(|coding| coding.trim().eq_ignore_ascii_case("chunked")))
+    }
+}
+
+/// A complete HTTP response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status line and headers.
+    pub head: HttpHead,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.head.status
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header(name)
+    }
+
+    /// The body as (lossy) UTF-8.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Reads from a stream and keeps a copy of every byte read.
+struct Tap {
+    stream: std::net::TcpStream,
+    seen: Vec<u8>,
+}
+
+impl std::io::Read for Tap {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        if self.seen.len() < 1 << 20 {
+            self.seen.extend_from_slice(&buf[..n]);
+        }
+        Ok(n)
+    }
+}
+
+/// How long a client read or write may block before the test gives up.
+const IO_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A minimal HTTP/1.1 client connection over a raw [`std::net::TcpStream`],
+/// with read and write timeouts so that a test never hangs.
+pub struct HttpConnection {
+    reader: std::io::BufReader<Tap>,
+}
+
+fn protocol_error(message: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message.into())
+}
+
+impl HttpConnection {
+    /// Connects to `address` (at most 5 s).
+    pub fn open(address: std::net::SocketAddr) -> HttpConnection {
+        let stream = std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect to {address}: {e}"));
+        stream.set_read_timeout(Some(IO_LIMIT)).expect("set read timeout");
+        stream.set_write_timeout(Some(IO_LIMIT)).expect("set write timeout");
+        let _ = stream.set_nodelay(true);
+        HttpConnection { reader: std::io::BufReader::new(Tap { stream, seen: Vec::new() }) }
+    }
+
+    /// The underlying stream (for writing, timeouts, shutdown).
+    pub fn stream(&mut self) -> &mut std::net::TcpStream {
+        &mut self.reader.get_mut().stream
+    }
+
+    /// Writes all of `bytes`.
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        self.stream().write_all(bytes)
+    }
+
+    /// Every byte read from the connection so far (the first MiB), raw.
+    pub fn raw_received(&self) -> &[u8] {
+        &self.reader.get_ref().seen
+    }
+
+    fn read_line(&mut self) -> std::io::Result<String> {
+        use std::io::{BufRead, Read};
+        let mut line = Vec::new();
+        let n = std::io::Read::by_ref(&mut self.reader).take(256 * 1024).read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
+        }
+        if !line.ends_with(b"\n") {
+            return Err(protocol_error("line without an end"));
+        }
+        while line.last().is_some_and(|&b| b == b'\n' || b == b'\r') {
+            line.pop();
+        }
+        String::from_utf8(line).map_err(|_| protocol_error("line is not UTF-8"))
+    }
+
+    /// Reads a status line and header fields (skipping 1xx interim responses).
+    pub fn read_head(&mut self) -> std::io::Result<HttpHead> {
+        loop {
+            let status_line = self.read_line()?;
+            let mut parts = status_line.splitn(3, ' ');
+            let version = parts.next().unwrap_or_default().to_string();
+            if !version.starts_with("HTTP/") {
+                return Err(protocol_error(format!("bad status line {status_line:?}")));
+            }
+            let status = parts
+                .next()
+                .and_then(|s| s.parse::<u16>().ok())
+                .ok_or_else(|| protocol_error(format!("bad status line {status_line:?}")))?;
+            let reason = parts.next().unwrap_or_default().to_string();
+            let mut headers = Vec::new();
+            loop {
+                let line = self.read_line()?;
+                if line.is_empty() {
+                    break;
+                }
+                let (name, value) =
+                    line.split_once(':').ok_or_else(|| protocol_error(format!("bad header line {line:?}")))?;
+                headers.push((name.trim().to_string(), value.trim().to_string()));
+            }
+            if (100..200).contains(&status) && status != 101 {
+                continue;
+            }
+            return Ok(HttpHead { version, status, reason, headers });
+        }
+    }
+
+    /// Reads the next chunk of a chunked body: `None` after the last
+    /// (zero-size) chunk and its trailer fields.
+    pub fn read_chunk(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        use std::io::Read;
+        let line = self.read_line()?;
+        let size_text = line.split(';').next().unwrap_or_default().trim();
+        let size = usize::from_str_radix(size_text, 16)
+            .map_err(|_| protocol_error(format!("bad chunk size line {line:?}")))?;
+        if size == 0 {
+            while !self.read_line()?.is_empty() {}
+            return Ok(None);
+        }
+        let mut chunk = vec![0; size];
+        self.reader.read_exact(&mut chunk)?;
+        if !self.read_line()?.is_empty() {
+            return Err(protocol_error("chunk data longer than its size"));
+        }
+        Ok(Some(chunk))
+    }
+
+    /// Reads up to `limit` bytes of a body as they come (raw: chunk framing
+    /// included); fewer at the end of the stream.
+    pub fn read_some(&mut self, limit: usize) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut buf = vec![0; limit];
+        let n = self.reader.read(&mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// Reads the body that follows `head`: de-chunked, by Content-Length, or
+    /// to the end of the connection. `head_request`: the request was HEAD.
+    pub fn read_body(&mut self, head: &HttpHead, head_request: bool) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        if head_request || head.status == 204 || head.status == 304 {
+            return Ok(Vec::new());
+        }
+        if head.is_chunked() {
+            let mut body = Vec::new();
+            while let Some(chunk) = self.read_chunk()? {
+                body.extend_from_slice(&chunk);
+            }
+            return Ok(body);
+        }
+        if let Some(length) = head.header("content-length") {
+            let length: usize = length.parse().map_err(|_| protocol_error(format!("bad Content-Length {length:?}")))?;
+            let mut body = vec![0; length];
+            self.reader.read_exact(&mut body)?;
+            return Ok(body);
+        }
+        let mut body = Vec::new();
+        self.reader.read_to_end(&mut body)?;
+        Ok(body)
+    }
+
+    /// Reads one complete response.
+    pub fn read_response(&mut self, head_request: bool) -> std::io::Result<HttpResponse> {
+        let head = self.read_head()?;
+        let body = self.read_body(&head, head_request)?;
+        Ok(HttpResponse { head, body })
+    }
+}

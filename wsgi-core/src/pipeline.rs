@@ -104,10 +104,15 @@ impl Site {
     /// `daemon` is set when the request will run in a daemon process.
     pub fn dispatch(&self, head: &RequestHead, stats: RequestStats<'_>, daemon: Option<DaemonFacts>) -> Dispatch {
         let server = self.config.select_server(head.local, head.header("host"));
+        // mod_alias translates before mod_wsgi: an Alias wins over a
+        // WSGIScriptAlias that also matches (such as one mounted at /).
+        if let Some(dispatch) = self.static_file(server, head) {
+            return dispatch;
+        }
         let router = &self.routers[self.server_index(server)];
         let route = match router.resolve(head.raw_path()) {
             Ok(Some(route)) => route,
-            Ok(None) => return self.static_file(server, head),
+            Ok(None) => return Dispatch::Error(404),
             Err(e) => return Dispatch::Error(e.status()),
         };
         let Some(alias) = self.config.script_aliases(server).nth(route.alias_index) else {
@@ -195,10 +200,14 @@ impl Site {
         }))
     }
 
-    /// `Alias`/`AliasMatch` of the matched server, then the main server's.
-    fn static_file(&self, server: &Server, head: &RequestHead) -> Dispatch {
+    /// `Alias`/`AliasMatch` of the matched server, then the main server's;
+    /// `None` when none matches.
+    fn static_file(&self, server: &Server, head: &RequestHead) -> Option<Dispatch> {
+        if server.aliases.is_empty() && self.config.main_server.aliases.is_empty() {
+            return None;
+        }
         let Ok(path) = normalize_path(head.raw_path()) else {
-            return Dispatch::Error(400);
+            return Some(Dispatch::Error(400));
         };
         let path = String::from_utf8_lossy(&path).into_owned();
         let inherited: &[wsgi_config::directives::Alias] =
@@ -216,13 +225,13 @@ impl Site {
                     PathBuf::from(target)
                 }
             };
-            return match std::fs::metadata(&file) {
+            return Some(match std::fs::metadata(&file) {
                 Ok(meta) if meta.is_file() => Dispatch::File(file),
                 Ok(_) => Dispatch::Error(403),
                 Err(_) => Dispatch::Error(404),
-            };
+            });
         }
-        Dispatch::Error(404)
+        None
     }
 }
 
@@ -349,6 +358,17 @@ mod tests {
         assert_eq!(status(head("POST", "/app", &[("Transfer-Encoding", "gzip")])), 501);
         assert_eq!(status(head("POST", "/app", &[("Content-Length", "x")])), 400);
         assert_eq!(status(head("GET", "/app/%2e%2e/%2e%2e/x", &[])), 400);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_alias_wins_over_a_script_alias_at_the_root() {
+        let dir = temp("precedence");
+        std::fs::write(dir.join("app.wsgi"), "").unwrap();
+        std::fs::write(dir.join("logo.png"), "png").unwrap();
+        let site = site(&format!("WSGIScriptAlias / {0}/app.wsgi\nAlias /static {0}\n", dir.display()));
+        assert!(matches!(site.dispatch(&head("GET", "/static/logo.png", &[]), stats(), None), Dispatch::File(_)));
+        assert!(matches!(site.dispatch(&head("GET", "/other", &[]), stats(), None), Dispatch::App(_)));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

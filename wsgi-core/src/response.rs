@@ -39,6 +39,12 @@ pub trait ResponseSink {
         Ok(())
     }
 
+    /// The response is complete: nothing follows. A sink that buffers may
+    /// send head and body in one piece.
+    fn finish(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+
     /// Whether sending `len` more bytes may block (on a slow client). An
     /// interpreter releases its lock around writes that may; a sink that
     /// only queues into memory says no, sparing that cost per chunk.
@@ -258,7 +264,7 @@ impl<'s> ResponseWriter<'s> {
     /// still pending (an empty body), and reports what was sent.
     pub fn finish(&mut self) -> Result<ResponseSummary, WriteError> {
         self.send_pending_head()?;
-        self.sink.flush()?;
+        self.sink.finish()?;
         Ok(self.summary())
     }
 
@@ -304,7 +310,7 @@ impl<'s> ResponseWriter<'s> {
             self.sink.send_body(page.as_bytes())?;
             self.body_bytes = page.len() as u64;
         }
-        self.sink.flush()?;
+        self.sink.finish()?;
         Ok(())
     }
 }

@@ -375,6 +375,10 @@ unsafe fn send_iterable(
                 return after;
             }
         }
+        // Items of a list or tuple are all there: send them as one piece.
+        // Those of any other iterable may be far apart in time, so each is
+        // pushed to the client as soon as it is produced.
+        let flush_each = py::PyList_CheckExact(result.as_ptr()) == 0 && py::PyTuple_CheckExact(result.as_ptr()) == 0;
         let Some(iter) = Obj::from_owned(py::PyObject_GetIter(result.as_ptr())) else {
             report_exception(target, &ffi::take_exception(), log);
             return After::Fail;
@@ -399,7 +403,7 @@ unsafe fn send_iterable(
                 );
                 return After::Fail;
             };
-            match ctx.write_body(data) {
+            match ctx.write_body(data).and_then(|()| if flush_each { ctx.flush() } else { Ok(()) }) {
                 Ok(()) => {}
                 Err(WriteError::Client(_)) => return After::ClientGone,
                 Err(WriteError::NotStarted) => {

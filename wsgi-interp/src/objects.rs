@@ -131,6 +131,24 @@ impl RequestCtx {
         result
     }
 
+    /// Pushes what was written to the client, without the GIL if that may
+    /// block.
+    pub(crate) fn flush(&mut self) -> Result<(), WriteError> {
+        let writer = self.writer;
+        // SAFETY: `writer` is valid while attached.
+        let result = unsafe {
+            if (*writer).may_block(0) {
+                without_gil(|| (*writer).flush())
+            } else {
+                (*writer).flush()
+            }
+        };
+        if matches!(result, Err(WriteError::Client(_))) {
+            self.client_gone = true;
+        }
+        result
+    }
+
     fn log_error_text(&mut self, text: &str) {
         self.error_line.push_str(text);
         while let Some(newline) = self.error_line.find('\n') {
@@ -433,7 +451,7 @@ unsafe extern "C" fn write_method(slf: *mut py::PyObject, data: *mut py::PyObjec
             ffi::raise(py::PyExc_TypeError, "write() takes bytes");
             return ptr::null_mut();
         };
-        match ctx.write_body(bytes) {
+        match ctx.write_body(bytes).and_then(|()| ctx.flush()) {
             Ok(()) => none(),
             Err(WriteError::NotStarted) => {
                 ffi::raise(py::PyExc_RuntimeError, "write() called before start_response()");

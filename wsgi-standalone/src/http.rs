@@ -1,6 +1,7 @@
 //! HTTP/1.1 over hyper: connections, the hand-off of requests to the
 //! worker pool, static files, and graceful shutdown.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -23,7 +24,7 @@ use wsgi_core::response::error_page;
 use wsgi_core::{LogLevel, RequestHead, Scheme};
 
 use crate::logging::ServerLog;
-use crate::workers::{AccessFacts, BodySource, Head, Job, Pool};
+use crate::workers::{AccessFacts, BodySource, Head, Job, Pool, Start};
 
 /// Bodies up to this size are read before the request is queued, so that
 /// a slow client never holds a Python thread.
@@ -56,14 +57,50 @@ pub struct Shared {
     pub log: Arc<ServerLog>,
     /// Settings.
     pub settings: HttpSettings,
+    /// Recycling after `--maximum-requests`, under a supervisor.
+    pub recycle: Recycle,
+    /// Set when the server stops: responses then close their connections.
+    pub draining: std::sync::atomic::AtomicBool,
+}
+
+/// A serving process's part in recycling: say `ready` when serving, and
+/// `recycle` once after the maximum number of requests.
+pub struct Recycle {
+    after: u64,
+    control: Option<crate::supervisor::Control>,
+    asked: std::sync::atomic::AtomicBool,
+}
+
+impl Recycle {
+    /// Recycling after `after` requests (0: never), told to `control`.
+    pub fn new(after: u64, control: Option<crate::supervisor::Control>) -> Recycle {
+        Recycle { after, control, asked: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    fn ready(&self) {
+        if let Some(control) = &self.control {
+            control.say("ready");
+        }
+    }
+
+    fn count(&self, total: u64) {
+        if self.after == 0 || total < self.after {
+            return;
+        }
+        if let Some(control) = &self.control {
+            if !self.asked.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                control.say("recycle");
+            }
+        }
+    }
 }
 
 /// A response body: either complete, or chunks arriving from a worker.
 pub enum ResponseBody {
     /// All of it.
     Full(Option<Bytes>),
-    /// Streamed from a channel.
-    Channel(mpsc::Receiver<Bytes>),
+    /// Chunks already here, then more from a channel.
+    Channel(VecDeque<Bytes>, mpsc::Receiver<Bytes>),
 }
 
 impl Body for ResponseBody {
@@ -73,7 +110,10 @@ impl Body for ResponseBody {
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match self.get_mut() {
             ResponseBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            ResponseBody::Channel(rx) => rx.poll_recv(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
+            ResponseBody::Channel(first, rx) => match first.pop_front() {
+                Some(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+                None => rx.poll_recv(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
+            },
         }
     }
 }
@@ -105,6 +145,7 @@ pub async fn serve(listeners: Vec<std::net::TcpListener>, shared: Arc<Shared>) -
         }));
     }
     drop(accepted_tx);
+    shared.recycle.ready();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -116,11 +157,14 @@ pub async fn serve(listeners: Vec<std::net::TcpListener>, shared: Arc<Shared>) -
                 let local = stream.local_addr()?;
                 let settings = &shared.settings;
                 let mut builder = hyper::server::conn::http1::Builder::new();
+                // hyper's header timer also runs while a kept-alive
+                // connection waits for its next request, so it serves as
+                // both the header timeout and the idle timeout.
                 builder
                     .timer(TokioTimer::new())
                     .header_read_timeout(settings.header_timeout.min(settings.keep_alive_timeout))
                     .keep_alive(!settings.keep_alive_timeout.is_zero())
-                    .max_buf_size(settings.max_head_size.max(8192));
+                    .max_header_size(settings.max_head_size.max(1024));
                 let connection_shared = shared.clone();
                 let service = service_fn(move |req| handle(req, connection_shared.clone(), peer, local));
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
@@ -137,9 +181,20 @@ pub async fn serve(listeners: Vec<std::net::TcpListener>, shared: Arc<Shared>) -
         acceptor.abort();
     }
     shared.log.log(LogLevel::Info, "shutting down: no new connections; finishing requests in flight");
+    // Drain rather than cut: closing an idle kept-alive connection races
+    // with a client sending its next request on it, which would fail. So
+    // each connection is closed after its next response instead, and the
+    // ones that stay idle go when their idle timeout expires.
+    shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    let deadline = tokio::time::Instant::now() + shared.settings.graceful_timeout;
+    let idle_deadline =
+        tokio::time::Instant::now() + shared.settings.keep_alive_timeout.min(shared.settings.graceful_timeout);
+    while graceful.count() > 0 && tokio::time::Instant::now() < idle_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     tokio::select! {
         () = graceful.shutdown() => {}
-        () = tokio::time::sleep(shared.settings.graceful_timeout) => {
+        () = tokio::time::sleep_until(deadline) => {
             shared.log.log(LogLevel::Warn, "graceful timeout expired with requests still in flight");
         }
     }
@@ -243,7 +298,7 @@ async fn static_file(path: std::path::PathBuf, head_only: bool, software: &str) 
             ("Content-Length".into(), meta.len().to_string()),
         ],
     };
-    app_response(head, ResponseBody::Channel(rx), software)
+    app_response(head, ResponseBody::Channel(VecDeque::new(), rx), software)
 }
 
 /// Pumps a request body into a channel for a worker. A body that breaks
@@ -289,6 +344,19 @@ async fn handle(
     peer: SocketAddr,
     local: SocketAddr,
 ) -> Result<Response<ResponseBody>, Infallible> {
+    let mut response = respond(req, &shared, peer, local).await;
+    if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+    }
+    Ok(response)
+}
+
+async fn respond(
+    req: Request<Incoming>,
+    shared: &Arc<Shared>,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Response<ResponseBody> {
     let software = shared.settings.server_software.as_str();
     let head = request_head(&req, peer, local);
     let request_start = now_us();
@@ -302,8 +370,8 @@ async fn handle(
         total_requests: shared.pool.total() as i64,
     };
     let app = match shared.site.dispatch(&head, stats, None) {
-        Dispatch::Error(status) => return Ok(error_response(status, software)),
-        Dispatch::File(path) => return Ok(static_file(path, head.method == "HEAD", software).await),
+        Dispatch::Error(status) => return error_response(status, software),
+        Dispatch::File(path) => return static_file(path, head.method == "HEAD", software).await,
         Dispatch::App(app) => app,
     };
     if !app.process_group.is_empty() {
@@ -314,13 +382,13 @@ async fn handle(
                 app.process_group
             ),
         );
-        return Ok(error_response(503, software));
+        return error_response(503, software);
     }
     let body = match app.body {
         BodyKind::Empty => BodySource::Buffered(Bytes::new()),
         BodyKind::Length(n) if n <= BUFFERED_BODY_LIMIT => match read_body(req.into_body()).await {
             Ok(bytes) => BodySource::Buffered(bytes),
-            Err(status) => return Ok(error_response(status, software)),
+            Err(status) => return error_response(status, software),
         },
         BodyKind::Length(_) | BodyKind::Chunked => BodySource::Streamed(stream_body(req.into_body())),
     };
@@ -336,8 +404,9 @@ async fn handle(
     let (chunks_tx, chunks_rx) = mpsc::channel(16);
     let job = Job { app, body, head: head_tx, chunks: chunks_tx, access, queued_at: Instant::now() };
     if !shared.pool.submit(job) {
-        return Ok(error_response(503, software));
+        return error_response(503, software);
     }
+    shared.recycle.count(shared.pool.total());
     let timeout = shared.settings.request_timeout;
     let head = if timeout.is_zero() {
         head_rx.await.ok()
@@ -352,12 +421,22 @@ async fn handle(
                         timeout.as_secs()
                     ),
                 );
-                return Ok(error_response(504, software));
+                return error_response(504, software);
             }
         }
     };
-    Ok(match head {
-        Some(head) => app_response(head, ResponseBody::Channel(chunks_rx), software),
+    match head {
+        Some(Start { head, body, complete: true }) => {
+            let body = match body.len() {
+                0 => None,
+                1 => body.into_iter().next(),
+                _ => Some(Bytes::from(body.concat())),
+            };
+            app_response(head, ResponseBody::Full(body), software)
+        }
+        Some(Start { head, body, complete: false }) => {
+            app_response(head, ResponseBody::Channel(body.into(), chunks_rx), software)
+        }
         None => error_response(500, software),
-    })
+    }
 }

@@ -6,6 +6,7 @@
 
 mod http;
 mod logging;
+mod supervisor;
 mod workers;
 
 use std::collections::BTreeSet;
@@ -74,9 +75,17 @@ struct ServerArgs {
     /// Port to listen on (ignored with --config when it has Listen lines).
     #[arg(long, default_value_t = 8000)]
     port: u16,
-    /// Python worker threads.
+    /// Python worker threads per process.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     threads: u32,
+    /// Serving processes, each with its own Python, sharing the listening
+    /// sockets under a supervisor that restarts any that dies.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    processes: u32,
+    /// Replace a serving process after it has taken this many requests (0:
+    /// never); its replacement starts serving before it stops.
+    #[arg(long, default_value_t = 0)]
+    maximum_requests: u64,
     /// URL path the script is mounted at.
     #[arg(long, default_value = "/", value_name = "URL-PATH")]
     mount_point: String,
@@ -249,11 +258,35 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         (None, Some(script)) => script_config(&args, script)?,
         (None, None) => return Err("give a WSGI script or --config FILE".into()),
     };
-    let addresses = listen_addresses(&config, &args)?;
-    let listeners = addresses
-        .iter()
-        .map(|addr| TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let control = supervisor::Control::inherited();
+    let listeners = match supervisor::inherited_listeners() {
+        Some(listeners) => listeners,
+        None => {
+            let addresses = listen_addresses(&config, &args)?;
+            let listeners = addresses
+                .iter()
+                .map(|addr| TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            if args.processes > 1 || args.maximum_requests > 0 {
+                for address in &addresses {
+                    log.log(
+                        LogLevel::Info,
+                        &format!(
+                            "serving on http://{address}/ with {} processes x {} threads",
+                            args.processes, args.threads
+                        ),
+                    );
+                }
+                supervisor::supervise(&listeners, args.processes as usize, &log)?;
+                log.log(LogLevel::Info, "stopped");
+                return Ok(());
+            }
+            for address in &addresses {
+                log.log(LogLevel::Info, &format!("serving on http://{address}/ with {} worker threads", args.threads));
+            }
+            listeners
+        }
+    };
 
     let runtime = PythonRuntime::initialize(PythonConfig::from_settings(&config.global)).map_err(|e| e.to_string())?;
     let runner = Arc::new(EmbeddedRunner::new(runtime));
@@ -264,7 +297,7 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         config,
         SiteOptions {
             server_software: software.clone(),
-            flags: WsgiFlags::embedded(false, args.threads > 1),
+            flags: WsgiFlags::embedded(args.processes > 1, args.threads > 1),
             versions: Versions { mod_wsgi: mod_wsgi_version(), apache: None },
             default_document_root: "/var/www/html".into(),
         },
@@ -291,10 +324,9 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
             max_head_size: args.max_header_size,
             server_software: software,
         },
+        recycle: http::Recycle::new(args.maximum_requests, control),
+        draining: std::sync::atomic::AtomicBool::new(false),
     });
-    for address in &addresses {
-        log.log(LogLevel::Info, &format!("serving on http://{address}/ with {} worker threads", args.threads));
-    }
     let io_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

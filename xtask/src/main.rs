@@ -1,6 +1,8 @@
 //! Project automation in Rust rather than shell scripts (the rust-analyzer
 //! `xtask` pattern). Run as `cargo xtask <command>`.
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -12,6 +14,11 @@ const SYSTEM_PACKAGES: &[&str] = &[
     "python3",
     "python3-dev",
     "libpython3.11",
+    // Real frameworks for the end-to-end tests.
+    "python3-flask",
+    // The benchmark's load generator, and the venv for its peers.
+    "wrk",
+    "python3-venv",
 ];
 
 const USAGE: &str = "\
@@ -21,12 +28,17 @@ commands:
   test [--no-install]   install missing system packages (as root), then run
                         fmt --check, clippy -D warnings, doc without warnings
                         and every test of the workspace
+  bench [--duration S] [--connections N] [--threads N]
+                        the standalone server against granian and gunicorn
+                        (installed into target/bench-venv), side by side
+                        under the same wrk load; prints a table
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("bench") => bench_command(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())
@@ -59,6 +71,24 @@ fn test(args: &[String]) -> Result<(), String> {
     cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
     cargo(&root, &["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
     cargo(&root, &["test", "--workspace"], &[])
+}
+
+fn bench_command(args: &[String]) -> Result<(), String> {
+    let mut load = bench::Load { duration_secs: 10, connections: 50, wrk_threads: 2, python_threads: 5 };
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        let mut value = |name: &str| -> Result<u64, String> {
+            words.next().and_then(|v| v.parse().ok()).ok_or_else(|| format!("bench: {name} takes a whole number"))
+        };
+        match word.as_str() {
+            "--duration" => load.duration_secs = value("--duration")?,
+            "--connections" => load.connections = value("--connections")? as u32,
+            "--threads" => load.python_threads = value("--threads")? as u32,
+            other => return Err(format!("bench: unknown option '{other}'\n\n{USAGE}")),
+        }
+    }
+    install_system_packages(SYSTEM_PACKAGES)?;
+    bench::bench(&workspace_root(), &load)
 }
 
 fn workspace_root() -> PathBuf {

@@ -1,0 +1,116 @@
+//! `start-server --processes N --maximum-requests M`: several serving
+//! processes under a supervisor, recycled without failing a request.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tests::{wait_for, HttpConnection, Server, TempDir};
+
+const PID_APP: &str = r#"
+import os
+def application(environ, start_response):
+    body = ('%d %s' % (os.getpid(), environ['wsgi.multiprocess'])).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+"#;
+
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn recycling_under_load_fails_no_request() {
+    let dir = TempDir::new("standalone-recycle");
+    let script = dir.write("app.wsgi", PID_APP);
+    let mut server = Server::start([
+        script.as_os_str(),
+        "--processes".as_ref(),
+        "2".as_ref(),
+        "--maximum-requests".as_ref(),
+        "15".as_ref(),
+        "--threads".as_ref(),
+        "2".as_ref(),
+        "--keep-alive-timeout".as_ref(),
+        "2".as_ref(),
+    ]);
+    let pids = Arc::new(Mutex::new(BTreeSet::new()));
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let address = server.address();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (pids, failures) = (pids.clone(), failures.clone());
+            std::thread::spawn(move || {
+                // Kept-alive connections, reopened when the server closes one
+                // after a response (as a retiring process does).
+                let mut connection = HttpConnection::open(address);
+                for i in 0..60 {
+                    let request = b"GET /pid HTTP/1.1\r\nHost: localhost\r\n\r\n";
+                    let result = connection.send(request).and_then(|()| connection.read_response(false));
+                    match result {
+                        Ok(response) if response.status() == 200 => {
+                            let text = response.text();
+                            let mut parts = text.split(' ');
+                            pids.lock().unwrap().insert(parts.next().unwrap().to_string());
+                            assert_eq!(parts.next(), Some("True"), "wsgi.multiprocess");
+                            if response.header("connection") == Some("close") {
+                                connection = HttpConnection::open(address);
+                            }
+                        }
+                        other => failures.lock().unwrap().push(format!("request {i}: {other:?}")),
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let failures = failures.lock().unwrap().clone();
+    assert!(failures.is_empty(), "failed requests: {failures:#?}\n{}", server.stderr());
+    let seen = pids.lock().unwrap().len();
+    eprintln!("distinct serving pids: {seen}");
+    assert!(seen > 2, "240 requests at 15 per process must have recycled processes; saw {seen} pids");
+    assert!(server.stderr().contains("reached its maximum requests"), "{}", server.stderr());
+
+    // SIGTERM stops the supervisor and every serving process.
+    let children = children_of(server.pid());
+    server.terminate();
+    let status = server.wait_exit(Duration::from_secs(30)).expect("the supervisor exits");
+    assert!(status.success(), "exit status {status:?}\n{}", server.stderr());
+    for child in children {
+        assert!(
+            wait_for(Duration::from_secs(10), || (!std::path::Path::new(&format!("/proc/{child}")).exists())
+                .then_some(()))
+            .is_some(),
+            "serving process {child} is left behind"
+        );
+    }
+}
+
+#[test]
+fn a_killed_process_is_replaced() {
+    let dir = TempDir::new("standalone-kill");
+    let script = dir.write("app.wsgi", PID_APP);
+    let server = Server::start([script.as_os_str(), "--processes".as_ref(), "2".as_ref()]);
+    let children = wait_for(Duration::from_secs(20), || {
+        let children = children_of(server.pid());
+        (children.len() == 2).then_some(children)
+    })
+    .expect("two serving processes");
+    let victim = children[0];
+    std::process::Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap();
+    let replaced = wait_for(Duration::from_secs(20), || {
+        let now = children_of(server.pid());
+        (now.len() == 2 && !now.contains(&victim)).then_some(now)
+    });
+    assert!(replaced.is_some(), "no replacement for {victim}: {:?}\n{}", children_of(server.pid()), server.stderr());
+    for _ in 0..10 {
+        assert_eq!(server.get("/").status(), 200);
+    }
+    assert!(server.stderr().contains("exited unexpectedly"), "{}", server.stderr());
+}

@@ -1,0 +1,284 @@
+//! `cargo xtask bench`: our standalone server against granian and gunicorn,
+//! side by side on loopback with the same application and the same wrk load.
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Load settings, the same for every server.
+pub struct Load {
+    pub duration_secs: u64,
+    pub connections: u32,
+    pub wrk_threads: u32,
+    pub python_threads: u32,
+}
+
+/// The application every server runs.
+const APP: &str = r#"
+HELLO = b'Hello world!'
+TEN_K = b'x' * 10240
+
+def application(environ, start_response):
+    path = environ.get('PATH_INFO', '/')
+    if path == '/echo':
+        length = int(environ.get('CONTENT_LENGTH') or 0)
+        data = environ['wsgi.input'].read(length)
+        start_response('200 OK', [('Content-Type', 'application/octet-stream'), ('Content-Length', str(len(data)))])
+        return [data]
+    body = TEN_K if path == '/10k' else HELLO
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+"#;
+
+const UPLOAD_LUA: &str = r#"
+wrk.method = "POST"
+wrk.body = string.rep("u", 1048576)
+wrk.headers["Content-Type"] = "application/octet-stream"
+"#;
+
+struct Case {
+    name: &'static str,
+    path: &'static str,
+    script: Option<&'static str>,
+}
+
+const CASES: [Case; 3] = [
+    Case { name: "hello world (12 B)", path: "/hello", script: None },
+    Case { name: "10 KB response", path: "/10k", script: None },
+    Case { name: "1 MB upload echo", path: "/echo", script: Some("upload.lua") },
+];
+
+struct Result {
+    requests_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    peak_rss_kib: u64,
+    errors: String,
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn wait_ready(port: u16, child: &mut Child) -> std::result::Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("server exited early with {status}"));
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err("server did not start listening within 30 s".into())
+}
+
+/// The resident set of a process and all its descendants, in KiB.
+fn tree_rss_kib(pid: u32) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![pid];
+    while let Some(pid) = stack.pop() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            total += status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        if let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
+            stack.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
+        }
+    }
+    total
+}
+
+fn parse_latency_ms(text: &str) -> Option<f64> {
+    let number: f64 = text.trim_end_matches(|c: char| c.is_ascii_alphabetic()).parse().ok()?;
+    let unit = text.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+    Some(match unit {
+        "us" => number / 1000.0,
+        "ms" => number,
+        "s" => number * 1000.0,
+        "m" => number * 60_000.0,
+        _ => return None,
+    })
+}
+
+fn run_wrk(port: u16, case: &Case, load: &Load, dir: &Path, pid: u32) -> std::result::Result<Result, String> {
+    let mut wrk = Command::new("wrk");
+    wrk.args(["-t", &load.wrk_threads.to_string(), "-c", &load.connections.to_string()]).args([
+        "-d",
+        &format!("{}s", load.duration_secs),
+        "--latency",
+    ]);
+    if let Some(script) = case.script {
+        wrk.arg("-s").arg(dir.join(script));
+    }
+    wrk.arg(format!("http://127.0.0.1:{port}{}", case.path)).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = wrk.spawn().map_err(|e| format!("cannot run wrk: {e}"))?;
+    let mut peak = 0;
+    let output = {
+        let started = Instant::now();
+        let mut child = child;
+        loop {
+            peak = peak.max(tree_rss_kib(pid));
+            if child.try_wait().map_err(|e| e.to_string())?.is_some() {
+                break child.wait_with_output().map_err(|e| e.to_string())?;
+            }
+            if started.elapsed() > Duration::from_secs(load.duration_secs + 60) {
+                let _ = child.kill();
+                return Err("wrk did not finish".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let field = |prefix: &str| text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_string()));
+    let requests_per_sec =
+        field("Requests/sec:").and_then(|v| v.parse().ok()).ok_or_else(|| format!("wrk said:\n{text}"))?;
+    let p50 = field("50%").and_then(|v| parse_latency_ms(&v)).unwrap_or(f64::NAN);
+    let p99 = field("99%").and_then(|v| parse_latency_ms(&v)).unwrap_or(f64::NAN);
+    let mut errors = Vec::new();
+    if let Some(line) = text.lines().find(|l| l.contains("Socket errors")) {
+        errors.push(line.trim().to_string());
+    }
+    if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
+        errors.push(line.trim().to_string());
+    }
+    Ok(Result { requests_per_sec, p50_ms: p50, p99_ms: p99, peak_rss_kib: peak, errors: errors.join("; ") })
+}
+
+struct Peer {
+    name: &'static str,
+    command: Box<dyn Fn(u16) -> Command>,
+}
+
+/// Installs granian and gunicorn into a venv under target/ if missing.
+fn ensure_venv(root: &Path) -> std::result::Result<PathBuf, String> {
+    let venv = root.join("target/bench-venv");
+    let bin = venv.join("bin");
+    if bin.join("granian").exists() && bin.join("gunicorn").exists() {
+        return Ok(bin);
+    }
+    crate::run(Command::new("/usr/bin/python3").args(["-m", "venv"]).arg(&venv))?;
+    crate::run(Command::new(bin.join("pip")).args(["install", "--quiet", "granian", "gunicorn"]))?;
+    Ok(bin)
+}
+
+pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
+    crate::cargo(root, &["build", "--release", "--package", "wsgi-standalone"], &[])?;
+    let venv_bin = ensure_venv(root)?;
+    let dir = root.join("target/bench-app");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("app.py"), APP).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("upload.lua"), UPLOAD_LUA).map_err(|e| e.to_string())?;
+    let threads = load.python_threads.to_string();
+    let ours = root.join("target/release/wsgi-standalone");
+    let (app_dir, app_file) = (dir.clone(), dir.join("app.py"));
+    let peers: Vec<Peer> = vec![
+        Peer {
+            name: "mod_wsgi-rs",
+            command: Box::new({
+                let threads = threads.clone();
+                move |port| {
+                    let mut c = Command::new(&ours);
+                    c.arg("start-server").arg(&app_file).args(["--port", &port.to_string(), "--threads", &threads]);
+                    c.args(["--log-level", "warn", "--limit-request-body", "20000000"]);
+                    c
+                }
+            }),
+        },
+        Peer {
+            name: "granian",
+            command: Box::new({
+                let (bin, app_dir, threads) = (venv_bin.clone(), app_dir.clone(), threads.clone());
+                move |port| {
+                    let mut c = Command::new(bin.join("granian"));
+                    c.current_dir(&app_dir).args([
+                        "--interface",
+                        "wsgi",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        &port.to_string(),
+                    ]);
+                    c.args(["--workers", "1", "--blocking-threads", &threads, "--no-ws", "app:application"]);
+                    c
+                }
+            }),
+        },
+        Peer {
+            name: "gunicorn",
+            command: Box::new({
+                let (bin, app_dir, threads) = (venv_bin.clone(), app_dir.clone(), threads.clone());
+                move |port| {
+                    let mut c = Command::new(bin.join("gunicorn"));
+                    c.current_dir(&app_dir).args([
+                        "--workers",
+                        "1",
+                        "--threads",
+                        &threads,
+                        "--worker-class",
+                        "gthread",
+                    ]);
+                    c.args(["--bind", &format!("127.0.0.1:{port}"), "--log-level", "warning", "app:application"]);
+                    c
+                }
+            }),
+        },
+    ];
+    println!(
+        "wrk -t{} -c{} -d{}s on loopback; 1 process each, {} Python threads; {} cores",
+        load.wrk_threads,
+        load.connections,
+        load.duration_secs,
+        load.python_threads,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!();
+    println!("| case | server | requests/s | p50 ms | p99 ms | peak RSS MiB | vs granian req/s | errors |");
+    println!("|---|---|---:|---:|---:|---:|---:|---|");
+    for case in &CASES {
+        let mut results: Vec<(&str, Result)> = Vec::new();
+        for peer in &peers {
+            let port = free_port().map_err(|e| e.to_string())?;
+            let mut command = (peer.command)(port);
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+            let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", peer.name))?;
+            let result = wait_ready(port, &mut child).and_then(|()| {
+                std::thread::sleep(Duration::from_millis(300));
+                run_wrk(port, case, load, &dir, child.id())
+            });
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            match result {
+                Ok(r) => results.push((peer.name, r)),
+                Err(e) => eprintln!("{} / {}: {e}", case.name, peer.name),
+            }
+        }
+        let granian = results.iter().find(|(n, _)| *n == "granian").map(|(_, r)| r.requests_per_sec);
+        for (name, r) in &results {
+            let ratio = granian.map_or("-".to_string(), |g| format!("{:.2}x", r.requests_per_sec / g));
+            println!(
+                "| {} | {name} | {:.0} | {:.2} | {:.2} | {:.1} | {ratio} | {} |",
+                case.name,
+                r.requests_per_sec,
+                r.p50_ms,
+                r.p99_ms,
+                r.peak_rss_kib as f64 / 1024.0,
+                if r.errors.is_empty() { "-" } else { &r.errors },
+            );
+        }
+        let _ = std::io::stdout().flush();
+    }
+    Ok(())
+}
