@@ -114,3 +114,26 @@ fn a_killed_process_is_replaced() {
     }
     assert!(server.stderr().contains("exited unexpectedly"), "{}", server.stderr());
 }
+
+#[test]
+fn reload_on_changes_serves_the_new_code() {
+    let dir = TempDir::new("standalone-reload");
+    let lib = dir.path().join("lib");
+    std::fs::create_dir_all(&lib).unwrap();
+    std::fs::write(lib.join("helper.py"), "VERSION = 'one'\n").unwrap();
+    let script = dir.write(
+        "app.wsgi",
+        "import helper\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [helper.VERSION.encode()]\n",
+    );
+    let server =
+        Server::start([script.as_os_str(), "--reload-on-changes".as_ref(), "--python-path".as_ref(), lib.as_os_str()]);
+    assert_eq!(server.get("/").text(), "one");
+    std::fs::write(lib.join("helper.py"), "VERSION = 'two'\n").unwrap();
+    let later = std::time::SystemTime::now() + Duration::from_secs(2);
+    std::fs::File::options().write(true).open(lib.join("helper.py")).unwrap().set_modified(later).unwrap();
+    let reloaded = wait_for(Duration::from_secs(30), || {
+        let response = server.get("/");
+        (response.status() == 200 && response.text() == "two").then_some(())
+    });
+    assert!(reloaded.is_some(), "still serving the old module\n{}", server.stderr());
+}

@@ -239,7 +239,15 @@ unsafe fn environ_dict(
     // Obj; the key cache lock is never held across a GIL release.
     unsafe {
         let dict = Obj::from_owned(ffi::_PyDict_NewPresized(environ.entries.len() as py::Py_ssize_t + 3))?;
-        let mut keys = interp.keys.lock().unwrap_or_else(|e| e.into_inner());
+        // Building values may run Python code (a collection's finalizers) that
+        // releases the GIL; a thread then must not wait for this lock while
+        // holding the GIL, so a busy cache is simply bypassed.
+        let mut local = KeyCache::default();
+        let mut cached = interp.keys.try_lock().ok();
+        let keys = match cached.as_deref_mut() {
+            Some(keys) => keys,
+            None => &mut local,
+        };
         for (key, value) in &environ.entries {
             let key = keys.get(key)?;
             let value = match value {
@@ -308,15 +316,19 @@ unsafe fn run_app(
             return After::Fail;
         };
         let after = match environ_dict(interp, environ, &input, &errors, &helpers.file_wrapper) {
-            Some(dict) => call_and_iterate(interp, target, &app, &dict, &start_response, &mut ctx, log),
+            Some(dict) => call_and_iterate(interp, target, &app, &dict, &start_response, ctx_ptr, log),
             None => {
                 report_exception(target, &ffi::take_exception(), log);
                 After::Fail
             }
         };
-        ctx.flush_errors();
+        (*ctx_ptr).flush_errors();
         for obj in [&start_response, &input, &errors] {
             HelperTypes::detach(obj);
+        }
+        // An application that caught the write error still lost its client.
+        if (*ctx_ptr).client_gone && matches!(after, After::Finish) {
+            return After::ClientGone;
         }
         after
     }
@@ -329,7 +341,7 @@ unsafe fn call_and_iterate(
     app: &Obj,
     environ: &Obj,
     start_response: &Obj,
-    ctx: &mut RequestCtx,
+    ctx: *mut RequestCtx,
     log: &dyn ErrorLog,
 ) -> After {
     // SAFETY: the GIL is held (caller).
@@ -361,17 +373,20 @@ unsafe fn call_and_iterate(
     }
 }
 
+/// `ctx` is a raw pointer: Python callbacks reach the same context while
+/// the application runs, so no `&mut` to it may be held across a call into
+/// Python; references are made only for the moment of each write.
 unsafe fn send_iterable(
     interp: &Interpreter,
     target: &AppTarget,
     result: &Obj,
-    ctx: &mut RequestCtx,
+    ctx: *mut RequestCtx,
     log: &dyn ErrorLog,
 ) -> After {
     // SAFETY: the GIL is held (caller).
     unsafe {
-        if let Some(fd) = interp.helpers.wrapped_fd(result.as_ptr()) {
-            if let Some(after) = send_wrapped_file(fd, ctx) {
+        if let Some((fd, offset)) = interp.helpers.wrapped_file(result.as_ptr()) {
+            if let Some(after) = send_wrapped_file(fd, offset, ctx) {
                 return after;
             }
         }
@@ -403,7 +418,8 @@ unsafe fn send_iterable(
                 );
                 return After::Fail;
             };
-            match ctx.write_body(data).and_then(|()| if flush_each { ctx.flush() } else { Ok(()) }) {
+            let written = (*ctx).write_body(data).and_then(|()| if flush_each { (*ctx).flush() } else { Ok(()) });
+            match written {
                 Ok(()) => {}
                 Err(WriteError::Client(_)) => return After::ClientGone,
                 Err(WriteError::NotStarted) => {
@@ -424,7 +440,7 @@ unsafe fn send_iterable(
 /// The zero-copy path for `wsgi.file_wrapper` around a real file: from the
 /// file's current offset, bounded by Content-Length. `None` when the
 /// descriptor is not a regular file (then the wrapper is iterated).
-unsafe fn send_wrapped_file(fd: i32, ctx: &mut RequestCtx) -> Option<After> {
+unsafe fn send_wrapped_file(fd: i32, offset: u64, ctx: *mut RequestCtx) -> Option<After> {
     // SAFETY: `fd` is open (the file object holds it for the duration); the
     // File is never dropped, so the descriptor stays the application's.
     let file = ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
@@ -432,10 +448,8 @@ unsafe fn send_wrapped_file(fd: i32, ctx: &mut RequestCtx) -> Option<After> {
     if !metadata.is_file() {
         return None;
     }
-    // SAFETY: lseek on a valid descriptor.
-    let offset = unsafe { libc::lseek(fd, 0, libc::SEEK_CUR) };
-    let offset = u64::try_from(offset).ok()?;
-    let result = ctx.send_file(&file, offset);
+    // SAFETY: no Python code runs while this reference lives.
+    let result = unsafe { (*ctx).send_file(&file, offset) };
     Some(match result {
         Ok(_) => After::Finish,
         Err(WriteError::Client(_)) => After::ClientGone,

@@ -204,7 +204,7 @@ pub(crate) unsafe fn take_exception() -> PythonError {
             };
         }
         py::PyErr_NormalizeException(&mut kind, &mut value, &mut tb);
-        if !tb.is_null() && !value.is_null() {
+        if !tb.is_null() && !value.is_null() && py::PyExceptionInstance_Check(value) != 0 {
             py::PyException_SetTraceback(value, tb);
         }
         let kind = Obj::from_owned(kind);

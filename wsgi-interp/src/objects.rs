@@ -35,6 +35,10 @@ pub(crate) struct RequestCtx {
     error_line: String,
     /// Set when writing to the client failed.
     pub(crate) client_gone: bool,
+    /// The thread running the request: the only one allowed to use the
+    /// context (another Python thread could otherwise reach the request's
+    /// body and writer concurrently, or after they are gone).
+    thread: std::thread::ThreadId,
 }
 
 impl RequestCtx {
@@ -56,6 +60,7 @@ impl RequestCtx {
             body_done: false,
             error_line: String::new(),
             client_gone: false,
+            thread: std::thread::current().id(),
         }
     }
 
@@ -88,6 +93,12 @@ impl RequestCtx {
     fn fill(&mut self, want: usize) -> std::io::Result<bool> {
         if self.body_done {
             return Ok(false);
+        }
+        // Drop what was consumed, so the buffer holds at most one line
+        // plus one read, however the body is read.
+        if self.pending_start > 0 {
+            self.pending.drain(..self.pending_start);
+            self.pending_start = 0;
         }
         let body = self.body;
         let mut chunk = vec![0u8; want.clamp(1, READ_CHUNK)];
@@ -227,11 +238,13 @@ impl HelperTypes {
         unsafe { (*obj.as_ptr().cast::<HelperObject>()).ctx = ptr::null_mut() }
     }
 
-    /// If `obj` is a file wrapper around a real file, its descriptor.
+    /// If `obj` is a file wrapper around a real file, its descriptor and the
+    /// file object's position (`tell()`, which accounts for Python's own
+    /// buffering, unlike the descriptor's offset).
     ///
     /// # Safety
     /// The GIL is held.
-    pub(crate) unsafe fn wrapped_fd(&self, obj: *mut py::PyObject) -> Option<c_int> {
+    pub(crate) unsafe fn wrapped_file(&self, obj: *mut py::PyObject) -> Option<(c_int, u64)> {
         // SAFETY: the type check guarantees the HelperObject layout.
         unsafe {
             if py::Py_TYPE(obj).cast::<py::PyObject>() != self.file_wrapper.as_ptr() {
@@ -251,7 +264,17 @@ impl HelperTypes {
                 py::PyErr_Clear();
                 return None;
             }
-            c_int::try_from(fd).ok()
+            let Some(position) = Obj::from_owned(py::PyObject_CallMethod(filelike, c"tell".as_ptr(), ptr::null()))
+            else {
+                py::PyErr_Clear();
+                return None;
+            };
+            let offset = py::PyLong_AsLongLong(position.as_ptr());
+            if offset < 0 {
+                py::PyErr_Clear();
+                return None;
+            }
+            Some((c_int::try_from(fd).ok()?, offset as u64))
         }
     }
 }
@@ -264,15 +287,22 @@ unsafe fn new_type(spec: *mut py::PyType_Spec) -> Result<Obj, PythonError> {
 
 /// The attached context of a helper object, or a Python exception.
 unsafe fn ctx_of<'a>(slf: *mut py::PyObject) -> Option<&'a mut RequestCtx> {
-    // SAFETY: `slf` is a HelperObject; a non-NULL ctx is valid while attached.
+    // SAFETY: `slf` is a HelperObject; a non-NULL ctx is valid while
+    // attached, and only the request's own thread gets to use it.
     unsafe {
         let ctx = (*slf.cast::<HelperObject>()).ctx;
         if ctx.is_null() {
             ffi::raise(py::PyExc_RuntimeError, "the request this object belongs to has finished");
-            None
-        } else {
-            Some(&mut *ctx)
+            return None;
         }
+        if (*ctx).thread != std::thread::current().id() {
+            ffi::raise(
+                py::PyExc_RuntimeError,
+                "this request object can only be used from the thread that runs the request",
+            );
+            return None;
+        }
+        Some(&mut *ctx)
     }
 }
 
@@ -374,7 +404,15 @@ unsafe fn start_response(
             ffi::raise(py::PyExc_TypeError, "start_response() takes 2 or 3 arguments (status, headers, exc_info)");
             return ptr::null_mut();
         }
+        if !kwargs.is_null() && count == 3 && !py::PyDict_GetItemString(kwargs, c"exc_info".as_ptr()).is_null() {
+            ffi::raise(py::PyExc_TypeError, "start_response() got exc_info both by position and by keyword");
+            return ptr::null_mut();
+        }
         let with_exc_info = !exc_info.is_null() && exc_info != py::Py_None();
+        if with_exc_info && !is_exc_info(exc_info) {
+            ffi::raise(py::PyExc_TypeError, "exc_info must be the (type, value, traceback) tuple of sys.exc_info()");
+            return ptr::null_mut();
+        }
         let Some(status) = ffi::latin1_value(py::PyTuple_GetItem(args, 0)) else {
             ffi::raise(py::PyExc_TypeError, "status must be a str encodable as Latin-1");
             return ptr::null_mut();
@@ -402,23 +440,14 @@ unsafe fn start_response(
         match ctx.writer().start_response(&status, headers, with_exc_info) {
             Ok(()) => write_callable(slf),
             Err(StartResponseError::HeadersSent) => {
-                // PEP 3333: re-raise the exception the application passed.
-                let kind = py::PySequence_GetItem(exc_info, 0);
-                let value = py::PySequence_GetItem(exc_info, 1);
-                let tb = py::PySequence_GetItem(exc_info, 2);
-                if kind.is_null() || value.is_null() || tb.is_null() {
-                    py::Py_XDECREF(kind);
-                    py::Py_XDECREF(value);
-                    py::Py_XDECREF(tb);
-                    return ptr::null_mut();
+                // PEP 3333: re-raise the exception the application passed
+                // (already checked to be a real exception triple).
+                let value = py::PyTuple_GetItem(exc_info, 1);
+                let tb = py::PyTuple_GetItem(exc_info, 2);
+                if tb != py::Py_None() {
+                    py::PyException_SetTraceback(value, tb);
                 }
-                let tb = if tb == py::Py_None() {
-                    py::Py_DecRef(tb);
-                    ptr::null_mut()
-                } else {
-                    tb
-                };
-                py::PyErr_Restore(kind, value, tb);
+                py::PyErr_SetObject(py::PyTuple_GetItem(exc_info, 0), value);
                 ptr::null_mut()
             }
             Err(e @ StartResponseError::AlreadyCalled) => {
@@ -442,6 +471,23 @@ unsafe fn write_callable(slf: *mut py::PyObject) -> *mut py::PyObject {
 }
 
 static mut WRITE_DEF: py::PyMethodDef = method(c"write", write_method, py::METH_O);
+
+/// Whether `obj` is an exception triple as `sys.exc_info()` returns it: an
+/// exception class, an instance of it, and a traceback (or None). Anything
+/// else would corrupt memory when raised.
+unsafe fn is_exc_info(obj: *mut py::PyObject) -> bool {
+    // SAFETY: the GIL is held; the items are borrowed from the tuple.
+    unsafe {
+        if py::PyTuple_Check(obj) == 0 || py::PyTuple_Size(obj) != 3 {
+            return false;
+        }
+        let (kind, value, tb) = (py::PyTuple_GetItem(obj, 0), py::PyTuple_GetItem(obj, 1), py::PyTuple_GetItem(obj, 2));
+        py::PyExceptionClass_Check(kind) != 0
+            && py::PyExceptionInstance_Check(value) != 0
+            && py::PyObject_IsInstance(value, kind) == 1
+            && (tb == py::Py_None() || py::PyTraceBack_Check(tb) != 0)
+    }
+}
 
 unsafe extern "C" fn write_method(slf: *mut py::PyObject, data: *mut py::PyObject) -> *mut py::PyObject {
     // SAFETY: called by Python with the GIL held.
@@ -569,8 +615,9 @@ unsafe fn log_text(slf: *mut py::PyObject, text: &str) {
     // SAFETY: `slf` is a HelperObject; the GIL is held.
     unsafe {
         let ctx = (*slf.cast::<HelperObject>()).ctx;
-        if ctx.is_null() {
-            // After the request: mod_wsgi sends such output to the main log.
+        if ctx.is_null() || (*ctx).thread != std::thread::current().id() {
+            // After the request, or from another thread: mod_wsgi sends
+            // such output to the main log.
             eprint!("{text}");
         } else {
             (*ctx).log_error_text(text);
@@ -612,7 +659,7 @@ unsafe extern "C" fn errors_flush(slf: *mut py::PyObject, _: *mut py::PyObject) 
     // SAFETY: called by Python with the GIL held.
     guarded(|| unsafe {
         let ctx = (*slf.cast::<HelperObject>()).ctx;
-        if !ctx.is_null() {
+        if !ctx.is_null() && (*ctx).thread == std::thread::current().id() {
             (*ctx).flush_errors();
         }
         none()
@@ -671,6 +718,9 @@ unsafe extern "C" fn file_wrapper_next(slf: *mut py::PyObject) -> *mut py::PyObj
     // SAFETY: called by Python with the GIL held.
     guarded(|| unsafe {
         let helper = slf.cast::<HelperObject>();
+        if (*helper).filelike.is_null() {
+            return ptr::null_mut();
+        }
         let Some(size) = Obj::from_owned(py::PyLong_FromSsize_t((*helper).block_size)) else {
             return ptr::null_mut();
         };
@@ -682,10 +732,11 @@ unsafe extern "C" fn file_wrapper_next(slf: *mut py::PyObject) -> *mut py::PyObj
             ptr::null_mut::<py::PyObject>(),
         );
         let Some(data) = Obj::from_owned(data) else { return ptr::null_mut() };
-        if py::PyObject_Length(data.as_ptr()) == 0 {
-            return ptr::null_mut();
+        match py::PyObject_Length(data.as_ptr()) {
+            // -1: no length (an exception is set, which propagates).
+            0 | -1 => ptr::null_mut(),
+            _ => data.into_ptr(),
         }
-        data.into_ptr()
     })
 }
 
@@ -693,7 +744,7 @@ unsafe extern "C" fn file_wrapper_close(slf: *mut py::PyObject, _: *mut py::PyOb
     // SAFETY: called by Python with the GIL held.
     guarded(|| unsafe {
         let filelike = (*slf.cast::<HelperObject>()).filelike;
-        if py::PyObject_HasAttrString(filelike, c"close".as_ptr()) != 0 {
+        if !filelike.is_null() && py::PyObject_HasAttrString(filelike, c"close".as_ptr()) != 0 {
             return py::PyObject_CallMethod(filelike, c"close".as_ptr(), ptr::null());
         }
         none()
@@ -731,12 +782,19 @@ const fn slot(slot: c_int, pfunc: *mut c_void) -> py::PyType_Slot {
 
 const END_SLOT: py::PyType_Slot = py::PyType_Slot { slot: 0, pfunc: ptr::null_mut() };
 
-const fn spec(name: &'static std::ffi::CStr, slots: *mut py::PyType_Slot) -> py::PyType_Spec {
+/// A spec for a helper type. All are immutable (an application cannot
+/// patch `__new__` into making half-built objects); only the file wrapper
+/// may be instantiated from Python.
+const fn spec(name: &'static std::ffi::CStr, slots: *mut py::PyType_Slot, instantiable: bool) -> py::PyType_Spec {
+    let mut flags = py::Py_TPFLAGS_DEFAULT | py::Py_TPFLAGS_IMMUTABLETYPE;
+    if !instantiable {
+        flags |= py::Py_TPFLAGS_DISALLOW_INSTANTIATION;
+    }
     py::PyType_Spec {
         name: name.as_ptr() as *const c_char,
         basicsize: std::mem::size_of::<HelperObject>() as c_int,
         itemsize: 0,
-        flags: py::Py_TPFLAGS_DEFAULT as _,
+        flags: flags as _,
         slots,
     }
 }
@@ -752,7 +810,7 @@ static mut START_RESPONSE_SLOTS: [py::PyType_Slot; 4] = [
 ];
 
 static mut START_RESPONSE_SPEC: py::PyType_Spec =
-    spec(c"mod_wsgi.StartResponse", (&raw mut START_RESPONSE_SLOTS).cast());
+    spec(c"mod_wsgi.StartResponse", (&raw mut START_RESPONSE_SLOTS).cast(), false);
 
 static mut INPUT_METHODS: [py::PyMethodDef; 4] = [
     method(c"read", input_read, py::METH_VARARGS),
@@ -769,7 +827,7 @@ static mut INPUT_SLOTS: [py::PyType_Slot; 5] = [
     END_SLOT,
 ];
 
-static mut INPUT_SPEC: py::PyType_Spec = spec(c"mod_wsgi.Input", (&raw mut INPUT_SLOTS).cast());
+static mut INPUT_SPEC: py::PyType_Spec = spec(c"mod_wsgi.Input", (&raw mut INPUT_SLOTS).cast(), false);
 
 static mut ERRORS_METHODS: [py::PyMethodDef; 7] = [
     method(c"write", errors_write, py::METH_O),
@@ -788,7 +846,7 @@ static mut ERRORS_SLOTS: [py::PyType_Slot; 4] = [
     END_SLOT,
 ];
 
-static mut ERRORS_SPEC: py::PyType_Spec = spec(c"mod_wsgi.Log", (&raw mut ERRORS_SLOTS).cast());
+static mut ERRORS_SPEC: py::PyType_Spec = spec(c"mod_wsgi.Log", (&raw mut ERRORS_SLOTS).cast(), false);
 
 static mut FILE_WRAPPER_METHODS: [py::PyMethodDef; 2] =
     [method(c"close", file_wrapper_close, py::METH_NOARGS), py::PyMethodDef::zeroed()];
@@ -802,4 +860,5 @@ static mut FILE_WRAPPER_SLOTS: [py::PyType_Slot; 6] = [
     END_SLOT,
 ];
 
-static mut FILE_WRAPPER_SPEC: py::PyType_Spec = spec(c"mod_wsgi.FileWrapper", (&raw mut FILE_WRAPPER_SLOTS).cast());
+static mut FILE_WRAPPER_SPEC: py::PyType_Spec =
+    spec(c"mod_wsgi.FileWrapper", (&raw mut FILE_WRAPPER_SLOTS).cast(), true);

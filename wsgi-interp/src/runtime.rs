@@ -127,31 +127,42 @@ impl Drop for Entered<'_> {
     }
 }
 
-/// Runs `f` with the GIL released, re-taking it afterwards.
+/// Runs `f` with the GIL released, re-taking it afterwards, also when `f`
+/// panics (so that unwinding finds the GIL held, as the code around expects).
 pub(crate) fn without_gil<T>(f: impl FnOnce() -> T) -> T {
+    struct Retake(*mut py::PyThreadState);
+    impl Drop for Retake {
+        fn drop(&mut self) {
+            // SAFETY: `self.0` is this thread's state, released below.
+            unsafe { py::PyEval_RestoreThread(self.0) };
+        }
+    }
     // SAFETY: called only while holding the GIL (inside an `Entered` scope
-    // or a Python callback); the same thread state is restored after.
-    let saved = unsafe { py::PyEval_SaveThread() };
-    let result = f();
-    // SAFETY: `saved` is this thread's state, released just above.
-    unsafe { py::PyEval_RestoreThread(saved) };
-    result
+    // or a Python callback); the guard restores the same thread state.
+    let _retake = Retake(unsafe { py::PyEval_SaveThread() });
+    f()
 }
 
-/// This thread's states, one per interpreter it has entered.
+/// This thread's states, one per interpreter it has entered, and whether
+/// we created (and so may delete) each.
 struct ThreadStates {
-    states: Vec<(*mut py::PyInterpreterState, *mut py::PyThreadState)>,
+    states: Vec<(*mut py::PyInterpreterState, *mut py::PyThreadState, bool)>,
 }
+
+/// Set when the process is about to exit: thread states are then left
+/// alone (taking the GIL to clean up could wait forever on a thread that
+/// holds it).
+static EXITING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 impl Drop for ThreadStates {
     fn drop(&mut self) {
-        for (_, tstate) in self.states.drain(..) {
+        for (_, tstate, owned) in self.states.drain(..) {
             // SAFETY: the state belongs to this (exiting) thread and is not
             // current; we make it current, clear and delete it. Skipped when
-            // Python is gone.
+            // Python is gone or the process is exiting.
             unsafe {
-                if py::Py_IsInitialized() == 0 {
-                    return;
+                if !owned || EXITING.load(std::sync::atomic::Ordering::Relaxed) || py::Py_IsInitialized() == 0 {
+                    continue;
                 }
                 py::PyEval_RestoreThread(tstate);
                 py::PyThreadState_Clear(tstate);
@@ -165,16 +176,39 @@ thread_local! {
     static THREAD_STATES: RefCell<ThreadStates> = const { RefCell::new(ThreadStates { states: Vec::new() }) };
 }
 
+/// This thread's state for `interp`, created on first use.
+///
+/// The main interpreter's state is made first on every thread (or, on the
+/// thread that initialised Python, the existing one is used), because the
+/// first state a thread gets is the one the `PyGILState` API hands to code
+/// that uses it: ctypes and sqlite3 callbacks, Cython's `with gil`, pybind11.
+/// Were it a sub-interpreter's, such code would deadlock or run in the wrong
+/// interpreter.
 fn thread_state_for(interp: *mut py::PyInterpreterState) -> *mut py::PyThreadState {
     THREAD_STATES.with(|cell| {
         let mut states = cell.borrow_mut();
-        if let Some((_, tstate)) = states.states.iter().find(|(i, _)| *i == interp) {
+        if let Some((_, tstate, _)) = states.states.iter().find(|(i, _, _)| *i == interp) {
             return *tstate;
         }
-        // SAFETY: creating a thread state needs no GIL; it is not made current.
-        let tstate = unsafe { py::PyThreadState_New(interp) };
-        states.states.push((interp, tstate));
-        tstate
+        // SAFETY: these calls need no GIL: they read thread-specific storage
+        // and create detached thread states.
+        unsafe {
+            let main = py::PyInterpreterState_Main();
+            if !states.states.iter().any(|(i, _, _)| *i == main) {
+                let registered = py::PyGILState_GetThisThreadState();
+                if !registered.is_null() && py::PyThreadState_GetInterpreter(registered) == main {
+                    states.states.push((main, registered, false));
+                } else {
+                    states.states.push((main, py::PyThreadState_New(main), true));
+                }
+            }
+            if let Some((_, tstate, _)) = states.states.iter().find(|(i, _, _)| *i == interp) {
+                return *tstate;
+            }
+            let tstate = py::PyThreadState_New(interp);
+            states.states.push((interp, tstate, true));
+            tstate
+        }
     })
 }
 
@@ -238,9 +272,10 @@ impl PythonRuntime {
         // SAFETY: the main thread state is current on this thread.
         let state = unsafe { py::PyThreadState_GetInterpreter(main_tstate) };
         let main = Self::prepare(state, String::new(), &config);
-        // The initial thread state stays alive for good, detached: CPython
-        // 3.11 reuses an interpreter's preallocated initial state (and
-        // aborts) once all of its thread states are gone.
+        // The initial thread state stays alive for good (this thread keeps
+        // using it, as its PyGILState state): CPython 3.11 reuses an
+        // interpreter's preallocated initial state, and aborts, once all of
+        // its thread states are gone.
         // SAFETY: release the GIL the initialising thread holds.
         unsafe { py::PyEval_SaveThread() };
         Ok(PythonRuntime { config, main: Arc::new(main?), groups: Mutex::new(HashMap::new()) })
@@ -298,6 +333,13 @@ impl PythonRuntime {
         // SAFETY: `tstate` is current on this thread.
         let state = unsafe { py::PyThreadState_GetInterpreter(tstate) };
         let prepared = Self::prepare(state, group.to_string(), &self.config);
+        if prepared.is_err() {
+            // SAFETY: `tstate` is current and its interpreter's GIL held; no
+            // thread state is current (and no GIL held) afterwards.
+            unsafe { py::Py_EndInterpreter(tstate) };
+            std::mem::forget(main_entered);
+            return prepared;
+        }
         // Releasing saves the new interpreter's initial state, which is
         // current now; like the main one it is kept as an anchor and never
         // used again (threads get their own states), and the main state of
@@ -324,10 +366,19 @@ impl PythonRuntime {
             if result.is_null() {
                 return Ok(String::new());
             }
-            let text = Obj::from_owned(py::PyObject_Str(result))
+            // A strong reference: str() runs code that could drop the last other.
+            let result = Obj::from_borrowed(result);
+            let text = Obj::from_owned(py::PyObject_Str(result.as_ptr()))
                 .ok_or_else(|| InterpError::Python(ffi::take_exception().traceback))?;
             Ok(ffi::str_value(text.as_ptr()).unwrap_or_default())
         }
+    }
+
+    /// Tells the runtime the process is about to exit: threads that end from
+    /// now on leave their Python thread states alone rather than take the
+    /// GIL to clean them up (which could wait forever).
+    pub fn prepare_for_exit() {
+        EXITING.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The names of the application groups created so far (not the main one).

@@ -87,4 +87,46 @@ def application(environ, start_response):
     let growth_mib = after.saturating_sub(before) as f64 / 1024.0;
     eprintln!("RSS before {before} KiB, after {after} KiB, growth {growth_mib:.1} MiB");
     assert!(growth_mib < 20.0, "RSS grew by {growth_mib:.1} MiB");
+
+    // Read line by line (lines that straddle the 64 KiB reads): the buffer
+    // must not keep what was already consumed.
+    let lines = scripts.write(
+        "lines.wsgi",
+        "def application(environ, start_response):\n    n = 0\n    for line in environ['wsgi.input']:\n        n += len(line)\n    start_response('200 OK', [])\n    return [str(n).encode()]\n",
+    );
+    struct Lines {
+        left: u64,
+    }
+    impl Read for Lines {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.left as usize);
+            for (i, b) in buf[..n].iter_mut().enumerate() {
+                *b = if (self.left as usize - i) % 4097 == 0 { b'\n' } else { b'l' };
+            }
+            self.left -= n as u64;
+            Ok(n)
+        }
+    }
+    let before = rss_kib();
+    let mut env = environ("POST", "/");
+    env.set_str("CONTENT_LENGTH", LEN.to_string());
+    let mut sink = Sink { recorded: Recorded::default(), fail_after: None };
+    let log = Log::default();
+    let outcome = {
+        let mut writer = wsgi_core::ResponseWriter::new(&mut sink, false);
+        wsgi_core::WsgiRunner::run(
+            runner(),
+            &target(&lines, "upload"),
+            env,
+            &mut Lines { left: LEN },
+            &mut writer,
+            &log,
+        )
+    };
+    let after = rss_kib();
+    assert_eq!(outcome, RunOutcome::Completed, "{}", log.text());
+    assert_eq!(sink.recorded.text(), LEN.to_string());
+    let growth_mib = after.saturating_sub(before) as f64 / 1024.0;
+    eprintln!("line by line: RSS before {before} KiB, after {after} KiB, growth {growth_mib:.1} MiB");
+    assert!(growth_mib < 20.0, "RSS grew by {growth_mib:.1} MiB reading lines");
 }

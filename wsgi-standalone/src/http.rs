@@ -84,9 +84,13 @@ impl Recycle {
     }
 
     fn count(&self, total: u64) {
-        if self.after == 0 || total < self.after {
-            return;
+        if self.after != 0 && total >= self.after {
+            self.request();
         }
+    }
+
+    /// Asks the supervisor, once, for a replacement of this process.
+    pub fn request(&self) {
         if let Some(control) = &self.control {
             if !self.asked.swap(true, std::sync::atomic::Ordering::Relaxed) {
                 control.say("recycle");
@@ -417,7 +421,7 @@ async fn respond(
                 shared.log.log(
                     LogLevel::Error,
                     &format!(
-                        "mod_wsgi: request {request_id} from {peer} did not produce a response within the request                          timeout of {} seconds",
+                        "mod_wsgi: request {request_id} from {peer} did not produce a response within the request timeout of {} seconds",
                         timeout.as_secs()
                     ),
                 );

@@ -86,6 +86,10 @@ struct ServerArgs {
     /// never); its replacement starts serving before it stops.
     #[arg(long, default_value_t = 0)]
     maximum_requests: u64,
+    /// Replace the serving processes when a Python module they loaded
+    /// changes on disk (for development).
+    #[arg(long)]
+    reload_on_changes: bool,
     /// URL path the script is mounted at.
     #[arg(long, default_value = "/", value_name = "URL-PATH")]
     mount_point: String,
@@ -267,7 +271,7 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
                 .iter()
                 .map(|addr| TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}")))
                 .collect::<Result<Vec<_>, _>>()?;
-            if args.processes > 1 || args.maximum_requests > 0 {
+            if args.processes > 1 || args.maximum_requests > 0 || args.reload_on_changes {
                 for address in &addresses {
                     log.log(
                         LogLevel::Info,
@@ -289,8 +293,9 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
     };
 
     let runtime = PythonRuntime::initialize(PythonConfig::from_settings(&config.global)).map_err(|e| e.to_string())?;
-    let runner = Arc::new(EmbeddedRunner::new(runtime));
+    let runner = Arc::new(EmbeddedRunner::new(runtime.clone()));
     preload(&config, &runner, &log);
+    let reload_watch = args.reload_on_changes.then(|| runtime.clone());
 
     let software = format!("mod_wsgi-rs/{} Python/3.11", env!("CARGO_PKG_VERSION"));
     let site = Site::new(
@@ -327,12 +332,17 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         recycle: http::Recycle::new(args.maximum_requests, control),
         draining: std::sync::atomic::AtomicBool::new(false),
     });
+    if let Some(runtime) = reload_watch {
+        let shared = shared.clone();
+        std::thread::spawn(move || watch_modules(&runtime, &shared));
+    }
     let io_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(std::env::var("WSGI_RS_IO_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2))
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
     io_runtime.block_on(http::serve(listeners, shared)).map_err(|e| e.to_string())?;
+    PythonRuntime::prepare_for_exit();
     log.log(LogLevel::Info, "stopped");
     Ok(())
 }
@@ -358,6 +368,53 @@ fn preload(config: &Config, runner: &EmbeddedRunner, log: &ServerLog) {
         }
         let group = if application_group == "%{GLOBAL}" { String::new() } else { application_group };
         runner.preload(&script, &group, &startup_log);
+    }
+}
+
+/// `--reload-on-changes`: once a second, compares the modification times
+/// of the files behind every module loaded in every interpreter; on a
+/// change, asks the supervisor for a fresh process.
+fn watch_modules(runtime: &PythonRuntime, shared: &http::Shared) {
+    const SNAPSHOT: &str = r#"
+import sys, os
+stamps = []
+for m in list(sys.modules.values()):
+    f = getattr(m, '__file__', None)
+    if f:
+        try:
+            stamps.append('%s=%r' % (f, os.stat(f).st_mtime))
+        except OSError:
+            pass
+result = '\n'.join(sorted(stamps))
+"#;
+    let snapshot = || {
+        let mut stamps = std::collections::HashMap::new();
+        for group in std::iter::once(String::new()).chain(runtime.groups()) {
+            for line in runtime.evaluate(&group, SNAPSHOT).unwrap_or_default().lines() {
+                if let Some((file, mtime)) = line.rsplit_once('=') {
+                    stamps.insert(file.to_string(), mtime.parse::<f64>().unwrap_or(0.0));
+                }
+            }
+        }
+        stamps
+    };
+    let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    let mut known = snapshot();
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = snapshot();
+        // A module seen before whose file changed, or one imported since
+        // whose file is newer than this process.
+        let changed = now.iter().any(|(file, mtime)| match known.get(file) {
+            Some(before) => before != mtime,
+            None => *mtime > started,
+        });
+        if changed {
+            shared.log.log(LogLevel::Info, "a loaded module changed on disk; replacing this process");
+            shared.recycle.request();
+            return;
+        }
+        known = now;
     }
 }
 
