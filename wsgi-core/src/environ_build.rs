@@ -22,7 +22,7 @@ use wsgi_config::{DaemonProcess, DirSettings};
 use crate::environ::{EnvValue, Environ};
 use crate::group::collapse_slashes;
 use crate::request::{RequestHead, Scheme};
-use crate::route::{latin1, RouteMatch, Router};
+use crate::route::{latin1, latin1_bytes, RouteMatch, Router};
 
 /// The environ keys the interpreter adds (the input, error and file-wrapper
 /// objects); [`build_environ`] never sets them.
@@ -298,25 +298,13 @@ fn flag_text(on: bool) -> String {
 fn path_translated(inputs: &EnvironInputs<'_>) -> String {
     let path_info = &inputs.route.path_info;
     if let Some(router) = inputs.router {
-        let bytes = text_bytes(path_info);
+        let bytes = latin1_bytes(path_info);
         if let Some(file) = router.translate(&bytes) {
             return latin1(file.as_os_str().as_bytes());
         }
     }
     let root = inputs.server.document_root;
     format!("{}{path_info}", root.strip_suffix('/').unwrap_or(root))
-}
-
-/// The bytes of Latin-1 text (characters beyond U+00FF as UTF-8).
-fn text_bytes(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    for c in text.chars() {
-        match u8::try_from(u32::from(c)) {
-            Ok(byte) => out.push(byte),
-            Err(_) => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-        }
-    }
-    out
 }
 
 struct HeaderVariables {

@@ -459,7 +459,8 @@ fn strip_scheme_and_authority(raw: &str) -> &str {
     }
 }
 
-fn latin1_bytes(text: &str) -> Vec<u8> {
+/// The bytes of Latin-1 text (characters beyond U+00FF as their UTF-8).
+pub(crate) fn latin1_bytes(text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     for c in text.chars() {
         match u8::try_from(u32::from(c)) {

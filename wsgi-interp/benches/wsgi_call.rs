@@ -112,39 +112,22 @@ _items = [
 _keys = tuple(k for k, v in _items)
 _values = tuple(v for k, v in _items)
 
-def _loop(n, application=application, keys=_keys, values=_values):
-    inp = io.BytesIO(b'')
-    err = sys.stderr
-    wrapper = object
-    t0 = time.perf_counter()
-    for _ in range(n):
-        environ = dict(zip(keys, values))
-        environ['wsgi.input'] = inp
-        environ['wsgi.errors'] = err
-        environ['wsgi.file_wrapper'] = wrapper
-        response = []
-        def start_response(status, headers, exc_info=None):
-            response[:] = [status, headers]
-            return None
-        result = application(environ, start_response)
-        try:
-            body = b''.join(result)
-        finally:
-            close = getattr(result, 'close', None)
-            if close is not None:
-                close()
-    return time.perf_counter() - t0
-
 # As a pure-Python server builds it: values decoded from the request bytes.
 _raw = tuple((k, v.encode('latin-1') if isinstance(v, str) else v) for k, v in _items)
 
-def _loop_decoding(n, application=application, raw=_raw):
+def _prebuilt(keys=_keys, values=_values):
+    return dict(zip(keys, values))
+
+def _decoded(raw=_raw):
+    return {{k: (v.decode('latin-1') if type(v) is bytes else v) for k, v in raw}}
+
+def _loop(n, make_environ, application=application):
     inp = io.BytesIO(b'')
     err = sys.stderr
     wrapper = object
     t0 = time.perf_counter()
     for _ in range(n):
-        environ = {{k: (v.decode('latin-1') if type(v) is bytes else v) for k, v in raw}}
+        environ = make_environ()
         environ['wsgi.input'] = inp
         environ['wsgi.errors'] = err
         environ['wsgi.file_wrapper'] = wrapper
@@ -198,14 +181,14 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("pure_python", |b| {
         b.iter_custom(|iters| {
-            let source = format!("{loop_source}\nresult = _loop({iters})\n");
+            let source = format!("{loop_source}\nresult = _loop({iters}, _prebuilt)\n");
             let seconds: f64 = runtime.evaluate("", &source).expect("loop runs").parse().unwrap();
             Duration::from_secs_f64(seconds)
         })
     });
     group.bench_function("pure_python_decoding", |b| {
         b.iter_custom(|iters| {
-            let source = format!("{loop_source}\nresult = _loop_decoding({iters})\n");
+            let source = format!("{loop_source}\nresult = _loop({iters}, _decoded)\n");
             let seconds: f64 = runtime.evaluate("", &source).expect("loop runs").parse().unwrap();
             Duration::from_secs_f64(seconds)
         })
