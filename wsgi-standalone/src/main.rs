@@ -209,6 +209,10 @@ fn script_config(args: &ServerArgs, script: &Path) -> Result<Config, String> {
     line(vec!["LimitRequestBody".into(), args.limit_request_body.min(2_147_483_647).to_string()]);
     // Unlike mod_wsgi's default, chunked request bodies are accepted.
     line(vec!["WSGIChunkedRequest".into(), "On".into()]);
+    // As with mod_wsgi-express, code changes are picked up by
+    // --reload-on-changes (a fresh process), not by stat()ing the script on
+    // every request.
+    line(vec!["WSGIScriptReloading".into(), "Off".into()]);
     for pair in args.url_alias.chunks(2) {
         line(vec!["Alias".into(), pair[0].clone(), pair[1].clone()]);
     }
