@@ -27,6 +27,11 @@ use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
 
 use crate::logging::{AccessLog, LogSink, ServerLog};
 
+/// Requests allocate many small strings (the environ, headers); mimalloc
+/// serves those markedly faster than glibc's allocator. Python keeps its own.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "wsgi-standalone", version, about = "Host Python WSGI applications; reads mod_wsgi configuration")]
 struct Cli {
