@@ -45,6 +45,13 @@ pub trait ResponseSink {
         self.flush()
     }
 
+    /// Whether the client is known to be gone. Checked even when output is
+    /// discarded (HEAD, beyond Content-Length), so that an endless
+    /// generator stops when its client leaves.
+    fn is_closed(&self) -> bool {
+        false
+    }
+
     /// Whether sending `len` more bytes may block (on a slow client). An
     /// interpreter releases its lock around writes that may; a sink that
     /// only queues into memory says no, sparing that cost per chunk.
@@ -228,6 +235,11 @@ impl<'s> ResponseWriter<'s> {
         let allowed =
             self.remaining().map_or(chunk.len(), |r| chunk.len().min(usize::try_from(r).unwrap_or(usize::MAX)));
         if allowed == 0 || self.head_only {
+            // Discarded output still notices a client that left, so that an
+            // endless generator stops.
+            if self.sink.is_closed() {
+                return Err(WriteError::Client(io::Error::new(io::ErrorKind::BrokenPipe, "client connection closed")));
+            }
             return Ok(());
         }
         self.sink.send_body(&chunk[..allowed])?;
@@ -500,6 +512,26 @@ mod tests {
         assert!(!summary.is_short(true));
         assert!(rec.body.is_empty());
         assert_eq!(rec.head.unwrap().2, vec![h("Content-Length", "5")]);
+    }
+
+    #[test]
+    fn discarded_output_notices_a_closed_client() {
+        struct Closed;
+        impl ResponseSink for Closed {
+            fn send_head(&mut self, _: u16, _: &str, _: &[(String, String)]) -> io::Result<()> {
+                Ok(())
+            }
+            fn send_body(&mut self, _: &[u8]) -> io::Result<()> {
+                Ok(())
+            }
+            fn is_closed(&self) -> bool {
+                true
+            }
+        }
+        let mut sink = Closed;
+        let mut w = ResponseWriter::new(&mut sink, true);
+        w.start_response("200 OK", vec![], false).unwrap();
+        assert!(matches!(w.write(b"tick"), Err(WriteError::Client(_))));
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub graceful_timeout: Duration,
+    /// Longest wait for a client to send more of a body (408/400 after).
+    pub socket_timeout: Duration,
     /// Largest request head (request line and headers) in bytes.
     pub max_head_size: usize,
     /// `Server` header and `SERVER_SOFTWARE`.
@@ -103,21 +105,33 @@ impl Recycle {
 pub enum ResponseBody {
     /// All of it.
     Full(Option<Bytes>),
-    /// Chunks already here, then more from a channel.
-    Channel(VecDeque<Bytes>, mpsc::Receiver<Bytes>),
+    /// Chunks already here, then more from a channel (an error there
+    /// breaks the connection).
+    Channel(VecDeque<Bytes>, mpsc::Receiver<io::Result<Bytes>>),
 }
 
 impl Body for ResponseBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = io::Error;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
             ResponseBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             ResponseBody::Channel(first, rx) => match first.pop_front() {
                 Some(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
-                None => rx.poll_recv(cx).map(|chunk| chunk.map(|c| Ok(Frame::data(c)))),
+                None => rx.poll_recv(cx).map(|chunk| chunk.map(|c| c.map(Frame::data))),
             },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, ResponseBody::Full(None))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self {
+            ResponseBody::Full(data) => http_body::SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            ResponseBody::Channel(..) => http_body::SizeHint::default(),
         }
     }
 }
@@ -286,7 +300,7 @@ async fn static_file(path: std::path::PathBuf, head_only: bool, software: &str) 
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         buf.truncate(n);
-                        if tx.send(Bytes::from(buf)).await.is_err() {
+                        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
                             break;
                         }
                     }
@@ -308,11 +322,20 @@ async fn static_file(path: std::path::PathBuf, head_only: bool, software: &str) 
 /// Pumps a request body into a channel for a worker. A body that breaks
 /// off or is malformed reaches the application as an error that makes a
 /// failed request a 400.
-fn stream_body(mut body: Incoming) -> mpsc::Receiver<io::Result<Bytes>> {
+fn stream_body(mut body: Incoming, timeout: Duration) -> mpsc::Receiver<io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(8);
     tokio::spawn(async move {
         use http_body_util::BodyExt;
-        while let Some(frame) = body.frame().await {
+        loop {
+            let frame = match tokio::time::timeout(timeout, body.frame()).await {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return,
+                Err(_) => {
+                    let error = BodyError::malformed("request body not received within the socket timeout");
+                    let _ = tx.send(Err(error.into_io_error())).await;
+                    return;
+                }
+            };
             match frame {
                 Ok(frame) => {
                     if let Ok(data) = frame.into_data() {
@@ -334,11 +357,12 @@ fn stream_body(mut body: Incoming) -> mpsc::Receiver<io::Result<Bytes>> {
 }
 
 /// Reads a small body in full; `Err` with the status to answer.
-async fn read_body(body: Incoming) -> Result<Bytes, u16> {
+async fn read_body(body: Incoming, timeout: Duration) -> Result<Bytes, u16> {
     use http_body_util::BodyExt;
-    match body.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(_) => Err(400),
+    match tokio::time::timeout(timeout, body.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(_)) => Err(400),
+        Err(_) => Err(408),
     }
 }
 
@@ -388,13 +412,15 @@ async fn respond(
         );
         return error_response(503, software);
     }
+    let body_timeout = shared.settings.socket_timeout;
+    let head_request = head.method == "HEAD";
     let body = match app.body {
         BodyKind::Empty => BodySource::Buffered(Bytes::new()),
-        BodyKind::Length(n) if n <= BUFFERED_BODY_LIMIT => match read_body(req.into_body()).await {
+        BodyKind::Length(n) if n <= BUFFERED_BODY_LIMIT => match read_body(req.into_body(), body_timeout).await {
             Ok(bytes) => BodySource::Buffered(bytes),
             Err(status) => return error_response(status, software),
         },
-        BodyKind::Length(_) | BodyKind::Chunked => BodySource::Streamed(stream_body(req.into_body())),
+        BodyKind::Length(_) | BodyKind::Chunked => BodySource::Streamed(stream_body(req.into_body(), body_timeout)),
     };
     let header = |name: &str| head.header(name).map(str::to_string);
     let access = AccessFacts {
@@ -438,6 +464,9 @@ async fn respond(
             };
             app_response(head, ResponseBody::Full(body), software)
         }
+        // A HEAD response has no body: dropping the channel tells the
+        // worker at its next write, so an endless generator stops.
+        Some(Start { head, .. }) if head_request => app_response(head, ResponseBody::Full(None), software),
         Some(Start { head, body, complete: false }) => {
             app_response(head, ResponseBody::Channel(body.into(), chunks_rx), software)
         }

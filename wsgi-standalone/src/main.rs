@@ -116,6 +116,10 @@ struct ServerArgs {
     /// Seconds a request may wait for a free worker (504 after).
     #[arg(long, default_value_t = 45)]
     queue_timeout: u64,
+    /// Seconds to wait for a client to send more of a request body, or to
+    /// read more of a response, before giving up on it (Apache's Timeout).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    socket_timeout: u64,
     /// Seconds to let in-flight requests finish after SIGTERM or SIGINT.
     #[arg(long, default_value_t = 15)]
     graceful_timeout: u64,
@@ -304,6 +308,14 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
     let runtime = PythonRuntime::initialize(PythonConfig::from_settings(&config.global)).map_err(|e| e.to_string())?;
     let runner = Arc::new(EmbeddedRunner::new(runtime.clone()));
     preload(&config, &runner, &log);
+    if let Some(script) = &args.script {
+        // As mod_wsgi-express does: the application is imported before the
+        // process serves (and so before a replacement reports ready).
+        let group = if args.application_group == "%{GLOBAL}" { String::new() } else { args.application_group.clone() };
+        if let Ok(script) = std::fs::canonicalize(script) {
+            runner.preload(&script, &group, &StartupLog(&log));
+        }
+    }
     let reload_watch = args.reload_on_changes.then(|| runtime.clone());
 
     let software = format!("mod_wsgi-rs/{} Python/3.11", env!("CARGO_PKG_VERSION"));
@@ -320,6 +332,7 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         workers::PoolSettings {
             threads: args.threads as usize,
             queue_timeout: Duration::from_secs(args.queue_timeout),
+            socket_timeout: Duration::from_secs(args.socket_timeout),
         },
         runner,
         log.clone(),
@@ -335,6 +348,7 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
             keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
             request_timeout: Duration::from_secs(args.request_timeout),
             graceful_timeout: Duration::from_secs(args.graceful_timeout),
+            socket_timeout: Duration::from_secs(args.socket_timeout),
             max_head_size: args.max_header_size,
             server_software: software,
         },
@@ -342,8 +356,11 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         draining: std::sync::atomic::AtomicBool::new(false),
     });
     if let Some(runtime) = reload_watch {
+        // The baseline is taken before serving, so that no edit can slip in
+        // between the first request and the first look.
+        let known = module_stamps(&runtime);
         let shared = shared.clone();
-        std::thread::spawn(move || watch_modules(&runtime, &shared));
+        std::thread::spawn(move || watch_modules(&runtime, known, &shared));
     }
     let io_runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(std::env::var("WSGI_RS_IO_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2))
@@ -380,10 +397,9 @@ fn preload(config: &Config, runner: &EmbeddedRunner, log: &ServerLog) {
     }
 }
 
-/// `--reload-on-changes`: once a second, compares the modification times
-/// of the files behind every module loaded in every interpreter; on a
-/// change, asks the supervisor for a fresh process.
-fn watch_modules(runtime: &PythonRuntime, shared: &http::Shared) {
+/// The modification time of the file behind every module loaded in every
+/// interpreter.
+fn module_stamps(runtime: &PythonRuntime) -> std::collections::HashMap<String, f64> {
     const SNAPSHOT: &str = r#"
 import sys, os
 stamps = []
@@ -396,22 +412,25 @@ for m in list(sys.modules.values()):
             pass
 result = '\n'.join(sorted(stamps))
 "#;
-    let snapshot = || {
-        let mut stamps = std::collections::HashMap::new();
-        for group in std::iter::once(String::new()).chain(runtime.groups()) {
-            for line in runtime.evaluate(&group, SNAPSHOT).unwrap_or_default().lines() {
-                if let Some((file, mtime)) = line.rsplit_once('=') {
-                    stamps.insert(file.to_string(), mtime.parse::<f64>().unwrap_or(0.0));
-                }
+    let mut stamps = std::collections::HashMap::new();
+    for group in std::iter::once(String::new()).chain(runtime.groups()) {
+        for line in runtime.evaluate(&group, SNAPSHOT).unwrap_or_default().lines() {
+            if let Some((file, mtime)) = line.rsplit_once('=') {
+                stamps.insert(file.to_string(), mtime.parse::<f64>().unwrap_or(0.0));
             }
         }
-        stamps
-    };
+    }
+    stamps
+}
+
+/// `--reload-on-changes`: once a second, compares the modification times
+/// of the files behind every loaded module with the last look; on a
+/// change, asks the supervisor for a fresh process.
+fn watch_modules(runtime: &PythonRuntime, mut known: std::collections::HashMap<String, f64>, shared: &http::Shared) {
     let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-    let mut known = snapshot();
     loop {
         std::thread::sleep(Duration::from_secs(1));
-        let now = snapshot();
+        let now = module_stamps(runtime);
         // A module seen before whose file changed, or one imported since
         // whose file is newer than this process.
         let changed = now.iter().any(|(file, mtime)| match known.get(file) {

@@ -63,14 +63,21 @@ fn spawn(listen_fds: &[RawFd], events: &mpsc::Sender<Event>) -> std::io::Result<
     command.args(std::env::args_os().skip(1));
     command.env(LISTEN_FDS_ENV, listen_fds.iter().map(|fd| fd.to_string()).collect::<Vec<_>>().join(","));
     command.env(CONTROL_FD_ENV, write.as_raw_fd().to_string());
-    // SAFETY: between fork and exec only async-signal-safe calls (fcntl)
-    // are made, on descriptors that are open in the parent.
+    // SAFETY: between fork and exec only async-signal-safe calls (fcntl,
+    // prctl, getppid) are made, on descriptors open in the parent.
+    let supervisor = std::process::id() as libc::pid_t;
     unsafe {
         command.pre_exec(move || {
             for fd in &inherit {
                 if libc::fcntl(*fd, libc::F_SETFD, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+            }
+            // A serving process must not outlive its supervisor (killed
+            // with SIGKILL, say): it would hold the port with no one to
+            // manage it.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 || libc::getppid() != supervisor {
+                return Err(std::io::Error::other("the supervisor is gone"));
             }
             Ok(())
         });
@@ -109,7 +116,10 @@ pub fn supervise(listeners: &[TcpListener], processes: usize, log: &ServerLog) -
         Ok(())
     };
     for _ in 0..processes {
-        start(None, &mut running)?;
+        if let Err(e) = start(None, &mut running) {
+            stop_all(&mut running);
+            return Err(e);
+        }
     }
     let mut stopping = false;
     let mut restarts: Vec<Instant> = Vec::new();
@@ -130,7 +140,9 @@ pub fn supervise(listeners: &[TcpListener], processes: usize, log: &ServerLog) -
         match event {
             Event::Ready(pid) => {
                 let replaced = running.get_mut(&pid).and_then(|r| r.replaces.take());
-                if let Some(old) = replaced {
+                // Only a process still running is signalled: a reaped pid may
+                // already belong to someone else.
+                if let Some(old) = replaced.filter(|old| running.contains_key(old)) {
                     log.log(LogLevel::Info, &format!("process {pid} is serving; stopping process {old} it replaces"));
                     terminate(old);
                 }
@@ -168,7 +180,10 @@ pub fn supervise(listeners: &[TcpListener], processes: usize, log: &ServerLog) -
                 if restarts.len() > 5 {
                     std::thread::sleep(Duration::from_secs(1));
                 }
-                start(gone.replaces, &mut running)?;
+                if let Err(e) = start(gone.replaces, &mut running) {
+                    stop_all(&mut running);
+                    return Err(e);
+                }
             }
             Event::Terminate => {
                 if !stopping {
@@ -186,12 +201,23 @@ pub fn supervise(listeners: &[TcpListener], processes: usize, log: &ServerLog) -
     }
 }
 
+/// Stops every child and waits for them: the supervisor never leaves
+/// serving processes behind.
+fn stop_all(running: &mut HashMap<u32, Running>) {
+    for pid in running.keys() {
+        terminate(*pid);
+    }
+    for (_, mut r) in running.drain() {
+        let _ = r.child.wait();
+    }
+}
+
 fn terminate(pid: u32) {
     // SAFETY: kill has no memory-safety preconditions.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
 }
 
-/// Turns SIGTERM and SIGINT into a Terminate event.
+/// Turns SIGTERM, SIGINT and SIGHUP into a Terminate event.
 fn signal_thread(events: mpsc::Sender<Event>) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -200,13 +226,16 @@ fn signal_thread(events: mpsc::Sender<Event>) -> Result<(), String> {
     std::thread::spawn(move || {
         runtime.block_on(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            let (Ok(mut term), Ok(mut int), Ok(mut hup)) =
+                (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+            else {
                 return;
             };
             loop {
                 tokio::select! {
                     _ = term.recv() => {}
                     _ = int.recv() => {}
+                    _ = hup.recv() => {}
                 }
                 if events.send(Event::Terminate).is_err() {
                     return;

@@ -51,8 +51,8 @@ pub struct Job {
     pub body: BodySource,
     /// Where the start of the response goes.
     pub head: oneshot::Sender<Start>,
-    /// Where body chunks go.
-    pub chunks: mpsc::Sender<Bytes>,
+    /// Where body chunks go (an error breaks the connection).
+    pub chunks: mpsc::Sender<io::Result<Bytes>>,
     /// For the access log.
     pub access: AccessFacts,
     /// When the request was queued.
@@ -119,7 +119,10 @@ struct ChannelSink {
     head: Option<Head>,
     held: Vec<Bytes>,
     held_len: usize,
-    chunks: mpsc::Sender<Bytes>,
+    chunks: mpsc::Sender<io::Result<Bytes>>,
+    /// How long a write may wait for a client that does not read (Apache's
+    /// `Timeout`); then the client counts as gone.
+    write_timeout: Duration,
 }
 
 /// Body held back with the head before it is sent regardless.
@@ -132,6 +135,26 @@ fn gone() -> io::Error {
 impl ChannelSink {
     fn started(&self) -> bool {
         self.start.is_none()
+    }
+
+    /// Queues a chunk for the connection, waiting at most the write timeout
+    /// while the client is not reading.
+    fn send_chunk(&self, chunk: Bytes) -> io::Result<()> {
+        let mut chunk = Ok(chunk);
+        let deadline = Instant::now() + self.write_timeout;
+        let mut pause = Duration::from_micros(100);
+        loop {
+            match self.chunks.try_send(chunk) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(gone()),
+                Err(mpsc::error::TrySendError::Full(back)) => chunk = back,
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "client did not read the response in time"));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
     }
 
     fn send_start(&mut self, complete: bool) -> io::Result<()> {
@@ -150,7 +173,7 @@ impl ResponseSink for ChannelSink {
 
     fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
         if self.started() {
-            return self.chunks.blocking_send(Bytes::copy_from_slice(chunk)).map_err(|_| gone());
+            return self.send_chunk(Bytes::copy_from_slice(chunk));
         }
         self.held.push(Bytes::copy_from_slice(chunk));
         self.held_len += chunk.len();
@@ -173,7 +196,7 @@ impl ResponseSink for ChannelSink {
                 break;
             }
             buf.truncate(n);
-            self.chunks.blocking_send(Bytes::from(buf)).map_err(|_| gone())?;
+            self.send_chunk(Bytes::from(buf))?;
             sent += n as u64;
         }
         Ok(sent)
@@ -185,6 +208,13 @@ impl ResponseSink for ChannelSink {
 
     fn finish(&mut self) -> io::Result<()> {
         self.send_start(true)
+    }
+
+    fn is_closed(&self) -> bool {
+        match &self.start {
+            Some(start) => start.is_closed(),
+            None => self.chunks.is_closed(),
+        }
     }
 
     fn may_block(&self, len: usize) -> bool {
@@ -202,6 +232,8 @@ pub struct PoolSettings {
     pub threads: usize,
     /// Longest wait in the queue before 504 (zero: no limit).
     pub queue_timeout: Duration,
+    /// Longest wait for a client to read (or send) before it counts as gone.
+    pub socket_timeout: Duration,
 }
 
 /// The worker threads and their queue.
@@ -234,7 +266,7 @@ impl Pool {
             let runner = runner.clone();
             let log = log.clone();
             let access = access.clone();
-            let queue_timeout = settings.queue_timeout;
+            let (queue_timeout, socket_timeout) = (settings.queue_timeout, settings.socket_timeout);
             std::thread::Builder::new().name(format!("wsgi-worker-{index}")).spawn(move || {
                 let (mine, jobs) = crossbeam_channel::bounded::<Job>(1);
                 loop {
@@ -253,7 +285,13 @@ impl Pool {
                             Err(_) => return,
                         },
                     };
-                    run_job(job, &*runner, &log, access.as_deref(), queue_timeout);
+                    // A panic must not take a worker away for good.
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        run_job(job, &*runner, &log, access.as_deref(), queue_timeout, socket_timeout)
+                    }));
+                    if ran.is_err() {
+                        log.log(LogLevel::Error, "a worker thread caught a panic while running a request");
+                    }
                 }
             })?;
         }
@@ -279,9 +317,29 @@ impl Pool {
     }
 }
 
-fn run_job(job: Job, runner: &dyn WsgiRunner, log: &ServerLog, access: Option<&AccessLog>, queue_timeout: Duration) {
+fn run_job(
+    job: Job,
+    runner: &dyn WsgiRunner,
+    log: &ServerLog,
+    access: Option<&AccessLog>,
+    queue_timeout: Duration,
+    socket_timeout: Duration,
+) {
     let Job { app, body, head, chunks, access: facts, queued_at } = job;
-    let mut sink = ChannelSink { start: Some(head), head: None, held: Vec::new(), held_len: 0, chunks };
+    // Nobody waits for the answer any more (the client left, or was told
+    // 504): running the application would only have side effects.
+    if head.is_closed() {
+        return;
+    }
+    let abort = chunks.clone();
+    let mut sink = ChannelSink {
+        start: Some(head),
+        head: None,
+        held: Vec::new(),
+        held_len: 0,
+        chunks,
+        write_timeout: if socket_timeout.is_zero() { Duration::from_secs(60) } else { socket_timeout },
+    };
     let request_log = log.for_request(&facts.peer, &facts.request_id);
     let mut writer = ResponseWriter::new(&mut sink, app.head_only);
     if !queue_timeout.is_zero() && queued_at.elapsed() > queue_timeout {
@@ -303,8 +361,16 @@ fn run_job(job: Job, runner: &dyn WsgiRunner, log: &ServerLog, access: Option<&A
         } else {
             runner.run(&target, environ, &mut reader, &mut writer, &request_log)
         };
-        if outcome == RunOutcome::ClientGone {
-            wsgi_core::ErrorLog::log(&request_log, LogLevel::Debug, "client closed the connection mid-response");
+        match outcome {
+            RunOutcome::ClientGone => {
+                wsgi_core::ErrorLog::log(&request_log, LogLevel::Debug, "client closed the connection mid-response");
+            }
+            // The head is out but the body is not complete: the connection
+            // must break, so the client cannot take a cut-off body as whole.
+            RunOutcome::Failed if writer.head_sent() => {
+                let _ = abort.try_send(Err(io::Error::other("the application failed mid-response")));
+            }
+            _ => {}
         }
     }
     let summary = writer.summary();

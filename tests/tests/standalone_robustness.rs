@@ -1,0 +1,96 @@
+//! Clients and applications that misbehave must not hold a Python worker
+//! or leave processes behind.
+
+use std::time::Duration;
+
+use tests::{wait_for, HttpConnection, Server, TempDir};
+
+const APP: &str = r#"
+import time
+def application(environ, start_response):
+    path = environ['PATH_INFO']
+    if path == '/endless':
+        def forever():
+            while True:
+                yield b'tick\n'
+                time.sleep(0.05)
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return forever()
+    if path == '/half':
+        def half():
+            yield b'x' * 100000
+            raise RuntimeError('failed mid-response')
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return half()
+    if path == '/big':
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        return [b'b' * (64 * 1024)] * 200
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'ok']
+"#;
+
+fn one_thread_server(dir: &TempDir, extra: &[&str]) -> Server {
+    let script = dir.write("app.wsgi", APP);
+    let mut args: Vec<std::ffi::OsString> = vec![script.into(), "--threads".into(), "1".into()];
+    args.extend(extra.iter().map(Into::into));
+    Server::start(args)
+}
+
+#[test]
+fn head_of_an_endless_stream_does_not_hold_the_worker() {
+    let dir = TempDir::new("robust-head");
+    let server = one_thread_server(&dir, &[]);
+    let mut connection = server.connect();
+    connection.send(b"HEAD /endless HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let head = connection.read_head().unwrap();
+    assert_eq!(head.status, 200);
+    drop(connection);
+    // The only worker must come free once the client has gone.
+    let served = wait_for(Duration::from_secs(20), || (server.get("/").text() == "ok").then_some(()));
+    assert!(served.is_some(), "the worker stayed busy\n{}", server.stderr());
+}
+
+#[test]
+fn a_failure_mid_response_breaks_the_connection() {
+    let dir = TempDir::new("robust-half");
+    let server = one_thread_server(&dir, &[]);
+    let mut connection = server.connect();
+    connection.send(b"GET /half HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let response = connection.read_response(false);
+    assert!(response.is_err(), "a cut-off body must not arrive as a complete response: {response:?}");
+    assert!(server.stderr().contains("failed mid-response"), "{}", server.stderr());
+    assert_eq!(server.get("/").text(), "ok");
+}
+
+#[test]
+fn a_client_that_never_reads_frees_its_worker_after_the_socket_timeout() {
+    let dir = TempDir::new("robust-noread");
+    let server =
+        one_thread_server(&dir, &["--socket-timeout", "2", "--queue-timeout", "30", "--request-timeout", "30"]);
+    let mut stalled = HttpConnection::open(server.address());
+    stalled.send(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    // Never read: 12.5 MiB cannot fit the socket buffers and channel.
+    let served = wait_for(Duration::from_secs(30), || (server.get("/").text() == "ok").then_some(()));
+    assert!(served.is_some(), "the worker stayed blocked on the stalled client\n{}", server.stderr());
+    drop(stalled);
+}
+
+#[test]
+fn serving_processes_do_not_outlive_a_killed_supervisor() {
+    let dir = TempDir::new("robust-orphans");
+    let script = dir.write("app.wsgi", APP);
+    let server = Server::start([script.as_os_str(), "--processes".as_ref(), "2".as_ref()]);
+    let children = wait_for(Duration::from_secs(20), || {
+        let list = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", server.pid())).unwrap_or_default();
+        let pids: Vec<u32> = list.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        (pids.len() == 2).then_some(pids)
+    })
+    .expect("two serving processes");
+    std::process::Command::new("kill").args(["-9", &server.pid().to_string()]).status().unwrap();
+    for child in children {
+        let gone = wait_for(Duration::from_secs(20), || {
+            (!std::path::Path::new(&format!("/proc/{child}/status")).exists()).then_some(())
+        });
+        assert!(gone.is_some(), "serving process {child} outlived its supervisor");
+    }
+}
