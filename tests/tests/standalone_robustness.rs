@@ -94,3 +94,52 @@ fn serving_processes_do_not_outlive_a_killed_supervisor() {
         assert!(gone.is_some(), "serving process {child} outlived its supervisor");
     }
 }
+
+#[test]
+fn host_must_be_given_once_and_errors_are_in_the_access_log() {
+    let dir = TempDir::new("robust-host");
+    let script = dir.write("app.wsgi", APP);
+    let server = Server::start([script.as_os_str(), "--access-log".as_ref()]);
+    for request in [
+        &b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+    ] {
+        let mut connection = server.connect();
+        connection.send(request).unwrap();
+        assert_eq!(connection.read_response(false).unwrap().status(), 400);
+    }
+    let mut connection = server.connect();
+    connection.send(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(connection.read_response(false).unwrap().text(), "ok", "HTTP/1.0 needs no Host");
+    assert_eq!(server.get("/missing%00").status(), 400);
+    let logged = wait_for(Duration::from_secs(10), || {
+        let log = server.stdout();
+        (log.contains("\"GET / HTTP/1.1\" 400") && log.contains("\"GET / HTTP/1.0\" 200 2")).then_some(log)
+    });
+    assert!(logged.is_some(), "access log:\n{}", server.stdout());
+}
+
+#[test]
+fn a_supervisor_whose_processes_cannot_start_gives_up() {
+    let dir = TempDir::new("robust-crashloop");
+    let script = dir.write("app.wsgi", APP);
+    let port = tests::free_port().to_string();
+    let mut child = std::process::Command::new(tests::standalone_binary())
+        .arg("start-server")
+        .arg(&script)
+        .args(["--port", &port, "--processes", "2", "--python-home", "/nonexistent/python"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_for(Duration::from_secs(60), || child.try_wait().ok().flatten());
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the supervisor kept restarting processes that cannot start");
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(stderr.contains("exited before serving; giving up"), "{stderr}");
+}

@@ -387,7 +387,9 @@ pub fn parse_status(status: &str) -> Result<(u16, &str), StartResponseError> {
         return Err(invalid());
     }
     let code: u16 = status[..3].parse().map_err(|_| invalid())?;
-    if code < 100 {
+    // 1xx are interim responses of the server's, not an application's final
+    // answer.
+    if code < 200 {
         return Err(invalid());
     }
     Ok((code, reason))

@@ -63,6 +63,8 @@ pub struct Shared {
     pub recycle: Recycle,
     /// Set when the server stops: responses then close their connections.
     pub draining: std::sync::atomic::AtomicBool,
+    /// The access log, for responses that no worker produces.
+    pub access: Option<Arc<crate::logging::AccessLog>>,
 }
 
 /// A serving process's part in recycling: say `ready` when serving, and
@@ -249,6 +251,29 @@ fn error_response(status: u16, software: &str) -> Response<ResponseBody> {
     response
 }
 
+/// Records a response that no worker produced (errors, static files) in the
+/// access log; the workers log the ones they produce.
+fn logged(shared: &Shared, head: &RequestHead, response: Response<ResponseBody>) -> Response<ResponseBody> {
+    if let Some(access) = &shared.access {
+        let bytes = response
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .filter(|_| head.method != "HEAD")
+            .unwrap_or(0);
+        access.record(&crate::logging::AccessEntry {
+            peer: head.peer,
+            request_line: &format!("{} {} {}", head.method, head.raw_uri, head.protocol),
+            status: response.status().as_u16(),
+            bytes,
+            referer: head.header("referer"),
+            user_agent: head.header("user-agent"),
+        });
+    }
+    response
+}
+
 /// Header fields of the connection, not of the message: never passed on
 /// from an application (PEP 3333 forbids them; hyper manages them).
 fn is_hop_by_hop(name: &str) -> bool {
@@ -262,13 +287,17 @@ fn app_response(head: Head, body: ResponseBody, software: &str) -> Response<Resp
     let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     *response.status_mut() = status;
     if status.canonical_reason() != Some(head.reason.as_str()) {
-        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(head.reason.into_bytes()) {
+        // Latin-1, as the WSGI status is.
+        let reason: Vec<u8> = head.reason.chars().map(|c| c as u8).collect();
+        if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason) {
             response.extensions_mut().insert(reason);
         }
     }
+    // These responses have no body, so no Content-Length (RFC 9110).
+    let bodiless = status == StatusCode::NO_CONTENT || status.is_informational();
     let headers = response.headers_mut();
     for (name, value) in head.headers {
-        if is_hop_by_hop(&name) {
+        if is_hop_by_hop(&name) || (bodiless && name.eq_ignore_ascii_case("content-length")) {
             continue;
         }
         let value_bytes: Vec<u8> = value.chars().map(|c| c as u8).collect();
@@ -387,6 +416,12 @@ async fn respond(
 ) -> Response<ResponseBody> {
     let software = shared.settings.server_software.as_str();
     let head = request_head(&req, peer, local);
+    // HTTP/1.1 needs exactly one Host (RFC 9112 section 3.2), as Apache
+    // insists; two could select one virtual host and report another.
+    let hosts = head.header_values("host").count();
+    if hosts > 1 || (hosts == 0 && req.version() == http::Version::HTTP_11) {
+        return logged(shared, &head, error_response(400, software));
+    }
     let request_start = now_us();
     let request_id = new_request_id(request_start);
     let stats = RequestStats {
@@ -398,8 +433,11 @@ async fn respond(
         total_requests: shared.pool.total() as i64,
     };
     let app = match shared.site.dispatch(&head, stats, None) {
-        Dispatch::Error(status) => return error_response(status, software),
-        Dispatch::File(path) => return static_file(path, head.method == "HEAD", software).await,
+        Dispatch::Error(status) => return logged(shared, &head, error_response(status, software)),
+        Dispatch::File(path) => {
+            let response = static_file(path, head.method == "HEAD", software).await;
+            return logged(shared, &head, response);
+        }
         Dispatch::App(app) => app,
     };
     if !app.process_group.is_empty() {

@@ -336,7 +336,7 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         },
         runner,
         log.clone(),
-        access,
+        access.clone(),
     )
     .map_err(|e| format!("cannot start worker threads: {e}"))?;
     let shared = Arc::new(http::Shared {
@@ -354,6 +354,7 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         },
         recycle: http::Recycle::new(args.maximum_requests, control),
         draining: std::sync::atomic::AtomicBool::new(false),
+        access,
     });
     if let Some(runtime) = reload_watch {
         // The baseline is taken before serving, so that no edit can slip in

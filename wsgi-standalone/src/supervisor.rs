@@ -40,7 +40,13 @@ struct Running {
     /// The pid this one replaces, once it is ready.
     replaces: Option<u32>,
     retiring: bool,
+    /// Whether it said `ready` (got as far as serving).
+    ready: bool,
 }
+
+/// Processes that die before serving, in a row, before the supervisor
+/// gives up (a bad python-home, a script that cannot import, ...).
+const FAILED_STARTS_LIMIT: u32 = 5;
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
@@ -112,7 +118,7 @@ pub fn supervise(listeners: &[TcpListener], processes: usize, log: &ServerLog) -
     let mut running: HashMap<u32, Running> = HashMap::new();
     let start = |replaces: Option<u32>, running: &mut HashMap<u32, Running>| -> Result<(), String> {
         let child = spawn(&listen_fds, &events_tx).map_err(|e| format!("cannot start a serving process: {e}"))?;
-        running.insert(child.id(), Running { child, replaces, retiring: false });
+        running.insert(child.id(), Running { child, replaces, retiring: false, ready: false });
         Ok(())
     };
     for _ in 0..processes {
@@ -123,6 +129,7 @@ pub fn supervise(listeners: &[TcpListener], processes: usize, log: &ServerLog) -
     }
     let mut stopping = false;
     let mut restarts: Vec<Instant> = Vec::new();
+    let mut failed_starts = 0;
     loop {
         // Reap exits without blocking the event loop.
         let exited: Vec<(u32, Option<i32>)> = running
@@ -139,6 +146,10 @@ pub fn supervise(listeners: &[TcpListener], processes: usize, log: &ServerLog) -
         };
         match event {
             Event::Ready(pid) => {
+                failed_starts = 0;
+                if let Some(r) = running.get_mut(&pid) {
+                    r.ready = true;
+                }
                 let replaced = running.get_mut(&pid).and_then(|r| r.replaces.take());
                 // Only a process still running is signalled: a reaped pid may
                 // already belong to someone else.
@@ -172,6 +183,15 @@ pub fn supervise(listeners: &[TcpListener], processes: usize, log: &ServerLog) -
                 }
                 if gone.retiring {
                     continue;
+                }
+                if !gone.ready {
+                    failed_starts += 1;
+                    if failed_starts >= FAILED_STARTS_LIMIT {
+                        stop_all(&mut running);
+                        return Err(format!(
+                            "{FAILED_STARTS_LIMIT} serving processes in a row exited before serving; giving up (see the log above)"
+                        ));
+                    }
                 }
                 log.log(LogLevel::Error, &format!("process {pid} exited unexpectedly ({code:?}); starting another"));
                 // Back off when processes die right after starting.
