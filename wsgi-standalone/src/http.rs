@@ -39,6 +39,8 @@ pub struct HttpSettings {
     pub keep_alive_timeout: Duration,
     /// Longest time an application may take to start its response (504).
     pub request_timeout: Duration,
+    /// Longest time a request may wait for a worker (504).
+    pub queue_timeout: Duration,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub graceful_timeout: Duration,
     /// Longest wait for a client to send more of a body (408/400 after).
@@ -460,6 +462,7 @@ async fn respond(
         },
         BodyKind::Length(_) | BodyKind::Chunked => BodySource::Streamed(stream_body(req.into_body(), body_timeout)),
     };
+    let request_head_copy = head.clone();
     let header = |name: &str| head.header(name).map(str::to_string);
     let access = AccessFacts {
         peer,
@@ -470,9 +473,22 @@ async fn respond(
     };
     let (head_tx, head_rx) = oneshot::channel();
     let (chunks_tx, chunks_rx) = mpsc::channel(16);
-    let job = Job { app, body, head: head_tx, chunks: chunks_tx, access, queued_at: Instant::now() };
+    let (started_tx, started_rx) = oneshot::channel();
+    let job =
+        Job { app, body, head: head_tx, chunks: chunks_tx, access, queued_at: Instant::now(), started: started_tx };
     if !shared.pool.submit(job) {
-        return error_response(503, software);
+        shared.log.log(LogLevel::Error, "mod_wsgi: request queue full; answering 503");
+        return logged(shared, &request_head_copy, error_response(503, software));
+    }
+    // The queue timeout runs while the request waits for a worker; a
+    // request given up here is skipped by the worker that later finds it.
+    let queue_timeout = shared.settings.queue_timeout;
+    if !queue_timeout.is_zero() && tokio::time::timeout(queue_timeout, started_rx).await.is_err() {
+        shared.log.log(
+            LogLevel::Error,
+            &format!("mod_wsgi: Queue timeout expired for request {request_id} from {peer} waiting for a worker."),
+        );
+        return logged(shared, &request_head_copy, error_response(504, software));
     }
     shared.recycle.count(shared.pool.total());
     let timeout = shared.settings.request_timeout;

@@ -347,6 +347,7 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
             header_timeout: Duration::from_secs(args.header_timeout),
             keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
             request_timeout: Duration::from_secs(args.request_timeout),
+            queue_timeout: Duration::from_secs(args.queue_timeout),
             graceful_timeout: Duration::from_secs(args.graceful_timeout),
             socket_timeout: Duration::from_secs(args.socket_timeout),
             max_head_size: args.max_header_size,

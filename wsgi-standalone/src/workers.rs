@@ -57,6 +57,8 @@ pub struct Job {
     pub access: AccessFacts,
     /// When the request was queued.
     pub queued_at: Instant,
+    /// Told when a worker takes the request up (the queue wait is over).
+    pub started: oneshot::Sender<()>,
 }
 
 /// The access-log facts of a request.
@@ -250,6 +252,8 @@ pub struct Pool {
 struct Dispatch {
     idle: Vec<crossbeam_channel::Sender<Job>>,
     backlog: VecDeque<Job>,
+    /// Most requests that may wait; beyond, new ones get 503.
+    backlog_limit: usize,
 }
 
 impl Pool {
@@ -260,7 +264,8 @@ impl Pool {
         log: Arc<ServerLog>,
         access: Option<Arc<AccessLog>>,
     ) -> io::Result<Pool> {
-        let dispatch = Arc::new(Mutex::new(Dispatch::default()));
+        let backlog_limit = (settings.threads * 16).max(100);
+        let dispatch = Arc::new(Mutex::new(Dispatch { backlog_limit, ..Dispatch::default() }));
         for index in 0..settings.threads.max(1) {
             let dispatch = dispatch.clone();
             let runner = runner.clone();
@@ -287,7 +292,7 @@ impl Pool {
                     };
                     // A panic must not take a worker away for good.
                     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run_job(job, &*runner, &log, access.as_deref(), queue_timeout, socket_timeout)
+                        run_job(job, index, &*runner, &log, access.as_deref(), queue_timeout, socket_timeout)
                     }));
                     if ran.is_err() {
                         log.log(LogLevel::Error, "a worker thread caught a panic while running a request");
@@ -298,12 +303,14 @@ impl Pool {
         Ok(Pool { dispatch, total: AtomicU64::new(0) })
     }
 
-    /// Hands a job to the most recently idle worker, or queues it.
+    /// Hands a job to the most recently idle worker, or queues it; `false`
+    /// when the queue is full (or the workers are gone).
     pub fn submit(&self, job: Job) -> bool {
         self.total.fetch_add(1, Ordering::Relaxed);
         let mut dispatch = self.dispatch.lock().unwrap_or_else(|e| e.into_inner());
         match dispatch.idle.pop() {
             Some(worker) => worker.send(job).is_ok(),
+            None if dispatch.backlog.len() >= dispatch.backlog_limit => false,
             None => {
                 dispatch.backlog.push_back(job);
                 true
@@ -319,18 +326,21 @@ impl Pool {
 
 fn run_job(
     job: Job,
+    worker: usize,
     runner: &dyn WsgiRunner,
     log: &ServerLog,
     access: Option<&AccessLog>,
     queue_timeout: Duration,
     socket_timeout: Duration,
 ) {
-    let Job { app, body, head, chunks, access: facts, queued_at } = job;
+    let Job { mut app, body, head, chunks, access: facts, queued_at, started } = job;
     // Nobody waits for the answer any more (the client left, or was told
     // 504): running the application would only have side effects.
-    if head.is_closed() {
+    if head.is_closed() || started.send(()).is_err() {
         return;
     }
+    app.environ.set("mod_wsgi.thread_id", wsgi_core::EnvValue::Int(worker as i64 + 1));
+    app.environ.set_str("mod_wsgi.script_start", wsgi_core::environ_build::now_us().to_string());
     let abort = chunks.clone();
     let mut sink = ChannelSink {
         start: Some(head),
