@@ -143,3 +143,15 @@ fn a_supervisor_whose_processes_cannot_start_gives_up() {
     assert!(!status.success());
     assert!(stderr.contains("exited before serving; giving up"), "{stderr}");
 }
+
+#[test]
+fn options_star_is_answered_by_the_server() {
+    let dir = TempDir::new("robust-options");
+    let script = dir.write("app.wsgi", APP);
+    let server = Server::start([script.as_os_str()]);
+    let mut connection = server.connect();
+    connection.send(b"OPTIONS * HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let response = connection.read_response(false).unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.header("allow"), Some("GET,HEAD,POST,OPTIONS"));
+}

@@ -424,6 +424,17 @@ async fn respond(
     if hosts > 1 || (hosts == 0 && req.version() == http::Version::HTTP_11) {
         return logged(shared, &head, error_response(400, software));
     }
+    // `OPTIONS *` asks about the server, not a resource: answered here, as
+    // Apache does.
+    if head.method == "OPTIONS" && head.raw_uri == "*" {
+        let mut response = Response::new(ResponseBody::Full(None));
+        response.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static("GET,HEAD,POST,OPTIONS"));
+        response.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(0));
+        if let Ok(server) = http::HeaderValue::from_str(software) {
+            response.headers_mut().insert(http::header::SERVER, server);
+        }
+        return logged(shared, &head, response);
+    }
     let request_start = now_us();
     let request_id = new_request_id(request_start);
     let stats = RequestStats {
