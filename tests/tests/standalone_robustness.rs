@@ -155,3 +155,19 @@ fn options_star_is_answered_by_the_server() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.header("allow"), Some("GET,HEAD,POST,OPTIONS"));
 }
+
+#[test]
+fn an_absolute_form_target_names_the_host() {
+    let dir = TempDir::new("robust-absolute");
+    let script = dir.write(
+        "app.wsgi",
+        "def application(environ, start_response):\n    start_response('200 OK', [])\n    keys = ('REQUEST_URI', 'HTTP_HOST', 'SERVER_NAME', 'SERVER_PORT', 'PATH_INFO', 'QUERY_STRING')\n    return ['|'.join(environ[k] for k in keys).encode()]\n",
+    );
+    let server = Server::start([script.as_os_str()]);
+    let mut connection = server.connect();
+    connection
+        .send(b"GET http://other.example:9999/x?q=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let response = connection.read_response(false).unwrap();
+    assert_eq!(response.text(), "http://other.example:9999/x?q=1|other.example:9999|other.example|9999|/x|q=1");
+}

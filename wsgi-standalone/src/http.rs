@@ -224,14 +224,25 @@ pub async fn serve(listeners: Vec<std::net::TcpListener>, shared: Arc<Shared>) -
 }
 
 fn request_head(req: &Request<Incoming>, peer: SocketAddr, local: SocketAddr) -> RequestHead {
-    let headers = req
+    let mut headers: Vec<(String, String)> = req
         .headers()
         .iter()
         .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().iter().map(|&b| char::from(b)).collect()))
         .collect();
+    // An absolute-form target names the host itself, which then wins over
+    // the Host header (RFC 9112 section 3.2.2); REQUEST_URI keeps the
+    // target as sent, as Apache's does.
+    let raw_uri = match req.uri().authority() {
+        Some(authority) => {
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case("host"));
+            headers.push(("host".to_string(), authority.as_str().to_string()));
+            req.uri().to_string()
+        }
+        None => req.uri().path_and_query().map_or_else(|| req.uri().path().to_string(), |pq| pq.as_str().to_string()),
+    };
     RequestHead {
         method: req.method().as_str().to_string(),
-        raw_uri: req.uri().path_and_query().map_or_else(|| req.uri().path().to_string(), |pq| pq.as_str().to_string()),
+        raw_uri,
         protocol: format!("{:?}", req.version()),
         headers,
         peer,
