@@ -513,3 +513,12 @@ impl HttpConnection {
         Ok(HttpResponse { head, body })
     }
 }
+
+/// The pids of a process's direct children.
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}

@@ -15,14 +15,6 @@ def application(environ, start_response):
     return [body]
 "#;
 
-fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
 #[test]
 fn recycling_under_load_fails_no_request() {
     let dir = TempDir::new("standalone-recycle");
@@ -86,7 +78,7 @@ fn recycling_under_load_fails_no_request() {
     assert!(server.stderr().contains("reached its maximum requests"), "{}", server.stderr());
 
     // SIGTERM stops the supervisor and every serving process.
-    let children = children_of(server.pid());
+    let children = tests::child_pids(server.pid());
     server.terminate();
     let status = server.wait_exit(Duration::from_secs(30)).expect("the supervisor exits");
     assert!(status.success(), "exit status {status:?}\n{}", server.stderr());
@@ -106,17 +98,22 @@ fn a_killed_process_is_replaced() {
     let script = dir.write("app.wsgi", PID_APP);
     let server = Server::start([script.as_os_str(), "--processes".as_ref(), "2".as_ref()]);
     let children = wait_for(Duration::from_secs(20), || {
-        let children = children_of(server.pid());
+        let children = tests::child_pids(server.pid());
         (children.len() == 2).then_some(children)
     })
     .expect("two serving processes");
     let victim = children[0];
     std::process::Command::new("kill").args(["-9", &victim.to_string()]).status().unwrap();
     let replaced = wait_for(Duration::from_secs(20), || {
-        let now = children_of(server.pid());
+        let now = tests::child_pids(server.pid());
         (now.len() == 2 && !now.contains(&victim)).then_some(now)
     });
-    assert!(replaced.is_some(), "no replacement for {victim}: {:?}\n{}", children_of(server.pid()), server.stderr());
+    assert!(
+        replaced.is_some(),
+        "no replacement for {victim}: {:?}\n{}",
+        tests::child_pids(server.pid()),
+        server.stderr()
+    );
     for _ in 0..10 {
         assert_eq!(server.get("/").status(), 200);
     }

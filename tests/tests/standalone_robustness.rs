@@ -81,8 +81,7 @@ fn serving_processes_do_not_outlive_a_killed_supervisor() {
     let script = dir.write("app.wsgi", APP);
     let server = Server::start([script.as_os_str(), "--processes".as_ref(), "2".as_ref()]);
     let children = wait_for(Duration::from_secs(20), || {
-        let list = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", server.pid())).unwrap_or_default();
-        let pids: Vec<u32> = list.split_whitespace().filter_map(|p| p.parse().ok()).collect();
+        let pids = tests::child_pids(server.pid());
         (pids.len() == 2).then_some(pids)
     })
     .expect("two serving processes");

@@ -649,15 +649,7 @@ mod tests {
     use wsgi_config::values::IpSubnet;
 
     fn head(method: &str, uri: &str, headers: &[(&str, &str)]) -> RequestHead {
-        RequestHead {
-            method: method.into(),
-            raw_uri: uri.into(),
-            protocol: "HTTP/1.1".into(),
-            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-            peer: "10.0.0.9:40000".parse().unwrap(),
-            local: "10.0.0.1:8080".parse().unwrap(),
-            scheme: Scheme::Http,
-        }
+        RequestHead::for_test(method, uri, headers, "10.0.0.9:40000", "10.0.0.1:8080")
     }
 
     fn route() -> RouteMatch {

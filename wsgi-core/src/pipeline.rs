@@ -272,7 +272,6 @@ pub fn content_type(path: &Path) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::request::Scheme;
     use wsgi_config::tree::ReadOptions;
 
     fn site(text: &str) -> Site {
@@ -289,15 +288,7 @@ mod tests {
     }
 
     fn head(method: &str, uri: &str, headers: &[(&str, &str)]) -> RequestHead {
-        RequestHead {
-            method: method.into(),
-            raw_uri: uri.into(),
-            protocol: "HTTP/1.1".into(),
-            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-            peer: "127.0.0.1:40000".parse().unwrap(),
-            local: "127.0.0.1:8000".parse().unwrap(),
-            scheme: Scheme::Http,
-        }
+        RequestHead::for_test(method, uri, headers, "127.0.0.1:40000", "127.0.0.1:8000")
     }
 
     fn stats() -> RequestStats<'static> {

@@ -71,3 +71,19 @@ impl RequestHead {
         self.raw_uri.split_once('?').map_or("", |(_, query)| query)
     }
 }
+
+#[cfg(test)]
+impl RequestHead {
+    /// A request for unit tests: `method uri HTTP/1.1` with `headers`.
+    pub(crate) fn for_test(method: &str, uri: &str, headers: &[(&str, &str)], peer: &str, local: &str) -> RequestHead {
+        RequestHead {
+            method: method.into(),
+            raw_uri: uri.into(),
+            protocol: "HTTP/1.1".into(),
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            peer: peer.parse().expect("test peer address"),
+            local: local.parse().expect("test local address"),
+            scheme: Scheme::Http,
+        }
+    }
+}
