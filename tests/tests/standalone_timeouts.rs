@@ -51,3 +51,35 @@ fn a_request_queued_past_the_queue_timeout_gets_504() {
     assert_eq!(busy.join().unwrap(), "done");
     assert_eq!(server.get("/fast").text(), "done");
 }
+
+#[test]
+fn the_idle_keep_alive_timeout_is_separate_from_the_header_timeout() {
+    let dir = TempDir::new("standalone-idle");
+    let script = dir.write("app.wsgi", SLOW_APP);
+    let server = Server::start([
+        script.as_os_str(),
+        "--keep-alive-timeout".as_ref(),
+        "1".as_ref(),
+        "--header-timeout".as_ref(),
+        "30".as_ref(),
+    ]);
+    // An idle kept-alive connection is closed by the idle timeout, long
+    // before the header timeout.
+    let mut connection = server.connect();
+    connection.send(b"GET /fast HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    assert_eq!(connection.read_response(false).unwrap().text(), "done");
+    connection.stream().set_read_timeout(Some(std::time::Duration::from_secs(15))).unwrap();
+    let after_idle = connection.read_some(16);
+    assert!(matches!(&after_idle, Ok(bytes) if bytes.is_empty()), "expected the server to close: {after_idle:?}");
+
+    // A client sending its head slowly, but never idle for the keep-alive
+    // timeout, has the header timeout to finish it.
+    let mut slow = server.connect();
+    for piece in
+        [&b"GET /fast HT"[..], b"TP/1.1\r\n", b"Host: local", b"host\r\nX-A: ", b"1\r\nX-B: 2", b"\r\n", b"\r\n"]
+    {
+        slow.send(piece).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+    }
+    assert_eq!(slow.read_response(false).unwrap().text(), "done");
+}

@@ -23,6 +23,7 @@ use wsgi_core::pipeline::{content_type, Dispatch, Site};
 use wsgi_core::response::error_page;
 use wsgi_core::{LogLevel, RequestHead, Scheme};
 
+use crate::idle::{IdleStream, InFlight, InFlightGuard};
 use crate::logging::ServerLog;
 use crate::workers::{AccessFacts, BodySource, Head, Job, Pool, Start};
 
@@ -179,16 +180,17 @@ pub async fn serve(listeners: Vec<std::net::TcpListener>, shared: Arc<Shared>) -
                 let local = stream.local_addr()?;
                 let settings = &shared.settings;
                 let mut builder = hyper::server::conn::http1::Builder::new();
-                // hyper's header timer also runs while a kept-alive
-                // connection waits for its next request, so it serves as
-                // both the header timeout and the idle timeout.
                 builder
                     .timer(TokioTimer::new())
-                    .header_read_timeout(settings.header_timeout.min(settings.keep_alive_timeout))
+                    .header_read_timeout(settings.header_timeout)
                     .keep_alive(!settings.keep_alive_timeout.is_zero())
                     .max_header_size(settings.max_head_size.max(1024));
+                let in_flight = InFlight::default();
+                let stream = IdleStream::new(stream, settings.keep_alive_timeout, in_flight.clone());
                 let connection_shared = shared.clone();
-                let service = service_fn(move |req| handle(req, connection_shared.clone(), peer, local));
+                let service = service_fn(move |req| {
+                    handle(req, connection_shared.clone(), peer, local, in_flight.enter())
+                });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
@@ -413,12 +415,37 @@ async fn handle(
     shared: Arc<Shared>,
     peer: SocketAddr,
     local: SocketAddr,
-) -> Result<Response<ResponseBody>, Infallible> {
+    in_flight: InFlightGuard,
+) -> Result<Response<TrackedBody>, Infallible> {
     let mut response = respond(req, &shared, peer, local).await;
     if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
-    Ok(response)
+    Ok(response.map(|body| TrackedBody { body, _in_flight: in_flight }))
+}
+
+/// A response body that keeps its request counted as in flight until the
+/// body has been sent (or dropped), so the connection is not idle meanwhile.
+pub struct TrackedBody {
+    body: ResponseBody,
+    _in_flight: InFlightGuard,
+}
+
+impl Body for TrackedBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 async fn respond(

@@ -5,6 +5,7 @@
 //! the request pipeline from wsgi-core, Python from wsgi-interp).
 
 mod http;
+mod idle;
 mod logging;
 mod supervisor;
 mod workers;
