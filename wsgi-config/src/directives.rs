@@ -347,6 +347,18 @@ pub struct ScriptAlias {
 }
 
 impl ScriptAlias {
+    /// An alias from `url` to `target` with no options.
+    pub fn new(url: UrlPattern, target: impl Into<String>) -> ScriptAlias {
+        ScriptAlias {
+            url,
+            target: target.into(),
+            process_group: None,
+            application_group: None,
+            callable_object: None,
+            pass_authorization: None,
+        }
+    }
+
     /// Whether both groups are given as fixed names, in which case mod_wsgi
     /// imports the script when the target process starts.
     pub fn preloads(&self) -> bool {

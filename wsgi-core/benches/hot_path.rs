@@ -41,14 +41,7 @@ impl Drop for Scripts {
 }
 
 fn alias(url: &str, target: &Path) -> ScriptAlias {
-    ScriptAlias {
-        url: UrlPattern::Prefix(url.to_string()),
-        target: target.display().to_string(),
-        process_group: None,
-        application_group: None,
-        callable_object: None,
-        pass_authorization: None,
-    }
+    ScriptAlias::new(UrlPattern::Prefix(url.to_string()), target.display().to_string())
 }
 
 fn routing(c: &mut Criterion) {

@@ -800,14 +800,10 @@ mod tests {
     fn path_translated_maps_path_info() {
         let env = build(&head("GET", "/app/x", &[]), &DirSettings::default());
         assert_eq!(env.get_str("PATH_TRANSLATED"), Some("/var/www/html/x"));
-        let alias = wsgi_config::directives::ScriptAlias {
-            url: wsgi_config::directives::UrlPattern::Prefix("/x".into()),
-            target: "/srv/other.wsgi".into(),
-            process_group: None,
-            application_group: None,
-            callable_object: None,
-            pass_authorization: None,
-        };
+        let alias = wsgi_config::directives::ScriptAlias::new(
+            wsgi_config::directives::UrlPattern::Prefix("/x".into()),
+            "/srv/other.wsgi",
+        );
         let router = Router::new([&alias], true);
         let (h, r, settings) = (head("GET", "/app/x", &[]), route(), DirSettings::default());
         let env = build_routed(&h, &r, &settings, |i| i.router = Some(&router));

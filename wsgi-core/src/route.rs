@@ -558,18 +558,11 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn prefix(url: &str, target: &str) -> ScriptAlias {
-        ScriptAlias {
-            url: UrlPattern::Prefix(url.to_string()),
-            target: target.to_string(),
-            process_group: None,
-            application_group: None,
-            callable_object: None,
-            pass_authorization: None,
-        }
+        ScriptAlias::new(UrlPattern::Prefix(url.to_string()), target)
     }
 
     fn pattern(url: &str, target: &str) -> ScriptAlias {
-        ScriptAlias { url: UrlPattern::Regex(regex::Regex::new(url).unwrap()), ..prefix("", target) }
+        ScriptAlias::new(UrlPattern::Regex(regex::Regex::new(url).unwrap()), target)
     }
 
     fn norm(raw: &str) -> Result<String, RouteError> {
