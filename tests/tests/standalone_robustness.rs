@@ -170,3 +170,16 @@ fn an_absolute_form_target_names_the_host() {
     let response = connection.read_response(false).unwrap();
     assert_eq!(response.text(), "http://other.example:9999/x?q=1|other.example:9999|other.example|9999|/x|q=1");
 }
+
+#[test]
+fn options_that_a_config_file_decides_are_refused_with_config() {
+    for extra in [&["--url-alias", "/static", "/tmp"][..], &["--limit-request-body", "5"][..]] {
+        let out = std::process::Command::new(tests::standalone_binary())
+            .args(["start-server", "--config", "/nonexistent.conf"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"), "{extra:?}");
+    }
+}

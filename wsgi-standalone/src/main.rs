@@ -99,8 +99,9 @@ struct ServerArgs {
     /// URL path the script is mounted at.
     #[arg(long, default_value = "/", value_name = "URL-PATH")]
     mount_point: String,
-    /// Serve files under PATH at URL (static files); may be repeated.
-    #[arg(long, num_args = 2, value_names = ["URL-PATH", "PATH"], action = clap::ArgAction::Append)]
+    /// Serve files under PATH at URL (static files); may be repeated. (With
+    /// --config, use Alias in the file.)
+    #[arg(long, num_args = 2, value_names = ["URL-PATH", "PATH"], action = clap::ArgAction::Append, conflicts_with = "config")]
     url_alias: Vec<String>,
     /// Name of the WSGI callable in the script.
     #[arg(long, default_value = "application")]
@@ -108,8 +109,9 @@ struct ServerArgs {
     /// Application group (Python interpreter) to run the script in.
     #[arg(long, default_value = "%{GLOBAL}")]
     application_group: String,
-    /// Largest request body accepted, in bytes (413 beyond).
-    #[arg(long, default_value_t = 10_485_760)]
+    /// Largest request body accepted, in bytes (413 beyond). (With --config,
+    /// use LimitRequestBody in the file.)
+    #[arg(long, default_value_t = 10_485_760, conflicts_with = "config")]
     limit_request_body: u64,
     /// Seconds an application may take to start its response (504 after).
     #[arg(long, default_value_t = 60)]
