@@ -255,15 +255,23 @@ fn request_head(req: &Request<Incoming>, peer: SocketAddr, local: SocketAddr) ->
 
 fn error_response(status: u16, software: &str) -> Response<ResponseBody> {
     let page = error_page(status);
-    let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(page.clone()))));
+    let length = page.len();
+    let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(page))));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/html; charset=iso-8859-1"));
-    headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(page.len()));
-    if let Ok(server) = http::HeaderValue::from_str(software) {
-        headers.insert(http::header::SERVER, server);
-    }
+    headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
+    set_server(headers, software);
     response
+}
+
+/// Adds the `Server` header unless the response has one.
+fn set_server(headers: &mut http::HeaderMap, software: &str) {
+    if !headers.contains_key(http::header::SERVER) {
+        if let Ok(server) = http::HeaderValue::from_str(software) {
+            headers.insert(http::header::SERVER, server);
+        }
+    }
 }
 
 /// Records a response that no worker produced (errors, static files) in the
@@ -322,11 +330,7 @@ fn app_response(head: Head, body: ResponseBody, software: &str) -> Response<Resp
             headers.append(name, value);
         }
     }
-    if !headers.contains_key(http::header::SERVER) {
-        if let Ok(server) = http::HeaderValue::from_str(software) {
-            headers.insert(http::header::SERVER, server);
-        }
-    }
+    set_server(headers, software);
     response
 }
 
@@ -468,9 +472,7 @@ async fn respond(
         let mut response = Response::new(ResponseBody::Full(None));
         response.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static("GET,HEAD,POST,OPTIONS"));
         response.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(0));
-        if let Ok(server) = http::HeaderValue::from_str(software) {
-            response.headers_mut().insert(http::header::SERVER, server);
-        }
+        set_server(response.headers_mut(), software);
         return logged(shared, &head, response);
     }
     let request_start = now_us();
@@ -511,7 +513,6 @@ async fn respond(
         },
         BodyKind::Length(_) | BodyKind::Chunked => BodySource::Streamed(stream_body(req.into_body(), body_timeout)),
     };
-    let request_head_copy = head.clone();
     let header = |name: &str| head.header(name).map(str::to_string);
     let access = AccessFacts {
         peer,
@@ -527,7 +528,7 @@ async fn respond(
         Job { app, body, head: head_tx, chunks: chunks_tx, access, queued_at: Instant::now(), started: started_tx };
     if !shared.pool.submit(job) {
         shared.log.log(LogLevel::Error, "mod_wsgi: request queue full; answering 503");
-        return logged(shared, &request_head_copy, error_response(503, software));
+        return logged(shared, &head, error_response(503, software));
     }
     // The queue timeout runs while the request waits for a worker; a
     // request given up here is skipped by the worker that later finds it.
@@ -537,15 +538,15 @@ async fn respond(
             LogLevel::Error,
             &format!("mod_wsgi: Queue timeout expired for request {request_id} from {peer} waiting for a worker."),
         );
-        return logged(shared, &request_head_copy, error_response(504, software));
+        return logged(shared, &head, error_response(504, software));
     }
     shared.recycle.count(shared.pool.total());
     let timeout = shared.settings.request_timeout;
-    let head = if timeout.is_zero() {
+    let start = if timeout.is_zero() {
         head_rx.await.ok()
     } else {
         match tokio::time::timeout(timeout, head_rx).await {
-            Ok(head) => head.ok(),
+            Ok(start) => start.ok(),
             Err(_) => {
                 shared.log.log(
                     LogLevel::Error,
@@ -558,7 +559,7 @@ async fn respond(
             }
         }
     };
-    match head {
+    match start {
         Some(Start { head, body, complete: true }) => {
             let body = match body.len() {
                 0 => None,
