@@ -1,5 +1,15 @@
-//! The Apache httpd 2.4 front end: a module that Apache loads as
-//! `mod_wsgi.so` in place of mod_wsgi, registering every directive of
-//! [`wsgi_config`] in Apache's command table.
+//! mod_wsgi-rs for Apache httpd 2.4: the `mod_wsgi.so` module.
 //!
-//! Its contents arrive with the Apache-module work item.
+//! A thin front end: directives are parsed by wsgi-config (every one of
+//! them registered in Apache's command table), requests are routed and
+//! their environ built with wsgi-core, and applications run in wsgi-interp's
+//! interpreters on Apache's own threads (embedded mode). All `unsafe` code
+//! is in `ffi` (bindings and wrappers) and `module` (the module record and
+//! its `extern "C"` entry points, each of which catches panics).
+
+mod config;
+mod embedded;
+mod ffi;
+mod module;
+
+pub use module::{wsgi_module, ModuleRecord};

@@ -245,48 +245,101 @@ pub fn build_environ(inputs: &EnvironInputs<'_>) -> Environ {
             push_str(&mut env, "HTTP_AUTHORIZATION", authorization);
         }
     }
-    push_str(&mut env, "mod_wsgi.script_name", script_name);
-    push_str(&mut env, "mod_wsgi.path_info", path_info);
+    add_adapter_keys(
+        &mut env,
+        &AdapterInputs {
+            settings,
+            peer: head.peer.ip(),
+            https: head.scheme == Scheme::Https,
+            listener_host: server.listener_host,
+            listener_port: server.listener_port,
+            names: inputs.names,
+            flags: inputs.flags,
+            stats: inputs.stats,
+            versions: inputs.versions,
+            daemon: inputs.daemon,
+        },
+    );
+    env
+}
 
-    let scheme_override = apply_proxy_headers(&mut env, inputs);
-    let https = scheme_override.unwrap_or(head.scheme == Scheme::Https);
+/// What the adapter's own keys (`mod_wsgi.*`, `wsgi.*`) are made from.
+#[derive(Debug, Clone, Copy)]
+pub struct AdapterInputs<'a> {
+    /// The settings in effect for the request.
+    pub settings: &'a DirSettings,
+    /// The client's address (trusted proxy headers are honoured only from
+    /// `WSGITrustedProxies`).
+    pub peer: IpAddr,
+    /// Whether the connection itself is HTTPS.
+    pub https: bool,
+    /// The host of the `Listen` address: `mod_wsgi.listener_host`.
+    pub listener_host: &'a str,
+    /// The port of the `Listen` address: `mod_wsgi.listener_port`.
+    pub listener_port: u16,
+    /// The resolved group and callable names.
+    pub names: AppNames<'a>,
+    /// `wsgi.multithread`, `wsgi.multiprocess`, `wsgi.run_once`.
+    pub flags: WsgiFlags,
+    /// Request identity, timing and counters.
+    pub stats: RequestStats<'a>,
+    /// Versions to report.
+    pub versions: Versions,
+    /// Daemon-mode facts; `None` in embedded mode.
+    pub daemon: Option<DaemonFacts>,
+}
+
+/// Adds what mod_wsgi adds to the CGI variables of a request: the
+/// `mod_wsgi.*` and `wsgi.*` keys, after applying `WSGITrustedProxyHeaders`.
+/// `env` must hold the CGI variables (`SCRIPT_NAME`, `PATH_INFO`, the
+/// `HTTP_*` headers), however the front end produced them.
+pub fn add_adapter_keys(env: &mut Environ, inputs: &AdapterInputs<'_>) {
+    let push = |env: &mut Environ, key: &'static str, value: EnvValue| env.entries.push((Cow::Borrowed(key), value));
+    let push_str = |env: &mut Environ, key: &'static str, value: String| push(env, key, EnvValue::Str(value));
+    let settings = inputs.settings;
+    let script_name = env.get_str("SCRIPT_NAME").unwrap_or_default().to_string();
+    let path_info = env.get_str("PATH_INFO").unwrap_or_default().to_string();
+    push_str(env, "mod_wsgi.script_name", script_name);
+    push_str(env, "mod_wsgi.path_info", path_info);
+
+    let scheme_override = apply_proxy_headers(env, settings, inputs.peer);
+    let https = scheme_override.unwrap_or(inputs.https);
 
     let names = &inputs.names;
-    push_str(&mut env, "mod_wsgi.process_group", names.process_group.into());
-    push_str(&mut env, "mod_wsgi.application_group", names.application_group.into());
-    push_str(&mut env, "mod_wsgi.callable_object", names.callable_object.into());
-    push_str(&mut env, "mod_wsgi.request_handler", names.request_handler.into());
-    push_str(&mut env, "mod_wsgi.handler_script", names.handler_script.into());
-    push_str(&mut env, "mod_wsgi.script_reloading", flag_text(settings.effective_script_reloading()));
-    push_str(&mut env, "mod_wsgi.listener_host", server.listener_host.into());
-    push_str(&mut env, "mod_wsgi.listener_port", server.listener_port.to_string());
-    push_str(&mut env, "mod_wsgi.enable_sendfile", flag_text(settings.enable_sendfile.unwrap_or(false)));
-    push_str(&mut env, "mod_wsgi.ignore_activity", flag_text(settings.ignore_activity.unwrap_or(false)));
-    push_str(&mut env, "mod_wsgi.request_start", inputs.stats.request_start_us.to_string());
-    push_str(&mut env, "mod_wsgi.request_id", inputs.stats.request_id.into());
+    push_str(env, "mod_wsgi.process_group", names.process_group.into());
+    push_str(env, "mod_wsgi.application_group", names.application_group.into());
+    push_str(env, "mod_wsgi.callable_object", names.callable_object.into());
+    push_str(env, "mod_wsgi.request_handler", names.request_handler.into());
+    push_str(env, "mod_wsgi.handler_script", names.handler_script.into());
+    push_str(env, "mod_wsgi.script_reloading", flag_text(settings.effective_script_reloading()));
+    push_str(env, "mod_wsgi.listener_host", inputs.listener_host.into());
+    push_str(env, "mod_wsgi.listener_port", inputs.listener_port.to_string());
+    push_str(env, "mod_wsgi.enable_sendfile", flag_text(settings.enable_sendfile.unwrap_or(false)));
+    push_str(env, "mod_wsgi.ignore_activity", flag_text(settings.ignore_activity.unwrap_or(false)));
+    push_str(env, "mod_wsgi.request_start", inputs.stats.request_start_us.to_string());
+    push_str(env, "mod_wsgi.request_id", inputs.stats.request_id.into());
     if let Some(daemon) = &inputs.daemon {
-        push_str(&mut env, "mod_wsgi.daemon_connects", daemon.connects.to_string());
-        push_str(&mut env, "mod_wsgi.daemon_restarts", daemon.restarts.to_string());
-        push_str(&mut env, "mod_wsgi.queue_start", daemon.queue_start_us.to_string());
-        push_str(&mut env, "mod_wsgi.daemon_start", daemon.start_us.to_string());
+        push_str(env, "mod_wsgi.daemon_connects", daemon.connects.to_string());
+        push_str(env, "mod_wsgi.daemon_restarts", daemon.restarts.to_string());
+        push_str(env, "mod_wsgi.queue_start", daemon.queue_start_us.to_string());
+        push_str(env, "mod_wsgi.daemon_start", daemon.start_us.to_string());
     }
-    push_str(&mut env, "mod_wsgi.script_start", inputs.stats.script_start_us.to_string());
+    push_str(env, "mod_wsgi.script_start", inputs.stats.script_start_us.to_string());
 
-    push(&mut env, "wsgi.version", EnvValue::Tuple(vec![1, 0]));
-    push(&mut env, "wsgi.multithread", EnvValue::Bool(inputs.flags.multithread));
-    push(&mut env, "wsgi.multiprocess", EnvValue::Bool(inputs.flags.multiprocess));
-    push(&mut env, "wsgi.run_once", EnvValue::Bool(inputs.flags.run_once));
-    push_str(&mut env, "wsgi.url_scheme", if https { "https" } else { "http" }.into());
-    push(&mut env, "wsgi.input_terminated", EnvValue::Bool(true));
+    push(env, "wsgi.version", EnvValue::Tuple(vec![1, 0]));
+    push(env, "wsgi.multithread", EnvValue::Bool(inputs.flags.multithread));
+    push(env, "wsgi.multiprocess", EnvValue::Bool(inputs.flags.multiprocess));
+    push(env, "wsgi.run_once", EnvValue::Bool(inputs.flags.run_once));
+    push_str(env, "wsgi.url_scheme", if https { "https" } else { "http" }.into());
+    push(env, "wsgi.input_terminated", EnvValue::Bool(true));
     if let Some((major, minor, patch)) = inputs.versions.apache {
-        push(&mut env, "apache.version", EnvValue::Tuple(vec![major, minor, patch]));
+        push(env, "apache.version", EnvValue::Tuple(vec![major, minor, patch]));
     }
     let (major, minor, micro) = inputs.versions.mod_wsgi;
-    push(&mut env, "mod_wsgi.version", EnvValue::Tuple(vec![major, minor, micro]));
-    push(&mut env, "mod_wsgi.total_requests", EnvValue::Int(inputs.stats.total_requests));
-    push(&mut env, "mod_wsgi.thread_id", EnvValue::Int(inputs.stats.thread_id));
-    push(&mut env, "mod_wsgi.thread_requests", EnvValue::Int(inputs.stats.thread_requests));
-    env
+    push(env, "mod_wsgi.version", EnvValue::Tuple(vec![major, minor, micro]));
+    push(env, "mod_wsgi.total_requests", EnvValue::Int(inputs.stats.total_requests));
+    push(env, "mod_wsgi.thread_id", EnvValue::Int(inputs.stats.thread_id));
+    push(env, "mod_wsgi.thread_requests", EnvValue::Int(inputs.stats.thread_requests));
 }
 
 fn flag_text(on: bool) -> String {
@@ -505,10 +558,10 @@ fn category_index(category: ProxyCategory) -> usize {
 
 /// Applies `WSGITrustedProxyHeaders`. Returns the scheme a trusted scheme
 /// header settled (`Some(https)`), which then overrides the connection's.
-fn apply_proxy_headers(env: &mut Environ, inputs: &EnvironInputs<'_>) -> Option<bool> {
-    let configured = inputs.settings.trusted_proxy_headers.as_ref()?;
-    let trusted_proxies = inputs.settings.trusted_proxies.as_deref();
-    let peer = canonical_ip(inputs.head.peer.ip());
+fn apply_proxy_headers(env: &mut Environ, settings: &DirSettings, peer: IpAddr) -> Option<bool> {
+    let configured = settings.trusted_proxy_headers.as_ref()?;
+    let trusted_proxies = settings.trusted_proxies.as_deref();
+    let peer = canonical_ip(peer);
     let trusted_peer = trusted_proxies.is_none_or(|proxies| proxies.iter().any(|subnet| subnet.contains(peer)));
 
     let mut matched = [false; CATEGORIES.len()];

@@ -52,6 +52,15 @@ pub trait ResponseSink {
         false
     }
 
+    /// Takes a complete error response for `status` in place of the
+    /// writer's own page: a front end with error pages of its own (Apache's
+    /// `ErrorDocument`) answers `Ok(true)` and produces it later. The
+    /// default declines.
+    fn error_response(&mut self, status: u16) -> io::Result<bool> {
+        let _ = status;
+        Ok(false)
+    }
+
     /// Whether sending `len` more bytes may block (on a slow client). An
     /// interpreter releases its lock around writes that may; a sink that
     /// only queues into memory says no, sparing that cost per chunk.
@@ -309,6 +318,11 @@ impl<'s> ResponseWriter<'s> {
     /// place of anything an application would produce: for requests refused
     /// before any application runs (404, 413, ...).
     pub fn respond_error(&mut self, status: u16) -> Result<(), WriteError> {
+        if self.sink.error_response(status)? {
+            self.state = State::Sent;
+            self.status = status;
+            return Ok(());
+        }
         let page = error_page(status);
         let headers = vec![
             ("Content-Type".to_string(), "text/html; charset=iso-8859-1".to_string()),

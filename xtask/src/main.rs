@@ -2,6 +2,7 @@
 //! `xtask` pattern). Run as `cargo xtask <command>`.
 
 mod bench;
+mod bindings;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -32,6 +33,8 @@ commands:
                         the standalone server against granian and gunicorn
                         (installed into target/bench-venv), side by side
                         under the same wrk load; prints a table
+  bindings              regenerate wsgi-apache's Apache/APR bindings from the
+                        installed headers (needs bindgen-cli and libclang)
 ";
 
 fn main() -> ExitCode {
@@ -39,6 +42,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("bench") => bench_command(&args[1..]),
+        Some("bindings") => bindings::bindings(&workspace_root()),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())

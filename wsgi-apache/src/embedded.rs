@@ -1,0 +1,373 @@
+//! Embedded mode: Python in Apache's child processes, requests run on
+//! Apache's own threads. The hooks' logic, in safe code over `ffi`.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::ffi::c_int;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use wsgi_config::directives::GLOBAL_GROUP;
+use wsgi_core::environ_build::{
+    add_adapter_keys, new_request_id, now_us, AdapterInputs, AppNames, RequestStats, Versions, WsgiFlags,
+};
+use wsgi_core::group::{self, GroupContext};
+use wsgi_core::route::latin1;
+use wsgi_core::{AppTarget, EnvValue, Environ, ErrorLog, LogLevel, ResponseSink, ResponseWriter, WsgiRunner};
+use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
+
+use crate::config::{DirConfig, ServerConfig};
+use crate::ffi::{self, Level, Pool, Request, RequestLog, Server};
+
+/// The banner component and `SERVER_SOFTWARE` addition.
+const VERSION_COMPONENT: &std::ffi::CStr = c"mod_wsgi-rs/0.1.0 Python/3.11";
+
+/// The handler names mod_wsgi answers to.
+const HANDLERS: [&[u8]; 2] = [b"wsgi-script", b"application/x-httpd-wsgi"];
+
+/// The Python side of one Apache child process.
+struct Embedded {
+    runner: EmbeddedRunner,
+    flags: WsgiFlags,
+}
+
+/// Set once in each child by `child_init`; never in the Apache parent.
+static EMBEDDED: OnceLock<Embedded> = OnceLock::new();
+
+/// Requests served by this process.
+static TOTAL_REQUESTS: AtomicI64 = AtomicI64::new(0);
+/// Numbers request threads from 1 in the order they first serve.
+static THREADS_SEEN: AtomicI64 = AtomicI64::new(0);
+
+thread_local! {
+    /// (thread number, requests this thread served).
+    static THREAD_STATS: Cell<(i64, i64)> = const { Cell::new((0, 0)) };
+}
+
+/// `post_config`: announce the module in the server banner.
+pub(crate) fn post_config(pool: Pool) -> c_int {
+    ffi::add_version_component(pool, VERSION_COMPONENT);
+    ffi::OK as c_int
+}
+
+/// `child_init`: initialise Python in the child (never in the parent),
+/// then preload the `WSGIImportScript`s of embedded mode.
+pub(crate) fn child_init(pool: Pool, main: Server) {
+    let Some(config) = main.config::<ServerConfig>() else {
+        return;
+    };
+    if config.global.restrict_embedded == Some(true) {
+        return;
+    }
+    let runtime = match PythonRuntime::initialize(PythonConfig::from_settings(&config.global)) {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            main.log(Level::Error, &format!("mod_wsgi (pid={}): cannot initialise Python: {e}", pid()));
+            return;
+        }
+    };
+    pool.on_cleanup(child_exit);
+    let max_daemons = ffi::mpm_query(ffi::AP_MPMQ_MAX_DAEMONS).unwrap_or(1);
+    let max_threads = ffi::mpm_query(ffi::AP_MPMQ_MAX_THREADS).unwrap_or(1);
+    let flags = WsgiFlags::from_mpm(max_daemons.max(0) as u32, max_threads.max(0) as u32);
+    let embedded = EMBEDDED.get_or_init(|| Embedded { runner: EmbeddedRunner::new(Arc::clone(&runtime)), flags });
+    for script in &config.import_scripts {
+        if script.process_group != GLOBAL_GROUP && !script.process_group.is_empty() {
+            continue;
+        }
+        let group = if script.application_group == GLOBAL_GROUP { "" } else { script.application_group.as_str() };
+        let log = ServerLog(main);
+        embedded.runner.preload(&script.path, group, &log);
+    }
+    main.log(Level::Info, &format!("mod_wsgi (pid={}): Python initialised in this child.", pid()));
+}
+
+unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> ffi::apr_status_t {
+    // Threads ending from here on must not wait for the GIL.
+    ffi::guard((), PythonRuntime::prepare_for_exit);
+    ffi::APR_SUCCESS as ffi::apr_status_t
+}
+
+fn pid() -> u32 {
+    std::process::id()
+}
+
+/// `translate_name`: map a URL under a WSGIScriptAlias to its script, as
+/// mod_wsgi does, marking the request for the `wsgi-script` handler.
+pub(crate) fn translate_name(request: &mut Request) -> c_int {
+    let declined = ffi::DECLINED as c_int;
+    let Some(server) = request.server_config::<ServerConfig>() else {
+        return declined;
+    };
+    if server.script_aliases.is_empty() {
+        return declined;
+    }
+    let uri = request.uri().to_vec();
+    if !uri.starts_with(b"/") {
+        return declined;
+    }
+    let Some(split) = server.router().split_path(&uri) else {
+        return declined;
+    };
+    let Some(alias) = server.script_aliases.get(split.alias_index) else {
+        return declined;
+    };
+    if let Some(confine) = &split.confine {
+        // A pattern alias chose the script from the URL: it must stay in the
+        // directory the configuration named.
+        if !split.target.starts_with(confine) || split.target.components().any(|c| c.as_os_str() == "..") {
+            return ffi::HTTP_NOT_FOUND as c_int;
+        }
+    }
+    let filename = split.filename();
+    request.set_filename(filename.as_os_str().as_bytes());
+    request.set_handler(c"wsgi-script");
+    request.set_note(c"alias-forced-type", b"wsgi-script");
+    if let Some(group) = &alias.process_group {
+        request.set_note(c"mod_wsgi.process_group", group.as_bytes());
+    }
+    if let Some(group) = &alias.application_group {
+        request.set_note(c"mod_wsgi.application_group", group.as_bytes());
+    }
+    if let Some(callable) = &alias.callable_object {
+        request.set_note(c"mod_wsgi.callable_object", callable.as_bytes());
+    }
+    if let Some(flag) = alias.pass_authorization {
+        request.set_note(c"mod_wsgi.pass_authorization", if flag { b"1" } else { b"0" });
+    }
+    ffi::OK as c_int
+}
+
+/// The content handler for `wsgi-script` and `application/x-httpd-wsgi`.
+pub(crate) fn handler(request: &mut Request) -> c_int {
+    let declined = ffi::DECLINED as c_int;
+    let Some(handler) = request.handler() else {
+        return declined;
+    };
+    if !HANDLERS.contains(&handler) {
+        return declined;
+    }
+    let handler_name = latin1(handler);
+    let filename = latin1(request.filename());
+    let aliased = request.note(c"alias-forced-type").is_some();
+    if !aliased && !request.allows_exec_cgi() {
+        request.log(Level::Error, &format!("Options ExecCGI is off in this directory: {filename}"));
+        return ffi::HTTP_FORBIDDEN as c_int;
+    }
+    match request.file_kind() {
+        ffi::FileKind::Missing => {
+            request.log(Level::Error, &format!("Target WSGI script not found or unable to stat: {filename}"));
+            return ffi::HTTP_NOT_FOUND as c_int;
+        }
+        ffi::FileKind::Directory => {
+            request.log(Level::Error, &format!("Attempt to invoke directory as WSGI application: {filename}"));
+            return ffi::HTTP_FORBIDDEN as c_int;
+        }
+        ffi::FileKind::Other => {}
+    }
+    if request.rejects_path_info() && !request.path_info().is_empty() {
+        return ffi::HTTP_NOT_FOUND as c_int;
+    }
+    let Some(embedded) = EMBEDDED.get() else {
+        request.log(
+            Level::Error,
+            &format!("mod_wsgi (pid={}): Python is not available in this process (WSGIRestrictEmbedded?).", pid()),
+        );
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    };
+    let settings = request.dir_config::<DirConfig>().map(|d| d.settings.clone()).unwrap_or_default();
+    let case_sensitive =
+        request.server_config::<ServerConfig>().and_then(|s| s.global.case_sensitivity).unwrap_or(true);
+    if let Err(status) = request.setup_body(settings.effective_chunked_request()) {
+        return status;
+    }
+
+    let request_start_us = request.request_time_us();
+    let mut env = Environ { entries: Vec::with_capacity(64) };
+    for (key, value) in request.cgi_variables() {
+        // mod_wsgi passes neither the server's PATH nor (unless
+        // WSGIPassAuthorization) the credentials Apache may have added.
+        if key == b"PATH" || key == b"HTTP_AUTHORIZATION" {
+            continue;
+        }
+        env.entries.push((Cow::Owned(latin1(&key)), EnvValue::Str(latin1(&value))));
+    }
+    let pass_authorization = match request.note(c"mod_wsgi.pass_authorization") {
+        Some(flag) => flag == b"1",
+        None => settings.effective_pass_authorization(),
+    };
+    if pass_authorization {
+        let headers = request.headers_in();
+        let values: Vec<String> =
+            headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(b"authorization")).map(|(_, v)| latin1(v)).collect();
+        if !values.is_empty() {
+            env.set_str("HTTP_AUTHORIZATION", values.join(", "));
+        }
+    }
+
+    let script_name = env.get_str("SCRIPT_NAME").unwrap_or_default().to_string();
+    let hostname = latin1(request.server_hostname());
+    let host_header = env.get_str("HTTP_HOST").map(str::to_string);
+    let env_lookup = |name: &str| -> Option<String> {
+        let key = std::ffi::CString::new(name).ok()?;
+        request.note(&key).map(latin1).or_else(|| std::env::var(name).ok())
+    };
+    let ctx = GroupContext {
+        server_hostname: &hostname,
+        port: request.server_port(),
+        request_host: host_header.as_deref(),
+        script_name: &script_name,
+        case_sensitive,
+        env: &env_lookup,
+    };
+    let note = |key: &std::ffi::CStr| request.note(key).map(latin1);
+    let process_group =
+        group::process_group(note(c"mod_wsgi.process_group").as_deref().or(settings.process_group.as_deref()), &ctx);
+    let application_group = group::application_group(
+        note(c"mod_wsgi.application_group").as_deref().or(settings.application_group.as_deref()),
+        &ctx,
+    );
+    let callable = match note(c"mod_wsgi.callable_object") {
+        Some(name) => name,
+        None => group::callable_object(settings.callable_object.as_deref(), &ctx),
+    };
+    if !process_group.is_empty() {
+        request.log(
+            Level::Error,
+            &format!(
+                "mod_wsgi (pid={}): daemon process group '{process_group}' is not available in this build yet; \
+                 the request cannot be delegated.",
+                pid()
+            ),
+        );
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    }
+
+    let (thread_id, thread_requests) = THREAD_STATS.with(|stats| {
+        let (mut id, served) = stats.get();
+        if id == 0 {
+            id = THREADS_SEEN.fetch_add(1, Ordering::Relaxed) + 1;
+        }
+        stats.set((id, served + 1));
+        (id, served)
+    });
+    let total_requests = TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed);
+    let request_id = request.log_id().map(latin1).unwrap_or_else(|| new_request_id(request_start_us));
+    let (listener_host, listener_port) = request.listener();
+    let peer = latin1(request.client_ip()).parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+    let https = env.get_str("HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on"));
+    add_adapter_keys(
+        &mut env,
+        &AdapterInputs {
+            settings: &settings,
+            peer,
+            https,
+            listener_host: &listener_host,
+            listener_port,
+            names: AppNames {
+                process_group: &process_group,
+                application_group: &application_group,
+                callable_object: &callable,
+                request_handler: &handler_name,
+                handler_script: "",
+            },
+            flags: embedded.flags,
+            stats: RequestStats {
+                request_id: &request_id,
+                request_start_us,
+                script_start_us: now_us(),
+                thread_id,
+                thread_requests,
+                total_requests,
+            },
+            versions: Versions {
+                mod_wsgi: (0, 1, 0),
+                apache: Some((
+                    i64::from(ffi::AP_SERVER_MAJORVERSION_NUMBER),
+                    i64::from(ffi::AP_SERVER_MINORVERSION_NUMBER),
+                    i64::from(ffi::AP_SERVER_PATCHLEVEL_NUMBER),
+                )),
+            },
+            daemon: None,
+        },
+    );
+
+    let target = AppTarget {
+        script: PathBuf::from(OsStr::from_bytes(request.filename())),
+        callable,
+        application_group,
+        reload_on_change: settings.effective_script_reloading(),
+    };
+    let log = RequestLog::new(request);
+    let head_only = request.header_only();
+    // The body is read through the same request the response is written
+    // to; the two never run at once (one thread per request).
+    let mut input = request.body_reader();
+    let mut sink = ApacheSink { request, error_status: None };
+    let mut writer = ResponseWriter::new(&mut sink, head_only);
+    embedded.runner.run(&target, env, &mut input, &mut writer, &log);
+    drop(writer);
+    match sink.error_status {
+        Some(status) => c_int::from(status),
+        None => ffi::OK as c_int,
+    }
+}
+
+/// Writes the response through Apache's output filters.
+struct ApacheSink<'r> {
+    request: &'r Request,
+    /// An error the application's failure left for Apache to answer (with
+    /// its own page or `ErrorDocument`).
+    error_status: Option<u16>,
+}
+
+impl ResponseSink for ApacheSink<'_> {
+    fn send_head(&mut self, status: u16, reason: &str, headers: &[(String, String)]) -> io::Result<()> {
+        let line = format!("{status} {reason}");
+        self.request.set_status(status, &wsgi_core::route::latin1_bytes(&line));
+        for (name, value) in headers {
+            self.request.add_header(&wsgi_core::route::latin1_bytes(name), &wsgi_core::route::latin1_bytes(value));
+        }
+        Ok(())
+    }
+
+    fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.request.write(chunk)
+    }
+
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        self.request.send_file(file.as_raw_fd(), offset, len)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.request.flush()
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn is_closed(&self) -> bool {
+        self.request.connection_aborted()
+    }
+
+    fn error_response(&mut self, status: u16) -> io::Result<bool> {
+        self.error_status = Some(status);
+        Ok(true)
+    }
+}
+
+/// Logs to the main server's error log (no request at hand).
+struct ServerLog(Server);
+
+impl ErrorLog for ServerLog {
+    fn log(&self, level: LogLevel, message: &str) {
+        self.0.log(Level::from(level), message);
+    }
+}
