@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+pub mod apache;
+
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the tests crate lives one level below the workspace root")
@@ -239,28 +241,40 @@ impl Server {
     /// added, and `Content-Length` when `body` is not empty); panics if no
     /// complete response arrives.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
-        let mut connection = self.connect();
-        let mut head = format!("{method} {path} HTTP/1.1\r\n");
-        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
-            head.push_str(&format!("Host: 127.0.0.1:{}\r\n", self.port));
-        }
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if !body.is_empty() {
-            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        head.push_str("Connection: close\r\n\r\n");
-        connection.send(head.as_bytes()).expect("send request head");
-        connection.send(body).expect("send request body");
-        connection
-            .read_response(method == "HEAD")
-            .unwrap_or_else(|e| panic!("{method} {path}: no complete response ({e}); stderr:\n{}", self.stderr()))
+        http_request(self.address(), method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}; stderr:\n{}", self.stderr()))
     }
 }
 
+/// One request to `address` on a new connection, with `Host` and
+/// `Connection: close` added, and `Content-Length` when `body` is not
+/// empty; `Err` if no complete response arrives.
+pub fn http_request(
+    address: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<HttpResponse, String> {
+    let mut connection = HttpConnection::try_open(address).map_err(|e| format!("connect to {address}: {e}"))?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\n");
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: 127.0.0.1:{}\r\n", address.port()));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    connection.send(head.as_bytes()).map_err(|e| format!("send request head: {e}"))?;
+    connection.send(body).map_err(|e| format!("send request body: {e}"))?;
+    connection.read_response(method == "HEAD").map_err(|e| format!("no complete response ({e})"))
+}
+
 /// A file's contents as (lossy) UTF-8; empty if it cannot be read.
-fn read_text(path: &Path) -> String {
+pub(crate) fn read_text(path: &Path) -> String {
     String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
 }
 
@@ -380,12 +394,16 @@ fn protocol_error(message: impl Into<String>) -> std::io::Error {
 impl HttpConnection {
     /// Connects to `address` (at most 5 s).
     pub fn open(address: std::net::SocketAddr) -> HttpConnection {
-        let stream = std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("connect to {address}: {e}"));
-        stream.set_read_timeout(Some(IO_LIMIT)).expect("set read timeout");
-        stream.set_write_timeout(Some(IO_LIMIT)).expect("set write timeout");
+        HttpConnection::try_open(address).unwrap_or_else(|e| panic!("connect to {address}: {e}"))
+    }
+
+    /// Connects to `address`; `Err` if it cannot.
+    pub fn try_open(address: std::net::SocketAddr) -> std::io::Result<HttpConnection> {
+        let stream = std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(IO_LIMIT))?;
+        stream.set_write_timeout(Some(IO_LIMIT))?;
         let _ = stream.set_nodelay(true);
-        HttpConnection { reader: std::io::BufReader::new(Tap { stream, seen: Vec::new() }) }
+        Ok(HttpConnection { reader: std::io::BufReader::new(Tap { stream, seen: Vec::new() }) })
     }
 
     /// The underlying stream (for writing, timeouts, shutdown).

@@ -17,6 +17,10 @@ const SYSTEM_PACKAGES: &[&str] = &[
     "libpython3.11",
     // Real frameworks for the end-to-end tests.
     "python3-flask",
+    // Real Apache for the module's end-to-end tests, and Debian's mod_wsgi
+    // as the reference they compare against.
+    "apache2",
+    "libapache2-mod-wsgi-py3",
     // The benchmark's load generator, and the venv for its peers.
     "wrk",
     "python3-venv",

@@ -1,0 +1,262 @@
+//! Real Apache httpd for the end-to-end tests: a private configuration on a
+//! free loopback port, with our `mod_wsgi.so` or Debian's mod_wsgi.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::{free_port, wait_for, workspace_root, HttpResponse, TempDir};
+
+/// Debian's Apache binary.
+pub const APACHE_BINARY: &str = "/usr/sbin/apache2";
+/// Where Debian keeps Apache's modules.
+pub const MODULES_DIR: &str = "/usr/lib/apache2/modules";
+/// Debian's mod_wsgi (package libapache2-mod-wsgi-py3): the reference.
+pub const REFERENCE_MODULE: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
+
+/// Which mod_wsgi the server loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WsgiModule {
+    /// Ours, built from wsgi-apache.
+    Ours,
+    /// Debian's mod_wsgi, the behaviour reference.
+    Reference,
+}
+
+/// Apache's multi-processing module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mpm {
+    /// mpm_event (Debian's default).
+    Event,
+    /// mpm_worker.
+    Worker,
+    /// mpm_prefork.
+    Prefork,
+}
+
+impl Mpm {
+    fn module(self) -> (&'static str, &'static str) {
+        match self {
+            Mpm::Event => ("mpm_event_module", "mod_mpm_event.so"),
+            Mpm::Worker => ("mpm_worker_module", "mod_mpm_worker.so"),
+            Mpm::Prefork => ("mpm_prefork_module", "mod_mpm_prefork.so"),
+        }
+    }
+}
+
+/// Path of our module, built (once per test process) in the same profile
+/// as the tests.
+pub fn our_module() -> &'static Path {
+    static MODULE: OnceLock<PathBuf> = OnceLock::new();
+    MODULE.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args(["build", "--quiet", "--package", "wsgi-apache", "--lib"])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building wsgi-apache failed");
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+        target.join("debug").join("libmod_wsgi.so")
+    })
+}
+
+/// Whether Apache itself is installed (`cargo xtask test` installs it).
+pub fn apache_available() -> bool {
+    Path::new(APACHE_BINARY).exists()
+}
+
+/// Whether Debian's mod_wsgi is installed, for differential tests.
+pub fn reference_available() -> bool {
+    Path::new(REFERENCE_MODULE).exists()
+}
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct ApacheOptions {
+    /// The mod_wsgi to load.
+    pub module: WsgiModule,
+    /// The MPM.
+    pub mpm: Mpm,
+    /// Configuration text appended after the harness's own lines; `${PORT}`
+    /// is the server's port (an Apache `Define`).
+    pub config: String,
+    /// Extra modules to load by name (`headers`, `auth_basic`, ...), from
+    /// Debian's module directory.
+    pub modules: Vec<&'static str>,
+}
+
+impl ApacheOptions {
+    /// Our module under mpm_event with `config`.
+    pub fn ours(config: impl Into<String>) -> ApacheOptions {
+        ApacheOptions { module: WsgiModule::Ours, mpm: Mpm::Event, config: config.into(), modules: Vec::new() }
+    }
+}
+
+/// A running Apache in the foreground (`-DFOREGROUND`), stopped on drop.
+pub struct Apache {
+    child: Child,
+    port: u16,
+    run_dir: TempDir,
+}
+
+impl Apache {
+    /// Writes the configuration, starts Apache and waits (at most 20 s)
+    /// until it accepts connections. Panics with the error log if it does
+    /// not.
+    pub fn start(options: &ApacheOptions) -> Apache {
+        let run_dir = TempDir::new("apache-run");
+        let port = free_port();
+        let module = match options.module {
+            WsgiModule::Ours => our_module().to_path_buf(),
+            WsgiModule::Reference => PathBuf::from(REFERENCE_MODULE),
+        };
+        let (mpm_name, mpm_file) = options.mpm.module();
+        let mut config = format!(
+            "Define PORT {port}\n\
+             ServerRoot {root}\n\
+             Listen 127.0.0.1:{port}\n\
+             PidFile {root}/httpd.pid\n\
+             ErrorLog {root}/error.log\n\
+             LogLevel info\n\
+             DefaultRuntimeDir {root}\n\
+             Mutex file:{root} default\n\
+             User www-data\n\
+             Group www-data\n\
+             ServerName localhost\n\
+             DocumentRoot /var/www/html\n\
+             LoadModule {mpm_name} {MODULES_DIR}/{mpm_file}\n\
+             LoadModule authz_core_module {MODULES_DIR}/mod_authz_core.so\n",
+            root = run_dir.path().display(),
+        );
+        if options.mpm == Mpm::Prefork {
+            config.push_str("StartServers 2\nMinSpareServers 1\nMaxSpareServers 4\n");
+        }
+        for name in &options.modules {
+            config.push_str(&format!("LoadModule {name}_module {MODULES_DIR}/mod_{name}.so\n"));
+            if *name == "mime" {
+                config.push_str("TypesConfig /etc/mime.types\n");
+            }
+        }
+        config.push_str(&format!("LoadModule wsgi_module {}\n", module.display()));
+        config.push_str(&options.config);
+        config.push('\n');
+        let conf = run_dir.write("httpd.conf", &config);
+        let stderr = std::fs::File::create(run_dir.path().join("stderr.log")).expect("create stderr log");
+        // Its own process group: on shutdown, prefork signals its whole
+        // group, which would otherwise include the test process.
+        let child = Command::new(APACHE_BINARY)
+            .process_group(0)
+            .args(["-DFOREGROUND", "-f"])
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start apache2");
+        let mut apache = Apache { child, port, run_dir };
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let up = wait_for(Duration::from_secs(20), || {
+            if let Ok(Some(_)) = apache.child.try_wait() {
+                return Some(false);
+            }
+            if !apache.error_log().contains("resuming normal operations") {
+                return None;
+            }
+            std::net::TcpStream::connect_timeout(&address, Duration::from_millis(300)).ok().map(|_| true)
+        });
+        if up != Some(true) {
+            panic!(
+                "Apache did not start on port {port}:\n--- stderr\n{}\n--- error.log\n{}\n--- httpd.conf\n{config}",
+                apache.stderr(),
+                apache.error_log()
+            );
+        }
+        apache
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The parent process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The error log so far.
+    pub fn error_log(&self) -> String {
+        crate::read_text(&self.run_dir.path().join("error.log"))
+    }
+
+    /// What Apache wrote to its standard error (startup problems).
+    pub fn stderr(&self) -> String {
+        crate::read_text(&self.run_dir.path().join("stderr.log"))
+    }
+
+    /// `apachectl graceful`: SIGUSR1 to the parent.
+    pub fn graceful(&self) {
+        self.signal(libc_signal::SIGUSR1);
+    }
+
+    /// `apachectl restart`: SIGHUP to the parent.
+    pub fn restart(&self) {
+        self.signal(libc_signal::SIGHUP);
+    }
+
+    fn signal(&self, signal: i32) {
+        let _ = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status();
+    }
+
+    /// Stops Apache (SIGTERM, then SIGKILL for it and its children after
+    /// 15 s) and returns whether it exited by itself.
+    pub fn stop(&mut self) -> bool {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return true;
+        }
+        let children = crate::child_pids(self.child.id());
+        self.signal(libc_signal::SIGTERM);
+        let exited = wait_for(Duration::from_secs(15), || self.child.try_wait().ok().flatten()).is_some();
+        if !exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        for pid in children {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        exited
+    }
+
+    /// One request on a new connection (see [`crate::http_request`]).
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+        crate::http_request(self.address(), method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}\n--- error.log\n{}", self.error_log()))
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> HttpResponse {
+        self.request("GET", path, &[], b"")
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+impl Drop for Apache {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The signal numbers used here (Linux).
+mod libc_signal {
+    pub const SIGHUP: i32 = 1;
+    pub const SIGUSR1: i32 = 10;
+    pub const SIGTERM: i32 = 15;
+}

@@ -1,0 +1,286 @@
+//! Our mod_wsgi.so in real Apache httpd 2.4: embedded mode, errors, body
+//! limits, application groups, MPMs and restarts.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tests::apache::{apache_available, Apache, ApacheOptions, Mpm};
+use tests::TempDir;
+
+/// Skips a test (with a note) when Apache is not installed; `cargo xtask
+/// test` installs it, so under CI nothing is skipped.
+macro_rules! require_apache {
+    () => {
+        if !apache_available() {
+            eprintln!("skipped: {} is not installed", tests::apache::APACHE_BINARY);
+            return;
+        }
+    };
+}
+
+const ENVIRON_APP: &str = r#"
+import json, os, sys
+def application(environ, start_response):
+    if environ.get('PATH_INFO') == '/fail':
+        raise RuntimeError('deliberate failure')
+    if environ.get('PATH_INFO') == '/echo':
+        body = environ['wsgi.input'].read()
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        return [body]
+    print('hello from wsgi.errors', file=environ['wsgi.errors'])
+    out = {k: v for k, v in environ.items() if isinstance(v, (str, int, bool, tuple))}
+    out['pid'] = os.getpid()
+    data = json.dumps(out, sort_keys=True).encode()
+    start_response('200 OK', [('Content-Type', 'application/json'), ('X-App', 'environ')])
+    return [data]
+"#;
+
+fn site_with(app: &str) -> TempDir {
+    let site = TempDir::new("apache-site");
+    site.write("app.wsgi", app);
+    site
+}
+
+fn json_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let needle = format!("\"{key}\": ");
+    let start = text.find(&needle)? + needle.len();
+    let rest = &text[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    Some(rest[..end].trim().trim_matches('"'))
+}
+
+#[test]
+fn serves_an_application_with_its_environ_and_headers() {
+    require_apache!();
+    let site = site_with(ENVIRON_APP);
+    let apache =
+        Apache::start(&ApacheOptions::ours(format!("WSGIScriptAlias /env {}/app.wsgi", site.path().display())));
+    let response = apache.request("GET", "/env/a/b?x=1", &[("X-Custom", "v1")], b"");
+    assert_eq!(response.status(), 200, "{}", apache.error_log());
+    assert_eq!(response.header("X-App"), Some("environ"));
+    assert_eq!(response.header("Content-Type"), Some("application/json"));
+    let text = response.text();
+    assert_eq!(json_field(&text, "SCRIPT_NAME"), Some("/env"));
+    assert_eq!(json_field(&text, "PATH_INFO"), Some("/a/b"));
+    assert_eq!(json_field(&text, "QUERY_STRING"), Some("x=1"));
+    assert_eq!(json_field(&text, "HTTP_X_CUSTOM"), Some("v1"));
+    assert_eq!(json_field(&text, "mod_wsgi.application_group"), Some(&*format!("localhost:{}|/env", apache.port())));
+    assert!(response.header("Server").is_some_and(|s| s.contains("mod_wsgi-rs/")), "{:?}", response.header("Server"));
+    let log = apache.error_log();
+    assert!(log.contains("hello from wsgi.errors"), "{log}");
+}
+
+#[test]
+fn a_failing_application_gets_500_and_its_traceback_logged_then_the_next_request_works() {
+    require_apache!();
+    let site = site_with(ENVIRON_APP);
+    let apache =
+        Apache::start(&ApacheOptions::ours(format!("WSGIScriptAlias /app {}/app.wsgi", site.path().display())));
+    let response = apache.get("/app/fail");
+    assert_eq!(response.status(), 500);
+    let log = apache.error_log();
+    assert!(log.contains("Exception occurred processing WSGI script"), "{log}");
+    assert!(log.contains("Traceback (most recent call last):"), "{log}");
+    assert!(log.contains("RuntimeError: deliberate failure"), "{log}");
+    assert_eq!(apache.get("/app/ok").status(), 200);
+}
+
+#[test]
+fn limit_request_body_answers_413_without_running_the_app_and_honours_error_document() {
+    require_apache!();
+    let site = site_with(ENVIRON_APP);
+    let apache = Apache::start(&ApacheOptions::ours(format!(
+        "WSGIScriptAlias /app {dir}/app.wsgi\nLimitRequestBody 1000\nErrorDocument 413 \"custom too large\"",
+        dir = site.path().display()
+    )));
+    let small = apache.request("POST", "/app/echo", &[], &[b'a'; 1000]);
+    assert_eq!(small.status(), 200);
+    assert_eq!(small.body.len(), 1000);
+    let big = apache.request("POST", "/app/echo", &[], &[b'a'; 1001]);
+    assert_eq!(big.status(), 413);
+    assert!(big.text().contains("custom too large"), "{}", big.text());
+}
+
+#[test]
+fn uploads_and_downloads_large_bodies_intact() {
+    require_apache!();
+    let site = site_with(ENVIRON_APP);
+    let apache =
+        Apache::start(&ApacheOptions::ours(format!("WSGIScriptAlias /app {}/app.wsgi", site.path().display())));
+    let body: Vec<u8> = (0..5_000_000u32).map(|i| (i % 251) as u8).collect();
+    let response = apache.request("POST", "/app/echo", &[], &body);
+    assert_eq!(response.status(), 200);
+    assert!(response.body == body, "echoed body differs ({} bytes back)", response.body.len());
+}
+
+#[test]
+fn application_groups_are_isolated_and_global_is_the_main_interpreter() {
+    require_apache!();
+    let site = TempDir::new("apache-groups");
+    let app = r#"
+import sys
+COUNT = 0
+def application(environ, start_response):
+    global COUNT
+    COUNT += 1
+    sys.shared = getattr(sys, 'shared', 0) + 1
+    import threading
+    main = threading.main_thread() is not None
+    body = '%s %d %d %s' % (environ['mod_wsgi.application_group'], COUNT, sys.shared,
+                             type(sys.modules).__name__)
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body.encode()]
+"#;
+    site.write("a.wsgi", app);
+    site.write("b.wsgi", app);
+    site.write("g.wsgi", "import sys\ndef application(e, s):\n    s('200 OK', [])\n    return [str(sys.flags.isolated).encode() + b' ' + repr(getattr(sys, 'shared', None)).encode()]\n");
+    let dir = site.path().display();
+    let apache = Apache::start(&ApacheOptions {
+        mpm: Mpm::Prefork,
+        ..ApacheOptions::ours(format!(
+            "StartServers 1\nMinSpareServers 1\nMaxSpareServers 1\nMaxRequestWorkers 1\n\
+             WSGIScriptAlias /a {dir}/a.wsgi application-group=alpha\n\
+             WSGIScriptAlias /b {dir}/b.wsgi application-group=beta\n\
+             WSGIScriptAlias /g {dir}/g.wsgi application-group=%{{GLOBAL}}\n\
+             WSGIScriptAlias /r {dir}/a.wsgi"
+        ))
+    });
+    // One child (prefork, one worker): every request meets the same Python.
+    assert_eq!(apache.get("/a").text(), "alpha 1 1 dict");
+    assert_eq!(apache.get("/a").text(), "alpha 2 2 dict");
+    assert_eq!(apache.get("/b").text(), "beta 1 1 dict", "{}", apache.error_log());
+    let resource = apache.get("/r").text();
+    assert_eq!(resource, format!("localhost:{}|/r 1 1 dict", apache.port()));
+    // The main interpreter saw none of the sub-interpreters' changes to sys.
+    assert_eq!(apache.get("/g").text(), "0 None");
+}
+
+fn serve_under(mpm: Mpm) {
+    let site = site_with(ENVIRON_APP);
+    let apache = Apache::start(&ApacheOptions {
+        mpm,
+        ..ApacheOptions::ours(format!("WSGIScriptAlias /app {}/app.wsgi", site.path().display()))
+    });
+    let response = apache.get("/app/x");
+    assert_eq!(response.status(), 200, "{}", apache.error_log());
+    let text = response.text();
+    let threaded = mpm != Mpm::Prefork;
+    assert_eq!(json_field(&text, "wsgi.multithread"), Some(if threaded { "true" } else { "false" }), "{text}");
+    assert_eq!(json_field(&text, "wsgi.multiprocess"), Some("true"), "{text}");
+}
+
+#[test]
+fn serves_under_mpm_event() {
+    require_apache!();
+    serve_under(Mpm::Event);
+}
+
+#[test]
+fn serves_under_mpm_worker() {
+    require_apache!();
+    serve_under(Mpm::Worker);
+}
+
+#[test]
+fn serves_under_mpm_prefork() {
+    require_apache!();
+    serve_under(Mpm::Prefork);
+}
+
+#[test]
+fn handler_mapping_needs_exec_cgi_unless_aliased() {
+    require_apache!();
+    let site = TempDir::new("apache-handler");
+    site.write("open/app.wsgi", ENVIRON_APP);
+    site.write("closed/app.wsgi", ENVIRON_APP);
+    let dir = site.path().display();
+    let apache = Apache::start(&ApacheOptions {
+        modules: vec!["alias", "mime"],
+        ..ApacheOptions::ours(format!(
+            "Alias /open {dir}/open\nAlias /closed {dir}/closed\n\
+             <Directory {dir}/open>\n  Options ExecCGI\n  AddHandler wsgi-script .wsgi\n</Directory>\n\
+             <Directory {dir}/closed>\n  Options None\n  AddHandler wsgi-script .wsgi\n</Directory>"
+        ))
+    });
+    let open = apache.get("/open/app.wsgi/x");
+    assert_eq!(open.status(), 200, "{}", apache.error_log());
+    assert_eq!(json_field(&open.text(), "SCRIPT_NAME"), Some("/open/app.wsgi"));
+    assert_eq!(apache.get("/closed/app.wsgi").status(), 403);
+    assert!(apache.error_log().contains("Options ExecCGI is off in this directory"), "{}", apache.error_log());
+    assert_eq!(apache.get("/open/missing.wsgi").status(), 404);
+}
+
+#[test]
+fn bad_directive_is_reported_with_file_and_line_and_apache_refuses_to_start() {
+    require_apache!();
+    let run = TempDir::new("apache-bad");
+    let conf = run.write(
+        "httpd.conf",
+        &format!(
+            "ServerRoot {dir}\nListen 127.0.0.1:{port}\nPidFile {dir}/pid\nErrorLog {dir}/error.log\n\
+             LoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so\n\
+             LoadModule wsgi_module {module}\n\
+             WSGIDaemonProcess bad threads=zero\n",
+            dir = run.path().display(),
+            port = tests::free_port(),
+            module = tests::apache::our_module().display()
+        ),
+    );
+    let output = std::process::Command::new(tests::apache::APACHE_BINARY)
+        .args(["-t", "-f"])
+        .arg(&conf)
+        .output()
+        .expect("run apache2 -t");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("line 7"), "{stderr}");
+    assert!(stderr.contains("threads"), "{stderr}");
+}
+
+#[test]
+fn graceful_and_full_restarts_under_load_lose_no_request() {
+    require_apache!();
+    let site = site_with(ENVIRON_APP);
+    let apache =
+        Apache::start(&ApacheOptions::ours(format!("WSGIScriptAlias /app {}/app.wsgi", site.path().display())));
+    let address = apache.address();
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, done) = (stop.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match tests::http_request(address, "GET", "/app/load", &[], b"") {
+                        Ok(response) if response.status() == 200 => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(response) => failures.push(format!("status {}", response.status())),
+                        Err(e) => failures.push(e),
+                    }
+                }
+                failures
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        apache.graceful();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let failures: Vec<String> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    assert!(failures.is_empty(), "failed requests across graceful restarts: {failures:?}");
+    assert!(done.load(Ordering::Relaxed) > 20, "too few requests served: {}", done.load(Ordering::Relaxed));
+
+    // A full restart (SIGHUP) reloads the module; it must come back serving.
+    apache.restart();
+    let back = tests::wait_for(Duration::from_secs(10), || {
+        tests::http_request(address, "GET", "/app/again", &[], b"").ok().filter(|r| r.status() == 200)
+    });
+    assert!(back.is_some(), "not serving after a restart:\n{}", apache.error_log());
+    let log = apache.error_log();
+    assert!(!log.contains("Segmentation fault") && !log.contains("exit signal"), "{log}");
+}
