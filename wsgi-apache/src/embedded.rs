@@ -198,6 +198,10 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
         }
         env.entries.push((Cow::Owned(latin1(&key)), EnvValue::Str(latin1(&value))));
     }
+    // Apache leaves PATH_INFO out when it is empty; WSGI always has it.
+    if env.get("PATH_INFO").is_none() {
+        env.set_str("PATH_INFO", "");
+    }
     let pass_authorization = match request.note(c"mod_wsgi.pass_authorization") {
         Some(flag) => flag == b"1",
         None => settings.effective_pass_authorization(),
