@@ -209,7 +209,11 @@ impl Apache {
     }
 
     fn signal(&self, signal: i32) {
-        let _ = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .stderr(Stdio::null())
+            .status();
     }
 
     /// Stops Apache (SIGTERM, then SIGKILL for it and its children after
@@ -226,7 +230,7 @@ impl Apache {
             let _ = self.child.wait();
         }
         for pid in children {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).stderr(Stdio::null()).status();
         }
         exited
     }

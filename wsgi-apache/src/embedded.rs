@@ -94,8 +94,25 @@ unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> ffi::apr_status
     ffi::APR_SUCCESS as ffi::apr_status_t
 }
 
-fn pid() -> u32 {
+pub(crate) fn pid() -> u32 {
     std::process::id()
+}
+
+/// `mod_wsgi.version`: this module's version.
+pub(crate) const MOD_WSGI_VERSION: [i64; 3] = [0, 1, 0];
+
+/// `apache.version`: the Apache headers the module was built against.
+pub(crate) fn apache_version() -> [i64; 3] {
+    [
+        i64::from(ffi::AP_SERVER_MAJORVERSION_NUMBER),
+        i64::from(ffi::AP_SERVER_MINORVERSION_NUMBER),
+        i64::from(ffi::AP_SERVER_PATCHLEVEL_NUMBER),
+    ]
+}
+
+/// The runner of this child's Python, once `child_init` made it.
+pub(crate) fn runner() -> Option<&'static EmbeddedRunner> {
+    EMBEDDED.get().map(|embedded| &embedded.runner)
 }
 
 /// `translate_name`: map a URL under a WSGIScriptAlias to its script, as
@@ -291,12 +308,11 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
                 total_requests,
             },
             versions: Versions {
-                mod_wsgi: (0, 1, 0),
-                apache: Some((
-                    i64::from(ffi::AP_SERVER_MAJORVERSION_NUMBER),
-                    i64::from(ffi::AP_SERVER_MINORVERSION_NUMBER),
-                    i64::from(ffi::AP_SERVER_PATCHLEVEL_NUMBER),
-                )),
+                mod_wsgi: (MOD_WSGI_VERSION[0], MOD_WSGI_VERSION[1], MOD_WSGI_VERSION[2]),
+                apache: Some({
+                    let [major, minor, patch] = apache_version();
+                    (major, minor, patch)
+                }),
             },
             daemon: None,
         },

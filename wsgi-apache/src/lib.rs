@@ -7,6 +7,7 @@
 //! is in `ffi` (bindings and wrappers) and `module` (the module record and
 //! its `extern "C"` entry points, each of which catches panics).
 
+mod auth;
 mod config;
 mod embedded;
 mod ffi;

@@ -150,7 +150,7 @@ unsafe impl Sync for HookOrder {}
 static AFTER_ALIAS: HookOrder = HookOrder([c"mod_alias.c".as_ptr(), ptr::null(), ptr::null()]);
 static BEFORE_USERDIR: HookOrder = HookOrder([c"mod_userdir.c".as_ptr(), c"mod_vhost_alias.c".as_ptr(), ptr::null()]);
 
-unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
+unsafe extern "C" fn register_hooks(pool: *mut ffi::apr_pool_t) {
     guard((), || {
         let middle = ffi::APR_HOOK_MIDDLE as c_int;
         // SAFETY: registering static functions and static order lists.
@@ -164,8 +164,106 @@ unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
                 middle,
             );
             ffi::ap_hook_handler(Some(handler), ptr::null(), ptr::null(), middle);
+            ffi::ap_hook_access_checker(Some(access_checker), ptr::null(), ptr::null(), middle);
+            ffi::ap_register_auth_provider(
+                pool,
+                ffi::AUTHN_PROVIDER_GROUP.as_ptr().cast(),
+                c"wsgi".as_ptr(),
+                ffi::AUTHN_PROVIDER_VERSION.as_ptr().cast(),
+                (&raw const AUTHN_PROVIDER).cast(),
+                ffi::AP_AUTH_INTERNAL_PER_CONF as c_int,
+            );
+            ffi::ap_register_auth_provider(
+                pool,
+                ffi::AUTHZ_PROVIDER_GROUP.as_ptr().cast(),
+                c"wsgi-group".as_ptr(),
+                ffi::AUTHZ_PROVIDER_VERSION.as_ptr().cast(),
+                (&raw const AUTHZ_PROVIDER).cast(),
+                ffi::AP_AUTH_INTERNAL_PER_CONF as c_int,
+            );
         }
     })
+}
+
+/// The authn provider `wsgi` (WSGIAuthUserScript).
+static AUTHN_PROVIDER: ffi::authn_provider =
+    ffi::authn_provider { check_password: Some(check_password), get_realm_hash: Some(get_realm_hash) };
+
+/// The authz provider `wsgi-group` (WSGIAuthGroupScript).
+static AUTHZ_PROVIDER: ffi::authz_provider =
+    ffi::authz_provider { check_authorization: Some(check_authorization), parse_require_line: None };
+
+fn authn_status(result: crate::auth::Authn, request: &Request, rethash: *mut *mut c_char) -> ffi::authn_status {
+    use crate::auth::Authn;
+    match result {
+        Authn::Granted => ffi::authn_status_AUTH_GRANTED,
+        Authn::Denied => ffi::authn_status_AUTH_DENIED,
+        Authn::UserNotFound => ffi::authn_status_AUTH_USER_NOT_FOUND,
+        Authn::GeneralError => ffi::authn_status_AUTH_GENERAL_ERROR,
+        Authn::UserFound(hash) => {
+            if rethash.is_null() {
+                return ffi::authn_status_AUTH_GENERAL_ERROR;
+            }
+            // SAFETY: Apache passes a valid out-pointer; the hash lives in
+            // the request pool.
+            unsafe { *rethash = request.pool().c_string(&hash) };
+            ffi::authn_status_AUTH_USER_FOUND
+        }
+    }
+}
+
+unsafe extern "C" fn check_password(
+    r: *mut ffi::request_rec,
+    user: *const c_char,
+    password: *const c_char,
+) -> ffi::authn_status {
+    // SAFETY: Apache passes the live request and NUL-terminated strings.
+    let (mut request, user, password) = unsafe { (Request::from_raw(r), ffi::bytes(user), ffi::bytes(password)) };
+    guard(ffi::authn_status_AUTH_GENERAL_ERROR, || {
+        let user = String::from_utf8_lossy(user.unwrap_or_default());
+        let password = String::from_utf8_lossy(password.unwrap_or_default());
+        let result = crate::auth::check_password(&mut request, &user, &password);
+        authn_status(result, &request, ptr::null_mut())
+    })
+}
+
+unsafe extern "C" fn get_realm_hash(
+    r: *mut ffi::request_rec,
+    user: *const c_char,
+    realm: *const c_char,
+    rethash: *mut *mut c_char,
+) -> ffi::authn_status {
+    // SAFETY: Apache passes the live request and NUL-terminated strings.
+    let (mut request, user, realm) = unsafe { (Request::from_raw(r), ffi::bytes(user), ffi::bytes(realm)) };
+    guard(ffi::authn_status_AUTH_GENERAL_ERROR, || {
+        let user = String::from_utf8_lossy(user.unwrap_or_default());
+        let realm = String::from_utf8_lossy(realm.unwrap_or_default());
+        let result = crate::auth::get_realm_hash(&mut request, &user, &realm);
+        authn_status(result, &request, rethash)
+    })
+}
+
+unsafe extern "C" fn check_authorization(
+    r: *mut ffi::request_rec,
+    require_line: *const c_char,
+    _parsed: *const c_void,
+) -> ffi::authz_status {
+    // SAFETY: Apache passes the live request and the Require line.
+    let (mut request, line) = unsafe { (Request::from_raw(r), ffi::bytes(require_line)) };
+    guard(ffi::authz_status_AUTHZ_GENERAL_ERROR, || {
+        let line = String::from_utf8_lossy(line.unwrap_or_default());
+        match crate::auth::check_groups(&mut request, &line) {
+            crate::auth::Authz::Granted => ffi::authz_status_AUTHZ_GRANTED,
+            crate::auth::Authz::Denied => ffi::authz_status_AUTHZ_DENIED,
+            crate::auth::Authz::DeniedNoUser => ffi::authz_status_AUTHZ_DENIED_NO_USER,
+        }
+    })
+}
+
+unsafe extern "C" fn access_checker(r: *mut ffi::request_rec) -> c_int {
+    // SAFETY: Apache passes the live request on its own thread.
+    let mut request = unsafe { Request::from_raw(r) };
+    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || crate::auth::access_checker(&mut request))
 }
 
 unsafe extern "C" fn post_config(

@@ -30,6 +30,11 @@ impl EmbeddedRunner {
         EmbeddedRunner { runtime }
     }
 
+    /// The runtime the runner uses.
+    pub(crate) fn runtime(&self) -> &Arc<PythonRuntime> {
+        &self.runtime
+    }
+
     /// Imports `script` into `application_group` ahead of any request
     /// (`WSGIImportScript`, and script aliases that name both groups).
     pub fn preload(&self, script: &std::path::Path, application_group: &str, log: &dyn ErrorLog) -> bool {
@@ -126,7 +131,7 @@ impl WsgiRunner for EmbeddedRunner {
     }
 }
 
-fn report_load_error(
+pub(crate) fn report_load_error(
     interp: &Interpreter,
     script: &std::path::Path,
     callable: &str,
@@ -228,7 +233,7 @@ impl Hasher for FnvHasher {
 }
 
 /// Builds the environ dict, adding the per-request objects.
-unsafe fn environ_dict(
+pub(crate) unsafe fn environ_dict(
     interp: &Interpreter,
     environ: Environ,
     input: &Obj,

@@ -8,7 +8,9 @@
 //!   script (as module `_mod_wsgi_<md5 of path>`, reloaded when its mtime
 //!   changes), builds the environ dict, calls the application, streams
 //!   `wsgi.input`, sends the iterable (a `wsgi.file_wrapper` around a real
-//!   file takes the zero-copy path), and always calls `close()`.
+//!   file takes the zero-copy path), and always calls `close()`; and calls
+//!   the named functions of access, auth and dispatch scripts
+//!   ([`EmbeddedRunner::call_hook`]).
 //!
 //! Thread states are kept per (thread, interpreter) and entered with
 //! `PyEval_RestoreThread`, never through the `PyGILState` API, which does not
@@ -19,11 +21,13 @@
 
 mod call;
 mod ffi;
+mod hooks;
 mod objects;
 mod runtime;
 mod script;
 
 pub use call::EmbeddedRunner;
+pub use hooks::{HookCall, HookError, HookValue};
 pub use runtime::{PythonConfig, PythonRuntime};
 pub use script::module_name;
 

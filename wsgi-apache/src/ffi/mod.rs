@@ -350,6 +350,37 @@ impl Request {
         (String::from_utf8_lossy(ip.unwrap_or_default()).into_owned(), port)
     }
 
+    /// The client's host name, when Apache has looked it up
+    /// (`HostnameLookups`).
+    pub(crate) fn remote_host(&self) -> Option<&[u8]> {
+        // Apache's REMOTE_HOST lookup type: the name only if known.
+        const REMOTE_HOST: c_int = 0;
+        // SAFETY: the connection and per-directory config are live; Apache
+        // returns NULL or a connection-pool string.
+        unsafe {
+            bytes(ap_get_remote_host(
+                self.rec().connection,
+                self.rec().per_dir_config.cast(),
+                REMOTE_HOST,
+                ptr::null_mut(),
+            ))
+        }
+    }
+
+    /// The authenticated user (`r->user`).
+    pub(crate) fn user(&self) -> Option<&[u8]> {
+        // SAFETY: as for `uri`.
+        unsafe { bytes(self.rec().user) }
+    }
+
+    /// Replaces the authenticated user's name.
+    pub(crate) fn set_user(&self, name: &[u8]) {
+        let name = self.pool().c_string(name);
+        // SAFETY: a plain field write through the raw pointer; the string
+        // lives in the request pool.
+        unsafe { (*self.0).user = name }
+    }
+
     /// The client's IP address text.
     pub(crate) fn client_ip(&self) -> &[u8] {
         // SAFETY: the connection lives as long as the request.
