@@ -284,3 +284,85 @@ fn graceful_and_full_restarts_under_load_lose_no_request() {
     let log = apache.error_log();
     assert!(!log.contains("Segmentation fault") && !log.contains("exit signal"), "{log}");
 }
+
+#[test]
+fn handler_script_serves_files_mapped_to_its_handler() {
+    require_apache!();
+    let site = TempDir::new("apache-handler-script");
+    site.write(
+        "handler.py",
+        "def handle_request(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain')])\n    \
+         return [' '.join([environ['mod_wsgi.handler_script'], environ['mod_wsgi.request_handler'], environ['SCRIPT_FILENAME'], environ['PATH_INFO']]).encode()]\n",
+    );
+    site.write("h/thing.foo", "resource\n");
+    let dir = site.path().display();
+    let apache = Apache::start(&ApacheOptions {
+        modules: vec!["alias", "mime"],
+        ..ApacheOptions::ours(format!(
+            "WSGIHandlerScript my-handler {dir}/handler.py\nAlias /h {dir}/h\n\
+             <Directory {dir}/h>\n  AddHandler my-handler .foo\n</Directory>"
+        ))
+    });
+    let response = apache.get("/h/thing.foo/extra");
+    assert_eq!(response.status(), 200, "{}", apache.error_log());
+    assert_eq!(response.text(), format!("{dir}/handler.py my-handler {dir}/h/thing.foo /extra"));
+}
+
+#[test]
+fn dispatch_script_chooses_group_and_callable() {
+    require_apache!();
+    let site = TempDir::new("apache-dispatch");
+    site.write(
+        "app.wsgi",
+        "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [('main ' + environ['mod_wsgi.application_group']).encode()]\n\
+         def alternative(environ, start_response):\n    start_response('200 OK', [])\n    return [('alt ' + environ['mod_wsgi.application_group']).encode()]\n",
+    );
+    site.write(
+        "dispatch.py",
+        "def application_group(environ):\n    return 'dispatched' if 'group' in environ['QUERY_STRING'] else None\n\
+         def callable_object(environ):\n    if 'bad' in environ['QUERY_STRING']:\n        return 42\n    return 'alternative' if 'alt' in environ['QUERY_STRING'] else None\n",
+    );
+    let dir = site.path().display();
+    let apache = Apache::start(&ApacheOptions::ours(format!(
+        "WSGIScriptAlias /app {dir}/app.wsgi\nWSGIDispatchScript {dir}/dispatch.py"
+    )));
+    assert_eq!(apache.get("/app").text(), format!("main localhost:{}|/app", apache.port()), "{}", apache.error_log());
+    assert_eq!(apache.get("/app?group").text(), "main dispatched");
+    assert_eq!(apache.get("/app?group&alt").text(), "alt dispatched");
+    assert_eq!(apache.get("/app?bad").status(), 500);
+}
+
+#[test]
+fn serves_a_flask_application() {
+    require_apache!();
+    let site = TempDir::new("apache-flask");
+    site.write(
+        "flask_app.wsgi",
+        r#"
+from flask import Flask, request, jsonify, redirect
+app = Flask(__name__)
+@app.route('/hello/<name>')
+def hello(name):
+    return 'Hello %s, q=%s' % (name, request.args.get('q'))
+@app.route('/json', methods=['POST'])
+def json_echo():
+    return jsonify(received=request.get_json(), form_len=len(request.data))
+@app.route('/go')
+def go():
+    return redirect('/flask/hello/there')
+application = app
+"#,
+    );
+    let apache =
+        Apache::start(&ApacheOptions::ours(format!("WSGIScriptAlias /flask {}/flask_app.wsgi", site.path().display())));
+    let hello = apache.get("/flask/hello/world?q=1");
+    assert_eq!(hello.status(), 200, "{}", apache.error_log());
+    assert_eq!(hello.text(), "Hello world, q=1");
+    let json = apache.request("POST", "/flask/json", &[("Content-Type", "application/json")], br#"{"a": [1, 2]}"#);
+    assert_eq!(json.status(), 200);
+    assert!(json.text().contains(r#""received":{"a":[1,2]}"#), "{}", json.text());
+    let go = apache.get("/flask/go");
+    assert_eq!(go.status(), 302);
+    assert!(go.header("Location").is_some_and(|l| l.ends_with("/flask/hello/there")), "{:?}", go.header("Location"));
+    assert_eq!(apache.get("/flask/missing").status(), 404);
+}

@@ -13,14 +13,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use wsgi_config::directives::GLOBAL_GROUP;
+use wsgi_config::directives::{HandlerScript, GLOBAL_GROUP};
 use wsgi_core::environ_build::{
     add_adapter_keys, new_request_id, now_us, AdapterInputs, AppNames, RequestStats, Versions, WsgiFlags,
 };
 use wsgi_core::group::{self, GroupContext};
 use wsgi_core::route::latin1;
 use wsgi_core::{AppTarget, EnvValue, Environ, ErrorLog, LogLevel, ResponseSink, ResponseWriter, WsgiRunner};
-use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
+use wsgi_interp::{EmbeddedRunner, HookCall, HookError, HookValue, PythonConfig, PythonRuntime};
 
 use crate::config::{DirConfig, ServerConfig};
 use crate::ffi::{self, Level, Pool, Request, RequestLog, Server};
@@ -161,32 +161,47 @@ pub(crate) fn translate_name(request: &mut Request) -> c_int {
     ffi::OK as c_int
 }
 
-/// The content handler for `wsgi-script` and `application/x-httpd-wsgi`.
+/// What took the request: a script mapped to the `wsgi-script` handler, or
+/// a `WSGIHandlerScript` named by the handler.
+enum HandlerKind {
+    Script,
+    HandlerScript(HandlerScript),
+}
+
+/// The content handler for `wsgi-script`, `application/x-httpd-wsgi` and
+/// the `WSGIHandlerScript` names.
 pub(crate) fn handler(request: &mut Request) -> c_int {
     let declined = ffi::DECLINED as c_int;
     let Some(handler) = request.handler() else {
         return declined;
     };
-    if !HANDLERS.contains(&handler) {
-        return declined;
-    }
     let handler_name = latin1(handler);
+    let settings = request.dir_config::<DirConfig>().map(|d| d.settings.clone()).unwrap_or_default();
+    let kind = if HANDLERS.contains(&handler) {
+        HandlerKind::Script
+    } else if let Some(script) = settings.handler_scripts.get(&handler_name) {
+        HandlerKind::HandlerScript(script.clone())
+    } else {
+        return declined;
+    };
     let filename = latin1(request.filename());
-    let aliased = request.note(c"alias-forced-type").is_some();
-    if !aliased && !request.allows_exec_cgi() {
-        request.log(Level::Error, &format!("Options ExecCGI is off in this directory: {filename}"));
-        return ffi::HTTP_FORBIDDEN as c_int;
-    }
-    match request.file_kind() {
-        ffi::FileKind::Missing => {
-            request.log(Level::Error, &format!("Target WSGI script not found or unable to stat: {filename}"));
-            return ffi::HTTP_NOT_FOUND as c_int;
-        }
-        ffi::FileKind::Directory => {
-            request.log(Level::Error, &format!("Attempt to invoke directory as WSGI application: {filename}"));
+    if let HandlerKind::Script = kind {
+        let aliased = request.note(c"alias-forced-type").is_some();
+        if !aliased && !request.allows_exec_cgi() {
+            request.log(Level::Error, &format!("Options ExecCGI is off in this directory: {filename}"));
             return ffi::HTTP_FORBIDDEN as c_int;
         }
-        ffi::FileKind::Other => {}
+        match request.file_kind() {
+            ffi::FileKind::Missing => {
+                request.log(Level::Error, &format!("Target WSGI script not found or unable to stat: {filename}"));
+                return ffi::HTTP_NOT_FOUND as c_int;
+            }
+            ffi::FileKind::Directory => {
+                request.log(Level::Error, &format!("Attempt to invoke directory as WSGI application: {filename}"));
+                return ffi::HTTP_FORBIDDEN as c_int;
+            }
+            ffi::FileKind::Other => {}
+        }
     }
     if request.rejects_path_info() && !request.path_info().is_empty() {
         return ffi::HTTP_NOT_FOUND as c_int;
@@ -198,7 +213,6 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
         );
         return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
     };
-    let settings = request.dir_config::<DirConfig>().map(|d| d.settings.clone()).unwrap_or_default();
     let case_sensitive =
         request.server_config::<ServerConfig>().and_then(|s| s.global.case_sensitivity).unwrap_or(true);
     if let Err(status) = request.setup_body(settings.effective_chunked_request()) {
@@ -219,9 +233,16 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
     if env.get("PATH_INFO").is_none() {
         env.set_str("PATH_INFO", "");
     }
-    let pass_authorization = match request.note(c"mod_wsgi.pass_authorization") {
-        Some(flag) => flag == b"1",
-        None => settings.effective_pass_authorization(),
+    let handler_script = match &kind {
+        HandlerKind::HandlerScript(script) => Some(script),
+        HandlerKind::Script => None,
+    };
+    let note = |key: &std::ffi::CStr| request.note(key).map(latin1);
+    let pass_authorization = match note(c"mod_wsgi.pass_authorization") {
+        Some(flag) => flag == "1",
+        None => {
+            handler_script.and_then(|h| h.pass_authorization).unwrap_or_else(|| settings.effective_pass_authorization())
+        }
     };
     if pass_authorization {
         let headers = request.headers_in();
@@ -235,9 +256,16 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
     let script_name = env.get_str("SCRIPT_NAME").unwrap_or_default().to_string();
     let hostname = latin1(request.server_hostname());
     let host_header = env.get_str("HTTP_HOST").map(str::to_string);
+    let request_env = env.clone();
+    // %{ENV:NAME}: the request notes, then the request's environment
+    // (SetEnv), then the process's, as mod_wsgi looks them up.
     let env_lookup = |name: &str| -> Option<String> {
         let key = std::ffi::CString::new(name).ok()?;
-        request.note(&key).map(latin1).or_else(|| std::env::var(name).ok())
+        request
+            .note(&key)
+            .map(latin1)
+            .or_else(|| request_env.get_str(name).map(str::to_string))
+            .or_else(|| std::env::var(name).ok())
     };
     let ctx = GroupContext {
         server_hostname: &hostname,
@@ -247,28 +275,22 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
         case_sensitive,
         env: &env_lookup,
     };
-    let note = |key: &std::ffi::CStr| request.note(key).map(latin1);
-    let process_group =
-        group::process_group(note(c"mod_wsgi.process_group").as_deref().or(settings.process_group.as_deref()), &ctx);
-    let application_group = group::application_group(
-        note(c"mod_wsgi.application_group").as_deref().or(settings.application_group.as_deref()),
-        &ctx,
-    );
-    let callable = match note(c"mod_wsgi.callable_object") {
-        Some(name) => name,
-        None => group::callable_object(settings.callable_object.as_deref(), &ctx),
+    let raw_process_group = note(c"mod_wsgi.process_group")
+        .or_else(|| handler_script.and_then(|h| h.process_group.clone()))
+        .or_else(|| settings.process_group.clone());
+    let raw_application_group = note(c"mod_wsgi.application_group")
+        .or_else(|| handler_script.and_then(|h| h.application_group.clone()))
+        .or_else(|| settings.application_group.clone());
+    let mut names = ResolvedNames {
+        process_group: group::process_group(raw_process_group.as_deref(), &ctx),
+        application_group: group::application_group(raw_application_group.as_deref(), &ctx),
+        callable: match (&kind, note(c"mod_wsgi.callable_object")) {
+            (HandlerKind::HandlerScript(_), _) => "handle_request".to_string(),
+            (HandlerKind::Script, Some(name)) => name,
+            (HandlerKind::Script, None) => group::callable_object(settings.callable_object.as_deref(), &ctx),
+        },
     };
-    if !process_group.is_empty() {
-        request.log(
-            Level::Error,
-            &format!(
-                "mod_wsgi (pid={}): daemon process group '{process_group}' is not available in this build yet; \
-                 the request cannot be delegated.",
-                pid()
-            ),
-        );
-        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
-    }
+    let handler_script_path = handler_script.map(|h| h.path.display().to_string()).unwrap_or_default();
 
     let (thread_id, thread_requests) = THREAD_STATS.with(|stats| {
         let (mut id, served) = stats.get();
@@ -282,7 +304,8 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
     let request_id = request.log_id().map(latin1).unwrap_or_else(|| new_request_id(request_start_us));
     let (listener_host, listener_port) = request.listener();
     let peer = latin1(request.client_ip()).parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-    let https = env.get_str("HTTPS").is_some_and(|v| v.eq_ignore_ascii_case("on"));
+    // mod_wsgi turns HTTPS into wsgi.url_scheme and leaves it out.
+    let https = matches!(env.remove("HTTPS"), Some(EnvValue::Str(v)) if v.eq_ignore_ascii_case("on"));
     add_adapter_keys(
         &mut env,
         &AdapterInputs {
@@ -292,11 +315,11 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
             listener_host: &listener_host,
             listener_port,
             names: AppNames {
-                process_group: &process_group,
-                application_group: &application_group,
-                callable_object: &callable,
+                process_group: &names.process_group,
+                application_group: &names.application_group,
+                callable_object: &names.callable,
                 request_handler: &handler_name,
-                handler_script: "",
+                handler_script: &handler_script_path,
             },
             flags: embedded.flags,
             stats: RequestStats {
@@ -317,11 +340,32 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
             daemon: None,
         },
     );
+    if let Some(dispatch) = &settings.dispatch_script {
+        if let Err(status) = dispatch_script(request, embedded, dispatch, &settings, &ctx, &mut env, &mut names) {
+            return status;
+        }
+    }
+    if !names.process_group.is_empty() {
+        request.log(
+            Level::Error,
+            &format!(
+                "mod_wsgi (pid={}): daemon process group '{}' is not available in this build yet; \
+                 the request cannot be delegated.",
+                pid(),
+                names.process_group
+            ),
+        );
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    }
 
+    let script = match &kind {
+        HandlerKind::HandlerScript(script) => script.path.clone(),
+        HandlerKind::Script => PathBuf::from(OsStr::from_bytes(request.filename())),
+    };
     let target = AppTarget {
-        script: PathBuf::from(OsStr::from_bytes(request.filename())),
-        callable,
-        application_group,
+        script,
+        callable: names.callable,
+        application_group: names.application_group,
         reload_on_change: settings.effective_script_reloading(),
     };
     let log = RequestLog::new(request);
@@ -337,6 +381,86 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
         Some(status) => c_int::from(status),
         None => ffi::OK as c_int,
     }
+}
+
+/// The groups and callable a request runs with.
+struct ResolvedNames {
+    process_group: String,
+    application_group: String,
+    callable: String,
+}
+
+/// `WSGIDispatchScript`: its `process_group`, `application_group` and
+/// `callable_object` functions (each optional, in that order) may override
+/// the names. `Err(500)` when one fails or returns something other than
+/// `None` or a string; a script that does not load changes nothing.
+fn dispatch_script(
+    request: &Request,
+    embedded: &Embedded,
+    dispatch: &wsgi_config::directives::ScriptRef,
+    settings: &wsgi_config::DirSettings,
+    ctx: &GroupContext<'_>,
+    env: &mut Environ,
+    names: &mut ResolvedNames,
+) -> Result<(), c_int> {
+    let group = group::server_group(dispatch.application_group.as_deref(), ctx);
+    let log = RequestLog::new(request);
+    let failed = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    for function in ["process_group", "application_group", "callable_object"] {
+        // Its environ: the request's, without the WSGI objects and versions.
+        let mut dispatch_env = Environ {
+            entries: env
+                .entries
+                .iter()
+                .filter(|(key, _)| {
+                    !key.starts_with("wsgi.")
+                        && !matches!(&**key, "apache.version" | "mod_wsgi.version" | "mod_wsgi.callable_object")
+                })
+                .cloned()
+                .collect(),
+        };
+        dispatch_env.set_str("mod_wsgi.process_group", "");
+        dispatch_env.set_str("mod_wsgi.application_group", group.clone());
+        let call = HookCall {
+            script: &dispatch.path,
+            application_group: &group,
+            function,
+            reload_on_change: settings.effective_script_reloading(),
+        };
+        let value = match embedded.runner.call_hook(&call, dispatch_env, &[], &log) {
+            Ok(HookValue::None) | Err(HookError::Missing) => continue,
+            Err(HookError::Load) => return Ok(()),
+            Err(HookError::Raised) => return Err(failed),
+            Ok(HookValue::Text(text)) => text,
+            Ok(HookValue::Bytes(bytes)) => latin1(&bytes),
+            Ok(other) => {
+                request.log(
+                    Level::Error,
+                    &format!(
+                        "mod_wsgi (pid={}): TypeError: {function} returned from '{}' must be a string, not {other:?}.",
+                        pid(),
+                        dispatch.path.display()
+                    ),
+                );
+                return Err(failed);
+            }
+        };
+        match function {
+            "process_group" => {
+                names.process_group = group::process_group(Some(&value), ctx);
+                env.set_str("mod_wsgi.process_group", names.process_group.clone());
+            }
+            "application_group" => {
+                names.application_group = group::application_group(Some(&value), ctx);
+                env.set_str("mod_wsgi.application_group", names.application_group.clone());
+            }
+            _ => {
+                names.callable = group::callable_object(Some(&value), ctx);
+                env.set_str("mod_wsgi.callable_object", names.callable.clone());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes the response through Apache's output filters.
