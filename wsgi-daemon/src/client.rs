@@ -1,0 +1,259 @@
+//! The front end's side: carrying a request to a daemon group's socket and
+//! relaying the response, over connections kept for reuse.
+
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use wsgi_core::ResponseSink;
+
+use crate::protocol::{self, Frame, ProtocolError, RequestStart};
+use crate::sys;
+
+/// The size of the request body pieces sent to the daemon.
+pub const BODY_CHUNK: usize = 64 * 1024;
+
+/// Why a request could not be relayed in full.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// No daemon process answered within the connect timeout: 503.
+    #[error("no daemon process of the group is reachable: {0}")]
+    Unavailable(String),
+    /// The request failed before the response head: answer `status`.
+    #[error("the daemon process failed the request ({status}): {message}")]
+    Failed {
+        /// The status to answer (502 when the daemon went away, 504 for its
+        /// timeouts, 500 for a failed application).
+        status: u16,
+        /// For the error log.
+        message: String,
+    },
+    /// The response broke after its head went out: the client connection
+    /// must be closed.
+    #[error("the daemon response broke off: {0}")]
+    Broken(String),
+    /// Writing to the client failed.
+    #[error("the client went away: {0}")]
+    ClientGone(io::Error),
+}
+
+struct Connection {
+    reader: BufReader<UnixStream>,
+    writer: BufWriter<UnixStream>,
+}
+
+/// Relays requests to one daemon group.
+pub struct DaemonClient {
+    socket: PathBuf,
+    connect_timeout: Duration,
+    socket_timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for DaemonClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DaemonClient").field("socket", &self.socket).finish_non_exhaustive()
+    }
+}
+
+/// What a send attempt ended with, before any response came back.
+enum Attempt {
+    Done(Result<(), ForwardError>),
+    /// The reused connection was dead before the daemon read anything:
+    /// try again on a new one.
+    Retry,
+}
+
+impl DaemonClient {
+    /// A client for the group listening at `socket`.
+    pub fn new(socket: PathBuf, connect_timeout: Duration, socket_timeout: Duration) -> DaemonClient {
+        DaemonClient { socket, connect_timeout, socket_timeout, idle: Mutex::new(Vec::new()) }
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
+    /// Sends the request (the body streamed from `body`, if the request has
+    /// one) and relays the response to `sink`.
+    pub fn forward(
+        &self,
+        start: &RequestStart,
+        mut body: Option<&mut dyn Read>,
+        sink: &mut dyn ResponseSink,
+    ) -> Result<(), ForwardError> {
+        // A request may be retried only while nothing of its body has been
+        // consumed: on a new connection at most once.
+        for _ in 0..3 {
+            let (connection, reused) = match self.take_idle() {
+                Some(connection) => (connection, true),
+                None => (self.connect()?, false),
+            };
+            let body: Option<&mut dyn Read> = match body {
+                Some(ref mut body) => Some(&mut **body),
+                None => None,
+            };
+            match self.attempt(connection, reused, start, body, sink) {
+                Attempt::Done(result) => return result,
+                Attempt::Retry => continue,
+            }
+        }
+        Err(ForwardError::Failed { status: 502, message: "daemon connections kept failing".into() })
+    }
+
+    fn take_idle(&self) -> Option<Connection> {
+        let mut idle = self.idle.lock().ok()?;
+        while let Some(connection) = idle.pop() {
+            // A daemon that stopped (recycled) closed its idle connections.
+            if !sys::peer_closed_or_data(connection.reader.get_ref().as_raw_fd()) {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    fn connect(&self) -> Result<Connection, ForwardError> {
+        let deadline = Instant::now() + self.connect_timeout;
+        let stream = loop {
+            match UnixStream::connect(&self.socket) {
+                Ok(stream) => break stream,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(e) => return Err(ForwardError::Unavailable(format!("{}: {e}", self.socket.display()))),
+            }
+        };
+        // The daemon answers the handshake when a process accepts: within
+        // the connect timeout, or the group is unavailable.
+        let remaining = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+        let _ = stream.set_read_timeout(Some(remaining));
+        let _ = stream.set_write_timeout(Some(self.connect_timeout.max(Duration::from_millis(100))));
+        let write_half = stream.try_clone().map_err(|e| ForwardError::Unavailable(e.to_string()))?;
+        let mut connection = Connection {
+            reader: BufReader::with_capacity(64 * 1024, stream),
+            writer: BufWriter::with_capacity(64 * 1024, write_half),
+        };
+        protocol::write_handshake(&mut connection.writer)
+            .and_then(|()| connection.writer.flush())
+            .map_err(|e| ForwardError::Unavailable(e.to_string()))?;
+        protocol::read_handshake(&mut connection.reader).map_err(|e| match e {
+            ProtocolError::VersionMismatch { .. } | ProtocolError::BadMagic { .. } => {
+                ForwardError::Failed { status: 500, message: e.to_string() }
+            }
+            other => ForwardError::Unavailable(format!(
+                "no daemon process accepted the connection within {:?} ({other})",
+                self.connect_timeout
+            )),
+        })?;
+        let timeout = (!self.socket_timeout.is_zero()).then_some(self.socket_timeout);
+        let _ = connection.reader.get_ref().set_read_timeout(timeout);
+        let _ = connection.writer.get_ref().set_write_timeout(timeout);
+        Ok(connection)
+    }
+
+    fn attempt(
+        &self,
+        mut connection: Connection,
+        reused: bool,
+        start: &RequestStart,
+        body: Option<&mut dyn Read>,
+        sink: &mut dyn ResponseSink,
+    ) -> Attempt {
+        let retry_or = |error: ForwardError, consumed: bool| {
+            if reused && !consumed {
+                Attempt::Retry
+            } else {
+                Attempt::Done(Err(error))
+            }
+        };
+        let gone = |e: &dyn std::fmt::Display| ForwardError::Failed {
+            status: 502,
+            message: format!("daemon process connection lost: {e}"),
+        };
+        if let Err(e) = protocol::write_frame(&mut connection.writer, &Frame::RequestStart(start.clone())) {
+            return retry_or(gone(&e), false);
+        }
+        let mut consumed = false;
+        if let Some(body) = body {
+            let mut buf = vec![0u8; BODY_CHUNK];
+            loop {
+                let n = match body.read(&mut buf) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        // The client's body failed (timeout, limit): the
+                        // daemon cannot be left mid-request.
+                        return Attempt::Done(Err(ForwardError::Failed {
+                            status: wsgi_core::body::body_error_status(&e).unwrap_or(400),
+                            message: format!("reading the request body: {e}"),
+                        }));
+                    }
+                };
+                consumed = true;
+                if n == 0 {
+                    break;
+                }
+                let chunk = Frame::BodyChunk(Bytes::copy_from_slice(&buf[..n]));
+                if let Err(e) = protocol::write_frame(&mut connection.writer, &chunk) {
+                    return Attempt::Done(Err(gone(&e)));
+                }
+            }
+            if let Err(e) = protocol::write_frame(&mut connection.writer, &Frame::BodyEnd) {
+                return Attempt::Done(Err(gone(&e)));
+            }
+        }
+        if let Err(e) = connection.writer.flush() {
+            return retry_or(gone(&e), consumed);
+        }
+        let mut head_sent = false;
+        loop {
+            let frame = match protocol::read_frame(&mut connection.reader) {
+                Ok(Some(frame)) => frame,
+                Ok(None) if !head_sent => return retry_or(gone(&"closed"), consumed),
+                Ok(None) => return Attempt::Done(Err(ForwardError::Broken("daemon closed the connection".into()))),
+                Err(e) if !head_sent => return retry_or(gone(&e), consumed),
+                Err(e) => return Attempt::Done(Err(ForwardError::Broken(e.to_string()))),
+            };
+            match frame {
+                Frame::ResponseStart(head) => {
+                    head_sent = true;
+                    if let Err(e) = sink.send_head(head.status, &head.reason, &head.headers) {
+                        return Attempt::Done(Err(ForwardError::ClientGone(e)));
+                    }
+                }
+                Frame::ResponseChunk(data) => {
+                    if let Err(e) = sink.send_body(&data).and_then(|()| sink.flush()) {
+                        return Attempt::Done(Err(ForwardError::ClientGone(e)));
+                    }
+                }
+                Frame::ResponseEnd => {
+                    if let Err(e) = sink.finish() {
+                        return Attempt::Done(Err(ForwardError::ClientGone(e)));
+                    }
+                    if let Ok(mut idle) = self.idle.lock() {
+                        idle.push(connection);
+                    }
+                    return Attempt::Done(Ok(()));
+                }
+                Frame::Error(message) => {
+                    let status = message.get(..3).and_then(|s| s.parse().ok()).unwrap_or(500);
+                    return Attempt::Done(Err(if head_sent {
+                        ForwardError::Broken(message)
+                    } else {
+                        ForwardError::Failed { status, message }
+                    }));
+                }
+                Frame::Pong | Frame::Ping => {}
+                other => {
+                    return Attempt::Done(Err(ForwardError::Broken(format!("unexpected {} frame", other.kind()))));
+                }
+            }
+        }
+    }
+}

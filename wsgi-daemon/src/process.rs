@@ -1,0 +1,163 @@
+//! Inside a daemon process: becoming what `WSGIDaemonProcess` asks for
+//! (user, groups, umask, home, locale, priority, limits, name), then
+//! serving with the interpreter the front end supplies.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixListener;
+use std::time::Duration;
+
+use wsgi_config::DaemonProcess;
+use wsgi_core::{ErrorLog, LogLevel, WsgiRunner};
+
+use crate::control::ControlPipe;
+use crate::sys;
+use crate::worker::{self, ServeEnd, WorkerOptions};
+
+/// Who a daemon process runs as when the server started as root and the
+/// group names no `user=`/`group=`: the server's own child user (Apache's
+/// `User`/`Group`).
+#[derive(Debug, Clone, Default)]
+pub struct DefaultIdentity {
+    /// The user name (or `#uid`).
+    pub user: Option<String>,
+    /// The group name (or `#gid`).
+    pub group: Option<String>,
+}
+
+/// The process title for a group: `display-name=` with `%{GROUP}` replaced
+/// by `(wsgi:NAME)`, or `(wsgi:NAME)` itself.
+pub fn display_name(process: &DaemonProcess) -> String {
+    let group = format!("(wsgi:{})", process.name);
+    match &process.display_name {
+        Some(name) => name.replace("%{GROUP}", &group),
+        None => group,
+    }
+}
+
+/// The serving options of a group.
+pub fn worker_options(process: &DaemonProcess) -> WorkerOptions {
+    WorkerOptions {
+        threads: process.threads.max(1) as usize,
+        maximum_requests: process.maximum_requests,
+        inactivity_timeout: process.inactivity_timeout,
+        queue_timeout: process.queue_timeout,
+        request_timeout: process.request_timeout,
+        socket_timeout: process.socket_timeout,
+        graceful_timeout: if process.graceful_timeout.is_zero() {
+            process.shutdown_timeout
+        } else {
+            process.graceful_timeout
+        },
+    }
+}
+
+/// Applies the group's process settings to the current (freshly forked)
+/// process. Errors name what failed.
+pub fn become_daemon(process: &DaemonProcess, identity: &DefaultIdentity) -> Result<(), String> {
+    sys::set_process_name(&display_name(process));
+    if let Some(mask) = process.umask {
+        sys::set_umask(mask);
+    }
+    if sys::is_root() {
+        let user_name = process.user.as_ref().or(identity.user.as_ref());
+        if let Some(user_name) = user_name {
+            let user = sys::lookup_user(user_name).ok_or_else(|| format!("no such user '{user_name}'"))?;
+            let gid = match process.group.as_ref().or(identity.group.as_ref()) {
+                Some(group) => sys::lookup_group(group).ok_or_else(|| format!("no such group '{group}'"))?,
+                None => user.gid,
+            };
+            let mut extra = Vec::new();
+            for group in &process.supplementary_groups {
+                extra.push(sys::lookup_group(group).ok_or_else(|| format!("no such group '{group}'"))?);
+            }
+            sys::switch_user(&user, gid, &extra).map_err(|e| format!("cannot switch to user '{user_name}': {e}"))?;
+        }
+    }
+    let home = process.home.clone().unwrap_or_else(|| "/".into());
+    std::env::set_current_dir(&home).map_err(|e| format!("cannot change to home directory {}: {e}", home.display()))?;
+    // SAFETY-free environment changes: the process is single-threaded here
+    // (freshly forked, before any thread starts).
+    if let Some(lang) = &process.lang {
+        std::env::set_var("LANG", lang);
+    }
+    if let Some(locale) = &process.locale {
+        std::env::set_var("LC_ALL", locale);
+    }
+    if process.cpu_priority != 0 {
+        sys::set_priority(process.cpu_priority).map_err(|e| format!("cannot set cpu-priority: {e}"))?;
+    }
+    if !process.cpu_time_limit.is_zero() {
+        sys::set_limit(sys::Limit::CpuSeconds, process.cpu_time_limit.as_secs().max(1))
+            .map_err(|e| format!("cannot set cpu-time-limit: {e}"))?;
+    }
+    if process.memory_limit > 0 {
+        sys::set_limit(sys::Limit::Data, process.memory_limit).map_err(|e| format!("cannot set memory-limit: {e}"))?;
+    }
+    if process.virtual_memory_limit > 0 {
+        sys::set_limit(sys::Limit::AddressSpace, process.virtual_memory_limit)
+            .map_err(|e| format!("cannot set virtual-memory-limit: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The body of a daemon process after `fork`: become what the group asks,
+/// make the interpreter (`make_runner`, which may fail: the process then
+/// exits and the manager starts another), serve until told to stop, and
+/// exit. Never returns.
+pub fn daemon_main(
+    process: &DaemonProcess,
+    identity: &DefaultIdentity,
+    listener: &UnixListener,
+    control: ControlPipe,
+    make_runner: &mut dyn FnMut() -> Result<Box<dyn WsgiRunner>, String>,
+    log: &dyn ErrorLog,
+) -> ! {
+    sys::default_signals(&[libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGCHLD, libc::SIGHUP]);
+    let pid = std::process::id();
+    if let Err(message) = become_daemon(process, identity) {
+        log.log(
+            LogLevel::Error,
+            &format!("mod_wsgi (pid={pid}): daemon process of group '{}': {message}", process.name),
+        );
+        sys::exit_now(1);
+    }
+    let stop: OwnedFd = match sys::on_signals(&[libc::SIGTERM, libc::SIGINT, libc::SIGUSR1]) {
+        Ok(fd) => fd,
+        Err(e) => {
+            log.log(LogLevel::Error, &format!("mod_wsgi (pid={pid}): cannot set up signal handling: {e}"));
+            sys::exit_now(1);
+        }
+    };
+    let runner = match make_runner() {
+        Ok(runner) => runner,
+        Err(message) => {
+            log.log(
+                LogLevel::Error,
+                &format!("mod_wsgi (pid={pid}): daemon process of group '{}' cannot start: {message}", process.name),
+            );
+            sys::exit_now(1);
+        }
+    };
+    log.log(
+        LogLevel::Info,
+        &format!("mod_wsgi (pid={pid}): Starting process '{}' with threads={}.", process.name, process.threads),
+    );
+    let options = worker_options(process);
+    let end = worker::serve(listener, runner.as_ref(), &options, &control, std::os::fd::AsRawFd::as_raw_fd(&stop), log);
+    match end {
+        ServeEnd::Drained => {
+            log.log(LogLevel::Info, &format!("mod_wsgi (pid={pid}): Process '{}' has stopped.", process.name))
+        }
+        ServeEnd::TimedOut => log.log(
+            LogLevel::Warn,
+            &format!("mod_wsgi (pid={pid}): Process '{}' stopped with requests still running.", process.name),
+        ),
+        ServeEnd::RequestTimeout => {
+            // Give the others a moment to finish, as a graceful stop would.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // Python and the threads are not torn down: exit at once.
+    std::mem::forget(runner);
+    sys::exit_now(0)
+}

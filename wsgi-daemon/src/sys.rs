@@ -1,0 +1,338 @@
+//! The operating-system calls of daemon mode (the crate's only `unsafe`):
+//! processes, signals, credentials, limits and polling.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+fn check(result: libc::c_int) -> io::Result<libc::c_int> {
+    if result < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(result)
+    }
+}
+
+/// A pipe with both ends close-on-exec: (read, write).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: both descriptors were just created and are owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sets or clears `O_NONBLOCK`.
+pub fn set_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor the caller owns; no pointers involved.
+    unsafe {
+        let flags = check(libc::fcntl(fd, libc::F_GETFL))?;
+        let flags = if nonblocking { flags | libc::O_NONBLOCK } else { flags & !libc::O_NONBLOCK };
+        check(libc::fcntl(fd, libc::F_SETFL, flags))?;
+    }
+    Ok(())
+}
+
+/// Clears `FD_CLOEXEC` so a descriptor survives `exec`.
+pub fn set_inheritable(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor the caller owns.
+    unsafe {
+        let flags = check(libc::fcntl(fd, libc::F_GETFD))?;
+        check(libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC))?;
+    }
+    Ok(())
+}
+
+/// The result of [`fork`].
+pub enum Forked {
+    /// In the parent: the child's pid.
+    Parent(i32),
+    /// In the child.
+    Child,
+}
+
+/// `fork()`.
+///
+/// # Safety
+/// The calling process must be single-threaded (or the child must only
+/// call async-signal-safe functions before `exec`): the child gets a copy
+/// of the memory with only the calling thread running.
+pub unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: the caller upholds the single-thread requirement.
+    match check(unsafe { libc::fork() })? {
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// Ends the process at once, without running destructors or atexit
+/// handlers (for a forked child whose copy of the parent's state must not
+/// be torn down).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no Rust state.
+    unsafe { libc::_exit(code) }
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildExit {
+    /// Exited with a status.
+    Code(i32),
+    /// Killed by a signal.
+    Signal(i32),
+}
+
+/// Reaps one exited child without waiting: `Some((pid, how))`, or `None`
+/// when no child has exited.
+pub fn reap_any() -> Option<(i32, ChildExit)> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid out-pointer; WNOHANG never blocks.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    if pid <= 0 {
+        return None;
+    }
+    let how = if libc::WIFSIGNALED(status) {
+        ChildExit::Signal(libc::WTERMSIG(status))
+    } else {
+        ChildExit::Code(libc::WEXITSTATUS(status))
+    };
+    Some((pid, how))
+}
+
+/// Sends `signal` to `pid` (errors, e.g. a process already gone, ignored).
+pub fn kill(pid: i32, signal: i32) {
+    if pid > 0 {
+        // SAFETY: kill takes plain integers.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+/// Whether a process with this pid exists.
+pub fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence.
+    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+}
+
+/// Asks the kernel to send `signal` to this process when its parent dies.
+pub fn die_with_parent(signal: i32) {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
+}
+
+/// Sets the process name shown by `ps -o comm` and `top` (15 bytes).
+pub fn set_process_name(name: &str) {
+    let Ok(name) = CString::new(name.chars().take(15).collect::<String>()) else {
+        return;
+    };
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+}
+
+/// The descriptor that [`on_signals`] writes signal numbers to.
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn forward_signal(signal: libc::c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let byte = signal as u8;
+        // SAFETY: write(2) is async-signal-safe; the byte lives on this stack.
+        unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
+    }
+}
+
+/// Routes `signals` to a pipe (the self-pipe pattern): returns its read
+/// end, on which each delivered signal appears as one byte. Call once per
+/// process.
+pub fn on_signals(signals: &[i32]) -> io::Result<OwnedFd> {
+    let (read, write) = pipe()?;
+    set_nonblocking(write.as_raw_fd(), true)?;
+    set_nonblocking(read.as_raw_fd(), true)?;
+    SIGNAL_PIPE.store(write.as_raw_fd(), Ordering::Relaxed);
+    std::mem::forget(write);
+    for &signal in signals {
+        // SAFETY: installing a handler that only calls write(2); the
+        // sigaction struct is fully initialised.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = forward_signal as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            check(libc::sigaction(signal, &action, std::ptr::null_mut()))?;
+        }
+    }
+    Ok(read)
+}
+
+/// Restores the default action of `signals` and unblocks them (in a forked
+/// child, before it sets up its own handling).
+pub fn default_signals(signals: &[i32]) {
+    for &signal in signals {
+        // SAFETY: resetting a disposition and unblocking a signal take
+        // plain integers and an initialised set.
+        unsafe {
+            libc::signal(signal, libc::SIG_DFL);
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, signal);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+    }
+    SIGNAL_PIPE.store(-1, Ordering::Relaxed);
+}
+
+/// Waits until one of `fds` is readable or `timeout` passes; returns the
+/// readiness of each (true: readable or closed).
+pub fn poll_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let mut entries: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    let timeout = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
+    // SAFETY: `entries` is a valid array of `len` pollfd structs.
+    let result = unsafe { libc::poll(entries.as_mut_ptr(), entries.len() as libc::nfds_t, timeout) };
+    if result < 0 {
+        let error = io::Error::last_os_error();
+        if error.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![false; fds.len()]);
+        }
+        return Err(error);
+    }
+    Ok(entries.iter().map(|e| e.revents != 0).collect())
+}
+
+/// Whether a connected socket has been closed by its peer (or has data
+/// waiting, which for an idle connection also means it cannot be reused).
+pub fn peer_closed_or_data(fd: RawFd) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: recv into a one-byte buffer without blocking or consuming.
+    let n = unsafe { libc::recv(fd, (&raw mut byte).cast(), 1, libc::MSG_PEEK | libc::MSG_DONTWAIT) };
+    if n == 0 {
+        return true;
+    }
+    if n > 0 {
+        return true;
+    }
+    io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock
+}
+
+/// A user's ids and home, from the password database.
+#[derive(Debug, Clone)]
+pub struct UserInfo {
+    /// The user id.
+    pub uid: u32,
+    /// The primary group id.
+    pub gid: u32,
+    /// The login name.
+    pub name: String,
+}
+
+/// Looks up a user by name or `#uid`.
+pub fn lookup_user(name: &str) -> Option<UserInfo> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: a zeroed passwd is a valid out-struct.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    let status = if let Some(uid) = name.strip_prefix('#').and_then(|n| n.parse::<u32>().ok()) {
+        // SAFETY: all pointers are valid for the call; getpwuid_r fills
+        // `pwd` with strings inside `buf`.
+        unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) }
+    } else {
+        let c_name = CString::new(name).ok()?;
+        // SAFETY: as above, by name.
+        unsafe { libc::getpwnam_r(c_name.as_ptr(), &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) }
+    };
+    if status != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: pw_name points into `buf`, NUL-terminated.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned();
+    Some(UserInfo { uid: pwd.pw_uid, gid: pwd.pw_gid, name })
+}
+
+/// Looks up a group id by name or `#gid`.
+pub fn lookup_group(name: &str) -> Option<u32> {
+    if let Some(gid) = name.strip_prefix('#').and_then(|n| n.parse::<u32>().ok()) {
+        return Some(gid);
+    }
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: a zeroed group is a valid out-struct.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    let c_name = CString::new(name).ok()?;
+    // SAFETY: all pointers are valid for the call.
+    let status = unsafe { libc::getgrnam_r(c_name.as_ptr(), &mut grp, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if status != 0 || result.is_null() {
+        return None;
+    }
+    Some(grp.gr_gid)
+}
+
+/// Whether the process runs as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Switches to `user`'s uid, with group `gid` and the supplementary groups
+/// `groups` (the user's own groups plus these).
+pub fn switch_user(user: &UserInfo, gid: u32, groups: &[u32]) -> io::Result<()> {
+    let name = CString::new(user.name.clone()).map_err(|_| io::Error::other("user name with NUL"))?;
+    // SAFETY: plain credential calls with valid arguments; the order (groups,
+    // then gid, then uid) keeps the privilege to make each change.
+    unsafe {
+        check(libc::initgroups(name.as_ptr(), gid))?;
+        if !groups.is_empty() {
+            let mut all: Vec<libc::gid_t> = vec![0; 256];
+            let count = check(libc::getgroups(all.len() as libc::c_int, all.as_mut_ptr()))? as usize;
+            all.truncate(count);
+            all.extend(groups.iter().copied());
+            check(libc::setgroups(all.len(), all.as_ptr()))?;
+        }
+        check(libc::setgid(gid))?;
+        check(libc::setuid(user.uid))?;
+    }
+    Ok(())
+}
+
+/// Sets the file creation mask.
+pub fn set_umask(mask: u32) {
+    // SAFETY: umask takes a plain integer.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
+/// Sets the process's scheduling priority (nice value).
+pub fn set_priority(priority: i32) -> io::Result<()> {
+    // SAFETY: setpriority takes plain integers.
+    check(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, priority) })?;
+    Ok(())
+}
+
+/// Resource limits a daemon process may have.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    /// CPU seconds.
+    CpuSeconds,
+    /// Data segment bytes (memory-limit).
+    Data,
+    /// Address space bytes (virtual-memory-limit).
+    AddressSpace,
+}
+
+/// Sets a soft and hard resource limit.
+pub fn set_limit(limit: Limit, value: u64) -> io::Result<()> {
+    let resource = match limit {
+        Limit::CpuSeconds => libc::RLIMIT_CPU,
+        Limit::Data => libc::RLIMIT_DATA,
+        Limit::AddressSpace => libc::RLIMIT_AS,
+    };
+    let rlimit = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
+    // SAFETY: `rlimit` is a valid, initialised struct.
+    check(unsafe { libc::setrlimit(resource, &rlimit) })?;
+    Ok(())
+}
+
+/// Changes a socket file's owner (for the daemon socket: the server's child
+/// user, so only it and root can connect).
+pub fn chown(path: &std::path::Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+}

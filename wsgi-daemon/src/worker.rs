@@ -1,0 +1,497 @@
+//! The daemon side: one daemon process serving the protocol on the group's
+//! listening socket with a fixed number of request threads.
+//!
+//! A poller thread owns the idle connections and the listening socket and
+//! waits on them all; a connection with something to read goes to a
+//! request thread, which serves one request and hands the connection back.
+//! Idle connections (which front ends keep for reuse) therefore never hold
+//! a request thread.
+
+use std::collections::HashMap;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
+use wsgi_core::environ_build::now_us;
+use wsgi_core::{EnvValue, ErrorLog, LogLevel, ResponseSink, ResponseWriter, RunOutcome, WsgiRunner};
+
+use crate::control::ControlPipe;
+use crate::protocol::{self, Frame, ResponseStart};
+use crate::sys;
+
+/// How a daemon process serves.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// Request threads.
+    pub threads: usize,
+    /// Ask to be replaced after this many requests (0: never).
+    pub maximum_requests: u64,
+    /// Ask to be replaced after this long without a request (zero: never).
+    pub inactivity_timeout: Duration,
+    /// A request waiting longer than this for a thread gets 504 (zero: no
+    /// limit).
+    pub queue_timeout: Duration,
+    /// A request running longer than this gets 504 and the process is
+    /// replaced (zero: no limit).
+    pub request_timeout: Duration,
+    /// Reads and writes on a connection in the middle of a request.
+    pub socket_timeout: Duration,
+    /// How long in-flight requests may take to finish once the process is
+    /// told to stop.
+    pub graceful_timeout: Duration,
+}
+
+/// Why [`serve`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServeEnd {
+    /// Told to stop; every request finished.
+    Drained,
+    /// Told to stop; requests were still running when the graceful
+    /// timeout ran out.
+    TimedOut,
+    /// A request ran past the request timeout.
+    RequestTimeout,
+}
+
+/// Requests this process served.
+static SERVED: AtomicU64 = AtomicU64::new(0);
+
+struct Connection {
+    reader: BufReader<UnixStream>,
+    writer: Arc<Mutex<BufWriter<UnixStream>>>,
+    fresh: bool,
+}
+
+struct Job {
+    connection: Connection,
+    ready_at: Instant,
+}
+
+/// What the request threads share.
+struct Shared<'a> {
+    runner: &'a dyn WsgiRunner,
+    options: &'a WorkerOptions,
+    log: &'a dyn ErrorLog,
+    control: &'a ControlPipe,
+    /// Set when the process must stop taking requests.
+    draining: AtomicBool,
+    /// Running requests: thread slot -> (start, the connection's writer,
+    /// whether the head was sent).
+    running: Mutex<HashMap<usize, Running>>,
+    recycle_asked: AtomicBool,
+    last_request: Mutex<Instant>,
+}
+
+struct Running {
+    started: Instant,
+    writer: Arc<Mutex<BufWriter<UnixStream>>>,
+    head_sent: Arc<AtomicBool>,
+}
+
+/// Serves until told to drain (by a byte on `stop`, e.g. from a signal
+/// pipe), then finishes in-flight requests and returns.
+pub fn serve(
+    listener: &UnixListener,
+    runner: &dyn WsgiRunner,
+    options: &WorkerOptions,
+    control: &ControlPipe,
+    stop: RawFd,
+    log: &dyn ErrorLog,
+) -> ServeEnd {
+    let shared = Shared {
+        runner,
+        options,
+        log,
+        control,
+        draining: AtomicBool::new(false),
+        running: Mutex::new(HashMap::new()),
+        recycle_asked: AtomicBool::new(false),
+        last_request: Mutex::new(Instant::now()),
+    };
+    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
+    let (back_tx, back_rx) = crossbeam_channel::unbounded::<Connection>();
+    let Ok((wake_read, wake_write)) = sys::pipe() else {
+        log.log(LogLevel::Error, "mod_wsgi: daemon process cannot create its wake-up pipe");
+        return ServeEnd::Drained;
+    };
+    let _ = sys::set_nonblocking(wake_read.as_raw_fd(), true);
+    let _ = sys::set_nonblocking(listener.as_raw_fd(), true);
+    let wake = Arc::new(Mutex::new(std::fs::File::from(wake_write)));
+    let mut wake_reader = std::fs::File::from(wake_read);
+    let end = std::thread::scope(|scope| {
+        for slot in 0..options.threads.max(1) {
+            let (jobs, back, wake, shared) = (jobs_rx.clone(), back_tx.clone(), wake.clone(), &shared);
+            std::thread::Builder::new()
+                .name(format!("wsgi-request-{slot}"))
+                .spawn_scoped(scope, move || request_thread(slot, shared, jobs, back, wake))
+                .expect("spawn a request thread");
+        }
+        drop(back_tx);
+        control.say(crate::control::READY);
+        let end = poll_loop(listener, &shared, &jobs_tx, &back_rx, &mut wake_reader, stop);
+        drop(jobs_tx);
+        end
+    });
+    end
+}
+
+/// The poller: accepts connections and watches idle ones.
+fn poll_loop(
+    listener: &UnixListener,
+    shared: &Shared<'_>,
+    jobs: &Sender<Job>,
+    back: &Receiver<Connection>,
+    wake: &mut std::fs::File,
+    stop: RawFd,
+) -> ServeEnd {
+    let options = shared.options;
+    let mut idle: Vec<Connection> = Vec::new();
+    let mut drain_deadline: Option<Instant> = None;
+    loop {
+        while let Ok(connection) = back.try_recv() {
+            idle.push(connection);
+        }
+        if let Some(deadline) = drain_deadline {
+            // Draining: idle connections are closed (front ends reconnect
+            // elsewhere); finish when no request runs.
+            idle.clear();
+            let busy = !shared.running.lock().map(|r| r.is_empty()).unwrap_or(true) || !jobs.is_empty();
+            if !busy {
+                return ServeEnd::Drained;
+            }
+            if Instant::now() >= deadline {
+                return ServeEnd::TimedOut;
+            }
+        }
+        if let Some(end) = check_timeouts(shared) {
+            return end;
+        }
+        let draining = drain_deadline.is_some();
+        let mut fds = vec![wake.as_raw_fd(), stop];
+        if !draining {
+            fds.push(listener.as_raw_fd());
+        }
+        let first_idle = fds.len();
+        fds.extend(idle.iter().map(|c| c.reader.get_ref().as_raw_fd()));
+        let ready = match sys::poll_readable(&fds, Some(Duration::from_millis(200))) {
+            Ok(ready) => ready,
+            Err(e) => {
+                shared.log.log(LogLevel::Error, &format!("mod_wsgi: daemon poll failed: {e}"));
+                return ServeEnd::Drained;
+            }
+        };
+        if ready[0] {
+            let mut buf = [0u8; 64];
+            let _ = wake.read(&mut buf);
+        }
+        if ready[1] && drain_deadline.is_none() {
+            shared.draining.store(true, Ordering::Relaxed);
+            drain_deadline = Some(Instant::now() + options.graceful_timeout.max(Duration::from_millis(10)));
+            continue;
+        }
+        if !draining && ready[2] {
+            loop {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nonblocking(false);
+                        let Ok(write_half) = stream.try_clone() else { continue };
+                        let connection = Connection {
+                            reader: BufReader::with_capacity(64 * 1024, stream),
+                            writer: Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, write_half))),
+                            fresh: true,
+                        };
+                        let _ = jobs.send(Job { connection, ready_at: Instant::now() });
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        shared.log.log(LogLevel::Warn, &format!("mod_wsgi: daemon accept failed: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        let mut kept = Vec::with_capacity(idle.len());
+        for (index, connection) in (first_idle..).zip(idle.drain(..)) {
+            if ready.get(index).copied().unwrap_or(false) {
+                let _ = jobs.send(Job { connection, ready_at: Instant::now() });
+            } else {
+                kept.push(connection);
+            }
+        }
+        idle = kept;
+    }
+}
+
+/// Request timeouts and inactivity; `Some` ends serving.
+fn check_timeouts(shared: &Shared<'_>) -> Option<ServeEnd> {
+    let options = shared.options;
+    if !options.request_timeout.is_zero() {
+        let running = shared.running.lock().ok()?;
+        for running in running.values() {
+            if running.started.elapsed() > options.request_timeout {
+                shared.log.log(
+                    LogLevel::Error,
+                    &format!(
+                        "mod_wsgi (pid={}): Daemon process request time limit of {:?} exceeded; the process will be replaced.",
+                        std::process::id(),
+                        options.request_timeout
+                    ),
+                );
+                if !running.head_sent.load(Ordering::Relaxed) {
+                    if let Ok(mut writer) = running.writer.lock() {
+                        let _ = protocol::write_frame(&mut *writer, &Frame::Error("504 request timed out".into()));
+                        let _ = writer.flush();
+                        let _ = writer.get_ref().shutdown(std::net::Shutdown::Both);
+                    }
+                }
+                shared.control.say(crate::control::RECYCLE);
+                return Some(ServeEnd::RequestTimeout);
+            }
+        }
+    }
+    if !options.inactivity_timeout.is_zero() && !shared.recycle_asked.load(Ordering::Relaxed) {
+        let idle_for = shared.last_request.lock().map(|t| t.elapsed()).unwrap_or_default();
+        let quiet = shared.running.lock().map(|r| r.is_empty()).unwrap_or(false);
+        if quiet && idle_for > options.inactivity_timeout {
+            shared.recycle_asked.store(true, Ordering::Relaxed);
+            shared.control.say(crate::control::RECYCLE);
+        }
+    }
+    None
+}
+
+fn request_thread(
+    slot: usize,
+    shared: &Shared<'_>,
+    jobs: Receiver<Job>,
+    back: Sender<Connection>,
+    wake: Arc<Mutex<std::fs::File>>,
+) {
+    while let Ok(job) = jobs.recv() {
+        let mut connection = job.connection;
+        let keep = serve_connection(slot, shared, &mut connection, job.ready_at);
+        if keep && !shared.draining.load(Ordering::Relaxed) {
+            connection.fresh = false;
+            if back.send(connection).is_ok() {
+                if let Ok(mut wake) = wake.lock() {
+                    let _ = wake.write(&[1]);
+                }
+            }
+        }
+    }
+}
+
+/// Serves what arrived on a connection; whether to keep it.
+fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connection, ready_at: Instant) -> bool {
+    let options = shared.options;
+    let fd = {
+        let stream = connection.reader.get_ref();
+        let timeout = (!options.socket_timeout.is_zero()).then_some(options.socket_timeout);
+        let _ = stream.set_read_timeout(timeout);
+        let _ = stream.set_write_timeout(timeout);
+        stream.as_raw_fd()
+    };
+    if connection.fresh {
+        let sent = {
+            let Ok(mut writer) = connection.writer.lock() else { return false };
+            protocol::write_handshake(&mut *writer).and_then(|()| writer.flush())
+        };
+        if sent.is_err() {
+            return false;
+        }
+        if let Err(e) = protocol::read_handshake(&mut connection.reader) {
+            shared.log.log(LogLevel::Error, &format!("mod_wsgi: daemon connection refused: {e}"));
+            return false;
+        }
+        connection.fresh = false;
+        // The front end's request may already be here; if not, wait for it
+        // in the poller.
+        if connection.reader.buffer().is_empty() && !sys::peer_closed_or_data(fd) {
+            return true;
+        }
+    }
+    let start = match protocol::read_frame(&mut connection.reader) {
+        Ok(Some(Frame::RequestStart(start))) => start,
+        Ok(Some(Frame::Ping)) => {
+            let Ok(mut writer) = connection.writer.lock() else { return false };
+            return protocol::write_frame(&mut *writer, &Frame::Pong).and_then(|()| Ok(writer.flush()?)).is_ok();
+        }
+        Ok(None) => return false,
+        Ok(Some(other)) => {
+            shared.log.log(LogLevel::Error, &format!("mod_wsgi: daemon expected a request, got {}", other.kind()));
+            return false;
+        }
+        Err(e) => {
+            shared.log.log(LogLevel::Debug, &format!("mod_wsgi: daemon connection ended: {e}"));
+            return false;
+        }
+    };
+    if !options.queue_timeout.is_zero() && ready_at.elapsed() > options.queue_timeout {
+        shared.log.log(
+            LogLevel::Error,
+            &format!("mod_wsgi (pid={}): Queue timeout expired for WSGI daemon process.", std::process::id()),
+        );
+        let Ok(mut writer) = connection.writer.lock() else { return false };
+        let _ = protocol::write_frame(&mut *writer, &Frame::Error("504 queue timeout expired".into()));
+        let _ = writer.flush();
+        return false;
+    }
+
+    let served = SERVED.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut last) = shared.last_request.lock() {
+        *last = Instant::now();
+    }
+    let mut environ = start.environ;
+    environ.set("mod_wsgi.total_requests", EnvValue::Int(served as i64));
+    environ.set("mod_wsgi.thread_id", EnvValue::Int(slot as i64 + 1));
+    environ.set_str("mod_wsgi.daemon_start", now_us().to_string());
+    let head_sent = Arc::new(AtomicBool::new(false));
+    if let Ok(mut running) = shared.running.lock() {
+        running.insert(
+            slot,
+            Running { started: Instant::now(), writer: connection.writer.clone(), head_sent: head_sent.clone() },
+        );
+    }
+    let mut body =
+        FrameBody { reader: &mut connection.reader, pending: Bytes::new(), done: !start.has_body, failed: false };
+    let mut sink =
+        FrameSink { writer: connection.writer.clone(), head_sent: head_sent.clone(), failed: false, ended: false };
+    let head_only = environ.get_str("REQUEST_METHOD") == Some("HEAD");
+    let mut writer = ResponseWriter::new(&mut sink, head_only);
+    let outcome = shared.runner.run(&start.target, environ, &mut body, &mut writer, shared.log);
+    drop(writer);
+    // Keep the stream in step: discard a body the application did not read.
+    let body_ok = body.finish();
+    // A response cut short by a failure ends with an Error frame, so the
+    // front end breaks its client connection rather than pass it as whole.
+    let last = if outcome == RunOutcome::Failed && !sink.ended {
+        Frame::Error("500 the application failed mid-response".into())
+    } else {
+        Frame::ResponseEnd
+    };
+    let ended = {
+        let Ok(mut writer) = connection.writer.lock() else { return false };
+        !sink.failed && (sink.ended || protocol::write_frame(&mut *writer, &last).is_ok()) && writer.flush().is_ok()
+    };
+    if let Ok(mut running) = shared.running.lock() {
+        running.remove(&slot);
+    }
+    let maximum = options.maximum_requests;
+    if maximum > 0 && served + 1 >= maximum && !shared.recycle_asked.swap(true, Ordering::Relaxed) {
+        shared.control.say(crate::control::RECYCLE);
+    }
+    ended && body_ok
+}
+
+/// `wsgi.input` in the daemon: the request body frames.
+struct FrameBody<'a> {
+    reader: &'a mut BufReader<UnixStream>,
+    /// The unread end of the last chunk.
+    pending: Bytes,
+    done: bool,
+    failed: bool,
+}
+
+impl FrameBody<'_> {
+    /// Reads and discards the rest of the body; whether the connection is
+    /// still in step.
+    fn finish(&mut self) -> bool {
+        let mut buf = [0u8; 16 * 1024];
+        while !self.done && !self.failed {
+            if self.read(&mut buf).is_err() {
+                return false;
+            }
+        }
+        !self.failed
+    }
+}
+
+impl Read for FrameBody<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        while self.pending.is_empty() {
+            if self.done {
+                return Ok(0);
+            }
+            match protocol::read_frame(self.reader) {
+                Ok(Some(Frame::BodyChunk(data))) => self.pending = data,
+                Ok(Some(Frame::BodyEnd)) => self.done = true,
+                Ok(_) => {
+                    self.failed = true;
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected frame in request body"));
+                }
+                Err(e) => {
+                    self.failed = true;
+                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, e.to_string()));
+                }
+            }
+        }
+        let n = self.pending.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending = self.pending.slice(n..);
+        Ok(n)
+    }
+}
+
+/// The daemon's response sink: frames on the connection.
+struct FrameSink {
+    writer: Arc<Mutex<BufWriter<UnixStream>>>,
+    head_sent: Arc<AtomicBool>,
+    failed: bool,
+    /// The response already ended with an Error frame.
+    ended: bool,
+}
+
+impl FrameSink {
+    fn send(&mut self, frame: &Frame) -> io::Result<()> {
+        let mut writer = self.writer.lock().map_err(|_| io::Error::other("connection lock poisoned"))?;
+        protocol::write_frame(&mut *writer, frame).map_err(|e| {
+            self.failed = true;
+            io::Error::new(io::ErrorKind::BrokenPipe, e.to_string())
+        })
+    }
+}
+
+impl ResponseSink for FrameSink {
+    fn send_head(&mut self, status: u16, reason: &str, headers: &[(String, String)]) -> io::Result<()> {
+        self.head_sent.store(true, Ordering::Relaxed);
+        self.send(&Frame::ResponseStart(ResponseStart {
+            status,
+            reason: reason.to_string(),
+            headers: headers.to_vec(),
+        }))
+    }
+
+    fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
+        for piece in chunk.chunks(1 << 20) {
+            self.send(&Frame::ResponseChunk(Bytes::copy_from_slice(piece)))?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut writer = self.writer.lock().map_err(|_| io::Error::other("connection lock poisoned"))?;
+        writer.flush().inspect_err(|_| self.failed = true)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn error_response(&mut self, status: u16) -> io::Result<bool> {
+        // The front end produces the error page (Apache's, with its
+        // ErrorDocument): send only the status.
+        self.send(&Frame::Error(format!("{status} the application failed")))?;
+        self.head_sent.store(true, Ordering::Relaxed);
+        self.ended = true;
+        Ok(true)
+    }
+}

@@ -1,0 +1,187 @@
+//! The client and the daemon-side worker over a real UNIX socket, with a
+//! Rust application standing in for Python.
+
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use wsgi_core::{AppTarget, Environ, ErrorLog, LogLevel, ResponseSink, ResponseWriter, RunOutcome, WsgiRunner};
+use wsgi_daemon::client::{DaemonClient, ForwardError};
+use wsgi_daemon::control::ControlPipe;
+use wsgi_daemon::protocol::RequestStart;
+use wsgi_daemon::worker::{serve, WorkerOptions};
+
+/// Echoes the body with the PATH_INFO; `/fail` fails, `/slow` sleeps.
+struct EchoApp {
+    calls: AtomicUsize,
+}
+
+impl WsgiRunner for EchoApp {
+    fn run(
+        &self,
+        _target: &AppTarget,
+        environ: Environ,
+        body: &mut dyn Read,
+        response: &mut ResponseWriter<'_>,
+        _log: &dyn ErrorLog,
+    ) -> RunOutcome {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let path = environ.get_str("PATH_INFO").unwrap_or_default().to_string();
+        if path == "/fail" {
+            let _ = response.fail();
+            return RunOutcome::Failed;
+        }
+        if path == "/slow" {
+            std::thread::sleep(Duration::from_millis(1500));
+        }
+        let mut data = Vec::new();
+        let _ = body.read_to_end(&mut data);
+        let _ = response.start_response("200 OK", vec![("X-Path".into(), path.clone())], false);
+        let _ = response.write(&data);
+        let _ = response.write(path.as_bytes());
+        match response.finish() {
+            Ok(_) => RunOutcome::Completed,
+            Err(_) => RunOutcome::ClientGone,
+        }
+    }
+}
+
+struct NoLog;
+impl ErrorLog for NoLog {
+    fn log(&self, _: LogLevel, _: &str) {}
+}
+
+#[derive(Default)]
+struct Captured {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl ResponseSink for Captured {
+    fn send_head(&mut self, status: u16, _: &str, headers: &[(String, String)]) -> std::io::Result<()> {
+        self.status = status;
+        self.headers = headers.to_vec();
+        Ok(())
+    }
+    fn send_body(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.body.extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
+fn request(path: &str, has_body: bool) -> RequestStart {
+    let mut environ = Environ::default();
+    environ.set_str("PATH_INFO", path);
+    environ.set_str("REQUEST_METHOD", "POST");
+    RequestStart {
+        request_id: 1,
+        target: AppTarget {
+            script: PathBuf::from("/app.wsgi"),
+            callable: "application".into(),
+            application_group: String::new(),
+            reload_on_change: false,
+        },
+        environ,
+        has_body,
+    }
+}
+
+fn socket_path(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("wsgi-daemon-test-{name}-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+fn options(threads: usize) -> WorkerOptions {
+    WorkerOptions {
+        threads,
+        maximum_requests: 0,
+        inactivity_timeout: Duration::ZERO,
+        queue_timeout: Duration::ZERO,
+        request_timeout: Duration::ZERO,
+        socket_timeout: Duration::from_secs(10),
+        graceful_timeout: Duration::from_secs(5),
+    }
+}
+
+#[test]
+fn requests_bodies_and_responses_travel_over_reused_connections() {
+    let path = socket_path("relay");
+    let listener = UnixListener::bind(&path).unwrap();
+    let app = EchoApp { calls: AtomicUsize::new(0) };
+    let (stop_read, stop_write) = wsgi_daemon::sys::pipe().unwrap();
+    std::thread::scope(|scope| {
+        let server =
+            scope.spawn(|| serve(&listener, &app, &options(2), &ControlPipe::none(), stop_read.as_raw_fd(), &NoLog));
+        let client = DaemonClient::new(path.clone(), Duration::from_secs(5), Duration::from_secs(10));
+        // Bodies larger than a frame's chunk arrive whole.
+        let body: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        for i in 0..20 {
+            let mut sink = Captured::default();
+            let path_info = format!("/r{i}");
+            client.forward(&request(&path_info, true), Some(&mut &body[..]), &mut sink).unwrap();
+            assert_eq!(sink.status, 200);
+            assert_eq!(sink.headers, vec![("X-Path".to_string(), path_info.clone())]);
+            assert_eq!(&sink.body[..body.len()], &body[..]);
+            assert_eq!(&sink.body[body.len()..], path_info.as_bytes());
+        }
+        // A failure before the head is a status for the front end to answer.
+        let mut sink = Captured::default();
+        match client.forward(&request("/fail", false), None, &mut sink) {
+            Err(ForwardError::Failed { status: 500, .. }) => {}
+            other => panic!("expected a 500 failure, got {other:?}"),
+        }
+        // Still serving after it, on a new connection.
+        let mut sink = Captured::default();
+        client.forward(&request("/after", false), None, &mut sink).unwrap();
+        assert_eq!(sink.body, b"/after");
+        std::fs::File::from(stop_write).write_all(b"x").unwrap();
+        server.join().unwrap();
+    });
+    assert_eq!(app.calls.load(Ordering::Relaxed), 22);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn idle_connections_do_not_hold_request_threads() {
+    let path = socket_path("idle");
+    let listener = UnixListener::bind(&path).unwrap();
+    let app = EchoApp { calls: AtomicUsize::new(0) };
+    let (stop_read, stop_write) = wsgi_daemon::sys::pipe().unwrap();
+    std::thread::scope(|scope| {
+        let server =
+            scope.spawn(|| serve(&listener, &app, &options(1), &ControlPipe::none(), stop_read.as_raw_fd(), &NoLog));
+        // Ten clients each keep a connection open; with one request thread
+        // every one of them is still served.
+        let clients: Vec<DaemonClient> =
+            (0..10).map(|_| DaemonClient::new(path.clone(), Duration::from_secs(5), Duration::from_secs(10))).collect();
+        for round in 0..3 {
+            for client in &clients {
+                let mut sink = Captured::default();
+                client.forward(&request(&format!("/{round}"), false), None, &mut sink).unwrap();
+                assert_eq!(sink.status, 200);
+            }
+        }
+        std::fs::File::from(stop_write).write_all(b"x").unwrap();
+        server.join().unwrap();
+    });
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn no_daemon_listening_is_unavailable_after_the_connect_timeout() {
+    let path = socket_path("nobody");
+    // A socket that exists but where no process accepts.
+    let _listener = UnixListener::bind(&path).unwrap();
+    let client = DaemonClient::new(path.clone(), Duration::from_millis(300), Duration::from_secs(10));
+    let mut sink = Captured::default();
+    match client.forward(&request("/", false), None, &mut sink) {
+        Err(ForwardError::Unavailable(_)) => {}
+        other => panic!("expected unavailable, got {other:?}"),
+    }
+    let _ = std::fs::remove_file(&path);
+}
