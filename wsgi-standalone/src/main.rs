@@ -64,6 +64,20 @@ enum Command {
     /// Serve a WSGI script (or the script aliases of a configuration file)
     /// over HTTP/1.1, as mod_wsgi-express start-server does.
     StartServer(Box<ServerArgs>),
+    /// Print the lines that load the Apache module (`mod_wsgi.so`) into
+    /// Apache httpd, as mod_wsgi-express module-config does.
+    ///
+    /// Prints a `LoadModule wsgi_module` line with the module's absolute
+    /// path and a `WSGIPythonHome` line with the prefix of /usr/bin/python3,
+    /// for a `.load` file or the server configuration. The module is looked
+    /// for next to this executable: `mod_wsgi.so` (the layout of
+    /// `cargo xtask release`'s target/dist/), then `libmod_wsgi.so` (Cargo's
+    /// target/release/ or target/debug/). Exits 1 if there is none.
+    ModuleConfig {
+        /// Use this module file instead of looking next to the executable.
+        #[arg(long, value_name = "PATH")]
+        module: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -160,14 +174,64 @@ struct ServerArgs {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig { dump, server_root, define, file } => check_config(&file, server_root, define, dump),
-        Command::StartServer(args) => match start_server(*args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("wsgi-standalone: {message}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::StartServer(args) => report(start_server(*args)),
+        Command::ModuleConfig { module } => report(module_config(module)),
     }
+}
+
+fn report(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("wsgi-standalone: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The Python the module embeds: Debian's, whose `sys.prefix` is the
+/// module's `WSGIPythonHome`.
+const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
+/// `module-config`: the `LoadModule` and `WSGIPythonHome` lines.
+fn module_config(module: Option<PathBuf>) -> Result<(), String> {
+    let module = match module {
+        Some(path) => std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+        None => {
+            let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+            let dir = exe.parent().ok_or("this executable has no directory")?;
+            let candidates = [dir.join("mod_wsgi.so"), dir.join("libmod_wsgi.so")];
+            let found = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
+                format!(
+                    "no Apache module next to this executable (looked for {} and {}); \
+                     build it with `cargo xtask release` or give --module PATH",
+                    candidates[0].display(),
+                    candidates[1].display()
+                )
+            })?;
+            std::fs::canonicalize(found).map_err(|e| format!("{}: {e}", found.display()))?
+        }
+    };
+    if !module.is_file() {
+        return Err(format!("{}: not a file", module.display()));
+    }
+    let output = std::process::Command::new(SYSTEM_PYTHON)
+        .args(["-c", "import sys; print(sys.prefix)"])
+        .output()
+        .map_err(|e| format!("cannot run {SYSTEM_PYTHON}: {e}"))?;
+    let prefix = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if !output.status.success() || prefix.is_empty() {
+        return Err(format!("{SYSTEM_PYTHON} did not report its sys.prefix"));
+    }
+    println!("LoadModule wsgi_module {}", always_quoted(&module.display().to_string()));
+    println!("WSGIPythonHome {}", always_quoted(&prefix));
+    Ok(())
+}
+
+/// A word double-quoted for Apache's configuration syntax, as
+/// mod_wsgi-express writes paths.
+fn always_quoted(word: &str) -> String {
+    format!("\"{}\"", word.replace('"', "\\\""))
 }
 
 fn read_options(file: &Path, server_root: Option<PathBuf>) -> ReadOptions {

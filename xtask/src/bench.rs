@@ -15,8 +15,8 @@ pub struct Load {
     pub python_threads: u32,
 }
 
-/// The application every server runs.
-const APP: &str = r#"
+/// The application every server runs (the Apache bench serves it too).
+pub(crate) const APP: &str = r#"
 HELLO = b'Hello world!'
 TEN_K = b'x' * 10240
 
@@ -38,10 +38,12 @@ wrk.body = string.rep("u", 1048576)
 wrk.headers["Content-Type"] = "application/octet-stream"
 "#;
 
-struct Case {
-    name: &'static str,
-    path: &'static str,
-    script: Option<&'static str>,
+/// One load: a name for the table, the path wrk requests and an optional
+/// wrk Lua script (a file in the bench directory).
+pub(crate) struct Case {
+    pub name: &'static str,
+    pub path: &'static str,
+    pub script: Option<&'static str>,
 }
 
 const CASES: [Case; 3] = [
@@ -50,15 +52,19 @@ const CASES: [Case; 3] = [
     Case { name: "1 MB upload echo", path: "/echo", script: Some("upload.lua") },
 ];
 
-struct Result {
-    requests_per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    peak_rss_kib: u64,
-    errors: String,
+/// What one wrk run measured.
+pub(crate) struct Result {
+    pub requests_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// The largest resident set of the server's process tree seen during
+    /// the run.
+    pub peak_rss_kib: u64,
+    /// wrk's socket-error and non-2xx lines, if any.
+    pub errors: String,
 }
 
-fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -108,7 +114,15 @@ fn parse_latency_ms(text: &str) -> Option<f64> {
     })
 }
 
-fn run_wrk(port: u16, case: &Case, load: &Load, dir: &Path, pid: u32) -> std::result::Result<Result, String> {
+/// Runs wrk against 127.0.0.1:`port` with `case`, sampling the resident
+/// set of `pid` and its descendants every 100 ms while it runs.
+pub(crate) fn run_wrk(
+    port: u16,
+    case: &Case,
+    load: &Load,
+    dir: &Path,
+    pid: u32,
+) -> std::result::Result<Result, String> {
     let mut wrk = Command::new("wrk");
     wrk.args(["-t", &load.wrk_threads.to_string(), "-c", &load.connections.to_string()]).args([
         "-d",

@@ -2,7 +2,9 @@
 //! `xtask` pattern). Run as `cargo xtask <command>`.
 
 mod bench;
+mod bench_apache;
 mod bindings;
+mod release;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -37,6 +39,13 @@ commands:
                         the standalone server against granian and gunicorn
                         (installed into target/bench-venv), side by side
                         under the same wrk load; prints a table
+  bench --apache [--duration S] [--connections N]
+                        Apache httpd (mpm_event) with our mod_wsgi.so, with
+                        Debian's mod_wsgi, and serving a static file of the
+                        same body (the ceiling), side by side under the same
+                        wrk load; prints a table with the ratios
+  release               build mod_wsgi.so and wsgi-standalone in release mode
+                        and write them with SHA256SUMS to target/dist/
   bindings              regenerate wsgi-apache's Apache/APR bindings from the
                         installed headers (needs bindgen-cli and libclang)
 ";
@@ -46,6 +55,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("bench") => bench_command(&args[1..]),
+        Some("release") => match &args[1..] {
+            [] => release::release(&workspace_root()),
+            [other, ..] => Err(format!("release: unknown option '{other}'\n\n{USAGE}")),
+        },
         Some("bindings") => bindings::bindings(&workspace_root()),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
@@ -83,6 +96,7 @@ fn test(args: &[String]) -> Result<(), String> {
 
 fn bench_command(args: &[String]) -> Result<(), String> {
     let mut load = bench::Load { duration_secs: 10, connections: 50, wrk_threads: 2, python_threads: 5 };
+    let mut apache = false;
     let mut words = args.iter();
     while let Some(word) = words.next() {
         let mut value = |name: &str| -> Result<u64, String> {
@@ -92,11 +106,16 @@ fn bench_command(args: &[String]) -> Result<(), String> {
             "--duration" => load.duration_secs = value("--duration")?,
             "--connections" => load.connections = value("--connections")? as u32,
             "--threads" => load.python_threads = value("--threads")? as u32,
+            "--apache" => apache = true,
             other => return Err(format!("bench: unknown option '{other}'\n\n{USAGE}")),
         }
     }
     install_system_packages(SYSTEM_PACKAGES)?;
-    bench::bench(&workspace_root(), &load)
+    if apache {
+        bench_apache::bench(&workspace_root(), &load)
+    } else {
+        bench::bench(&workspace_root(), &load)
+    }
 }
 
 fn workspace_root() -> PathBuf {
@@ -104,6 +123,11 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask lives one level below the workspace root")
         .to_path_buf()
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR`, or `target/` in the workspace.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(|dir| root.join(dir)).unwrap_or_else(|| root.join("target"))
 }
 
 fn cargo(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
