@@ -178,6 +178,11 @@ impl Apache {
         apache
     }
 
+    /// Its private ServerRoot (also DefaultRuntimeDir).
+    pub fn run_dir(&self) -> &Path {
+        self.run_dir.path()
+    }
+
     /// The port it listens on.
     pub fn port(&self) -> u16 {
         self.port
@@ -229,7 +234,11 @@ impl Apache {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        for pid in children {
+        // Its other children (mod_wsgi daemon managers) stop on their own
+        // once it is gone; give them time before killing what is left.
+        let alive = |pid: &u32| Path::new(&format!("/proc/{pid}")).exists();
+        wait_for(Duration::from_secs(10), || (!children.iter().any(alive)).then_some(()));
+        for pid in children.iter().filter(|pid| alive(pid)) {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).stderr(Stdio::null()).status();
         }
         exited

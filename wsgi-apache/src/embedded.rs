@@ -51,14 +51,16 @@ thread_local! {
 }
 
 /// `post_config`: announce the module in the server banner.
-pub(crate) fn post_config(pool: Pool) -> c_int {
+pub(crate) fn post_config(pool: Pool, main: Server) -> c_int {
     ffi::add_version_component(pool, VERSION_COMPONENT);
+    crate::daemon::start_groups(pool, main);
     ffi::OK as c_int
 }
 
 /// `child_init`: initialise Python in the child (never in the parent),
 /// then preload the `WSGIImportScript`s of embedded mode.
 pub(crate) fn child_init(pool: Pool, main: Server) {
+    crate::daemon::child_init();
     let Some(config) = main.config::<ServerConfig>() else {
         return;
     };
@@ -206,13 +208,7 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
     if request.rejects_path_info() && !request.path_info().is_empty() {
         return ffi::HTTP_NOT_FOUND as c_int;
     }
-    let Some(embedded) = EMBEDDED.get() else {
-        request.log(
-            Level::Error,
-            &format!("mod_wsgi (pid={}): Python is not available in this process (WSGIRestrictEmbedded?).", pid()),
-        );
-        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
-    };
+    let embedded = EMBEDDED.get();
     let case_sensitive =
         request.server_config::<ServerConfig>().and_then(|s| s.global.case_sensitivity).unwrap_or(true);
     if let Err(status) = request.setup_body(settings.effective_chunked_request()) {
@@ -321,7 +317,7 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
                 request_handler: &handler_name,
                 handler_script: &handler_script_path,
             },
-            flags: embedded.flags,
+            flags: embedded.map(|e| e.flags).unwrap_or_default(),
             stats: RequestStats {
                 request_id: &request_id,
                 request_start_us,
@@ -341,21 +337,16 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
         },
     );
     if let Some(dispatch) = &settings.dispatch_script {
+        let Some(embedded) = embedded else {
+            request.log(
+                Level::Error,
+                &format!("mod_wsgi (pid={}): WSGIDispatchScript needs Python in this process.", pid()),
+            );
+            return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+        };
         if let Err(status) = dispatch_script(request, embedded, dispatch, &settings, &ctx, &mut env, &mut names) {
             return status;
         }
-    }
-    if !names.process_group.is_empty() {
-        request.log(
-            Level::Error,
-            &format!(
-                "mod_wsgi (pid={}): daemon process group '{}' is not available in this build yet; \
-                 the request cannot be delegated.",
-                pid(),
-                names.process_group
-            ),
-        );
-        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
     }
 
     let script = match &kind {
@@ -367,6 +358,19 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
         callable: names.callable,
         application_group: names.application_group,
         reload_on_change: settings.effective_script_reloading(),
+    };
+    if !names.process_group.is_empty() {
+        return crate::daemon::forward(request, &names.process_group, target, env, &settings);
+    }
+    let Some(embedded) = embedded else {
+        request.log(
+            Level::Error,
+            &format!(
+                "mod_wsgi (pid={}): Embedded mode of mod_wsgi disabled by runtime configuration: {filename}",
+                pid()
+            ),
+        );
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
     };
     let log = RequestLog::new(request);
     let head_only = request.header_only();
@@ -464,11 +468,18 @@ fn dispatch_script(
 }
 
 /// Writes the response through Apache's output filters.
-struct ApacheSink<'r> {
+pub(crate) struct ApacheSink<'r> {
     request: &'r Request,
     /// An error the application's failure left for Apache to answer (with
     /// its own page or `ErrorDocument`).
     error_status: Option<u16>,
+}
+
+impl<'r> ApacheSink<'r> {
+    /// A sink writing to `request`'s response.
+    pub(crate) fn new(request: &'r Request) -> ApacheSink<'r> {
+        ApacheSink { request, error_status: None }
+    }
 }
 
 impl ResponseSink for ApacheSink<'_> {

@@ -9,6 +9,7 @@
 
 mod auth;
 mod config;
+mod daemon;
 mod embedded;
 mod ffi;
 mod module;

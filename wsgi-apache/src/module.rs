@@ -272,10 +272,9 @@ unsafe extern "C" fn post_config(
     _ptemp: *mut ffi::apr_pool_t,
     server: *mut ffi::server_rec,
 ) -> c_int {
-    // SAFETY: Apache passes its live configuration pool.
-    let pool = unsafe { Pool::from_raw(pconf) };
-    let _ = server;
-    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || crate::embedded::post_config(pool))
+    // SAFETY: Apache passes its live configuration pool and main server.
+    let (pool, server) = unsafe { (Pool::from_raw(pconf), Server::from_raw(server)) };
+    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || crate::embedded::post_config(pool, server))
 }
 
 unsafe extern "C" fn child_init(pchild: *mut ffi::apr_pool_t, server: *mut ffi::server_rec) {

@@ -195,10 +195,10 @@ impl DaemonClient {
                         }));
                     }
                 };
-                consumed = true;
                 if n == 0 {
                     break;
                 }
+                consumed = true;
                 let chunk = Frame::BodyChunk(Bytes::copy_from_slice(&buf[..n]));
                 if let Err(e) = protocol::write_frame(&mut connection.writer, &chunk) {
                     return Attempt::Done(Err(gone(&e)));

@@ -9,6 +9,7 @@
 //! are all ready, so a restart of the server does not fail requests either.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -33,11 +34,15 @@ pub struct GroupSpec {
     pub shutdown_timeout: Duration,
     /// The manager this one replaces, retired once this one is ready.
     pub succeeds: Option<i32>,
+    /// The group's socket file, removed when the manager stops for good
+    /// (not when a successor retires it, which keeps the socket).
+    pub socket: Option<std::path::PathBuf>,
 }
 
-/// Starts one daemon process: forks, and in the child never returns. The
-/// control pipe's write end goes to the child.
-pub type Spawn<'a> = dyn FnMut(usize, ControlPipe) -> std::io::Result<i32> + 'a;
+/// The body of one daemon process, run in the child after the manager
+/// forks it (given its slot and the write end of its control pipe); it
+/// never returns (it ends the process).
+pub type Spawn<'a> = dyn FnMut(usize, ControlPipe) -> Infallible + 'a;
 
 struct Process {
     slot: usize,
@@ -50,10 +55,35 @@ struct Process {
     successor: Option<i32>,
 }
 
-/// Runs the manager until it is told to stop (SIGTERM, SIGINT, or SIGUSR2
-/// from its successor) or its parent dies. Returns the exit status.
-pub fn run(spec: &GroupSpec, spawn: &mut Spawn<'_>, log: &dyn Fn(&str)) -> i32 {
+/// Forks a manager process for the group, which runs [`run`] and exits;
+/// returns its pid.
+///
+/// # Safety
+/// The calling process must be single-threaded (the manager forks again
+/// and its children use the allocator and locks they inherit).
+pub unsafe fn fork_manager(spec: &GroupSpec, spawn: &mut Spawn<'_>, log: &dyn Fn(&str)) -> std::io::Result<i32> {
+    // SAFETY: single-threaded caller (contract).
+    match unsafe { sys::fork() }? {
+        sys::Forked::Parent(pid) => Ok(pid),
+        sys::Forked::Child => {
+            // SAFETY: the fresh child has only this thread.
+            let code = unsafe { run(spec, spawn, log) };
+            sys::exit_now(code)
+        }
+    }
+}
+
+/// Runs the manager in this process until it is told to stop (SIGTERM,
+/// SIGINT, or SIGUSR2 from its successor) or its parent dies. Returns the
+/// exit status.
+///
+/// # Safety
+/// The process must be single-threaded, and stay so: the manager forks.
+pub unsafe fn run(spec: &GroupSpec, spawn: &mut Spawn<'_>, log: &dyn Fn(&str)) -> i32 {
     sys::die_with_parent(libc::SIGTERM);
+    // A group of its own: servers that signal their whole process group
+    // (Apache's prefork on restart) must not reach the daemon processes.
+    sys::new_process_group();
     let signals = match sys::on_signals(&[libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGUSR2]) {
         Ok(fd) => File::from(fd),
         Err(e) => {
@@ -77,8 +107,16 @@ pub fn run(spec: &GroupSpec, spawn: &mut Spawn<'_>, log: &dyn Fn(&str)) -> i32 {
             for &signal in &buf[..n] {
                 match i32::from(signal) {
                     libc::SIGCHLD => manager.reap(spawn, log),
+                    libc::SIGUSR2 => {
+                        // Retired by a successor, which keeps the socket.
+                        manager.stop_all(log);
+                        return 0;
+                    }
                     _ => {
                         manager.stop_all(log);
+                        if let Some(socket) = &spec.socket {
+                            let _ = std::fs::remove_file(socket);
+                        }
                         return 0;
                     }
                 }
@@ -92,6 +130,13 @@ pub fn run(spec: &GroupSpec, spawn: &mut Spawn<'_>, log: &dyn Fn(&str)) -> i32 {
         manager.timers(spawn, log);
         manager.reap(spawn, log);
     }
+}
+
+/// Runs a daemon process's body in the forked child.
+fn run_child(spawn: &mut Spawn<'_>, slot: usize, control: ControlPipe) -> ! {
+    // The body ends the process; its Infallible result cannot exist.
+    #[allow(unreachable_code)]
+    match spawn(slot, control) {}
 }
 
 struct Manager<'a> {
@@ -112,8 +157,14 @@ impl Manager<'_> {
             }
         };
         let _ = sys::set_nonblocking(read.as_raw_fd(), true);
-        match spawn(slot, ControlPipe::new(write)) {
-            Ok(pid) => {
+        // SAFETY: the manager is single-threaded (contract of `run`).
+        match unsafe { sys::fork() } {
+            Ok(sys::Forked::Child) => {
+                drop(read);
+                run_child(spawn, slot, ControlPipe::new(write))
+            }
+            Ok(sys::Forked::Parent(pid)) => {
+                drop(write);
                 self.processes.insert(
                     pid,
                     Process {

@@ -113,6 +113,8 @@ pub fn daemon_main(
     log: &dyn ErrorLog,
 ) -> ! {
     sys::default_signals(&[libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGCHLD, libc::SIGHUP]);
+    // A daemon process never outlives its manager.
+    sys::die_with_parent(libc::SIGKILL);
     let pid = std::process::id();
     if let Err(message) = become_daemon(process, identity) {
         log.log(

@@ -121,6 +121,12 @@ pub fn die_with_parent(signal: i32) {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
 }
 
+/// Puts the process in a new process group of its own.
+pub fn new_process_group() {
+    // SAFETY: setpgid with integer arguments.
+    unsafe { libc::setpgid(0, 0) };
+}
+
 /// Sets the process name shown by `ps -o comm` and `top` (15 bytes).
 pub fn set_process_name(name: &str) {
     let Ok(name) = CString::new(name.chars().take(15).collect::<String>()) else {

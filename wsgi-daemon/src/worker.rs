@@ -80,6 +80,8 @@ struct Shared<'a> {
     control: &'a ControlPipe,
     /// Set when the process must stop taking requests.
     draining: AtomicBool,
+    /// Connections handed to request threads and not yet given back.
+    in_progress: std::sync::atomic::AtomicUsize,
     /// Running requests: thread slot -> (start, the connection's writer,
     /// whether the head was sent).
     running: Mutex<HashMap<usize, Running>>,
@@ -109,6 +111,7 @@ pub fn serve(
         log,
         control,
         draining: AtomicBool::new(false),
+        in_progress: std::sync::atomic::AtomicUsize::new(0),
         running: Mutex::new(HashMap::new()),
         recycle_asked: AtomicBool::new(false),
         last_request: Mutex::new(Instant::now()),
@@ -160,7 +163,7 @@ fn poll_loop(
             // Draining: idle connections are closed (front ends reconnect
             // elsewhere); finish when no request runs.
             idle.clear();
-            let busy = !shared.running.lock().map(|r| r.is_empty()).unwrap_or(true) || !jobs.is_empty();
+            let busy = shared.in_progress.load(Ordering::SeqCst) > 0;
             if !busy {
                 return ServeEnd::Drained;
             }
@@ -205,6 +208,7 @@ fn poll_loop(
                             writer: Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, write_half))),
                             fresh: true,
                         };
+                        shared.in_progress.fetch_add(1, Ordering::SeqCst);
                         let _ = jobs.send(Job { connection, ready_at: Instant::now() });
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -219,6 +223,7 @@ fn poll_loop(
         let mut kept = Vec::with_capacity(idle.len());
         for (index, connection) in (first_idle..).zip(idle.drain(..)) {
             if ready.get(index).copied().unwrap_or(false) {
+                shared.in_progress.fetch_add(1, Ordering::SeqCst);
                 let _ = jobs.send(Job { connection, ready_at: Instant::now() });
             } else {
                 kept.push(connection);
@@ -278,11 +283,13 @@ fn request_thread(
         let keep = serve_connection(slot, shared, &mut connection, job.ready_at);
         if keep && !shared.draining.load(Ordering::Relaxed) {
             connection.fresh = false;
-            if back.send(connection).is_ok() {
-                if let Ok(mut wake) = wake.lock() {
-                    let _ = wake.write(&[1]);
-                }
-            }
+            let _ = back.send(connection);
+        }
+        // Given back (or closed) before it stops counting as busy, so a
+        // draining poller never exits with a request still on its way.
+        shared.in_progress.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut wake) = wake.lock() {
+            let _ = wake.write(&[1]);
         }
     }
 }
@@ -310,11 +317,9 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
             return false;
         }
         connection.fresh = false;
-        // The front end's request may already be here; if not, wait for it
-        // in the poller.
-        if connection.reader.buffer().is_empty() && !sys::peer_closed_or_data(fd) {
-            return true;
-        }
+        // The front end sends its request as soon as it has the handshake:
+        // wait for it here, so the connection counts as busy throughout.
+        let _ = fd;
     }
     let start = match protocol::read_frame(&mut connection.reader) {
         Ok(Some(Frame::RequestStart(start))) => start,
@@ -332,7 +337,16 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
             return false;
         }
     };
-    if !options.queue_timeout.is_zero() && ready_at.elapsed() > options.queue_timeout {
+    // Queued since the front end took the request (mod_wsgi.queue_start),
+    // or at least since the connection became readable here.
+    let queued_us = start
+        .environ
+        .get_str("mod_wsgi.queue_start")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(|t| now_us().saturating_sub(t))
+        .unwrap_or(0)
+        .max(ready_at.elapsed().as_micros() as u64);
+    if !options.queue_timeout.is_zero() && queued_us > options.queue_timeout.as_micros() as u64 {
         shared.log.log(
             LogLevel::Error,
             &format!("mod_wsgi (pid={}): Queue timeout expired for WSGI daemon process.", std::process::id()),

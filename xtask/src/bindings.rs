@@ -20,6 +20,7 @@ const FUNCTIONS: &[&str] = &[
     "apr_(brigade_create|brigade_cleanup|brigade_destroy|bucket_file_create|bucket_flush_create)",
     "apr_(bucket_eos_create|bucket_transient_create|bucket_pool_create|bucket_heap_create|os_file_put)",
     "apr_table_.*",
+    "apr_proc_other_child_(register|unregister)|ap_runtime_dir_relative",
     "apr_(pstrdup|pstrmemdup|palloc|pcalloc|pool_cleanup_register|pool_cleanup_null|pool_cleanup_kill)",
 ];
 
@@ -50,6 +51,7 @@ const VARS: &[&str] = &[
     "MODULE_MAGIC_.*|APLOG_.*|AP_MPMQ_.*|APR_HOOK_.*|AUTHN_.*|AUTHZ_.*|AP_AUTH_INTERNAL_.*",
     "GLOBAL_ONLY|NOT_IN_.*|APR_SUCCESS|APR_EOF|AP_SQ_.*|AP_REQ_.*|AP_MODULE_FLAG_.*|PROXYREQ_.*",
     "ap_server_conf|ap_unixd_config|AP_FILTER_ERROR|AP_SERVER_(MAJORVERSION|MINORVERSION|PATCHLEVEL)_NUMBER",
+    "APR_OC_REASON_.*",
 ];
 
 /// Regenerates the bindings.

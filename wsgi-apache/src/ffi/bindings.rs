@@ -487,6 +487,12 @@ pub const MODULE_MAGIC_NUMBER: u32 = 20120211;
 pub const AP_SERVER_MAJORVERSION_NUMBER: u32 = 2;
 pub const AP_SERVER_MINORVERSION_NUMBER: u32 = 4;
 pub const AP_SERVER_PATCHLEVEL_NUMBER: u32 = 71;
+pub const APR_OC_REASON_DEATH: u32 = 0;
+pub const APR_OC_REASON_UNWRITABLE: u32 = 1;
+pub const APR_OC_REASON_RESTART: u32 = 2;
+pub const APR_OC_REASON_UNREGISTER: u32 = 3;
+pub const APR_OC_REASON_LOST: u32 = 4;
+pub const APR_OC_REASON_RUNNING: u32 = 5;
 pub const OK: u32 = 0;
 pub const DECLINED: i32 = -1;
 pub const DONE: i32 = -2;
@@ -694,12 +700,14 @@ pub type __uid_t = ::std::os::raw::c_uint;
 pub type __gid_t = ::std::os::raw::c_uint;
 pub type __ino_t = ::std::os::raw::c_ulong;
 pub type __off_t = ::std::os::raw::c_long;
+pub type __pid_t = ::std::os::raw::c_int;
 pub type __socklen_t = ::std::os::raw::c_uint;
 pub type ino_t = __ino_t;
 pub type dev_t = __dev_t;
 pub type gid_t = __gid_t;
 pub type uid_t = __uid_t;
 pub type off_t = __off_t;
+pub type pid_t = __pid_t;
 pub type socklen_t = __socklen_t;
 pub type sa_family_t = ::std::os::raw::c_ushort;
 #[repr(C)]
@@ -1049,6 +1057,23 @@ impl Default for apr_bucket_brigade_apr_bucket_list {
     }
 }
 impl Default for apr_bucket_brigade {
+    fn default() -> Self {
+        let mut s = ::std::mem::MaybeUninit::<Self>::uninit();
+        unsafe {
+            ::std::ptr::write_bytes(s.as_mut_ptr(), 0, 1);
+            s.assume_init()
+        }
+    }
+}
+#[repr(C)]
+#[derive(Debug, Copy, Clone)]
+pub struct apr_proc_t {
+    pub pid: pid_t,
+    pub in_: *mut apr_file_t,
+    pub out: *mut apr_file_t,
+    pub err: *mut apr_file_t,
+}
+impl Default for apr_proc_t {
     fn default() -> Self {
         let mut s = ::std::mem::MaybeUninit::<Self>::uninit();
         unsafe {
@@ -2175,10 +2200,28 @@ unsafe extern "C" {
         p: *mut apr_pool_t,
         list: *mut apr_bucket_alloc_t,
     ) -> *mut apr_bucket;
+    pub fn apr_proc_other_child_register(
+        proc_: *mut apr_proc_t,
+        maintenance: ::std::option::Option<
+            unsafe extern "C" fn(
+                reason: ::std::os::raw::c_int,
+                arg1: *mut ::std::os::raw::c_void,
+                status: ::std::os::raw::c_int,
+            ),
+        >,
+        data: *mut ::std::os::raw::c_void,
+        write_fd: *mut apr_file_t,
+        p: *mut apr_pool_t,
+    );
+    pub fn apr_proc_other_child_unregister(data: *mut ::std::os::raw::c_void);
     pub fn ap_get_server_banner() -> *const ::std::os::raw::c_char;
     pub fn ap_get_server_description() -> *const ::std::os::raw::c_char;
     pub fn ap_add_version_component(pconf: *mut apr_pool_t, component: *const ::std::os::raw::c_char);
     pub fn ap_server_root_relative(
+        p: *mut apr_pool_t,
+        fname: *const ::std::os::raw::c_char,
+    ) -> *mut ::std::os::raw::c_char;
+    pub fn ap_runtime_dir_relative(
         p: *mut apr_pool_t,
         fname: *const ::std::os::raw::c_char,
     ) -> *mut ::std::os::raw::c_char;

@@ -15,6 +15,7 @@ mod bindings;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 
@@ -29,6 +30,11 @@ pub(crate) fn guard<T>(fallback: T, body: impl FnOnce() -> T) -> T {
 /// An APR pool, borrowed from Apache for as long as the call that gave it.
 #[derive(Clone, Copy)]
 pub(crate) struct Pool(*mut apr_pool_t);
+
+// SAFETY: a pool is only used by the thread Apache gave it to; the parent
+// keeps its configuration pool in a static between its own single-threaded
+// calls.
+unsafe impl Send for Pool {}
 
 impl Pool {
     /// Wraps a pool pointer Apache passed in.
@@ -517,6 +523,13 @@ impl Request {
         Ok(len)
     }
 
+    /// Makes Apache close the client connection after this response (it
+    /// was cut short).
+    pub(crate) fn close_connection(&self) {
+        // SAFETY: a plain field write on the live connection record.
+        unsafe { (*self.rec().connection).keepalive = ap_conn_keepalive_e_AP_CONN_CLOSE }
+    }
+
     /// Whether the client connection is known to be gone.
     pub(crate) fn connection_aborted(&self) -> bool {
         // SAFETY: the connection lives as long as the request.
@@ -628,6 +641,105 @@ impl Server {
     /// Writes `message` to the server's error log.
     pub(crate) fn log(&self, level: Level, message: &str) {
         log_server(self.0, level, message);
+    }
+
+    /// The next server record (virtual hosts follow the main server).
+    pub(crate) fn next(&self) -> Option<Server> {
+        // SAFETY: a live server record; `next` is NULL or another one.
+        let next = unsafe { (*self.0).next };
+        (!next.is_null()).then_some(Server(next))
+    }
+
+    /// The server's `ServerName` host.
+    pub(crate) fn hostname(&self) -> String {
+        // SAFETY: a live server record with a NUL-terminated host name or NULL.
+        let name = unsafe { bytes((*self.0).server_hostname) };
+        String::from_utf8_lossy(name.unwrap_or_default()).into_owned()
+    }
+
+    /// Whether it is a `<VirtualHost>`.
+    pub(crate) fn is_virtual(&self) -> bool {
+        // SAFETY: a plain field of a live record.
+        unsafe { (*self.0).is_virtual != 0 }
+    }
+}
+
+/// Whether Apache is in its first, trial reading of the configuration at
+/// startup (nothing should be started then).
+pub(crate) fn in_trial_configuration() -> bool {
+    // SAFETY: a query without side effects.
+    unsafe { ap_state_query(AP_SQ_MAIN_STATE as c_int) == AP_SQ_MS_CREATE_PRE_CONFIG as c_int }
+}
+
+/// The user and group Apache's children run as (`User`, `Group`).
+pub(crate) fn child_identity() -> (Option<String>, Option<String>, u32, u32) {
+    // SAFETY: ap_unixd_config is set while the configuration is read and
+    // only read afterwards; its names are NULL or static strings.
+    unsafe {
+        let config = &raw const ap_unixd_config;
+        let text = |p: *const c_char| bytes(p).map(|b| String::from_utf8_lossy(b).into_owned());
+        (text((*config).user_name), text((*config).group_name), (*config).user_id, (*config).group_id)
+    }
+}
+
+/// A path under Apache's runtime directory (`DefaultRuntimeDir`).
+pub(crate) fn runtime_dir_relative(pool: Pool, name: &str) -> std::path::PathBuf {
+    let name = std::ffi::CString::new(name).unwrap_or_default();
+    // SAFETY: a live pool and a NUL-terminated name; Apache returns a pool
+    // string or NULL.
+    let path = unsafe { bytes(ap_runtime_dir_relative(pool.0, name.as_ptr())) };
+    std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path.unwrap_or_default()))
+}
+
+/// A path relative to `ServerRoot` (absolute paths unchanged).
+pub(crate) fn server_root_relative(pool: Pool, path: &std::path::Path) -> std::path::PathBuf {
+    let Ok(name) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return path.to_path_buf();
+    };
+    // SAFETY: as for `runtime_dir_relative`.
+    let path = unsafe { bytes(ap_server_root_relative(pool.0, name.as_ptr())) };
+    std::path::PathBuf::from(std::ffi::OsStr::from_bytes(path.unwrap_or_default()))
+}
+
+/// A process Apache's parent should know is ours, so its child reaping
+/// tells us when it dies.
+struct OtherChild {
+    process: apr_proc_t,
+    group: String,
+    died: fn(&str, i32),
+}
+
+unsafe extern "C" fn other_child_event(reason: c_int, data: *mut c_void, _status: c_int) {
+    guard((), || {
+        // SAFETY: `data` is the pool-owned OtherChild registered below.
+        let child = unsafe { &*data.cast::<OtherChild>() };
+        let reason = reason as u32;
+        if reason == APR_OC_REASON_DEATH || reason == APR_OC_REASON_LOST {
+            // SAFETY: unregistering the registration this call is about.
+            unsafe { apr_proc_other_child_unregister(data) };
+            (child.died)(&child.group, child.process.pid);
+        }
+    })
+}
+
+/// Registers `pid` with Apache's parent as one of ours: `died(group, pid)`
+/// runs when it exits (until `pool` is cleared, at the next reload).
+pub(crate) fn register_other_child(pool: Pool, pid: i32, group: &str, died: fn(&str, i32)) {
+    let child = pool.adopt(OtherChild {
+        process: apr_proc_t { pid, in_: ptr::null_mut(), out: ptr::null_mut(), err: ptr::null_mut() },
+        group: group.to_string(),
+        died,
+    });
+    // SAFETY: the record lives in `pool` as long as the registration,
+    // which APR removes when the pool is cleared.
+    unsafe {
+        apr_proc_other_child_register(
+            &raw mut (*child).process,
+            Some(other_child_event),
+            child.cast(),
+            ptr::null_mut(),
+            pool.0,
+        )
     }
 }
 

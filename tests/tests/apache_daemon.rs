@@ -1,0 +1,282 @@
+//! Daemon mode under real Apache: WSGIDaemonProcess groups, their flags,
+//! recycling without failed requests, crashes, users, timeouts, and a group
+//! that cannot start.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tests::apache::{apache_available, Apache, ApacheOptions};
+use tests::TempDir;
+
+const APP: &str = r#"
+import os, json, time
+def application(environ, start_response):
+    path = environ['PATH_INFO']
+    if path == '/sleep':
+        time.sleep(float(environ['QUERY_STRING'] or '1'))
+    if path == '/echo':
+        data = environ['wsgi.input'].read()
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        return [data]
+    body = json.dumps({'pid': os.getpid(), 'uid': os.getuid(), 'group': environ['mod_wsgi.process_group'],
+                       'multithread': environ['wsgi.multithread'], 'multiprocess': environ['wsgi.multiprocess'],
+                       'run_once': environ['wsgi.run_once']}, sort_keys=True)
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return [body.encode()]
+"#;
+
+macro_rules! require_apache {
+    () => {
+        if !apache_available() {
+            eprintln!("skipped: Apache is not installed");
+            return;
+        }
+    };
+}
+
+fn site() -> TempDir {
+    let site = TempDir::new("apache-daemon");
+    site.write("app.wsgi", APP);
+    site
+}
+
+fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    let needle = format!("\"{key}\": ");
+    let start = text.find(&needle).map(|i| i + needle.len()).unwrap_or_else(|| panic!("no {key} in {text}"));
+    let rest = &text[start..];
+    rest[..rest.find([',', '}']).unwrap_or(rest.len())].trim().trim_matches('"')
+}
+
+/// Pids of the processes named `(wsgi:NAME)`.
+fn daemon_pids(name: &str) -> Vec<u32> {
+    let wanted: String = format!("(wsgi:{name})").chars().take(15).collect();
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == wanted) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Apache with the daemon group `NAME OPTIONS` (`daemon`) serving the app.
+fn start(site: &TempDir, daemon: &str) -> Apache {
+    let dir = site.path().display();
+    let name = daemon.split_whitespace().next().unwrap_or("grp");
+    Apache::start(&ApacheOptions::ours(format!(
+        "WSGIDaemonProcess {daemon}\nWSGIScriptAlias /app {dir}/app.wsgi process-group={name} application-group=%{{GLOBAL}}"
+    )))
+}
+
+#[test]
+fn flags_follow_the_processes_and_threads_table() {
+    require_apache!();
+    let site = site();
+    // (options, multithread, multiprocess, run_once), as mod_wsgi documents.
+    let table = [
+        ("threads=25", true, false, false),
+        ("processes=1 threads=25", true, true, false),
+        ("processes=2 threads=25", true, true, false),
+        ("processes=5 threads=1", false, true, false),
+        ("threads=1 maximum-requests=1", false, false, true),
+    ];
+    for (options, multithread, multiprocess, run_once) in table {
+        let apache = start(&site, &format!("flags {options}"));
+        let response = apache.get("/app/flags");
+        assert_eq!(response.status(), 200, "{options}: {}", apache.error_log());
+        let text = response.text();
+        assert_eq!(field(&text, "group"), "flags");
+        assert_eq!(field(&text, "multithread"), multithread.to_string(), "{options}: {text}");
+        assert_eq!(field(&text, "multiprocess"), multiprocess.to_string(), "{options}: {text}");
+        assert_eq!(field(&text, "run_once"), run_once.to_string(), "{options}: {text}");
+    }
+}
+
+/// Runs 4 clients against `path` until `stop`; returns (successes, failures).
+fn load(
+    apache: &Apache,
+    path: &'static str,
+    stop: Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<(Vec<String>, Vec<String>)>> {
+    let address = apache.address();
+    (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut pids, mut failures) = (Vec::new(), Vec::new());
+                while !stop.load(Ordering::Relaxed) {
+                    match tests::http_request(address, "GET", path, &[], b"") {
+                        Ok(r) if r.status() == 200 => pids.push(field(&r.text(), "pid").to_string()),
+                        Ok(r) => failures.push(format!("status {}", r.status())),
+                        Err(e) => failures.push(e),
+                    }
+                }
+                (pids, failures)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn maximum_requests_recycles_without_failing_a_request() {
+    require_apache!();
+    let site = site();
+    let apache = start(&site, "maxreq processes=1 threads=4 maximum-requests=20");
+    let first = apache.get("/app/first");
+    let first_pid = field(&first.text(), "pid").to_string();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(&apache, "/app/load", stop.clone());
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, Ordering::Relaxed);
+    let mut pids = std::collections::BTreeSet::new();
+    let mut failures = Vec::new();
+    let mut served = 0;
+    for client in clients {
+        let (p, f) = client.join().unwrap();
+        served += p.len();
+        pids.extend(p);
+        failures.extend(f);
+    }
+    assert!(failures.is_empty(), "failed requests during recycling: {failures:?}\n{}", apache.error_log());
+    assert!(served > 40, "only {served} requests served");
+    assert!(pids.len() >= 2 && pids.iter().any(|p| *p != first_pid), "no recycle seen: {pids:?}");
+}
+
+#[test]
+fn a_killed_daemon_is_replaced_quickly_and_only_its_requests_fail() {
+    require_apache!();
+    let site = site();
+    let apache = start(&site, "killed processes=1 threads=4");
+    assert_eq!(apache.get("/app/x").status(), 200);
+    let victims = daemon_pids("killed");
+    assert_eq!(victims.len(), 1, "{victims:?}");
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(&apache, "/app/load", stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    let killed_at = Instant::now();
+    let _ = std::process::Command::new("kill").args(["-9", &victims[0].to_string()]).status();
+    // A new process serves within a second.
+    let replaced = tests::wait_for(Duration::from_secs(1), || {
+        tests::http_request(apache.address(), "GET", "/app/after", &[], b"")
+            .ok()
+            .filter(|r| r.status() == 200 && field(&r.text(), "pid") != victims[0].to_string())
+    });
+    assert!(replaced.is_some(), "not replaced within 1 s:\n{}", apache.error_log());
+    assert!(killed_at.elapsed() < Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        let (_, failures) = client.join().unwrap();
+        // Requests in flight on the killed process may fail, with 502 or 503
+        // (never a hang: the client's read timeout would show as an error).
+        for failure in failures {
+            assert!(failure == "status 502" || failure == "status 503", "unexpected failure: {failure}");
+        }
+    }
+}
+
+#[test]
+fn user_option_runs_the_application_as_that_user() {
+    require_apache!();
+    let site = site();
+    let apache = start(&site, "asuser user=nobody group=nogroup");
+    let response = apache.get("/app/who");
+    assert_eq!(response.status(), 200, "{}", apache.error_log());
+    assert_eq!(field(&response.text(), "uid"), "65534");
+}
+
+#[test]
+fn request_timeout_answers_504_and_replaces_the_process() {
+    require_apache!();
+    let site = site();
+    let apache = start(&site, "reqtime processes=1 threads=2 request-timeout=1");
+    let before = field(&apache.get("/app/x").text(), "pid").to_string();
+    let response = apache.get("/app/sleep?5");
+    assert_eq!(response.status(), 504, "{}", apache.error_log());
+    let after = tests::wait_for(Duration::from_secs(5), || {
+        tests::http_request(apache.address(), "GET", "/app/x", &[], b"").ok().filter(|r| r.status() == 200)
+    })
+    .expect("serving again");
+    assert_ne!(field(&after.text(), "pid"), before);
+}
+
+#[test]
+fn queue_timeout_answers_504() {
+    require_apache!();
+    let site = site();
+    let apache = start(&site, "queuetime processes=1 threads=1 queue-timeout=1");
+    let address = apache.address();
+    let busy = std::thread::spawn(move || tests::http_request(address, "GET", "/app/sleep?3", &[], b""));
+    std::thread::sleep(Duration::from_millis(300));
+    let queued = apache.get("/app/x");
+    assert_eq!(queued.status(), 504, "{}", apache.error_log());
+    assert_eq!(busy.join().unwrap().unwrap().status(), 200);
+}
+
+#[test]
+fn a_group_that_cannot_start_logs_why_and_answers_503() {
+    require_apache!();
+    let site = site();
+    let apache = start(&site, "broken python-home=/nonexistent/python connect-timeout=2");
+    let response = apache.get("/app/x");
+    assert_eq!(response.status(), 503);
+    let log = apache.error_log();
+    assert!(log.contains("cannot start"), "{log}");
+    assert!(log.contains("Unable to connect to WSGI daemon process 'broken'"), "{log}");
+}
+
+#[test]
+fn bodies_stream_both_ways_and_graceful_restarts_lose_nothing() {
+    require_apache!();
+    let site = site();
+    let apache = start(&site, "graceful processes=2 threads=4");
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+    let echoed = apache.request("POST", "/app/echo", &[], &body);
+    assert_eq!(echoed.status(), 200);
+    assert!(echoed.body == body, "echo differs ({} bytes)", echoed.body.len());
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(&apache, "/app/load", stop.clone());
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(800));
+        apache.graceful();
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let mut pids = std::collections::BTreeSet::new();
+    for client in clients {
+        let (p, failures) = client.join().unwrap();
+        assert!(failures.is_empty(), "failed across graceful restarts: {failures:?}\n{}", apache.error_log());
+        pids.extend(p);
+    }
+    assert!(pids.len() > 2, "daemon processes were not restarted: {pids:?}");
+}
+
+#[test]
+fn stopping_apache_leaves_no_daemon_process_or_socket() {
+    require_apache!();
+    let site = site();
+    let mut apache = start(&site, "stopping processes=2 threads=2");
+    assert_eq!(apache.get("/app/x").status(), 200);
+    let daemons = daemon_pids("stopping");
+    assert_eq!(daemons.len(), 2);
+    let run_dir = apache.run_dir().to_path_buf();
+    let sockets = || -> Vec<String> {
+        std::fs::read_dir(&run_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".sock"))
+            .collect()
+    };
+    assert_eq!(sockets().len(), 1, "the group's socket: {:?}", sockets());
+    assert!(apache.stop(), "Apache did not stop");
+    let gone = tests::wait_for(Duration::from_secs(10), || {
+        daemons.iter().all(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    assert!(gone.is_some(), "daemon processes left behind: {daemons:?}");
+    let cleaned = tests::wait_for(Duration::from_secs(5), || sockets().is_empty().then_some(()));
+    assert!(cleaned.is_some(), "stale sockets: {:?}", sockets());
+}

@@ -1,0 +1,340 @@
+//! Daemon mode under Apache: the parent starts a manager process per
+//! `WSGIDaemonProcess` group (wsgi-daemon's), which forks the group's
+//! daemon processes; Apache's children relay requests to them over the
+//! group's UNIX socket.
+//!
+//! The listening socket of a group belongs to Apache's parent and outlives
+//! configuration reloads: on a graceful restart the new generation's
+//! manager starts new daemon processes on the same socket and retires the
+//! old manager only once they are ready, so no request is refused.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::ffi::c_int;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use wsgi_config::directives::{ImportScript, GLOBAL_GROUP};
+use wsgi_config::model::GlobalSettings;
+use wsgi_config::{DaemonProcess, DirSettings};
+use wsgi_core::environ_build::{now_us, WsgiFlags};
+use wsgi_core::{AppTarget, EnvValue, Environ, ErrorLog, LogLevel, WsgiRunner};
+use wsgi_daemon::client::{DaemonClient, ForwardError};
+use wsgi_daemon::manager::{self, GroupSpec};
+use wsgi_daemon::process::{self, DefaultIdentity};
+use wsgi_daemon::protocol::RequestStart;
+use wsgi_daemon::sys;
+use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
+
+use crate::config::ServerConfig;
+use crate::embedded::{pid, ApacheSink};
+use crate::ffi::{self, Level, Pool, Request, Server};
+
+/// A group as Apache's parent keeps it, across configuration generations.
+struct ParentGroup {
+    process: DaemonProcess,
+    /// The `ServerName` of the virtual host that defines it (`None`: the
+    /// main server, usable from every host).
+    scope: Option<String>,
+    socket: PathBuf,
+    listener: UnixListener,
+    manager: i32,
+}
+
+/// What the parent knows of the current generation.
+#[derive(Default)]
+struct ParentState {
+    groups: Vec<ParentGroup>,
+    global: GlobalSettings,
+    imports: Vec<ImportScript>,
+    main: Option<Server>,
+    pool: Option<Pool>,
+}
+
+/// Only Apache's parent changes it (single-threaded, between
+/// generations); children read their copy after `fork`.
+static PARENT: Mutex<Option<ParentState>> = Mutex::new(None);
+
+/// A group as a child process sees it: where to send requests.
+struct ChildGroup {
+    process: DaemonProcess,
+    scope: Option<String>,
+    client: DaemonClient,
+}
+
+/// Set in each child by `child_init`.
+static CHILD: OnceLock<HashMap<String, ChildGroup>> = OnceLock::new();
+
+/// Serialises socket names within this parent.
+static SOCKET_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// `post_config` in the parent: start (or restart, gaplessly) every group.
+pub(crate) fn start_groups(pool: Pool, main: Server) {
+    if ffi::in_trial_configuration() {
+        return;
+    }
+    let Some(main_config) = main.config::<ServerConfig>() else {
+        return;
+    };
+    let mut wanted: Vec<(DaemonProcess, Option<String>)> = Vec::new();
+    let mut server = Some(main);
+    while let Some(current) = server {
+        if let Some(config) = current.config::<ServerConfig>() {
+            let scope = current.is_virtual().then(|| current.hostname());
+            for process in &config.daemon_processes {
+                wanted.push((process.clone(), scope.clone()));
+            }
+        }
+        server = current.next();
+    }
+    let mut guard = PARENT.lock().unwrap_or_else(|e| e.into_inner());
+    let state = guard.get_or_insert_with(ParentState::default);
+    state.global = main_config.global.clone();
+    state.imports = main_config.import_scripts.clone();
+    state.main = Some(main);
+    state.pool = Some(pool);
+    let mut previous = std::mem::take(&mut state.groups);
+    let prefix = match &state.global.socket_prefix {
+        Some(prefix) => ffi::server_root_relative(pool, prefix),
+        None => ffi::runtime_dir_relative(pool, "wsgi"),
+    };
+    for (process, scope) in wanted {
+        let old = previous.iter().position(|g| g.process.name == process.name).map(|i| previous.remove(i));
+        let (listener, socket, succeeds) = match old {
+            Some(old) => (old.listener, old.socket, Some(old.manager)),
+            None => match create_socket(&prefix, &process) {
+                Ok((listener, socket)) => (listener, socket, None),
+                Err(e) => {
+                    main.log(
+                        Level::Error,
+                        &format!(
+                            "mod_wsgi (pid={}): cannot create the socket of daemon group '{}': {e}",
+                            pid(),
+                            process.name
+                        ),
+                    );
+                    continue;
+                }
+            },
+        };
+        if let Some(old_manager) = succeeds {
+            // Still running until its successor is ready: Apache must know
+            // it is ours when it exits.
+            ffi::register_other_child(pool, old_manager, &process.name, manager_died);
+        }
+        let mut group = ParentGroup { process, scope, socket, listener, manager: 0 };
+        match start_manager(state, &group, succeeds) {
+            Ok(manager) => {
+                group.manager = manager;
+                ffi::register_other_child(pool, manager, &group.process.name, manager_died);
+            }
+            Err(e) => main.log(
+                Level::Error,
+                &format!("mod_wsgi (pid={}): cannot start daemon group '{}': {e}", pid(), group.process.name),
+            ),
+        }
+        state.groups.push(group);
+    }
+    // Groups no longer configured stop (their processes finish first).
+    for gone in previous {
+        sys::kill(gone.manager, libc::SIGTERM);
+        let _ = std::fs::remove_file(&gone.socket);
+    }
+}
+
+/// Creates the group's listening socket, connectable only by Apache's
+/// child user (and root): the daemon processes accept on the inherited
+/// descriptor and need no access to the file.
+fn create_socket(prefix: &std::path::Path, process: &DaemonProcess) -> std::io::Result<(UnixListener, PathBuf)> {
+    let n = SOCKET_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = prefix.as_os_str().to_os_string();
+    name.push(format!(".{}.{n}.sock", std::process::id()));
+    let socket = PathBuf::from(name);
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket)?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    if sys::is_root() {
+        let (_, _, uid, gid) = ffi::child_identity();
+        sys::chown(&socket, uid, gid)?;
+    }
+    let _ = process;
+    Ok((listener, socket))
+}
+
+/// Forks the group's manager (the parent is single-threaded here).
+fn start_manager(state: &ParentState, group: &ParentGroup, succeeds: Option<i32>) -> std::io::Result<i32> {
+    let process = &group.process;
+    let spec = GroupSpec {
+        name: process.name.clone(),
+        processes: process.processes.unwrap_or(1).max(1) as usize,
+        restart_interval: process.restart_interval,
+        startup_timeout: process.startup_timeout,
+        shutdown_timeout: process.shutdown_timeout.max(Duration::from_secs(1)),
+        succeeds,
+        socket: Some(group.socket.clone()),
+    };
+    let (user, group_name, _, _) = ffi::child_identity();
+    let identity = DefaultIdentity { user, group: group_name };
+    let main = state.main;
+    let global = state.global.clone();
+    let imports: Vec<ImportScript> =
+        state.imports.iter().filter(|i| i.process_group == process.name).cloned().collect();
+    let listener = &group.listener;
+    let log_main = move |message: &str| {
+        if let Some(main) = main {
+            main.log(Level::Info, &format!("mod_wsgi (pid={}): {message}", pid()));
+        }
+    };
+    let mut spawn = |_slot: usize, control| -> Infallible {
+        let server_log = ServerLog(main);
+        let mut make_runner = || -> Result<Box<dyn WsgiRunner>, String> {
+            let mut config = PythonConfig::from_settings(&global);
+            if let Some(home) = &process.python_home {
+                config.home = Some(home.clone());
+            }
+            if let Some(path) = &process.python_path {
+                config.path = path.clone();
+            }
+            let runtime = PythonRuntime::initialize(config).map_err(|e| e.to_string())?;
+            let runner = EmbeddedRunner::new(runtime);
+            for script in &imports {
+                let group = if script.application_group == GLOBAL_GROUP { "" } else { &script.application_group };
+                runner.preload(&script.path, group, &server_log);
+            }
+            Ok(Box::new(runner))
+        };
+        process::daemon_main(process, &identity, listener, control, &mut make_runner, &server_log)
+    };
+    // SAFETY: Apache's parent is single-threaded while it runs post_config
+    // and the other-child callbacks, where this is called.
+    unsafe { manager::fork_manager(&spec, &mut spawn, &log_main) }
+}
+
+/// A manager died (not one we retired): start another for its group.
+fn manager_died(group_name: &str, dead: i32) {
+    let mut guard = PARENT.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(state) = guard.as_mut() else { return };
+    let Some(index) = state.groups.iter().position(|g| g.process.name == group_name && g.manager == dead) else {
+        return;
+    };
+    if let Some(main) = state.main {
+        main.log(
+            Level::Error,
+            &format!("mod_wsgi (pid={}): manager of daemon group '{group_name}' died; restarting it", pid()),
+        );
+    }
+    let group = &state.groups[index];
+    if let Ok(manager) = start_manager(state, group, None) {
+        if let Some(pool) = state.pool {
+            ffi::register_other_child(pool, manager, group_name, manager_died);
+        }
+        state.groups[index].manager = manager;
+    }
+}
+
+/// `child_init`: the groups this child may send requests to.
+pub(crate) fn child_init() {
+    let guard = PARENT.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(state) = guard.as_ref() else { return };
+    let groups = state
+        .groups
+        .iter()
+        .map(|g| {
+            let socket_timeout =
+                if g.process.socket_timeout.is_zero() { Duration::from_secs(300) } else { g.process.socket_timeout };
+            let client = DaemonClient::new(g.socket.clone(), g.process.connect_timeout, socket_timeout);
+            (g.process.name.clone(), ChildGroup { process: g.process.clone(), scope: g.scope.clone(), client })
+        })
+        .collect();
+    let _ = CHILD.set(groups);
+}
+
+/// Relays a request to its daemon group; the handler's status.
+pub(crate) fn forward(
+    request: &Request,
+    group_name: &str,
+    target: AppTarget,
+    mut environ: Environ,
+    settings: &DirSettings,
+) -> c_int {
+    let Some(group) = CHILD.get().and_then(|groups| groups.get(group_name)) else {
+        request.log(
+            Level::Error,
+            &format!("mod_wsgi (pid={}): No WSGI daemon process called '{group_name}' has been configured.", pid()),
+        );
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    };
+    let hostname = wsgi_core::route::latin1(request.server_hostname());
+    if group.scope.as_ref().is_some_and(|scope| *scope != hostname) {
+        request.log(
+            Level::Error,
+            &format!(
+                "mod_wsgi (pid={}): Daemon process called '{group_name}' cannot be accessed by this WSGI application.",
+                pid()
+            ),
+        );
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    }
+    if let Some(allowed) = &settings.restrict_process {
+        if !allowed.iter().any(|name| name == group_name) {
+            request.log(
+                Level::Error,
+                &format!("mod_wsgi (pid={}): Daemon process called '{group_name}' cannot be accessed by this WSGI application (WSGIRestrictProcess).", pid()),
+            );
+            return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+        }
+    }
+    let flags = WsgiFlags::daemon(&group.process);
+    environ.set("wsgi.multithread", EnvValue::Bool(flags.multithread));
+    environ.set("wsgi.multiprocess", EnvValue::Bool(flags.multiprocess));
+    environ.set("wsgi.run_once", EnvValue::Bool(flags.run_once));
+    environ.set_str("mod_wsgi.queue_start", now_us().to_string());
+    let start = RequestStart { request_id: 0, target, environ, has_body: true };
+    let mut body = request.body_reader();
+    let mut sink = ApacheSink::new(request);
+    match group.client.forward(&start, Some(&mut body), &mut sink) {
+        Ok(()) => ffi::OK as c_int,
+        Err(ForwardError::Unavailable(message)) => {
+            request.log(
+                Level::Error,
+                &format!(
+                    "mod_wsgi (pid={}): Unable to connect to WSGI daemon process '{group_name}': {message}",
+                    pid()
+                ),
+            );
+            ffi::HTTP_SERVICE_UNAVAILABLE as c_int
+        }
+        Err(ForwardError::Failed { status, message }) => {
+            if status != 500 {
+                request.log(Level::Error, &format!("mod_wsgi (pid={}): daemon group '{group_name}': {message}", pid()));
+            }
+            c_int::from(status)
+        }
+        Err(ForwardError::Broken(message)) => {
+            request.log(
+                Level::Error,
+                &format!("mod_wsgi (pid={}): response from daemon group '{group_name}' cut short: {message}", pid()),
+            );
+            request.close_connection();
+            ffi::OK as c_int
+        }
+        Err(ForwardError::ClientGone(_)) => ffi::OK as c_int,
+    }
+}
+
+/// Logs to the main server's error log from a manager or daemon process.
+struct ServerLog(Option<Server>);
+
+impl ErrorLog for ServerLog {
+    fn log(&self, level: LogLevel, message: &str) {
+        if let Some(main) = self.0 {
+            main.log(Level::from(level), message);
+        }
+    }
+}
