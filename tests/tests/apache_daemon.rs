@@ -280,3 +280,20 @@ fn stopping_apache_leaves_no_daemon_process_or_socket() {
     let cleaned = tests::wait_for(Duration::from_secs(5), || sockets().is_empty().then_some(()));
     assert!(cleaned.is_some(), "stale sockets: {:?}", sockets());
 }
+
+#[test]
+fn a_touched_script_restarts_the_daemon_processes() {
+    require_apache!();
+    let site = site();
+    let apache = start(&site, "touched processes=1 threads=2");
+    let before = field(&apache.get("/app/x").text(), "pid").to_string();
+    let script = std::fs::File::options().write(true).open(site.path().join("app.wsgi")).unwrap();
+    script.set_modified(std::time::SystemTime::now() + Duration::from_secs(5)).unwrap();
+    let replaced = tests::wait_for(Duration::from_secs(10), || {
+        let response = apache.get("/app/x");
+        assert_eq!(response.status(), 200, "{}", apache.error_log());
+        (field(&response.text(), "pid") != before).then_some(())
+    });
+    assert!(replaced.is_some(), "the daemon process was not replaced:\n{}", apache.error_log());
+    assert!(apache.error_log().contains("changed; the daemon process will be replaced"));
+}

@@ -87,6 +87,8 @@ struct Shared<'a> {
     running: Mutex<HashMap<usize, Running>>,
     recycle_asked: AtomicBool,
     last_request: Mutex<Instant>,
+    /// The modification time of each script when this process first ran it.
+    script_times: Mutex<HashMap<std::path::PathBuf, Option<std::time::SystemTime>>>,
 }
 
 struct Running {
@@ -115,6 +117,7 @@ pub fn serve(
         running: Mutex::new(HashMap::new()),
         recycle_asked: AtomicBool::new(false),
         last_request: Mutex::new(Instant::now()),
+        script_times: Mutex::new(HashMap::new()),
     };
     let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
     let (back_tx, back_rx) = crossbeam_channel::unbounded::<Connection>();
@@ -357,6 +360,9 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
         return false;
     }
 
+    if start.target.reload_on_change {
+        check_script_changed(shared, &start.target.script);
+    }
     let served = SERVED.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut last) = shared.last_request.lock() {
         *last = Instant::now();
@@ -401,6 +407,27 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
         shared.control.say(crate::control::RECYCLE);
     }
     ended && body_ok
+}
+
+/// WSGIScriptReloading in daemon mode: a script changed since this process
+/// first ran it makes the process ask to be replaced (this request is
+/// still served, with the script reloaded), so the whole application
+/// starts afresh, as mod_wsgi restarts a daemon process.
+fn check_script_changed(shared: &Shared<'_>, script: &std::path::Path) {
+    let modified = std::fs::metadata(script).and_then(|m| m.modified()).ok();
+    let Ok(mut times) = shared.script_times.lock() else { return };
+    let first = *times.entry(script.to_path_buf()).or_insert(modified);
+    if first != modified && !shared.recycle_asked.swap(true, Ordering::Relaxed) {
+        shared.log.log(
+            LogLevel::Info,
+            &format!(
+                "mod_wsgi (pid={}): WSGI script '{}' changed; the daemon process will be replaced.",
+                std::process::id(),
+                script.display()
+            ),
+        );
+        shared.control.say(crate::control::RECYCLE);
+    }
 }
 
 /// `wsgi.input` in the daemon: the request body frames.
