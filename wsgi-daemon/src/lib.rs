@@ -7,6 +7,8 @@
 //! - [`client`]: the front end's side: relays a request to a group's socket
 //!   over connections kept for reuse, and the response back to a
 //!   [`wsgi_core::ResponseSink`].
+//! - [`runner`]: a [`wsgi_core::WsgiRunner`] that relays each request to
+//!   the daemon group its environ names (for a front end without Python).
 //! - [`worker`]: the daemon process's side: serves the protocol on the
 //!   group's listening socket with a fixed number of request threads and
 //!   any [`wsgi_core::WsgiRunner`].
@@ -25,5 +27,6 @@ pub mod control;
 pub mod manager;
 pub mod process;
 pub mod protocol;
+pub mod runner;
 pub mod sys;
 pub mod worker;

@@ -493,16 +493,6 @@ async fn respond(
         }
         Dispatch::App(app) => app,
     };
-    if !app.process_group.is_empty() {
-        shared.log.log(
-            LogLevel::Error,
-            &format!(
-                "mod_wsgi: daemon process group '{}' is not available in this server;                  the standalone server runs applications embedded",
-                app.process_group
-            ),
-        );
-        return error_response(503, software);
-    }
     let body_timeout = shared.settings.socket_timeout;
     let head_request = head.method == "HEAD";
     let body = match app.body {

@@ -4,6 +4,7 @@
 //! pool, wired over the library crates (configuration from wsgi-config,
 //! the request pipeline from wsgi-core, Python from wsgi-interp).
 
+mod daemon;
 mod http;
 mod idle;
 mod logging;
@@ -26,7 +27,7 @@ use wsgi_core::pipeline::{Site, SiteOptions};
 use wsgi_core::LogLevel;
 use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
 
-use crate::logging::{AccessLog, LogSink, ServerLog};
+use crate::logging::{AccessLog, LogSink, ServerLog, StartupLog};
 
 /// Requests allocate many small strings (the environ, headers); mimalloc
 /// serves those markedly faster than glibc's allocator. Python keeps its own.
@@ -78,6 +79,17 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         module: Option<PathBuf>,
     },
+    /// Internal: the manager of one daemon process group (started by
+    /// start-server, with the configuration in the environment).
+    #[command(hide = true)]
+    DaemonManager {
+        /// The group's name.
+        #[arg(long)]
+        group: String,
+        /// The group's socket file (removed when the manager stops).
+        #[arg(long)]
+        socket: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -106,6 +118,12 @@ struct ServerArgs {
     /// never); its replacement starts serving before it stops.
     #[arg(long, default_value_t = 0)]
     maximum_requests: u64,
+    /// Run the application in daemon mode, as mod_wsgi-express does: a
+    /// group of --processes daemon processes x --threads threads (recycled
+    /// after --maximum-requests), apart from the serving process, which
+    /// runs no Python and relays requests to them.
+    #[arg(long, conflicts_with = "config")]
+    daemon: bool,
     /// Replace the serving processes when a Python module they loaded
     /// changes on disk (for development).
     #[arg(long)]
@@ -176,6 +194,10 @@ fn main() -> ExitCode {
         Command::CheckConfig { dump, server_root, define, file } => check_config(&file, server_root, define, dump),
         Command::StartServer(args) => report(start_server(*args)),
         Command::ModuleConfig { module } => report(module_config(module)),
+        Command::DaemonManager { group, socket } => {
+            let log = Arc::new(ServerLog::new(LogSink::stderr(), LogLevel::Info));
+            report(daemon::manager_main(&group, &socket, log))
+        }
     }
 }
 
@@ -292,15 +314,43 @@ fn script_config(args: &ServerArgs, script: &Path) -> Result<Config, String> {
     for pair in args.url_alias.chunks(2) {
         line(vec!["Alias".into(), pair[0].clone(), pair[1].clone()]);
     }
-    line(vec![
+    let mut alias = vec![
         "WSGIScriptAlias".into(),
         args.mount_point.clone(),
         script.display().to_string(),
         format!("application-group={}", args.application_group),
         format!("callable-object={}", args.callable_object),
-    ]);
+    ];
+    if args.daemon {
+        let group = daemon_group_name(args);
+        line(vec!["WSGIRestrictEmbedded".into(), "On".into()]);
+        let mut daemon = vec![
+            "WSGIDaemonProcess".into(),
+            group.clone(),
+            format!("processes={}", args.processes),
+            format!("threads={}", args.threads),
+            format!("queue-timeout={}", args.queue_timeout),
+            format!("request-timeout={}", args.request_timeout),
+            format!("graceful-timeout={}", args.graceful_timeout),
+        ];
+        if args.maximum_requests > 0 {
+            daemon.push(format!("maximum-requests={}", args.maximum_requests));
+        }
+        if let Some(home) = &args.python_home {
+            daemon.push(format!("python-home={}", home.display()));
+        }
+        line(daemon);
+        alias.push(format!("process-group={group}"));
+    }
+    line(alias);
     wsgi_config::load_str(&text, Path::new("<start-server options>"), &ReadOptions::standalone("/"))
         .map_err(|errors| errors.to_string())
+}
+
+/// The daemon group of `start-server --daemon`: `HOST:PORT`, as
+/// mod_wsgi-express names it.
+fn daemon_group_name(args: &ServerArgs) -> String {
+    format!("{}:{}", args.host, args.port)
 }
 
 fn listen_addresses(config: &Config, args: &ServerArgs) -> Result<Vec<SocketAddr>, String> {
@@ -343,6 +393,9 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         (None, None) => return Err("give a WSGI script or --config FILE".into()),
     };
     let control = supervisor::Control::inherited();
+    // Daemon groups run as long as the top process; serving processes it
+    // supervises find their sockets in the environment.
+    let mut groups: Option<daemon::Groups> = None;
     let listeners = match supervisor::inherited_listeners() {
         Some(listeners) => listeners,
         None => {
@@ -351,7 +404,13 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
                 .iter()
                 .map(|addr| TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}")))
                 .collect::<Result<Vec<_>, _>>()?;
-            if args.processes > 1 || args.maximum_requests > 0 || args.reload_on_changes {
+            let started = daemon::start_groups(&config, &log)?;
+            std::env::set_var(daemon::SOCKETS_ENV, started.sockets_env());
+            groups = Some(started);
+            // With --daemon, the processes and their recycling are the
+            // daemon group's; one serving process relays to it.
+            let front_end_processes = !args.daemon && (args.processes > 1 || args.maximum_requests > 0);
+            if front_end_processes || args.reload_on_changes {
                 for address in &addresses {
                     log.log(
                         LogLevel::Info,
@@ -372,32 +431,50 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         }
     };
 
-    let runtime = PythonRuntime::initialize(PythonConfig::from_settings(&config.global)).map_err(|e| e.to_string())?;
-    let runner = Arc::new(EmbeddedRunner::new(runtime.clone()));
-    preload(&config, &runner, &log);
-    if let Some(script) = &args.script {
-        // As mod_wsgi-express does: the application is imported before the
-        // process serves (and so before a replacement reports ready).
-        let group = if args.application_group == "%{GLOBAL}" { String::new() } else { args.application_group.clone() };
-        if let Ok(script) = std::fs::canonicalize(script) {
-            runner.preload(&script, &group, &StartupLog(&log));
+    // Python in this process only for embedded mode.
+    let mut embedded: Option<Arc<dyn wsgi_core::WsgiRunner>> = None;
+    let mut reload_watch = None;
+    if config.global.restrict_embedded != Some(true) {
+        let runtime =
+            PythonRuntime::initialize(PythonConfig::from_settings(&config.global)).map_err(|e| e.to_string())?;
+        let runner = Arc::new(EmbeddedRunner::new(runtime.clone()));
+        preload(&config, &runner, &log);
+        if let Some(script) = &args.script {
+            // As mod_wsgi-express does: the application is imported before
+            // the process serves (and so before a replacement reports ready).
+            let group =
+                if args.application_group == "%{GLOBAL}" { String::new() } else { args.application_group.clone() };
+            if let Ok(script) = std::fs::canonicalize(script) {
+                runner.preload(&script, &group, &StartupLog(&log));
+            }
         }
+        reload_watch = args.reload_on_changes.then(|| runtime.clone());
+        embedded = Some(runner);
     }
-    let reload_watch = args.reload_on_changes.then(|| runtime.clone());
+    let sockets = groups.as_ref().map(|g| g.sockets().to_vec()).unwrap_or_default();
+    let clients = daemon::clients(&config, &sockets);
+    let runner = if clients.is_empty() && embedded.is_some() {
+        embedded.clone().expect("checked")
+    } else {
+        daemon::runner(clients, embedded)
+    };
+    // Relaying to daemon processes blocks a worker thread per request:
+    // enough of them for every daemon thread.
+    let pool_threads = if args.daemon { (args.threads * args.processes).max(args.threads) } else { args.threads };
 
     let software = format!("mod_wsgi-rs/{} Python/3.11", env!("CARGO_PKG_VERSION"));
     let site = Site::new(
         config,
         SiteOptions {
             server_software: software.clone(),
-            flags: WsgiFlags::embedded(args.processes > 1, args.threads > 1),
+            flags: WsgiFlags::embedded(args.processes > 1 && !args.daemon, args.threads > 1),
             versions: Versions { mod_wsgi: mod_wsgi_version(), apache: None },
             default_document_root: "/var/www/html".into(),
         },
     );
     let pool = workers::Pool::start(
         workers::PoolSettings {
-            threads: args.threads as usize,
+            threads: pool_threads as usize,
             queue_timeout: Duration::from_secs(args.queue_timeout),
             socket_timeout: Duration::from_secs(args.socket_timeout),
         },
@@ -438,6 +515,7 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
     io_runtime.block_on(http::serve(listeners, shared)).map_err(|e| e.to_string())?;
     PythonRuntime::prepare_for_exit();
+    drop(groups);
     log.log(LogLevel::Info, "stopped");
     Ok(())
 }
@@ -512,14 +590,6 @@ fn watch_modules(runtime: &PythonRuntime, mut known: std::collections::HashMap<S
             return;
         }
         known = now;
-    }
-}
-
-struct StartupLog<'a>(&'a ServerLog);
-
-impl wsgi_core::ErrorLog for StartupLog<'_> {
-    fn log(&self, level: LogLevel, message: &str) {
-        self.0.log(level, message);
     }
 }
 

@@ -1,0 +1,177 @@
+//! Daemon mode in the standalone server: `start-server --daemon` and
+//! WSGIDaemonProcess groups in `--config` files, on real processes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tests::{Server, TempDir};
+
+const APP: &str = r#"
+import os, json, time
+def application(environ, start_response):
+    path = environ['PATH_INFO']
+    if path == '/sleep':
+        time.sleep(float(environ['QUERY_STRING'] or '1'))
+    if path == '/echo':
+        data = environ['wsgi.input'].read()
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        return [data]
+    body = json.dumps({'pid': os.getpid(), 'uid': os.getuid(), 'group': environ['mod_wsgi.process_group'],
+                       'multithread': environ['wsgi.multithread'], 'multiprocess': environ['wsgi.multiprocess'],
+                       'run_once': environ['wsgi.run_once']}, sort_keys=True)
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return [body.encode()]
+"#;
+
+fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    let needle = format!("\"{key}\": ");
+    let start = text.find(&needle).map(|i| i + needle.len()).unwrap_or_else(|| panic!("no {key} in {text}"));
+    let rest = &text[start..];
+    rest[..rest.find([',', '}']).unwrap_or(rest.len())].trim().trim_matches('"')
+}
+
+fn site() -> TempDir {
+    let site = TempDir::new("standalone-daemon");
+    site.write("app.wsgi", APP);
+    site
+}
+
+/// A server from a configuration with one daemon group `NAME OPTIONS`.
+fn start_config(site: &TempDir, daemon: &str) -> Server {
+    let name = daemon.split_whitespace().next().unwrap_or("grp").to_string();
+    let config = site.write(
+        &format!("{name}.conf"),
+        &format!(
+            "WSGIDaemonProcess {daemon}\nWSGIScriptAlias /app {}/app.wsgi process-group={name} application-group=%{{GLOBAL}}\n",
+            site.path().display()
+        ),
+    );
+    Server::start(["--config".as_ref(), config.as_os_str()])
+}
+
+#[test]
+fn daemon_option_runs_the_script_in_a_daemon_group_without_python_in_front() {
+    let site = site();
+    let script = site.path().join("app.wsgi");
+    let server = Server::start([script.as_os_str(), "--daemon".as_ref(), "--processes".as_ref(), "2".as_ref()]);
+    let response = server.get("/x");
+    assert_eq!(response.status(), 200, "{}", server.stderr());
+    let text = response.text();
+    assert_eq!(field(&text, "group"), format!("127.0.0.1:{}", server.port()));
+    assert_ne!(field(&text, "pid"), server.pid().to_string(), "served by the front end itself");
+    assert_eq!(field(&text, "multiprocess"), "true");
+    let body: Vec<u8> = (0..2_000_000u32).map(|i| (i % 239) as u8).collect();
+    let echoed = server.request("POST", "/echo", &[], &body);
+    assert!(echoed.body == body, "echo differs");
+}
+
+#[test]
+fn flags_follow_the_processes_and_threads_table() {
+    let site = site();
+    let table = [
+        ("threads=25", true, false, false),
+        ("processes=1 threads=25", true, true, false),
+        ("processes=2 threads=25", true, true, false),
+        ("processes=5 threads=1", false, true, false),
+        ("threads=1 maximum-requests=1", false, false, true),
+    ];
+    for (n, (options, multithread, multiprocess, run_once)) in table.into_iter().enumerate() {
+        let server = start_config(&site, &format!("flags{n} {options}"));
+        let text = server.get("/app/flags").text();
+        assert_eq!(field(&text, "multithread"), multithread.to_string(), "{options}: {text}");
+        assert_eq!(field(&text, "multiprocess"), multiprocess.to_string(), "{options}: {text}");
+        assert_eq!(field(&text, "run_once"), run_once.to_string(), "{options}: {text}");
+    }
+}
+
+#[test]
+fn maximum_requests_recycles_without_failing_a_request() {
+    let site = site();
+    let server = start_config(&site, "recycle processes=1 threads=4 maximum-requests=20");
+    let address = server.address();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut pids, mut failures) = (Vec::new(), Vec::new());
+                while !stop.load(Ordering::Relaxed) {
+                    match tests::http_request(address, "GET", "/app/load", &[], b"") {
+                        Ok(r) if r.status() == 200 => pids.push(field(&r.text(), "pid").to_string()),
+                        Ok(r) => failures.push(format!("status {}", r.status())),
+                        Err(e) => failures.push(e),
+                    }
+                }
+                (pids, failures)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(4));
+    stop.store(true, Ordering::Relaxed);
+    let mut pids = std::collections::BTreeSet::new();
+    for client in clients {
+        let (p, failures) = client.join().unwrap();
+        assert!(failures.is_empty(), "failed during recycling: {failures:?}\n{}", server.stderr());
+        pids.extend(p);
+    }
+    assert!(pids.len() >= 2, "no recycle: {pids:?}");
+}
+
+#[test]
+fn a_killed_daemon_is_replaced_and_timeouts_answer_504() {
+    let site = site();
+    let server = start_config(&site, "timeouts processes=1 threads=2 request-timeout=1");
+    let before = field(&server.get("/app/x").text(), "pid").to_string();
+    let _ = std::process::Command::new("kill").args(["-9", &before]).status();
+    let replaced = tests::wait_for(Duration::from_secs(1), || {
+        tests::http_request(server.address(), "GET", "/app/x", &[], b"")
+            .ok()
+            .filter(|r| r.status() == 200 && field(&r.text(), "pid") != before)
+    });
+    assert!(replaced.is_some(), "not replaced within 1 s:\n{}", server.stderr());
+    assert_eq!(server.get("/app/sleep?5").status(), 504, "{}", server.stderr());
+}
+
+#[test]
+fn a_group_that_cannot_start_answers_503_and_says_why() {
+    let site = site();
+    let server = start_config(&site, "broken python-home=/nonexistent/python connect-timeout=2");
+    assert_eq!(server.get("/app/x").status(), 503);
+    let log = server.stderr();
+    assert!(log.contains("cannot start"), "{log}");
+    assert!(log.contains("Unable to connect to WSGI daemon process 'broken'"), "{log}");
+}
+
+#[test]
+fn sigterm_stops_daemon_processes_and_removes_the_socket() {
+    let site = site();
+    let prefix = site.path().join("sock");
+    let config = site.write(
+        "term.conf",
+        &format!(
+            "WSGISocketPrefix {}\nWSGIDaemonProcess term processes=2 threads=2\nWSGIScriptAlias /app {}/app.wsgi process-group=term\n",
+            prefix.display(),
+            site.path().display()
+        ),
+    );
+    let mut server = Server::start(["--config".as_ref(), config.as_os_str()]);
+    assert_eq!(server.get("/app/x").status(), 200);
+    let sockets = || {
+        std::fs::read_dir(site.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".sock"))
+            .count()
+    };
+    assert_eq!(sockets(), 1);
+    let daemons = tests::child_pids(server.pid()).into_iter().flat_map(tests::child_pids).collect::<Vec<_>>();
+    assert_eq!(daemons.len(), 2, "{daemons:?}");
+    server.terminate();
+    assert!(server.wait_exit(Duration::from_secs(20)).is_some_and(|s| s.success()), "{}", server.stderr());
+    let gone = tests::wait_for(Duration::from_secs(10), || {
+        daemons.iter().all(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    assert!(gone.is_some(), "daemon processes left: {daemons:?}");
+    assert_eq!(sockets(), 0, "stale socket");
+}

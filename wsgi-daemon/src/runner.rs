@@ -1,0 +1,155 @@
+//! A [`WsgiRunner`] for a front end that runs no Python of its own for
+//! daemon-mode requests: it relays each request to the daemon group named
+//! by its `mod_wsgi.process_group`, and runs the others (embedded mode) with
+//! the runner it was given, if any.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use wsgi_core::environ_build::{now_us, WsgiFlags};
+use wsgi_core::response::WriteError;
+use wsgi_core::{
+    AppTarget, EnvValue, Environ, ErrorLog, LogLevel, ResponseSink, ResponseWriter, RunOutcome, WsgiRunner,
+};
+
+use crate::client::{DaemonClient, ForwardError};
+use crate::protocol::RequestStart;
+
+/// One daemon group a front end can send requests to.
+#[derive(Debug)]
+pub struct GroupClient {
+    /// The connection pool to the group's socket.
+    pub client: DaemonClient,
+    /// `wsgi.multithread`, `wsgi.multiprocess`, `wsgi.run_once` of the group.
+    pub flags: WsgiFlags,
+}
+
+/// Routes requests to daemon groups, or to an embedded runner.
+pub struct DaemonRunner {
+    groups: HashMap<String, GroupClient>,
+    embedded: Option<Arc<dyn WsgiRunner>>,
+}
+
+impl DaemonRunner {
+    /// A runner over `groups` (by name); requests for no group go to
+    /// `embedded`, or get 500 when it is `None` (`WSGIRestrictEmbedded On`).
+    pub fn new(groups: HashMap<String, GroupClient>, embedded: Option<Arc<dyn WsgiRunner>>) -> DaemonRunner {
+        DaemonRunner { groups, embedded }
+    }
+}
+
+/// Relays a daemon's response through the front end's writer.
+struct WriterSink<'a, 'w> {
+    writer: &'a mut ResponseWriter<'w>,
+}
+
+fn write_error(e: WriteError) -> io::Error {
+    match e {
+        WriteError::Client(e) => e,
+        WriteError::NotStarted => io::Error::other("body before the response head"),
+    }
+}
+
+impl ResponseSink for WriterSink<'_, '_> {
+    fn send_head(&mut self, status: u16, reason: &str, headers: &[(String, String)]) -> io::Result<()> {
+        self.writer
+            .start_response(&format!("{status} {reason}"), headers.to_vec(), false)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+    }
+
+    fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.writer.write(chunk).map_err(write_error)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush().map_err(write_error)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl WsgiRunner for DaemonRunner {
+    fn run(
+        &self,
+        target: &AppTarget,
+        mut environ: Environ,
+        body: &mut dyn Read,
+        response: &mut ResponseWriter<'_>,
+        log: &dyn ErrorLog,
+    ) -> RunOutcome {
+        let name = environ.get_str("mod_wsgi.process_group").unwrap_or_default().to_string();
+        if name.is_empty() {
+            if let Some(embedded) = &self.embedded {
+                return embedded.run(target, environ, body, response, log);
+            }
+            log.log(
+                LogLevel::Error,
+                &format!(
+                    "mod_wsgi (pid={}): Embedded mode of mod_wsgi disabled by runtime configuration: {}",
+                    std::process::id(),
+                    target.script.display()
+                ),
+            );
+            let _ = response.respond_error(500);
+            return RunOutcome::Completed;
+        }
+        let Some(group) = self.groups.get(&name) else {
+            log.log(
+                LogLevel::Error,
+                &format!(
+                    "mod_wsgi (pid={}): No WSGI daemon process called '{name}' has been configured.",
+                    std::process::id()
+                ),
+            );
+            let _ = response.respond_error(500);
+            return RunOutcome::Completed;
+        };
+        environ.set("wsgi.multithread", EnvValue::Bool(group.flags.multithread));
+        environ.set("wsgi.multiprocess", EnvValue::Bool(group.flags.multiprocess));
+        environ.set("wsgi.run_once", EnvValue::Bool(group.flags.run_once));
+        environ.set_str("mod_wsgi.queue_start", now_us().to_string());
+        let start = RequestStart { request_id: 0, target: target.clone(), environ, has_body: true };
+        let result = {
+            let mut sink = WriterSink { writer: response };
+            group.client.forward(&start, Some(body), &mut sink)
+        };
+        match result {
+            Ok(()) => match response.finish() {
+                Ok(_) => RunOutcome::Completed,
+                Err(_) => RunOutcome::ClientGone,
+            },
+            Err(ForwardError::Unavailable(message)) => {
+                log.log(
+                    LogLevel::Error,
+                    &format!(
+                        "mod_wsgi (pid={}): Unable to connect to WSGI daemon process '{name}': {message}",
+                        std::process::id()
+                    ),
+                );
+                let _ = response.respond_error(503);
+                RunOutcome::Completed
+            }
+            Err(ForwardError::Failed { status, message }) => {
+                if status != 500 {
+                    log.log(LogLevel::Error, &format!("mod_wsgi: daemon group '{name}': {message}"));
+                }
+                if response.head_sent() {
+                    return RunOutcome::Failed;
+                }
+                let _ = response.respond_error(status);
+                RunOutcome::Completed
+            }
+            Err(ForwardError::Broken(message)) => {
+                log.log(
+                    LogLevel::Error,
+                    &format!("mod_wsgi: response from daemon group '{name}' cut short: {message}"),
+                );
+                RunOutcome::Failed
+            }
+            Err(ForwardError::ClientGone(_)) => RunOutcome::ClientGone,
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Daemon mode in the standalone server: the top process starts a manager
+//! per `WSGIDaemonProcess` group (this executable again, `daemon-manager`),
+//! which forks the group's daemon processes; serving processes relay
+//! requests to them through wsgi-daemon's client.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::Duration;
+
+use wsgi_config::directives::GLOBAL_GROUP;
+use wsgi_config::{Config, DaemonProcess};
+use wsgi_core::environ_build::WsgiFlags;
+use wsgi_core::{LogLevel, WsgiRunner};
+use wsgi_daemon::client::DaemonClient;
+use wsgi_daemon::control::ControlPipe;
+use wsgi_daemon::manager::{self, GroupSpec};
+use wsgi_daemon::process::{self, DefaultIdentity};
+use wsgi_daemon::runner::GroupClient;
+use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
+
+use crate::logging::{ServerLog, StartupLog};
+
+/// The effective configuration, as text, for managers and serving processes.
+pub const CONFIG_ENV: &str = "WSGI_RS_CONFIG_TEXT";
+/// `NAME\tPATH` lines: the sockets of the daemon groups.
+pub const SOCKETS_ENV: &str = "WSGI_RS_DAEMON_SOCKETS";
+/// The inherited descriptor of a manager's listening socket.
+const SOCKET_FD_ENV: &str = "WSGI_RS_DAEMON_FD";
+
+/// The daemon groups started by the top process; stopped on drop.
+pub struct Groups {
+    sockets: Vec<(String, PathBuf)>,
+    managers: Vec<Child>,
+}
+
+impl Groups {
+    /// `SOCKETS_ENV`'s value for serving processes.
+    pub fn sockets_env(&self) -> String {
+        self.sockets.iter().map(|(name, path)| format!("{name}\t{}\n", path.display())).collect()
+    }
+
+    /// The sockets by group name.
+    pub fn sockets(&self) -> &[(String, PathBuf)] {
+        &self.sockets
+    }
+}
+
+impl Drop for Groups {
+    fn drop(&mut self) {
+        for manager in &self.managers {
+            wsgi_daemon::sys::kill(manager.id() as i32, libc::SIGTERM);
+        }
+        for manager in &mut self.managers {
+            let _ = manager.wait();
+        }
+        for (_, socket) in &self.sockets {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
+}
+
+/// Starts a manager for every daemon group of `config` (from the main
+/// thread, which lives as long as the server: the managers die with it).
+pub fn start_groups(config: &Config, log: &ServerLog) -> Result<Groups, String> {
+    let mut groups = Groups { sockets: Vec::new(), managers: Vec::new() };
+    if config.daemon_processes.is_empty() {
+        return Ok(groups);
+    }
+    let text = config.to_text();
+    let prefix = config
+        .global
+        .socket_prefix
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("wsgi-standalone.{}", std::process::id())));
+    for (n, group) in config.daemon_processes.iter().enumerate() {
+        let name = &group.process.name;
+        let mut socket = prefix.as_os_str().to_os_string();
+        socket.push(format!(".{n}.sock"));
+        let socket = PathBuf::from(socket);
+        let _ = std::fs::remove_file(&socket);
+        let listener = UnixListener::bind(&socket).map_err(|e| format!("cannot create {}: {e}", socket.display()))?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("{}: {e}", socket.display()))?;
+        let fd = listener.as_raw_fd();
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+        let mut command = Command::new(exe);
+        command.args(["daemon-manager", "--group", name]).arg("--socket").arg(&socket);
+        command.env(CONFIG_ENV, &text).env(SOCKET_FD_ENV, fd.to_string());
+        // SAFETY: between fork and exec only async-signal-safe calls
+        // (fcntl, prctl) on a descriptor open in the parent.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|e| format!("cannot start the manager of group '{name}': {e}"))?;
+        log.log(LogLevel::Info, &format!("started daemon group '{name}' (manager pid {})", child.id()));
+        groups.managers.push(child);
+        groups.sockets.push((name.clone(), socket));
+        // The manager holds the listening socket now.
+        drop(listener);
+    }
+    Ok(groups)
+}
+
+/// The clients of the daemon groups for a serving process: from the top
+/// process's `groups`, or from `SOCKETS_ENV` in a supervised child.
+pub fn clients(config: &Config, sockets: &[(String, PathBuf)]) -> HashMap<String, GroupClient> {
+    let inherited: Vec<(String, PathBuf)> = std::env::var(SOCKETS_ENV)
+        .ok()
+        .map(|text| {
+            text.lines()
+                .filter_map(|line| line.split_once('\t'))
+                .map(|(name, path)| (name.to_string(), PathBuf::from(path)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let sockets = if sockets.is_empty() { &inherited[..] } else { sockets };
+    let mut clients = HashMap::new();
+    for (name, socket) in sockets {
+        let Some(group) = config.daemon_processes.iter().find(|g| &g.process.name == name) else { continue };
+        let process = &group.process;
+        let socket_timeout =
+            if process.socket_timeout.is_zero() { Duration::from_secs(300) } else { process.socket_timeout };
+        clients.insert(
+            name.clone(),
+            GroupClient {
+                client: DaemonClient::new(socket.clone(), process.connect_timeout, socket_timeout),
+                flags: WsgiFlags::daemon(process),
+            },
+        );
+    }
+    clients
+}
+
+/// `wsgi-standalone daemon-manager`: runs one group's manager (started by
+/// [`start_groups`], never by hand).
+pub fn manager_main(group_name: &str, socket: &Path, log: Arc<ServerLog>) -> Result<(), String> {
+    let text = std::env::var(CONFIG_ENV).map_err(|_| format!("{CONFIG_ENV} is not set"))?;
+    let fd: RawFd = std::env::var(SOCKET_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("{SOCKET_FD_ENV} is not set"))?;
+    let options = wsgi_config::tree::ReadOptions::standalone("/");
+    let config = wsgi_config::load_str(&text, Path::new("<server configuration>"), &options)
+        .map_err(|errors| errors.to_string())?;
+    let process: DaemonProcess = config
+        .daemon_processes
+        .iter()
+        .find(|g| g.process.name == group_name)
+        .map(|g| g.process.clone())
+        .ok_or_else(|| format!("no daemon group '{group_name}' in the configuration"))?;
+    // SAFETY: the descriptor was made inheritable for this process by the
+    // parent and is owned by nothing else here.
+    let listener = unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let _ = wsgi_daemon::sys::set_nonblocking(fd, false);
+    let spec = GroupSpec {
+        name: process.name.clone(),
+        processes: process.processes.unwrap_or(1).max(1) as usize,
+        restart_interval: process.restart_interval,
+        startup_timeout: process.startup_timeout,
+        shutdown_timeout: process.shutdown_timeout.max(Duration::from_secs(1)),
+        succeeds: None,
+        socket: Some(socket.to_path_buf()),
+    };
+    let identity = DefaultIdentity::default();
+    let imports: Vec<_> = config.import_scripts.iter().filter(|i| i.process_group == process.name).cloned().collect();
+    let aliases: Vec<_> = config
+        .main_server
+        .script_aliases
+        .iter()
+        .chain(config.virtual_hosts.iter().flat_map(|v| v.script_aliases.iter()))
+        .filter(|a| a.preloads() && a.process_group.as_deref() == Some(process.name.as_str()))
+        .cloned()
+        .collect();
+    let global = config.global.clone();
+    let mut spawn = |_slot: usize, control: ControlPipe| -> std::convert::Infallible {
+        let log = StartupLog(log.as_ref());
+        let mut make_runner = || -> Result<Box<dyn WsgiRunner>, String> {
+            let mut python = PythonConfig::from_settings(&global);
+            if let Some(home) = &process.python_home {
+                python.home = Some(home.clone());
+            }
+            if let Some(path) = &process.python_path {
+                python.path = path.clone();
+            }
+            let runtime = PythonRuntime::initialize(python).map_err(|e| e.to_string())?;
+            let runner = EmbeddedRunner::new(runtime);
+            for script in &imports {
+                let group = if script.application_group == GLOBAL_GROUP { "" } else { &script.application_group };
+                runner.preload(&script.path, group, &log);
+            }
+            // Script aliases naming both groups are imported at start, as
+            // mod_wsgi does (and as start-server SCRIPT preloads).
+            for alias in &aliases {
+                let group = alias.application_group.as_deref().unwrap_or(GLOBAL_GROUP);
+                let group = if group == GLOBAL_GROUP { "" } else { group };
+                runner.preload(Path::new(&alias.target), group, &log);
+            }
+            Ok(Box::new(runner))
+        };
+        process::daemon_main(&process, &identity, &listener, control, &mut make_runner, &log)
+    };
+    let log_line = |message: &str| log.log(LogLevel::Info, message);
+    // SAFETY: this process was just started by exec and has started no
+    // thread: it is single-threaded, as the manager requires.
+    let code = unsafe { manager::run(&spec, &mut spawn, &log_line) };
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(format!("the manager of group '{group_name}' failed"))
+    }
+}
+
+/// The runner of a serving process: daemon groups by name, with embedded
+/// Python for the rest unless `WSGIRestrictEmbedded On`.
+pub fn runner(groups: HashMap<String, GroupClient>, embedded: Option<Arc<dyn WsgiRunner>>) -> Arc<dyn WsgiRunner> {
+    Arc::new(wsgi_daemon::runner::DaemonRunner::new(groups, embedded))
+}
