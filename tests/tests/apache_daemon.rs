@@ -297,3 +297,59 @@ fn a_touched_script_restarts_the_daemon_processes() {
     assert!(replaced.is_some(), "the daemon process was not replaced:\n{}", apache.error_log());
     assert!(apache.error_log().contains("changed; the daemon process will be replaced"));
 }
+
+#[test]
+fn groups_are_scoped_to_their_virtual_host_and_to_wsgi_restrict_process() {
+    require_apache!();
+    let site = site();
+    site.write("preload.py", "import builtins\nbuiltins.PRELOADED = True\n");
+    site.write(
+        "check.wsgi",
+        "import builtins\ndef application(environ, start_response):\n    start_response('200 OK', [])\n    return [str(getattr(builtins, 'PRELOADED', False)).encode()]\n",
+    );
+    let dir = site.path().display();
+    let apache = Apache::start(&ApacheOptions::ours(format!(
+        "WSGIDaemonProcess shared processes=1 threads=2\n\
+         WSGIImportScript {dir}/preload.py process-group=shared application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /check {dir}/check.wsgi process-group=shared application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /restricted {dir}/app.wsgi process-group=shared\n\
+         <Location /restricted>\n  WSGIRestrictProcess other\n</Location>\n\
+         <VirtualHost 127.0.0.1:${{PORT}}>\n  ServerName private.example\n\
+           WSGIDaemonProcess private processes=1 threads=2\n\
+           WSGIScriptAlias /mine {dir}/app.wsgi process-group=private\n</VirtualHost>\n\
+         <VirtualHost 127.0.0.1:${{PORT}}>\n  ServerName other.example\n\
+           WSGIScriptAlias /theirs {dir}/app.wsgi process-group=private\n</VirtualHost>"
+    )));
+    // WSGIImportScript ran in the group's processes before any request.
+    let check = apache.request("GET", "/check", &[("Host", "private.example")], b"");
+    assert_eq!(check.text(), "True", "{}", apache.error_log());
+    // Its own virtual host may use the group; another may not.
+    let mine = apache.request("GET", "/mine/x", &[("Host", "private.example")], b"");
+    assert_eq!(mine.status(), 200, "{}", apache.error_log());
+    assert_eq!(field(&mine.text(), "group"), "private");
+    let theirs = apache.request("GET", "/theirs/x", &[("Host", "other.example")], b"");
+    assert_eq!(theirs.status(), 500);
+    assert!(apache.error_log().contains("cannot be accessed by this WSGI application"), "{}", apache.error_log());
+    // WSGIRestrictProcess refuses a group it does not list.
+    let restricted = apache.request("GET", "/restricted/x", &[("Host", "private.example")], b"");
+    assert_eq!(restricted.status(), 500);
+    assert!(apache.error_log().contains("WSGIRestrictProcess"));
+}
+
+#[test]
+fn the_socket_is_only_for_apaches_child_user() {
+    require_apache!();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let site = site();
+    let apache = start(&site, "private processes=1 threads=1 user=nobody");
+    assert_eq!(apache.get("/app/x").status(), 200);
+    let socket = std::fs::read_dir(apache.run_dir())
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".sock"))
+        .expect("the group's socket");
+    let meta = socket.metadata().unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let www_data = std::process::Command::new("id").args(["-u", "www-data"]).output().unwrap();
+    assert_eq!(meta.uid().to_string(), String::from_utf8_lossy(&www_data.stdout).trim());
+}
