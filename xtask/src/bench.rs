@@ -60,6 +60,8 @@ pub(crate) struct Result {
     /// The largest resident set of the server's process tree seen during
     /// the run.
     pub peak_rss_kib: u64,
+    /// The most processes that tree had during the run.
+    pub processes: usize,
     /// wrk's socket-error and non-2xx lines, if any.
     pub errors: String,
 }
@@ -82,24 +84,79 @@ fn wait_ready(port: u16, child: &mut Child) -> std::result::Result<(), String> {
     Err("server did not start listening within 30 s".into())
 }
 
-/// The resident set of a process and all its descendants, in KiB.
-fn tree_rss_kib(pid: u32) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![pid];
-    while let Some(pid) = stack.pop() {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
-            total += status
+/// One process as `/proc/PID/stat` describes it.
+pub(crate) struct Proc {
+    pub pid: u32,
+    pub ppid: u32,
+    /// `R`, `S`, `Z`, ...
+    pub state: char,
+    /// Start time in clock ticks after boot: with the pid, identifies the
+    /// process even if the pid is reused.
+    pub start: u64,
+}
+
+impl Proc {
+    pub(crate) fn read(pid: u32) -> Option<Proc> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name is in parentheses and may itself hold spaces and
+        // parentheses: the fields that follow start after the last ')'.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        Some(Proc {
+            pid,
+            state: fields.first()?.chars().next()?,
+            ppid: fields.get(1)?.parse().ok()?,
+            start: fields.get(19)?.parse().ok()?,
+        })
+    }
+
+    /// Whether this very process still runs (a zombie does not).
+    pub(crate) fn running(&self) -> bool {
+        Proc::read(self.pid).is_some_and(|now| now.start == self.start && now.state != 'Z')
+    }
+}
+
+/// Every process on the machine.
+pub(crate) fn processes() -> Vec<Proc> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter_map(Proc::read).collect()
+}
+
+/// `pid` and all its descendants, found through the parent pids of every
+/// process (so children forked by any thread, and grandchildren such as
+/// daemon processes forked by a manager, are all included).
+pub(crate) fn descendants(pid: u32) -> Vec<Proc> {
+    let all = processes();
+    let mut tree: Vec<Proc> = Vec::new();
+    let mut wanted = vec![pid];
+    let mut rest = all;
+    while !wanted.is_empty() {
+        let (found, others): (Vec<Proc>, Vec<Proc>) = rest.into_iter().partition(|p| wanted.contains(&p.pid));
+        rest = others;
+        wanted = rest.iter().filter(|p| found.iter().any(|f| f.pid == p.ppid)).map(|p| p.pid).collect();
+        tree.extend(found);
+    }
+    tree
+}
+
+/// The resident set of a process and all its descendants, in KiB, and how
+/// many processes that is.
+fn tree_rss_kib(pid: u32) -> (u64, usize) {
+    let tree: Vec<Proc> = descendants(pid).into_iter().filter(|p| p.state != 'Z').collect();
+    let total = tree
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{}/status", p.pid)).ok())
+        .filter_map(|status| {
+            status
                 .lines()
                 .find(|l| l.starts_with("VmRSS:"))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-        if let Ok(children) = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
-            stack.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
-        }
-    }
-    total
+        })
+        .sum();
+    (total, tree.len())
 }
 
 fn parse_latency_ms(text: &str) -> Option<f64> {
@@ -134,12 +191,14 @@ pub(crate) fn run_wrk(
     }
     wrk.arg(format!("http://127.0.0.1:{port}{}", case.path)).stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = wrk.spawn().map_err(|e| format!("cannot run wrk: {e}"))?;
-    let mut peak = 0;
+    let (mut peak, mut processes) = (0, 0);
     let output = {
         let started = Instant::now();
         let mut child = child;
         loop {
-            peak = peak.max(tree_rss_kib(pid));
+            let (rss, count) = tree_rss_kib(pid);
+            peak = peak.max(rss);
+            processes = processes.max(count);
             if child.try_wait().map_err(|e| e.to_string())?.is_some() {
                 break child.wait_with_output().map_err(|e| e.to_string())?;
             }
@@ -163,7 +222,7 @@ pub(crate) fn run_wrk(
     if let Some(line) = text.lines().find(|l| l.contains("Non-2xx")) {
         errors.push(line.trim().to_string());
     }
-    Ok(Result { requests_per_sec, p50_ms: p50, p99_ms: p99, peak_rss_kib: peak, errors: errors.join("; ") })
+    Ok(Result { requests_per_sec, p50_ms: p50, p99_ms: p99, peak_rss_kib: peak, processes, errors: errors.join("; ") })
 }
 
 struct Peer {

@@ -1,7 +1,9 @@
 //! `cargo xtask bench --apache`: Apache httpd with our `mod_wsgi.so`, with
 //! Debian's mod_wsgi, and serving a static file with the same body (the
 //! ceiling), side by side: the same Apache binary, the same MPM and MPM
-//! settings, the same application and the same wrk load.
+//! settings, the same application and the same wrk load. With `--daemon`
+//! both modules run the application in daemon mode, with the same
+//! `WSGIDaemonProcess` processes and threads.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bench::{free_port, run_wrk, Case, Load, Result, APP};
+use crate::bench::{descendants, free_port, processes, run_wrk, Case, Load, Proc, Result, APP};
 
 const APACHE: &str = "/usr/sbin/apache2";
 const MODULES_DIR: &str = "/usr/lib/apache2/modules";
@@ -44,6 +46,28 @@ fn mpm_settings(threads_per_child: u32) -> String {
 fn threads_per_child(load: &Load) -> u32 {
     load.connections.max(25)
 }
+
+/// Where the application runs: in Apache's children, or in the processes
+/// of one `WSGIDaemonProcess` group (the same directive text for both
+/// modules).
+#[derive(Clone, Copy)]
+pub enum Mode {
+    Embedded,
+    Daemon { processes: u32, threads: u32 },
+}
+
+/// The daemon process group's name.
+const GROUP: &str = "bench";
+
+/// The script behind `/process-group`: answers `mod_wsgi.process_group`,
+/// so the bench can check that requests really reach the daemon processes
+/// (a separate script, so the measured application is untouched).
+const GROUP_APP: &str = r#"
+def application(environ, start_response):
+    body = environ.get('mod_wsgi.process_group', '').encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
+    return [body]
+"#;
 
 const HELLO: &[u8] = b"Hello world!";
 
@@ -104,6 +128,14 @@ impl Drop for TempDir {
     }
 }
 
+/// The prefix of every Apache run directory of this bench: the command
+/// line of every Apache process (and of every daemon process forked from
+/// one) names its configuration file in there.
+/// (`TempDir::new` names them `<prefix>-<our pid>-<n>`.)
+fn run_dir_prefix() -> String {
+    format!("bench-apache-run-{}-", std::process::id())
+}
+
 /// A running `apache2 -DFOREGROUND` in its own process group, stopped on
 /// drop (so on every error path too).
 struct Apache {
@@ -118,6 +150,7 @@ impl Apache {
         site: &Path,
         module: &Path,
         threads_per_child: u32,
+        mode: Mode,
     ) -> std::result::Result<Apache, String> {
         let run_dir = TempDir::new("bench-apache-run")?;
         let port = free_port().map_err(|e| e.to_string())?;
@@ -139,12 +172,27 @@ impl Apache {
             site = site.display(),
             mpm = mpm_settings(threads_per_child),
         );
-        match variant {
-            Variant::Ours | Variant::ModWsgi => {
+        match (variant, mode) {
+            (Variant::Static, _) => {}
+            (Variant::Ours | Variant::ModWsgi, Mode::Embedded) => {
                 config.push_str(&format!("LoadModule wsgi_module {}\n", module.display()));
                 config.push_str(&format!("WSGIScriptAlias / {}/app.wsgi\n", site.display()));
             }
-            Variant::Static => {}
+            (Variant::Ours | Variant::ModWsgi, Mode::Daemon { processes, threads }) => {
+                // The same text for both modules. With both process-group
+                // and application-group on WSGIScriptAlias the script is
+                // loaded as each daemon process starts. The more specific
+                // alias comes first: the first that matches wins.
+                let site = site.display();
+                config.push_str(&format!(
+                    "LoadModule wsgi_module {module}\n\
+                     WSGISocketPrefix {root}/wsgi\n\
+                     WSGIDaemonProcess {GROUP} processes={processes} threads={threads}\n\
+                     WSGIScriptAlias /process-group {site}/group.wsgi process-group={GROUP} application-group=%{{GLOBAL}}\n\
+                     WSGIScriptAlias / {site}/app.wsgi process-group={GROUP} application-group=%{{GLOBAL}}\n",
+                    module = module.display(),
+                ));
+            }
         }
         let conf = run_dir.write("httpd.conf", config.as_bytes())?;
         let stderr = std::fs::File::create(run_dir.0.join("stderr.log")).map_err(|e| e.to_string())?;
@@ -192,20 +240,65 @@ impl Apache {
     }
 
     /// SIGTERM and a wait of up to 15 s; then SIGKILL to the whole process
-    /// group.
+    /// group. Then every process of the tree as it was before the stop
+    /// (daemon processes too, which may be in process groups of their own)
+    /// and every process still running this run's configuration gets up to
+    /// 10 s to exit on its own before it is killed.
     fn stop(&mut self) {
-        let pid = self.child.id().to_string();
+        let pid = self.child.id();
+        let tree = descendants(pid);
         if self.child.try_wait().ok().flatten().is_none() {
-            let _ = Command::new("kill").args(["-TERM", &pid]).stderr(Stdio::null()).status();
+            signal("-TERM", &pid.to_string());
             let deadline = Instant::now() + Duration::from_secs(15);
             while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
         // Whatever is left of the group (children that outlived the parent).
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
+        signal("-KILL", &format!("-{pid}"));
         let _ = self.child.wait();
+        let marker = self.run_dir.0.display().to_string();
+        let left = |tree: &[Proc]| -> Vec<u32> {
+            let mut left: Vec<u32> = tree.iter().filter(|p| p.running()).map(|p| p.pid).collect();
+            for pid in running_with(&marker) {
+                if !left.contains(&pid) {
+                    left.push(pid);
+                }
+            }
+            left
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !left(&tree).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let left = left(&tree);
+        if !left.is_empty() {
+            eprintln!("xtask: processes of {marker} still running 10 s after Apache stopped, killed: {left:?}");
+            for pid in left {
+                signal("-KILL", &pid.to_string());
+            }
+        }
     }
+}
+
+/// `kill SIGNAL TARGET`, errors ignored (the target may be gone already).
+fn signal(signal: &str, target: &str) {
+    let _ = Command::new("kill").args([signal, "--", target]).stderr(Stdio::null()).status();
+}
+
+/// The running processes whose command line contains `marker` (the Apache
+/// processes of a run directory, and the daemon processes forked from them,
+/// which keep Apache's command line).
+fn running_with(marker: &str) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.state != 'Z' && p.pid != std::process::id())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{}/cmdline", p.pid))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(marker))
+        })
+        .map(|p| p.pid)
+        .collect()
 }
 
 impl Drop for Apache {
@@ -227,8 +320,10 @@ fn get(port: u16, path: &str) -> std::result::Result<(u16, Vec<u8>), String> {
     Ok((status, response[split + 4..].to_vec()))
 }
 
-/// Starts the server, checks that it answers the case's body, warms it up
-/// (a one-second wrk run: every child imports the application), measures.
+/// Starts the server, waits until it answers the case's body (daemon
+/// processes start after Apache does), checks that daemon mode really is in
+/// use, warms it up (a wrk run: every process imports the application),
+/// measures.
 fn measure(
     variant: Variant,
     case: &Case,
@@ -236,9 +331,32 @@ fn measure(
     site: &Path,
     module: &Path,
     load: &Load,
+    mode: Mode,
 ) -> std::result::Result<Result, String> {
-    let apache = Apache::start(variant, site, module, threads_per_child(load))?;
-    let (status, body) = get(apache.port, case.path)?;
+    let apache = Apache::start(variant, site, module, threads_per_child(load), mode)?;
+    // Until the first 200: daemon processes may still be starting (a 503,
+    // or a refused connection). What came before it is reported.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut before: Vec<String> = Vec::new();
+    let (status, body) = loop {
+        let answer = get(apache.port, case.path);
+        match &answer {
+            Ok((200, _)) => break answer?,
+            _ if Instant::now() > deadline => break answer?,
+            Ok((status, _)) => before.push(status.to_string()),
+            Err(e) => before.push(e.clone()),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if !before.is_empty() {
+        eprintln!(
+            "xtask: {} / {}: {} answers before the first 200 (starting up): {}",
+            case.name,
+            variant.name(),
+            before.len(),
+            before.join(", ")
+        );
+    }
     if status != 200 || body.len() != body_len {
         return Err(format!(
             "GET {} answered {status} with {} bytes, not 200 with {body_len}:\n{}",
@@ -247,14 +365,28 @@ fn measure(
             apache.logs()
         ));
     }
-    let warm_up = Load { duration_secs: 1, ..*load };
+    let warm_up_secs = match (variant, mode) {
+        (Variant::Static, _) | (_, Mode::Embedded) => 1,
+        (_, Mode::Daemon { .. }) => {
+            let (status, body) = get(apache.port, "/process-group")?;
+            if status != 200 || body != GROUP.as_bytes() {
+                return Err(format!(
+                    "GET /process-group answered {status} '{}', not 200 '{GROUP}': not in daemon mode:\n{}",
+                    String::from_utf8_lossy(&body),
+                    apache.logs()
+                ));
+            }
+            2
+        }
+    };
+    let warm_up = Load { duration_secs: warm_up_secs, ..*load };
     run_wrk(apache.port, case, &warm_up, site, apache.child.id())?;
     let result = run_wrk(apache.port, case, load, site, apache.child.id());
     // A wrk failure is reported with what Apache logged.
     result.map_err(|e| format!("{e}\n{}", apache.logs()))
 }
 
-pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
+pub fn bench(root: &Path, load: &Load, mode: Mode) -> std::result::Result<(), String> {
     for needed in [APACHE, REFERENCE_MODULE] {
         if !Path::new(needed).exists() {
             return Err(format!("{needed} is missing (install apache2 and libapache2-mod-wsgi-py3)"));
@@ -264,11 +396,18 @@ pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
     let ours = crate::target_dir(root).join("release/libmod_wsgi.so");
     let site = TempDir::new("bench-apache-site")?;
     site.write("app.wsgi", APP.as_bytes())?;
+    site.write("group.wsgi", GROUP_APP.as_bytes())?;
     site.write("hello", HELLO)?;
     site.write("10k", &[b'x'; 10240])?;
     let variants = [Variant::Ours, Variant::ModWsgi, Variant::Static];
+    let mode_text = match mode {
+        Mode::Embedded => "embedded mode".to_string(),
+        Mode::Daemon { processes, threads } => format!(
+            "daemon mode (WSGIDaemonProcess {GROUP} processes={processes} threads={threads}, application-group %{{GLOBAL}})"
+        ),
+    };
     println!(
-        "wrk -t{} -c{} -d{}s on loopback; Apache {} mpm_event, 2 children x {} threads, embedded mode; {} cores",
+        "wrk -t{} -c{} -d{}s on loopback; Apache {} mpm_event, 2 children x {} threads, {mode_text}; {} cores",
         load.wrk_threads,
         load.connections,
         load.duration_secs,
@@ -276,11 +415,16 @@ pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
         threads_per_child(load),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    println!(
+        "peak RSS: the sum over Apache's parent and all its descendants (daemon processes included), \
+         sampled every 100 ms; processes: the most in that tree"
+    );
     println!();
     println!(
-        "| case | server | requests/s | p50 ms | p99 ms | peak RSS MiB | ours / mod_wsgi | ours / static | errors |"
+        "| case | server | requests/s | p50 ms | p99 ms | peak RSS MiB | processes | ours / mod_wsgi req/s | \
+         ours / mod_wsgi p99 | ours / static req/s | errors |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for (case, body_len) in &CASES {
         let mut results: Vec<(Variant, Result)> = Vec::new();
         for variant in variants {
@@ -288,35 +432,50 @@ pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
                 Variant::Ours => ours.as_path(),
                 Variant::ModWsgi | Variant::Static => Path::new(REFERENCE_MODULE),
             };
-            match measure(variant, case, *body_len, &site.0, module, load) {
+            match measure(variant, case, *body_len, &site.0, module, load, mode) {
                 Ok(result) => results.push((variant, result)),
                 Err(e) => eprintln!("{} / {}: {e}", case.name, variant.name()),
             }
         }
-        let rate = |v: Variant| results.iter().find(|(w, _)| *w == v).map(|(_, r)| r.requests_per_sec);
+        let of = |v: Variant| results.iter().find(|(w, _)| *w == v).map(|(_, r)| r);
+        let rate = |v: Variant| of(v).map(|r| r.requests_per_sec);
+        let p99 = |v: Variant| of(v).map(|r| r.p99_ms);
         let ratio = |of: Option<f64>, to: Option<f64>| match (of, to) {
             (Some(of), Some(to)) if to > 0.0 => format!("{:.2}x", of / to),
             _ => "-".to_string(),
         };
         let ours_rate = rate(Variant::Ours);
         for (variant, r) in &results {
-            let (vs_mod_wsgi, vs_static) = match variant {
-                Variant::Ours => (ratio(ours_rate, rate(Variant::ModWsgi)), ratio(ours_rate, rate(Variant::Static))),
-                _ => ("".to_string(), "".to_string()),
+            let (vs_mod_wsgi, p99_vs_mod_wsgi, vs_static) = match variant {
+                Variant::Ours => (
+                    ratio(ours_rate, rate(Variant::ModWsgi)),
+                    ratio(p99(Variant::Ours), p99(Variant::ModWsgi)),
+                    ratio(ours_rate, rate(Variant::Static)),
+                ),
+                _ => Default::default(),
             };
             println!(
-                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {vs_mod_wsgi} | {vs_static} | {} |",
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {vs_mod_wsgi} | {p99_vs_mod_wsgi} | {vs_static} | {} |",
                 case.name,
                 variant.name(),
                 r.requests_per_sec,
                 r.p50_ms,
                 r.p99_ms,
                 r.peak_rss_kib as f64 / 1024.0,
+                r.processes,
                 if r.errors.is_empty() { "-" } else { &r.errors },
             );
         }
         let _ = std::io::stdout().flush();
     }
+    // Every Apache has been stopped and waited for; check that none of
+    // their processes (daemon processes included) outlived them.
+    let left = running_with(&run_dir_prefix());
+    if !left.is_empty() {
+        return Err(format!("processes of this bench still running: {left:?}"));
+    }
+    println!();
+    println!("after the bench: no Apache or daemon process of it left running");
     Ok(())
 }
 

@@ -39,11 +39,15 @@ commands:
                         the standalone server against granian and gunicorn
                         (installed into target/bench-venv), side by side
                         under the same wrk load; prints a table
-  bench --apache [--duration S] [--connections N]
+  bench --apache [--daemon [--processes N] [--threads N]] [--duration S]
+        [--connections N]
                         Apache httpd (mpm_event) with our mod_wsgi.so, with
                         Debian's mod_wsgi, and serving a static file of the
                         same body (the ceiling), side by side under the same
-                        wrk load; prints a table with the ratios
+                        wrk load; prints a table with the ratios. Embedded
+                        mode, or with --daemon both modules in daemon mode
+                        with the same WSGIDaemonProcess processes= (default
+                        2) and threads= (default 15)
   release               build mod_wsgi.so and wsgi-standalone in release mode
                         and write them with SHA256SUMS to target/dist/
   bindings              regenerate wsgi-apache's Apache/APR bindings from the
@@ -96,7 +100,8 @@ fn test(args: &[String]) -> Result<(), String> {
 
 fn bench_command(args: &[String]) -> Result<(), String> {
     let mut load = bench::Load { duration_secs: 10, connections: 50, wrk_threads: 2, python_threads: 5 };
-    let mut apache = false;
+    let (mut apache, mut daemon) = (false, false);
+    let (mut processes, mut threads) = (None, None);
     let mut words = args.iter();
     while let Some(word) = words.next() {
         let mut value = |name: &str| -> Result<u64, String> {
@@ -105,15 +110,35 @@ fn bench_command(args: &[String]) -> Result<(), String> {
         match word.as_str() {
             "--duration" => load.duration_secs = value("--duration")?,
             "--connections" => load.connections = value("--connections")? as u32,
-            "--threads" => load.python_threads = value("--threads")? as u32,
+            "--threads" => threads = Some(value("--threads")? as u32),
+            "--processes" => processes = Some(value("--processes")? as u32),
             "--apache" => apache = true,
+            "--daemon" => daemon = true,
             other => return Err(format!("bench: unknown option '{other}'\n\n{USAGE}")),
         }
     }
+    if daemon && !apache {
+        return Err(format!("bench: --daemon needs --apache\n\n{USAGE}"));
+    }
+    if processes.is_some() && !daemon {
+        return Err(format!("bench: --processes needs --apache --daemon\n\n{USAGE}"));
+    }
+    if apache && !daemon && threads.is_some() {
+        return Err(format!("bench: --threads with --apache needs --daemon\n\n{USAGE}"));
+    }
+    if processes == Some(0) || threads == Some(0) {
+        return Err("bench: --processes and --threads must be at least 1".to_string());
+    }
     install_system_packages(SYSTEM_PACKAGES)?;
     if apache {
-        bench_apache::bench(&workspace_root(), &load)
+        let mode = if daemon {
+            bench_apache::Mode::Daemon { processes: processes.unwrap_or(2), threads: threads.unwrap_or(15) }
+        } else {
+            bench_apache::Mode::Embedded
+        };
+        bench_apache::bench(&workspace_root(), &load, mode)
     } else {
+        load.python_threads = threads.unwrap_or(load.python_threads);
         bench::bench(&workspace_root(), &load)
     }
 }
