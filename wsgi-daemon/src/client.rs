@@ -88,9 +88,11 @@ impl DaemonClient {
         sink: &mut dyn ResponseSink,
     ) -> Result<(), ForwardError> {
         // A request may be retried only while nothing of its body has been
-        // consumed: on a new connection at most once.
-        for _ in 0..3 {
-            let (connection, reused) = match self.take_idle() {
+        // consumed, once, and then on a new connection: the kept ones may
+        // all belong to a daemon process that is stopping.
+        for attempt in 0..2 {
+            let pooled = if attempt == 0 { self.take_idle() } else { None };
+            let (connection, reused) = match pooled {
                 Some(connection) => (connection, true),
                 None => (self.connect()?, false),
             };

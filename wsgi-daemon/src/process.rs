@@ -4,7 +4,6 @@
 
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
-use std::time::Duration;
 
 use wsgi_config::DaemonProcess;
 use wsgi_core::{ErrorLog, LogLevel, WsgiRunner};
@@ -154,10 +153,6 @@ pub fn daemon_main(
             LogLevel::Warn,
             &format!("mod_wsgi (pid={pid}): Process '{}' stopped with requests still running.", process.name),
         ),
-        ServeEnd::RequestTimeout => {
-            // Give the others a moment to finish, as a graceful stop would.
-            std::thread::sleep(Duration::from_millis(100));
-        }
     }
     // Python and the threads are not torn down: exit at once.
     std::mem::forget(runner);

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use crossbeam_channel::{Receiver, Sender};
 use wsgi_core::environ_build::now_us;
 use wsgi_core::{EnvValue, ErrorLog, LogLevel, ResponseSink, ResponseWriter, RunOutcome, WsgiRunner};
 
@@ -54,8 +53,6 @@ pub enum ServeEnd {
     /// Told to stop; requests were still running when the graceful
     /// timeout ran out.
     TimedOut,
-    /// A request ran past the request timeout.
-    RequestTimeout,
 }
 
 /// Requests this process served.
@@ -89,16 +86,39 @@ struct Shared<'a> {
     last_request: Mutex<Instant>,
     /// The modification time of each script when this process first ran it.
     script_times: Mutex<HashMap<std::path::PathBuf, Option<std::time::SystemTime>>>,
+    /// The poller's state, held by the leading request thread.
+    leader: Mutex<Leader>,
+    /// Connections request threads gave back, for the leader to watch.
+    returned: Mutex<Vec<Connection>>,
+    /// Wakes the leader (a connection came back, a request ended).
+    wake: Mutex<std::fs::File>,
+    /// Set once serving is over: every thread then leaves. Apart from the
+    /// leader's state, which the leader holds while it polls.
+    end: Mutex<Option<ServeEnd>>,
 }
 
 struct Running {
     started: Instant,
     writer: Arc<Mutex<BufWriter<UnixStream>>>,
     head_sent: Arc<AtomicBool>,
+    /// Already answered 504 by the timeout check.
+    timed_out: bool,
+}
+
+/// The poller's state, owned by whichever request thread leads.
+struct Leader {
+    idle: Vec<Connection>,
+    wake: std::fs::File,
+    drain_deadline: Option<Instant>,
 }
 
 /// Serves until told to drain (by a byte on `stop`, e.g. from a signal
 /// pipe), then finishes in-flight requests and returns.
+///
+/// The request threads take turns leading (leader/followers): the leader
+/// polls the listening socket and the idle connections, takes the first
+/// that is ready, hands leadership on and serves the request itself, so a
+/// request is never passed between threads.
 pub fn serve(
     listener: &UnixListener,
     runner: &dyn WsgiRunner,
@@ -107,6 +127,13 @@ pub fn serve(
     stop: RawFd,
     log: &dyn ErrorLog,
 ) -> ServeEnd {
+    let Ok((wake_read, wake_write)) = sys::pipe() else {
+        log.log(LogLevel::Error, "mod_wsgi: daemon process cannot create its wake-up pipe");
+        return ServeEnd::Drained;
+    };
+    let _ = sys::set_nonblocking(wake_read.as_raw_fd(), true);
+    let _ = sys::set_nonblocking(wake_write.as_raw_fd(), true);
+    let _ = sys::set_nonblocking(listener.as_raw_fd(), true);
     let shared = Shared {
         runner,
         options,
@@ -118,131 +145,148 @@ pub fn serve(
         recycle_asked: AtomicBool::new(false),
         last_request: Mutex::new(Instant::now()),
         script_times: Mutex::new(HashMap::new()),
+        leader: Mutex::new(Leader { idle: Vec::new(), wake: std::fs::File::from(wake_read), drain_deadline: None }),
+        end: Mutex::new(None),
+        returned: Mutex::new(Vec::new()),
+        wake: Mutex::new(std::fs::File::from(wake_write)),
     };
-    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
-    let (back_tx, back_rx) = crossbeam_channel::unbounded::<Connection>();
-    let Ok((wake_read, wake_write)) = sys::pipe() else {
-        log.log(LogLevel::Error, "mod_wsgi: daemon process cannot create its wake-up pipe");
-        return ServeEnd::Drained;
-    };
-    let _ = sys::set_nonblocking(wake_read.as_raw_fd(), true);
-    let _ = sys::set_nonblocking(listener.as_raw_fd(), true);
-    let wake = Arc::new(Mutex::new(std::fs::File::from(wake_write)));
-    let mut wake_reader = std::fs::File::from(wake_read);
-    let end = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         for slot in 0..options.threads.max(1) {
-            let (jobs, back, wake, shared) = (jobs_rx.clone(), back_tx.clone(), wake.clone(), &shared);
+            let shared = &shared;
             std::thread::Builder::new()
                 .name(format!("wsgi-request-{slot}"))
-                .spawn_scoped(scope, move || request_thread(slot, shared, jobs, back, wake))
+                .spawn_scoped(scope, move || request_thread(slot, shared, listener, stop))
                 .expect("spawn a request thread");
         }
-        drop(back_tx);
         control.say(crate::control::READY);
-        let end = poll_loop(listener, &shared, &jobs_tx, &back_rx, &mut wake_reader, stop);
-        drop(jobs_tx);
-        end
-    });
-    end
+        // This thread watches the clock: request and inactivity timeouts.
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            if let Some(end) = shared.end.lock().ok().and_then(|end| *end) {
+                return end;
+            }
+            check_timeouts(&shared);
+        }
+    })
 }
 
-/// The poller: accepts connections and watches idle ones.
-fn poll_loop(
-    listener: &UnixListener,
-    shared: &Shared<'_>,
-    jobs: &Sender<Job>,
-    back: &Receiver<Connection>,
-    wake: &mut std::fs::File,
-    stop: RawFd,
-) -> ServeEnd {
-    let options = shared.options;
-    let mut idle: Vec<Connection> = Vec::new();
-    let mut drain_deadline: Option<Instant> = None;
+/// A request thread: lead, take a ready connection, serve it, repeat.
+fn request_thread(slot: usize, shared: &Shared<'_>, listener: &UnixListener, stop: RawFd) {
     loop {
-        while let Ok(connection) = back.try_recv() {
-            idle.push(connection);
+        let job = {
+            let Ok(mut leader) = shared.leader.lock() else { return };
+            match lead(&mut leader, shared, listener, stop) {
+                Some(job) => job,
+                None => return,
+            }
+        };
+        let mut connection = job.connection;
+        let keep = serve_connection(slot, shared, &mut connection, job.ready_at);
+        if keep && !shared.draining.load(Ordering::Relaxed) {
+            connection.fresh = false;
+            if let Ok(mut returned) = shared.returned.lock() {
+                returned.push(connection);
+            }
         }
-        if let Some(deadline) = drain_deadline {
+        // Given back before it stops counting as busy, so a draining leader
+        // never ends with a request still on its way.
+        shared.in_progress.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut wake) = shared.wake.lock() {
+            let _ = wake.write(&[1]);
+        }
+    }
+}
+
+/// Ends serving: every thread leaves once it is free.
+fn finish(shared: &Shared<'_>, end: ServeEnd) {
+    if let Ok(mut slot) = shared.end.lock() {
+        slot.get_or_insert(end);
+    }
+}
+
+/// Leads until a connection is ready (`Some`) or serving is over (`None`).
+fn lead(leader: &mut Leader, shared: &Shared<'_>, listener: &UnixListener, stop: RawFd) -> Option<Job> {
+    let options = shared.options;
+    loop {
+        if shared.end.lock().map(|end| end.is_some()).unwrap_or(true) {
+            return None;
+        }
+        if let Ok(mut returned) = shared.returned.lock() {
+            leader.idle.append(&mut returned);
+        }
+        if let Some(deadline) = leader.drain_deadline {
             // Draining: idle connections are closed (front ends reconnect
-            // elsewhere); finish when no request runs.
-            idle.clear();
-            let busy = shared.in_progress.load(Ordering::SeqCst) > 0;
-            if !busy {
-                return ServeEnd::Drained;
+            // elsewhere); done when no request runs.
+            leader.idle.clear();
+            if shared.in_progress.load(Ordering::SeqCst) == 0 {
+                finish(shared, ServeEnd::Drained);
+                return None;
             }
             if Instant::now() >= deadline {
-                return ServeEnd::TimedOut;
+                finish(shared, ServeEnd::TimedOut);
+                return None;
             }
         }
-        if let Some(end) = check_timeouts(shared) {
-            return end;
-        }
-        let draining = drain_deadline.is_some();
-        let mut fds = vec![wake.as_raw_fd(), stop];
+        let draining = leader.drain_deadline.is_some();
+        let mut fds = vec![leader.wake.as_raw_fd(), stop];
         if !draining {
             fds.push(listener.as_raw_fd());
         }
         let first_idle = fds.len();
-        fds.extend(idle.iter().map(|c| c.reader.get_ref().as_raw_fd()));
+        fds.extend(leader.idle.iter().map(|c| c.reader.get_ref().as_raw_fd()));
         let ready = match sys::poll_readable(&fds, Some(Duration::from_millis(200))) {
             Ok(ready) => ready,
             Err(e) => {
                 shared.log.log(LogLevel::Error, &format!("mod_wsgi: daemon poll failed: {e}"));
-                return ServeEnd::Drained;
+                finish(shared, ServeEnd::Drained);
+                return None;
             }
         };
         if ready[0] {
             let mut buf = [0u8; 64];
-            let _ = wake.read(&mut buf);
+            let _ = leader.wake.read(&mut buf);
         }
-        if ready[1] && drain_deadline.is_none() {
+        if ready[1] && !draining {
             shared.draining.store(true, Ordering::Relaxed);
-            drain_deadline = Some(Instant::now() + options.graceful_timeout.max(Duration::from_millis(10)));
+            leader.drain_deadline = Some(Instant::now() + options.graceful_timeout.max(Duration::from_millis(10)));
             continue;
         }
+        // Idle connections first: a front end waits on each of them.
+        if let Some(index) = (first_idle..fds.len()).find(|&i| ready[i]) {
+            let connection = leader.idle.swap_remove(index - first_idle);
+            shared.in_progress.fetch_add(1, Ordering::SeqCst);
+            return Some(Job { connection, ready_at: Instant::now() });
+        }
         if !draining && ready[2] {
-            loop {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let _ = stream.set_nonblocking(false);
-                        let Ok(write_half) = stream.try_clone() else { continue };
-                        let connection = Connection {
-                            reader: BufReader::with_capacity(64 * 1024, stream),
-                            writer: Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, write_half))),
-                            fresh: true,
-                        };
-                        shared.in_progress.fetch_add(1, Ordering::SeqCst);
-                        let _ = jobs.send(Job { connection, ready_at: Instant::now() });
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        shared.log.log(LogLevel::Warn, &format!("mod_wsgi: daemon accept failed: {e}"));
-                        break;
-                    }
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nonblocking(false);
+                    let Ok(write_half) = stream.try_clone() else { continue };
+                    let connection = Connection {
+                        reader: BufReader::with_capacity(64 * 1024, stream),
+                        writer: Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, write_half))),
+                        fresh: true,
+                    };
+                    shared.in_progress.fetch_add(1, Ordering::SeqCst);
+                    return Some(Job { connection, ready_at: Instant::now() });
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => shared.log.log(LogLevel::Warn, &format!("mod_wsgi: daemon accept failed: {e}")),
             }
         }
-        let mut kept = Vec::with_capacity(idle.len());
-        for (index, connection) in (first_idle..).zip(idle.drain(..)) {
-            if ready.get(index).copied().unwrap_or(false) {
-                shared.in_progress.fetch_add(1, Ordering::SeqCst);
-                let _ = jobs.send(Job { connection, ready_at: Instant::now() });
-            } else {
-                kept.push(connection);
-            }
-        }
-        idle = kept;
     }
 }
 
-/// Request timeouts and inactivity; `Some` ends serving.
-fn check_timeouts(shared: &Shared<'_>) -> Option<ServeEnd> {
+/// Request timeouts and inactivity. A request past the request timeout
+/// gets 504 (if its head has not gone out) and its connection is cut; the
+/// process asks to be replaced, and drains once its successor is ready.
+fn check_timeouts(shared: &Shared<'_>) {
     let options = shared.options;
     if !options.request_timeout.is_zero() {
-        let running = shared.running.lock().ok()?;
-        for running in running.values() {
-            if running.started.elapsed() > options.request_timeout {
+        let Ok(mut running) = shared.running.lock() else { return };
+        for running in running.values_mut() {
+            if running.started.elapsed() > options.request_timeout && !running.timed_out {
+                running.timed_out = true;
                 shared.log.log(
                     LogLevel::Error,
                     &format!(
@@ -258,8 +302,9 @@ fn check_timeouts(shared: &Shared<'_>) -> Option<ServeEnd> {
                         let _ = writer.get_ref().shutdown(std::net::Shutdown::Both);
                     }
                 }
-                shared.control.say(crate::control::RECYCLE);
-                return Some(ServeEnd::RequestTimeout);
+                if !shared.recycle_asked.swap(true, Ordering::Relaxed) {
+                    shared.control.say(crate::control::RECYCLE);
+                }
             }
         }
     }
@@ -269,30 +314,6 @@ fn check_timeouts(shared: &Shared<'_>) -> Option<ServeEnd> {
         if quiet && idle_for > options.inactivity_timeout {
             shared.recycle_asked.store(true, Ordering::Relaxed);
             shared.control.say(crate::control::RECYCLE);
-        }
-    }
-    None
-}
-
-fn request_thread(
-    slot: usize,
-    shared: &Shared<'_>,
-    jobs: Receiver<Job>,
-    back: Sender<Connection>,
-    wake: Arc<Mutex<std::fs::File>>,
-) {
-    while let Ok(job) = jobs.recv() {
-        let mut connection = job.connection;
-        let keep = serve_connection(slot, shared, &mut connection, job.ready_at);
-        if keep && !shared.draining.load(Ordering::Relaxed) {
-            connection.fresh = false;
-            let _ = back.send(connection);
-        }
-        // Given back (or closed) before it stops counting as busy, so a
-        // draining poller never exits with a request still on its way.
-        shared.in_progress.fetch_sub(1, Ordering::SeqCst);
-        if let Ok(mut wake) = wake.lock() {
-            let _ = wake.write(&[1]);
         }
     }
 }
@@ -375,7 +396,12 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
     if let Ok(mut running) = shared.running.lock() {
         running.insert(
             slot,
-            Running { started: Instant::now(), writer: connection.writer.clone(), head_sent: head_sent.clone() },
+            Running {
+                started: Instant::now(),
+                writer: connection.writer.clone(),
+                head_sent: head_sent.clone(),
+                timed_out: false,
+            },
         );
     }
     let mut body =
