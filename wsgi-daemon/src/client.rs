@@ -15,7 +15,7 @@ use crate::protocol::{self, Frame, ProtocolError, RequestStart};
 use crate::sys;
 
 /// The size of the request body pieces sent to the daemon.
-pub const BODY_CHUNK: usize = 64 * 1024;
+pub const BODY_CHUNK: usize = 32 * 1024;
 
 /// Why a request could not be relayed in full.
 #[derive(Debug, thiserror::Error)]
@@ -178,12 +178,14 @@ impl DaemonClient {
             status: 502,
             message: format!("daemon process connection lost: {e}"),
         };
-        if let Err(e) = protocol::write_frame(&mut connection.writer, &Frame::RequestStart(start.clone())) {
+        if let Err(e) = protocol::write_request_start(&mut connection.writer, start) {
             return retry_or(gone(&e), false);
         }
         let mut consumed = false;
         if let Some(body) = body {
-            let mut buf = vec![0u8; BODY_CHUNK];
+            // On the stack: most requests have no body, and a heap buffer
+            // this size per request costs the allocator more than the read.
+            let mut buf = [0u8; BODY_CHUNK];
             loop {
                 let n = match body.read(&mut buf) {
                     Ok(n) => n,
@@ -230,7 +232,11 @@ impl DaemonClient {
                     }
                 }
                 Frame::ResponseChunk(data) => {
-                    if let Err(e) = sink.send_body(&data).and_then(|()| sink.flush()) {
+                    // Flush only when nothing more has arrived yet: a response
+                    // that came whole goes out whole (with its length).
+                    let more = !connection.reader.buffer().is_empty();
+                    let sent = sink.send_body(&data).and_then(|()| if more { Ok(()) } else { sink.flush() });
+                    if let Err(e) = sent {
                         return Attempt::Done(Err(ForwardError::ClientGone(e)));
                     }
                 }

@@ -348,43 +348,20 @@ const TAG_BOOL: u8 = 1;
 const TAG_INT: u8 = 2;
 const TAG_TUPLE: u8 = 3;
 
+/// Writes a [`Frame::RequestStart`] from a borrowed request (no copy of
+/// its environ), as [`write_frame`] would.
+pub fn write_request_start(w: &mut impl Write, start: &RequestStart) -> Result<(), ProtocolError> {
+    let mut e = Encoder::new();
+    encode_request_start(&mut e, start);
+    w.write_all(&e.finish(FrameKind::RequestStart)?)?;
+    Ok(())
+}
+
 /// Encodes a whole frame, header included.
 fn encode_frame(frame: &Frame) -> Result<Vec<u8>, ProtocolError> {
-    let mut e = Encoder { buf: vec![0; HEADER_LEN] };
+    let mut e = Encoder::new();
     match frame {
-        Frame::RequestStart(start) => {
-            e.u64(start.request_id);
-            e.bytes(&path_bytes(&start.target.script));
-            e.str(&start.target.callable);
-            e.str(&start.target.application_group);
-            e.bool(start.target.reload_on_change);
-            e.bool(start.has_body);
-            e.len(start.environ.entries.len());
-            for (key, value) in &start.environ.entries {
-                e.str(key);
-                match value {
-                    EnvValue::Str(s) => {
-                        e.u8(TAG_STR);
-                        e.str(s);
-                    }
-                    EnvValue::Bool(b) => {
-                        e.u8(TAG_BOOL);
-                        e.bool(*b);
-                    }
-                    EnvValue::Int(i) => {
-                        e.u8(TAG_INT);
-                        e.i64(*i);
-                    }
-                    EnvValue::Tuple(items) => {
-                        e.u8(TAG_TUPLE);
-                        e.len(items.len());
-                        for i in items {
-                            e.i64(*i);
-                        }
-                    }
-                }
-            }
-        }
+        Frame::RequestStart(start) => encode_request_start(&mut e, start),
         Frame::ResponseStart(start) => {
             e.u16(start.status);
             e.str(&start.reason);
@@ -398,15 +375,41 @@ fn encode_frame(frame: &Frame) -> Result<Vec<u8>, ProtocolError> {
         Frame::Error(message) => e.str(message),
         Frame::BodyEnd | Frame::ResponseEnd | Frame::Ping | Frame::Pong => {}
     }
-    let mut buf = e.buf;
-    let size = buf.len() - HEADER_LEN;
-    let len = match u32::try_from(size) {
-        Ok(len) if len <= MAX_FRAME_SIZE => len,
-        _ => return Err(ProtocolError::FrameTooLarge { size: size as u64, max: MAX_FRAME_SIZE }),
-    };
-    buf[0] = frame.kind().as_byte();
-    buf[1..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
-    Ok(buf)
+    e.finish(frame.kind())
+}
+
+fn encode_request_start(e: &mut Encoder, start: &RequestStart) {
+    e.u64(start.request_id);
+    e.bytes(&path_bytes(&start.target.script));
+    e.str(&start.target.callable);
+    e.str(&start.target.application_group);
+    e.bool(start.target.reload_on_change);
+    e.bool(start.has_body);
+    e.len(start.environ.entries.len());
+    for (key, value) in &start.environ.entries {
+        e.str(key);
+        match value {
+            EnvValue::Str(s) => {
+                e.u8(TAG_STR);
+                e.str(s);
+            }
+            EnvValue::Bool(b) => {
+                e.u8(TAG_BOOL);
+                e.bool(*b);
+            }
+            EnvValue::Int(i) => {
+                e.u8(TAG_INT);
+                e.i64(*i);
+            }
+            EnvValue::Tuple(items) => {
+                e.u8(TAG_TUPLE);
+                e.len(items.len());
+                for i in items {
+                    e.i64(*i);
+                }
+            }
+        }
+    }
 }
 
 struct Encoder {
@@ -414,6 +417,26 @@ struct Encoder {
 }
 
 impl Encoder {
+    /// An encoder with room for the frame header.
+    fn new() -> Encoder {
+        let mut buf = Vec::with_capacity(4096);
+        buf.resize(HEADER_LEN, 0);
+        Encoder { buf }
+    }
+
+    /// The frame: header filled in, size checked.
+    fn finish(self, kind: FrameKind) -> Result<Vec<u8>, ProtocolError> {
+        let mut buf = self.buf;
+        let size = buf.len() - HEADER_LEN;
+        let len = match u32::try_from(size) {
+            Ok(len) if len <= MAX_FRAME_SIZE => len,
+            _ => return Err(ProtocolError::FrameTooLarge { size: size as u64, max: MAX_FRAME_SIZE }),
+        };
+        buf[0] = kind.as_byte();
+        buf[1..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+        Ok(buf)
+    }
+
     fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
