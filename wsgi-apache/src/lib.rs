@@ -15,9 +15,3 @@ mod ffi;
 mod module;
 
 pub use module::{wsgi_module, ModuleRecord};
-
-/// Each request allocates many small strings (the environ, its frames to a
-/// daemon); mimalloc serves them faster than the C library's allocator in
-/// Apache's many threads. Only the module's own Rust allocations use it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
