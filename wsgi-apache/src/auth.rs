@@ -4,10 +4,10 @@
 //! (WSGIAuthGroupScript: `groups_for_user`), with mod_wsgi's result
 //! mapping.
 
-use std::borrow::Cow;
 use std::ffi::c_int;
 
 use wsgi_config::directives::ScriptRef;
+use wsgi_core::environ::environ_key;
 use wsgi_core::group::{self, GroupContext};
 use wsgi_core::route::latin1;
 use wsgi_core::{EnvValue, Environ};
@@ -68,14 +68,13 @@ struct Prepared {
 
 fn prepare(request: &mut Request, script: &ScriptRef, settings: &wsgi_config::DirSettings) -> Prepared {
     let mut environ = Environ { entries: Vec::with_capacity(32) };
-    for (key, value) in request.cgi_variables() {
-        let key = latin1(&key);
-        let keep = (key.starts_with("HTTP_") && key != "HTTP_AUTHORIZATION" && key != "HTTP_PROXY_AUTHORIZATION")
-            || AUTH_VARIABLES.contains(&key.as_str());
+    request.cgi_variables(|key, value| {
+        let keep = (key.starts_with(b"HTTP_") && key != b"HTTP_AUTHORIZATION" && key != b"HTTP_PROXY_AUTHORIZATION")
+            || AUTH_VARIABLES.iter().any(|k| k.as_bytes() == key);
         if keep {
-            environ.entries.push((Cow::Owned(key), EnvValue::Str(latin1(&value))));
+            environ.entries.push((environ_key(key), EnvValue::Str(latin1(value))));
         }
-    }
+    });
     let hostname = latin1(request.server_hostname());
     let host_header = environ.get_str("HTTP_HOST").map(str::to_string);
     let no_env = |_: &str| None;

@@ -1,7 +1,6 @@
 //! Embedded mode: Python in Apache's child processes, requests run on
 //! Apache's own threads. The hooks' logic, in safe code over `ffi`.
 
-use std::borrow::Cow;
 use std::cell::Cell;
 use std::ffi::c_int;
 use std::ffi::OsStr;
@@ -14,6 +13,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use wsgi_config::directives::{HandlerScript, GLOBAL_GROUP};
+use wsgi_core::environ::environ_key;
 use wsgi_core::environ_build::{
     add_adapter_keys, new_request_id, now_us, AdapterInputs, AppNames, RequestStats, Versions, WsgiFlags,
 };
@@ -217,14 +217,14 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
 
     let request_start_us = request.request_time_us();
     let mut env = Environ { entries: Vec::with_capacity(64) };
-    for (key, value) in request.cgi_variables() {
+    request.cgi_variables(|key, value| {
         // mod_wsgi passes neither the server's PATH nor (unless
         // WSGIPassAuthorization) the credentials Apache may have added.
         if key == b"PATH" || key == b"HTTP_AUTHORIZATION" {
-            continue;
+            return;
         }
-        env.entries.push((Cow::Owned(latin1(&key)), EnvValue::Str(latin1(&value))));
-    }
+        env.entries.push((environ_key(key), EnvValue::Str(latin1(value))));
+    });
     // Apache leaves PATH_INFO out when it is empty; WSGI always has it.
     if env.get("PATH_INFO").is_none() {
         env.set_str("PATH_INFO", "");
@@ -241,9 +241,12 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
         }
     };
     if pass_authorization {
-        let headers = request.headers_in();
-        let values: Vec<String> =
-            headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(b"authorization")).map(|(_, v)| latin1(v)).collect();
+        let mut values: Vec<String> = Vec::new();
+        request.headers_in(|name, value| {
+            if name.eq_ignore_ascii_case(b"authorization") {
+                values.push(latin1(value));
+            }
+        });
         if !values.is_empty() {
             env.set_str("HTTP_AUTHORIZATION", values.join(", "));
         }
@@ -252,16 +255,11 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
     let script_name = env.get_str("SCRIPT_NAME").unwrap_or_default().to_string();
     let hostname = latin1(request.server_hostname());
     let host_header = env.get_str("HTTP_HOST").map(str::to_string);
-    let request_env = env.clone();
     // %{ENV:NAME}: the request notes, then the request's environment
     // (SetEnv), then the process's, as mod_wsgi looks them up.
     let env_lookup = |name: &str| -> Option<String> {
         let key = std::ffi::CString::new(name).ok()?;
-        request
-            .note(&key)
-            .map(latin1)
-            .or_else(|| request_env.get_str(name).map(str::to_string))
-            .or_else(|| std::env::var(name).ok())
+        request.note(&key).or_else(|| request.env_var(&key)).map(latin1).or_else(|| std::env::var(name).ok())
     };
     let ctx = GroupContext {
         server_hostname: &hostname,

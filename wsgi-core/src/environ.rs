@@ -58,3 +58,68 @@ impl Environ {
         Some(self.entries.remove(index).1)
     }
 }
+
+/// The CGI variable names most requests carry, as `'static` strings: an
+/// environ key given as one of these needs no allocation, and interpreters
+/// can cache the matching Python string.
+const COMMON_KEYS: [&str; 36] = [
+    "GATEWAY_INTERFACE",
+    "SERVER_PROTOCOL",
+    "REQUEST_METHOD",
+    "QUERY_STRING",
+    "REQUEST_URI",
+    "SCRIPT_NAME",
+    "PATH_INFO",
+    "PATH_TRANSLATED",
+    "SERVER_SIGNATURE",
+    "SERVER_SOFTWARE",
+    "SERVER_NAME",
+    "SERVER_ADDR",
+    "SERVER_PORT",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "REMOTE_HOST",
+    "REMOTE_USER",
+    "AUTH_TYPE",
+    "DOCUMENT_ROOT",
+    "REQUEST_SCHEME",
+    "CONTEXT_PREFIX",
+    "CONTEXT_DOCUMENT_ROOT",
+    "SERVER_ADMIN",
+    "SCRIPT_FILENAME",
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "HTTPS",
+    "HTTP_HOST",
+    "HTTP_USER_AGENT",
+    "HTTP_ACCEPT",
+    "HTTP_ACCEPT_ENCODING",
+    "HTTP_ACCEPT_LANGUAGE",
+    "HTTP_CONNECTION",
+    "HTTP_COOKIE",
+    "HTTP_REFERER",
+    "HTTP_CACHE_CONTROL",
+];
+
+/// An environ key for the Latin-1 bytes `name`: a `'static` string for the
+/// common CGI names (no allocation), an owned one otherwise.
+pub fn environ_key(name: &[u8]) -> Cow<'static, str> {
+    match COMMON_KEYS.iter().find(|key| key.as_bytes() == name) {
+        Some(key) => Cow::Borrowed(key),
+        None => Cow::Owned(crate::route::latin1(name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_keys_are_static_and_others_owned() {
+        assert!(matches!(environ_key(b"REQUEST_METHOD"), Cow::Borrowed("REQUEST_METHOD")));
+        assert!(matches!(environ_key(b"HTTP_HOST"), Cow::Borrowed("HTTP_HOST")));
+        let custom = environ_key(b"HTTP_X_CUSTOM\xe9");
+        assert!(matches!(&custom, Cow::Owned(_)));
+        assert_eq!(custom, "HTTP_X_CUSTOM\u{e9}");
+    }
+}

@@ -396,21 +396,27 @@ impl Request {
     /// The CGI variables of the request, as Apache makes them for CGI
     /// scripts (`ap_add_common_vars` and `ap_add_cgi_vars` into
     /// `r->subprocess_env`), in table order.
-    pub(crate) fn cgi_variables(&mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    pub(crate) fn cgi_variables(&mut self, visit: impl FnMut(&[u8], &[u8])) {
         // SAFETY: both functions fill the live request's subprocess_env.
         unsafe {
             ap_add_common_vars(self.0);
             ap_add_cgi_vars(self.0);
         }
-        // SAFETY: a live table; its entries array holds `nelts` entries of
-        // pool strings (a NULL key marks a deleted entry).
-        unsafe { table_entries(self.rec().subprocess_env) }
+        // SAFETY: a live table of the request.
+        unsafe { visit_table(self.rec().subprocess_env, visit) }
+    }
+
+    /// A variable of the request's environment (`SetEnv`, the CGI
+    /// variables once made).
+    pub(crate) fn env_var(&self, name: &CStr) -> Option<&[u8]> {
+        // SAFETY: a live table; the value is a pool string.
+        unsafe { bytes(apr_table_get(self.rec().subprocess_env, name.as_ptr())) }
     }
 
     /// The request headers (name, value) in arrival order.
-    pub(crate) fn headers_in(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
-        // SAFETY: as for `cgi_variables`.
-        unsafe { table_entries(self.rec().headers_in) }
+    pub(crate) fn headers_in(&self, visit: impl FnMut(&[u8], &[u8])) {
+        // SAFETY: a live table of the request.
+        unsafe { visit_table(self.rec().headers_in, visit) }
     }
 
     /// Writes `message` to the error log with the request's context.
@@ -771,16 +777,15 @@ pub(crate) fn log_request(r: *const request_rec, level: Level, message: &str) {
     }
 }
 
-/// The entries of an APR table.
+/// Visits the entries of an APR table in order, without copying them.
 ///
 /// # Safety
 /// `table` must be a live table.
-unsafe fn table_entries(table: *const apr_table_t) -> Vec<(Vec<u8>, Vec<u8>)> {
+unsafe fn visit_table(table: *const apr_table_t, mut visit: impl FnMut(&[u8], &[u8])) {
     // SAFETY: apr_table_elts returns the table's array header.
     let header = unsafe { &*apr_table_elts(table) };
     let count = usize::try_from(header.nelts).unwrap_or(0);
     let entries = header.elts.cast::<apr_table_entry_t>();
-    let mut out = Vec::with_capacity(count);
     for index in 0..count {
         // SAFETY: `elts` holds `nelts` table entries.
         let entry = unsafe { &*entries.add(index) };
@@ -789,9 +794,8 @@ unsafe fn table_entries(table: *const apr_table_t) -> Vec<(Vec<u8>, Vec<u8>)> {
         let (Some(key), value) = (unsafe { bytes(entry.key) }, unsafe { bytes(entry.val) }) else {
             continue;
         };
-        out.push((key.to_vec(), value.unwrap_or_default().to_vec()));
+        visit(key, value.unwrap_or_default());
     }
-    out
 }
 
 /// `APR_BRIGADE_INSERT_TAIL`: links `bucket` at the end of the brigade's
