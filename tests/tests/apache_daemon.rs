@@ -15,6 +15,15 @@ def application(environ, start_response):
     path = environ['PATH_INFO']
     if path == '/sleep':
         time.sleep(float(environ['QUERY_STRING'] or '1'))
+    if path == '/process':
+        mask = os.umask(0)
+        os.umask(mask)
+        limits = open('/proc/self/limits').read()
+        data = json.dumps({'cwd': os.getcwd(), 'umask': mask, 'nice': os.nice(0), 'lang': os.environ.get('LANG'),
+                           'groups': sorted(os.getgroups()), 'data_limit': [l for l in limits.splitlines() if l.startswith('Max data size')][0].split()[3],
+                           'comm': open('/proc/self/comm').read().strip()}, sort_keys=True)
+        start_response('200 OK', [('Content-Type', 'application/json')])
+        return [data.encode()]
     if path == '/echo':
         data = environ['wsgi.input'].read()
         start_response('200 OK', [('Content-Type', 'application/octet-stream')])
@@ -354,4 +363,31 @@ fn the_socket_is_only_for_apaches_child_user() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let www_data = std::process::Command::new("id").args(["-u", "www-data"]).output().unwrap();
     assert_eq!(meta.uid().to_string(), String::from_utf8_lossy(&www_data.stdout).trim());
+}
+
+#[test]
+fn process_options_shape_the_daemon_processes() {
+    require_apache!();
+    let site = site();
+    let home = TempDir::new("daemon-home");
+    let apache = start(
+        &site,
+        &format!(
+            "shaped processes=1 threads=2 user=nobody group=nogroup supplementary-groups=www-data umask=0027 \
+             home={} lang=C.UTF-8 cpu-priority=5 memory-limit=2000000000 display-name=%{{GROUP}}",
+            home.path().display()
+        ),
+    );
+    let response = apache.get("/app/process");
+    assert_eq!(response.status(), 200, "{}", apache.error_log());
+    let text = response.text();
+    assert_eq!(field(&text, "cwd"), home.path().display().to_string());
+    assert_eq!(field(&text, "umask"), (0o027).to_string());
+    assert_eq!(field(&text, "nice"), "5");
+    assert_eq!(field(&text, "lang"), "C.UTF-8");
+    assert_eq!(field(&text, "data_limit"), "2000000000");
+    assert_eq!(field(&text, "comm"), "(wsgi:shaped)");
+    let www_data = std::process::Command::new("id").args(["-g", "www-data"]).output().unwrap();
+    let gid = String::from_utf8_lossy(&www_data.stdout).trim().to_string();
+    assert!(text.contains(&gid), "supplementary group {gid} missing: {text}");
 }
