@@ -24,6 +24,9 @@ def application(environ, start_response):
                            'comm': open('/proc/self/comm').read().strip()}, sort_keys=True)
         start_response('200 OK', [('Content-Type', 'application/json')])
         return [data.encode()]
+    if path == '/deadlock':
+        import ctypes
+        ctypes.PyDLL(None).sleep(30)  # a C call that keeps the GIL
     if path == '/echo':
         data = environ['wsgi.input'].read()
         start_response('200 OK', [('Content-Type', 'application/octet-stream')])
@@ -390,4 +393,24 @@ fn process_options_shape_the_daemon_processes() {
     let www_data = std::process::Command::new("id").args(["-g", "www-data"]).output().unwrap();
     let gid = String::from_utf8_lossy(&www_data.stdout).trim().to_string();
     assert!(text.contains(&gid), "supplementary group {gid} missing: {text}");
+}
+
+#[test]
+fn deadlock_timeout_restarts_a_process_whose_interpreter_is_stuck() {
+    require_apache!();
+    let site = site();
+    let apache = start(&site, "stuck processes=1 threads=2 deadlock-timeout=2");
+    let before = field(&apache.get("/app/x").text(), "pid").to_string();
+    let address = apache.address();
+    // The stuck request fails when its process is ended (never a hang).
+    let stuck = std::thread::spawn(move || tests::http_request(address, "GET", "/app/deadlock", &[], b""));
+    let replaced = tests::wait_for(Duration::from_secs(15), || {
+        tests::http_request(apache.address(), "GET", "/app/x", &[], b"")
+            .ok()
+            .filter(|r| r.status() == 200 && field(&r.text(), "pid") != before)
+    });
+    assert!(replaced.is_some(), "not replaced:\n{}", apache.error_log());
+    assert!(apache.error_log().contains("appears to have deadlocked"), "{}", apache.error_log());
+    let stuck = stuck.join().unwrap();
+    assert!(stuck.is_err() || stuck.is_ok_and(|r| r.status() == 502), "the stuck request");
 }

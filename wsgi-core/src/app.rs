@@ -70,4 +70,10 @@ pub trait WsgiRunner: Send + Sync {
         response: &mut ResponseWriter<'_>,
         log: &dyn ErrorLog,
     ) -> RunOutcome;
+
+    /// Returns once the interpreter can run code (it takes and releases its
+    /// lock), blocking while it cannot: a watchdog calls it periodically to
+    /// detect a deadlocked interpreter (`deadlock-timeout`). The default
+    /// returns at once.
+    fn probe(&self) {}
 }

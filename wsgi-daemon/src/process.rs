@@ -47,6 +47,7 @@ pub fn worker_options(process: &DaemonProcess) -> WorkerOptions {
         } else {
             process.graceful_timeout
         },
+        deadlock_timeout: process.deadlock_timeout,
     }
 }
 

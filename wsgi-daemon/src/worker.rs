@@ -43,6 +43,9 @@ pub struct WorkerOptions {
     /// How long in-flight requests may take to finish once the process is
     /// told to stop.
     pub graceful_timeout: Duration,
+    /// The interpreter not able to run for this long (a thread holding its
+    /// lock forever) ends the process at once (zero: not watched).
+    pub deadlock_timeout: Duration,
 }
 
 /// Why [`serve`] returned.
@@ -150,6 +153,8 @@ pub fn serve(
         returned: Mutex::new(Vec::new()),
         wake: Mutex::new(std::fs::File::from(wake_write)),
     };
+    // When the interpreter last showed it could run (deadlock-timeout).
+    let alive = std::sync::atomic::AtomicU64::new(now_us());
     std::thread::scope(|scope| {
         for slot in 0..options.threads.max(1) {
             let shared = &shared;
@@ -158,14 +163,42 @@ pub fn serve(
                 .spawn_scoped(scope, move || request_thread(slot, shared, listener, stop))
                 .expect("spawn a request thread");
         }
+        if !options.deadlock_timeout.is_zero() {
+            let (shared, alive) = (&shared, &alive);
+            std::thread::Builder::new()
+                .name("wsgi-deadlock-probe".into())
+                .spawn_scoped(scope, move || {
+                    while shared.end.lock().map(|end| end.is_none()).unwrap_or(false) {
+                        shared.runner.probe();
+                        alive.store(now_us(), Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                })
+                .expect("spawn the deadlock probe");
+        }
         control.say(crate::control::READY);
-        // This thread watches the clock: request and inactivity timeouts.
+        // This thread watches the clock: request and inactivity timeouts,
+        // and the interpreter's liveness.
         loop {
             std::thread::sleep(Duration::from_millis(100));
             if let Some(end) = shared.end.lock().ok().and_then(|end| *end) {
                 return end;
             }
             check_timeouts(&shared);
+            let stalled_us = now_us().saturating_sub(alive.load(Ordering::Relaxed));
+            if !options.deadlock_timeout.is_zero() && stalled_us > options.deadlock_timeout.as_micros() as u64 {
+                log.log(
+                    LogLevel::Error,
+                    &format!(
+                        "mod_wsgi (pid={}): Python interpreter appears to have deadlocked (no progress for {:?}); the process is restarted.",
+                        std::process::id(),
+                        options.deadlock_timeout
+                    ),
+                );
+                control.say(crate::control::RECYCLE);
+                // Nothing can finish while the interpreter is stuck.
+                sys::exit_now(1);
+            }
         }
     })
 }

@@ -105,6 +105,7 @@ fn options(threads: usize) -> WorkerOptions {
         request_timeout: Duration::ZERO,
         socket_timeout: Duration::from_secs(10),
         graceful_timeout: Duration::from_secs(5),
+        deadlock_timeout: Duration::ZERO,
     }
 }
 

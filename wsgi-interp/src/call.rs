@@ -129,6 +129,12 @@ impl WsgiRunner for EmbeddedRunner {
             After::ClientGone => RunOutcome::ClientGone,
         }
     }
+
+    fn probe(&self) {
+        // Entering the main interpreter takes the GIL; a thread that never
+        // releases it keeps this waiting.
+        let _entered = self.runtime.main_interpreter().enter();
+    }
 }
 
 pub(crate) fn report_load_error(

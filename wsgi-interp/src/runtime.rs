@@ -308,6 +308,11 @@ impl PythonRuntime {
 
     /// The interpreter of an (expanded) application group: `""` is the main
     /// interpreter; any other name gets a sub-interpreter on first use.
+    /// The main interpreter.
+    pub(crate) fn main_interpreter(&self) -> &Interpreter {
+        &self.main
+    }
+
     pub(crate) fn interpreter(&self, group: &str) -> Result<Arc<Interpreter>, InterpError> {
         if group.is_empty() {
             return Ok(self.main.clone());
