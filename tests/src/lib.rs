@@ -540,3 +540,33 @@ pub fn child_pids(pid: u32) -> Vec<u32> {
         .filter_map(|p| p.parse().ok())
         .collect()
 }
+
+/// The value of `key` in the flat JSON object `text` (as `json.dumps`
+/// writes it), without quotes; `None` if absent.
+pub fn json_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let needle = format!("\"{key}\": ");
+    let start = text.find(&needle)? + needle.len();
+    let rest = &text[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    Some(rest[..end].trim().trim_matches('"'))
+}
+
+/// A WSGI application for daemon-mode tests: `/sleep?S` sleeps S seconds,
+/// `/echo` returns the body, anything else describes the process serving
+/// it as JSON (pid, uid, process group, the three `wsgi.*` flags).
+pub const PROCESS_APP: &str = r#"
+import os, json, time
+def application(environ, start_response):
+    path = environ['PATH_INFO']
+    if path == '/sleep':
+        time.sleep(float(environ['QUERY_STRING'] or '1'))
+    if path == '/echo':
+        data = environ['wsgi.input'].read()
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        return [data]
+    body = json.dumps({'pid': os.getpid(), 'uid': os.getuid(), 'group': environ['mod_wsgi.process_group'],
+                       'multithread': environ['wsgi.multithread'], 'multiprocess': environ['wsgi.multiprocess'],
+                       'run_once': environ['wsgi.run_once']}, sort_keys=True)
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return [body.encode()]
+"#;

@@ -42,14 +42,6 @@ fn site_with(app: &str) -> TempDir {
     site
 }
 
-fn json_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    let needle = format!("\"{key}\": ");
-    let start = text.find(&needle)? + needle.len();
-    let rest = &text[start..];
-    let end = rest.find([',', '}']).unwrap_or(rest.len());
-    Some(rest[..end].trim().trim_matches('"'))
-}
-
 #[test]
 fn serves_an_application_with_its_environ_and_headers() {
     require_apache!();
@@ -61,11 +53,14 @@ fn serves_an_application_with_its_environ_and_headers() {
     assert_eq!(response.header("X-App"), Some("environ"));
     assert_eq!(response.header("Content-Type"), Some("application/json"));
     let text = response.text();
-    assert_eq!(json_field(&text, "SCRIPT_NAME"), Some("/env"));
-    assert_eq!(json_field(&text, "PATH_INFO"), Some("/a/b"));
-    assert_eq!(json_field(&text, "QUERY_STRING"), Some("x=1"));
-    assert_eq!(json_field(&text, "HTTP_X_CUSTOM"), Some("v1"));
-    assert_eq!(json_field(&text, "mod_wsgi.application_group"), Some(&*format!("localhost:{}|/env", apache.port())));
+    assert_eq!(tests::json_field(&text, "SCRIPT_NAME"), Some("/env"));
+    assert_eq!(tests::json_field(&text, "PATH_INFO"), Some("/a/b"));
+    assert_eq!(tests::json_field(&text, "QUERY_STRING"), Some("x=1"));
+    assert_eq!(tests::json_field(&text, "HTTP_X_CUSTOM"), Some("v1"));
+    assert_eq!(
+        tests::json_field(&text, "mod_wsgi.application_group"),
+        Some(&*format!("localhost:{}|/env", apache.port()))
+    );
     assert!(response.header("Server").is_some_and(|s| s.contains("mod_wsgi-rs/")), "{:?}", response.header("Server"));
     let log = apache.error_log();
     assert!(log.contains("hello from wsgi.errors"), "{log}");
@@ -166,8 +161,8 @@ fn serve_under(mpm: Mpm) {
     assert_eq!(response.status(), 200, "{}", apache.error_log());
     let text = response.text();
     let threaded = mpm != Mpm::Prefork;
-    assert_eq!(json_field(&text, "wsgi.multithread"), Some(if threaded { "true" } else { "false" }), "{text}");
-    assert_eq!(json_field(&text, "wsgi.multiprocess"), Some("true"), "{text}");
+    assert_eq!(tests::json_field(&text, "wsgi.multithread"), Some(if threaded { "true" } else { "false" }), "{text}");
+    assert_eq!(tests::json_field(&text, "wsgi.multiprocess"), Some("true"), "{text}");
 }
 
 #[test]
@@ -205,7 +200,7 @@ fn handler_mapping_needs_exec_cgi_unless_aliased() {
     });
     let open = apache.get("/open/app.wsgi/x");
     assert_eq!(open.status(), 200, "{}", apache.error_log());
-    assert_eq!(json_field(&open.text(), "SCRIPT_NAME"), Some("/open/app.wsgi"));
+    assert_eq!(tests::json_field(&open.text(), "SCRIPT_NAME"), Some("/open/app.wsgi"));
     assert_eq!(apache.get("/closed/app.wsgi").status(), 403);
     assert!(apache.error_log().contains("Options ExecCGI is off in this directory"), "{}", apache.error_log());
     assert_eq!(apache.get("/open/missing.wsgi").status(), 404);

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use tests::apache::{apache_available, Apache, ApacheOptions};
 use tests::TempDir;
 
-const APP: &str = r#"
-import os, json, time
-def application(environ, start_response):
-    path = environ['PATH_INFO']
-    if path == '/sleep':
-        time.sleep(float(environ['QUERY_STRING'] or '1'))
-    if path == '/process':
+/// The shared process-describing app, with two more routes: `/process`
+/// (the daemon process's cwd, umask, nice, limits, name) and `/deadlock` (a C
+/// call that keeps the GIL).
+fn app() -> String {
+    tests::PROCESS_APP.replace(
+        "    if path == '/echo':",
+        r#"    if path == '/process':
         mask = os.umask(0)
         os.umask(mask)
         limits = open('/proc/self/limits').read()
@@ -27,16 +27,9 @@ def application(environ, start_response):
     if path == '/deadlock':
         import ctypes
         ctypes.PyDLL(None).sleep(30)  # a C call that keeps the GIL
-    if path == '/echo':
-        data = environ['wsgi.input'].read()
-        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
-        return [data]
-    body = json.dumps({'pid': os.getpid(), 'uid': os.getuid(), 'group': environ['mod_wsgi.process_group'],
-                       'multithread': environ['wsgi.multithread'], 'multiprocess': environ['wsgi.multiprocess'],
-                       'run_once': environ['wsgi.run_once']}, sort_keys=True)
-    start_response('200 OK', [('Content-Type', 'application/json')])
-    return [body.encode()]
-"#;
+    if path == '/echo':"#,
+    )
+}
 
 macro_rules! require_apache {
     () => {
@@ -49,15 +42,12 @@ macro_rules! require_apache {
 
 fn site() -> TempDir {
     let site = TempDir::new("apache-daemon");
-    site.write("app.wsgi", APP);
+    site.write("app.wsgi", &app());
     site
 }
 
 fn field<'a>(text: &'a str, key: &str) -> &'a str {
-    let needle = format!("\"{key}\": ");
-    let start = text.find(&needle).map(|i| i + needle.len()).unwrap_or_else(|| panic!("no {key} in {text}"));
-    let rest = &text[start..];
-    rest[..rest.find([',', '}']).unwrap_or(rest.len())].trim().trim_matches('"')
+    tests::json_field(text, key).unwrap_or_else(|| panic!("no {key} in {text}"))
 }
 
 /// Pids of the processes named `(wsgi:NAME)`.

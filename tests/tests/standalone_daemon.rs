@@ -7,33 +7,13 @@ use std::time::Duration;
 
 use tests::{Server, TempDir};
 
-const APP: &str = r#"
-import os, json, time
-def application(environ, start_response):
-    path = environ['PATH_INFO']
-    if path == '/sleep':
-        time.sleep(float(environ['QUERY_STRING'] or '1'))
-    if path == '/echo':
-        data = environ['wsgi.input'].read()
-        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
-        return [data]
-    body = json.dumps({'pid': os.getpid(), 'uid': os.getuid(), 'group': environ['mod_wsgi.process_group'],
-                       'multithread': environ['wsgi.multithread'], 'multiprocess': environ['wsgi.multiprocess'],
-                       'run_once': environ['wsgi.run_once']}, sort_keys=True)
-    start_response('200 OK', [('Content-Type', 'application/json')])
-    return [body.encode()]
-"#;
-
 fn field<'a>(text: &'a str, key: &str) -> &'a str {
-    let needle = format!("\"{key}\": ");
-    let start = text.find(&needle).map(|i| i + needle.len()).unwrap_or_else(|| panic!("no {key} in {text}"));
-    let rest = &text[start..];
-    rest[..rest.find([',', '}']).unwrap_or(rest.len())].trim().trim_matches('"')
+    tests::json_field(text, key).unwrap_or_else(|| panic!("no {key} in {text}"))
 }
 
 fn site() -> TempDir {
     let site = TempDir::new("standalone-daemon");
-    site.write("app.wsgi", APP);
+    site.write("app.wsgi", tests::PROCESS_APP);
     site
 }
 

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use wsgi_config::directives::{ImportScript, GLOBAL_GROUP};
+use wsgi_config::directives::ImportScript;
 use wsgi_config::model::GlobalSettings;
 use wsgi_config::{DaemonProcess, DirSettings};
 use wsgi_core::environ_build::{now_us, WsgiFlags};
@@ -27,7 +27,7 @@ use wsgi_daemon::manager::{self, GroupSpec};
 use wsgi_daemon::process::{self, DefaultIdentity};
 use wsgi_daemon::protocol::RequestStart;
 use wsgi_daemon::sys;
-use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
+use wsgi_interp::EmbeddedRunner;
 
 use crate::config::ServerConfig;
 use crate::embedded::{pid, ApacheSink};
@@ -183,8 +183,12 @@ fn start_manager(state: &ParentState, group: &ParentGroup, succeeds: Option<i32>
     let identity = DefaultIdentity { user, group: group_name };
     let main = state.main;
     let global = state.global.clone();
-    let imports: Vec<ImportScript> =
-        state.imports.iter().filter(|i| i.process_group == process.name).cloned().collect();
+    let preloads: Vec<(PathBuf, String)> = state
+        .imports
+        .iter()
+        .filter(|i| i.process_group == process.name)
+        .map(|i| (i.path.clone(), i.application_group.clone()))
+        .collect();
     let listener = &group.listener;
     let log_main = move |message: &str| {
         if let Some(main) = main {
@@ -194,19 +198,8 @@ fn start_manager(state: &ParentState, group: &ParentGroup, succeeds: Option<i32>
     let mut spawn = |_slot: usize, control| -> Infallible {
         let server_log = ServerLog(main);
         let mut make_runner = || -> Result<Box<dyn WsgiRunner>, String> {
-            let mut config = PythonConfig::from_settings(&global);
-            if let Some(home) = &process.python_home {
-                config.home = Some(home.clone());
-            }
-            if let Some(path) = &process.python_path {
-                config.path = path.clone();
-            }
-            let runtime = PythonRuntime::initialize(config).map_err(|e| e.to_string())?;
-            let runner = EmbeddedRunner::new(runtime);
-            for script in &imports {
-                let group = if script.application_group == GLOBAL_GROUP { "" } else { &script.application_group };
-                runner.preload(&script.path, group, &server_log);
-            }
+            let runner = EmbeddedRunner::for_daemon_process(&global, process, &preloads, &server_log)
+                .map_err(|e| e.to_string())?;
             Ok(Box::new(runner))
         };
         process::daemon_main(process, &identity, listener, control, &mut make_runner, &server_log)

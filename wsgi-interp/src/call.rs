@@ -30,6 +30,32 @@ impl EmbeddedRunner {
         EmbeddedRunner { runtime }
     }
 
+    /// The runner of a daemon process of `process`'s group: Python
+    /// initialised from the process-wide settings with the group's
+    /// `python-home` and `python-path`, then `preloads` (script, application
+    /// group as configured, `%{GLOBAL}` for the main interpreter) imported,
+    /// as mod_wsgi does when a daemon process starts.
+    pub fn for_daemon_process(
+        global: &wsgi_config::model::GlobalSettings,
+        process: &wsgi_config::DaemonProcess,
+        preloads: &[(std::path::PathBuf, String)],
+        log: &dyn ErrorLog,
+    ) -> Result<EmbeddedRunner, crate::InterpError> {
+        let mut config = crate::PythonConfig::from_settings(global);
+        if let Some(home) = &process.python_home {
+            config.home = Some(home.clone());
+        }
+        if let Some(path) = &process.python_path {
+            config.path = path.clone();
+        }
+        let runner = EmbeddedRunner::new(PythonRuntime::initialize(config)?);
+        for (script, group) in preloads {
+            let group = if group == wsgi_config::directives::GLOBAL_GROUP { "" } else { group.as_str() };
+            runner.preload(script, group, log);
+        }
+        Ok(runner)
+    }
+
     /// The runtime the runner uses.
     pub(crate) fn runtime(&self) -> &Arc<PythonRuntime> {
         &self.runtime

@@ -22,7 +22,7 @@ use wsgi_daemon::control::ControlPipe;
 use wsgi_daemon::manager::{self, GroupSpec};
 use wsgi_daemon::process::{self, DefaultIdentity};
 use wsgi_daemon::runner::GroupClient;
-use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
+use wsgi_interp::EmbeddedRunner;
 
 use crate::logging::{ServerLog, StartupLog};
 
@@ -174,39 +174,27 @@ pub fn manager_main(group_name: &str, socket: &Path, log: Arc<ServerLog>) -> Res
         socket: Some(socket.to_path_buf()),
     };
     let identity = DefaultIdentity::default();
-    let imports: Vec<_> = config.import_scripts.iter().filter(|i| i.process_group == process.name).cloned().collect();
-    let aliases: Vec<_> = config
+    // WSGIImportScript lines for the group, and script aliases naming both
+    // groups, are imported when a daemon process starts, as in mod_wsgi.
+    let imports = config
+        .import_scripts
+        .iter()
+        .filter(|i| i.process_group == process.name)
+        .map(|i| (i.path.clone(), i.application_group.clone()));
+    let aliases = config
         .main_server
         .script_aliases
         .iter()
         .chain(config.virtual_hosts.iter().flat_map(|v| v.script_aliases.iter()))
         .filter(|a| a.preloads() && a.process_group.as_deref() == Some(process.name.as_str()))
-        .cloned()
-        .collect();
+        .map(|a| (PathBuf::from(&a.target), a.application_group.clone().unwrap_or_else(|| GLOBAL_GROUP.into())));
+    let preloads: Vec<(PathBuf, String)> = imports.chain(aliases).collect();
     let global = config.global.clone();
     let mut spawn = |_slot: usize, control: ControlPipe| -> std::convert::Infallible {
         let log = StartupLog(log.as_ref());
         let mut make_runner = || -> Result<Box<dyn WsgiRunner>, String> {
-            let mut python = PythonConfig::from_settings(&global);
-            if let Some(home) = &process.python_home {
-                python.home = Some(home.clone());
-            }
-            if let Some(path) = &process.python_path {
-                python.path = path.clone();
-            }
-            let runtime = PythonRuntime::initialize(python).map_err(|e| e.to_string())?;
-            let runner = EmbeddedRunner::new(runtime);
-            for script in &imports {
-                let group = if script.application_group == GLOBAL_GROUP { "" } else { &script.application_group };
-                runner.preload(&script.path, group, &log);
-            }
-            // Script aliases naming both groups are imported at start, as
-            // mod_wsgi does (and as start-server SCRIPT preloads).
-            for alias in &aliases {
-                let group = alias.application_group.as_deref().unwrap_or(GLOBAL_GROUP);
-                let group = if group == GLOBAL_GROUP { "" } else { group };
-                runner.preload(Path::new(&alias.target), group, &log);
-            }
+            let runner =
+                EmbeddedRunner::for_daemon_process(&global, &process, &preloads, &log).map_err(|e| e.to_string())?;
             Ok(Box::new(runner))
         };
         process::daemon_main(&process, &identity, &listener, control, &mut make_runner, &log)
