@@ -375,7 +375,7 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
     // The body is read through the same request the response is written
     // to; the two never run at once (one thread per request).
     let mut input = request.body_reader();
-    let mut sink = ApacheSink { request, error_status: None };
+    let mut sink = ApacheSink::new(request);
     let mut writer = ResponseWriter::new(&mut sink, head_only);
     embedded.runner.run(&target, env, &mut input, &mut writer, &log);
     drop(writer);
@@ -471,12 +471,19 @@ pub(crate) struct ApacheSink<'r> {
     /// An error the application's failure left for Apache to answer (with
     /// its own page or `ErrorDocument`).
     error_status: Option<u16>,
+    /// Body bytes `ap_rwrite` holds in its buffer, not yet passed to the
+    /// filters (which may write to the client, and so block).
+    buffered: usize,
 }
+
+/// What `ap_rwrite` buffers before passing a brigade down the filters
+/// (Apache's AP_MIN_BYTES_TO_WRITE).
+const REQUEST_WRITE_BUFFER: usize = 8000;
 
 impl<'r> ApacheSink<'r> {
     /// A sink writing to `request`'s response.
     pub(crate) fn new(request: &'r Request) -> ApacheSink<'r> {
-        ApacheSink { request, error_status: None }
+        ApacheSink { request, error_status: None, buffered: 0 }
     }
 }
 
@@ -491,6 +498,10 @@ impl ResponseSink for ApacheSink<'_> {
     }
 
     fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.buffered += chunk.len();
+        if self.buffered >= REQUEST_WRITE_BUFFER {
+            self.buffered = 0;
+        }
         self.request.write(chunk)
     }
 
@@ -499,6 +510,7 @@ impl ResponseSink for ApacheSink<'_> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.buffered = 0;
         self.request.flush()
     }
 
@@ -508,6 +520,13 @@ impl ResponseSink for ApacheSink<'_> {
 
     fn is_closed(&self) -> bool {
         self.request.connection_aborted()
+    }
+
+    fn may_block(&self, len: usize) -> bool {
+        // A write that stays in ap_rwrite's buffer never touches the
+        // socket: the interpreter keeps its lock for it. A flush (len 0)
+        // or a write that fills the buffer may block on a slow client.
+        len == 0 || self.buffered + len >= REQUEST_WRITE_BUFFER
     }
 
     fn error_response(&mut self, status: u16) -> io::Result<bool> {
