@@ -18,6 +18,7 @@
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wsgi_config::directives::{ScriptAlias, UrlPattern};
 
@@ -127,6 +128,68 @@ struct CompiledAlias {
     matcher: Matcher,
     target: Vec<u8>,
     confine: Option<PathBuf>,
+    /// What the (fixed) target is on disk, as last seen.
+    kind: KindCache,
+}
+
+/// What a fixed alias target is on disk, remembered for a second so that a
+/// busy server does not `stat()` the same script on every request (a
+/// script that appears or disappears is noticed within that second).
+#[derive(Debug, Default)]
+struct KindCache(AtomicU64);
+
+impl Clone for KindCache {
+    fn clone(&self) -> KindCache {
+        KindCache(AtomicU64::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TargetKind {
+    File,
+    Directory,
+    Other,
+}
+
+/// How long a target's kind is trusted.
+const KIND_CACHE_MS: u64 = 1000;
+
+impl KindCache {
+    /// The kind of `target`, from the cache when fresh; `None` if it does
+    /// not exist.
+    fn kind(&self, target: &Path) -> Option<TargetKind> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let cached = self.0.load(Ordering::Relaxed);
+        // Layout: milliseconds << 3 | kind code (0: unknown, 1: missing,
+        // 2: file, 3: directory, 4: other).
+        if cached != 0 && now_ms.saturating_sub(cached >> 3) < KIND_CACHE_MS {
+            return match cached & 7 {
+                2 => Some(TargetKind::File),
+                3 => Some(TargetKind::Directory),
+                4 => Some(TargetKind::Other),
+                _ => None,
+            };
+        }
+        let kind = std::fs::metadata(target).ok().map(|m| {
+            if m.is_file() {
+                TargetKind::File
+            } else if m.is_dir() {
+                TargetKind::Directory
+            } else {
+                TargetKind::Other
+            }
+        });
+        let code = match kind {
+            None => 1,
+            Some(TargetKind::File) => 2,
+            Some(TargetKind::Directory) => 3,
+            Some(TargetKind::Other) => 4,
+        };
+        self.0.store(now_ms << 3 | code, Ordering::Relaxed);
+        kind
+    }
 }
 
 /// The directory part of a pattern target before its first `$N`.
@@ -170,7 +233,7 @@ impl Router {
                 };
                 let target = alias.target.as_bytes().to_vec();
                 let confine = confining_directory(&matcher, &target);
-                CompiledAlias { matcher, target, confine }
+                CompiledAlias { matcher, target, confine, kind: KindCache::default() }
             })
             .collect();
         Router { aliases, case_sensitive, policy: MatchPolicy::default() }
@@ -203,12 +266,17 @@ impl Router {
             return Ok(None);
         };
         let target = split.target.clone();
-        let metadata = std::fs::metadata(&target).map_err(|_| RouteError::ScriptNotFound(target.clone()))?;
-        if metadata.is_dir() {
-            return resolve_in_directory(split).map(Some);
-        }
-        if !metadata.is_file() {
-            return Err(RouteError::ScriptNotFound(target));
+        // A fixed target's kind may come from the cache; one chosen by the
+        // URL (`$N`) is looked at every time.
+        let kind = if split.confine.is_none() {
+            self.aliases[split.alias_index].kind.kind(&target)
+        } else {
+            KindCache::default().kind(&target)
+        };
+        match kind {
+            Some(TargetKind::Directory) => return resolve_in_directory(split).map(Some),
+            Some(TargetKind::File) => {}
+            Some(TargetKind::Other) | None => return Err(RouteError::ScriptNotFound(target)),
         }
         if !split.rest.is_empty() && split.rest[0] != b'/' {
             // A pattern match ending inside a segment: Apache looks for
