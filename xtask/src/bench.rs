@@ -315,16 +315,72 @@ pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
     println!();
     println!("| case | server | requests/s | p50 ms | p99 ms | peak RSS MiB | vs granian req/s | errors |");
     println!("|---|---|---:|---:|---:|---:|---:|---|");
-    for case in &CASES {
+    print_rows(&peers, &CASES, load, &dir, "granian")
+}
+
+/// `cargo xtask bench --apache --daemon`'s second table: the standalone
+/// server with `processes` x `threads` in daemon mode (`--daemon`) against
+/// itself in embedded mode (serving processes of their own).
+pub(crate) fn standalone_modes(
+    root: &Path,
+    load: &Load,
+    processes: u32,
+    threads: u32,
+) -> std::result::Result<(), String> {
+    crate::cargo(root, &["build", "--release", "--package", "wsgi-standalone"], &[])?;
+    let dir = root.join("target/bench-app");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("app.py"), APP).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("upload.lua"), UPLOAD_LUA).map_err(|e| e.to_string())?;
+    let ours = root.join("target/release/wsgi-standalone");
+    let peer = |name: &'static str, daemon: bool| Peer {
+        name,
+        command: Box::new({
+            let (ours, app) = (ours.clone(), dir.join("app.py"));
+            move |port| {
+                let mut c = Command::new(&ours);
+                c.arg("start-server").arg(&app).args(["--port", &port.to_string()]);
+                c.args(["--processes", &processes.to_string(), "--threads", &threads.to_string()]);
+                c.args(["--log-level", "warn"]);
+                if daemon {
+                    c.arg("--daemon");
+                }
+                c
+            }
+        }),
+    };
+    let peers = vec![peer("standalone --daemon", true), peer("standalone embedded", false)];
+    println!();
+    println!("standalone server, {processes} processes x {threads} threads, same wrk load:");
+    println!();
+    println!("| case | server | requests/s | p50 ms | p99 ms | peak RSS MiB | vs embedded req/s | errors |");
+    println!("|---|---|---:|---:|---:|---:|---:|---|");
+    print_rows(&peers, &CASES[..2], load, &dir, "standalone embedded")
+}
+
+/// Runs every case against every peer and prints a row each, with the
+/// ratio of requests/s to the peer named `baseline`.
+fn print_rows(
+    peers: &[Peer],
+    cases: &[Case],
+    load: &Load,
+    dir: &Path,
+    baseline: &str,
+) -> std::result::Result<(), String> {
+    for case in cases {
         let mut results: Vec<(&str, Result)> = Vec::new();
-        for peer in &peers {
+        for peer in peers {
             let port = free_port().map_err(|e| e.to_string())?;
             let mut command = (peer.command)(port);
             command.stdout(Stdio::null()).stderr(Stdio::null());
             let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", peer.name))?;
             let result = wait_ready(port, &mut child).and_then(|()| {
+                // Daemon processes start after the port opens: warm up
+                // until requests succeed, then measure.
+                let warm_up = Load { duration_secs: 1, ..*load };
                 std::thread::sleep(Duration::from_millis(300));
-                run_wrk(port, case, load, &dir, child.id())
+                let _ = run_wrk(port, case, &warm_up, dir, child.id());
+                run_wrk(port, case, load, dir, child.id())
             });
             let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -338,9 +394,9 @@ pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
                 Err(e) => eprintln!("{} / {}: {e}", case.name, peer.name),
             }
         }
-        let granian = results.iter().find(|(n, _)| *n == "granian").map(|(_, r)| r.requests_per_sec);
+        let base = results.iter().find(|(n, _)| *n == baseline).map(|(_, r)| r.requests_per_sec);
         for (name, r) in &results {
-            let ratio = granian.map_or("-".to_string(), |g| format!("{:.2}x", r.requests_per_sec / g));
+            let ratio = base.map_or("-".to_string(), |g| format!("{:.2}x", r.requests_per_sec / g));
             println!(
                 "| {} | {name} | {:.0} | {:.2} | {:.2} | {:.1} | {ratio} | {} |",
                 case.name,

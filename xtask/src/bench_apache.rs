@@ -476,6 +476,9 @@ pub fn bench(root: &Path, load: &Load, mode: Mode) -> std::result::Result<(), St
     }
     println!();
     println!("after the bench: no Apache or daemon process of it left running");
+    if let Mode::Daemon { processes, threads } = mode {
+        crate::bench::standalone_modes(root, load, processes, threads)?;
+    }
     Ok(())
 }
 
