@@ -47,7 +47,9 @@ commands:
                         wrk load; prints a table with the ratios. Embedded
                         mode, or with --daemon both modules in daemon mode
                         with the same WSGIDaemonProcess processes= (default
-                        2) and threads= (default 15)
+                        2) and threads= (default 15), followed by the
+                        standalone server's --daemon mode against its
+                        embedded mode with those processes and threads
   release               build mod_wsgi.so and wsgi-standalone in release mode
                         and write them with SHA256SUMS to target/dist/
   bindings              regenerate wsgi-apache's Apache/APR bindings from the
