@@ -23,6 +23,10 @@ const SYSTEM_PACKAGES: &[&str] = &[
     // as the reference they compare against.
     "apache2",
     "libapache2-mod-wsgi-py3",
+    // curl drives the auth tests (Basic and Digest); kill and ps come
+    // from procps.
+    "curl",
+    "procps",
     // The benchmark's load generator, and the venv for its peers.
     "wrk",
     "python3-venv",
