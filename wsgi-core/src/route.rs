@@ -158,9 +158,8 @@ impl KindCache {
     /// The kind of `target`, from the cache when fresh; `None` if it does
     /// not exist.
     fn kind(&self, target: &Path) -> Option<TargetKind> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let cached = self.0.load(Ordering::Relaxed);
         // Layout: milliseconds << 3 | kind code (0: unknown, 1: missing,
         // 2: file, 3: directory, 4: other).
