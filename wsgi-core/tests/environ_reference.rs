@@ -23,14 +23,11 @@ use wsgi_core::{EnvValue, Environ, RequestHead, Scheme};
 const PORT: u16 = 8080;
 
 fn reference() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/mod_wsgi-4.9.4-environ.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "the reference environ {} cannot be read ({e}); it comes with the shared/ folder, \
-             which must sit beside the repository",
-            path.display()
-        )
-    });
+    // A copy of shared/reference/ (what real mod_wsgi 4.9.4 gave), kept in
+    // the repository so the test runs wherever it is cloned.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mod_wsgi-4.9.4-environ.json");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("the reference environ {} cannot be read ({e})", path.display()));
     serde_json::from_str(&text).expect("the reference environ is valid JSON")
 }
 
