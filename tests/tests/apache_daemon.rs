@@ -404,3 +404,35 @@ fn deadlock_timeout_restarts_a_process_whose_interpreter_is_stuck() {
     let stuck = stuck.join().unwrap();
     assert!(stuck.is_err() || stuck.is_ok_and(|r| r.status() == 502), "the stuck request");
 }
+
+#[test]
+fn daemon_mode_works_under_prefork_across_graceful_and_full_restarts() {
+    require_apache!();
+    let site = site();
+    let dir = site.path().display();
+    let mut apache = Apache::start(&ApacheOptions {
+        mpm: tests::apache::Mpm::Prefork,
+        ..ApacheOptions::ours(format!(
+            "WSGIDaemonProcess pre processes=1 threads=2\n\
+             WSGIScriptAlias /app {dir}/app.wsgi process-group=pre application-group=%{{GLOBAL}}"
+        ))
+    });
+    let first = apache.get("/app/x");
+    assert_eq!(first.status(), 200, "{}", apache.error_log());
+    assert_eq!(field(&first.text(), "group"), "pre");
+    // Prefork signals its whole process group on restarts: the daemon
+    // processes, in a group of their own, are restarted by us only.
+    for restart in [Apache::graceful as fn(&Apache), Apache::restart] {
+        restart(&apache);
+        let back = tests::wait_for(Duration::from_secs(15), || {
+            tests::http_request(apache.address(), "GET", "/app/x", &[], b"").ok().filter(|r| r.status() == 200)
+        });
+        assert!(back.is_some(), "not serving after a restart:\n{}", apache.error_log());
+    }
+    let daemons = daemon_pids("pre");
+    assert!(apache.stop(), "Apache did not stop");
+    let gone = tests::wait_for(Duration::from_secs(10), || {
+        daemons.iter().all(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    assert!(gone.is_some(), "daemon processes left behind: {daemons:?}");
+}
