@@ -155,3 +155,24 @@ fn sigterm_stops_daemon_processes_and_removes_the_socket() {
     assert!(gone.is_some(), "daemon processes left: {daemons:?}");
     assert_eq!(sockets(), 0, "stale socket");
 }
+
+#[test]
+fn wsgi_restrict_process_refuses_a_group_it_does_not_list() {
+    let site = site();
+    let dir = site.path().display();
+    let config = site.write(
+        "restrict.conf",
+        &format!(
+            "WSGIDaemonProcess allowed processes=1 threads=1\nWSGIDaemonProcess other processes=1 threads=1\n\
+             WSGIScriptAlias /a {dir}/app.wsgi process-group=allowed\n\
+             WSGIScriptAlias /b {dir}/app.wsgi process-group=other\n\
+             <Location />\n  WSGIRestrictProcess allowed\n</Location>\n"
+        ),
+    );
+    let server = Server::start(["--config".as_ref(), config.as_os_str()]);
+    let allowed = server.get("/a/x");
+    assert_eq!(allowed.status(), 200, "{}", server.stderr());
+    assert_eq!(field(&allowed.text(), "group"), "allowed");
+    assert_eq!(server.get("/b/x").status(), 500);
+    assert!(server.stderr().contains("WSGIRestrictProcess"), "{}", server.stderr());
+}

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use wsgi_config::directives::UrlPattern;
-use wsgi_config::{Config, Server};
+use wsgi_config::{Config, DirSettings, Server};
 
 use crate::app::AppTarget;
 use crate::body::{check_body, BodyKind};
@@ -62,6 +62,8 @@ pub enum Dispatch {
     File(PathBuf),
     /// Answer with this error status; nothing runs.
     Error(u16),
+    /// Refused by the configuration: answer the status and log why.
+    Refused(u16, String),
 }
 
 /// A configuration compiled for serving.
@@ -140,6 +142,9 @@ impl Site {
         };
         let process_group =
             group::process_group(alias.process_group.as_deref().or(settings.process_group.as_deref()), &ctx);
+        if let Some(refusal) = self.refuse_process_group(server, &process_group, &settings) {
+            return refusal;
+        }
         let application_group = group::application_group(
             alias.application_group.as_deref().or(settings.application_group.as_deref()),
             &ctx,
@@ -198,6 +203,35 @@ impl Site {
             body_limit: settings.effective_limit_request_body(),
             head_only,
         }))
+    }
+
+    /// Whether a request may go to daemon group `name` (`""`: embedded):
+    /// the group must exist, be defined in the main server or in `server`,
+    /// and be allowed by `WSGIRestrictProcess`; otherwise a 500 with the
+    /// reason mod_wsgi logs.
+    fn refuse_process_group(&self, server: &Server, name: &str, settings: &DirSettings) -> Option<Dispatch> {
+        if name.is_empty() {
+            return None;
+        }
+        let refused = |why: String| Some(Dispatch::Refused(500, why));
+        let Some(group) = self.config.daemon_processes.iter().find(|g| g.process.name == name) else {
+            return refused(format!("mod_wsgi: No WSGI daemon process called '{name}' has been configured."));
+        };
+        let usable = match group.virtual_host {
+            None => true,
+            Some(index) => self.config.virtual_hosts.get(index).is_some_and(|v| std::ptr::eq(v, server)),
+        };
+        if !usable {
+            return refused(format!(
+                "mod_wsgi: Daemon process called '{name}' cannot be accessed by this WSGI application."
+            ));
+        }
+        if settings.restrict_process.as_ref().is_some_and(|allowed| !allowed.iter().any(|a| a == name)) {
+            return refused(format!(
+                "mod_wsgi: Daemon process called '{name}' cannot be accessed by this WSGI application (WSGIRestrictProcess)."
+            ));
+        }
+        None
     }
 
     /// `Alias`/`AliasMatch` of the matched server, then the main server's;

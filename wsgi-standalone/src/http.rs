@@ -487,6 +487,10 @@ async fn respond(
     };
     let app = match shared.site.dispatch(&head, stats, None) {
         Dispatch::Error(status) => return logged(shared, &head, error_response(status, software)),
+        Dispatch::Refused(status, why) => {
+            shared.log.log(LogLevel::Error, &why);
+            return logged(shared, &head, error_response(status, software));
+        }
         Dispatch::File(path) => {
             let response = static_file(path, head.method == "HEAD", software).await;
             return logged(shared, &head, response);
