@@ -21,6 +21,7 @@ fn app() -> String {
         limits = open('/proc/self/limits').read()
         data = json.dumps({'cwd': os.getcwd(), 'umask': mask, 'nice': os.nice(0), 'lang': os.environ.get('LANG'),
                            'groups': sorted(os.getgroups()), 'data_limit': [l for l in limits.splitlines() if l.startswith('Max data size')][0].split()[3],
+                           'cpu_limit': [l for l in limits.splitlines() if l.startswith('Max cpu time')][0].split()[3],
                            'comm': open('/proc/self/comm').read().strip()}, sort_keys=True)
         start_response('200 OK', [('Content-Type', 'application/json')])
         return [data.encode()]
@@ -367,7 +368,8 @@ fn process_options_shape_the_daemon_processes() {
         &site,
         &format!(
             "shaped processes=1 threads=2 user=nobody group=nogroup supplementary-groups=www-data umask=0027 \
-             home={} lang=C.UTF-8 cpu-priority=5 memory-limit=2000000000 display-name=%{{GROUP}}",
+             home={} lang=C.UTF-8 cpu-priority=5 memory-limit=2000000000 cpu-time-limit=3600 \
+             display-name=%{{GROUP}}",
             home.path().display()
         ),
     );
@@ -379,6 +381,7 @@ fn process_options_shape_the_daemon_processes() {
     assert_eq!(field(&text, "nice"), "5");
     assert_eq!(field(&text, "lang"), "C.UTF-8");
     assert_eq!(field(&text, "data_limit"), "2000000000");
+    assert_eq!(field(&text, "cpu_limit"), "3600");
     assert_eq!(field(&text, "comm"), "(wsgi:shaped)");
     let www_data = std::process::Command::new("id").args(["-g", "www-data"]).output().unwrap();
     let gid = String::from_utf8_lossy(&www_data.stdout).trim().to_string();
