@@ -439,3 +439,32 @@ fn daemon_mode_works_under_prefork_across_graceful_and_full_restarts() {
     });
     assert!(gone.is_some(), "daemon processes left behind: {daemons:?}");
 }
+
+#[test]
+fn startup_timeout_replaces_a_process_whose_script_never_loaded() {
+    require_apache!();
+    let site = TempDir::new("apache-startup");
+    let flag = site.path().join("broken");
+    std::fs::write(&flag, "").unwrap();
+    site.write(
+        "app.wsgi",
+        &format!(
+            "import os\nif os.path.exists({flag:?}):\n    raise ImportError('not ready yet')\n\
+             def application(environ, start_response):\n    start_response('200 OK', [])\n    return [str(os.getpid()).encode()]\n"
+        ),
+    );
+    let dir = site.path().display();
+    let apache = Apache::start(&ApacheOptions::ours(format!(
+        "WSGIDaemonProcess slow processes=1 threads=2 startup-timeout=1\n\
+         WSGIScriptAlias /app {dir}/app.wsgi process-group=slow application-group=%{{GLOBAL}}"
+    )));
+    assert_eq!(apache.get("/app").status(), 500);
+    let replaced = tests::wait_for(Duration::from_secs(10), || {
+        let _ = apache.get("/app");
+        apache.error_log().contains("has not loaded within the startup timeout").then_some(())
+    });
+    assert!(replaced.is_some(), "{}", apache.error_log());
+    std::fs::remove_file(&flag).unwrap();
+    let served = tests::wait_for(Duration::from_secs(10), || (apache.get("/app").status() == 200).then_some(()));
+    assert!(served.is_some(), "{}", apache.error_log());
+}

@@ -51,6 +51,10 @@ pub enum RunOutcome {
     /// The application failed; a 500 was sent if the head had not been,
     /// otherwise the response was cut short and the connection must close.
     Failed,
+    /// The script could not be loaded (or has no such callable); a 500 was
+    /// sent. A daemon process that keeps failing so restarts
+    /// (`startup-timeout`).
+    NotLoaded,
 }
 
 /// What an interpreter supplies: run the application of a resolved route.

@@ -48,6 +48,7 @@ pub fn worker_options(process: &DaemonProcess) -> WorkerOptions {
             process.graceful_timeout
         },
         deadlock_timeout: process.deadlock_timeout,
+        startup_timeout: process.startup_timeout,
     }
 }
 

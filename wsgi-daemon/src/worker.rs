@@ -46,6 +46,9 @@ pub struct WorkerOptions {
     /// The interpreter not able to run for this long (a thread holding its
     /// lock forever) ends the process at once (zero: not watched).
     pub deadlock_timeout: Duration,
+    /// A process whose WSGI script has failed to load and never loaded
+    /// for this long since it started asks to be replaced (zero: never).
+    pub startup_timeout: Duration,
 }
 
 /// Why [`serve`] returned.
@@ -89,6 +92,11 @@ struct Shared<'a> {
     last_request: Mutex<Instant>,
     /// The modification time of each script when this process first ran it.
     script_times: Mutex<HashMap<std::path::PathBuf, Option<std::time::SystemTime>>>,
+    /// When serving started, whether a script has loaded since, and
+    /// whether one failed to (startup-timeout).
+    started: Instant,
+    loaded: AtomicBool,
+    load_failed: AtomicBool,
     /// The poller's state, held by the leading request thread.
     leader: Mutex<Leader>,
     /// Connections request threads gave back, for the leader to watch.
@@ -148,6 +156,9 @@ pub fn serve(
         recycle_asked: AtomicBool::new(false),
         last_request: Mutex::new(Instant::now()),
         script_times: Mutex::new(HashMap::new()),
+        started: Instant::now(),
+        loaded: AtomicBool::new(false),
+        load_failed: AtomicBool::new(false),
         leader: Mutex::new(Leader { idle: Vec::new(), wake: std::fs::File::from(wake_read), drain_deadline: None }),
         end: Mutex::new(None),
         returned: Mutex::new(Vec::new()),
@@ -341,6 +352,22 @@ fn check_timeouts(shared: &Shared<'_>) {
             }
         }
     }
+    if !options.startup_timeout.is_zero()
+        && shared.load_failed.load(Ordering::Relaxed)
+        && !shared.loaded.load(Ordering::Relaxed)
+        && shared.started.elapsed() > options.startup_timeout
+        && !shared.recycle_asked.swap(true, Ordering::Relaxed)
+    {
+        shared.log.log(
+            LogLevel::Error,
+            &format!(
+                "mod_wsgi (pid={}): The WSGI script has not loaded within the startup timeout of {:?}; the process will be replaced.",
+                std::process::id(),
+                options.startup_timeout
+            ),
+        );
+        shared.control.say(crate::control::RECYCLE);
+    }
     if !options.inactivity_timeout.is_zero() && !shared.recycle_asked.load(Ordering::Relaxed) {
         let idle_for = shared.last_request.lock().map(|t| t.elapsed()).unwrap_or_default();
         let quiet = shared.running.lock().map(|r| r.is_empty()).unwrap_or(false);
@@ -449,7 +476,11 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
     let body_ok = body.finish();
     // A response cut short by a failure ends with an Error frame, so the
     // front end breaks its client connection rather than pass it as whole.
-    let last = if outcome == RunOutcome::Failed && !sink.ended {
+    match outcome {
+        RunOutcome::NotLoaded => shared.load_failed.store(true, Ordering::Relaxed),
+        _ => shared.loaded.store(true, Ordering::Relaxed),
+    }
+    let last = if matches!(outcome, RunOutcome::Failed | RunOutcome::NotLoaded) && !sink.ended {
         Frame::Error("500 the application failed mid-response".into())
     } else {
         Frame::ResponseEnd

@@ -106,6 +106,7 @@ fn options(threads: usize) -> WorkerOptions {
         socket_timeout: Duration::from_secs(10),
         graceful_timeout: Duration::from_secs(5),
         deadlock_timeout: Duration::ZERO,
+        startup_timeout: Duration::ZERO,
     }
 }
 

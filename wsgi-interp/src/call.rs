@@ -89,6 +89,8 @@ impl EmbeddedRunner {
 enum After {
     Finish,
     Fail,
+    /// The script (or its callable) did not load.
+    NotLoaded,
     ClientGone,
 }
 
@@ -151,6 +153,10 @@ impl WsgiRunner for EmbeddedRunner {
             After::Fail => {
                 let _ = response.fail();
                 RunOutcome::Failed
+            }
+            After::NotLoaded => {
+                let _ = response.fail();
+                RunOutcome::NotLoaded
             }
             After::ClientGone => RunOutcome::ClientGone,
         }
@@ -337,7 +343,7 @@ unsafe fn run_app(
             Ok(app) => app,
             Err(e) => {
                 report_load_error(interp, &target.script, &target.callable, e, log);
-                return After::Fail;
+                return After::NotLoaded;
             }
         };
         let mut ctx = RequestCtx::new(body, response, log);
