@@ -59,10 +59,10 @@ impl Environ {
     }
 }
 
-/// The CGI variable names most requests carry, as `'static` strings: an
-/// environ key given as one of these needs no allocation, and interpreters
-/// can cache the matching Python string.
-const COMMON_KEYS: [&str; 36] = [
+/// The environ keys most requests carry, as `'static` strings: a key given
+/// as one of these needs no allocation, and interpreters can cache the
+/// matching Python string.
+const COMMON_KEYS: [&str; 66] = [
     "GATEWAY_INTERFACE",
     "SERVER_PROTOCOL",
     "REQUEST_METHOD",
@@ -99,12 +99,58 @@ const COMMON_KEYS: [&str; 36] = [
     "HTTP_COOKIE",
     "HTTP_REFERER",
     "HTTP_CACHE_CONTROL",
+    "mod_wsgi.script_name",
+    "mod_wsgi.path_info",
+    "mod_wsgi.process_group",
+    "mod_wsgi.application_group",
+    "mod_wsgi.callable_object",
+    "mod_wsgi.request_handler",
+    "mod_wsgi.handler_script",
+    "mod_wsgi.script_reloading",
+    "mod_wsgi.listener_host",
+    "mod_wsgi.listener_port",
+    "mod_wsgi.enable_sendfile",
+    "mod_wsgi.ignore_activity",
+    "mod_wsgi.request_start",
+    "mod_wsgi.request_id",
+    "mod_wsgi.queue_start",
+    "mod_wsgi.daemon_start",
+    "mod_wsgi.script_start",
+    "mod_wsgi.version",
+    "mod_wsgi.total_requests",
+    "mod_wsgi.thread_id",
+    "mod_wsgi.thread_requests",
+    "mod_wsgi.mount_point",
+    "apache.version",
+    "wsgi.version",
+    "wsgi.multithread",
+    "wsgi.multiprocess",
+    "wsgi.run_once",
+    "wsgi.url_scheme",
+    "wsgi.input_terminated",
+    "HTTP_X_FORWARDED_FOR",
 ];
 
+/// [`COMMON_KEYS`] sorted, for binary search.
+fn sorted_keys() -> &'static [&'static str] {
+    static SORTED: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    SORTED.get_or_init(|| {
+        let mut keys = COMMON_KEYS.to_vec();
+        keys.sort_unstable();
+        keys
+    })
+}
+
+/// The `'static` form of a common environ key, if `name` is one.
+pub fn common_key(name: &[u8]) -> Option<&'static str> {
+    let keys = sorted_keys();
+    keys.binary_search_by(|key| key.as_bytes().cmp(name)).ok().map(|i| keys[i])
+}
+
 /// An environ key for the Latin-1 bytes `name`: a `'static` string for the
-/// common CGI names (no allocation), an owned one otherwise.
+/// common keys (no allocation), an owned one otherwise.
 pub fn environ_key(name: &[u8]) -> Cow<'static, str> {
-    match COMMON_KEYS.iter().find(|key| key.as_bytes() == name) {
+    match common_key(name) {
         Some(key) => Cow::Borrowed(key),
         None => Cow::Owned(crate::route::latin1(name)),
     }
@@ -118,6 +164,9 @@ mod tests {
     fn common_keys_are_static_and_others_owned() {
         assert!(matches!(environ_key(b"REQUEST_METHOD"), Cow::Borrowed("REQUEST_METHOD")));
         assert!(matches!(environ_key(b"HTTP_HOST"), Cow::Borrowed("HTTP_HOST")));
+        assert!(matches!(environ_key(b"wsgi.url_scheme"), Cow::Borrowed("wsgi.url_scheme")));
+        assert_eq!(common_key(b"mod_wsgi.request_id"), Some("mod_wsgi.request_id"));
+        assert_eq!(common_key(b"HTTP_X_OTHER"), None);
         let custom = environ_key(b"HTTP_X_CUSTOM\xe9");
         assert!(matches!(&custom, Cow::Owned(_)));
         assert_eq!(custom, "HTTP_X_CUSTOM\u{e9}");

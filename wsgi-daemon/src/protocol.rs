@@ -519,7 +519,15 @@ fn decode_payload(kind: FrameKind, payload: &[u8]) -> Result<Frame, ProtocolErro
             let count = d.count(4 + 1 + 1)?;
             let mut entries = Vec::with_capacity(count.min(MAX_PREALLOC));
             for _ in 0..count {
-                let key = d.string()?;
+                // Common keys come back as 'static strings: no allocation,
+                // and the interpreter caches their Python objects.
+                let key = match wsgi_core::environ::common_key(d.peek_bytes()?) {
+                    Some(common) => {
+                        d.bytes()?;
+                        Cow::Borrowed(common)
+                    }
+                    None => Cow::Owned(d.string()?),
+                };
                 let value = match d.u8()? {
                     TAG_STR => EnvValue::Str(d.string()?),
                     TAG_BOOL => EnvValue::Bool(d.bool()?),
@@ -534,7 +542,7 @@ fn decode_payload(kind: FrameKind, payload: &[u8]) -> Result<Frame, ProtocolErro
                     }
                     _ => return Err(d.malformed("unknown environ value type")),
                 };
-                entries.push((Cow::Owned(key), value));
+                entries.push((key, value));
             }
             Frame::RequestStart(RequestStart {
                 request_id,
@@ -639,6 +647,14 @@ impl<'a> Decoder<'a> {
     fn bytes(&mut self) -> Result<&'a [u8], ProtocolError> {
         let n = self.u32()? as usize;
         self.take(n)
+    }
+
+    /// The next byte string, without consuming it.
+    fn peek_bytes(&mut self) -> Result<&'a [u8], ProtocolError> {
+        let saved = self.buf;
+        let bytes = self.bytes();
+        self.buf = saved;
+        bytes
     }
 
     fn string(&mut self) -> Result<String, ProtocolError> {
