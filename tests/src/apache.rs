@@ -241,6 +241,11 @@ impl Apache {
         for pid in children.iter().filter(|pid| alive(pid)) {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).stderr(Stdio::null()).status();
         }
+        // Children started after the list was taken (a restart) would be
+        // orphans if the parent had to be killed: none may outlive the test.
+        for pid in processes_running(&self.run_dir.path().join("httpd.conf")) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).stderr(Stdio::null()).status();
+        }
         exited
     }
 
@@ -265,6 +270,20 @@ impl Drop for Apache {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Pids of the processes whose command line names `config`.
+fn processes_running(config: &Path) -> Vec<u32> {
+    let needle = config.as_os_str().as_encoded_bytes().to_vec();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| cmdline.windows(needle.len()).any(|w| w == needle.as_slice()))
+        })
+        .collect()
 }
 
 /// The signal numbers used here (Linux).
