@@ -15,13 +15,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 use wsgi_config::directives::ImportScript;
 use wsgi_config::model::GlobalSettings;
 use wsgi_config::{DaemonProcess, DirSettings};
 use wsgi_core::environ_build::{now_us, WsgiFlags};
-use wsgi_core::{AppTarget, EnvValue, Environ, ErrorLog, LogLevel, WsgiRunner};
+use wsgi_core::{AppTarget, EnvValue, Environ, WsgiRunner};
 use wsgi_daemon::client::{DaemonClient, ForwardError};
 use wsgi_daemon::manager::{self, GroupSpec};
 use wsgi_daemon::process::{self, DefaultIdentity};
@@ -170,18 +169,10 @@ fn create_socket(prefix: &std::path::Path, process: &DaemonProcess) -> std::io::
 /// Forks the group's manager (the parent is single-threaded here).
 fn start_manager(state: &ParentState, group: &ParentGroup, succeeds: Option<i32>) -> std::io::Result<i32> {
     let process = &group.process;
-    let spec = GroupSpec {
-        name: process.name.clone(),
-        processes: process.processes.unwrap_or(1).max(1) as usize,
-        restart_interval: process.restart_interval,
-        startup_timeout: process.startup_timeout,
-        shutdown_timeout: process.shutdown_timeout.max(Duration::from_secs(1)),
-        succeeds,
-        socket: Some(group.socket.clone()),
-    };
+    let spec = GroupSpec::for_process(process, group.socket.clone(), succeeds);
     let (user, group_name, _, _) = ffi::child_identity();
     let identity = DefaultIdentity { user, group: group_name };
-    let main = state.main;
+    let main = state.main.ok_or_else(|| std::io::Error::other("the main server is not known yet"))?;
     let global = state.global.clone();
     let preloads: Vec<(PathBuf, String)> = state
         .imports
@@ -190,19 +181,14 @@ fn start_manager(state: &ParentState, group: &ParentGroup, succeeds: Option<i32>
         .map(|i| (i.path.clone(), i.application_group.clone()))
         .collect();
     let listener = &group.listener;
-    let log_main = move |message: &str| {
-        if let Some(main) = main {
-            main.log(Level::Info, &format!("mod_wsgi (pid={}): {message}", pid()));
-        }
-    };
+    let log_main = move |message: &str| main.log(Level::Info, &format!("mod_wsgi (pid={}): {message}", pid()));
     let mut spawn = |_slot: usize, control| -> Infallible {
-        let server_log = ServerLog(main);
         let mut make_runner = || -> Result<Box<dyn WsgiRunner>, String> {
-            let runner = EmbeddedRunner::for_daemon_process(&global, process, &preloads, &server_log)
-                .map_err(|e| e.to_string())?;
+            let runner =
+                EmbeddedRunner::for_daemon_process(&global, process, &preloads, &main).map_err(|e| e.to_string())?;
             Ok(Box::new(runner))
         };
-        process::daemon_main(process, &identity, listener, control, &mut make_runner, &server_log)
+        process::daemon_main(process, &identity, listener, control, &mut make_runner, &main)
     };
     // SAFETY: Apache's parent is single-threaded while it runs post_config
     // and the other-child callbacks, where this is called.
@@ -239,9 +225,7 @@ pub(crate) fn child_init() {
         .groups
         .iter()
         .map(|g| {
-            let socket_timeout =
-                if g.process.socket_timeout.is_zero() { Duration::from_secs(300) } else { g.process.socket_timeout };
-            let client = DaemonClient::new(g.socket.clone(), g.process.connect_timeout, socket_timeout);
+            let client = DaemonClient::for_group(g.socket.clone(), &g.process);
             (g.process.name.clone(), ChildGroup { process: g.process.clone(), scope: g.scope.clone(), client })
         })
         .collect();
@@ -318,16 +302,5 @@ pub(crate) fn forward(
             ffi::OK as c_int
         }
         Err(ForwardError::ClientGone(_)) => ffi::OK as c_int,
-    }
-}
-
-/// Logs to the main server's error log from a manager or daemon process.
-struct ServerLog(Option<Server>);
-
-impl ErrorLog for ServerLog {
-    fn log(&self, level: LogLevel, message: &str) {
-        if let Some(main) = self.0 {
-            main.log(Level::from(level), message);
-        }
     }
 }

@@ -19,7 +19,7 @@ use wsgi_core::environ_build::{
 };
 use wsgi_core::group::{self, GroupContext};
 use wsgi_core::route::latin1;
-use wsgi_core::{AppTarget, EnvValue, Environ, ErrorLog, LogLevel, ResponseSink, ResponseWriter, WsgiRunner};
+use wsgi_core::{AppTarget, EnvValue, Environ, ResponseSink, ResponseWriter, WsgiRunner};
 use wsgi_interp::{EmbeddedRunner, HookCall, HookError, HookValue, PythonConfig, PythonRuntime};
 
 use crate::config::{DirConfig, ServerConfig};
@@ -79,14 +79,13 @@ pub(crate) fn child_init(pool: Pool, main: Server) {
     let max_threads = ffi::mpm_query(ffi::AP_MPMQ_MAX_THREADS).unwrap_or(1);
     let flags = WsgiFlags::from_mpm(max_daemons.max(0) as u32, max_threads.max(0) as u32);
     let embedded = EMBEDDED.get_or_init(|| Embedded { runner: EmbeddedRunner::new(Arc::clone(&runtime)), flags });
-    for script in &config.import_scripts {
-        if script.process_group != GLOBAL_GROUP && !script.process_group.is_empty() {
-            continue;
-        }
-        let group = if script.application_group == GLOBAL_GROUP { "" } else { script.application_group.as_str() };
-        let log = ServerLog(main);
-        embedded.runner.preload(&script.path, group, &log);
-    }
+    let preloads: Vec<_> = config
+        .import_scripts
+        .iter()
+        .filter(|i| i.process_group == GLOBAL_GROUP || i.process_group.is_empty())
+        .map(|i| (i.path.clone(), i.application_group.clone()))
+        .collect();
+    embedded.runner.preload_all(&preloads, &main);
     main.log(Level::Info, &format!("mod_wsgi (pid={}): Python initialised in this child.", pid()));
 }
 
@@ -532,14 +531,5 @@ impl ResponseSink for ApacheSink<'_> {
     fn error_response(&mut self, status: u16) -> io::Result<bool> {
         self.error_status = Some(status);
         Ok(true)
-    }
-}
-
-/// Logs to the main server's error log (no request at hand).
-struct ServerLog(Server);
-
-impl ErrorLog for ServerLog {
-    fn log(&self, level: LogLevel, message: &str) {
-        self.0.log(Level::from(level), message);
     }
 }

@@ -686,6 +686,31 @@ impl Config {
         by_name.unwrap_or(first)
     }
 
+    /// The scripts a process of `process_group` imports when it starts, as
+    /// mod_wsgi does: the `WSGIImportScript` lines for it and the script
+    /// aliases that name it and a fixed application group, each with its
+    /// application group as configured. `""` (or `%{GLOBAL}`) is embedded
+    /// mode.
+    pub fn preloads(&self, process_group: &str) -> Vec<(PathBuf, String)> {
+        let wanted = |group: &str| {
+            group == process_group || (process_group.is_empty() && group == crate::directives::GLOBAL_GROUP)
+        };
+        let imports = self
+            .import_scripts
+            .iter()
+            .filter(|i| wanted(&i.process_group))
+            .map(|i| (i.path.clone(), i.application_group.clone()));
+        let aliases = std::iter::once(&self.main_server)
+            .chain(&self.virtual_hosts)
+            .flat_map(|server| &server.script_aliases)
+            .filter(|a| a.preloads() && wanted(a.process_group.as_deref().unwrap_or_default()))
+            .map(|a| {
+                let group = a.application_group.clone().unwrap_or_else(|| crate::directives::GLOBAL_GROUP.into());
+                (PathBuf::from(&a.target), group)
+            });
+        imports.chain(aliases).collect()
+    }
+
     /// The script aliases that apply in `server`, in match order: a virtual
     /// host's own first, then the main server's (mod_wsgi's merge order).
     pub fn script_aliases<'a>(&'a self, server: &'a Server) -> impl Iterator<Item = &'a ScriptAlias> + 'a {

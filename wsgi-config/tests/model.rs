@@ -432,3 +432,21 @@ fn the_dump_shows_effective_values() {
     assert!(dump.contains("graceful-timeout         15"), "{dump}");
     assert!(dump.contains("WSGIRestrictSignal       On (default)"), "{dump}");
 }
+
+#[test]
+fn preloads_are_the_import_scripts_and_fixed_aliases_of_a_process_group() {
+    let c = config(
+        "WSGIDaemonProcess d\n\
+         WSGIImportScript /srv/embedded.py process-group=%{GLOBAL} application-group=%{GLOBAL}\n\
+         WSGIImportScript /srv/daemon.py process-group=d application-group=app\n\
+         WSGIScriptAlias /a /srv/a.wsgi process-group=d application-group=%{GLOBAL}\n\
+         WSGIScriptAlias /b /srv/b.wsgi process-group=d\n\
+         WSGIScriptAlias /c /srv/c.wsgi process-group=%{GLOBAL} application-group=g\n",
+    );
+    let paths = |group: &str| -> Vec<(String, String)> {
+        c.preloads(group).into_iter().map(|(p, g)| (p.display().to_string(), g)).collect()
+    };
+    assert_eq!(paths(""), vec![("/srv/embedded.py".into(), "%{GLOBAL}".into()), ("/srv/c.wsgi".into(), "g".into())]);
+    // /b names no application group: it is not imported ahead of a request.
+    assert_eq!(paths("d"), vec![("/srv/daemon.py".into(), "app".into()), ("/srv/a.wsgi".into(), "%{GLOBAL}".into())]);
+}

@@ -69,14 +69,18 @@ enum Attempt {
 }
 
 impl DaemonClient {
+    /// A client for the `WSGIDaemonProcess` group `process` listening at
+    /// `socket`, with its connect and socket timeouts (no socket timeout
+    /// given: 300 s, Apache's default `Timeout`).
+    pub fn for_group(socket: PathBuf, process: &wsgi_config::DaemonProcess) -> DaemonClient {
+        let socket_timeout =
+            if process.socket_timeout.is_zero() { Duration::from_secs(300) } else { process.socket_timeout };
+        DaemonClient::new(socket, process.connect_timeout, socket_timeout)
+    }
+
     /// A client for the group listening at `socket`.
     pub fn new(socket: PathBuf, connect_timeout: Duration, socket_timeout: Duration) -> DaemonClient {
         DaemonClient { socket, connect_timeout, socket_timeout, idle: Mutex::new(Vec::new()) }
-    }
-
-    /// The socket path.
-    pub fn socket(&self) -> &std::path::Path {
-        &self.socket
     }
 
     /// Sends the request (the body streamed from `body`, if the request has

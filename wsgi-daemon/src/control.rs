@@ -2,7 +2,7 @@
 //! pipe inherited across `fork`, one byte per message.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::sync::Mutex;
 
 /// The process is serving (its application is loaded and it accepts).
@@ -35,10 +35,5 @@ impl ControlPipe {
                 let _ = file.write_all(&[message]);
             }
         }
-    }
-
-    /// The descriptor, to keep it out of a `close` sweep.
-    pub fn raw_fd(&self) -> Option<RawFd> {
-        self.file.as_ref().and_then(|f| f.lock().ok().map(|f| f.as_raw_fd()))
     }
 }

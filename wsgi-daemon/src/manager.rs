@@ -39,6 +39,27 @@ pub struct GroupSpec {
     pub socket: Option<std::path::PathBuf>,
 }
 
+impl GroupSpec {
+    /// The manager's view of a `WSGIDaemonProcess` group: its own socket
+    /// (removed when the manager stops for good) and the manager it
+    /// succeeds, if any.
+    pub fn for_process(
+        process: &wsgi_config::DaemonProcess,
+        socket: std::path::PathBuf,
+        succeeds: Option<i32>,
+    ) -> GroupSpec {
+        GroupSpec {
+            name: process.name.clone(),
+            processes: process.processes.unwrap_or(1).max(1) as usize,
+            restart_interval: process.restart_interval,
+            startup_timeout: process.startup_timeout,
+            shutdown_timeout: process.shutdown_timeout.max(Duration::from_secs(1)),
+            succeeds,
+            socket: Some(socket),
+        }
+    }
+}
+
 /// The body of one daemon process, run in the child after the manager
 /// forks it (given its slot and the write end of its control pipe); it
 /// never returns (it ends the process).

@@ -35,16 +35,6 @@ pub fn set_nonblocking(fd: RawFd, nonblocking: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Clears `FD_CLOEXEC` so a descriptor survives `exec`.
-pub fn set_inheritable(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor the caller owns.
-    unsafe {
-        let flags = check(libc::fcntl(fd, libc::F_GETFD))?;
-        check(libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC))?;
-    }
-    Ok(())
-}
-
 /// The result of [`fork`].
 pub enum Forked {
     /// In the parent: the child's pid.
@@ -107,12 +97,6 @@ pub fn kill(pid: i32, signal: i32) {
         // SAFETY: kill takes plain integers.
         unsafe { libc::kill(pid, signal) };
     }
-}
-
-/// Whether a process with this pid exists.
-pub fn alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks for existence.
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
 }
 
 /// Asks the kernel to send `signal` to this process when its parent dies.

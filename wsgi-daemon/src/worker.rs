@@ -381,13 +381,12 @@ fn check_timeouts(shared: &Shared<'_>) {
 /// Serves what arrived on a connection; whether to keep it.
 fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connection, ready_at: Instant) -> bool {
     let options = shared.options;
-    let fd = {
+    {
         let stream = connection.reader.get_ref();
         let timeout = (!options.socket_timeout.is_zero()).then_some(options.socket_timeout);
         let _ = stream.set_read_timeout(timeout);
         let _ = stream.set_write_timeout(timeout);
-        stream.as_raw_fd()
-    };
+    }
     if connection.fresh {
         let sent = {
             let Ok(mut writer) = connection.writer.lock() else { return false };
@@ -400,10 +399,9 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
             shared.log.log(LogLevel::Error, &format!("mod_wsgi: daemon connection refused: {e}"));
             return false;
         }
-        connection.fresh = false;
         // The front end sends its request as soon as it has the handshake:
         // wait for it here, so the connection counts as busy throughout.
-        let _ = fd;
+        connection.fresh = false;
     }
     let start = match protocol::read_frame(&mut connection.reader) {
         Ok(Some(Frame::RequestStart(start))) => start,

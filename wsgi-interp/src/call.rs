@@ -49,11 +49,18 @@ impl EmbeddedRunner {
             config.path = path.clone();
         }
         let runner = EmbeddedRunner::new(PythonRuntime::initialize(config)?);
+        runner.preload_all(preloads, log);
+        Ok(runner)
+    }
+
+    /// Imports each (script, application group as configured) of
+    /// `preloads`, `%{GLOBAL}` naming the main interpreter; failures are
+    /// logged.
+    pub fn preload_all(&self, preloads: &[(std::path::PathBuf, String)], log: &dyn ErrorLog) {
         for (script, group) in preloads {
             let group = if group == wsgi_config::directives::GLOBAL_GROUP { "" } else { group.as_str() };
-            runner.preload(script, group, log);
+            self.preload(script, group, log);
         }
-        Ok(runner)
     }
 
     /// The runtime the runner uses.

@@ -11,9 +11,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
-use std::time::Duration;
 
-use wsgi_config::directives::GLOBAL_GROUP;
 use wsgi_config::{Config, DaemonProcess};
 use wsgi_core::environ_build::WsgiFlags;
 use wsgi_core::{LogLevel, WsgiRunner};
@@ -24,7 +22,7 @@ use wsgi_daemon::process::{self, DefaultIdentity};
 use wsgi_daemon::runner::GroupClient;
 use wsgi_interp::EmbeddedRunner;
 
-use crate::logging::{ServerLog, StartupLog};
+use crate::logging::ServerLog;
 
 /// The effective configuration, as text, for managers and serving processes.
 pub const CONFIG_ENV: &str = "WSGI_RS_CONFIG_TEXT";
@@ -130,14 +128,9 @@ pub fn clients(config: &Config, sockets: &[(String, PathBuf)]) -> HashMap<String
     for (name, socket) in sockets {
         let Some(group) = config.daemon_processes.iter().find(|g| &g.process.name == name) else { continue };
         let process = &group.process;
-        let socket_timeout =
-            if process.socket_timeout.is_zero() { Duration::from_secs(300) } else { process.socket_timeout };
         clients.insert(
             name.clone(),
-            GroupClient {
-                client: DaemonClient::new(socket.clone(), process.connect_timeout, socket_timeout),
-                flags: WsgiFlags::daemon(process),
-            },
+            GroupClient { client: DaemonClient::for_group(socket.clone(), process), flags: WsgiFlags::daemon(process) },
         );
     }
     clients
@@ -164,40 +157,20 @@ pub fn manager_main(group_name: &str, socket: &Path, log: Arc<ServerLog>) -> Res
     // parent and is owned by nothing else here.
     let listener = unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     let _ = wsgi_daemon::sys::set_nonblocking(fd, false);
-    let spec = GroupSpec {
-        name: process.name.clone(),
-        processes: process.processes.unwrap_or(1).max(1) as usize,
-        restart_interval: process.restart_interval,
-        startup_timeout: process.startup_timeout,
-        shutdown_timeout: process.shutdown_timeout.max(Duration::from_secs(1)),
-        succeeds: None,
-        socket: Some(socket.to_path_buf()),
-    };
+    let spec = GroupSpec::for_process(&process, socket.to_path_buf(), None);
     let identity = DefaultIdentity::default();
     // WSGIImportScript lines for the group, and script aliases naming both
     // groups, are imported when a daemon process starts, as in mod_wsgi.
-    let imports = config
-        .import_scripts
-        .iter()
-        .filter(|i| i.process_group == process.name)
-        .map(|i| (i.path.clone(), i.application_group.clone()));
-    let aliases = config
-        .main_server
-        .script_aliases
-        .iter()
-        .chain(config.virtual_hosts.iter().flat_map(|v| v.script_aliases.iter()))
-        .filter(|a| a.preloads() && a.process_group.as_deref() == Some(process.name.as_str()))
-        .map(|a| (PathBuf::from(&a.target), a.application_group.clone().unwrap_or_else(|| GLOBAL_GROUP.into())));
-    let preloads: Vec<(PathBuf, String)> = imports.chain(aliases).collect();
+    let preloads = config.preloads(&process.name);
     let global = config.global.clone();
     let mut spawn = |_slot: usize, control: ControlPipe| -> std::convert::Infallible {
-        let log = StartupLog(log.as_ref());
+        let log = log.as_ref();
         let mut make_runner = || -> Result<Box<dyn WsgiRunner>, String> {
             let runner =
-                EmbeddedRunner::for_daemon_process(&global, &process, &preloads, &log).map_err(|e| e.to_string())?;
+                EmbeddedRunner::for_daemon_process(&global, &process, &preloads, log).map_err(|e| e.to_string())?;
             Ok(Box::new(runner))
         };
-        process::daemon_main(&process, &identity, &listener, control, &mut make_runner, &log)
+        process::daemon_main(&process, &identity, &listener, control, &mut make_runner, log)
     };
     let log_line = |message: &str| log.log(LogLevel::Info, message);
     // SAFETY: this process was just started by exec and has started no

@@ -174,13 +174,11 @@ fn apache_access_time(time: SystemTime) -> String {
     format!("{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02} +0000", MONTHS[mo as usize - 1])
 }
 
-/// The server's log as wsgi-core's [`wsgi_core::ErrorLog`], for messages
-/// not tied to a request (script preloading, daemon processes).
-pub struct StartupLog<'a>(pub &'a ServerLog);
-
-impl wsgi_core::ErrorLog for StartupLog<'_> {
+/// The server's log as wsgi-core's log, for messages not tied to a
+/// request (script preloading, daemon processes).
+impl wsgi_core::ErrorLog for ServerLog {
     fn log(&self, level: LogLevel, message: &str) {
-        self.0.log(level, message);
+        ServerLog::log(self, level, message);
     }
 }
 

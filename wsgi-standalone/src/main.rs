@@ -27,7 +27,7 @@ use wsgi_core::pipeline::{Site, SiteOptions};
 use wsgi_core::LogLevel;
 use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
 
-use crate::logging::{AccessLog, LogSink, ServerLog, StartupLog};
+use crate::logging::{AccessLog, LogSink, ServerLog};
 
 /// Requests allocate many small strings (the environ, headers); mimalloc
 /// serves those markedly faster than glibc's allocator. Python keeps its own.
@@ -438,14 +438,14 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         let runtime =
             PythonRuntime::initialize(PythonConfig::from_settings(&config.global)).map_err(|e| e.to_string())?;
         let runner = Arc::new(EmbeddedRunner::new(runtime.clone()));
-        preload(&config, &runner, &log);
+        runner.preload_all(&config.preloads(""), log.as_ref());
         if let Some(script) = &args.script {
             // As mod_wsgi-express does: the application is imported before
             // the process serves (and so before a replacement reports ready).
             let group =
                 if args.application_group == "%{GLOBAL}" { String::new() } else { args.application_group.clone() };
             if let Ok(script) = std::fs::canonicalize(script) {
-                runner.preload(&script, &group, &StartupLog(&log));
+                runner.preload(&script, &group, log.as_ref());
             }
         }
         reload_watch = args.reload_on_changes.then(|| runtime.clone());
@@ -518,30 +518,6 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
     drop(groups);
     log.log(LogLevel::Info, "stopped");
     Ok(())
-}
-
-/// Imports the scripts mod_wsgi would import at process start: every
-/// WSGIImportScript for embedded mode, and script aliases naming both groups.
-fn preload(config: &Config, runner: &EmbeddedRunner, log: &ServerLog) {
-    let startup_log = StartupLog(log);
-    let imports =
-        config.import_scripts.iter().map(|i| (i.path.clone(), i.process_group.clone(), i.application_group.clone()));
-    let aliases = std::iter::once(&config.main_server).chain(&config.virtual_hosts).flat_map(|server| {
-        server.script_aliases.iter().filter(|a| a.preloads()).map(|a| {
-            (
-                PathBuf::from(&a.target),
-                a.process_group.clone().unwrap_or_default(),
-                a.application_group.clone().unwrap_or_default(),
-            )
-        })
-    });
-    for (script, process_group, application_group) in imports.chain(aliases) {
-        if process_group != "%{GLOBAL}" && !process_group.is_empty() {
-            continue;
-        }
-        let group = if application_group == "%{GLOBAL}" { String::new() } else { application_group };
-        runner.preload(&script, &group, &startup_log);
-    }
 }
 
 /// The modification time of the file behind every module loaded in every

@@ -631,6 +631,14 @@ unsafe impl Send for Server {}
 // SAFETY: as above.
 unsafe impl Sync for Server {}
 
+/// The server's error log as wsgi-core's log, for messages not tied to a
+/// request (preloading, daemon processes).
+impl wsgi_core::ErrorLog for Server {
+    fn log(&self, level: wsgi_core::LogLevel, message: &str) {
+        log_server(self.0, Level::from(level), message);
+    }
+}
+
 impl Server {
     /// # Safety
     /// `server` must be a server record of the running configuration.
