@@ -23,6 +23,9 @@ pub enum WsgiModule {
     Ours,
     /// Debian's mod_wsgi, the behaviour reference.
     Reference,
+    /// None from the harness: the configuration text loads a module itself
+    /// (as the lines `wsgi-standalone module-config` prints do).
+    InConfig,
 }
 
 /// Apache's multi-processing module.
@@ -111,8 +114,9 @@ impl Apache {
         let run_dir = TempDir::new("apache-run");
         let port = free_port();
         let module = match options.module {
-            WsgiModule::Ours => our_module().to_path_buf(),
-            WsgiModule::Reference => PathBuf::from(REFERENCE_MODULE),
+            WsgiModule::Ours => Some(our_module().to_path_buf()),
+            WsgiModule::Reference => Some(PathBuf::from(REFERENCE_MODULE)),
+            WsgiModule::InConfig => None,
         };
         let (mpm_name, mpm_file) = options.mpm.module();
         let mut config = format!(
@@ -141,7 +145,9 @@ impl Apache {
                 config.push_str("TypesConfig /etc/mime.types\n");
             }
         }
-        config.push_str(&format!("LoadModule wsgi_module {}\n", module.display()));
+        if let Some(module) = module {
+            config.push_str(&format!("LoadModule wsgi_module {}\n", module.display()));
+        }
         config.push_str(&options.config);
         config.push('\n');
         let conf = run_dir.write("httpd.conf", &config);

@@ -2,13 +2,11 @@
 //! lines that load it, and those lines, as printed, load it into a real
 //! Apache that then serves an application.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
-use tests::apache::{apache_available, our_module, APACHE_BINARY, MODULES_DIR};
-use tests::{free_port, http_request, standalone_binary, wait_for, TempDir};
+use tests::apache::{apache_available, our_module, Apache, ApacheOptions, WsgiModule, APACHE_BINARY};
+use tests::{standalone_binary, TempDir};
 
 const HELLO_APP: &str = r#"
 def application(environ, start_response):
@@ -60,46 +58,6 @@ fn module_config_takes_an_explicit_module_and_refuses_a_missing_one() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("missing.so"));
 }
 
-/// `apache2 -DFOREGROUND` in its own process group, stopped on drop.
-struct ApacheProcess {
-    child: Child,
-    run_dir: PathBuf,
-}
-
-impl ApacheProcess {
-    fn logs(&self) -> String {
-        let read = |name: &str| std::fs::read_to_string(self.run_dir.join(name)).unwrap_or_default();
-        format!("--- stderr\n{}--- error.log\n{}", read("stderr.log"), read("error.log"))
-    }
-}
-
-impl Drop for ApacheProcess {
-    fn drop(&mut self) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).stderr(Stdio::null()).status();
-        if wait_for(Duration::from_secs(15), || self.child.try_wait().ok().flatten()).is_none() {
-            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn start_apache(run_dir: &Path, config: &str) -> ApacheProcess {
-    let conf = run_dir.join("httpd.conf");
-    std::fs::write(&conf, config).expect("write httpd.conf");
-    let stderr = std::fs::File::create(run_dir.join("stderr.log")).expect("create stderr log");
-    let child = Command::new(APACHE_BINARY)
-        .process_group(0)
-        .args(["-DFOREGROUND", "-f"])
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .expect("start apache2");
-    ApacheProcess { child, run_dir: run_dir.to_path_buf() }
-}
-
 #[test]
 fn apache_loads_the_module_with_the_printed_lines_and_serves_an_application() {
     if !apache_available() {
@@ -115,40 +73,12 @@ fn apache_loads_the_module_with_the_printed_lines_and_serves_an_application() {
 
     let site = TempDir::new("module-config-site");
     let app = site.write("hello.wsgi", HELLO_APP);
-    let run = TempDir::new("module-config-run");
-    let port = free_port();
-    let root = run.path().display();
-    let config = format!(
-        "ServerRoot {root}\n\
-         Listen 127.0.0.1:{port}\n\
-         PidFile {root}/httpd.pid\n\
-         ErrorLog {root}/error.log\n\
-         DefaultRuntimeDir {root}\n\
-         Mutex file:{root} default\n\
-         User www-data\n\
-         Group www-data\n\
-         ServerName localhost\n\
-         DocumentRoot {site}\n\
-         LoadModule mpm_event_module {MODULES_DIR}/mod_mpm_event.so\n\
-         LoadModule authz_core_module {MODULES_DIR}/mod_authz_core.so\n\
-         {printed}\
-         WSGIScriptAlias / {app}\n",
-        site = site.path().display(),
-        app = app.display(),
-    );
-    let mut apache = start_apache(run.path(), &config);
-    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let answer = wait_for(Duration::from_secs(20), || {
-        if let Ok(Some(status)) = apache.child.try_wait() {
-            return Some(Err(format!("Apache exited with {status}")));
-        }
-        http_request(address, "GET", "/", &[], b"").ok().map(Ok)
+    // The harness adds no LoadModule of its own: the printed lines load it.
+    let apache = Apache::start(&ApacheOptions {
+        module: WsgiModule::InConfig,
+        ..ApacheOptions::ours(format!("{printed}WSGIScriptAlias / {}\n", app.display()))
     });
-    let response = match answer {
-        Some(Ok(response)) => response,
-        Some(Err(message)) => panic!("{message}:\n{}\n--- httpd.conf\n{config}", apache.logs()),
-        None => panic!("Apache did not answer on port {port}:\n{}\n--- httpd.conf\n{config}", apache.logs()),
-    };
-    assert_eq!(response.status(), 200, "{}", apache.logs());
+    let response = apache.get("/");
+    assert_eq!(response.status(), 200, "{}", apache.error_log());
     assert_eq!(response.text(), "Hello world!");
 }
