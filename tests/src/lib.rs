@@ -570,3 +570,55 @@ def application(environ, start_response):
     start_response('200 OK', [('Content-Type', 'application/json')])
     return [body.encode()]
 "#;
+
+/// Concurrent clients sending `GET path` to a server in a loop, each on a
+/// new connection, until [`Load::finish`].
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<std::thread::JoinHandle<LoadReport>>,
+}
+
+/// What the clients of a [`Load`] saw.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// The bodies of the 200 responses.
+    pub bodies: Vec<String>,
+    /// Everything else: `status N` or the error of a request.
+    pub failures: Vec<String>,
+}
+
+impl Load {
+    /// Starts `clients` clients.
+    pub fn start(address: std::net::SocketAddr, path: &str, clients: usize) -> Load {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = (0..clients)
+            .map(|_| {
+                let (stop, path) = (stop.clone(), path.to_string());
+                std::thread::spawn(move || {
+                    let mut report = LoadReport::default();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        match http_request(address, "GET", &path, &[], b"") {
+                            Ok(r) if r.status() == 200 => report.bodies.push(r.text()),
+                            Ok(r) => report.failures.push(format!("status {}", r.status())),
+                            Err(e) => report.failures.push(e),
+                        }
+                    }
+                    report
+                })
+            })
+            .collect();
+        Load { stop, clients }
+    }
+
+    /// Stops the clients and merges what they saw.
+    pub fn finish(self) -> LoadReport {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = LoadReport::default();
+        for client in self.clients {
+            let report = client.join().expect("a load client panicked");
+            all.bodies.extend(report.bodies);
+            all.failures.extend(report.failures);
+        }
+        all
+    }
+}

@@ -1,8 +1,6 @@
 //! Our mod_wsgi.so in real Apache httpd 2.4: embedded mode, errors, body
 //! limits, application groups, MPMs and restarts.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tests::apache::{apache_available, Apache, ApacheOptions, Mpm};
@@ -240,35 +238,16 @@ fn graceful_and_full_restarts_under_load_lose_no_request() {
     let apache =
         Apache::start(&ApacheOptions::ours(format!("WSGIScriptAlias /app {}/app.wsgi", site.path().display())));
     let address = apache.address();
-    let stop = Arc::new(AtomicBool::new(false));
-    let done = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, done) = (stop.clone(), done.clone());
-            std::thread::spawn(move || {
-                let mut failures = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    match tests::http_request(address, "GET", "/app/load", &[], b"") {
-                        Ok(response) if response.status() == 200 => {
-                            done.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Ok(response) => failures.push(format!("status {}", response.status())),
-                        Err(e) => failures.push(e),
-                    }
-                }
-                failures
-            })
-        })
-        .collect();
+    let load = tests::Load::start(address, "/app/load", 4);
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(700));
         apache.graceful();
     }
     std::thread::sleep(Duration::from_millis(1500));
-    stop.store(true, Ordering::Relaxed);
-    let failures: Vec<String> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    let report = load.finish();
+    let failures = &report.failures;
     assert!(failures.is_empty(), "failed requests across graceful restarts: {failures:?}");
-    assert!(done.load(Ordering::Relaxed) > 20, "too few requests served: {}", done.load(Ordering::Relaxed));
+    assert!(report.bodies.len() > 20, "too few requests served: {}", report.bodies.len());
 
     // A full restart (SIGHUP) reloads the module; it must come back serving.
     apache.restart();

@@ -2,8 +2,6 @@
 //! recycling without failed requests, crashes, users, timeouts, and a group
 //! that cannot start.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tests::apache::{apache_available, Apache, ApacheOptions};
@@ -97,31 +95,6 @@ fn flags_follow_the_processes_and_threads_table() {
     }
 }
 
-/// Runs 4 clients against `path` until `stop`; returns (successes, failures).
-fn load(
-    apache: &Apache,
-    path: &'static str,
-    stop: Arc<AtomicBool>,
-) -> Vec<std::thread::JoinHandle<(Vec<String>, Vec<String>)>> {
-    let address = apache.address();
-    (0..4)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let (mut pids, mut failures) = (Vec::new(), Vec::new());
-                while !stop.load(Ordering::Relaxed) {
-                    match tests::http_request(address, "GET", path, &[], b"") {
-                        Ok(r) if r.status() == 200 => pids.push(field(&r.text(), "pid").to_string()),
-                        Ok(r) => failures.push(format!("status {}", r.status())),
-                        Err(e) => failures.push(e),
-                    }
-                }
-                (pids, failures)
-            })
-        })
-        .collect()
-}
-
 #[test]
 fn maximum_requests_recycles_without_failing_a_request() {
     require_apache!();
@@ -129,21 +102,14 @@ fn maximum_requests_recycles_without_failing_a_request() {
     let apache = start(&site, "maxreq processes=1 threads=4 maximum-requests=20");
     let first = apache.get("/app/first");
     let first_pid = field(&first.text(), "pid").to_string();
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = load(&apache, "/app/load", stop.clone());
+    let load = tests::Load::start(apache.address(), "/app/load", 4);
     std::thread::sleep(Duration::from_secs(4));
-    stop.store(true, Ordering::Relaxed);
-    let mut pids = std::collections::BTreeSet::new();
-    let mut failures = Vec::new();
-    let mut served = 0;
-    for client in clients {
-        let (p, f) = client.join().unwrap();
-        served += p.len();
-        pids.extend(p);
-        failures.extend(f);
-    }
+    let report = load.finish();
+    let failures = &report.failures;
     assert!(failures.is_empty(), "failed requests during recycling: {failures:?}\n{}", apache.error_log());
+    let served = report.bodies.len();
     assert!(served > 40, "only {served} requests served");
+    let pids: std::collections::BTreeSet<&str> = report.bodies.iter().map(|b| field(b, "pid")).collect();
     assert!(pids.len() >= 2 && pids.iter().any(|p| *p != first_pid), "no recycle seen: {pids:?}");
 }
 
@@ -155,8 +121,7 @@ fn a_killed_daemon_is_replaced_quickly_and_only_its_requests_fail() {
     assert_eq!(apache.get("/app/x").status(), 200);
     let victims = daemon_pids("killed");
     assert_eq!(victims.len(), 1, "{victims:?}");
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = load(&apache, "/app/load", stop.clone());
+    let load = tests::Load::start(apache.address(), "/app/load", 4);
     std::thread::sleep(Duration::from_millis(500));
     let killed_at = Instant::now();
     let _ = std::process::Command::new("kill").args(["-9", &victims[0].to_string()]).status();
@@ -169,14 +134,10 @@ fn a_killed_daemon_is_replaced_quickly_and_only_its_requests_fail() {
     assert!(replaced.is_some(), "not replaced within 1 s:\n{}", apache.error_log());
     assert!(killed_at.elapsed() < Duration::from_secs(2));
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        let (_, failures) = client.join().unwrap();
-        // Requests in flight on the killed process may fail, with 502 or 503
-        // (never a hang: the client's read timeout would show as an error).
-        for failure in failures {
-            assert!(failure == "status 502" || failure == "status 503", "unexpected failure: {failure}");
-        }
+    // Requests in flight on the killed process may fail, with 502 or 503
+    // (never a hang: the client's read timeout would show as an error).
+    for failure in load.finish().failures {
+        assert!(failure == "status 502" || failure == "status 503", "unexpected failure: {failure}");
     }
 }
 
@@ -242,20 +203,16 @@ fn bodies_stream_both_ways_and_graceful_restarts_lose_nothing() {
     assert_eq!(echoed.status(), 200);
     assert!(echoed.body == body, "echo differs ({} bytes)", echoed.body.len());
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients = load(&apache, "/app/load", stop.clone());
+    let load = tests::Load::start(apache.address(), "/app/load", 4);
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(800));
         apache.graceful();
     }
     std::thread::sleep(Duration::from_millis(1500));
-    stop.store(true, Ordering::Relaxed);
-    let mut pids = std::collections::BTreeSet::new();
-    for client in clients {
-        let (p, failures) = client.join().unwrap();
-        assert!(failures.is_empty(), "failed across graceful restarts: {failures:?}\n{}", apache.error_log());
-        pids.extend(p);
-    }
+    let report = load.finish();
+    let failures = &report.failures;
+    assert!(failures.is_empty(), "failed across graceful restarts: {failures:?}\n{}", apache.error_log());
+    let pids: std::collections::BTreeSet<&str> = report.bodies.iter().map(|b| field(b, "pid")).collect();
     assert!(pids.len() > 2, "daemon processes were not restarted: {pids:?}");
 }
 

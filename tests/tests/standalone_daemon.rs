@@ -1,8 +1,6 @@
 //! Daemon mode in the standalone server: `start-server --daemon` and
 //! WSGIDaemonProcess groups in `--config` files, on real processes.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tests::{Server, TempDir};
@@ -69,32 +67,12 @@ fn flags_follow_the_processes_and_threads_table() {
 fn maximum_requests_recycles_without_failing_a_request() {
     let site = site();
     let server = start_config(&site, "recycle processes=1 threads=4 maximum-requests=20");
-    let address = server.address();
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let (mut pids, mut failures) = (Vec::new(), Vec::new());
-                while !stop.load(Ordering::Relaxed) {
-                    match tests::http_request(address, "GET", "/app/load", &[], b"") {
-                        Ok(r) if r.status() == 200 => pids.push(field(&r.text(), "pid").to_string()),
-                        Ok(r) => failures.push(format!("status {}", r.status())),
-                        Err(e) => failures.push(e),
-                    }
-                }
-                (pids, failures)
-            })
-        })
-        .collect();
+    let load = tests::Load::start(server.address(), "/app/load", 4);
     std::thread::sleep(Duration::from_secs(4));
-    stop.store(true, Ordering::Relaxed);
-    let mut pids = std::collections::BTreeSet::new();
-    for client in clients {
-        let (p, failures) = client.join().unwrap();
-        assert!(failures.is_empty(), "failed during recycling: {failures:?}\n{}", server.stderr());
-        pids.extend(p);
-    }
+    let report = load.finish();
+    let failures = &report.failures;
+    assert!(failures.is_empty(), "failed during recycling: {failures:?}\n{}", server.stderr());
+    let pids: std::collections::BTreeSet<&str> = report.bodies.iter().map(|b| field(b, "pid")).collect();
     assert!(pids.len() >= 2, "no recycle: {pids:?}");
 }
 
