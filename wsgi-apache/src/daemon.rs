@@ -247,8 +247,7 @@ pub(crate) fn forward(
         );
         return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
     };
-    let hostname = wsgi_core::route::latin1(request.server_hostname());
-    if group.scope.as_ref().is_some_and(|scope| *scope != hostname) {
+    if group.scope.as_ref().is_some_and(|scope| scope.as_bytes() != request.server_hostname()) {
         request.log(
             Level::Error,
             &format!(

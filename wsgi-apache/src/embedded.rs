@@ -126,11 +126,11 @@ pub(crate) fn translate_name(request: &mut Request) -> c_int {
     if server.script_aliases.is_empty() {
         return declined;
     }
-    let uri = request.uri().to_vec();
+    let uri = request.uri();
     if !uri.starts_with(b"/") {
         return declined;
     }
-    let Some(split) = server.router().split_path(&uri) else {
+    let Some(split) = server.router().split_path(uri) else {
         return declined;
     };
     let Some(alias) = server.script_aliases.get(split.alias_index) else {
@@ -177,7 +177,9 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
         return declined;
     };
     let handler_name = latin1(handler);
-    let settings = request.dir_config::<DirConfig>().map(|d| d.settings.clone()).unwrap_or_default();
+    // The merged settings live in a pool at least as long as the request.
+    let no_settings = wsgi_config::DirSettings::default();
+    let settings = request.dir_config::<DirConfig>().map_or(&no_settings, |d| &d.settings);
     let kind = if HANDLERS.contains(&handler) {
         HandlerKind::Script
     } else if let Some(script) = settings.handler_scripts.get(&handler_name) {
@@ -302,7 +304,7 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
     add_adapter_keys(
         &mut env,
         &AdapterInputs {
-            settings: &settings,
+            settings,
             peer,
             https,
             listener_host: &listener_host,
@@ -341,7 +343,7 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
             );
             return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
         };
-        if let Err(status) = dispatch_script(request, embedded, dispatch, &settings, &ctx, &mut env, &mut names) {
+        if let Err(status) = dispatch_script(request, embedded, dispatch, settings, &ctx, &mut env, &mut names) {
             return status;
         }
     }
@@ -357,7 +359,7 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
         reload_on_change: settings.effective_script_reloading(),
     };
     if !names.process_group.is_empty() {
-        return crate::daemon::forward(request, &names.process_group, target, env, &settings);
+        return crate::daemon::forward(request, &names.process_group, target, env, settings);
     }
     let Some(embedded) = embedded else {
         request.log(
