@@ -257,14 +257,12 @@ pub(crate) fn forward(
         );
         return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
     }
-    if let Some(allowed) = &settings.restrict_process {
-        if !allowed.iter().any(|name| name == group_name) {
-            request.log(
-                Level::Error,
-                &format!("mod_wsgi (pid={}): Daemon process called '{group_name}' cannot be accessed by this WSGI application (WSGIRestrictProcess).", pid()),
-            );
-            return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
-        }
+    if !settings.allows_process_group(group_name) {
+        request.log(
+            Level::Error,
+            &format!("mod_wsgi (pid={}): Daemon process called '{group_name}' cannot be accessed by this WSGI application (WSGIRestrictProcess).", pid()),
+        );
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
     }
     let flags = WsgiFlags::daemon(&group.process);
     environ.set("wsgi.multithread", EnvValue::Bool(flags.multithread));

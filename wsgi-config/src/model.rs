@@ -461,6 +461,12 @@ impl DirSettings {
         self.callable_object.as_deref().unwrap_or("application")
     }
 
+    /// Whether `WSGIRestrictProcess` lets requests here go to the daemon
+    /// process group `name` (no such directive: any group).
+    pub fn allows_process_group(&self, name: &str) -> bool {
+        self.restrict_process.as_ref().is_none_or(|allowed| allowed.iter().any(|a| a == name))
+    }
+
     /// Effective `WSGIPassAuthorization` (default Off).
     pub fn effective_pass_authorization(&self) -> bool {
         self.pass_authorization.unwrap_or(false)

@@ -226,7 +226,7 @@ impl Site {
                 "mod_wsgi: Daemon process called '{name}' cannot be accessed by this WSGI application."
             ));
         }
-        if settings.restrict_process.as_ref().is_some_and(|allowed| !allowed.iter().any(|a| a == name)) {
+        if !settings.allows_process_group(name) {
             return refused(format!(
                 "mod_wsgi: Daemon process called '{name}' cannot be accessed by this WSGI application (WSGIRestrictProcess)."
             ));
