@@ -668,14 +668,16 @@ fn is_c_space(c: char) -> bool {
 }
 
 /// A new `mod_wsgi.request_id`: 16 URL-safe base64 characters from the
-/// request time, the process id and a per-process counter, so ids are
-/// unique across the processes and restarts of a server.
-pub fn new_request_id(request_start_us: u64) -> String {
+/// request time, the process id `pid` and a per-process counter, so ids are
+/// unique across the processes and restarts of a server. (The caller
+/// passes its process id, known once, rather than asking the kernel for it
+/// per request.)
+pub fn new_request_id(request_start_us: u64, pid: u32) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let counter = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut bytes = [0u8; 12];
     bytes[..6].copy_from_slice(&request_start_us.to_be_bytes()[2..]);
-    bytes[6..8].copy_from_slice(&(std::process::id() as u16).to_be_bytes());
+    bytes[6..8].copy_from_slice(&(pid as u16).to_be_bytes());
     bytes[8..].copy_from_slice(&counter.to_be_bytes());
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(16);
@@ -1027,7 +1029,7 @@ mod tests {
 
     #[test]
     fn request_ids_are_unique_and_url_safe() {
-        let ids: Vec<String> = (0..1000).map(|_| new_request_id(1_795_467_656_572_627)).collect();
+        let ids: Vec<String> = (0..1000).map(|_| new_request_id(1_795_467_656_572_627, 4242)).collect();
         let mut sorted = ids.clone();
         sorted.sort();
         sorted.dedup();

@@ -68,6 +68,8 @@ pub struct Shared {
     pub draining: std::sync::atomic::AtomicBool,
     /// The access log, for responses that no worker produces.
     pub access: Option<Arc<crate::logging::AccessLog>>,
+    /// This process's id (for request ids).
+    pub pid: u32,
 }
 
 /// A serving process's part in recycling: say `ready` when serving, and
@@ -404,6 +406,66 @@ fn stream_body(mut body: Incoming, timeout: Duration) -> mpsc::Receiver<io::Resu
     rx
 }
 
+/// How the wait for a response's start ended.
+enum Waited {
+    /// The worker's start of the response (`None`: it produced none).
+    Start(Option<Start>),
+    /// No worker took the request up within the queue timeout.
+    QueueTimeout,
+    /// The application did not start its response within the request
+    /// timeout, counted from when a worker took the request up.
+    RequestTimeout,
+}
+
+/// Waits for the start of a response, enforcing the queue and request
+/// timeouts.
+///
+/// The connection is woken once per request, by the response: when the
+/// worker took the request up is not awaited but looked at (`started`) only
+/// when a timer fires, and a timer fires only near a deadline.
+async fn wait_for_start(
+    mut head: oneshot::Receiver<Start>,
+    mut started: oneshot::Receiver<Instant>,
+    queued_at: Instant,
+    settings: &HttpSettings,
+) -> Waited {
+    let (queue_timeout, request_timeout) = (settings.queue_timeout, settings.request_timeout);
+    let queue_deadline = (!queue_timeout.is_zero()).then(|| queued_at + queue_timeout);
+    // Until the worker's start time is known, the timer wakes at the queue
+    // deadline or, to learn that start time, one request timeout after the
+    // last look; a start learnt that way gives the exact request deadline,
+    // which is never before the look.
+    let mut look = (!request_timeout.is_zero()).then(|| queued_at + request_timeout);
+    let mut started_at: Option<Instant> = None;
+    loop {
+        let deadline = match started_at {
+            Some(at) => (!request_timeout.is_zero()).then(|| at + request_timeout),
+            None => match (queue_deadline, look) {
+                (Some(q), Some(l)) => Some(q.min(l)),
+                (q, l) => q.or(l),
+            },
+        };
+        let Some(deadline) = deadline else { return Waited::Start((&mut head).await.ok()) };
+        if let Ok(start) = tokio::time::timeout_at(deadline.into(), &mut head).await {
+            return Waited::Start(start.ok());
+        }
+        if started_at.is_some() {
+            return Waited::RequestTimeout;
+        }
+        let now = Instant::now();
+        match started.try_recv() {
+            Ok(at) => started_at = Some(at),
+            Err(oneshot::error::TryRecvError::Empty) if queue_deadline.is_some_and(|q| now >= q) => {
+                return Waited::QueueTimeout;
+            }
+            Err(oneshot::error::TryRecvError::Empty) => look = look.map(|_| now + request_timeout),
+            // The worker dropped the request without running it; the
+            // response channel says so at once.
+            Err(oneshot::error::TryRecvError::Closed) => return Waited::Start((&mut head).await.ok()),
+        }
+    }
+}
+
 /// Reads a small body in full; `Err` with the status to answer.
 async fn read_body(body: Incoming, timeout: Duration) -> Result<Bytes, u16> {
     use http_body_util::BodyExt;
@@ -476,7 +538,7 @@ async fn respond(
         return logged(shared, &head, response);
     }
     let request_start = now_us();
-    let request_id = new_request_id(request_start);
+    let request_id = new_request_id(request_start, shared.pid);
     let stats = RequestStats {
         request_id: &request_id,
         request_start_us: request_start,
@@ -518,41 +580,33 @@ async fn respond(
     let (head_tx, head_rx) = oneshot::channel();
     let (chunks_tx, chunks_rx) = mpsc::channel(16);
     let (started_tx, started_rx) = oneshot::channel();
-    let job =
-        Job { app, body, head: head_tx, chunks: chunks_tx, access, queued_at: Instant::now(), started: started_tx };
+    let queued_at = Instant::now();
+    let job = Job { app, body, head: head_tx, chunks: chunks_tx, access, queued_at, started: started_tx };
     if !shared.pool.submit(job) {
         shared.log.log(LogLevel::Error, "mod_wsgi: request queue full; answering 503");
         return logged(shared, &head, error_response(503, software));
     }
-    // The queue timeout runs while the request waits for a worker; a
-    // request given up here is skipped by the worker that later finds it.
-    let queue_timeout = shared.settings.queue_timeout;
-    if !queue_timeout.is_zero() && tokio::time::timeout(queue_timeout, started_rx).await.is_err() {
-        shared.log.log(
-            LogLevel::Error,
-            &format!("mod_wsgi: Queue timeout expired for request {request_id} from {peer} waiting for a worker."),
-        );
-        return logged(shared, &head, error_response(504, software));
-    }
-    shared.recycle.count(shared.pool.total());
-    let timeout = shared.settings.request_timeout;
-    let start = if timeout.is_zero() {
-        head_rx.await.ok()
-    } else {
-        match tokio::time::timeout(timeout, head_rx).await {
-            Ok(start) => start.ok(),
-            Err(_) => {
-                shared.log.log(
-                    LogLevel::Error,
-                    &format!(
-                        "mod_wsgi: request {request_id} from {peer} did not produce a response within the request timeout of {} seconds",
-                        timeout.as_secs()
-                    ),
-                );
-                return error_response(504, software);
-            }
+    let start = match wait_for_start(head_rx, started_rx, queued_at, &shared.settings).await {
+        Waited::Start(start) => start,
+        Waited::QueueTimeout => {
+            shared.log.log(
+                LogLevel::Error,
+                &format!("mod_wsgi: Queue timeout expired for request {request_id} from {peer} waiting for a worker."),
+            );
+            return logged(shared, &head, error_response(504, software));
+        }
+        Waited::RequestTimeout => {
+            shared.log.log(
+                LogLevel::Error,
+                &format!(
+                    "mod_wsgi: request {request_id} from {peer} did not produce a response within the request timeout of {} seconds",
+                    shared.settings.request_timeout.as_secs()
+                ),
+            );
+            return error_response(504, software);
         }
     };
+    shared.recycle.count(shared.pool.total());
     match start {
         Some(Start { head, body, complete: true }) => {
             let body = match body.len() {

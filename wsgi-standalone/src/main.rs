@@ -110,6 +110,10 @@ struct ServerArgs {
     /// Python worker threads per process.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     threads: u32,
+    /// Threads per serving process that handle connections and HTTP
+    /// (never Python).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    io_threads: u32,
     /// Serving processes, each with its own Python, sharing the listening
     /// sockets under a supervisor that restarts any that dies.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
@@ -500,6 +504,7 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         recycle: http::Recycle::new(args.maximum_requests, control),
         draining: std::sync::atomic::AtomicBool::new(false),
         access,
+        pid: std::process::id(),
     });
     if let Some(runtime) = reload_watch {
         // The baseline is taken before serving, so that no edit can slip in
@@ -508,10 +513,13 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         let shared = shared.clone();
         std::thread::spawn(move || watch_modules(&runtime, known, &shared));
     }
-    let io_runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::env::var("WSGI_RS_IO_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(2))
-        .enable_all()
-        .build()
+    // One I/O thread serves more requests than one Python interpreter can
+    // run, and without the cross-thread wake-ups of a work-stealing pool.
+    let io_runtime = if args.io_threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.io_threads as usize).enable_all().build()
+    }
         .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
     io_runtime.block_on(http::serve(listeners, shared)).map_err(|e| e.to_string())?;
     PythonRuntime::prepare_for_exit();

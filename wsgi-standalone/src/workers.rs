@@ -58,7 +58,7 @@ pub struct Job {
     /// When the request was queued.
     pub queued_at: Instant,
     /// Told when a worker takes the request up (the queue wait is over).
-    pub started: oneshot::Sender<()>,
+    pub started: oneshot::Sender<Instant>,
 }
 
 /// The access-log facts of a request.
@@ -336,7 +336,7 @@ fn run_job(
     let Job { mut app, body, head, chunks, access: facts, queued_at, started } = job;
     // Nobody waits for the answer any more (the client left, or was told
     // 504): running the application would only have side effects.
-    if head.is_closed() || started.send(()).is_err() {
+    if head.is_closed() || started.send(Instant::now()).is_err() {
         return;
     }
     app.environ.set("mod_wsgi.thread_id", wsgi_core::EnvValue::Int(worker as i64 + 1));
