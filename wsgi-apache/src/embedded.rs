@@ -296,7 +296,8 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
         (id, served)
     });
     let total_requests = TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed);
-    let request_id = request.log_id().map(latin1).unwrap_or_else(|| new_request_id(request_start_us, std::process::id()));
+    let request_id =
+        request.log_id().map(latin1).unwrap_or_else(|| new_request_id(request_start_us, std::process::id()));
     let (listener_host, listener_port) = request.listener();
     let peer = latin1(request.client_ip()).parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
     // mod_wsgi turns HTTPS into wsgi.url_scheme and leaves it out.

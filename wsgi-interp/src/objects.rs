@@ -118,6 +118,28 @@ impl RequestCtx {
         Ok(true)
     }
 
+    /// Reads body straight into `dst` (nothing may be buffered), without
+    /// the GIL. `Ok(0)` at EOF.
+    fn read_direct(&mut self, dst: &mut [u8]) -> std::io::Result<usize> {
+        if self.body_done {
+            return Ok(0);
+        }
+        let body = self.body;
+        // SAFETY: `body` is valid while attached; the GIL is released only
+        // around the blocking read, and `dst` is memory no Python code can
+        // reach yet (the caller's new, unshared bytes object).
+        let n = without_gil(|| loop {
+            match unsafe { (*body).read(dst) } {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        })?;
+        if n == 0 {
+            self.body_done = true;
+        }
+        Ok(n)
+    }
+
     /// The response writer (valid while attached).
     pub(crate) fn writer_ptr(&self) -> *mut ResponseWriter<'static> {
         self.writer
@@ -519,6 +541,9 @@ unsafe extern "C" fn input_read(slf: *mut py::PyObject, args: *mut py::PyObject)
         let Some(size) = size_arg(args) else { return ptr::null_mut() };
         let Some(ctx) = ctx_of(slf) else { return ptr::null_mut() };
         let limit = if size < 0 { usize::MAX } else { size as usize };
+        if (READ_CHUNK..=DIRECT_READ_LIMIT).contains(&limit) && ctx.buffered().is_empty() {
+            return read_into_new_bytes(ctx, limit);
+        }
         while ctx.buffered().len() < limit {
             match ctx.fill(limit.saturating_sub(ctx.buffered().len())) {
                 Ok(true) => {}
@@ -530,6 +555,42 @@ unsafe extern "C" fn input_read(slf: *mut py::PyObject, args: *mut py::PyObject)
         let data = ctx.consume(n);
         ffi::new_bytes(&data).map_or(ptr::null_mut(), Obj::into_ptr)
     })
+}
+
+/// Largest `read(size)` that reads straight into the bytes object it
+/// returns (beyond, a body smaller than the size asked for would make a
+/// needlessly large allocation).
+const DIRECT_READ_LIMIT: usize = 64 * 1024 * 1024;
+
+/// `read(size)` with nothing buffered: the body goes straight into a new
+/// bytes object, with no intermediate copy (a large upload is in memory
+/// once, not three times).
+///
+/// # Safety
+/// The GIL is held; `ctx` is attached.
+unsafe fn read_into_new_bytes(ctx: &mut RequestCtx, size: usize) -> *mut py::PyObject {
+    // SAFETY: the GIL is held; a bytes object made from NULL has `size`
+    // uninitialised bytes that only this function sees until it returns it,
+    // filled (or copies a filled prefix of it).
+    unsafe {
+        let Some(bytes) = Obj::from_owned(py::PyBytes_FromStringAndSize(ptr::null(), size as py::Py_ssize_t)) else {
+            return ptr::null_mut();
+        };
+        let data = py::PyBytes_AsString(bytes.as_ptr()).cast::<u8>();
+        let mut filled = 0;
+        while filled < size {
+            let dst = std::slice::from_raw_parts_mut(data.add(filled), size - filled);
+            match ctx.read_direct(dst) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => return body_error_in(ctx, &e),
+            }
+        }
+        if filled == size {
+            return bytes.into_ptr();
+        }
+        ffi::new_bytes(std::slice::from_raw_parts(data, filled)).map_or(ptr::null_mut(), Obj::into_ptr)
+    }
 }
 
 /// One line of at most `limit` bytes (with its newline), or less at EOF.

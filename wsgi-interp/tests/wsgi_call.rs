@@ -456,6 +456,86 @@ def application(environ, start_response):
     );
 }
 
+/// A body delivered in pieces of at most 1000 bytes, then (optionally) an
+/// error instead of its end.
+struct Trickle {
+    data: Vec<u8>,
+    pos: usize,
+    fail_at_end: bool,
+}
+
+impl std::io::Read for Trickle {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos == self.data.len() && self.fail_at_end {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "the client sent a broken chunk"));
+        }
+        let n = buf.len().min(1000).min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[test]
+fn large_sized_reads_fill_whole_and_stop_short_only_at_the_end() {
+    let scripts = Scripts::new("sized");
+    let path = script(
+        &scripts,
+        "sized.wsgi",
+        r#"
+def application(environ, start_response):
+    inp = environ['wsgi.input']
+    first = inp.read(5)
+    big = inp.read(70000)
+    rest = inp.read(200000)
+    end = inp.read(100000)
+    start_response('200 OK', [])
+    whole = first + big + rest
+    intact = whole == bytes(i % 251 for i in range(150000))
+    return [('%d %d %d %r %s' % (len(first), len(big), len(rest), end, intact)).encode()]
+"#,
+    );
+    let data: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    let mut sink = Sink { recorded: Recorded::default(), fail_after: None };
+    let log = Log::default();
+    let mut env = environ("POST", "/");
+    env.set_str("CONTENT_LENGTH", data.len().to_string());
+    let outcome = {
+        let mut writer = wsgi_core::ResponseWriter::new(&mut sink, false);
+        let mut body = Trickle { data: data.clone(), pos: 0, fail_at_end: false };
+        wsgi_core::WsgiRunner::run(runner(), &target(&path, ""), env, &mut body, &mut writer, &log)
+    };
+    assert_eq!(outcome, RunOutcome::Completed, "{}", log.text());
+    // Reads of 1000-byte pieces are gathered into whole reads; the last one
+    // is short because the body ends.
+    assert_eq!(sink.recorded.text(), "5 70000 79995 b'' True", "{}", log.text());
+
+    let broken = script(
+        &scripts,
+        "broken.wsgi",
+        r#"
+def application(environ, start_response):
+    try:
+        environ['wsgi.input'].read(100000)
+    except OSError as e:
+        start_response('200 OK', [])
+        return [('caught %s' % type(e).__name__).encode()]
+    start_response('200 OK', [])
+    return [b'not caught']
+"#,
+    );
+    let mut sink = Sink { recorded: Recorded::default(), fail_after: None };
+    let outcome = {
+        let mut writer = wsgi_core::ResponseWriter::new(&mut sink, false);
+        let mut env = environ("POST", "/");
+        env.set_str("CONTENT_LENGTH", "100000");
+        let mut body = Trickle { data: vec![b'x'; 5000], pos: 0, fail_at_end: true };
+        wsgi_core::WsgiRunner::run(runner(), &target(&broken, ""), env, &mut body, &mut writer, &log)
+    };
+    assert_eq!(outcome, RunOutcome::Completed, "{}", log.text());
+    assert!(sink.recorded.text().starts_with("caught "), "a broken body is an exception: {}", sink.recorded.text());
+}
+
 #[test]
 fn environ_values_have_python_types() {
     let scripts = Scripts::new("types");

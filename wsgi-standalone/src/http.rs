@@ -17,7 +17,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{mpsc, oneshot};
-use wsgi_core::body::{BodyError, BodyKind};
+use wsgi_core::body::BodyKind;
 use wsgi_core::environ_build::{new_request_id, now_us, RequestStats};
 use wsgi_core::pipeline::{content_type, Dispatch, Site};
 use wsgi_core::response::error_page;
@@ -369,43 +369,6 @@ async fn static_file(path: std::path::PathBuf, head_only: bool, software: &str) 
     app_response(head, ResponseBody::Channel(VecDeque::new(), rx), software)
 }
 
-/// Pumps a request body into a channel for a worker. A body that breaks
-/// off or is malformed reaches the application as an error that makes a
-/// failed request a 400.
-fn stream_body(mut body: Incoming, timeout: Duration) -> mpsc::Receiver<io::Result<Bytes>> {
-    let (tx, rx) = mpsc::channel(8);
-    tokio::spawn(async move {
-        use http_body_util::BodyExt;
-        loop {
-            let frame = match tokio::time::timeout(timeout, body.frame()).await {
-                Ok(Some(frame)) => frame,
-                Ok(None) => return,
-                Err(_) => {
-                    let error = BodyError::malformed("request body not received within the socket timeout");
-                    let _ = tx.send(Err(error.into_io_error())).await;
-                    return;
-                }
-            };
-            match frame {
-                Ok(frame) => {
-                    if let Ok(data) = frame.into_data() {
-                        if tx.send(Ok(data)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                Err(e) => {
-                    let _ = tx
-                        .send(Err(BodyError::malformed(format!("malformed request body: {e}")).into_io_error()))
-                        .await;
-                    return;
-                }
-            }
-        }
-    });
-    rx
-}
-
 /// How the wait for a response's start ended.
 enum Waited {
     /// The worker's start of the response (`None`: it produced none).
@@ -567,7 +530,7 @@ async fn respond(
             Ok(bytes) => BodySource::Buffered(bytes),
             Err(status) => return error_response(status, software),
         },
-        BodyKind::Length(_) | BodyKind::Chunked => BodySource::Streamed(stream_body(req.into_body(), body_timeout)),
+        BodyKind::Length(_) | BodyKind::Chunked => BodySource::Streamed(req.into_body()),
     };
     let header = |name: &str| head.header(name).map(str::to_string);
     let access = AccessFacts {

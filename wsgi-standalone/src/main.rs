@@ -520,7 +520,7 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
     } else {
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.io_threads as usize).enable_all().build()
     }
-        .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+    .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
     io_runtime.block_on(http::serve(listeners, shared)).map_err(|e| e.to_string())?;
     PythonRuntime::prepare_for_exit();
     drop(groups);

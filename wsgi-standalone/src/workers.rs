@@ -14,8 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http_body::Body;
+use hyper::body::Incoming;
 use tokio::sync::{mpsc, oneshot};
-use wsgi_core::body::{BodyKind, LimitedReader};
+use wsgi_core::body::{BodyError, BodyKind, LimitedReader};
 use wsgi_core::pipeline::AppRequest;
 use wsgi_core::response::ResponseSink;
 use wsgi_core::{LogLevel, ResponseWriter, RunOutcome, WsgiRunner};
@@ -80,29 +82,80 @@ pub enum BodySource {
     /// Read in full before the request was queued (small bodies), so a slow
     /// client never holds a Python thread.
     Buffered(Bytes),
-    /// Streamed from the connection.
-    Streamed(mpsc::Receiver<io::Result<Bytes>>),
+    /// Read from the connection by the worker as the application asks for
+    /// it: nothing of it is read, or held in memory, while the request
+    /// waits in the queue.
+    Streamed(Incoming),
 }
 
-/// Reads a [`BodySource`] from a worker thread.
+/// Reads a [`BodySource`] from a worker thread, waiting for each part of a
+/// streamed body at most the socket timeout.
 struct BodyReader {
     current: Bytes,
-    source: Option<mpsc::Receiver<io::Result<Bytes>>>,
+    source: Option<Incoming>,
+    timeout: Duration,
+}
+
+/// Wakes a worker thread parked on the body of its request.
+struct UnparkWaker(std::thread::Thread);
+
+impl std::task::Wake for UnparkWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+impl BodyReader {
+    /// The next data of the body (`None` at its end). A body that breaks off
+    /// or is malformed is an error that makes a failed request a 400.
+    fn next_data(body: &mut Incoming, timeout: Duration) -> io::Result<Option<Bytes>> {
+        let waker = std::task::Waker::from(Arc::new(UnparkWaker(std::thread::current())));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let deadline = Instant::now() + timeout;
+        loop {
+            match std::pin::Pin::new(&mut *body).poll_frame(&mut cx) {
+                std::task::Poll::Ready(None) => return Ok(None),
+                std::task::Poll::Ready(Some(Ok(frame))) => {
+                    // Trailers carry no data.
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+                std::task::Poll::Ready(Some(Err(e))) => {
+                    return Err(BodyError::malformed(format!("malformed request body: {e}")).into_io_error());
+                }
+                std::task::Poll::Pending => {
+                    // Unparked by the waker, or woken early for another
+                    // reason: either way the body is polled again.
+                    let now = Instant::now();
+                    if now >= deadline {
+                        let error = BodyError::malformed("request body not received within the socket timeout");
+                        return Err(error.into_io_error());
+                    }
+                    std::thread::park_timeout(deadline - now);
+                }
+            }
+        }
+    }
 }
 
 impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
             let Some(source) = self.source.as_mut() else { return Ok(0) };
-            match source.blocking_recv() {
-                Some(Ok(chunk)) => self.current = chunk,
-                Some(Err(e)) => {
-                    self.source = None;
-                    return Err(e);
-                }
-                None => {
+            match BodyReader::next_data(source, self.timeout) {
+                Ok(Some(chunk)) => self.current = chunk,
+                Ok(None) => {
                     self.source = None;
                     return Ok(0);
+                }
+                Err(e) => {
+                    self.source = None;
+                    return Err(e);
                 }
             }
         }
@@ -339,6 +392,7 @@ fn run_job(
     if head.is_closed() || started.send(Instant::now()).is_err() {
         return;
     }
+    let socket_timeout = if socket_timeout.is_zero() { Duration::from_secs(60) } else { socket_timeout };
     app.environ.set("mod_wsgi.thread_id", wsgi_core::EnvValue::Int(worker as i64 + 1));
     app.environ.set_str("mod_wsgi.script_start", wsgi_core::environ_build::now_us().to_string());
     let abort = chunks.clone();
@@ -348,7 +402,7 @@ fn run_job(
         held: Vec::new(),
         held_len: 0,
         chunks,
-        write_timeout: if socket_timeout.is_zero() { Duration::from_secs(60) } else { socket_timeout },
+        write_timeout: socket_timeout,
     };
     let request_log = log.for_request(&facts.peer, &facts.request_id);
     let mut writer = ResponseWriter::new(&mut sink, app.head_only);
@@ -361,8 +415,10 @@ fn run_job(
         let _ = writer.respond_error(504);
     } else {
         let mut reader = match body {
-            BodySource::Buffered(bytes) => BodyReader { current: bytes, source: None },
-            BodySource::Streamed(rx) => BodyReader { current: Bytes::new(), source: Some(rx) },
+            BodySource::Buffered(bytes) => BodyReader { current: bytes, source: None, timeout: socket_timeout },
+            BodySource::Streamed(body) => {
+                BodyReader { current: Bytes::new(), source: Some(body), timeout: socket_timeout }
+            }
         };
         let AppRequest { target, environ, body: kind, body_limit, .. } = *app;
         let outcome = if matches!(kind, BodyKind::Chunked) && body_limit > 0 {
