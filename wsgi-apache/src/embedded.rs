@@ -60,6 +60,7 @@ pub(crate) fn post_config(pool: Pool, main: Server) -> c_int {
 /// `child_init`: initialise Python in the child (never in the parent),
 /// then preload the `WSGIImportScript`s of embedded mode.
 pub(crate) fn child_init(pool: Pool, main: Server) {
+    CHILD_PID.store(std::process::id(), std::sync::atomic::Ordering::Relaxed);
     crate::daemon::child_init();
     let Some(config) = main.config::<ServerConfig>() else {
         return;
@@ -96,8 +97,16 @@ unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> ffi::apr_status
 }
 
 pub(crate) fn pid() -> u32 {
-    std::process::id()
+    match CHILD_PID.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => std::process::id(),
+        pid => pid,
+    }
 }
+
+/// This child's process id, set by child_init (after the fork): asked of
+/// the kernel once rather than per request. Zero in the parent, whose value
+/// a forked child must never inherit.
+static CHILD_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// `mod_wsgi.version`: this module's version.
 pub(crate) const MOD_WSGI_VERSION: [i64; 3] = [0, 1, 0];
@@ -296,8 +305,7 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
         (id, served)
     });
     let total_requests = TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed);
-    let request_id =
-        request.log_id().map(latin1).unwrap_or_else(|| new_request_id(request_start_us, std::process::id()));
+    let request_id = request.log_id().map(latin1).unwrap_or_else(|| new_request_id(request_start_us, pid()));
     let (listener_host, listener_port) = request.listener();
     let peer = latin1(request.client_ip()).parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
     // mod_wsgi turns HTTPS into wsgi.url_scheme and leaves it out.

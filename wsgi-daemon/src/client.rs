@@ -113,14 +113,14 @@ impl DaemonClient {
     }
 
     fn take_idle(&self) -> Option<Connection> {
-        let mut idle = self.idle.lock().ok()?;
-        while let Some(connection) = idle.pop() {
+        loop {
+            // The lock is held only to pop: many front-end threads share it.
+            let connection = self.idle.lock().ok()?.pop()?;
             // A daemon that stopped (recycled) closed its idle connections.
             if !sys::peer_closed_or_data(connection.reader.get_ref().as_raw_fd()) {
                 return Some(connection);
             }
         }
-        None
     }
 
     fn connect(&self) -> Result<Connection, ForwardError> {

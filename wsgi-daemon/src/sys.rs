@@ -190,6 +190,67 @@ pub fn poll_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec
     Ok(entries.iter().map(|e| e.revents != 0).collect())
 }
 
+/// An epoll instance: descriptors watched for readability (level
+/// triggered), each reported with the token it was added with.
+///
+/// Unlike `poll`, the set lives in the kernel: adding or removing one
+/// descriptor costs one call, whatever the set's size, and another thread's
+/// addition wakes a waiter at once.
+#[derive(Debug)]
+pub struct Epoll(OwnedFd);
+
+impl Epoll {
+    /// A new, empty instance (closed on exec).
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: epoll_create1 has no memory arguments.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new descriptor owned by nothing else.
+        Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Watches `fd` for readability (or hang-up), reported as `token`.
+    pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
+        // SAFETY: `event` is a valid epoll_event for the duration of the call.
+        let result = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut event) };
+        if result < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Stops watching `fd`.
+    pub fn delete(&self, fd: RawFd) -> io::Result<()> {
+        // SAFETY: a NULL event is allowed for EPOLL_CTL_DEL (since 2.6.9).
+        let result = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut()) };
+        if result < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Waits until a watched descriptor is ready or `timeout` passes, and
+    /// puts the tokens of the ready ones (at most 64) in `ready`. An
+    /// interrupted wait reports none.
+    pub fn wait(&self, ready: &mut Vec<u64>, timeout: Option<Duration>) -> io::Result<()> {
+        const MAX: usize = 64;
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX];
+        let timeout = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
+        // SAFETY: `events` has room for MAX entries.
+        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), MAX as libc::c_int, timeout) };
+        ready.clear();
+        if n < 0 {
+            let error = io::Error::last_os_error();
+            return if error.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(error) };
+        }
+        ready.extend(events[..n as usize].iter().map(|e| e.u64));
+        Ok(())
+    }
+}
+
 /// Whether a connected socket has been closed by its peer (or has data
 /// waiting, which for an idle connection also means it cannot be reused).
 pub fn peer_closed_or_data(fd: RawFd) -> bool {

@@ -99,9 +99,13 @@ struct Shared<'a> {
     load_failed: AtomicBool,
     /// The poller's state, held by the leading request thread.
     leader: Mutex<Leader>,
-    /// Connections request threads gave back, for the leader to watch.
+    /// What the leader waits on: the listening socket, the stop and wake
+    /// descriptors and the idle connections (by descriptor).
+    poller: sys::Epoll,
+    /// Connections request threads gave back (and added to the poller),
+    /// for the leader to take into its idle set.
     returned: Mutex<Vec<Connection>>,
-    /// Wakes the leader (a connection came back, a request ended).
+    /// Wakes the leader while draining (a request ended).
     wake: Mutex<std::fs::File>,
     /// Set once serving is over: every thread then leaves. Apart from the
     /// leader's state, which the leader holds while it polls.
@@ -118,10 +122,17 @@ struct Running {
 
 /// The poller's state, owned by whichever request thread leads.
 struct Leader {
-    idle: Vec<Connection>,
+    /// Idle connections by descriptor, each watched by the poller.
+    idle: HashMap<RawFd, Connection>,
     wake: std::fs::File,
     drain_deadline: Option<Instant>,
 }
+
+/// Poller tokens of the descriptors that are not connections (whose tokens
+/// are their descriptors, never negative).
+const WAKE_TOKEN: u64 = u64::MAX;
+const STOP_TOKEN: u64 = u64::MAX - 1;
+const LISTEN_TOKEN: u64 = u64::MAX - 2;
 
 /// Serves until told to drain (by a byte on `stop`, e.g. from a signal
 /// pipe), then finishes in-flight requests and returns.
@@ -145,6 +156,18 @@ pub fn serve(
     let _ = sys::set_nonblocking(wake_read.as_raw_fd(), true);
     let _ = sys::set_nonblocking(wake_write.as_raw_fd(), true);
     let _ = sys::set_nonblocking(listener.as_raw_fd(), true);
+    let poller = match sys::Epoll::new().and_then(|poller| {
+        poller.add(wake_read.as_raw_fd(), WAKE_TOKEN)?;
+        poller.add(stop, STOP_TOKEN)?;
+        poller.add(listener.as_raw_fd(), LISTEN_TOKEN)?;
+        Ok(poller)
+    }) {
+        Ok(poller) => poller,
+        Err(e) => {
+            log.log(LogLevel::Error, &format!("mod_wsgi: daemon process cannot create its poller: {e}"));
+            return ServeEnd::Drained;
+        }
+    };
     let shared = Shared {
         runner,
         options,
@@ -159,7 +182,8 @@ pub fn serve(
         started: Instant::now(),
         loaded: AtomicBool::new(false),
         load_failed: AtomicBool::new(false),
-        leader: Mutex::new(Leader { idle: Vec::new(), wake: std::fs::File::from(wake_read), drain_deadline: None }),
+        leader: Mutex::new(Leader { idle: HashMap::new(), wake: std::fs::File::from(wake_read), drain_deadline: None }),
+        poller,
         end: Mutex::new(None),
         returned: Mutex::new(Vec::new()),
         wake: Mutex::new(std::fs::File::from(wake_write)),
@@ -171,7 +195,7 @@ pub fn serve(
             let shared = &shared;
             std::thread::Builder::new()
                 .name(format!("wsgi-request-{slot}"))
-                .spawn_scoped(scope, move || request_thread(slot, shared, listener, stop))
+                .spawn_scoped(scope, move || request_thread(slot, shared, listener))
                 .expect("spawn a request thread");
         }
         if !options.deadlock_timeout.is_zero() {
@@ -215,11 +239,11 @@ pub fn serve(
 }
 
 /// A request thread: lead, take a ready connection, serve it, repeat.
-fn request_thread(slot: usize, shared: &Shared<'_>, listener: &UnixListener, stop: RawFd) {
+fn request_thread(slot: usize, shared: &Shared<'_>, listener: &UnixListener) {
     loop {
         let job = {
             let Ok(mut leader) = shared.leader.lock() else { return };
-            match lead(&mut leader, shared, listener, stop) {
+            match lead(&mut leader, shared, listener) {
                 Some(job) => job,
                 None => return,
             }
@@ -228,15 +252,23 @@ fn request_thread(slot: usize, shared: &Shared<'_>, listener: &UnixListener, sto
         let keep = serve_connection(slot, shared, &mut connection, job.ready_at);
         if keep && !shared.draining.load(Ordering::Relaxed) {
             connection.fresh = false;
+            let fd = connection.reader.get_ref().as_raw_fd();
+            // Watched from here on: its next request wakes the leader's
+            // wait directly. Added under the lock, so the leader never sees
+            // it ready before it can find it.
             if let Ok(mut returned) = shared.returned.lock() {
-                returned.push(connection);
+                if shared.poller.add(fd, fd as u64).is_ok() {
+                    returned.push(connection);
+                }
             }
         }
         // Given back before it stops counting as busy, so a draining leader
         // never ends with a request still on its way.
         shared.in_progress.fetch_sub(1, Ordering::SeqCst);
-        if let Ok(mut wake) = shared.wake.lock() {
-            let _ = wake.write(&[1]);
+        if shared.draining.load(Ordering::Relaxed) {
+            if let Ok(mut wake) = shared.wake.lock() {
+                let _ = wake.write(&[1]);
+            }
         }
     }
 }
@@ -249,19 +281,20 @@ fn finish(shared: &Shared<'_>, end: ServeEnd) {
 }
 
 /// Leads until a connection is ready (`Some`) or serving is over (`None`).
-fn lead(leader: &mut Leader, shared: &Shared<'_>, listener: &UnixListener, stop: RawFd) -> Option<Job> {
+fn lead(leader: &mut Leader, shared: &Shared<'_>, listener: &UnixListener) -> Option<Job> {
     let options = shared.options;
+    let mut ready = Vec::new();
     loop {
         if shared.end.lock().map(|end| end.is_some()).unwrap_or(true) {
             return None;
         }
-        if let Ok(mut returned) = shared.returned.lock() {
-            leader.idle.append(&mut returned);
-        }
+        take_returned(leader, shared);
         if let Some(deadline) = leader.drain_deadline {
             // Draining: idle connections are closed (front ends reconnect
             // elsewhere); done when no request runs.
-            leader.idle.clear();
+            for (fd, _) in leader.idle.drain() {
+                let _ = shared.poller.delete(fd);
+            }
             if shared.in_progress.load(Ordering::SeqCst) == 0 {
                 finish(shared, ServeEnd::Drained);
                 return None;
@@ -272,39 +305,44 @@ fn lead(leader: &mut Leader, shared: &Shared<'_>, listener: &UnixListener, stop:
             }
         }
         let draining = leader.drain_deadline.is_some();
-        let mut fds = vec![leader.wake.as_raw_fd(), stop];
-        if !draining {
-            fds.push(listener.as_raw_fd());
+        if let Err(e) = shared.poller.wait(&mut ready, Some(Duration::from_millis(200))) {
+            shared.log.log(LogLevel::Error, &format!("mod_wsgi: daemon poll failed: {e}"));
+            finish(shared, ServeEnd::Drained);
+            return None;
         }
-        let first_idle = fds.len();
-        fds.extend(leader.idle.iter().map(|c| c.reader.get_ref().as_raw_fd()));
-        let ready = match sys::poll_readable(&fds, Some(Duration::from_millis(200))) {
-            Ok(ready) => ready,
-            Err(e) => {
-                shared.log.log(LogLevel::Error, &format!("mod_wsgi: daemon poll failed: {e}"));
-                finish(shared, ServeEnd::Drained);
-                return None;
-            }
-        };
-        if ready[0] {
+        if ready.contains(&WAKE_TOKEN) {
             let mut buf = [0u8; 64];
             let _ = leader.wake.read(&mut buf);
         }
-        if ready[1] && !draining {
+        if ready.contains(&STOP_TOKEN) && !draining {
             shared.draining.store(true, Ordering::Relaxed);
+            let _ = shared.poller.delete(listener.as_raw_fd());
             leader.drain_deadline = Some(Instant::now() + options.graceful_timeout.max(Duration::from_millis(10)));
             continue;
         }
         // Idle connections first: a front end waits on each of them.
-        if let Some(index) = (first_idle..fds.len()).find(|&i| ready[i]) {
-            let connection = leader.idle.swap_remove(index - first_idle);
+        for &token in &ready {
+            if token >= LISTEN_TOKEN {
+                continue;
+            }
+            let fd = token as RawFd;
+            if !leader.idle.contains_key(&fd) {
+                take_returned(leader, shared);
+            }
+            let Some(connection) = leader.idle.remove(&fd) else { continue };
+            let _ = shared.poller.delete(fd);
             shared.in_progress.fetch_add(1, Ordering::SeqCst);
             return Some(Job { connection, ready_at: Instant::now() });
         }
-        if !draining && ready[2] {
+        if !draining && ready.contains(&LISTEN_TOKEN) {
             match listener.accept() {
                 Ok((stream, _)) => {
                     let _ = stream.set_nonblocking(false);
+                    // Once per connection (the two halves share the socket):
+                    // a front end stalled mid-request cannot hold a thread.
+                    let timeout = (!options.socket_timeout.is_zero()).then_some(options.socket_timeout);
+                    let _ = stream.set_read_timeout(timeout);
+                    let _ = stream.set_write_timeout(timeout);
                     let Ok(write_half) = stream.try_clone() else { continue };
                     let connection = Connection {
                         reader: BufReader::with_capacity(64 * 1024, stream),
@@ -317,6 +355,15 @@ fn lead(leader: &mut Leader, shared: &Shared<'_>, listener: &UnixListener, stop:
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => shared.log.log(LogLevel::Warn, &format!("mod_wsgi: daemon accept failed: {e}")),
             }
+        }
+    }
+}
+
+/// Takes the connections request threads gave back into the idle set.
+fn take_returned(leader: &mut Leader, shared: &Shared<'_>) {
+    if let Ok(mut returned) = shared.returned.lock() {
+        for connection in returned.drain(..) {
+            leader.idle.insert(connection.reader.get_ref().as_raw_fd(), connection);
         }
     }
 }
@@ -381,12 +428,6 @@ fn check_timeouts(shared: &Shared<'_>) {
 /// Serves what arrived on a connection; whether to keep it.
 fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connection, ready_at: Instant) -> bool {
     let options = shared.options;
-    {
-        let stream = connection.reader.get_ref();
-        let timeout = (!options.socket_timeout.is_zero()).then_some(options.socket_timeout);
-        let _ = stream.set_read_timeout(timeout);
-        let _ = stream.set_write_timeout(timeout);
-    }
     if connection.fresh {
         let sent = {
             let Ok(mut writer) = connection.writer.lock() else { return false };
