@@ -25,7 +25,7 @@ use wsgi_core::{LogLevel, RequestHead, Scheme};
 
 use crate::idle::{IdleStream, InFlight, InFlightGuard};
 use crate::logging::ServerLog;
-use crate::workers::{AccessFacts, BodySource, Head, Job, Pool, Start};
+use crate::workers::{AccessFacts, BodySource, ClientFacts, Head, Job, Pool, Start};
 
 /// Bodies up to this size are read before the request is queued, so that
 /// a slow client never holds a Python thread.
@@ -325,9 +325,15 @@ fn app_response(head: Head, body: ResponseBody, software: &str) -> Response<Resp
         if is_hop_by_hop(&name) || (bodiless && name.eq_ignore_ascii_case("content-length")) {
             continue;
         }
-        let value_bytes: Vec<u8> = value.chars().map(|c| c as u8).collect();
+        // Latin-1, as WSGI header values are; the usual ASCII value is
+        // taken over without a copy.
+        let value_bytes = if value.is_ascii() {
+            Bytes::from(value.into_bytes())
+        } else {
+            Bytes::from(value.chars().map(|c| c as u8).collect::<Vec<u8>>())
+        };
         if let (Ok(name), Ok(value)) =
-            (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_bytes(&value_bytes))
+            (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_maybe_shared(value_bytes))
         {
             headers.append(name, value);
         }
@@ -533,18 +539,16 @@ async fn respond(
         BodyKind::Length(_) | BodyKind::Chunked => BodySource::Streamed(req.into_body()),
     };
     let header = |name: &str| head.header(name).map(str::to_string);
-    let access = AccessFacts {
-        peer,
+    let access = shared.access.is_some().then(|| AccessFacts {
         request_line: format!("{} {} {}", head.method, head.raw_uri, head.protocol),
         referer: header("referer"),
         user_agent: header("user-agent"),
-        request_id: request_id.clone(),
-    };
+    });
+    let client = ClientFacts { peer, request_id: request_id.clone() };
     let (head_tx, head_rx) = oneshot::channel();
-    let (chunks_tx, chunks_rx) = mpsc::channel(16);
     let (started_tx, started_rx) = oneshot::channel();
     let queued_at = Instant::now();
-    let job = Job { app, body, head: head_tx, chunks: chunks_tx, access, queued_at, started: started_tx };
+    let job = Job { app, body, head: head_tx, client, access, queued_at, started: started_tx };
     if !shared.pool.submit(job) {
         shared.log.log(LogLevel::Error, "mod_wsgi: request queue full; answering 503");
         return logged(shared, &head, error_response(503, software));
@@ -571,7 +575,7 @@ async fn respond(
     };
     shared.recycle.count(shared.pool.total());
     match start {
-        Some(Start { head, body, complete: true }) => {
+        Some(Start { head, body, rest: None }) => {
             let body = match body.len() {
                 0 => None,
                 1 => body.into_iter().next(),
@@ -582,8 +586,8 @@ async fn respond(
         // A HEAD response has no body: dropping the channel tells the
         // worker at its next write, so an endless generator stops.
         Some(Start { head, .. }) if head_request => app_response(head, ResponseBody::Full(None), software),
-        Some(Start { head, body, complete: false }) => {
-            app_response(head, ResponseBody::Channel(body.into(), chunks_rx), software)
+        Some(Start { head, body, rest: Some(rest) }) => {
+            app_response(head, ResponseBody::Channel(body.into(), rest), software)
         }
         None => error_response(500, software),
     }

@@ -41,9 +41,13 @@ pub struct Start {
     pub head: Head,
     /// Body chunks produced before the first flush.
     pub body: Vec<Bytes>,
-    /// Whether that is the whole body (no chunks follow).
-    pub complete: bool,
+    /// Where the rest of the body comes from; `None` when the body above
+    /// is the whole of it. (An error there breaks the connection.)
+    pub rest: Option<mpsc::Receiver<io::Result<Bytes>>>,
 }
+
+/// Chunks a streamed response body may run ahead of the connection.
+const CHUNKS_AHEAD: usize = 16;
 
 /// A request for a worker.
 pub struct Job {
@@ -53,28 +57,32 @@ pub struct Job {
     pub body: BodySource,
     /// Where the start of the response goes.
     pub head: oneshot::Sender<Start>,
-    /// Where body chunks go (an error breaks the connection).
-    pub chunks: mpsc::Sender<io::Result<Bytes>>,
-    /// For the access log.
-    pub access: AccessFacts,
+    /// Who asked, for error-log lines.
+    pub client: ClientFacts,
+    /// For the access log, when there is one.
+    pub access: Option<AccessFacts>,
     /// When the request was queued.
     pub queued_at: Instant,
     /// Told when a worker takes the request up (the queue wait is over).
     pub started: oneshot::Sender<Instant>,
 }
 
-/// The access-log facts of a request.
-pub struct AccessFacts {
+/// Who sent a request.
+pub struct ClientFacts {
     /// The client.
     pub peer: SocketAddr,
+    /// The request id, for error-log lines.
+    pub request_id: String,
+}
+
+/// The access-log facts of a request.
+pub struct AccessFacts {
     /// `METHOD URI PROTOCOL`.
     pub request_line: String,
     /// `Referer`.
     pub referer: Option<String>,
     /// `User-Agent`.
     pub user_agent: Option<String>,
-    /// The request id, for error-log lines.
-    pub request_id: String,
 }
 
 /// Where a worker reads the request body from.
@@ -174,7 +182,8 @@ struct ChannelSink {
     head: Option<Head>,
     held: Vec<Bytes>,
     held_len: usize,
-    chunks: mpsc::Sender<io::Result<Bytes>>,
+    /// Made when the start goes out before the body is complete.
+    chunks: Option<mpsc::Sender<io::Result<Bytes>>>,
     /// How long a write may wait for a client that does not read (Apache's
     /// `Timeout`); then the client counts as gone.
     write_timeout: Duration,
@@ -195,11 +204,12 @@ impl ChannelSink {
     /// Queues a chunk for the connection, waiting at most the write timeout
     /// while the client is not reading.
     fn send_chunk(&self, chunk: Bytes) -> io::Result<()> {
+        let Some(chunks) = &self.chunks else { return Err(gone()) };
         let mut chunk = Ok(chunk);
         let deadline = Instant::now() + self.write_timeout;
         let mut pause = Duration::from_micros(100);
         loop {
-            match self.chunks.try_send(chunk) {
+            match chunks.try_send(chunk) {
                 Ok(()) => return Ok(()),
                 Err(mpsc::error::TrySendError::Closed(_)) => return Err(gone()),
                 Err(mpsc::error::TrySendError::Full(back)) => chunk = back,
@@ -214,7 +224,14 @@ impl ChannelSink {
 
     fn send_start(&mut self, complete: bool) -> io::Result<()> {
         let Some(head) = self.head.take() else { return Ok(()) };
-        let start = Start { head, body: std::mem::take(&mut self.held), complete };
+        let rest = if complete {
+            None
+        } else {
+            let (tx, rx) = mpsc::channel(CHUNKS_AHEAD);
+            self.chunks = Some(tx);
+            Some(rx)
+        };
+        let start = Start { head, body: std::mem::take(&mut self.held), rest };
         self.held_len = 0;
         self.start.take().ok_or_else(gone)?.send(start).map_err(|_| gone())
     }
@@ -268,13 +285,13 @@ impl ResponseSink for ChannelSink {
     fn is_closed(&self) -> bool {
         match &self.start {
             Some(start) => start.is_closed(),
-            None => self.chunks.is_closed(),
+            None => self.chunks.as_ref().is_none_or(mpsc::Sender::is_closed),
         }
     }
 
     fn may_block(&self, len: usize) -> bool {
         if self.started() {
-            self.chunks.capacity() == 0
+            self.chunks.as_ref().is_none_or(|chunks| chunks.capacity() == 0)
         } else {
             self.held_len + len >= HOLD_LIMIT
         }
@@ -386,7 +403,7 @@ fn run_job(
     queue_timeout: Duration,
     socket_timeout: Duration,
 ) {
-    let Job { mut app, body, head, chunks, access: facts, queued_at, started } = job;
+    let Job { mut app, body, head, client, access: facts, queued_at, started } = job;
     // Nobody waits for the answer any more (the client left, or was told
     // 504): running the application would only have side effects.
     if head.is_closed() || started.send(Instant::now()).is_err() {
@@ -395,16 +412,16 @@ fn run_job(
     let socket_timeout = if socket_timeout.is_zero() { Duration::from_secs(60) } else { socket_timeout };
     app.environ.set("mod_wsgi.thread_id", wsgi_core::EnvValue::Int(worker as i64 + 1));
     app.environ.set_str("mod_wsgi.script_start", wsgi_core::environ_build::now_us().to_string());
-    let abort = chunks.clone();
     let mut sink = ChannelSink {
         start: Some(head),
         head: None,
         held: Vec::new(),
         held_len: 0,
-        chunks,
+        chunks: None,
         write_timeout: socket_timeout,
     };
-    let request_log = log.for_request(&facts.peer, &facts.request_id);
+    let request_log = log.for_request(&client.peer, &client.request_id);
+    let mut broken = false;
     let mut writer = ResponseWriter::new(&mut sink, app.head_only);
     if !queue_timeout.is_zero() && queued_at.elapsed() > queue_timeout {
         wsgi_core::ErrorLog::log(
@@ -433,17 +450,20 @@ fn run_job(
             }
             // The head is out but the body is not complete: the connection
             // must break, so the client cannot take a cut-off body as whole.
-            RunOutcome::Failed if writer.head_sent() => {
-                let _ = abort.try_send(Err(io::Error::other("the application failed mid-response")));
-            }
+            RunOutcome::Failed if writer.head_sent() => broken = true,
             _ => {}
         }
     }
     let summary = writer.summary();
     drop(writer);
-    if let Some(access) = access {
+    if broken {
+        if let Some(chunks) = &sink.chunks {
+            let _ = chunks.try_send(Err(io::Error::other("the application failed mid-response")));
+        }
+    }
+    if let (Some(access), Some(facts)) = (access, facts) {
         access.record(&AccessEntry {
-            peer: facts.peer,
+            peer: client.peer,
             request_line: &facts.request_line,
             status: summary.status,
             bytes: summary.body_bytes,

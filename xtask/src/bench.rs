@@ -38,6 +38,9 @@ wrk.body = string.rep("u", 1048576)
 wrk.headers["Content-Type"] = "application/octet-stream"
 "#;
 
+/// The row of the HTTP layer alone (no Python): the ceiling.
+const CEILING: &str = "hyper alone, no Python (ceiling)";
+
 /// One load: a name for the table, the path wrk requests and an optional
 /// wrk Lua script (a file in the bench directory).
 pub(crate) struct Case {
@@ -244,6 +247,7 @@ fn ensure_venv(root: &Path) -> std::result::Result<PathBuf, String> {
 
 pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
     crate::cargo(root, &["build", "--release", "--package", "wsgi-standalone"], &[])?;
+    crate::cargo(root, &["build", "--release", "--package", "wsgi-standalone", "--example", "bench_ceiling"], &[])?;
     let venv_bin = ensure_venv(root)?;
     let dir = root.join("target/bench-app");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -251,6 +255,7 @@ pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
     std::fs::write(dir.join("upload.lua"), UPLOAD_LUA).map_err(|e| e.to_string())?;
     let threads = load.python_threads.to_string();
     let ours = root.join("target/release/wsgi-standalone");
+    let ceiling = root.join("target/release/examples/bench_ceiling");
     let (app_dir, app_file) = (dir.clone(), dir.join("app.py"));
     let peers: Vec<Peer> = vec![
         Peer {
@@ -301,6 +306,16 @@ pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
                     c.args(["--bind", &format!("127.0.0.1:{port}"), "--log-level", "warning", "app:application"]);
                     c
                 }
+            }),
+        },
+        // Not a peer: what hyper alone answers on this machine, so the
+        // table shows how much of a request's cost is left to Python.
+        Peer {
+            name: CEILING,
+            command: Box::new(move |port| {
+                let mut c = Command::new(&ceiling);
+                c.arg(port.to_string());
+                c
             }),
         },
     ];
