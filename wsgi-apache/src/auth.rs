@@ -2,7 +2,9 @@
 //! the authn provider `wsgi` (WSGIAuthUserScript: `check_password` for
 //! Basic, `get_realm_hash` for Digest) and the authz provider `wsgi-group`
 //! (WSGIAuthGroupScript: `groups_for_user`), with mod_wsgi's result
-//! mapping.
+//! mapping. Their environ has mod_wsgi's `mod_ssl.is_https` and
+//! `mod_ssl.var_lookup` callables, with or without mod_ssl (Apache's core
+//! then answers "no TLS").
 
 use std::ffi::c_int;
 
@@ -15,7 +17,7 @@ use wsgi_interp::{HookCall, HookError, HookValue};
 
 use crate::config::DirConfig;
 use crate::embedded::{self, pid};
-use crate::ffi::{self, Level, Request, RequestLog};
+use crate::ffi::{self, Level, Request, RequestLog, RequestSsl};
 
 /// What an authentication provider answers (Apache's `authn_status`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,11 +101,13 @@ fn prepare(request: &mut Request, script: &ScriptRef, settings: &wsgi_config::Di
 fn call(request: &Request, prepared: Prepared, function: &str, args: &[&str]) -> Option<Result<HookValue, HookError>> {
     let runner = embedded::runner()?;
     let log = RequestLog::new(request);
+    let ssl = RequestSsl::new(request);
     let call = HookCall {
         script: &prepared.script.path,
         application_group: &prepared.group,
         function,
         reload_on_change: prepared.reload,
+        ssl: Some(&ssl),
     };
     Some(runner.call_hook(&call, prepared.environ, args, &log))
 }

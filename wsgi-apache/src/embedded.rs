@@ -308,8 +308,11 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
     let request_id = request.log_id().map(latin1).unwrap_or_else(|| new_request_id(request_start_us, pid()));
     let (listener_host, listener_port) = request.listener();
     let peer = latin1(request.client_ip()).parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-    // mod_wsgi turns HTTPS into wsgi.url_scheme and leaves it out.
-    let https = matches!(env.remove("HTTPS"), Some(EnvValue::Str(v)) if v.eq_ignore_ascii_case("on"));
+    // mod_wsgi turns HTTPS ("on" from mod_ssl, or "1") into
+    // wsgi.url_scheme and leaves it out; a connection mod_ssl's
+    // ssl_is_https calls TLS is HTTPS whatever the variable says.
+    let https = matches!(env.remove("HTTPS"), Some(EnvValue::Str(v)) if v.eq_ignore_ascii_case("on") || v == "1")
+        || request.ssl_is_https() == Some(true);
     add_adapter_keys(
         &mut env,
         &AdapterInputs {
@@ -344,6 +347,10 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
             daemon: None,
         },
     );
+    // Made when something logged about the connection (mod_ssl does).
+    if let Some(id) = request.connection_log_id() {
+        env.set_str("mod_wsgi.connection_id", latin1(id));
+    }
     if let Some(dispatch) = &settings.dispatch_script {
         let Some(embedded) = embedded else {
             request.log(
@@ -438,6 +445,8 @@ fn dispatch_script(
             application_group: &group,
             function,
             reload_on_change: settings.effective_script_reloading(),
+            // mod_wsgi leaves `mod_ssl.*` out of the dispatch environ.
+            ssl: None,
         };
         let value = match embedded.runner.call_hook(&call, dispatch_env, &[], &log) {
             Ok(HookValue::None) | Err(HookError::Missing) => continue,

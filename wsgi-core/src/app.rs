@@ -41,6 +41,28 @@ pub trait ErrorLog: Sync {
     fn log(&self, level: LogLevel, message: &str);
 }
 
+/// What the front end's TLS layer knows about the connection a request
+/// came on. mod_wsgi hands these to access, authentication and group
+/// scripts as `environ['mod_ssl.is_https']()` and
+/// `environ['mod_ssl.var_lookup'](name)` (Apache's `ssl_is_https` and
+/// `ssl_var_lookup`, served by mod_ssl); an interpreter wraps a lookup in
+/// those callables for the duration of one call.
+///
+/// It is used only on the thread serving the request, and only while the
+/// request lasts: an implementation may hold a front end's request handle.
+pub trait SslLookup {
+    /// Whether the connection uses TLS (`false` when the server has no TLS
+    /// layer).
+    fn is_https(&self) -> bool;
+
+    /// The value of the TLS variable `name` (`HTTPS`, `SSL_PROTOCOL`,
+    /// `SSL_CIPHER`, certificate fields, ...), as the TLS layer's bytes;
+    /// `None` when the server has no TLS layer or it has no answer (mod_ssl
+    /// answers `""` for a variable it does not know). A NUL ends the name,
+    /// as it would in C.
+    fn var_lookup(&self, name: &[u8]) -> Option<Vec<u8>>;
+}
+
 /// How a request ended, for the front end's logs and connection handling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunOutcome {

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use pyo3_ffi as py;
+use wsgi_core::app::SslLookup;
 use wsgi_core::{Environ, ErrorLog, LogLevel, ResponseSink, ResponseWriter};
 
 use crate::call::{environ_dict, report_load_error, EmbeddedRunner};
@@ -14,7 +15,7 @@ use crate::objects::{HelperTypes, RequestCtx};
 use crate::script::LoadError;
 
 /// A script function to call.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct HookCall<'a> {
     /// The script file.
     pub script: &'a Path,
@@ -24,6 +25,23 @@ pub struct HookCall<'a> {
     pub function: &'a str,
     /// Reload the script when it changes on disk.
     pub reload_on_change: bool,
+    /// The connection's TLS facts: when given, the environ gets
+    /// `mod_ssl.is_https` and `mod_ssl.var_lookup`, as mod_wsgi gives them
+    /// to access, authentication and group scripts. Called only during the
+    /// call; afterwards the two raise `RuntimeError`.
+    pub ssl: Option<&'a dyn SslLookup>,
+}
+
+impl std::fmt::Debug for HookCall<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HookCall")
+            .field("script", &self.script)
+            .field("application_group", &self.application_group)
+            .field("function", &self.function)
+            .field("reload_on_change", &self.reload_on_change)
+            .field("ssl", &self.ssl.is_some())
+            .finish()
+    }
 }
 
 /// What the function returned, converted to Rust.
@@ -73,7 +91,8 @@ impl ResponseSink for NoResponse {
 
 impl EmbeddedRunner {
     /// Calls `call.function(environ, *args)` in the script; `environ` gets
-    /// `wsgi.errors` added. A load failure, a missing function and an
+    /// `wsgi.errors` added, and with [`HookCall::ssl`] the `mod_ssl.*`
+    /// callables. A load failure, a missing function and an
     /// exception are logged (with the traceback) and returned as errors.
     pub fn call_hook(
         &self,
@@ -113,6 +132,9 @@ impl EmbeddedRunner {
             let mut sink = NoResponse;
             let mut writer = ResponseWriter::new(&mut sink, true);
             let mut ctx = RequestCtx::new(&mut no_body, &mut writer, log);
+            if let Some(ssl) = call.ssl {
+                ctx.set_ssl(ssl);
+            }
             let ctx_ptr: *mut RequestCtx = &mut ctx;
             let helpers = &interp.helpers;
             let (Some(input), Some(errors)) =
@@ -121,18 +143,29 @@ impl EmbeddedRunner {
                 log_exception(call, log);
                 return Err(HookError::Raised);
             };
+            let auth = match call.ssl {
+                Some(_) => HelperTypes::instance(&helpers.auth, ctx_ptr),
+                None => None,
+            };
             let result = match environ_dict(&interp, environ, &input, &errors, &helpers.file_wrapper) {
                 Some(dict) => {
                     // The hooks' environ has neither input nor file wrapper.
                     py::PyDict_DelItemString(dict.as_ptr(), c"wsgi.input".as_ptr());
                     py::PyDict_DelItemString(dict.as_ptr(), c"wsgi.file_wrapper".as_ptr());
-                    call_function(&function, &dict, args)
+                    if call.ssl.is_some() && !add_ssl_callables(&dict, auth.as_ref()) {
+                        None
+                    } else {
+                        call_function(&function, &dict, args)
+                    }
                 }
                 None => None,
             };
             (*ctx_ptr).flush_errors();
             HelperTypes::detach(&input);
             HelperTypes::detach(&errors);
+            if let Some(auth) = &auth {
+                HelperTypes::detach(auth);
+            }
             match result {
                 Some(value) => Ok(convert(&value)),
                 None => {
@@ -141,6 +174,29 @@ impl EmbeddedRunner {
                 }
             }
         }
+    }
+}
+
+/// Adds `mod_ssl.is_https` and `mod_ssl.var_lookup`, the bound methods of
+/// `auth` (a `mod_wsgi.Auth`), at the end of the environ, as mod_wsgi does.
+/// `false` with a Python exception set when that fails.
+///
+/// # Safety
+/// The GIL is held.
+unsafe fn add_ssl_callables(environ: &Obj, auth: Option<&Obj>) -> bool {
+    let Some(auth) = auth else { return false };
+    // SAFETY: the GIL is held (caller); each bound method is owned until the
+    // dict holds its own reference.
+    unsafe {
+        for (key, method) in [(c"mod_ssl.is_https", c"ssl_is_https"), (c"mod_ssl.var_lookup", c"ssl_var_lookup")] {
+            let Some(bound) = Obj::from_owned(py::PyObject_GetAttrString(auth.as_ptr(), method.as_ptr())) else {
+                return false;
+            };
+            if py::PyDict_SetItemString(environ.as_ptr(), key.as_ptr(), bound.as_ptr()) != 0 {
+                return false;
+            }
+        }
+        true
     }
 }
 

@@ -10,14 +10,17 @@
 //!   `wsgi.input`, sends the iterable (a `wsgi.file_wrapper` around a real
 //!   file takes the zero-copy path), and always calls `close()`; and calls
 //!   the named functions of access, auth and dispatch scripts
-//!   ([`EmbeddedRunner::call_hook`]).
+//!   ([`EmbeddedRunner::call_hook`]; given the front end's
+//!   [`wsgi_core::app::SslLookup`], their environ gets mod_wsgi's
+//!   `mod_ssl.is_https` and `mod_ssl.var_lookup`).
 //!
 //! Thread states are kept per (thread, interpreter) and entered with
 //! `PyEval_RestoreThread`, never through the `PyGILState` API, which does not
 //! support sub-interpreters; the GIL is released while waiting for request
 //! body input and while writing output. The request objects
-//! (`start_response`, `wsgi.input`, `wsgi.errors`, `wsgi.file_wrapper`) are
-//! heap types created in each interpreter.
+//! (`start_response`, `wsgi.input`, `wsgi.errors`, `wsgi.file_wrapper`, and
+//! the `mod_wsgi.Auth` object behind `mod_ssl.*`) are heap types created in
+//! each interpreter, detached from their request when it ends.
 
 mod call;
 mod ffi;

@@ -1,5 +1,7 @@
 //! The Python objects a request needs: `start_response` (with its `write`),
-//! `wsgi.input`, `wsgi.errors` and `wsgi.file_wrapper`.
+//! `wsgi.input`, `wsgi.errors` and `wsgi.file_wrapper`; and for access and
+//! auth scripts, the object whose bound methods are `mod_ssl.is_https` and
+//! `mod_ssl.var_lookup`.
 //!
 //! They are heap types created in every interpreter (never shared through
 //! Rust statics, which would tie them to one interpreter). Each instance
@@ -12,6 +14,7 @@ use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
 
 use pyo3_ffi as py;
+use wsgi_core::app::SslLookup;
 use wsgi_core::response::{StartResponseError, WriteError};
 use wsgi_core::{ErrorLog, LogLevel, ResponseWriter};
 
@@ -27,6 +30,8 @@ pub(crate) struct RequestCtx {
     body: *mut (dyn Read + 'static),
     writer: *mut ResponseWriter<'static>,
     log: *const (dyn ErrorLog + 'static),
+    /// The front end's TLS facts, for `mod_ssl.*` (auth scripts only).
+    ssl: Option<*const (dyn SslLookup + 'static)>,
     /// Body bytes read from the client but not yet handed to Python.
     pending: Vec<u8>,
     pending_start: usize,
@@ -55,6 +60,7 @@ impl RequestCtx {
             body: unsafe { std::mem::transmute::<*mut (dyn Read + '_), *mut (dyn Read + 'static)>(body) },
             writer: writer.cast(),
             log: unsafe { std::mem::transmute::<*const (dyn ErrorLog + '_), *const (dyn ErrorLog + 'static)>(log) },
+            ssl: None,
             pending: Vec::new(),
             pending_start: 0,
             body_done: false,
@@ -62,6 +68,22 @@ impl RequestCtx {
             client_gone: false,
             thread: std::thread::current().id(),
         }
+    }
+
+    /// Gives the context's objects the front end's TLS facts. The caller
+    /// keeps `ssl` alive and unmoved until every object is detached, as for
+    /// the parts given to [`RequestCtx::new`].
+    pub(crate) fn set_ssl(&mut self, ssl: &dyn SslLookup) {
+        let ssl: *const (dyn SslLookup + '_) = ssl;
+        // SAFETY (of the lifetime erasure): as in `new`, the pointer is only
+        // reached through objects detached before `ssl` goes away.
+        self.ssl =
+            Some(unsafe { std::mem::transmute::<*const (dyn SslLookup + '_), *const (dyn SslLookup + 'static)>(ssl) });
+    }
+
+    fn ssl(&self) -> Option<&dyn SslLookup> {
+        // SAFETY: valid while the context is attached (see `set_ssl`).
+        self.ssl.map(|ssl| unsafe { &*ssl })
     }
 
     fn writer(&mut self) -> &mut ResponseWriter<'static> {
@@ -215,6 +237,9 @@ pub(crate) struct HelperTypes {
     pub(crate) input: Obj,
     pub(crate) errors: Obj,
     pub(crate) file_wrapper: Obj,
+    /// `mod_wsgi.Auth`: its bound methods are the auth scripts'
+    /// `mod_ssl.is_https` and `mod_ssl.var_lookup`.
+    pub(crate) auth: Obj,
 }
 
 impl HelperTypes {
@@ -231,6 +256,7 @@ impl HelperTypes {
                 input: new_type(&raw mut INPUT_SPEC)?,
                 errors: new_type(&raw mut ERRORS_SPEC)?,
                 file_wrapper: new_type(&raw mut FILE_WRAPPER_SPEC)?,
+                auth: new_type(&raw mut AUTH_SPEC)?,
             })
         }
     }
@@ -309,12 +335,19 @@ unsafe fn new_type(spec: *mut py::PyType_Spec) -> Result<Obj, PythonError> {
 
 /// The attached context of a helper object, or a Python exception.
 unsafe fn ctx_of<'a>(slf: *mut py::PyObject) -> Option<&'a mut RequestCtx> {
+    // SAFETY: forwarded (same contract).
+    unsafe { attached_ctx(slf, "the request this object belongs to has finished") }
+}
+
+/// The attached context of a helper object, or a Python exception:
+/// RuntimeError(`finished`) once detached.
+unsafe fn attached_ctx<'a>(slf: *mut py::PyObject, finished: &str) -> Option<&'a mut RequestCtx> {
     // SAFETY: `slf` is a HelperObject; a non-NULL ctx is valid while
     // attached, and only the request's own thread gets to use it.
     unsafe {
         let ctx = (*slf.cast::<HelperObject>()).ctx;
         if ctx.is_null() {
-            ffi::raise(py::PyExc_RuntimeError, "the request this object belongs to has finished");
+            ffi::raise(py::PyExc_RuntimeError, finished);
             return None;
         }
         if (*ctx).thread != std::thread::current().id() {
@@ -826,6 +859,90 @@ unsafe extern "C" fn helper_dealloc(slf: *mut py::PyObject) {
     }
 }
 
+// --- mod_ssl.is_https / mod_ssl.var_lookup ---------------------------------
+//
+// Bound methods of a `mod_wsgi.Auth` object, as in mod_wsgi: each checks
+// that its request is still running before its arguments, and raises what
+// mod_wsgi raises.
+
+/// What mod_wsgi raises when a script calls them after its request.
+const AUTH_EXPIRED: &str = "request object has expired";
+
+/// The front end's TLS facts behind an attached `mod_wsgi.Auth` object, or
+/// a Python exception.
+unsafe fn ssl_of<'a>(slf: *mut py::PyObject) -> Option<Option<&'a dyn SslLookup>> {
+    // SAFETY: `slf` is a HelperObject (caller); see `attached_ctx`.
+    unsafe { attached_ctx(slf, AUTH_EXPIRED).map(|ctx| ctx.ssl()) }
+}
+
+/// Raises TypeError unless `args` holds `expected` arguments, worded as
+/// `PyArg_ParseTuple` words it for mod_wsgi's methods.
+unsafe fn check_arg_count(args: *mut py::PyObject, name: &str, expected: isize) -> bool {
+    // SAFETY: `args` is the argument tuple of a METH_VARARGS call.
+    let given = unsafe { py::PyTuple_Size(args) };
+    if given == expected {
+        return true;
+    }
+    let noun = if expected == 1 { "argument" } else { "arguments" };
+    // SAFETY: called from callbacks with the GIL held.
+    unsafe { ffi::raise(py::PyExc_TypeError, &format!("{name}() takes exactly {expected} {noun} ({given} given)")) };
+    false
+}
+
+/// `mod_ssl.is_https()`: 1 or 0 (an int, as mod_wsgi returns).
+unsafe extern "C" fn auth_ssl_is_https(slf: *mut py::PyObject, args: *mut py::PyObject) -> *mut py::PyObject {
+    // SAFETY: called by Python with the GIL held.
+    guarded(|| unsafe {
+        let Some(ssl) = ssl_of(slf) else { return ptr::null_mut() };
+        if !check_arg_count(args, "ssl_is_https", 0) {
+            return ptr::null_mut();
+        }
+        let https = ssl.is_some_and(|ssl| ssl.is_https());
+        py::PyLong_FromLong(std::os::raw::c_long::from(https))
+    })
+}
+
+/// `mod_ssl.var_lookup(name)`: `name` a `str` of Latin-1 characters or
+/// `bytes`; the value as a `str` decoded from Latin-1, or None.
+unsafe extern "C" fn auth_ssl_var_lookup(slf: *mut py::PyObject, args: *mut py::PyObject) -> *mut py::PyObject {
+    // SAFETY: called by Python with the GIL held; every new reference is
+    // owned by an Obj.
+    guarded(|| unsafe {
+        let Some(ssl) = ssl_of(slf) else { return ptr::null_mut() };
+        if !check_arg_count(args, "ssl_var_lookup", 1) {
+            return ptr::null_mut();
+        }
+        let item = py::PyTuple_GetItem(args, 0);
+        let encoded;
+        let name_obj = if py::PyUnicode_Check(item) != 0 {
+            let Some(latin1) = Obj::from_owned(py::PyUnicode_AsLatin1String(item)) else {
+                py::PyErr_Clear();
+                ffi::raise(
+                    py::PyExc_TypeError,
+                    "byte string value expected, value containing non 'latin-1' characters found",
+                );
+                return ptr::null_mut();
+            };
+            encoded = latin1;
+            encoded.as_ptr()
+        } else {
+            item
+        };
+        let Some(name) = ffi::bytes_data(name_obj) else {
+            let kind = std::ffi::CStr::from_ptr((*py::Py_TYPE(item)).tp_name).to_string_lossy();
+            let kind: String = kind.chars().take(200).collect();
+            ffi::raise(py::PyExc_TypeError, &format!("byte string value expected, value of type {kind} found"));
+            return ptr::null_mut();
+        };
+        match ssl.and_then(|ssl| ssl.var_lookup(name)) {
+            Some(value) => {
+                py::PyUnicode_DecodeLatin1(value.as_ptr().cast(), value.len() as py::Py_ssize_t, ptr::null())
+            }
+            None => none(),
+        }
+    })
+}
+
 // --- type specs ------------------------------------------------------------
 
 const fn method(name: &'static std::ffi::CStr, meth: py::PyCFunction, flags: c_int) -> py::PyMethodDef {
@@ -923,3 +1040,17 @@ static mut FILE_WRAPPER_SLOTS: [py::PyType_Slot; 6] = [
 
 static mut FILE_WRAPPER_SPEC: py::PyType_Spec =
     spec(c"mod_wsgi.FileWrapper", (&raw mut FILE_WRAPPER_SLOTS).cast(), true);
+
+static mut AUTH_METHODS: [py::PyMethodDef; 3] = [
+    method(c"ssl_is_https", auth_ssl_is_https, py::METH_VARARGS),
+    method(c"ssl_var_lookup", auth_ssl_var_lookup, py::METH_VARARGS),
+    py::PyMethodDef::zeroed(),
+];
+
+static mut AUTH_SLOTS: [py::PyType_Slot; 3] = [
+    slot(py::Py_tp_methods, (&raw mut AUTH_METHODS).cast()),
+    slot(py::Py_tp_dealloc, helper_dealloc as *mut c_void),
+    END_SLOT,
+];
+
+static mut AUTH_SPEC: py::PyType_Spec = spec(c"mod_wsgi.Auth", (&raw mut AUTH_SLOTS).cast(), false);

@@ -559,10 +559,104 @@ impl Request {
         unsafe { ap_get_server_port(self.0) }
     }
 
+    /// Apache's id for the request's connection in its logs, if one was
+    /// made (mod_ssl's connection-level logging makes one).
+    pub(crate) fn connection_log_id(&self) -> Option<&[u8]> {
+        // SAFETY: the connection and its pool strings live as long as the
+        // request.
+        unsafe { bytes((*self.rec().connection).log_id) }
+    }
+
+    /// `ssl_is_https(r->connection)`: whether the connection uses TLS;
+    /// `None` when no module registered the optional function.
+    pub(crate) fn ssl_is_https(&self) -> Option<bool> {
+        let function = optional_fn(c"ssl_is_https")?;
+        // SAFETY: functions registered under this name have the type
+        // mod_ssl.h declares (APR_DECLARE_OPTIONAL_FN(int, ssl_is_https,
+        // (conn_rec *))); the registry stores them type-erased.
+        let function = unsafe { std::mem::transmute::<OptionalFn, SslIsHttps>(function) };
+        // SAFETY: a live connection of the request, on its own thread.
+        Some(unsafe { function(self.rec().connection) } != 0)
+    }
+
+    /// `ssl_var_lookup(r->pool, r->server, r->connection, r, name)`: the
+    /// value of a TLS variable (a NUL ends `name`); `None` when no module
+    /// registered the optional function or it answers NULL.
+    pub(crate) fn ssl_var_lookup(&self, name: &[u8]) -> Option<Vec<u8>> {
+        let function = optional_fn(c"ssl_var_lookup")?;
+        // SAFETY: as for `ssl_is_https`, with mod_ssl.h's type
+        // (char *(apr_pool_t *, server_rec *, conn_rec *, request_rec *,
+        // char *)).
+        let function = unsafe { std::mem::transmute::<OptionalFn, SslVarLookup>(function) };
+        let mut name: Vec<u8> = name.split(|&b| b == 0).next().unwrap_or_default().to_vec();
+        name.push(0);
+        let rec = self.rec();
+        // SAFETY: the request, its pool, server and connection are live and
+        // used on the request's thread; `name` is NUL-terminated and outlives
+        // the call; the answer is NULL or a string in the request's pool,
+        // copied before returning.
+        unsafe {
+            let value = function(rec.pool, rec.server, rec.connection, self.0, name.as_mut_ptr().cast());
+            bytes(value).map(<[u8]>::to_vec)
+        }
+    }
+
     /// A reader of the request body through Apache's input filters (after
     /// [`Request::setup_body`]).
     pub(crate) fn body_reader(&self) -> BodyReader<'_> {
         BodyReader { request: self.0, _request: std::marker::PhantomData }
+    }
+}
+
+/// A function of APR's optional-function registry, type-erased
+/// (`apr_opt_fn_t *`).
+type OptionalFn = unsafe extern "C" fn();
+
+/// mod_ssl's `ssl_is_https`.
+type SslIsHttps = unsafe extern "C" fn(*mut conn_rec) -> c_int;
+
+/// mod_ssl's `ssl_var_lookup`.
+type SslVarLookup =
+    unsafe extern "C" fn(*mut apr_pool_t, *mut server_rec, *mut conn_rec, *mut request_rec, *mut c_char) -> *mut c_char;
+
+extern "C" {
+    /// APR-util's optional-function registry (`apr_optional.h`, what
+    /// `APR_RETRIEVE_OPTIONAL_FN` expands to): the function registered
+    /// under `name`, or NULL. Not in the generated bindings.
+    fn apr_dynamic_fn_retrieve(name: *const c_char) -> Option<OptionalFn>;
+}
+
+/// The optional function registered under `name`, looked up on every use:
+/// a restart may load its module at another address, or not at all, and
+/// this library outlives every configuration generation. (Apache 2.4.49
+/// and later register `ssl_is_https` and `ssl_var_lookup` in the core,
+/// answering "no TLS" without mod_ssl.)
+fn optional_fn(name: &CStr) -> Option<OptionalFn> {
+    // SAFETY: a NUL-terminated name; the registry is only written while
+    // Apache reads its configuration, single-threaded.
+    unsafe { apr_dynamic_fn_retrieve(name.as_ptr()) }
+}
+
+/// A request's TLS facts from mod_ssl, as wsgi-core's
+/// [`wsgi_core::app::SslLookup`]: "no TLS" when no module provides them.
+pub(crate) struct RequestSsl<'r> {
+    request: &'r Request,
+}
+
+impl<'r> RequestSsl<'r> {
+    /// The TLS facts of `request`, valid while it is.
+    pub(crate) fn new(request: &'r Request) -> RequestSsl<'r> {
+        RequestSsl { request }
+    }
+}
+
+impl wsgi_core::app::SslLookup for RequestSsl<'_> {
+    fn is_https(&self) -> bool {
+        self.request.ssl_is_https().unwrap_or(false)
+    }
+
+    fn var_lookup(&self, name: &[u8]) -> Option<Vec<u8>> {
+        self.request.ssl_var_lookup(name)
     }
 }
 

@@ -1,0 +1,353 @@
+//! mod_ssl under real Apache: the `mod_ssl.is_https` and
+//! `mod_ssl.var_lookup` callables mod_wsgi puts in the environ of access,
+//! authentication and group scripts, and the application's environ over
+//! HTTPS, each compared with Debian's mod_wsgi on the same configuration.
+//!
+//! mod_wsgi 4.x gives the two callables to the auth scripts only (its code
+//! adding them to the WSGI application's environ is compiled out), and
+//! always: Apache 2.4's core registers the `ssl_is_https` and
+//! `ssl_var_lookup` optional functions itself, answering "no TLS" when no
+//! TLS module is loaded.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Command;
+
+use tests::apache::{apache_available, reference_available, Apache, ApacheOptions, WsgiModule};
+use tests::{free_port, TempDir};
+
+/// The application: its environ, one `key<TAB>value` line per key (objects
+/// by the methods they offer).
+const APP: &str = r#"
+def application(environ, start_response):
+    lines = []
+    for key in sorted(environ):
+        value = environ[key]
+        if value is None or isinstance(value, (str, int, bool, tuple)):
+            text = repr(value)
+        else:
+            text = ' '.join(sorted(m for m in ('read', 'readline', 'readlines', 'write', 'writelines', 'flush', '__iter__', '__call__') if hasattr(value, m)))
+        lines.append('%s\t%s' % (key, text))
+    start_response('200 OK', [('Content-Type', 'text/plain; charset=utf-8')])
+    return [('\n'.join(lines) + '\n').encode('utf-8')]
+"#;
+
+/// Access, authentication and group functions that record what the two
+/// callables answer (in `results/<query string>-<hook>`), including those
+/// of an earlier request, called after it ended. `/secure` is allowed only
+/// over HTTPS.
+const HOOKS: &str = r#"
+import os
+RESULTS = os.path.join(os.path.dirname(__file__), 'results')
+KEPT = {}
+
+def call(function, *args):
+    try:
+        value = function(*args)
+        return '%s %r' % (type(value).__name__, value)
+    except Exception as e:
+        return 'raised %s: %s' % (type(e).__name__, e)
+
+def probe(environ, hook):
+    lines = ['keys\t%r' % [k for k in environ if k.startswith('mod_ssl.')]]
+    is_https = environ.get('mod_ssl.is_https')
+    var_lookup = environ.get('mod_ssl.var_lookup')
+    if is_https is not None:
+        lines.append('is_https\t%s %s' % (type(is_https).__name__, is_https.__name__))
+        lines.append('is_https()\t%s' % call(is_https))
+        lines.append('is_https(1)\t%s' % call(is_https, 1))
+    if var_lookup is not None:
+        lines.append('var_lookup\t%s %s' % (type(var_lookup).__name__, var_lookup.__name__))
+        for name in ('HTTPS', 'SSL_PROTOCOL', 'SSL_CIPHER', 'SSL_CIPHER_USEKEYSIZE', 'SSL_SERVER_S_DN_CN',
+                     'SSL_CLIENT_VERIFY', 'SSL_TLS_SNI', 'SSL_NO_SUCH_THING', 'SERVER_NAME', b'SSL_PROTOCOL',
+                     '', 'caf\xe9', 'SSL_\u20ac', 42, None):
+            lines.append('var_lookup(%r)\t%s' % (name, call(var_lookup, name)))
+        lines.append('var_lookup()\t%s' % call(var_lookup))
+        lines.append('var_lookup(a, b)\t%s' % call(var_lookup, 'a', 'b'))
+    stale = KEPT.get(hook)
+    if stale:
+        lines.append('stale is_https()\t%s' % call(stale[0]))
+        lines.append('stale var_lookup()\t%s' % call(stale[1], 'SSL_PROTOCOL'))
+    if is_https is not None and var_lookup is not None:
+        KEPT[hook] = (is_https, var_lookup)
+    with open(os.path.join(RESULTS, '%s-%s' % (environ.get('QUERY_STRING') or 'none', hook)), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    return is_https
+
+def allow_access(environ, host):
+    is_https = probe(environ, 'access')
+    if environ['REQUEST_URI'].startswith('/secure'):
+        return bool(is_https is not None and is_https())
+    return True
+
+def check_password(environ, user, password):
+    probe(environ, 'authn')
+    return user == 'alice' and password == 'secret'
+
+def groups_for_user(environ, user):
+    probe(environ, 'authz')
+    return ['staff']
+"#;
+
+/// Keys of the application's environ whose values differ by nature
+/// between two servers and runs (both must have them or neither).
+const MAY_DIFFER: &[&str] = &[
+    "mod_wsgi.connection_id",
+    "REMOTE_PORT",
+    "SERVER_SOFTWARE",
+    "apache.version",
+    "mod_wsgi.version",
+    "mod_wsgi.request_id",
+    "mod_wsgi.request_start",
+    "mod_wsgi.script_start",
+    "mod_wsgi.thread_id",
+    "mod_wsgi.thread_requests",
+    "mod_wsgi.total_requests",
+];
+
+/// A site: the application, the hooks, a self-signed certificate and a
+/// directory the hooks (running as www-data) write their results to.
+fn site() -> TempDir {
+    let site = TempDir::new("apache-ssl");
+    site.write("app.wsgi", APP);
+    site.write("hooks.wsgi", HOOKS);
+    let results = site.path().join("results");
+    std::fs::create_dir(&results).expect("create results");
+    std::fs::set_permissions(&results, std::fs::Permissions::from_mode(0o777)).expect("chmod results");
+    let status = Command::new("openssl")
+        .current_dir(site.path())
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args(["-keyout", "key.pem", "-out", "cert.pem", "-days", "2", "-subj", "/CN=localhost"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl could not make a certificate");
+    site
+}
+
+/// Whether the test can run: Apache, Debian's mod_wsgi, mod_ssl, openssl
+/// and curl are all there.
+fn available() -> bool {
+    let found = |program: &str| {
+        Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
+            || Command::new(program).arg("version").output().is_ok_and(|o| o.status.success())
+    };
+    if !apache_available() || !reference_available() || !Path::new("/usr/lib/apache2/modules/mod_ssl.so").exists() {
+        eprintln!("skipped: Apache, Debian's mod_wsgi or mod_ssl is not installed");
+        return false;
+    }
+    if !found("openssl") || !found("curl") {
+        eprintln!("skipped: openssl or curl is not installed");
+        return false;
+    }
+    true
+}
+
+/// One child process (so an earlier request's objects are found again),
+/// the hooks on `/guarded`, `/secure` and `/login`, the application on
+/// everything; with `ssl_port`, a TLS virtual host on it.
+fn config(site: &TempDir, ssl_port: Option<u16>) -> String {
+    let dir = site.path().display();
+    let mut text = String::from(
+        "StartServers 1\nServerLimit 1\nThreadsPerChild 8\nMaxRequestWorkers 8\n\
+         MinSpareThreads 1\nMaxSpareThreads 8\n",
+    );
+    if let Some(port) = ssl_port {
+        text.push_str(&format!(
+            "Listen 127.0.0.1:{port}\n\
+             <VirtualHost 127.0.0.1:{port}>\n  SSLEngine on\n\
+               SSLCertificateFile {dir}/cert.pem\n  SSLCertificateKeyFile {dir}/key.pem\n</VirtualHost>\n"
+        ));
+    }
+    text.push_str(&format!(
+        "WSGIScriptAlias / {dir}/app.wsgi\n\
+         <Location /guarded>\n  WSGIAccessScript {dir}/hooks.wsgi\n</Location>\n\
+         <Location /secure>\n  WSGIAccessScript {dir}/hooks.wsgi\n</Location>\n\
+         <Location /login>\n  AuthType Basic\n  AuthName \"ssl test\"\n  AuthBasicProvider wsgi\n\
+           WSGIAuthUserScript {dir}/hooks.wsgi\n  WSGIAuthGroupScript {dir}/hooks.wsgi\n\
+           Require wsgi-group staff\n</Location>\n"
+    ));
+    text
+}
+
+/// A server (ours or Debian's mod_wsgi) and its TLS port, if any.
+struct Server {
+    name: &'static str,
+    apache: Apache,
+    ssl_port: Option<u16>,
+}
+
+impl Server {
+    fn start(name: &'static str, module: WsgiModule, site: &TempDir, ssl: bool) -> Server {
+        let ssl_port = ssl.then(free_port);
+        let mut modules = vec!["authn_core", "authz_user", "auth_basic"];
+        if ssl {
+            modules.push("ssl");
+        }
+        let apache = Apache::start(&ApacheOptions { module, modules, ..ApacheOptions::ours(config(site, ssl_port)) });
+        Server { name, apache, ssl_port }
+    }
+
+    /// `curl` over HTTPS (certificate not checked) or HTTP: status and body.
+    fn curl(&self, https: bool, path: &str, args: &[&str]) -> (u16, String) {
+        let url = match (https, self.ssl_port) {
+            (true, Some(port)) => format!("https://127.0.0.1:{port}{path}"),
+            (true, None) => panic!("{}: no TLS port", self.name),
+            (false, _) => format!("http://127.0.0.1:{}{path}", self.apache.port()),
+        };
+        let output = Command::new("curl")
+            .args(["-k", "-s", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
+            .args(args)
+            .arg(&url)
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// The application's environ for `GET path`, with the server's ports
+    /// replaced by `PORT` and `SSLPORT`.
+    fn environ(&self, https: bool, path: &str) -> BTreeMap<String, String> {
+        let (status, body) = self.curl(https, path, &[]);
+        assert_eq!(status, 200, "{} {path}: {body}\n{}", self.name, self.apache.error_log());
+        let mut body = body;
+        if let Some(port) = self.ssl_port {
+            body = body.replace(&port.to_string(), "SSLPORT");
+        }
+        body = body.replace(&self.apache.port().to_string(), "PORT");
+        body.lines()
+            .filter_map(|line| line.split_once('\t'))
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect()
+    }
+}
+
+/// What the hook `hook` recorded for the request tagged `token`.
+fn result(site: &TempDir, token: &str, hook: &str) -> String {
+    let path = site.path().join("results").join(format!("{token}-{hook}"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| format!("<no result: {e}>"))
+}
+
+/// The lines of `text` that differ from `reference`'s.
+fn differences(what: &str, ours: &str, reference: &str) -> Vec<String> {
+    let ours: Vec<&str> = ours.lines().collect();
+    let theirs: Vec<&str> = reference.lines().collect();
+    let mut out = Vec::new();
+    for index in 0..ours.len().max(theirs.len()) {
+        let (a, b) = (ours.get(index), theirs.get(index));
+        if a != b {
+            out.push(format!("{what}: ours {a:?}, mod_wsgi {b:?}"));
+        }
+    }
+    out
+}
+
+/// Runs the access and auth requests on one server; returns the results
+/// (`hook -> recorded text`) tagged with `prefix`.
+fn run_hooks(server: &Server, site: &TempDir, https: bool, prefix: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    // Twice each, so the second request also calls the first one's
+    // callables after it ended.
+    for round in 1..=2 {
+        let token = format!("{prefix}-{round}");
+        let (status, body) = server.curl(https, &format!("/guarded/x?{token}"), &[]);
+        assert_eq!(status, 200, "{} /guarded: {body}\n{}", server.name, server.apache.error_log());
+        let (status, body) = server.curl(https, &format!("/login/x?{token}"), &["-u", "alice:secret"]);
+        assert_eq!(status, 200, "{} /login: {body}\n{}", server.name, server.apache.error_log());
+        for hook in ["access", "authn", "authz"] {
+            out.insert(format!("{hook} {round}"), result(site, &token, hook));
+        }
+    }
+    out
+}
+
+#[test]
+fn auth_hooks_get_mod_ssl_callables_like_mod_wsgi() {
+    if !available() {
+        return;
+    }
+    let site = site();
+    let ours = Server::start("ours", WsgiModule::Ours, &site, true);
+    let reference = Server::start("mod_wsgi", WsgiModule::Reference, &site, true);
+
+    let mut problems = Vec::new();
+    for https in [true, false] {
+        let scheme = if https { "https" } else { "http" };
+        let a = run_hooks(&ours, &site, https, &format!("ours-{scheme}"));
+        let b = run_hooks(&reference, &site, https, &format!("ref-{scheme}"));
+        for (key, text) in &a {
+            problems.extend(differences(&format!("{scheme} {key}"), text, &b[key]));
+        }
+        // What mod_ssl answers, as the scripts saw it in our module.
+        let access = &a["access 2"];
+        assert!(access.contains("keys\t['mod_ssl.is_https', 'mod_ssl.var_lookup']"), "{access}");
+        assert!(access.contains("stale is_https()\traised RuntimeError"), "{access}");
+        if https {
+            assert!(access.contains("is_https()\tint 1"), "{access}");
+            assert!(access.contains("var_lookup('SSL_PROTOCOL')\tstr 'TLSv1."), "{access}");
+            assert!(access.contains("var_lookup('HTTPS')\tstr 'on'"), "{access}");
+        } else {
+            assert!(access.contains("is_https()\tint 0"), "{access}");
+        }
+        // The access script lets /secure through over HTTPS only.
+        let expected = if https { 200 } else { 403 };
+        for server in [&ours, &reference] {
+            let (status, _) = server.curl(https, &format!("/secure/x?{}-secure-{scheme}", server.name), &[]);
+            assert_eq!(status, expected, "{} /secure over {scheme}\n{}", server.name, server.apache.error_log());
+        }
+    }
+    assert!(problems.is_empty(), "differences from mod_wsgi:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn application_environ_over_https_matches_mod_wsgi() {
+    if !available() {
+        return;
+    }
+    let site = site();
+    let ours = Server::start("ours", WsgiModule::Ours, &site, true);
+    let reference = Server::start("mod_wsgi", WsgiModule::Reference, &site, true);
+    let mut problems = Vec::new();
+    for (https, path) in [(true, "/env/a?x=1"), (false, "/env/a?x=1")] {
+        let a = ours.environ(https, path);
+        let b = reference.environ(https, path);
+        assert!(b.len() > 20, "mod_wsgi's environ did not parse: {b:?}");
+        if https {
+            assert_eq!(a.get("wsgi.url_scheme").map(String::as_str), Some("'https'"), "{a:?}");
+        }
+        for key in a.keys().chain(b.keys()).collect::<std::collections::BTreeSet<_>>() {
+            let differ = if MAY_DIFFER.contains(&key.as_str()) {
+                a.contains_key(key) != b.contains_key(key)
+            } else {
+                a.get(key) != b.get(key)
+            };
+            if differ {
+                problems.push(format!("https={https} {key}: ours {:?}, mod_wsgi {:?}", a.get(key), b.get(key)));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "environ differences from mod_wsgi:\n{}", problems.join("\n"));
+}
+
+#[test]
+fn auth_hooks_without_mod_ssl_match_mod_wsgi() {
+    if !available() {
+        return;
+    }
+    let site = site();
+    let ours = Server::start("ours", WsgiModule::Ours, &site, false);
+    let reference = Server::start("mod_wsgi", WsgiModule::Reference, &site, false);
+    let a = run_hooks(&ours, &site, false, "ours-plain");
+    let b = run_hooks(&reference, &site, false, "ref-plain");
+    let mut problems = Vec::new();
+    for (key, text) in &a {
+        problems.extend(differences(key, text, &b[key]));
+    }
+    assert!(problems.is_empty(), "differences from mod_wsgi:\n{}", problems.join("\n"));
+    let access = &a["access 2"];
+    assert!(access.contains("is_https()\tint 0"), "{access}");
+    assert!(access.contains("var_lookup('SSL_PROTOCOL')\tNoneType None"), "{access}");
+}
