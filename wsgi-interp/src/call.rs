@@ -223,75 +223,35 @@ fn report_exception(target: &AppTarget, error: &PythonError, log: &dyn ErrorLog)
 /// Rust environ (all but the `HTTP_*` ones), found by the address of their
 /// text: no hashing or comparing of the text itself. Other keys are built
 /// per request.
-///
-/// Most of those keys have the same value request after request (the
-/// server's names, the application's group, the flags): the last value's
-/// `str` is kept too and reused while the value stays the same. A key whose
-/// value keeps changing (a port, a timestamp) stops being tried.
 #[derive(Default)]
 pub(crate) struct KeyCache {
-    keys: HashMap<(usize, usize), KeyEntry, BuildHasherDefault<FnvHasher>>,
+    keys: HashMap<(usize, usize), Obj, BuildHasherDefault<FnvHasher>>,
 }
-
-struct KeyEntry {
-    key: Obj,
-    /// The last value and its `str`, while values repeat.
-    last: Option<(String, Obj)>,
-    /// Value lookups that found the last value, and those that did not.
-    hits: u32,
-    misses: u32,
-}
-
-/// Misses beyond the hits after which a key's values are no longer kept.
-const VOLATILE_AFTER: u32 = 16;
 
 impl KeyCache {
-    /// The `str` objects for an environ key and its string value.
+    /// The `str` object for an environ key.
     ///
     /// # Safety
     /// The GIL of the interpreter owning the cache is held.
     // The Cow itself is the point: only a borrowed key has a 'static address.
     #[allow(clippy::ptr_arg)]
-    unsafe fn get(&mut self, key: &Cow<'static, str>, value: Option<&str>) -> Option<(Obj, Option<Obj>)> {
+    unsafe fn get(&mut self, key: &Cow<'static, str>) -> Option<Obj> {
         let Cow::Borrowed(text) = key else {
             // SAFETY: the GIL is held (caller).
-            return unsafe {
-                let value = match value {
-                    Some(v) => Some(ffi::latin1_str(v)?),
-                    None => None,
-                };
-                Some((ffi::latin1_str(key)?, value))
-            };
+            return unsafe { ffi::latin1_str(key) };
         };
         let identity = (text.as_ptr() as usize, text.len());
-        let entry = match self.keys.entry(identity) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
-            std::collections::hash_map::Entry::Vacant(vacant) => {
-                // SAFETY: the GIL is held; InternInPlace may replace the reference.
-                let key = unsafe {
-                    let mut ptr = ffi::latin1_str(text)?.into_ptr();
-                    py::PyUnicode_InternInPlace(&mut ptr);
-                    Obj::from_owned(ptr)?
-                };
-                vacant.insert(KeyEntry { key, last: None, hits: 0, misses: 0 })
-            }
+        if let Some(obj) = self.keys.get(&identity) {
+            return Some(obj.clone());
+        }
+        // SAFETY: the GIL is held; InternInPlace may replace the reference.
+        let obj = unsafe {
+            let mut ptr = ffi::latin1_str(text)?.into_ptr();
+            py::PyUnicode_InternInPlace(&mut ptr);
+            Obj::from_owned(ptr)?
         };
-        let Some(value) = value else { return Some((entry.key.clone(), None)) };
-        if let Some((last, obj)) = &entry.last {
-            if last == value {
-                entry.hits = entry.hits.saturating_add(1);
-                return Some((entry.key.clone(), Some(obj.clone())));
-            }
-        }
-        // SAFETY: the GIL is held (caller).
-        let obj = unsafe { ffi::latin1_str(value)? };
-        if entry.misses <= entry.hits.saturating_add(VOLATILE_AFTER) {
-            entry.misses += 1;
-            entry.last = Some((value.to_string(), obj.clone()));
-        } else {
-            entry.last = None;
-        }
-        Some((entry.key.clone(), Some(obj)))
+        self.keys.insert(identity, obj.clone());
+        Some(obj)
     }
 }
 
@@ -339,9 +299,9 @@ pub(crate) unsafe fn environ_dict(
             None => &mut local,
         };
         for (key, value) in &environ.entries {
-            let (key, text) = keys.get(key, if let EnvValue::Str(s) = value { Some(s) } else { None })?;
+            let key = keys.get(key)?;
             let value = match value {
-                EnvValue::Str(_) => text?,
+                EnvValue::Str(s) => ffi::latin1_str(s)?,
                 EnvValue::Bool(b) => Obj::from_owned(py::PyBool_FromLong(i64::from(*b) as _))?,
                 EnvValue::Int(n) => Obj::from_owned(py::PyLong_FromLongLong(*n))?,
                 EnvValue::Tuple(items) => {
