@@ -616,7 +616,11 @@ fn remove_dot_segments(path: &[u8]) -> Result<Vec<u8>, RouteError> {
 /// Latin-1 text of `bytes`: each byte becomes the `char` of the same value,
 /// which is how WSGI carries bytes in `str` values.
 pub fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
+    match std::str::from_utf8(bytes) {
+        // ASCII (the usual case) is the same in both: one copy.
+        Ok(text) if bytes.is_ascii() => text.to_string(),
+        _ => bytes.iter().map(|&b| char::from(b)).collect(),
+    }
 }
 
 #[cfg(test)]

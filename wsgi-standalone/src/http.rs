@@ -231,7 +231,7 @@ fn request_head(req: &Request<Incoming>, peer: SocketAddr, local: SocketAddr) ->
     let mut headers: Vec<(String, String)> = req
         .headers()
         .iter()
-        .map(|(name, value)| (name.as_str().to_string(), value.as_bytes().iter().map(|&b| char::from(b)).collect()))
+        .map(|(name, value)| (name.as_str().to_string(), wsgi_core::route::latin1(value.as_bytes())))
         .collect();
     // An absolute-form target names the host itself, which then wins over
     // the Host header (RFC 9112 section 3.2.2); REQUEST_URI keeps the
