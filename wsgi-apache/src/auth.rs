@@ -9,7 +9,7 @@
 use std::ffi::c_int;
 
 use wsgi_config::directives::ScriptRef;
-use wsgi_core::environ::environ_key;
+use wsgi_core::environ::{environ_key, environ_value};
 use wsgi_core::group::{self, GroupContext};
 use wsgi_core::route::latin1;
 use wsgi_core::{EnvValue, Environ};
@@ -74,7 +74,7 @@ fn prepare(request: &mut Request, script: &ScriptRef, settings: &wsgi_config::Di
         let keep = (key.starts_with(b"HTTP_") && key != b"HTTP_AUTHORIZATION" && key != b"HTTP_PROXY_AUTHORIZATION")
             || AUTH_VARIABLES.iter().any(|k| k.as_bytes() == key);
         if keep {
-            environ.entries.push((environ_key(key), EnvValue::Str(latin1(value))));
+            environ.entries.push((environ_key(key), EnvValue::Str(environ_value(value))));
         }
     });
     let hostname = latin1(request.server_hostname());

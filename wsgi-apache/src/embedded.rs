@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use wsgi_config::directives::{HandlerScript, GLOBAL_GROUP};
-use wsgi_core::environ::environ_key;
+use wsgi_core::environ::{environ_key, environ_value};
 use wsgi_core::environ_build::{
     add_adapter_keys, new_request_id, now_us, AdapterInputs, AppNames, RequestStats, Versions, WsgiFlags,
 };
@@ -233,7 +233,7 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
         if key == b"PATH" || key == b"HTTP_AUTHORIZATION" {
             return;
         }
-        env.entries.push((environ_key(key), EnvValue::Str(latin1(value))));
+        env.entries.push((environ_key(key), EnvValue::Str(environ_value(value))));
     });
     // Apache leaves PATH_INFO out when it is empty; WSGI always has it.
     if env.get("PATH_INFO").is_none() {

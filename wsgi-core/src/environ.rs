@@ -6,8 +6,10 @@ use std::borrow::Cow;
 /// `mod_wsgi.*` keys also hold booleans, integers and tuples.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvValue {
-    /// A `str` (Latin-1 text, as PEP 3333 requires).
-    Str(String),
+    /// A `str` (Latin-1 text, as PEP 3333 requires). Borrowed when it is a
+    /// constant: no allocation, and an interpreter may keep the matching
+    /// Python string.
+    Str(Cow<'static, str>),
     /// A `bool`.
     Bool(bool),
     /// An `int`.
@@ -35,7 +37,7 @@ impl Environ {
     }
 
     /// Sets a string value.
-    pub fn set_str(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) {
+    pub fn set_str(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Cow<'static, str>>) {
         self.set(key, EnvValue::Str(value.into()));
     }
 
@@ -147,6 +149,39 @@ pub fn common_key(name: &[u8]) -> Option<&'static str> {
     keys.binary_search_by(|key| key.as_bytes().cmp(name)).ok().map(|i| keys[i])
 }
 
+/// Values many requests share, whatever the application: kept as
+/// `'static` strings when decoded, like the common keys.
+const COMMON_VALUES: [&str; 14] = [
+    "",
+    "0",
+    "1",
+    "CGI/1.1",
+    "GET",
+    "HEAD",
+    "HTTP/1.0",
+    "HTTP/1.1",
+    "POST",
+    "application",
+    "http",
+    "https",
+    "on",
+    "wsgi-script",
+];
+
+/// The `'static` form of a common environ value, if `value` is one.
+pub fn common_value(value: &[u8]) -> Option<&'static str> {
+    COMMON_VALUES.binary_search_by(|common| common.as_bytes().cmp(value)).ok().map(|i| COMMON_VALUES[i])
+}
+
+/// An environ string value for the Latin-1 bytes `value`: a `'static`
+/// string for the common ones (no allocation), an owned one otherwise.
+pub fn environ_value(value: &[u8]) -> Cow<'static, str> {
+    match common_value(value) {
+        Some(common) => Cow::Borrowed(common),
+        None => Cow::Owned(crate::route::latin1(value)),
+    }
+}
+
 /// An environ key for the Latin-1 bytes `name`: a `'static` string for the
 /// common keys (no allocation), an owned one otherwise.
 pub fn environ_key(name: &[u8]) -> Cow<'static, str> {
@@ -158,6 +193,15 @@ pub fn environ_key(name: &[u8]) -> Cow<'static, str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn common_values_are_sorted_and_found() {
+        assert!(super::COMMON_VALUES.windows(2).all(|w| w[0] < w[1]), "binary search needs them sorted");
+        for value in super::COMMON_VALUES {
+            assert_eq!(super::common_value(value.as_bytes()), Some(value));
+        }
+        assert_eq!(super::common_value(b"/hello"), None);
+    }
+
     use super::*;
 
     #[test]

@@ -198,21 +198,20 @@ pub fn build_environ(inputs: &EnvironInputs<'_>) -> Environ {
     let mut env = Environ { entries: Vec::with_capacity(56 + head.headers.len()) };
     // Keys pushed directly are distinct by construction; later rewrites use
     // `Environ::set`.
-    let push = |env: &mut Environ, key: &'static str, value: EnvValue| env.entries.push((Cow::Borrowed(key), value));
-    let push_str = |env: &mut Environ, key: &'static str, value: String| push(env, key, EnvValue::Str(value));
 
     let method = match (head.method.as_str(), settings.effective_map_head_to_get()) {
         ("HEAD", MapHeadToGet::On) => "GET",
         ("HEAD", MapHeadToGet::Auto) if inputs.content_filters => "GET",
         (method, _) => method,
     };
+    let method = constant_or_owned(method, &["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"]);
     let script_name = collapse_slashes(&inputs.route.script_name);
     let path_info = collapse_slashes(&inputs.route.path_info);
 
-    push_str(&mut env, "GATEWAY_INTERFACE", "CGI/1.1".into());
-    push_str(&mut env, "SERVER_PROTOCOL", head.protocol.clone());
-    push_str(&mut env, "REQUEST_METHOD", method.into());
-    push_str(&mut env, "QUERY_STRING", head.query().into());
+    push_str(&mut env, "GATEWAY_INTERFACE", "CGI/1.1");
+    push_str(&mut env, "SERVER_PROTOCOL", constant_or_owned(&head.protocol, &["HTTP/1.1", "HTTP/1.0"]));
+    push_str(&mut env, "REQUEST_METHOD", method);
+    push_str(&mut env, "QUERY_STRING", head.query().to_string());
     push_str(&mut env, "REQUEST_URI", head.raw_uri.clone());
     push_str(&mut env, "SCRIPT_NAME", script_name.clone());
     push_str(&mut env, "PATH_INFO", path_info.clone());
@@ -223,21 +222,25 @@ pub fn build_environ(inputs: &EnvironInputs<'_>) -> Environ {
     let headers = header_variables(head);
     let pass_authorization = inputs.pass_authorization.unwrap_or_else(|| settings.effective_pass_authorization());
     for (key, value) in headers.variables {
-        env.entries.push((key, EnvValue::Str(value)));
+        env.entries.push((key, EnvValue::Str(value.into())));
     }
 
     let (host, host_port) = head.header("host").map(parse_host_header).unwrap_or_default();
-    push_str(&mut env, "SERVER_SIGNATURE", String::new());
-    push_str(&mut env, "SERVER_SOFTWARE", server.server_software.into());
+    push_str(&mut env, "SERVER_SIGNATURE", "");
+    push_str(&mut env, "SERVER_SOFTWARE", server.server_software.to_string());
     push_str(&mut env, "SERVER_NAME", server_name_for(&host, server.server_hostname));
     push_str(&mut env, "SERVER_ADDR", ip_text(head.local.ip()));
     push_str(&mut env, "SERVER_PORT", host_port.unwrap_or(head.local.port()).to_string());
     push_str(&mut env, "REMOTE_ADDR", ip_text(head.peer.ip()));
-    push_str(&mut env, "DOCUMENT_ROOT", server.document_root.into());
-    push_str(&mut env, "REQUEST_SCHEME", head.scheme.as_str().into());
-    push_str(&mut env, "CONTEXT_PREFIX", String::new());
-    push_str(&mut env, "CONTEXT_DOCUMENT_ROOT", server.document_root.into());
-    push_str(&mut env, "SERVER_ADMIN", server.server_admin.unwrap_or(DEFAULT_SERVER_ADMIN).into());
+    push_str(&mut env, "DOCUMENT_ROOT", server.document_root.to_string());
+    push_str(&mut env, "REQUEST_SCHEME", head.scheme.as_str());
+    push_str(&mut env, "CONTEXT_PREFIX", "");
+    push_str(&mut env, "CONTEXT_DOCUMENT_ROOT", server.document_root.to_string());
+    push_str(
+        &mut env,
+        "SERVER_ADMIN",
+        server.server_admin.map_or(Cow::Borrowed(DEFAULT_SERVER_ADMIN), |admin| Cow::Owned(admin.to_string())),
+    );
     push_str(&mut env, "SCRIPT_FILENAME", latin1(inputs.route.script_filename.as_os_str().as_bytes()));
     push_str(&mut env, "REMOTE_PORT", head.peer.port().to_string());
     if pass_authorization {
@@ -294,8 +297,6 @@ pub struct AdapterInputs<'a> {
 /// `env` must hold the CGI variables (`SCRIPT_NAME`, `PATH_INFO`, the
 /// `HTTP_*` headers), however the front end produced them.
 pub fn add_adapter_keys(env: &mut Environ, inputs: &AdapterInputs<'_>) {
-    let push = |env: &mut Environ, key: &'static str, value: EnvValue| env.entries.push((Cow::Borrowed(key), value));
-    let push_str = |env: &mut Environ, key: &'static str, value: String| push(env, key, EnvValue::Str(value));
     let settings = inputs.settings;
     let script_name = env.get_str("SCRIPT_NAME").unwrap_or_default().to_string();
     let path_info = env.get_str("PATH_INFO").unwrap_or_default().to_string();
@@ -306,18 +307,18 @@ pub fn add_adapter_keys(env: &mut Environ, inputs: &AdapterInputs<'_>) {
     let https = scheme_override.unwrap_or(inputs.https);
 
     let names = &inputs.names;
-    push_str(env, "mod_wsgi.process_group", names.process_group.into());
-    push_str(env, "mod_wsgi.application_group", names.application_group.into());
-    push_str(env, "mod_wsgi.callable_object", names.callable_object.into());
-    push_str(env, "mod_wsgi.request_handler", names.request_handler.into());
-    push_str(env, "mod_wsgi.handler_script", names.handler_script.into());
+    push_str(env, "mod_wsgi.process_group", constant_or_owned(names.process_group, &[""]));
+    push_str(env, "mod_wsgi.application_group", constant_or_owned(names.application_group, &[""]));
+    push_str(env, "mod_wsgi.callable_object", constant_or_owned(names.callable_object, &["application"]));
+    push_str(env, "mod_wsgi.request_handler", constant_or_owned(names.request_handler, &["wsgi-script"]));
+    push_str(env, "mod_wsgi.handler_script", constant_or_owned(names.handler_script, &[""]));
     push_str(env, "mod_wsgi.script_reloading", flag_text(settings.effective_script_reloading()));
-    push_str(env, "mod_wsgi.listener_host", inputs.listener_host.into());
+    push_str(env, "mod_wsgi.listener_host", constant_or_owned(inputs.listener_host, &["", "127.0.0.1"]));
     push_str(env, "mod_wsgi.listener_port", inputs.listener_port.to_string());
     push_str(env, "mod_wsgi.enable_sendfile", flag_text(settings.enable_sendfile.unwrap_or(false)));
     push_str(env, "mod_wsgi.ignore_activity", flag_text(settings.ignore_activity.unwrap_or(false)));
     push_str(env, "mod_wsgi.request_start", inputs.stats.request_start_us.to_string());
-    push_str(env, "mod_wsgi.request_id", inputs.stats.request_id.into());
+    push_str(env, "mod_wsgi.request_id", inputs.stats.request_id.to_string());
     if let Some(daemon) = &inputs.daemon {
         push_str(env, "mod_wsgi.daemon_connects", daemon.connects.to_string());
         push_str(env, "mod_wsgi.daemon_restarts", daemon.restarts.to_string());
@@ -330,7 +331,7 @@ pub fn add_adapter_keys(env: &mut Environ, inputs: &AdapterInputs<'_>) {
     push(env, "wsgi.multithread", EnvValue::Bool(inputs.flags.multithread));
     push(env, "wsgi.multiprocess", EnvValue::Bool(inputs.flags.multiprocess));
     push(env, "wsgi.run_once", EnvValue::Bool(inputs.flags.run_once));
-    push_str(env, "wsgi.url_scheme", if https { "https" } else { "http" }.into());
+    push_str(env, "wsgi.url_scheme", if https { "https" } else { "http" });
     push(env, "wsgi.input_terminated", EnvValue::Bool(true));
     if let Some((major, minor, patch)) = inputs.versions.apache {
         push(env, "apache.version", EnvValue::Tuple(vec![major, minor, patch]));
@@ -342,8 +343,32 @@ pub fn add_adapter_keys(env: &mut Environ, inputs: &AdapterInputs<'_>) {
     push(env, "mod_wsgi.thread_requests", EnvValue::Int(inputs.stats.thread_requests));
 }
 
-fn flag_text(on: bool) -> String {
-    if on { "1" } else { "0" }.to_string()
+fn flag_text(on: bool) -> &'static str {
+    if on {
+        "1"
+    } else {
+        "0"
+    }
+}
+
+/// Adds a key the builder knows to be new (later rewrites use
+/// [`Environ::set`]).
+fn push(env: &mut Environ, key: &'static str, value: EnvValue) {
+    env.entries.push((Cow::Borrowed(key), value));
+}
+
+/// Adds a string value under a key the builder knows to be new.
+fn push_str(env: &mut Environ, key: &'static str, value: impl Into<Cow<'static, str>>) {
+    push(env, key, EnvValue::Str(value.into()));
+}
+
+/// `text` as the matching constant of `constants` (no allocation, and a
+/// value an interpreter can keep a string object for), or as a copy.
+fn constant_or_owned(text: &str, constants: &[&'static str]) -> Cow<'static, str> {
+    match constants.iter().find(|c| **c == text) {
+        Some(constant) => Cow::Borrowed(constant),
+        None => Cow::Owned(text.to_string()),
+    }
 }
 
 /// `PATH_TRANSLATED`: `PATH_INFO` looked up as a URL of its own, as
@@ -632,7 +657,7 @@ fn forwarded_for(env: &mut Environ, value: &str, trusted_proxies: Option<&[wsgi_
         value.split(',').map(|item| item.trim_matches(is_c_space)).filter(|i| !i.is_empty()).collect();
     let Some(proxies) = trusted_proxies else {
         if let Some(first) = items.first() {
-            env.set_str("REMOTE_ADDR", *first);
+            env.set_str("REMOTE_ADDR", first.to_string());
         }
         return;
     };
@@ -653,12 +678,12 @@ fn forwarded_for(env: &mut Environ, value: &str, trusted_proxies: Option<&[wsgi_
     match first_trusted {
         Some(index) => {
             let client = index.saturating_sub(1);
-            env.set_str("REMOTE_ADDR", items[client]);
+            env.set_str("REMOTE_ADDR", items[client].to_string());
             env.set_str("HTTP_X_FORWARDED_FOR", items[client..].join(", "));
         }
         None => {
-            env.set_str("REMOTE_ADDR", *last);
-            env.set_str("HTTP_X_FORWARDED_FOR", *last);
+            env.set_str("REMOTE_ADDR", last.to_string());
+            env.set_str("HTTP_X_FORWARDED_FOR", last.to_string());
         }
     }
 }

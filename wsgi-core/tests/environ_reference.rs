@@ -74,7 +74,7 @@ fn to_json(environ: &Environ) -> BTreeMap<String, Value> {
         .iter()
         .map(|(key, value)| {
             let value = match value {
-                EnvValue::Str(s) => Value::from(s.as_str()),
+                EnvValue::Str(s) => Value::from(s.as_ref()),
                 EnvValue::Bool(b) => Value::from(*b),
                 EnvValue::Int(i) => Value::from(*i),
                 EnvValue::Tuple(items) => Value::from(items.clone()),

@@ -529,7 +529,13 @@ fn decode_payload(kind: FrameKind, payload: &[u8]) -> Result<Frame, ProtocolErro
                     None => Cow::Owned(d.string()?),
                 };
                 let value = match d.u8()? {
-                    TAG_STR => EnvValue::Str(d.string()?),
+                    TAG_STR => match wsgi_core::environ::common_value(d.peek_bytes()?) {
+                        Some(common) => {
+                            d.bytes()?;
+                            EnvValue::Str(Cow::Borrowed(common))
+                        }
+                        None => EnvValue::Str(Cow::Owned(d.string()?)),
+                    },
                     TAG_BOOL => EnvValue::Bool(d.bool()?),
                     TAG_INT => EnvValue::Int(d.i64()?),
                     TAG_TUPLE => {

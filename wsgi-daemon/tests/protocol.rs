@@ -355,7 +355,7 @@ fn latin1_string() -> impl Strategy<Value = String> {
 
 fn env_value() -> impl Strategy<Value = EnvValue> {
     prop_oneof![
-        latin1_string().prop_map(EnvValue::Str),
+        latin1_string().prop_map(|s| EnvValue::Str(s.into())),
         any::<bool>().prop_map(EnvValue::Bool),
         any::<i64>().prop_map(EnvValue::Int),
         proptest::collection::vec(any::<i64>(), 0..4).prop_map(EnvValue::Tuple),

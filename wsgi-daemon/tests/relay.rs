@@ -75,7 +75,7 @@ impl ResponseSink for Captured {
 
 fn request(path: &str, has_body: bool) -> RequestStart {
     let mut environ = Environ::default();
-    environ.set_str("PATH_INFO", path);
+    environ.set_str("PATH_INFO", path.to_string());
     environ.set_str("REQUEST_METHOD", "POST");
     RequestStart {
         request_id: 1,

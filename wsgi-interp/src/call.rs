@@ -219,10 +219,10 @@ fn report_exception(target: &AppTarget, error: &PythonError, log: &dyn ErrorLog)
     );
 }
 
-/// Interned `str` objects for environ keys that are `&'static str` in the
-/// Rust environ (all but the `HTTP_*` ones), found by the address of their
-/// text: no hashing or comparing of the text itself. Other keys are built
-/// per request.
+/// Interned `str` objects for the environ keys and values that are
+/// `&'static str` in the Rust environ (the keys but the `HTTP_*` ones, and
+/// constant values), found by the address of their text: no hashing or
+/// comparing of the text itself. Other strings are built per request.
 #[derive(Default)]
 pub(crate) struct KeyCache {
     keys: HashMap<(usize, usize), Obj, BuildHasherDefault<FnvHasher>>,
@@ -308,7 +308,8 @@ pub(crate) unsafe fn environ_dict(
         for (key, value) in &environ.entries {
             let key = keys.get(key)?;
             let value = match value {
-                EnvValue::Str(s) => ffi::latin1_str(s)?,
+                // A constant value's str is kept, as a key's is.
+                EnvValue::Str(s) => keys.get(s)?,
                 EnvValue::Bool(b) => Obj::from_owned(py::PyBool_FromLong(i64::from(*b) as _))?,
                 EnvValue::Int(n) => Obj::from_owned(py::PyLong_FromLongLong(*n))?,
                 EnvValue::Tuple(items) => {

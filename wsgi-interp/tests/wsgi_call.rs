@@ -207,7 +207,7 @@ fn groups_are_isolated_and_global_is_shared() {
     let path = script(&scripts, "counter.wsgi", COUNTER);
     let hit = |group: &str| {
         let mut env = environ("GET", "/");
-        env.set_str("GROUP", group);
+        env.set_str("GROUP", group.to_string());
         let out = run_with(&target(&path, group), env, b"", None);
         assert_eq!(out.outcome, RunOutcome::Completed, "{}", out.log.text());
         let text = out.response.text();

@@ -113,7 +113,7 @@ pub fn environ(method: &str, path: &str) -> Environ {
         ("HTTP_HOST", "localhost"),
         ("wsgi.url_scheme", "http"),
     ] {
-        env.set_str(k, v);
+        env.set_str(k, v.to_string());
     }
     env.set("wsgi.version", EnvValue::Tuple(vec![1, 0]));
     env.set("wsgi.multithread", EnvValue::Bool(true));
