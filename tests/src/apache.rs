@@ -298,3 +298,57 @@ mod libc_signal {
     pub const SIGUSR1: i32 = 10;
     pub const SIGTERM: i32 = 15;
 }
+
+/// Where two environs (key -> value text) disagree, one line each, led by
+/// `context`: every key's value must match, except the keys of
+/// `may_differ` (ids, times, versions), which need only be present on both
+/// sides or on neither.
+pub fn environ_differences(
+    context: &str,
+    ours: &std::collections::BTreeMap<String, String>,
+    theirs: &std::collections::BTreeMap<String, String>,
+    may_differ: &[&str],
+) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = ours.keys().chain(theirs.keys()).collect();
+    keys.into_iter()
+        .filter(|key| {
+            if may_differ.contains(&key.as_str()) {
+                ours.contains_key(*key) != theirs.contains_key(*key)
+            } else {
+                ours.get(*key) != theirs.get(*key)
+            }
+        })
+        .map(|key| format!("{context}: {key}: ours {:?}, mod_wsgi {:?}", ours.get(key), theirs.get(key)))
+        .collect()
+}
+
+/// Environ keys whose values differ by nature between two servers and
+/// runs: versions, ids, times, the client's port, and which child and
+/// thread took the request.
+pub const MAY_DIFFER: &[&str] = &[
+    "REMOTE_PORT",
+    "SERVER_SOFTWARE",
+    "apache.version",
+    "mod_wsgi.connection_id",
+    "mod_wsgi.version",
+    "mod_wsgi.request_id",
+    "mod_wsgi.request_start",
+    "mod_wsgi.script_start",
+    "mod_wsgi.thread_id",
+    "mod_wsgi.thread_requests",
+    "mod_wsgi.total_requests",
+];
+
+/// Runs curl on `url` with extra arguments (`-k` for a self-signed
+/// certificate, `-u` for credentials, ...): the status code and the body.
+pub fn curl(url: &str, args: &[&str]) -> (u16, String) {
+    let output = Command::new("curl")
+        .args(["-s", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}

@@ -2,8 +2,6 @@
 //! WSGIAccessScript, WSGIAuthUserScript (Basic and Digest, as authn
 //! provider `wsgi`) and WSGIAuthGroupScript (`Require wsgi-group`).
 
-use std::process::Command;
-
 use tests::apache::{apache_available, Apache, ApacheOptions};
 use tests::TempDir;
 
@@ -42,18 +40,9 @@ def allow_access(environ, host):
     return host == '127.0.0.1'
 "#;
 
-/// `curl` status code for a URL with extra arguments.
+/// `curl` status code and body for a path of `apache`, with extra arguments.
 fn curl(apache: &Apache, path: &str, args: &[&str]) -> (u16, String) {
-    let url = format!("http://127.0.0.1:{}{path}", apache.port());
-    let output = Command::new("curl")
-        .args(["-s", "-o", "-", "-w", "\n%{http_code}"])
-        .args(args)
-        .arg(&url)
-        .output()
-        .expect("curl runs");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_string())
+    tests::apache::curl(&format!("http://127.0.0.1:{}{path}", apache.port()), args)
 }
 
 fn start(site: &TempDir) -> Apache {

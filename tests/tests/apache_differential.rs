@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use tests::apache::{apache_available, reference_available, Apache, ApacheOptions, WsgiModule};
+use tests::apache::{
+    apache_available, environ_differences, reference_available, Apache, ApacheOptions, WsgiModule, MAY_DIFFER,
+};
 use tests::TempDir;
 
 /// Dumps the environ as JSON: strings, numbers, booleans and tuples as
@@ -23,21 +25,6 @@ def application(environ, start_response):
     start_response('200 OK', [('Content-Type', 'application/json')])
     return [json.dumps(out, sort_keys=True).encode()]
 "#;
-
-/// Keys whose values differ by nature between two servers and runs.
-const MAY_DIFFER: &[&str] = &[
-    "REMOTE_PORT",
-    "SERVER_SOFTWARE",
-    "apache.version",
-    "mod_wsgi.version",
-    "mod_wsgi.request_id",
-    "mod_wsgi.request_start",
-    "mod_wsgi.script_start",
-    // Which child and thread took the request.
-    "mod_wsgi.thread_id",
-    "mod_wsgi.thread_requests",
-    "mod_wsgi.total_requests",
-];
 
 /// Parses the dump into key -> JSON text of the value, with the server's
 /// port replaced by `PORT`.
@@ -210,15 +197,7 @@ fn our_environ_matches_mod_wsgi_key_for_key() {
         let ours_env = parse_dump(&a.text(), ours.port());
         let theirs = parse_dump(&b.text(), reference.port());
         assert!(theirs.len() > 20, "{}: mod_wsgi's dump did not parse: {}", case.title, b.text());
-        for key in ours_env.keys().chain(theirs.keys()).collect::<std::collections::BTreeSet<_>>() {
-            if MAY_DIFFER.contains(&key.as_str()) {
-                continue;
-            }
-            let (x, y) = (ours_env.get(key), theirs.get(key));
-            if x != y {
-                differences.push(format!("{}: {key}: ours {x:?}, mod_wsgi {y:?}", case.title));
-            }
-        }
+        differences.extend(environ_differences(case.title, &ours_env, &theirs, MAY_DIFFER));
     }
     assert!(differences.is_empty(), "environ differences from mod_wsgi:\n{}", differences.join("\n"));
 }

@@ -14,7 +14,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use tests::apache::{apache_available, reference_available, Apache, ApacheOptions, WsgiModule};
+use tests::apache::{
+    apache_available, environ_differences, reference_available, Apache, ApacheOptions, WsgiModule, MAY_DIFFER,
+};
 use tests::{free_port, TempDir};
 
 /// The application: its environ, one `key<TAB>value` line per key (objects
@@ -90,22 +92,6 @@ def groups_for_user(environ, user):
     return ['staff']
 "#;
 
-/// Keys of the application's environ whose values differ by nature
-/// between two servers and runs (both must have them or neither).
-const MAY_DIFFER: &[&str] = &[
-    "mod_wsgi.connection_id",
-    "REMOTE_PORT",
-    "SERVER_SOFTWARE",
-    "apache.version",
-    "mod_wsgi.version",
-    "mod_wsgi.request_id",
-    "mod_wsgi.request_start",
-    "mod_wsgi.script_start",
-    "mod_wsgi.thread_id",
-    "mod_wsgi.thread_requests",
-    "mod_wsgi.total_requests",
-];
-
 /// A site: the application, the hooks, a self-signed certificate and a
 /// directory the hooks (running as www-data) write their results to.
 fn site() -> TempDir {
@@ -125,6 +111,18 @@ fn site() -> TempDir {
         .expect("openssl runs");
     assert!(status.success(), "openssl could not make a certificate");
     site
+}
+
+/// The site and both servers, ours and Debian's mod_wsgi, with mod_ssl
+/// when `ssl`; `None` when the machine lacks Apache or mod_wsgi.
+fn servers(ssl: bool) -> Option<(TempDir, Server, Server)> {
+    if !available() {
+        return None;
+    }
+    let site = site();
+    let ours = Server::start("ours", WsgiModule::Ours, &site, ssl);
+    let reference = Server::start("mod_wsgi", WsgiModule::Reference, &site, ssl);
+    Some((site, ours, reference))
 }
 
 /// Whether the test can run: Apache, Debian's mod_wsgi, mod_ssl, openssl
@@ -197,15 +195,8 @@ impl Server {
             (true, None) => panic!("{}: no TLS port", self.name),
             (false, _) => format!("http://127.0.0.1:{}{path}", self.apache.port()),
         };
-        let output = Command::new("curl")
-            .args(["-k", "-s", "--max-time", "20", "-o", "-", "-w", "\n%{http_code}"])
-            .args(args)
-            .arg(&url)
-            .output()
-            .expect("curl runs");
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_string())
+        let args: Vec<&str> = std::iter::once("-k").chain(args.iter().copied()).collect();
+        tests::apache::curl(&url, &args)
     }
 
     /// The application's environ for `GET path`, with the server's ports
@@ -266,12 +257,7 @@ fn run_hooks(server: &Server, site: &TempDir, https: bool, prefix: &str) -> BTre
 
 #[test]
 fn auth_hooks_get_mod_ssl_callables_like_mod_wsgi() {
-    if !available() {
-        return;
-    }
-    let site = site();
-    let ours = Server::start("ours", WsgiModule::Ours, &site, true);
-    let reference = Server::start("mod_wsgi", WsgiModule::Reference, &site, true);
+    let Some((site, ours, reference)) = servers(true) else { return };
 
     let mut problems = Vec::new();
     for https in [true, false] {
@@ -304,12 +290,7 @@ fn auth_hooks_get_mod_ssl_callables_like_mod_wsgi() {
 
 #[test]
 fn application_environ_over_https_matches_mod_wsgi() {
-    if !available() {
-        return;
-    }
-    let site = site();
-    let ours = Server::start("ours", WsgiModule::Ours, &site, true);
-    let reference = Server::start("mod_wsgi", WsgiModule::Reference, &site, true);
+    let Some((_site, ours, reference)) = servers(true) else { return };
     let mut problems = Vec::new();
     for (https, path) in [(true, "/env/a?x=1"), (false, "/env/a?x=1")] {
         let a = ours.environ(https, path);
@@ -318,28 +299,14 @@ fn application_environ_over_https_matches_mod_wsgi() {
         if https {
             assert_eq!(a.get("wsgi.url_scheme").map(String::as_str), Some("'https'"), "{a:?}");
         }
-        for key in a.keys().chain(b.keys()).collect::<std::collections::BTreeSet<_>>() {
-            let differ = if MAY_DIFFER.contains(&key.as_str()) {
-                a.contains_key(key) != b.contains_key(key)
-            } else {
-                a.get(key) != b.get(key)
-            };
-            if differ {
-                problems.push(format!("https={https} {key}: ours {:?}, mod_wsgi {:?}", a.get(key), b.get(key)));
-            }
-        }
+        problems.extend(environ_differences(&format!("https={https}"), &a, &b, MAY_DIFFER));
     }
     assert!(problems.is_empty(), "environ differences from mod_wsgi:\n{}", problems.join("\n"));
 }
 
 #[test]
 fn auth_hooks_without_mod_ssl_match_mod_wsgi() {
-    if !available() {
-        return;
-    }
-    let site = site();
-    let ours = Server::start("ours", WsgiModule::Ours, &site, false);
-    let reference = Server::start("mod_wsgi", WsgiModule::Reference, &site, false);
+    let Some((site, ours, reference)) = servers(false) else { return };
     let a = run_hooks(&ours, &site, false, "ours-plain");
     let b = run_hooks(&reference, &site, false, "ref-plain");
     let mut problems = Vec::new();
