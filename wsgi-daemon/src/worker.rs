@@ -87,9 +87,11 @@ struct Shared<'a> {
     in_progress: std::sync::atomic::AtomicUsize,
     /// Running requests: thread slot -> (start, the connection's writer,
     /// whether the head was sent).
-    running: Mutex<HashMap<usize, Running>>,
+    running: Vec<Mutex<Option<Running>>>,
     recycle_asked: AtomicBool,
-    last_request: Mutex<Instant>,
+    /// When the last request started, in microseconds since `started`
+    /// (atomic: every request sets it).
+    last_request_us: AtomicU64,
     /// The modification time of each script when this process first ran it.
     script_times: Mutex<HashMap<std::path::PathBuf, Option<std::time::SystemTime>>>,
     /// When serving started, whether a script has loaded since, and
@@ -109,7 +111,7 @@ struct Shared<'a> {
     wake: Mutex<std::fs::File>,
     /// Set once serving is over: every thread then leaves. Apart from the
     /// leader's state, which the leader holds while it polls.
-    end: Mutex<Option<ServeEnd>>,
+    end: EndSlot,
 }
 
 struct Running {
@@ -175,16 +177,18 @@ pub fn serve(
         control,
         draining: AtomicBool::new(false),
         in_progress: std::sync::atomic::AtomicUsize::new(0),
-        running: Mutex::new(HashMap::new()),
+        // One lock a thread slot: a request thread only ever contends
+        // with the clock watcher.
+        running: (0..options.threads.max(1)).map(|_| Mutex::new(None)).collect(),
         recycle_asked: AtomicBool::new(false),
-        last_request: Mutex::new(Instant::now()),
+        last_request_us: AtomicU64::new(0),
         script_times: Mutex::new(HashMap::new()),
         started: Instant::now(),
         loaded: AtomicBool::new(false),
         load_failed: AtomicBool::new(false),
         leader: Mutex::new(Leader { idle: HashMap::new(), wake: std::fs::File::from(wake_read), drain_deadline: None }),
         poller,
-        end: Mutex::new(None),
+        end: EndSlot::default(),
         returned: Mutex::new(Vec::new()),
         wake: Mutex::new(std::fs::File::from(wake_write)),
     };
@@ -203,7 +207,7 @@ pub fn serve(
             std::thread::Builder::new()
                 .name("wsgi-deadlock-probe".into())
                 .spawn_scoped(scope, move || {
-                    while shared.end.lock().map(|end| end.is_none()).unwrap_or(false) {
+                    while shared.end.get().is_none() {
                         shared.runner.probe();
                         alive.store(now_us(), Ordering::Relaxed);
                         std::thread::sleep(Duration::from_secs(1));
@@ -216,7 +220,7 @@ pub fn serve(
         // and the interpreter's liveness.
         loop {
             std::thread::sleep(Duration::from_millis(100));
-            if let Some(end) = shared.end.lock().ok().and_then(|end| *end) {
+            if let Some(end) = shared.end.get() {
                 return end;
             }
             check_timeouts(&shared);
@@ -275,8 +279,34 @@ fn request_thread(slot: usize, shared: &Shared<'_>, listener: &UnixListener) {
 
 /// Ends serving: every thread leaves once it is free.
 fn finish(shared: &Shared<'_>, end: ServeEnd) {
-    if let Ok(mut slot) = shared.end.lock() {
-        slot.get_or_insert(end);
+    shared.end.set_once(end);
+}
+
+/// How serving ended, once it has: read by every thread on every turn,
+/// so an atomic rather than a lock.
+#[derive(Default)]
+struct EndSlot(std::sync::atomic::AtomicU8);
+
+impl EndSlot {
+    const SERVING: u8 = 0;
+    const DRAINED: u8 = 1;
+    const TIMED_OUT: u8 = 2;
+
+    fn get(&self) -> Option<ServeEnd> {
+        match self.0.load(Ordering::SeqCst) {
+            Self::DRAINED => Some(ServeEnd::Drained),
+            Self::TIMED_OUT => Some(ServeEnd::TimedOut),
+            _ => None,
+        }
+    }
+
+    /// Records `end` unless an end is already recorded.
+    fn set_once(&self, end: ServeEnd) {
+        let value = match end {
+            ServeEnd::Drained => Self::DRAINED,
+            ServeEnd::TimedOut => Self::TIMED_OUT,
+        };
+        let _ = self.0.compare_exchange(Self::SERVING, value, Ordering::SeqCst, Ordering::SeqCst);
     }
 }
 
@@ -285,7 +315,7 @@ fn lead(leader: &mut Leader, shared: &Shared<'_>, listener: &UnixListener) -> Op
     let options = shared.options;
     let mut ready = Vec::new();
     loop {
-        if shared.end.lock().map(|end| end.is_some()).unwrap_or(true) {
+        if shared.end.get().is_some() {
             return None;
         }
         take_returned(leader, shared);
@@ -374,8 +404,9 @@ fn take_returned(leader: &mut Leader, shared: &Shared<'_>) {
 fn check_timeouts(shared: &Shared<'_>) {
     let options = shared.options;
     if !options.request_timeout.is_zero() {
-        let Ok(mut running) = shared.running.lock() else { return };
-        for running in running.values_mut() {
+        for slot in &shared.running {
+            let Ok(mut slot) = slot.lock() else { continue };
+            let Some(running) = slot.as_mut() else { continue };
             if running.started.elapsed() > options.request_timeout && !running.timed_out {
                 running.timed_out = true;
                 shared.log.log(
@@ -416,8 +447,11 @@ fn check_timeouts(shared: &Shared<'_>) {
         shared.control.say(crate::control::RECYCLE);
     }
     if !options.inactivity_timeout.is_zero() && !shared.recycle_asked.load(Ordering::Relaxed) {
-        let idle_for = shared.last_request.lock().map(|t| t.elapsed()).unwrap_or_default();
-        let quiet = shared.running.lock().map(|r| r.is_empty()).unwrap_or(false);
+        let idle_for = shared
+            .started
+            .elapsed()
+            .saturating_sub(Duration::from_micros(shared.last_request_us.load(Ordering::Relaxed)));
+        let quiet = shared.running.iter().all(|slot| slot.lock().map(|r| r.is_none()).unwrap_or(false));
         if quiet && idle_for > options.inactivity_timeout {
             shared.recycle_asked.store(true, Ordering::Relaxed);
             shared.control.say(crate::control::RECYCLE);
@@ -484,24 +518,19 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
         check_script_changed(shared, &start.target.script);
     }
     let served = SERVED.fetch_add(1, Ordering::Relaxed);
-    if let Ok(mut last) = shared.last_request.lock() {
-        *last = Instant::now();
-    }
+    shared.last_request_us.store(shared.started.elapsed().as_micros() as u64, Ordering::Relaxed);
     let mut environ = start.environ;
     environ.set("mod_wsgi.total_requests", EnvValue::Int(served as i64));
     environ.set("mod_wsgi.thread_id", EnvValue::Int(slot as i64 + 1));
     environ.set_str("mod_wsgi.daemon_start", now_us().to_string());
     let head_sent = Arc::new(AtomicBool::new(false));
-    if let Ok(mut running) = shared.running.lock() {
-        running.insert(
-            slot,
-            Running {
-                started: Instant::now(),
-                writer: connection.writer.clone(),
-                head_sent: head_sent.clone(),
-                timed_out: false,
-            },
-        );
+    if let Ok(mut running) = shared.running[slot].lock() {
+        *running = Some(Running {
+            started: Instant::now(),
+            writer: connection.writer.clone(),
+            head_sent: head_sent.clone(),
+            timed_out: false,
+        });
     }
     let mut body =
         FrameBody { reader: &mut connection.reader, pending: Bytes::new(), done: !start.has_body, failed: false };
@@ -528,8 +557,8 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
         let Ok(mut writer) = connection.writer.lock() else { return false };
         !sink.failed && (sink.ended || protocol::write_frame(&mut *writer, &last).is_ok()) && writer.flush().is_ok()
     };
-    if let Ok(mut running) = shared.running.lock() {
-        running.remove(&slot);
+    if let Ok(mut running) = shared.running[slot].lock() {
+        *running = None;
     }
     let maximum = options.maximum_requests;
     if maximum > 0 && served + 1 >= maximum && !shared.recycle_asked.swap(true, Ordering::Relaxed) {
