@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use md5::{Digest, Md5};
-use tests::{wait_for, Server, TempDir};
+use tests::{wait_for, HttpConnection, Server, TempDir};
 
 /// `path` as a Python string literal.
 fn py(path: &Path) -> String {
@@ -303,6 +303,37 @@ fn a_100_mb_upload_is_echoed_by_length_and_md5() {
     let response = response.unwrap_or_else(|e| panic!("no response: {e}\n{}", server.stderr()));
     assert_eq!(response.status(), 200, "{}\n{}", response.text(), server.stderr());
     assert_eq!(response.text(), expected);
+}
+
+#[test]
+fn several_io_threads_serve_concurrent_keep_alive_clients_and_streamed_uploads() {
+    let dir = TempDir::new("standalone-io-threads");
+    let script = dir.write("app.wsgi", HASHING_APP);
+    let server = Server::start([script.as_os_str(), "--io-threads".as_ref(), "3".as_ref()]);
+    let address = server.address();
+    // Bodies above the size read before queueing go the streamed way.
+    let clients: Vec<_> = (0..6u64)
+        .map(|client| {
+            std::thread::spawn(move || {
+                let mut connection = HttpConnection::open(address);
+                let mut noise = Noise::new(0x10_0000 + client);
+                for round in 0..5 {
+                    let mut body = vec![0u8; 300 * 1024 + (client as usize) * 1000 + round];
+                    noise.fill(&mut body);
+                    let head =
+                        format!("POST /hash HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n", body.len());
+                    connection.send(head.as_bytes()).unwrap();
+                    connection.send(&body).unwrap();
+                    let response = connection.read_response(false).expect("a response on the kept-alive connection");
+                    assert_eq!(response.status(), 200, "{}", response.text());
+                    assert_eq!(response.text(), format!("{} {}", body.len(), hex(&Md5::digest(&body))));
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap_or_else(|_| panic!("a client failed\n{}", server.stderr()));
+    }
 }
 
 // ---------------------------------------------------------------------------
