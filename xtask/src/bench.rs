@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 /// Load settings, the same for every server.
 pub struct Load {
     pub duration_secs: u64,
+    /// Runs of every case against every server, taken in turn; the table
+    /// shows each server's median run (by requests/s).
+    pub rounds: u32,
     pub connections: u32,
     pub wrk_threads: u32,
     pub python_threads: u32,
@@ -54,6 +57,14 @@ const CASES: [Case; 3] = [
     Case { name: "10 KB response", path: "/10k", script: None },
     Case { name: "1 MB upload echo", path: "/echo", script: Some("upload.lua") },
 ];
+
+/// The median of `runs` by requests/s (the upper one of an even count);
+/// `None` when there is none.
+pub(crate) fn median(mut runs: Vec<Result>) -> Option<Result> {
+    runs.sort_by(|a, b| a.requests_per_sec.total_cmp(&b.requests_per_sec));
+    let middle = runs.len() / 2;
+    runs.into_iter().nth(middle)
+}
 
 /// What one wrk run measured.
 pub(crate) struct Result {
@@ -327,6 +338,9 @@ pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
         load.python_threads,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    if load.rounds > 1 {
+        println!("each row: the median of {} runs taken in turn with the other servers", load.rounds);
+    }
     println!();
     println!("| case | server | requests/s | p50 ms | p99 ms | peak RSS MiB | vs granian req/s | errors |");
     println!("|---|---|---:|---:|---:|---:|---:|---|");
@@ -373,6 +387,30 @@ pub(crate) fn standalone_modes(
     print_rows(&peers, &CASES[..2], load, &dir, "standalone embedded")
 }
 
+/// Starts `peer`, warms it up, measures `case` once and stops it.
+fn run_peer(peer: &Peer, case: &Case, load: &Load, dir: &Path) -> std::result::Result<Result, String> {
+    let port = free_port().map_err(|e| e.to_string())?;
+    let mut command = (peer.command)(port);
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", peer.name))?;
+    let result = wait_ready(port, &mut child).and_then(|()| {
+        // Daemon processes start after the port opens: warm up
+        // until requests succeed, then measure.
+        let warm_up = Load { duration_secs: 1, ..*load };
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = run_wrk(port, case, &warm_up, dir, child.id());
+        run_wrk(port, case, load, dir, child.id())
+    });
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}
+
 /// Runs every case against every peer and prints a row each, with the
 /// ratio of requests/s to the peer named `baseline`.
 fn print_rows(
@@ -383,32 +421,19 @@ fn print_rows(
     baseline: &str,
 ) -> std::result::Result<(), String> {
     for case in cases {
-        let mut results: Vec<(&str, Result)> = Vec::new();
-        for peer in peers {
-            let port = free_port().map_err(|e| e.to_string())?;
-            let mut command = (peer.command)(port);
-            command.stdout(Stdio::null()).stderr(Stdio::null());
-            let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", peer.name))?;
-            let result = wait_ready(port, &mut child).and_then(|()| {
-                // Daemon processes start after the port opens: warm up
-                // until requests succeed, then measure.
-                let warm_up = Load { duration_secs: 1, ..*load };
-                std::thread::sleep(Duration::from_millis(300));
-                let _ = run_wrk(port, case, &warm_up, dir, child.id());
-                run_wrk(port, case, load, dir, child.id())
-            });
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            match result {
-                Ok(r) => results.push((peer.name, r)),
-                Err(e) => eprintln!("{} / {}: {e}", case.name, peer.name),
+        let mut runs: Vec<Vec<Result>> = peers.iter().map(|_| Vec::new()).collect();
+        // Round after round through the servers, so that a slow spell of
+        // the machine falls on all of them rather than on one.
+        for _round in 0..load.rounds.max(1) {
+            for (peer, peer_runs) in peers.iter().zip(runs.iter_mut()) {
+                match run_peer(peer, case, load, dir) {
+                    Ok(r) => peer_runs.push(r),
+                    Err(e) => eprintln!("{} / {}: {e}", case.name, peer.name),
+                }
             }
         }
+        let results: Vec<(&str, Result)> =
+            peers.iter().zip(runs).filter_map(|(peer, runs)| Some((peer.name, median(runs)?))).collect();
         let base = results.iter().find(|(n, _)| *n == baseline).map(|(_, r)| r.requests_per_sec);
         for (name, r) in &results {
             let ratio = base.map_or("-".to_string(), |g| format!("{:.2}x", r.requests_per_sec / g));

@@ -419,6 +419,9 @@ pub fn bench(root: &Path, load: &Load, mode: Mode) -> std::result::Result<(), St
         "peak RSS: the sum over Apache's parent and all its descendants (daemon processes included), \
          sampled every 100 ms; processes: the most in that tree"
     );
+    if load.rounds > 1 {
+        println!("each row: the median of {} runs taken in turn with the other servers", load.rounds);
+    }
     println!();
     println!(
         "| case | server | requests/s | p50 ms | p99 ms | peak RSS MiB | processes | ours / mod_wsgi req/s | \
@@ -426,17 +429,26 @@ pub fn bench(root: &Path, load: &Load, mode: Mode) -> std::result::Result<(), St
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for (case, body_len) in &CASES {
-        let mut results: Vec<(Variant, Result)> = Vec::new();
-        for variant in variants {
-            let module = match variant {
-                Variant::Ours => ours.as_path(),
-                Variant::ModWsgi | Variant::Static => Path::new(REFERENCE_MODULE),
-            };
-            match measure(variant, case, *body_len, &site.0, module, load, mode) {
-                Ok(result) => results.push((variant, result)),
-                Err(e) => eprintln!("{} / {}: {e}", case.name, variant.name()),
+        let mut runs: Vec<Vec<Result>> = variants.iter().map(|_| Vec::new()).collect();
+        // Round after round through the servers, so that a slow spell of
+        // the machine falls on all of them rather than on one.
+        for _round in 0..load.rounds.max(1) {
+            for (variant, variant_runs) in variants.into_iter().zip(runs.iter_mut()) {
+                let module = match variant {
+                    Variant::Ours => ours.as_path(),
+                    Variant::ModWsgi | Variant::Static => Path::new(REFERENCE_MODULE),
+                };
+                match measure(variant, case, *body_len, &site.0, module, load, mode) {
+                    Ok(result) => variant_runs.push(result),
+                    Err(e) => eprintln!("{} / {}: {e}", case.name, variant.name()),
+                }
             }
         }
+        let results: Vec<(Variant, Result)> = variants
+            .into_iter()
+            .zip(runs)
+            .filter_map(|(variant, runs)| Some((variant, crate::bench::median(runs)?)))
+            .collect();
         let of = |v: Variant| results.iter().find(|(w, _)| *w == v).map(|(_, r)| r);
         let rate = |v: Variant| of(v).map(|r| r.requests_per_sec);
         let p99 = |v: Variant| of(v).map(|r| r.p99_ms);

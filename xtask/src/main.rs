@@ -39,12 +39,14 @@ commands:
   test [--no-install]   install missing system packages (as root), then run
                         fmt --check, clippy -D warnings, doc without warnings
                         and every test of the workspace
-  bench [--duration S] [--connections N] [--threads N]
+  bench [--duration S] [--rounds N] [--connections N] [--threads N]
                         the standalone server against granian and gunicorn
-                        (installed into target/bench-venv), side by side
-                        under the same wrk load; prints a table
+                        (installed into target/bench-venv), and hyper alone
+                        as the ceiling, side by side under the same wrk
+                        load; prints a table. --rounds N measures every
+                        server N times in turn and shows each one's median
   bench --apache [--daemon [--processes N] [--threads N]] [--duration S]
-        [--connections N]
+        [--rounds N] [--connections N]
                         Apache httpd (mpm_event) with our mod_wsgi.so, with
                         Debian's mod_wsgi, and serving a static file of the
                         same body (the ceiling), side by side under the same
@@ -105,7 +107,7 @@ fn test(args: &[String]) -> Result<(), String> {
 }
 
 fn bench_command(args: &[String]) -> Result<(), String> {
-    let mut load = bench::Load { duration_secs: 10, connections: 50, wrk_threads: 2, python_threads: 5 };
+    let mut load = bench::Load { duration_secs: 10, rounds: 1, connections: 50, wrk_threads: 2, python_threads: 5 };
     let (mut apache, mut daemon) = (false, false);
     let (mut processes, mut threads) = (None, None);
     let mut words = args.iter();
@@ -115,6 +117,7 @@ fn bench_command(args: &[String]) -> Result<(), String> {
         };
         match word.as_str() {
             "--duration" => load.duration_secs = value("--duration")?,
+            "--rounds" => load.rounds = value("--rounds")?.clamp(1, 99) as u32,
             "--connections" => load.connections = value("--connections")? as u32,
             "--threads" => threads = Some(value("--threads")? as u32),
             "--processes" => processes = Some(value("--processes")? as u32),
