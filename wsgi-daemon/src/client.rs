@@ -1,14 +1,13 @@
 //! The front end's side: carrying a request to a daemon group's socket and
 //! relaying the response, over connections kept for reuse.
 
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use wsgi_core::ResponseSink;
 
 use crate::protocol::{self, Frame, ProtocolError, RequestStart};
@@ -207,8 +206,7 @@ impl DaemonClient {
                     break;
                 }
                 consumed = true;
-                let chunk = Frame::BodyChunk(Bytes::copy_from_slice(&buf[..n]));
-                if let Err(e) = protocol::write_frame(&mut connection.writer, &chunk) {
+                if let Err(e) = protocol::write_data_chunk(&mut connection.writer, &buf[..n], true) {
                     return Attempt::Done(Err(gone(&e)));
                 }
             }
@@ -221,6 +219,21 @@ impl DaemonClient {
         }
         let mut head_sent = false;
         loop {
+            // Response data already in the read buffer goes to the sink
+            // from there, with no copy.
+            if head_sent {
+                if let Some((data, frame_len)) = protocol::buffered_response_chunk(connection.reader.buffer()) {
+                    let sent = sink.send_body(&connection.reader.buffer()[data]);
+                    connection.reader.consume(frame_len);
+                    // Flush only when nothing more has arrived yet: a
+                    // response that came whole goes out whole.
+                    let more = !connection.reader.buffer().is_empty();
+                    if let Err(e) = sent.and_then(|()| if more { Ok(()) } else { sink.flush() }) {
+                        return Attempt::Done(Err(ForwardError::ClientGone(e)));
+                    }
+                    continue;
+                }
+            }
             let frame = match protocol::read_frame(&mut connection.reader) {
                 Ok(Some(frame)) => frame,
                 Ok(None) if !head_sent => return retry_or(gone(&"closed"), consumed),

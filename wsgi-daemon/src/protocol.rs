@@ -308,6 +308,40 @@ pub fn write_frame(w: &mut impl Write, frame: &Frame) -> Result<(), ProtocolErro
     Ok(())
 }
 
+/// Writes a [`Frame::ResponseChunk`] (or, with `request_body`, a
+/// [`Frame::BodyChunk`]) of `data` straight from the caller's slice: the
+/// frame header, then the bytes, with no copy into a frame of its own.
+pub fn write_data_chunk(w: &mut impl Write, data: &[u8], request_body: bool) -> Result<(), ProtocolError> {
+    let len = match u32::try_from(data.len()) {
+        Ok(len) if len <= MAX_FRAME_SIZE => len,
+        _ => return Err(ProtocolError::FrameTooLarge { size: data.len() as u64, max: MAX_FRAME_SIZE }),
+    };
+    let kind = if request_body { FrameKind::BodyChunk } else { FrameKind::ResponseChunk };
+    let mut header = [0u8; HEADER_LEN];
+    header[0] = kind.as_byte();
+    header[1..].copy_from_slice(&len.to_be_bytes());
+    w.write_all(&header)?;
+    w.write_all(data)?;
+    Ok(())
+}
+
+/// If `buffered` starts with a whole [`Frame::ResponseChunk`], the range
+/// of its data in `buffered` and the frame's full length: a reader with
+/// the frame already in its buffer can pass the data on from there, with
+/// no copy.
+pub fn buffered_response_chunk(buffered: &[u8]) -> Option<(std::ops::Range<usize>, usize)> {
+    let header: &[u8; HEADER_LEN] = buffered.get(..HEADER_LEN)?.try_into().ok()?;
+    if header[0] != FrameKind::ResponseChunk.as_byte() {
+        return None;
+    }
+    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+    if len > MAX_FRAME_SIZE {
+        return None;
+    }
+    let end = HEADER_LEN + len as usize;
+    (buffered.len() >= end).then_some((HEADER_LEN..end, end))
+}
+
 /// Reads one frame.
 ///
 /// Returns `Ok(None)` if the stream ends cleanly between frames. Never
@@ -337,7 +371,12 @@ pub fn read_frame(r: &mut impl Read) -> Result<Option<Frame>, ProtocolError> {
     if payload.len() < len {
         return Err(ProtocolError::Truncated("a frame payload"));
     }
-    decode_payload(kind, &payload).map(Some)
+    // Data frames keep the payload as read: no second copy.
+    match kind {
+        FrameKind::BodyChunk => Ok(Some(Frame::BodyChunk(Bytes::from(payload)))),
+        FrameKind::ResponseChunk => Ok(Some(Frame::ResponseChunk(Bytes::from(payload)))),
+        _ => decode_payload(kind, &payload).map(Some),
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -670,8 +670,12 @@ impl ResponseSink for FrameSink {
     }
 
     fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
+        let mut writer = self.writer.lock().map_err(|_| io::Error::other("connection lock poisoned"))?;
         for piece in chunk.chunks(1 << 20) {
-            self.send(&Frame::ResponseChunk(Bytes::copy_from_slice(piece)))?;
+            protocol::write_data_chunk(&mut *writer, piece, false).map_err(|e| {
+                self.failed = true;
+                io::Error::new(io::ErrorKind::BrokenPipe, e.to_string())
+            })?;
         }
         Ok(())
     }

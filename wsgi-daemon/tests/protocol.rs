@@ -10,8 +10,8 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use wsgi_core::{AppTarget, EnvValue, Environ};
 use wsgi_daemon::protocol::{
-    read_frame, read_handshake, write_frame, write_handshake, Frame, FrameKind, ProtocolError, RequestStart,
-    ResponseStart, MAGIC, MAX_FRAME_SIZE, PROTOCOL_VERSION,
+    buffered_response_chunk, read_frame, read_handshake, write_data_chunk, write_frame, write_handshake, Frame,
+    FrameKind, ProtocolError, RequestStart, ResponseStart, MAGIC, MAX_FRAME_SIZE, PROTOCOL_VERSION,
 };
 
 fn sample_request(id: u64, has_body: bool) -> RequestStart {
@@ -459,4 +459,24 @@ proptest! {
         }
         drain(&wire);
     }
+}
+
+#[test]
+fn data_chunks_written_from_a_slice_read_back_whole_or_from_the_buffer() {
+    let data: Vec<u8> = (0..10_240u32).map(|i| (i % 251) as u8).collect();
+    let mut wire = Vec::new();
+    write_data_chunk(&mut wire, &data, false).unwrap();
+    write_data_chunk(&mut wire, b"request body", true).unwrap();
+    write_frame(&mut wire, &Frame::ResponseEnd).unwrap();
+    // Whole in a buffer: found in place, and only a response chunk is.
+    let (range, frame_len) = buffered_response_chunk(&wire).expect("a whole chunk at the start");
+    assert_eq!(&wire[range], &data[..]);
+    assert_eq!(buffered_response_chunk(&wire[..frame_len - 1]), None, "a partial frame is not taken");
+    assert_eq!(buffered_response_chunk(&wire[frame_len..]), None, "a body chunk is not a response chunk");
+    // Read as frames: the same data, in order.
+    let mut reader = &wire[..];
+    assert_eq!(read_frame(&mut reader).unwrap(), Some(Frame::ResponseChunk(Bytes::from(data))));
+    assert_eq!(read_frame(&mut reader).unwrap(), Some(Frame::BodyChunk(Bytes::from_static(b"request body"))));
+    assert_eq!(read_frame(&mut reader).unwrap(), Some(Frame::ResponseEnd));
+    assert_eq!(read_frame(&mut reader).unwrap(), None);
 }
