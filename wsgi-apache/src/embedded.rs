@@ -490,14 +490,18 @@ pub(crate) struct ApacheSink<'r> {
     /// An error the application's failure left for Apache to answer (with
     /// its own page or `ErrorDocument`).
     error_status: Option<u16>,
-    /// Body bytes `ap_rwrite` holds in its buffer, not yet passed to the
-    /// filters (which may write to the client, and so block).
+    /// Body bytes written since the last flush that Apache may still hold
+    /// (in `ap_rwrite`'s buffer or set aside by the core output filter),
+    /// or [`CORE_BUFFER_LIMIT`] when that is not known to be below it.
     buffered: usize,
 }
 
-/// What `ap_rwrite` buffers before passing a brigade down the filters
-/// (Apache's AP_MIN_BYTES_TO_WRITE).
-const REQUEST_WRITE_BUFFER: usize = 8000;
+/// How much body Apache holds in memory without writing to the client in
+/// a way that can wait for it: the core output filter sets data aside, or
+/// writes it without blocking, until it holds THRESHOLD_MAX_BUFFER (64
+/// KiB) in memory buckets; only beyond, or for a flush, does it block on
+/// a slow client. Kept below that with a margin for headers.
+const CORE_BUFFER_LIMIT: usize = 60 * 1024;
 
 impl<'r> ApacheSink<'r> {
     /// A sink writing to `request`'s response.
@@ -517,14 +521,15 @@ impl ResponseSink for ApacheSink<'_> {
     }
 
     fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.buffered += chunk.len();
-        if self.buffered >= REQUEST_WRITE_BUFFER {
-            self.buffered = 0;
-        }
+        // Past the limit the filters may have written, and may still hold
+        // up to the limit: from then on every write counts as blocking.
+        self.buffered = (self.buffered + chunk.len()).min(CORE_BUFFER_LIMIT);
         self.request.write(chunk)
     }
 
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        // The file goes with a flush: nothing is held after it.
+        self.buffered = 0;
         self.request.send_file(file.as_raw_fd(), offset, len)
     }
 
@@ -542,10 +547,11 @@ impl ResponseSink for ApacheSink<'_> {
     }
 
     fn may_block(&self, len: usize) -> bool {
-        // A write that stays in ap_rwrite's buffer never touches the
-        // socket: the interpreter keeps its lock for it. A flush (len 0)
-        // or a write that fills the buffer may block on a slow client.
-        len == 0 || self.buffered + len >= REQUEST_WRITE_BUFFER
+        // A write Apache keeps in memory never waits for the client: the
+        // interpreter keeps its lock for it. A flush (len 0), or a write
+        // that takes Apache past its in-memory limit, may block on a slow
+        // client.
+        len == 0 || self.buffered + len >= CORE_BUFFER_LIMIT
     }
 
     fn error_response(&mut self, status: u16) -> io::Result<bool> {
