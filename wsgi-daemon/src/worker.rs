@@ -689,6 +689,19 @@ impl ResponseSink for FrameSink {
         Ok(())
     }
 
+    fn may_block(&self, len: usize) -> bool {
+        // A chunk that fits in the connection's write buffer does not touch
+        // the socket: the interpreter keeps its lock for it. A flush, or a
+        // chunk that makes the buffer write out, may wait for a front end
+        // that does not read.
+        const FRAME_HEADER: usize = 5;
+        len == 0
+            || self
+                .writer
+                .lock()
+                .map_or(true, |writer| writer.capacity() - writer.buffer().len() < len.saturating_add(FRAME_HEADER))
+    }
+
     fn error_response(&mut self, status: u16) -> io::Result<bool> {
         // The front end produces the error page (Apache's, with its
         // ErrorDocument): send only the status.
