@@ -27,6 +27,8 @@ const SYSTEM_PACKAGES: &[&str] = &[
     // from procps.
     "curl",
     "procps",
+    // The certificate of the HTTPS tests (mod_ssl comes with apache2).
+    "openssl",
     // The benchmark's load generator, and the venv for its peers.
     "wrk",
     "python3-venv",
