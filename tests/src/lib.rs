@@ -551,6 +551,30 @@ pub fn json_field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     Some(rest[..end].trim().trim_matches('"'))
 }
 
+/// The value of `key` in `text` (see [`json_field`]); panics, showing
+/// `text`, when it is missing.
+pub fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    json_field(text, key).unwrap_or_else(|| panic!("no {key} in {text}"))
+}
+
+/// mod_wsgi's documented table of daemon-mode flags: `WSGIDaemonProcess`
+/// options, then `wsgi.multithread`, `wsgi.multiprocess`, `wsgi.run_once`.
+pub const DAEMON_FLAGS: [(&str, bool, bool, bool); 5] = [
+    ("threads=25", true, false, false),
+    ("processes=1 threads=25", true, true, false),
+    ("processes=2 threads=25", true, true, false),
+    ("processes=5 threads=1", false, true, false),
+    ("threads=1 maximum-requests=1", false, false, true),
+];
+
+/// Checks [`PROCESS_APP`]'s description `text` against a row of
+/// [`DAEMON_FLAGS`].
+pub fn assert_daemon_flags(text: &str, (options, multithread, multiprocess, run_once): (&str, bool, bool, bool)) {
+    assert_eq!(field(text, "multithread"), multithread.to_string(), "{options}: {text}");
+    assert_eq!(field(text, "multiprocess"), multiprocess.to_string(), "{options}: {text}");
+    assert_eq!(field(text, "run_once"), run_once.to_string(), "{options}: {text}");
+}
+
 /// A WSGI application for daemon-mode tests: `/sleep?S` sleeps S seconds,
 /// `/echo` returns the body, anything else describes the process serving
 /// it as JSON (pid, uid, process group, the three `wsgi.*` flags).

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use tests::apache::{apache_available, Apache, ApacheOptions};
-use tests::TempDir;
+use tests::{field, TempDir};
 
 /// The shared process-describing app, with two more routes: `/process`
 /// (the daemon process's cwd, umask, nice, limits, name) and `/deadlock` (a C
@@ -45,10 +45,6 @@ fn site() -> TempDir {
     site
 }
 
-fn field<'a>(text: &'a str, key: &str) -> &'a str {
-    tests::json_field(text, key).unwrap_or_else(|| panic!("no {key} in {text}"))
-}
-
 /// Pids of the processes named `(wsgi:NAME)`.
 fn daemon_pids(name: &str) -> Vec<u32> {
     let wanted: String = format!("(wsgi:{name})").chars().take(15).collect();
@@ -75,23 +71,14 @@ fn start(site: &TempDir, daemon: &str) -> Apache {
 fn flags_follow_the_processes_and_threads_table() {
     require_apache!();
     let site = site();
-    // (options, multithread, multiprocess, run_once), as mod_wsgi documents.
-    let table = [
-        ("threads=25", true, false, false),
-        ("processes=1 threads=25", true, true, false),
-        ("processes=2 threads=25", true, true, false),
-        ("processes=5 threads=1", false, true, false),
-        ("threads=1 maximum-requests=1", false, false, true),
-    ];
-    for (options, multithread, multiprocess, run_once) in table {
+    for row in tests::DAEMON_FLAGS {
+        let options = row.0;
         let apache = start(&site, &format!("flags {options}"));
         let response = apache.get("/app/flags");
         assert_eq!(response.status(), 200, "{options}: {}", apache.error_log());
         let text = response.text();
         assert_eq!(field(&text, "group"), "flags");
-        assert_eq!(field(&text, "multithread"), multithread.to_string(), "{options}: {text}");
-        assert_eq!(field(&text, "multiprocess"), multiprocess.to_string(), "{options}: {text}");
-        assert_eq!(field(&text, "run_once"), run_once.to_string(), "{options}: {text}");
+        tests::assert_daemon_flags(&text, row);
     }
 }
 

@@ -3,11 +3,7 @@
 
 use std::time::Duration;
 
-use tests::{Server, TempDir};
-
-fn field<'a>(text: &'a str, key: &str) -> &'a str {
-    tests::json_field(text, key).unwrap_or_else(|| panic!("no {key} in {text}"))
-}
+use tests::{field, Server, TempDir};
 
 fn site() -> TempDir {
     let site = TempDir::new("standalone-daemon");
@@ -47,19 +43,9 @@ fn daemon_option_runs_the_script_in_a_daemon_group_without_python_in_front() {
 #[test]
 fn flags_follow_the_processes_and_threads_table() {
     let site = site();
-    let table = [
-        ("threads=25", true, false, false),
-        ("processes=1 threads=25", true, true, false),
-        ("processes=2 threads=25", true, true, false),
-        ("processes=5 threads=1", false, true, false),
-        ("threads=1 maximum-requests=1", false, false, true),
-    ];
-    for (n, (options, multithread, multiprocess, run_once)) in table.into_iter().enumerate() {
-        let server = start_config(&site, &format!("flags{n} {options}"));
-        let text = server.get("/app/flags").text();
-        assert_eq!(field(&text, "multithread"), multithread.to_string(), "{options}: {text}");
-        assert_eq!(field(&text, "multiprocess"), multiprocess.to_string(), "{options}: {text}");
-        assert_eq!(field(&text, "run_once"), run_once.to_string(), "{options}: {text}");
+    for (n, row) in tests::DAEMON_FLAGS.into_iter().enumerate() {
+        let server = start_config(&site, &format!("flags{n} {}", row.0));
+        tests::assert_daemon_flags(&server.get("/app/flags").text(), row);
     }
 }
 
