@@ -149,18 +149,24 @@ pub fn common_key(name: &[u8]) -> Option<&'static str> {
     keys.binary_search_by(|key| key.as_bytes().cmp(name)).ok().map(|i| keys[i])
 }
 
-/// Values many requests share, whatever the application: kept as
-/// `'static` strings when decoded, like the common keys.
-const COMMON_VALUES: [&str; 14] = [
+/// Values many requests share, whatever the application (sorted, for the
+/// binary search): kept as `'static` strings when built or decoded, like
+/// the common keys.
+const COMMON_VALUES: [&str; 19] = [
     "",
     "0",
     "1",
+    "127.0.0.1",
     "CGI/1.1",
+    "DELETE",
     "GET",
     "HEAD",
     "HTTP/1.0",
     "HTTP/1.1",
+    "OPTIONS",
+    "PATCH",
     "POST",
+    "PUT",
     "application",
     "http",
     "https",
@@ -179,6 +185,15 @@ pub fn environ_value(value: &[u8]) -> Cow<'static, str> {
     match common_value(value) {
         Some(common) => Cow::Borrowed(common),
         None => Cow::Owned(crate::route::latin1(value)),
+    }
+}
+
+/// An environ string value for `text`: a `'static` string for the common
+/// ones (no allocation), a copy otherwise.
+pub fn environ_text(text: &str) -> Cow<'static, str> {
+    match common_value(text.as_bytes()) {
+        Some(common) => Cow::Borrowed(common),
+        None => Cow::Owned(text.to_string()),
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use wsgi_config::values::MapHeadToGet;
 use wsgi_config::{DaemonProcess, DirSettings};
 
-use crate::environ::{EnvValue, Environ};
+use crate::environ::{environ_text, EnvValue, Environ};
 use crate::group::collapse_slashes;
 use crate::request::{RequestHead, Scheme};
 use crate::route::{latin1, latin1_bytes, RouteMatch, Router};
@@ -204,12 +204,12 @@ pub fn build_environ(inputs: &EnvironInputs<'_>) -> Environ {
         ("HEAD", MapHeadToGet::Auto) if inputs.content_filters => "GET",
         (method, _) => method,
     };
-    let method = constant_or_owned(method, &["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"]);
+    let method = environ_text(method);
     let script_name = collapse_slashes(&inputs.route.script_name);
     let path_info = collapse_slashes(&inputs.route.path_info);
 
     push_str(&mut env, "GATEWAY_INTERFACE", "CGI/1.1");
-    push_str(&mut env, "SERVER_PROTOCOL", constant_or_owned(&head.protocol, &["HTTP/1.1", "HTTP/1.0"]));
+    push_str(&mut env, "SERVER_PROTOCOL", environ_text(&head.protocol));
     push_str(&mut env, "REQUEST_METHOD", method);
     push_str(&mut env, "QUERY_STRING", head.query().to_string());
     push_str(&mut env, "REQUEST_URI", head.raw_uri.clone());
@@ -307,13 +307,13 @@ pub fn add_adapter_keys(env: &mut Environ, inputs: &AdapterInputs<'_>) {
     let https = scheme_override.unwrap_or(inputs.https);
 
     let names = &inputs.names;
-    push_str(env, "mod_wsgi.process_group", constant_or_owned(names.process_group, &[""]));
-    push_str(env, "mod_wsgi.application_group", constant_or_owned(names.application_group, &[""]));
-    push_str(env, "mod_wsgi.callable_object", constant_or_owned(names.callable_object, &["application"]));
-    push_str(env, "mod_wsgi.request_handler", constant_or_owned(names.request_handler, &["wsgi-script"]));
-    push_str(env, "mod_wsgi.handler_script", constant_or_owned(names.handler_script, &[""]));
+    push_str(env, "mod_wsgi.process_group", environ_text(names.process_group));
+    push_str(env, "mod_wsgi.application_group", environ_text(names.application_group));
+    push_str(env, "mod_wsgi.callable_object", environ_text(names.callable_object));
+    push_str(env, "mod_wsgi.request_handler", environ_text(names.request_handler));
+    push_str(env, "mod_wsgi.handler_script", environ_text(names.handler_script));
     push_str(env, "mod_wsgi.script_reloading", flag_text(settings.effective_script_reloading()));
-    push_str(env, "mod_wsgi.listener_host", constant_or_owned(inputs.listener_host, &["", "127.0.0.1"]));
+    push_str(env, "mod_wsgi.listener_host", environ_text(inputs.listener_host));
     push_str(env, "mod_wsgi.listener_port", inputs.listener_port.to_string());
     push_str(env, "mod_wsgi.enable_sendfile", flag_text(settings.enable_sendfile.unwrap_or(false)));
     push_str(env, "mod_wsgi.ignore_activity", flag_text(settings.ignore_activity.unwrap_or(false)));
@@ -360,15 +360,6 @@ fn push(env: &mut Environ, key: &'static str, value: EnvValue) {
 /// Adds a string value under a key the builder knows to be new.
 fn push_str(env: &mut Environ, key: &'static str, value: impl Into<Cow<'static, str>>) {
     push(env, key, EnvValue::Str(value.into()));
-}
-
-/// `text` as the matching constant of `constants` (no allocation, and a
-/// value an interpreter can keep a string object for), or as a copy.
-fn constant_or_owned(text: &str, constants: &[&'static str]) -> Cow<'static, str> {
-    match constants.iter().find(|c| **c == text) {
-        Some(constant) => Cow::Borrowed(constant),
-        None => Cow::Owned(text.to_string()),
-    }
 }
 
 /// `PATH_TRANSLATED`: `PATH_INFO` looked up as a URL of its own, as
