@@ -223,12 +223,10 @@ impl DaemonClient {
             // from there, with no copy.
             if head_sent {
                 if let Some((data, frame_len)) = protocol::buffered_response_chunk(connection.reader.buffer()) {
-                    let sent = sink.send_body(&connection.reader.buffer()[data]);
+                    let buffered = connection.reader.buffer();
+                    let sent = relay_chunk(sink, &buffered[data], buffered.len() > frame_len);
                     connection.reader.consume(frame_len);
-                    // Flush only when nothing more has arrived yet: a
-                    // response that came whole goes out whole.
-                    let more = !connection.reader.buffer().is_empty();
-                    if let Err(e) = sent.and_then(|()| if more { Ok(()) } else { sink.flush() }) {
+                    if let Err(e) = sent {
                         return Attempt::Done(Err(ForwardError::ClientGone(e)));
                     }
                     continue;
@@ -249,11 +247,7 @@ impl DaemonClient {
                     }
                 }
                 Frame::ResponseChunk(data) => {
-                    // Flush only when nothing more has arrived yet: a response
-                    // that came whole goes out whole (with its length).
-                    let more = !connection.reader.buffer().is_empty();
-                    let sent = sink.send_body(&data).and_then(|()| if more { Ok(()) } else { sink.flush() });
-                    if let Err(e) = sent {
+                    if let Err(e) = relay_chunk(sink, &data, !connection.reader.buffer().is_empty()) {
                         return Attempt::Done(Err(ForwardError::ClientGone(e)));
                     }
                 }
@@ -280,5 +274,17 @@ impl DaemonClient {
                 }
             }
         }
+    }
+}
+
+/// Passes response data on to the client, flushing only when nothing more
+/// of the response has arrived yet (`more`): a response that came whole
+/// goes out whole, with its length.
+fn relay_chunk(sink: &mut dyn ResponseSink, data: &[u8], more: bool) -> io::Result<()> {
+    sink.send_body(data)?;
+    if more {
+        Ok(())
+    } else {
+        sink.flush()
     }
 }
