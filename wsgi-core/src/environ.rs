@@ -64,7 +64,10 @@ impl Environ {
 /// The environ keys most requests carry, as `'static` strings: a key given
 /// as one of these needs no allocation, and interpreters can cache the
 /// matching Python string.
-const COMMON_KEYS: [&str; 66] = [
+///
+/// A key's position is its number in the daemon protocol: add new keys at
+/// the end, and change that protocol's version when this list changes.
+pub const COMMON_KEYS: [&str; 66] = [
     "GATEWAY_INTERFACE",
     "SERVER_PROTOCOL",
     "REQUEST_METHOD",
@@ -133,26 +136,10 @@ const COMMON_KEYS: [&str; 66] = [
     "HTTP_X_FORWARDED_FOR",
 ];
 
-/// [`COMMON_KEYS`] sorted, for binary search.
-fn sorted_keys() -> &'static [&'static str] {
-    static SORTED: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
-    SORTED.get_or_init(|| {
-        let mut keys = COMMON_KEYS.to_vec();
-        keys.sort_unstable();
-        keys
-    })
-}
-
-/// The `'static` form of a common environ key, if `name` is one.
-pub fn common_key(name: &[u8]) -> Option<&'static str> {
-    let keys = sorted_keys();
-    keys.binary_search_by(|key| key.as_bytes().cmp(name)).ok().map(|i| keys[i])
-}
-
-/// Values many requests share, whatever the application (sorted, for the
-/// binary search): kept as `'static` strings when built or decoded, like
-/// the common keys.
-const COMMON_VALUES: [&str; 19] = [
+/// Values many requests share, whatever the application: kept as
+/// `'static` strings when built or decoded, like the common keys (and, like
+/// them, numbered by position in the daemon protocol).
+pub const COMMON_VALUES: [&str; 19] = [
     "",
     "0",
     "1",
@@ -174,9 +161,85 @@ const COMMON_VALUES: [&str; 19] = [
     "wsgi-script",
 ];
 
+/// The common keys, found by hash.
+static KEY_SET: StaticSet<256> = StaticSet::new(&COMMON_KEYS);
+/// The common values, found by hash.
+static VALUE_SET: StaticSet<64> = StaticSet::new(&COMMON_VALUES);
+
+/// The position of `name` in [`COMMON_KEYS`], if it is one.
+pub fn common_key_index(name: &[u8]) -> Option<usize> {
+    KEY_SET.find(name)
+}
+
+/// The `'static` form of a common environ key, if `name` is one.
+pub fn common_key(name: &[u8]) -> Option<&'static str> {
+    common_key_index(name).map(|i| COMMON_KEYS[i])
+}
+
+/// The position of `value` in [`COMMON_VALUES`], if it is one.
+pub fn common_value_index(value: &[u8]) -> Option<usize> {
+    VALUE_SET.find(value)
+}
+
 /// The `'static` form of a common environ value, if `value` is one.
 pub fn common_value(value: &[u8]) -> Option<&'static str> {
-    COMMON_VALUES.binary_search_by(|common| common.as_bytes().cmp(value)).ok().map(|i| COMMON_VALUES[i])
+    common_value_index(value).map(|i| COMMON_VALUES[i])
+}
+
+/// A fixed set of strings in an open-addressed hash table of `N` slots (a
+/// power of two, at least twice the strings), built at compile time: a
+/// lookup hashes the candidate once and compares it with one string, where
+/// a binary search compared it with six or seven.
+struct StaticSet<const N: usize> {
+    items: &'static [&'static str],
+    /// A string's position plus one; 0 marks an empty slot.
+    slots: [u8; N],
+}
+
+impl<const N: usize> StaticSet<N> {
+    const fn new(items: &'static [&'static str]) -> StaticSet<N> {
+        assert!(N.is_power_of_two() && items.len() * 2 <= N && items.len() < u8::MAX as usize);
+        let mut slots = [0u8; N];
+        let mut i = 0;
+        while i < items.len() {
+            let mut slot = set_hash(items[i].as_bytes()) & (N - 1);
+            while slots[slot] != 0 {
+                slot = (slot + 1) & (N - 1);
+            }
+            slots[slot] = (i + 1) as u8;
+            i += 1;
+        }
+        StaticSet { items, slots }
+    }
+
+    fn find(&self, candidate: &[u8]) -> Option<usize> {
+        let mut slot = set_hash(candidate) & (N - 1);
+        loop {
+            let index = self.slots[slot].checked_sub(1)? as usize;
+            if self.items[index].as_bytes() == candidate {
+                return Some(index);
+            }
+            slot = (slot + 1) & (N - 1);
+        }
+    }
+}
+
+/// A hash of `bytes` eight at a time (one multiply a word), its best-mixed
+/// bits at the bottom.
+const fn set_hash(bytes: &[u8]) -> usize {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut hash = bytes.len() as u64;
+    let mut word = 0u64;
+    let mut i = 0;
+    while i < bytes.len() {
+        word |= (bytes[i] as u64) << ((i % 8) * 8);
+        i += 1;
+        if i % 8 == 0 || i == bytes.len() {
+            hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
+            word = 0;
+        }
+    }
+    (hash >> 32) as usize
 }
 
 /// An environ string value for the Latin-1 bytes `value`: a `'static`
@@ -209,12 +272,28 @@ pub fn environ_key(name: &[u8]) -> Cow<'static, str> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn common_values_are_sorted_and_found() {
-        assert!(super::COMMON_VALUES.windows(2).all(|w| w[0] < w[1]), "binary search needs them sorted");
-        for value in super::COMMON_VALUES {
-            assert_eq!(super::common_value(value.as_bytes()), Some(value));
+    fn every_common_key_and_value_is_found_at_its_position_and_nothing_else() {
+        for (i, key) in COMMON_KEYS.iter().enumerate() {
+            assert_eq!(common_key_index(key.as_bytes()), Some(i), "{key}");
+            assert_eq!(common_key(key.as_bytes()), Some(*key));
         }
-        assert_eq!(super::common_value(b"/hello"), None);
+        for (i, value) in COMMON_VALUES.iter().enumerate() {
+            assert_eq!(common_value_index(value.as_bytes()), Some(i), "{value:?}");
+        }
+        // Near misses: prefixes, one byte more, another case, the other
+        // table's strings.
+        for key in COMMON_KEYS {
+            let bytes = key.as_bytes();
+            assert_eq!(common_key(&bytes[..bytes.len() - 1]), None);
+            assert_eq!(common_key(format!("{key}_").as_bytes()), None);
+            assert_eq!(common_key(key.to_ascii_lowercase().as_bytes()).is_some(), key.to_ascii_lowercase() == *key);
+            assert_eq!(common_value(bytes), None);
+        }
+        for value in ["/hello", "get", "HTTP/2", "127.0.0.2", "GETS", "x"] {
+            assert_eq!(common_value(value.as_bytes()), None, "{value}");
+        }
+        let unique: std::collections::HashSet<_> = COMMON_KEYS.iter().chain(&COMMON_VALUES).collect();
+        assert_eq!(unique.len(), COMMON_KEYS.len() + COMMON_VALUES.len(), "no string twice");
     }
 
     use super::*;

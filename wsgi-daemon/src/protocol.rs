@@ -25,7 +25,11 @@
 //! `1`), strings and byte strings are a `u32` length followed by the bytes
 //! (strings as UTF-8, so the Latin-1 text of environ values and headers,
 //! held in Rust `String`s, comes back exactly), and lists are a `u32` count
-//! followed by the elements.
+//! followed by the elements. An environ key or string value that is one of
+//! wsgi-core's common ones ([`wsgi_core::environ::COMMON_KEYS`],
+//! [`wsgi_core::environ::COMMON_VALUES`]) goes as its position with the top
+//! bit of the length set instead ([`COMMON_STRING`]): nothing to compare
+//! or allocate on the daemon's side.
 //!
 //! # Exchange
 //!
@@ -73,7 +77,7 @@ pub const MAGIC: [u8; 6] = *b"WSGIRS";
 
 /// The version of the protocol this build speaks. Peers must speak exactly
 /// the same version.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The largest frame payload, in bytes, that is written or accepted (16 MiB).
 pub const MAX_FRAME_SIZE: u32 = 16 * 1024 * 1024;
@@ -383,6 +387,9 @@ pub fn read_frame(r: &mut impl Read) -> Result<Option<Frame>, ProtocolError> {
 // Encoding
 
 const TAG_STR: u8 = 0;
+/// In place of a string's length: the string is the common one at the
+/// position in the low bits.
+pub const COMMON_STRING: u32 = 0x8000_0000;
 const TAG_BOOL: u8 = 1;
 const TAG_INT: u8 = 2;
 const TAG_TUPLE: u8 = 3;
@@ -426,11 +433,11 @@ fn encode_request_start(e: &mut Encoder, start: &RequestStart) {
     e.bool(start.has_body);
     e.len(start.environ.entries.len());
     for (key, value) in &start.environ.entries {
-        e.str(key);
+        e.common_or_str(key, wsgi_core::environ::common_key_index);
         match value {
             EnvValue::Str(s) => {
                 e.u8(TAG_STR);
-                e.str(s);
+                e.common_or_str(s, wsgi_core::environ::common_value_index);
             }
             EnvValue::Bool(b) => {
                 e.u8(TAG_BOOL);
@@ -511,6 +518,18 @@ impl Encoder {
     fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
     }
+
+    /// A string that may be a common one: only a `'static` string is looked
+    /// up, since the environ builders give the common ones as such.
+    fn common_or_str(&mut self, v: &Cow<'static, str>, common: fn(&[u8]) -> Option<usize>) {
+        match v {
+            Cow::Borrowed(s) => match common(s.as_bytes()) {
+                Some(index) => self.buf.extend_from_slice(&(COMMON_STRING | index as u32).to_be_bytes()),
+                None => self.str(s),
+            },
+            Cow::Owned(s) => self.str(s),
+        }
+    }
 }
 
 #[cfg(unix)]
@@ -560,21 +579,9 @@ fn decode_payload(kind: FrameKind, payload: &[u8]) -> Result<Frame, ProtocolErro
             for _ in 0..count {
                 // Common keys come back as 'static strings: no allocation,
                 // and the interpreter caches their Python objects.
-                let key = match wsgi_core::environ::common_key(d.peek_bytes()?) {
-                    Some(common) => {
-                        d.bytes()?;
-                        Cow::Borrowed(common)
-                    }
-                    None => Cow::Owned(d.string()?),
-                };
+                let key = d.common_or_string(&wsgi_core::environ::COMMON_KEYS)?;
                 let value = match d.u8()? {
-                    TAG_STR => match wsgi_core::environ::common_value(d.peek_bytes()?) {
-                        Some(common) => {
-                            d.bytes()?;
-                            EnvValue::Str(Cow::Borrowed(common))
-                        }
-                        None => EnvValue::Str(Cow::Owned(d.string()?)),
-                    },
+                    TAG_STR => EnvValue::Str(d.common_or_string(&wsgi_core::environ::COMMON_VALUES)?),
                     TAG_BOOL => EnvValue::Bool(d.bool()?),
                     TAG_INT => EnvValue::Int(d.i64()?),
                     TAG_TUPLE => {
@@ -694,19 +701,28 @@ impl<'a> Decoder<'a> {
         self.take(n)
     }
 
-    /// The next byte string, without consuming it.
-    fn peek_bytes(&mut self) -> Result<&'a [u8], ProtocolError> {
-        let saved = self.buf;
-        let bytes = self.bytes();
-        self.buf = saved;
-        bytes
-    }
-
     fn string(&mut self) -> Result<String, ProtocolError> {
         let bytes = self.bytes()?;
+        self.utf8(bytes)
+    }
+
+    fn utf8(&self, bytes: &[u8]) -> Result<String, ProtocolError> {
         match std::str::from_utf8(bytes) {
             Ok(s) => Ok(s.to_owned()),
             Err(_) => Err(self.malformed("string is not valid UTF-8")),
         }
+    }
+
+    /// A string, or the string of `common` it gives by position.
+    fn common_or_string(&mut self, common: &[&'static str]) -> Result<Cow<'static, str>, ProtocolError> {
+        let n = self.u32()?;
+        if n & COMMON_STRING != 0 {
+            return match common.get((n & !COMMON_STRING) as usize) {
+                Some(s) => Ok(Cow::Borrowed(s)),
+                None => Err(self.malformed("unknown common string")),
+            };
+        }
+        let bytes = self.take(n as usize)?;
+        self.utf8(bytes).map(Cow::Owned)
     }
 }

@@ -111,6 +111,44 @@ fn latin1_environ_values_come_back_exactly() {
 }
 
 #[test]
+fn common_keys_and_values_travel_as_numbers_and_come_back_static() {
+    let mut start = sample_request(1, false);
+    start.environ.entries.clear();
+    start.environ.set_str("REQUEST_METHOD", "GET");
+    start.environ.set_str("SERVER_PROTOCOL", "HTTP/1.1");
+    // The same texts, owned: spelled out, and equal on arrival.
+    start.environ.set_str(String::from("HTTP_HOST"), String::from("POST"));
+    start.environ.set_str("HTTP_X_OWN", "GETTING");
+    let wire = encode(&Frame::RequestStart(start.clone()));
+    let spelled = |text: &str| wire.windows(text.len()).any(|w| w == text.as_bytes());
+    for common in ["REQUEST_METHOD", "SERVER_PROTOCOL", "HTTP/1.1"] {
+        assert!(!spelled(common), "{common} is sent by number");
+    }
+    for owned in ["HTTP_HOST", "POST", "HTTP_X_OWN", "GETTING"] {
+        assert!(spelled(owned), "{owned} is spelled out");
+    }
+    let Some(Frame::RequestStart(back)) = read_frame(&mut Cursor::new(wire)).unwrap() else {
+        panic!("not a RequestStart")
+    };
+    assert_eq!(back.environ, start.environ);
+    let static_ = |i: usize| matches!(&back.environ.entries[i].0, Cow::Borrowed(_));
+    assert!(static_(0) && static_(1) && !static_(3));
+    assert!(matches!(&back.environ.entries[0].1, EnvValue::Str(Cow::Borrowed("GET"))));
+    assert!(matches!(&back.environ.entries[1].1, EnvValue::Str(Cow::Borrowed("HTTP/1.1"))));
+
+    // A number beyond the table is malformed, not a panic.
+    let mut start = sample_request(1, false);
+    start.environ.entries.clear();
+    start.environ.set_str("REQUEST_METHOD", "x");
+    let mut wire = encode(&Frame::RequestStart(start));
+    let key_at = wire.len() - (4 + 1 + 4 + 1);
+    assert_eq!(wire[key_at], 0x80, "the key goes as a number");
+    wire[key_at + 3] = 0xff;
+    let err = read_frame(&mut Cursor::new(wire)).unwrap_err();
+    assert!(matches!(err, ProtocolError::Malformed { kind: FrameKind::RequestStart, .. }), "{err:?}");
+}
+
+#[test]
 fn handshake_with_the_same_version_succeeds() {
     let mut wire = Vec::new();
     write_handshake(&mut wire).unwrap();
@@ -353,9 +391,19 @@ fn latin1_string() -> impl Strategy<Value = String> {
     proptest::collection::vec(any::<u8>(), 0..24).prop_map(|b| b.into_iter().map(char::from).collect())
 }
 
+/// An environ key: any Latin-1 text, or one of the common keys as given
+/// by the environ builders.
+fn env_key() -> impl Strategy<Value = Cow<'static, str>> {
+    prop_oneof![
+        latin1_string().prop_map(Cow::Owned),
+        proptest::sample::select(&wsgi_core::environ::COMMON_KEYS[..]).prop_map(Cow::Borrowed),
+    ]
+}
+
 fn env_value() -> impl Strategy<Value = EnvValue> {
     prop_oneof![
         latin1_string().prop_map(|s| EnvValue::Str(s.into())),
+        proptest::sample::select(&wsgi_core::environ::COMMON_VALUES[..]).prop_map(|s| EnvValue::Str(Cow::Borrowed(s))),
         any::<bool>().prop_map(EnvValue::Bool),
         any::<i64>().prop_map(EnvValue::Int),
         proptest::collection::vec(any::<i64>(), 0..4).prop_map(EnvValue::Tuple),
@@ -369,14 +417,14 @@ fn request_start() -> impl Strategy<Value = RequestStart> {
         ".{0,10}",
         ".{0,10}",
         any::<bool>(),
-        proptest::collection::vec((latin1_string(), env_value()), 0..8),
+        proptest::collection::vec((env_key(), env_value()), 0..8),
         any::<bool>(),
     )
         .prop_map(|(request_id, script, callable, application_group, reload_on_change, entries, has_body)| {
             RequestStart {
                 request_id,
                 target: AppTarget { script: PathBuf::from(script), callable, application_group, reload_on_change },
-                environ: Environ { entries: entries.into_iter().map(|(k, v)| (Cow::Owned(k), v)).collect() },
+                environ: Environ { entries },
                 has_body,
             }
         })
