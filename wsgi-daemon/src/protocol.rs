@@ -521,6 +521,7 @@ impl Encoder {
 
     /// A string that may be a common one: only a `'static` string is looked
     /// up, since the environ builders give the common ones as such.
+    #[allow(clippy::ptr_arg)] // whether it is borrowed is the point
     fn common_or_str(&mut self, v: &Cow<'static, str>, common: fn(&[u8]) -> Option<usize>) {
         match v {
             Cow::Borrowed(s) => match common(s.as_bytes()) {

@@ -191,7 +191,8 @@ pub fn poll_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec
 }
 
 /// An epoll instance: descriptors watched for readability (level
-/// triggered), each reported with the token it was added with.
+/// triggered, or once until rearmed), each reported with the token it was
+/// added with.
 ///
 /// Unlike `poll`, the set lives in the kernel: adding or removing one
 /// descriptor costs one call, whatever the set's size, and another thread's
@@ -211,11 +212,28 @@ impl Epoll {
         Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    /// Watches `fd` for readability (or hang-up), reported as `token`.
+    /// Watches `fd` for readability (or hang-up), reported as `token`
+    /// every time a wait finds it ready (level triggered).
     pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
-        let mut event = libc::epoll_event { events: libc::EPOLLIN as u32, u64: token };
+        self.control(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN as u32, token)
+    }
+
+    /// Watches `fd` for readability (or hang-up) once: the first wait that
+    /// finds it ready reports `token`, to that one waiter only, and `fd`
+    /// is then ignored until [`Epoll::rearm`].
+    pub fn add_once(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_ADD, fd, (libc::EPOLLIN | libc::EPOLLONESHOT) as u32, token)
+    }
+
+    /// Watches `fd`, added with [`Epoll::add_once`], once more.
+    pub fn rearm(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.control(libc::EPOLL_CTL_MOD, fd, (libc::EPOLLIN | libc::EPOLLONESHOT) as u32, token)
+    }
+
+    fn control(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
+        let mut event = libc::epoll_event { events, u64: token };
         // SAFETY: `event` is a valid epoll_event for the duration of the call.
-        let result = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &raw mut event) };
+        let result = unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &raw mut event) };
         if result < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -233,14 +251,18 @@ impl Epoll {
     }
 
     /// Waits until a watched descriptor is ready or `timeout` passes, and
-    /// puts the tokens of the ready ones (at most 64) in `ready`. An
-    /// interrupted wait reports none.
-    pub fn wait(&self, ready: &mut Vec<u64>, timeout: Option<Duration>) -> io::Result<()> {
+    /// puts the tokens of the ready ones (at most `max`, at most 64) in
+    /// `ready`. An interrupted wait reports none.
+    ///
+    /// Threads may wait on one instance together: each readiness wakes one
+    /// of them.
+    pub fn wait(&self, ready: &mut Vec<u64>, max: usize, timeout: Option<Duration>) -> io::Result<()> {
         const MAX: usize = 64;
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; MAX];
+        let max = max.clamp(1, MAX);
         let timeout = timeout.map_or(-1, |t| t.as_millis().min(i32::MAX as u128) as libc::c_int);
-        // SAFETY: `events` has room for MAX entries.
-        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), MAX as libc::c_int, timeout) };
+        // SAFETY: `events` has room for MAX >= max entries.
+        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), max as libc::c_int, timeout) };
         ready.clear();
         if n < 0 {
             let error = io::Error::last_os_error();
@@ -386,4 +408,48 @@ pub fn set_limit(limit: Limit, value: u64) -> io::Result<()> {
 /// user, so only it and root can connect).
 pub fn chown(path: &std::path::Path, uid: u32, gid: u32) -> io::Result<()> {
     std::os::unix::fs::chown(path, Some(uid), Some(gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    const NOW: Option<Duration> = Some(Duration::ZERO);
+
+    #[test]
+    fn a_descriptor_added_once_is_reported_once_until_rearmed() {
+        let poller = Epoll::new().unwrap();
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        let (mut level, level_peer) = UnixStream::pair().unwrap();
+        poller.add_once(theirs.as_raw_fd(), 7).unwrap();
+        poller.add(level_peer.as_raw_fd(), 9).unwrap();
+        let mut ready = Vec::new();
+        poller.wait(&mut ready, 64, NOW).unwrap();
+        assert!(ready.is_empty(), "nothing to read yet: {ready:?}");
+
+        ours.write_all(b"x").unwrap();
+        level.write_all(b"y").unwrap();
+        poller.wait(&mut ready, 64, NOW).unwrap();
+        ready.sort_unstable();
+        assert_eq!(ready, [7, 9]);
+        // Both still readable: only the level-triggered one is reported.
+        poller.wait(&mut ready, 64, NOW).unwrap();
+        assert_eq!(ready, [9]);
+        ours.write_all(b"more").unwrap();
+        poller.wait(&mut ready, 64, NOW).unwrap();
+        assert_eq!(ready, [9], "not rearmed: more data does not report it");
+
+        poller.rearm(theirs.as_raw_fd(), 8).unwrap();
+        poller.wait(&mut ready, 1, NOW).unwrap();
+        assert_eq!(ready.len(), 1, "at most `max` at a time");
+        let mut seen = ready.clone();
+        poller.delete(level_peer.as_raw_fd()).unwrap();
+        poller.wait(&mut ready, 64, NOW).unwrap();
+        seen.extend(&ready);
+        assert!(seen.contains(&8), "rearmed with its new token: {seen:?}");
+        poller.wait(&mut ready, 64, NOW).unwrap();
+        assert!(ready.is_empty(), "one report per arming, and the deleted one gone: {ready:?}");
+    }
 }

@@ -67,7 +67,10 @@ static SERVED: AtomicU64 = AtomicU64::new(0);
 struct Connection {
     reader: BufReader<UnixStream>,
     writer: Arc<Mutex<BufWriter<UnixStream>>>,
+    /// The handshake is still to be exchanged.
     fresh: bool,
+    /// In the poller (from the end of its first request on).
+    watched: bool,
 }
 
 struct Job {
@@ -126,6 +129,10 @@ struct Running {
 struct Leader {
     /// Idle connections by descriptor, each watched by the poller.
     idle: HashMap<RawFd, Connection>,
+    /// Tokens the poller reported and no leader has acted on yet: a
+    /// connection is reported once and then ignored by the poller until it
+    /// is given back, so none may be dropped.
+    reported: std::collections::VecDeque<u64>,
     wake: std::fs::File,
     drain_deadline: Option<Instant>,
 }
@@ -160,7 +167,8 @@ pub fn serve(
     let _ = sys::set_nonblocking(listener.as_raw_fd(), true);
     let poller = match sys::Epoll::new().and_then(|poller| {
         poller.add(wake_read.as_raw_fd(), WAKE_TOKEN)?;
-        poller.add(stop, STOP_TOKEN)?;
+        // Once: the stop descriptor stays readable.
+        poller.add_once(stop, STOP_TOKEN)?;
         poller.add(listener.as_raw_fd(), LISTEN_TOKEN)?;
         Ok(poller)
     }) {
@@ -186,7 +194,12 @@ pub fn serve(
         started: Instant::now(),
         loaded: AtomicBool::new(false),
         load_failed: AtomicBool::new(false),
-        leader: Mutex::new(Leader { idle: HashMap::new(), wake: std::fs::File::from(wake_read), drain_deadline: None }),
+        leader: Mutex::new(Leader {
+            idle: HashMap::new(),
+            reported: std::collections::VecDeque::new(),
+            wake: std::fs::File::from(wake_read),
+            drain_deadline: None,
+        }),
         poller,
         end: EndSlot::default(),
         returned: Mutex::new(Vec::new()),
@@ -257,11 +270,18 @@ fn request_thread(slot: usize, shared: &Shared<'_>, listener: &UnixListener) {
         if keep && !shared.draining.load(Ordering::Relaxed) {
             connection.fresh = false;
             let fd = connection.reader.get_ref().as_raw_fd();
-            // Watched from here on: its next request wakes the leader's
-            // wait directly. Added under the lock, so the leader never sees
-            // it ready before it can find it.
+            // Watched from here on, once a request: its next request wakes
+            // the leader's wait directly, and the leader need not take it
+            // out of the set when it is ready. Armed under the lock, so the
+            // leader never sees it ready before it can find it.
             if let Ok(mut returned) = shared.returned.lock() {
-                if shared.poller.add(fd, fd as u64).is_ok() {
+                let armed = if connection.watched {
+                    shared.poller.rearm(fd, fd as u64)
+                } else {
+                    shared.poller.add_once(fd, fd as u64)
+                };
+                if armed.is_ok() {
+                    connection.watched = true;
                     returned.push(connection);
                 }
             }
@@ -335,55 +355,67 @@ fn lead(leader: &mut Leader, shared: &Shared<'_>, listener: &UnixListener) -> Op
             }
         }
         let draining = leader.drain_deadline.is_some();
-        if let Err(e) = shared.poller.wait(&mut ready, Some(Duration::from_millis(200))) {
-            shared.log.log(LogLevel::Error, &format!("mod_wsgi: daemon poll failed: {e}"));
-            finish(shared, ServeEnd::Drained);
-            return None;
-        }
-        if ready.contains(&WAKE_TOKEN) {
-            let mut buf = [0u8; 64];
-            let _ = leader.wake.read(&mut buf);
-        }
-        if ready.contains(&STOP_TOKEN) && !draining {
-            shared.draining.store(true, Ordering::Relaxed);
-            let _ = shared.poller.delete(listener.as_raw_fd());
-            leader.drain_deadline = Some(Instant::now() + options.graceful_timeout.max(Duration::from_millis(10)));
+        // Under load one wait reports several connections: the leaders
+        // after this one take them without waiting again.
+        let Some(token) = leader.reported.pop_front() else {
+            if let Err(e) = shared.poller.wait(&mut ready, 64, Some(Duration::from_millis(200))) {
+                shared.log.log(LogLevel::Error, &format!("mod_wsgi: daemon poll failed: {e}"));
+                finish(shared, ServeEnd::Drained);
+                return None;
+            }
+            leader.reported.extend(&ready);
             continue;
-        }
-        // Idle connections first: a front end waits on each of them.
-        for &token in &ready {
-            if token >= LISTEN_TOKEN {
-                continue;
+        };
+        match token {
+            WAKE_TOKEN => {
+                let mut buf = [0u8; 64];
+                let _ = leader.wake.read(&mut buf);
             }
-            let fd = token as RawFd;
-            if !leader.idle.contains_key(&fd) {
-                take_returned(leader, shared);
-            }
-            let Some(connection) = leader.idle.remove(&fd) else { continue };
-            let _ = shared.poller.delete(fd);
-            shared.in_progress.fetch_add(1, Ordering::SeqCst);
-            return Some(Job { connection, ready_at: Instant::now() });
-        }
-        if !draining && ready.contains(&LISTEN_TOKEN) {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nonblocking(false);
-                    // Once per connection (the two halves share the socket):
-                    // a front end stalled mid-request cannot hold a thread.
-                    let timeout = (!options.socket_timeout.is_zero()).then_some(options.socket_timeout);
-                    let _ = stream.set_read_timeout(timeout);
-                    let _ = stream.set_write_timeout(timeout);
-                    let Ok(write_half) = stream.try_clone() else { continue };
-                    let connection = Connection {
-                        reader: BufReader::with_capacity(64 * 1024, stream),
-                        writer: Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, write_half))),
-                        fresh: true,
-                    };
-                    shared.in_progress.fetch_add(1, Ordering::SeqCst);
-                    return Some(Job { connection, ready_at: Instant::now() });
+            STOP_TOKEN => {
+                if !draining {
+                    shared.draining.store(true, Ordering::Relaxed);
+                    let _ = shared.poller.delete(listener.as_raw_fd());
+                    leader.drain_deadline =
+                        Some(Instant::now() + options.graceful_timeout.max(Duration::from_millis(10)));
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => shared.log.log(LogLevel::Warn, &format!("mod_wsgi: daemon accept failed: {e}")),
+            }
+            LISTEN_TOKEN => {
+                if draining {
+                    continue;
+                }
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let _ = stream.set_nonblocking(false);
+                        // Once per connection (the two halves share the
+                        // socket): a front end stalled mid-request cannot
+                        // hold a thread.
+                        let timeout = (!options.socket_timeout.is_zero()).then_some(options.socket_timeout);
+                        let _ = stream.set_read_timeout(timeout);
+                        let _ = stream.set_write_timeout(timeout);
+                        let Ok(write_half) = stream.try_clone() else { continue };
+                        let connection = Connection {
+                            reader: BufReader::with_capacity(64 * 1024, stream),
+                            writer: Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, write_half))),
+                            fresh: true,
+                            watched: false,
+                        };
+                        shared.in_progress.fetch_add(1, Ordering::SeqCst);
+                        return Some(Job { connection, ready_at: Instant::now() });
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => shared.log.log(LogLevel::Warn, &format!("mod_wsgi: daemon accept failed: {e}")),
+                }
+            }
+            token => {
+                let fd = token as RawFd;
+                if !leader.idle.contains_key(&fd) {
+                    take_returned(leader, shared);
+                }
+                // Gone if a drain closed it meanwhile. Still in the poller,
+                // but reported only once until given back.
+                let Some(connection) = leader.idle.remove(&fd) else { continue };
+                shared.in_progress.fetch_add(1, Ordering::SeqCst);
+                return Some(Job { connection, ready_at: Instant::now() });
             }
         }
     }
@@ -478,7 +510,7 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
         // wait for it here, so the connection counts as busy throughout.
         connection.fresh = false;
     }
-    let start = match protocol::read_frame(&mut connection.reader) {
+    let mut start = match protocol::read_frame(&mut connection.reader) {
         Ok(Some(Frame::RequestStart(start))) => start,
         Ok(Some(Frame::Ping)) => {
             let Ok(mut writer) = connection.writer.lock() else { return false };
@@ -514,8 +546,10 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
         return false;
     }
 
-    if start.target.reload_on_change {
-        check_script_changed(shared, &start.target.script);
+    if start.target.reload_on_change && !script_changed(shared, &start.target.script) {
+        // Unchanged since this process first ran it: the interpreter need
+        // not look at the file again.
+        start.target.reload_on_change = false;
     }
     let served = SERVED.fetch_add(1, Ordering::Relaxed);
     shared.last_request_us.store(shared.started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -570,12 +604,19 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
 /// WSGIScriptReloading in daemon mode: a script changed since this process
 /// first ran it makes the process ask to be replaced (this request is
 /// still served, with the script reloaded), so the whole application
-/// starts afresh, as mod_wsgi restarts a daemon process.
-fn check_script_changed(shared: &Shared<'_>, script: &std::path::Path) {
+/// starts afresh, as mod_wsgi restarts a daemon process. Whether it
+/// changed.
+fn script_changed(shared: &Shared<'_>, script: &std::path::Path) -> bool {
     let modified = std::fs::metadata(script).and_then(|m| m.modified()).ok();
-    let Ok(mut times) = shared.script_times.lock() else { return };
-    let first = *times.entry(script.to_path_buf()).or_insert(modified);
-    if first != modified && !shared.recycle_asked.swap(true, Ordering::Relaxed) {
+    let Ok(mut times) = shared.script_times.lock() else { return true };
+    let first = match times.get(script) {
+        Some(first) => *first,
+        None => *times.entry(script.to_path_buf()).or_insert(modified),
+    };
+    if first == modified {
+        return false;
+    }
+    if !shared.recycle_asked.swap(true, Ordering::Relaxed) {
         shared.log.log(
             LogLevel::Info,
             &format!(
@@ -586,6 +627,7 @@ fn check_script_changed(shared: &Shared<'_>, script: &std::path::Path) {
         );
         shared.control.say(crate::control::RECYCLE);
     }
+    true
 }
 
 /// `wsgi.input` in the daemon: the request body frames.
