@@ -325,8 +325,11 @@ pub(crate) unsafe fn environ_dict(
                 return None;
             }
         }
-        for (key, value) in [(c"wsgi.input", input), (c"wsgi.errors", errors), (c"wsgi.file_wrapper", file_wrapper)] {
-            if py::PyDict_SetItemString(dict.as_ptr(), key.as_ptr(), value.as_ptr()) != 0 {
+        // Cached like the other constant keys (PyDict_SetItemString would
+        // build and intern each per request).
+        for (key, value) in [("wsgi.input", input), ("wsgi.errors", errors), ("wsgi.file_wrapper", file_wrapper)] {
+            let key = keys.get(&Cow::Borrowed(key))?;
+            if py::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) != 0 {
                 return None;
             }
         }
