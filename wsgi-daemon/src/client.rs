@@ -94,7 +94,7 @@ impl DaemonClient {
         // consumed, once, and then on a new connection: the kept ones may
         // all belong to a daemon process that is stopping.
         for attempt in 0..2 {
-            let pooled = if attempt == 0 { self.take_idle() } else { None };
+            let pooled = if attempt == 0 { self.take_idle(body.is_some()) } else { None };
             let (connection, reused) = match pooled {
                 Some(connection) => (connection, true),
                 None => (self.connect()?, false),
@@ -111,12 +111,16 @@ impl DaemonClient {
         Err(ForwardError::Failed { status: 502, message: "daemon connections kept failing".into() })
     }
 
-    fn take_idle(&self) -> Option<Connection> {
+    /// A kept connection. A daemon that stopped (recycled) closed its idle
+    /// connections: a request without a body finds out when it is sent or
+    /// when no answer comes, and is retried, but one with a body would
+    /// have consumed some of it by then, so for it the connection is
+    /// checked first (`check`).
+    fn take_idle(&self, check: bool) -> Option<Connection> {
         loop {
             // The lock is held only to pop: many front-end threads share it.
             let connection = self.idle.lock().ok()?.pop()?;
-            // A daemon that stopped (recycled) closed its idle connections.
-            if !sys::peer_closed_or_data(connection.reader.get_ref().as_raw_fd()) {
+            if !check || !sys::peer_closed_or_data(connection.reader.get_ref().as_raw_fd()) {
                 return Some(connection);
             }
         }

@@ -7,6 +7,7 @@
 //! Idle connections (which front ends keep for reuse) therefore never hold
 //! a request thread.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -554,9 +555,14 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
     let served = SERVED.fetch_add(1, Ordering::Relaxed);
     shared.last_request_us.store(shared.started.elapsed().as_micros() as u64, Ordering::Relaxed);
     let mut environ = start.environ;
-    environ.set("mod_wsgi.total_requests", EnvValue::Int(served as i64));
-    environ.set("mod_wsgi.thread_id", EnvValue::Int(slot as i64 + 1));
-    environ.set_str("mod_wsgi.daemon_start", now_us().to_string());
+    // Pushed rather than set (no search of the environ): a front end never
+    // sends these, and were one to, the last value would win in the dict
+    // all the same.
+    environ.entries.extend([
+        (Cow::Borrowed("mod_wsgi.total_requests"), EnvValue::Int(served as i64)),
+        (Cow::Borrowed("mod_wsgi.thread_id"), EnvValue::Int(slot as i64 + 1)),
+        (Cow::Borrowed("mod_wsgi.daemon_start"), EnvValue::Str(Cow::Owned(now_us().to_string()))),
+    ]);
     let head_sent = Arc::new(AtomicBool::new(false));
     if let Ok(mut running) = shared.running[slot].lock() {
         *running = Some(Running {
