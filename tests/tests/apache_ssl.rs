@@ -160,7 +160,8 @@ fn config(site: &TempDir, ssl_port: Option<u16>) -> String {
         ));
     }
     text.push_str(&format!(
-        "WSGIScriptAlias / {dir}/app.wsgi\n\
+        "WSGITrustedProxyHeaders X-Forwarded-Proto\n\
+         WSGIScriptAlias / {dir}/app.wsgi\n\
          <Location /guarded>\n  WSGIAccessScript {dir}/hooks.wsgi\n</Location>\n\
          <Location /secure>\n  WSGIAccessScript {dir}/hooks.wsgi\n</Location>\n\
          <Location /login>\n  AuthType Basic\n  AuthName \"ssl test\"\n  AuthBasicProvider wsgi\n\
@@ -202,7 +203,12 @@ impl Server {
     /// The application's environ for `GET path`, with the server's ports
     /// replaced by `PORT` and `SSLPORT`.
     fn environ(&self, https: bool, path: &str) -> BTreeMap<String, String> {
-        let (status, body) = self.curl(https, path, &[]);
+        self.environ_with(https, path, &[])
+    }
+
+    /// As [`Server::environ`], with more curl arguments.
+    fn environ_with(&self, https: bool, path: &str, args: &[&str]) -> BTreeMap<String, String> {
+        let (status, body) = self.curl(https, path, args);
         assert_eq!(status, 200, "{} {path}: {body}\n{}", self.name, self.apache.error_log());
         let mut body = body;
         if let Some(port) = self.ssl_port {
@@ -317,4 +323,30 @@ fn auth_hooks_without_mod_ssl_match_mod_wsgi() {
     let access = &a["access 2"];
     assert!(access.contains("is_https()\tint 0"), "{access}");
     assert!(access.contains("var_lookup('SSL_PROTOCOL')\tNoneType None"), "{access}");
+}
+
+/// A trusted `X-Forwarded-Proto` decides `wsgi.url_scheme` over TLS too, as
+/// mod_wsgi does since it stopped letting mod_ssl's view of the last hop
+/// override the proxy's; Debian's 4.9.4 still says `https` for a TLS
+/// connection whatever the header (a difference the README lists). Over
+/// plain HTTP, and without the header, both agree.
+#[test]
+fn a_trusted_scheme_header_decides_the_url_scheme_over_tls_too() {
+    let Some((_site, ours, reference)) = servers(true) else { return };
+    let scheme = |server: &Server, https: bool, proto: Option<&str>| {
+        let header = proto.map(|p| format!("X-Forwarded-Proto: {p}"));
+        let args: Vec<&str> = header.iter().flat_map(|h| ["-H", h.as_str()]).collect();
+        server.environ_with(https, "/env/scheme", &args).get("wsgi.url_scheme").cloned().unwrap_or_default()
+    };
+    for (https, proto, expected) in [
+        (true, None, "'https'"),
+        (false, None, "'http'"),
+        (false, Some("https"), "'https'"),
+        (true, Some("https"), "'https'"),
+    ] {
+        assert_eq!(scheme(&ours, https, proto), expected, "ours, https={https}, X-Forwarded-Proto {proto:?}");
+        assert_eq!(scheme(&reference, https, proto), expected, "mod_wsgi, https={https}, X-Forwarded-Proto {proto:?}");
+    }
+    assert_eq!(scheme(&ours, true, Some("http")), "'http'", "ours: the trusted proxy's scheme");
+    assert_eq!(scheme(&reference, true, Some("http")), "'https'", "mod_wsgi 4.9.4: the TLS connection's");
 }
