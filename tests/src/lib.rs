@@ -264,13 +264,28 @@ pub fn http_request(
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    if !body.is_empty() {
+    // A body given with a Transfer-Encoding is sent as it is (see
+    // [`chunked`]).
+    if !body.is_empty() && !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("transfer-encoding")) {
         head.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     head.push_str("Connection: close\r\n\r\n");
     connection.send(head.as_bytes()).map_err(|e| format!("send request head: {e}"))?;
     connection.send(body).map_err(|e| format!("send request body: {e}"))?;
     connection.read_response(method == "HEAD").map_err(|e| format!("no complete response ({e})"))
+}
+
+/// `pieces` in the chunked transfer coding, one chunk each, for a request
+/// sent with `Transfer-Encoding: chunked`.
+pub fn chunked(pieces: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for piece in pieces.iter().filter(|piece| !piece.is_empty()) {
+        out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+        out.extend_from_slice(piece);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
 }
 
 /// A file's contents as (lossy) UTF-8; empty if it cannot be read.

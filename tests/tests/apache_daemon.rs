@@ -204,6 +204,28 @@ fn bodies_stream_both_ways_and_graceful_restarts_lose_nothing() {
 }
 
 #[test]
+fn chunked_and_empty_bodies_reach_the_daemon_as_sent() {
+    require_apache!();
+    let site = site();
+    let dir = site.path().display();
+    let apache = Apache::start(&ApacheOptions::ours(format!(
+        "WSGIDaemonProcess chunks processes=1 threads=2\nWSGIChunkedRequest On\n\
+         WSGIScriptAlias /app {dir}/app.wsgi process-group=chunks application-group=%{{GLOBAL}}"
+    )));
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i % 233) as u8).collect();
+    let pieces: [&[u8]; 3] = [b"first ", &data, b" last"];
+    let echoed = apache.request("POST", "/app/echo", &[("Transfer-Encoding", "chunked")], &tests::chunked(&pieces));
+    assert_eq!(echoed.status(), 200, "{}", apache.error_log());
+    assert!(echoed.body == pieces.concat(), "chunked echo differs ({} bytes)", echoed.body.len());
+    // No body: nothing is relayed, and the application reads nothing.
+    assert!(apache.request("POST", "/app/echo", &[("Content-Length", "0")], b"").body.is_empty());
+    assert!(apache.get("/app/echo").body.is_empty());
+    // The connection those used is still in step for a body after them.
+    let echoed = apache.request("POST", "/app/echo", &[], b"after");
+    assert_eq!(echoed.body, b"after");
+}
+
+#[test]
 fn stopping_apache_leaves_no_daemon_process_or_socket() {
     require_apache!();
     let site = site();

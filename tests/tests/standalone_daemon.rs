@@ -38,6 +38,13 @@ fn daemon_option_runs_the_script_in_a_daemon_group_without_python_in_front() {
     let body: Vec<u8> = (0..2_000_000u32).map(|i| (i % 239) as u8).collect();
     let echoed = server.request("POST", "/echo", &[], &body);
     assert!(echoed.body == body, "echo differs");
+    // A chunked body (no Content-Length) reaches the daemon too; requests
+    // without a body (none relayed) read an empty wsgi.input.
+    let pieces: [&[u8]; 3] = [b"chunked ", &body[..70_000], b" end"];
+    let echoed = server.request("POST", "/echo", &[("Transfer-Encoding", "chunked")], &tests::chunked(&pieces));
+    assert!(echoed.body == pieces.concat(), "chunked echo differs ({} bytes)", echoed.body.len());
+    assert!(server.request("POST", "/echo", &[("Content-Length", "0")], b"").body.is_empty());
+    assert!(server.get("/echo").body.is_empty());
 }
 
 #[test]

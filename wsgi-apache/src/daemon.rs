@@ -269,10 +269,14 @@ pub(crate) fn forward(
     environ.set("wsgi.multiprocess", EnvValue::Bool(flags.multiprocess));
     environ.set("wsgi.run_once", EnvValue::Bool(flags.run_once));
     environ.set_str("mod_wsgi.queue_start", now_us().to_string());
-    let start = RequestStart { request_id: 0, target, environ, has_body: true };
+    // Without a body, nothing is read from Apache's input filters or sent
+    // to the daemon but the request itself.
+    let has_body = environ.announces_body();
+    let start = RequestStart { request_id: 0, target, environ, has_body };
     let mut body = request.body_reader();
+    let body: Option<&mut dyn std::io::Read> = if has_body { Some(&mut body) } else { None };
     let mut sink = ApacheSink::new(request);
-    match group.client.forward(&start, Some(&mut body), &mut sink) {
+    match group.client.forward(&start, body, &mut sink) {
         Ok(()) => ffi::OK as c_int,
         Err(ForwardError::Unavailable(message)) => {
             request.log(

@@ -54,6 +54,14 @@ impl Environ {
         }
     }
 
+    /// Whether the request may carry a body: a `CONTENT_LENGTH` other than
+    /// 0, or any `Transfer-Encoding`. A request without either has none
+    /// (RFC 9112 section 6.3), so a front end need not read or relay one.
+    pub fn announces_body(&self) -> bool {
+        let length = self.get_str("CONTENT_LENGTH").map(str::trim).unwrap_or("");
+        !(length.is_empty() || length == "0") || self.get("HTTP_TRANSFER_ENCODING").is_some()
+    }
+
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<EnvValue> {
         let index = self.entries.iter().position(|(k, _)| k == key)?;
@@ -297,6 +305,25 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn a_body_is_announced_by_a_length_other_than_zero_or_a_transfer_encoding() {
+        let with = |pairs: &[(&'static str, &'static str)]| {
+            let mut environ = Environ::default();
+            environ.set_str("REQUEST_METHOD", "POST");
+            for (key, value) in pairs {
+                environ.set_str(*key, *value);
+            }
+            environ.announces_body()
+        };
+        assert!(!with(&[]));
+        assert!(!with(&[("CONTENT_LENGTH", "0")]));
+        assert!(!with(&[("CONTENT_LENGTH", "")]));
+        assert!(with(&[("CONTENT_LENGTH", "12")]));
+        assert!(with(&[("CONTENT_LENGTH", " 00")]), "anything but a plain 0 counts");
+        assert!(with(&[("HTTP_TRANSFER_ENCODING", "chunked")]));
+        assert!(with(&[("CONTENT_LENGTH", "0"), ("HTTP_TRANSFER_ENCODING", "chunked")]));
+    }
 
     #[test]
     fn common_keys_are_static_and_others_owned() {

@@ -111,10 +111,11 @@ impl WsgiRunner for DaemonRunner {
         environ.set("wsgi.multiprocess", EnvValue::Bool(group.flags.multiprocess));
         environ.set("wsgi.run_once", EnvValue::Bool(group.flags.run_once));
         environ.set_str("mod_wsgi.queue_start", now_us().to_string());
-        let start = RequestStart { request_id: 0, target: target.clone(), environ, has_body: true };
+        let has_body = environ.announces_body();
+        let start = RequestStart { request_id: 0, target: target.clone(), environ, has_body };
         let result = {
             let mut sink = WriterSink { writer: response };
-            group.client.forward(&start, Some(body), &mut sink)
+            group.client.forward(&start, if has_body { Some(body) } else { None }, &mut sink)
         };
         match result {
             Ok(()) => match response.finish() {
