@@ -19,8 +19,8 @@ use std::sync::{Mutex, OnceLock};
 use wsgi_config::directives::ImportScript;
 use wsgi_config::model::GlobalSettings;
 use wsgi_config::{DaemonProcess, DirSettings};
-use wsgi_core::environ_build::{now_us, WsgiFlags};
-use wsgi_core::{AppTarget, EnvValue, Environ, WsgiRunner};
+use wsgi_core::environ_build::WsgiFlags;
+use wsgi_core::{AppTarget, Environ, WsgiRunner};
 use wsgi_daemon::client::{DaemonClient, ForwardError};
 use wsgi_daemon::manager::{self, GroupSpec};
 use wsgi_daemon::process::{self, DefaultIdentity};
@@ -237,7 +237,7 @@ pub(crate) fn forward(
     request: &Request,
     group_name: &str,
     target: AppTarget,
-    mut environ: Environ,
+    environ: Environ,
     settings: &DirSettings,
 ) -> c_int {
     let Some(group) = CHILD.get().and_then(|groups| groups.get(group_name)) else {
@@ -264,19 +264,11 @@ pub(crate) fn forward(
         );
         return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
     }
-    let flags = WsgiFlags::daemon(&group.process);
-    environ.set("wsgi.multithread", EnvValue::Bool(flags.multithread));
-    environ.set("wsgi.multiprocess", EnvValue::Bool(flags.multiprocess));
-    environ.set("wsgi.run_once", EnvValue::Bool(flags.run_once));
-    environ.set_str("mod_wsgi.queue_start", now_us().to_string());
     // Without a body, nothing is read from Apache's input filters or sent
     // to the daemon but the request itself.
-    let has_body = environ.announces_body();
-    let start = RequestStart { request_id: 0, target, environ, has_body };
-    let mut body = request.body_reader();
-    let body: Option<&mut dyn std::io::Read> = if has_body { Some(&mut body) } else { None };
+    let start = RequestStart::for_group(target, environ, WsgiFlags::daemon(&group.process));
     let mut sink = ApacheSink::new(request);
-    match group.client.forward(&start, body, &mut sink) {
+    match group.client.forward(&start, &mut request.body_reader(), &mut sink) {
         Ok(()) => ffi::OK as c_int,
         Err(ForwardError::Unavailable(message)) => {
             request.log(

@@ -82,26 +82,23 @@ impl DaemonClient {
         DaemonClient { socket, connect_timeout, socket_timeout, idle: Mutex::new(Vec::new()) }
     }
 
-    /// Sends the request (the body streamed from `body`, if the request has
-    /// one) and relays the response to `sink`.
+    /// Sends the request (its body streamed from `body` when
+    /// [`RequestStart::has_body`] says it has one; `body` is not touched
+    /// otherwise) and relays the response to `sink`.
     pub fn forward(
         &self,
         start: &RequestStart,
-        mut body: Option<&mut dyn Read>,
+        body: &mut dyn Read,
         sink: &mut dyn ResponseSink,
     ) -> Result<(), ForwardError> {
         // A request may be retried only while nothing of its body has been
         // consumed, once, and then on a new connection: the kept ones may
         // all belong to a daemon process that is stopping.
         for attempt in 0..2 {
-            let pooled = if attempt == 0 { self.take_idle(body.is_some()) } else { None };
+            let pooled = if attempt == 0 { self.take_idle(start.has_body) } else { None };
             let (connection, reused) = match pooled {
                 Some(connection) => (connection, true),
                 None => (self.connect()?, false),
-            };
-            let body: Option<&mut dyn Read> = match body {
-                Some(ref mut body) => Some(&mut **body),
-                None => None,
             };
             match self.attempt(connection, reused, start, body, sink) {
                 Attempt::Done(result) => return result,
@@ -171,7 +168,7 @@ impl DaemonClient {
         mut connection: Connection,
         reused: bool,
         start: &RequestStart,
-        body: Option<&mut dyn Read>,
+        body: &mut dyn Read,
         sink: &mut dyn ResponseSink,
     ) -> Attempt {
         let retry_or = |error: ForwardError, consumed: bool| {
@@ -189,7 +186,7 @@ impl DaemonClient {
             return retry_or(gone(&e), false);
         }
         let mut consumed = false;
-        if let Some(body) = body {
+        if start.has_body {
             // On the stack: most requests have no body, and a heap buffer
             // this size per request costs the allocator more than the read.
             let mut buf = [0u8; BODY_CHUNK];

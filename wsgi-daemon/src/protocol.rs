@@ -70,6 +70,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 use bytes::Bytes;
+use wsgi_core::environ_build::{now_us, WsgiFlags};
 use wsgi_core::{AppTarget, EnvValue, Environ};
 
 /// The bytes every connection starts with, from both sides.
@@ -213,6 +214,21 @@ pub struct RequestStart {
     pub environ: Environ,
     /// Whether [`Frame::BodyChunk`]s and a [`Frame::BodyEnd`] follow.
     pub has_body: bool,
+}
+
+impl RequestStart {
+    /// A front end's request for a daemon group whose processes have
+    /// `flags`: the environ gets the group's `wsgi.*` flags and
+    /// `mod_wsgi.queue_start`, and a body follows only if the environ
+    /// announces one ([`Environ::announces_body`]).
+    pub fn for_group(target: AppTarget, mut environ: Environ, flags: WsgiFlags) -> RequestStart {
+        environ.set("wsgi.multithread", EnvValue::Bool(flags.multithread));
+        environ.set("wsgi.multiprocess", EnvValue::Bool(flags.multiprocess));
+        environ.set("wsgi.run_once", EnvValue::Bool(flags.run_once));
+        environ.set_str("mod_wsgi.queue_start", now_us().to_string());
+        let has_body = environ.announces_body();
+        RequestStart { request_id: 0, target, environ, has_body }
+    }
 }
 
 /// The status line and headers of a response, sent by the daemon.

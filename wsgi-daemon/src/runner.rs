@@ -7,11 +7,9 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::Arc;
 
-use wsgi_core::environ_build::{now_us, WsgiFlags};
+use wsgi_core::environ_build::WsgiFlags;
 use wsgi_core::response::WriteError;
-use wsgi_core::{
-    AppTarget, EnvValue, Environ, ErrorLog, LogLevel, ResponseSink, ResponseWriter, RunOutcome, WsgiRunner,
-};
+use wsgi_core::{AppTarget, Environ, ErrorLog, LogLevel, ResponseSink, ResponseWriter, RunOutcome, WsgiRunner};
 
 use crate::client::{DaemonClient, ForwardError};
 use crate::protocol::RequestStart;
@@ -75,7 +73,7 @@ impl WsgiRunner for DaemonRunner {
     fn run(
         &self,
         target: &AppTarget,
-        mut environ: Environ,
+        environ: Environ,
         body: &mut dyn Read,
         response: &mut ResponseWriter<'_>,
         log: &dyn ErrorLog,
@@ -107,15 +105,10 @@ impl WsgiRunner for DaemonRunner {
             let _ = response.respond_error(500);
             return RunOutcome::Completed;
         };
-        environ.set("wsgi.multithread", EnvValue::Bool(group.flags.multithread));
-        environ.set("wsgi.multiprocess", EnvValue::Bool(group.flags.multiprocess));
-        environ.set("wsgi.run_once", EnvValue::Bool(group.flags.run_once));
-        environ.set_str("mod_wsgi.queue_start", now_us().to_string());
-        let has_body = environ.announces_body();
-        let start = RequestStart { request_id: 0, target: target.clone(), environ, has_body };
+        let start = RequestStart::for_group(target.clone(), environ, group.flags);
         let result = {
             let mut sink = WriterSink { writer: response };
-            group.client.forward(&start, if has_body { Some(body) } else { None }, &mut sink)
+            group.client.forward(&start, body, &mut sink)
         };
         match result {
             Ok(()) => match response.finish() {

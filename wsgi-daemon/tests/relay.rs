@@ -125,7 +125,7 @@ fn requests_bodies_and_responses_travel_over_reused_connections() {
         for i in 0..20 {
             let mut sink = Captured::default();
             let path_info = format!("/r{i}");
-            client.forward(&request(&path_info, true), Some(&mut &body[..]), &mut sink).unwrap();
+            client.forward(&request(&path_info, true), &mut &body[..], &mut sink).unwrap();
             assert_eq!(sink.status, 200);
             assert_eq!(sink.headers, vec![("X-Path".to_string(), path_info.clone())]);
             assert_eq!(&sink.body[..body.len()], &body[..]);
@@ -133,13 +133,13 @@ fn requests_bodies_and_responses_travel_over_reused_connections() {
         }
         // A failure before the head is a status for the front end to answer.
         let mut sink = Captured::default();
-        match client.forward(&request("/fail", false), None, &mut sink) {
+        match client.forward(&request("/fail", false), &mut std::io::empty(), &mut sink) {
             Err(ForwardError::Failed { status: 500, .. }) => {}
             other => panic!("expected a 500 failure, got {other:?}"),
         }
         // Still serving after it, on a new connection.
         let mut sink = Captured::default();
-        client.forward(&request("/after", false), None, &mut sink).unwrap();
+        client.forward(&request("/after", false), &mut std::io::empty(), &mut sink).unwrap();
         assert_eq!(sink.body, b"/after");
         std::fs::File::from(stop_write).write_all(b"x").unwrap();
         server.join().unwrap();
@@ -164,7 +164,7 @@ fn idle_connections_do_not_hold_request_threads() {
         for round in 0..3 {
             for client in &clients {
                 let mut sink = Captured::default();
-                client.forward(&request(&format!("/{round}"), false), None, &mut sink).unwrap();
+                client.forward(&request(&format!("/{round}"), false), &mut std::io::empty(), &mut sink).unwrap();
                 assert_eq!(sink.status, 200);
             }
         }
@@ -181,7 +181,7 @@ fn no_daemon_listening_is_unavailable_after_the_connect_timeout() {
     let _listener = UnixListener::bind(&path).unwrap();
     let client = DaemonClient::new(path.clone(), Duration::from_millis(300), Duration::from_secs(10));
     let mut sink = Captured::default();
-    match client.forward(&request("/", false), None, &mut sink) {
+    match client.forward(&request("/", false), &mut std::io::empty(), &mut sink) {
         Err(ForwardError::Unavailable(_)) => {}
         other => panic!("expected unavailable, got {other:?}"),
     }
