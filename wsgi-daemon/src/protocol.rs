@@ -87,7 +87,20 @@ pub const MAX_FRAME_SIZE: u32 = 16 * 1024 * 1024;
 const HANDSHAKE_LEN: usize = MAGIC.len() + 2;
 
 /// Length of a frame header: the kind byte and the payload length.
-const HEADER_LEN: usize = 5;
+pub const HEADER_LEN: usize = 5;
+
+/// The header of a `kind` frame with a payload of `size` bytes, or
+/// [`ProtocolError::FrameTooLarge`].
+fn frame_header(kind: FrameKind, size: usize) -> Result<[u8; HEADER_LEN], ProtocolError> {
+    let len = match u32::try_from(size) {
+        Ok(len) if len <= MAX_FRAME_SIZE => len,
+        _ => return Err(ProtocolError::FrameTooLarge { size: size as u64, max: MAX_FRAME_SIZE }),
+    };
+    let mut header = [0u8; HEADER_LEN];
+    header[0] = kind.as_byte();
+    header[1..].copy_from_slice(&len.to_be_bytes());
+    Ok(header)
+}
 
 /// Why a connection could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -332,15 +345,8 @@ pub fn write_frame(w: &mut impl Write, frame: &Frame) -> Result<(), ProtocolErro
 /// [`Frame::BodyChunk`]) of `data` straight from the caller's slice: the
 /// frame header, then the bytes, with no copy into a frame of its own.
 pub fn write_data_chunk(w: &mut impl Write, data: &[u8], request_body: bool) -> Result<(), ProtocolError> {
-    let len = match u32::try_from(data.len()) {
-        Ok(len) if len <= MAX_FRAME_SIZE => len,
-        _ => return Err(ProtocolError::FrameTooLarge { size: data.len() as u64, max: MAX_FRAME_SIZE }),
-    };
     let kind = if request_body { FrameKind::BodyChunk } else { FrameKind::ResponseChunk };
-    let mut header = [0u8; HEADER_LEN];
-    header[0] = kind.as_byte();
-    header[1..].copy_from_slice(&len.to_be_bytes());
-    w.write_all(&header)?;
+    w.write_all(&frame_header(kind, data.len())?)?;
     w.write_all(data)?;
     Ok(())
 }
@@ -489,13 +495,8 @@ impl Encoder {
     /// The frame: header filled in, size checked.
     fn finish(self, kind: FrameKind) -> Result<Vec<u8>, ProtocolError> {
         let mut buf = self.buf;
-        let size = buf.len() - HEADER_LEN;
-        let len = match u32::try_from(size) {
-            Ok(len) if len <= MAX_FRAME_SIZE => len,
-            _ => return Err(ProtocolError::FrameTooLarge { size: size as u64, max: MAX_FRAME_SIZE }),
-        };
-        buf[0] = kind.as_byte();
-        buf[1..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+        let header = frame_header(kind, buf.len() - HEADER_LEN)?;
+        buf[..HEADER_LEN].copy_from_slice(&header);
         Ok(buf)
     }
 
