@@ -359,7 +359,7 @@ fn lead(leader: &mut Leader, shared: &Shared<'_>, listener: &UnixListener) -> Op
         // Under load one wait reports several connections: the leaders
         // after this one take them without waiting again.
         let Some(token) = leader.reported.pop_front() else {
-            if let Err(e) = shared.poller.wait(&mut ready, 64, Some(Duration::from_millis(200))) {
+            if let Err(e) = shared.poller.wait(&mut ready, Some(Duration::from_millis(200))) {
                 shared.log.log(LogLevel::Error, &format!("mod_wsgi: daemon poll failed: {e}"));
                 finish(shared, ServeEnd::Drained);
                 return None;
@@ -742,12 +742,10 @@ impl ResponseSink for FrameSink {
         // the socket: the interpreter keeps its lock for it. A flush, or a
         // chunk that makes the buffer write out, may wait for a front end
         // that does not read.
-        const FRAME_HEADER: usize = 5;
         len == 0
-            || self
-                .writer
-                .lock()
-                .map_or(true, |writer| writer.capacity() - writer.buffer().len() < len.saturating_add(FRAME_HEADER))
+            || self.writer.lock().map_or(true, |writer| {
+                writer.capacity() - writer.buffer().len() < len.saturating_add(protocol::HEADER_LEN)
+            })
     }
 
     fn error_response(&mut self, status: u16) -> io::Result<bool> {
