@@ -279,6 +279,8 @@ pub fn environ_key(name: &[u8]) -> Cow<'static, str> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn every_common_key_and_value_is_found_at_its_position_and_nothing_else() {
         for (i, key) in COMMON_KEYS.iter().enumerate() {
@@ -303,8 +305,6 @@ mod tests {
         let unique: std::collections::HashSet<_> = COMMON_KEYS.iter().chain(&COMMON_VALUES).collect();
         assert_eq!(unique.len(), COMMON_KEYS.len() + COMMON_VALUES.len(), "no string twice");
     }
-
-    use super::*;
 
     #[test]
     fn a_body_is_announced_by_a_length_other_than_zero_or_a_transfer_encoding() {
