@@ -226,7 +226,7 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
     }
 
     let request_start_us = request.request_time_us();
-    let mut env = Environ { entries: Vec::with_capacity(64) };
+    let mut env = Environ::for_request();
     request.cgi_variables(|key, value| {
         // mod_wsgi passes neither the server's PATH nor (unless
         // WSGIPassAuthorization) the credentials Apache may have added.

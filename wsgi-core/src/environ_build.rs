@@ -195,7 +195,8 @@ pub fn build_environ(inputs: &EnvironInputs<'_>) -> Environ {
     let head = inputs.head;
     let settings = inputs.settings;
     let server = &inputs.server;
-    let mut env = Environ { entries: Vec::with_capacity(56 + head.headers.len()) };
+    let mut env = Environ::for_request();
+    env.entries.reserve(head.headers.len());
     // Keys pushed directly are distinct by construction; later rewrites use
     // `Environ::set`.
 
