@@ -233,7 +233,7 @@ impl DaemonClient {
                     continue;
                 }
             }
-            let frame = match protocol::read_frame(&mut connection.reader) {
+            let frame = match protocol::read_frame_buffered(&mut connection.reader) {
                 Ok(Some(frame)) => frame,
                 Ok(None) if !head_sent => return retry_or(gone(&"closed"), consumed),
                 Ok(None) => return Attempt::Done(Err(ForwardError::Broken("daemon closed the connection".into()))),

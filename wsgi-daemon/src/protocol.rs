@@ -66,7 +66,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -330,15 +330,33 @@ pub fn read_handshake(r: &mut impl Read) -> Result<(), ProtocolError> {
     Ok(())
 }
 
-/// Writes one frame, header and payload in a single `write_all`.
+/// Writes one frame: header and payload in a single `write_all`, except
+/// for data frames, whose bytes follow their header straight from the
+/// frame (as [`write_data_chunk`] writes them).
 ///
 /// Fails with [`ProtocolError::FrameTooLarge`] (writing nothing) if the
 /// payload would exceed [`MAX_FRAME_SIZE`]; split bodies into smaller
 /// chunks. It does not flush `w`.
 pub fn write_frame(w: &mut impl Write, frame: &Frame) -> Result<(), ProtocolError> {
-    let buf = encode_frame(frame)?;
-    w.write_all(&buf)?;
-    Ok(())
+    match frame {
+        Frame::RequestStart(start) => write_encoded(w, FrameKind::RequestStart, |e| encode_request_start(e, start)),
+        Frame::ResponseStart(start) => write_encoded(w, FrameKind::ResponseStart, |e| {
+            e.u16(start.status);
+            e.str(&start.reason);
+            e.len(start.headers.len());
+            for (name, value) in &start.headers {
+                e.str(name);
+                e.str(value);
+            }
+        }),
+        Frame::Error(message) => write_encoded(w, FrameKind::Error, |e| e.str(message)),
+        Frame::BodyChunk(data) => write_data_chunk(w, data, true),
+        Frame::ResponseChunk(data) => write_data_chunk(w, data, false),
+        Frame::BodyEnd | Frame::ResponseEnd | Frame::Ping | Frame::Pong => {
+            w.write_all(&frame_header(frame.kind(), 0)?)?;
+            Ok(())
+        }
+    }
 }
 
 /// Writes a [`Frame::ResponseChunk`] (or, with `request_body`, a
@@ -366,6 +384,29 @@ pub fn buffered_response_chunk(buffered: &[u8]) -> Option<(std::ops::Range<usize
     }
     let end = HEADER_LEN + len as usize;
     (buffered.len() >= end).then_some((HEADER_LEN..end, end))
+}
+
+/// Reads one frame, as [`read_frame`] does, but decodes a frame that is
+/// already whole in the reader's buffer from there: no payload buffer of
+/// its own (a request's first frame takes kilobytes).
+pub fn read_frame_buffered(r: &mut impl BufRead) -> Result<Option<Frame>, ProtocolError> {
+    let buffered = match r.fill_buf() {
+        Ok(buffered) => buffered,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => return read_frame(r),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(header) = buffered.get(..HEADER_LEN) {
+        let kind = FrameKind::from_byte(header[0]);
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+        let end = HEADER_LEN.saturating_add(len as usize);
+        let data = matches!(kind, Some(FrameKind::BodyChunk | FrameKind::ResponseChunk));
+        if let (Some(kind), false, true) = (kind, data, len <= MAX_FRAME_SIZE && buffered.len() >= end) {
+            let frame = decode_payload(kind, &buffered[HEADER_LEN..end]);
+            r.consume(end);
+            return frame.map(Some);
+        }
+    }
+    read_frame(r)
 }
 
 /// Reads one frame.
@@ -419,31 +460,37 @@ const TAG_TUPLE: u8 = 3;
 /// Writes a [`Frame::RequestStart`] from a borrowed request (no copy of
 /// its environ), as [`write_frame`] would.
 pub fn write_request_start(w: &mut impl Write, start: &RequestStart) -> Result<(), ProtocolError> {
-    let mut e = Encoder::new();
-    encode_request_start(&mut e, start);
-    w.write_all(&e.finish(FrameKind::RequestStart)?)?;
-    Ok(())
+    write_encoded(w, FrameKind::RequestStart, |e| encode_request_start(e, start))
 }
 
-/// Encodes a whole frame, header included.
-fn encode_frame(frame: &Frame) -> Result<Vec<u8>, ProtocolError> {
-    let mut e = Encoder::new();
-    match frame {
-        Frame::RequestStart(start) => encode_request_start(&mut e, start),
-        Frame::ResponseStart(start) => {
-            e.u16(start.status);
-            e.str(&start.reason);
-            e.len(start.headers.len());
-            for (name, value) in &start.headers {
-                e.str(name);
-                e.str(value);
-            }
-        }
-        Frame::BodyChunk(data) | Frame::ResponseChunk(data) => e.buf.extend_from_slice(data),
-        Frame::Error(message) => e.str(message),
-        Frame::BodyEnd | Frame::ResponseEnd | Frame::Ping | Frame::Pong => {}
+/// Largest frame buffer kept for the thread's next frame.
+const KEPT_FRAME_BUFFER: usize = 64 * 1024;
+
+std::thread_local! {
+    /// The buffer this thread encodes frames in, kept between frames: a
+    /// request's first frame takes kilobytes, beyond the system
+    /// allocator's fast path for small objects.
+    static FRAME_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Encodes a frame's payload with `encode`, then writes header and payload
+/// in one `write_all`; nothing is written if the payload is too large.
+fn write_encoded(w: &mut impl Write, kind: FrameKind, encode: impl FnOnce(&mut Encoder)) -> Result<(), ProtocolError> {
+    let mut buf = FRAME_BUFFER.try_with(std::cell::Cell::take).unwrap_or_default();
+    buf.clear();
+    buf.resize(HEADER_LEN, 0);
+    let mut e = Encoder { buf };
+    encode(&mut e);
+    let mut buf = e.buf;
+    let written = frame_header(kind, buf.len() - HEADER_LEN).and_then(|header| {
+        buf[..HEADER_LEN].copy_from_slice(&header);
+        Ok(w.write_all(&buf)?)
+    });
+    if buf.capacity() <= KEPT_FRAME_BUFFER {
+        // At thread exit the slot may be gone: the buffer is freed instead.
+        let _ = FRAME_BUFFER.try_with(|kept| kept.set(buf));
     }
-    e.finish(frame.kind())
+    written
 }
 
 fn encode_request_start(e: &mut Encoder, start: &RequestStart) {
@@ -485,21 +532,6 @@ struct Encoder {
 }
 
 impl Encoder {
-    /// An encoder with room for the frame header.
-    fn new() -> Encoder {
-        let mut buf = Vec::with_capacity(4096);
-        buf.resize(HEADER_LEN, 0);
-        Encoder { buf }
-    }
-
-    /// The frame: header filled in, size checked.
-    fn finish(self, kind: FrameKind) -> Result<Vec<u8>, ProtocolError> {
-        let mut buf = self.buf;
-        let header = frame_header(kind, buf.len() - HEADER_LEN)?;
-        buf[..HEADER_LEN].copy_from_slice(&header);
-        Ok(buf)
-    }
-
     fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
@@ -593,7 +625,9 @@ fn decode_payload(kind: FrameKind, payload: &[u8]) -> Result<Frame, ProtocolErro
             let has_body = d.bool()?;
             // An entry is at least a key length, a tag and a one-byte value.
             let count = d.count(4 + 1 + 1)?;
-            let mut entries = Vec::with_capacity(count.min(MAX_PREALLOC));
+            let mut environ = Environ::for_request();
+            let entries = &mut environ.entries;
+            entries.reserve(count.min(MAX_PREALLOC));
             for _ in 0..count {
                 // Common keys come back as 'static strings: no allocation,
                 // and the interpreter caches their Python objects.
@@ -617,7 +651,7 @@ fn decode_payload(kind: FrameKind, payload: &[u8]) -> Result<Frame, ProtocolErro
             Frame::RequestStart(RequestStart {
                 request_id,
                 target: AppTarget { script, callable, application_group, reload_on_change },
-                environ: Environ { entries },
+                environ,
                 has_body,
             })
         }

@@ -511,7 +511,7 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
         // wait for it here, so the connection counts as busy throughout.
         connection.fresh = false;
     }
-    let mut start = match protocol::read_frame(&mut connection.reader) {
+    let mut start = match protocol::read_frame_buffered(&mut connection.reader) {
         Ok(Some(Frame::RequestStart(start))) => start,
         Ok(Some(Frame::Ping)) => {
             let Ok(mut writer) = connection.writer.lock() else { return false };
@@ -668,7 +668,7 @@ impl Read for FrameBody<'_> {
             if self.done {
                 return Ok(0);
             }
-            match protocol::read_frame(self.reader) {
+            match protocol::read_frame_buffered(self.reader) {
                 Ok(Some(Frame::BodyChunk(data))) => self.pending = data,
                 Ok(Some(Frame::BodyEnd)) => self.done = true,
                 Ok(_) => {

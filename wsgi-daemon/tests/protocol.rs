@@ -1,7 +1,7 @@
 //! Tests of the front-end-to-daemon wire protocol.
 
 use std::borrow::Cow;
-use std::io::{Cursor, Read, Write};
+use std::io::{BufReader, Cursor, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::thread;
@@ -10,8 +10,9 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use wsgi_core::{AppTarget, EnvValue, Environ};
 use wsgi_daemon::protocol::{
-    buffered_response_chunk, read_frame, read_handshake, write_data_chunk, write_frame, write_handshake, Frame,
-    FrameKind, ProtocolError, RequestStart, ResponseStart, MAGIC, MAX_FRAME_SIZE, PROTOCOL_VERSION,
+    buffered_response_chunk, read_frame, read_frame_buffered, read_handshake, write_data_chunk, write_frame,
+    write_handshake, Frame, FrameKind, ProtocolError, RequestStart, ResponseStart, MAGIC, MAX_FRAME_SIZE,
+    PROTOCOL_VERSION,
 };
 
 fn sample_request(id: u64, has_body: bool) -> RequestStart {
@@ -98,6 +99,32 @@ fn a_stream_of_frames_round_trips_in_order() {
         got.push(frame);
     }
     assert_eq!(got, frames);
+}
+
+/// A buffered reader decodes frames whole in its buffer from there, and
+/// reads the others as `read_frame` does: either way the same frames come
+/// back, in order, whatever the buffer's size.
+#[test]
+fn frames_read_from_a_buffer_match_frames_read_from_the_stream() {
+    let frames = every_kind();
+    let mut wire = Vec::new();
+    for frame in &frames {
+        write_frame(&mut wire, frame).unwrap();
+    }
+    for capacity in [1, 7, 64, 200, 64 * 1024] {
+        let mut r = BufReader::with_capacity(capacity, Cursor::new(wire.clone()));
+        let mut got = Vec::new();
+        while let Some(frame) = read_frame_buffered(&mut r).unwrap() {
+            got.push(frame);
+        }
+        assert_eq!(got, frames, "buffer of {capacity} bytes");
+    }
+    // A frame refused for its size is refused from the buffer too.
+    let mut oversized = wire[..5].to_vec();
+    oversized[0] = FrameKind::Error.as_byte();
+    oversized[1..5].copy_from_slice(&(MAX_FRAME_SIZE + 1).to_be_bytes());
+    let mut r = BufReader::new(Cursor::new(oversized));
+    assert!(matches!(read_frame_buffered(&mut r), Err(ProtocolError::FrameTooLarge { .. })));
 }
 
 #[test]
