@@ -257,7 +257,7 @@ impl<const N: usize> StaticSet<N> {
     }
 
     fn find(&self, candidate: &[u8]) -> Option<usize> {
-        let mut slot = set_hash(candidate) & (N - 1);
+        let mut slot = set_hash_words(candidate) & (N - 1);
         loop {
             let index = self.slots[slot].checked_sub(1)? as usize;
             if self.items[index].as_bytes() == candidate {
@@ -268,10 +268,14 @@ impl<const N: usize> StaticSet<N> {
     }
 }
 
+/// The multiplier of [`set_hash`]: 2^64 divided by the golden ratio.
+const SET_HASH_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
 /// A hash of `bytes` eight at a time (one multiply a word), its best-mixed
-/// bits at the bottom.
+/// bits at the bottom. This is the compile-time form, a byte at a time;
+/// lookups use [`set_hash_words`], which gives the same hash.
 const fn set_hash(bytes: &[u8]) -> usize {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    const K: u64 = SET_HASH_K;
     let mut hash = bytes.len() as u64;
     let mut word = 0u64;
     let mut i = 0;
@@ -282,6 +286,23 @@ const fn set_hash(bytes: &[u8]) -> usize {
             hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
             word = 0;
         }
+    }
+    (hash >> 32) as usize
+}
+
+/// [`set_hash`], loading whole words: what a lookup computes.
+fn set_hash_words(bytes: &[u8]) -> usize {
+    let mut hash = bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let word = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        hash = (hash.rotate_left(5) ^ word).wrapping_mul(SET_HASH_K);
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        let mut word = [0u8; 8];
+        word[..tail.len()].copy_from_slice(tail);
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(SET_HASH_K);
     }
     (hash >> 32) as usize
 }
@@ -316,6 +337,18 @@ pub fn environ_key(name: &[u8]) -> Cow<'static, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lookup_hash_is_the_compile_time_hash() {
+        let long: String = (0u8..200).map(|b| char::from(b' ' + b % 90)).collect();
+        for len in 0..long.len() {
+            let bytes = &long.as_bytes()[..len];
+            assert_eq!(set_hash_words(bytes), set_hash(bytes), "length {len}");
+        }
+        for key in COMMON_KEYS.iter().chain(COMMON_VALUES.iter()) {
+            assert_eq!(set_hash_words(key.as_bytes()), set_hash(key.as_bytes()), "{key}");
+        }
+    }
 
     #[test]
     fn a_request_environ_starts_empty_in_the_storage_of_the_last_one_dropped() {
