@@ -149,6 +149,51 @@ def application(environ, start_response):
     assert_eq!(apache.get("/g").text(), "0 None");
 }
 
+/// mod_wsgi checks a script's modification time on each request (with
+/// WSGIScriptReloading On, the default) from Apache's own `r->finfo`, as we
+/// do: a changed script is imported again, an unchanged one is not (its
+/// module state survives, although Apache keeps times to the microsecond
+/// and the file to the nanosecond), and with reloading off it is kept.
+#[test]
+fn a_changed_script_is_reloaded_unless_reloading_is_off() {
+    require_apache!();
+    let site = TempDir::new("apache-reload");
+    let version = |v: &str| {
+        format!(
+            "COUNT = 0\ndef application(environ, start_response):\n    global COUNT\n    COUNT += 1\n    \
+             start_response('200 OK', [('Content-Type', 'text/plain')])\n    return [b'{v} %d' % COUNT]\n"
+        )
+    };
+    let set_time = |name: &str, secs: u64| {
+        let file = std::fs::File::options().write(true).open(site.path().join(name)).unwrap();
+        file.set_modified(std::time::UNIX_EPOCH + Duration::new(secs, 123_456_789)).unwrap();
+    };
+    for name in ["live.wsgi", "frozen.wsgi"] {
+        site.write(name, &version("v1"));
+        set_time(name, 1_700_000_000);
+    }
+    let dir = site.path().display();
+    let apache = Apache::start(&ApacheOptions {
+        mpm: Mpm::Prefork,
+        ..ApacheOptions::ours(format!(
+            "StartServers 1\nMinSpareServers 1\nMaxSpareServers 1\nMaxRequestWorkers 1\n\
+             WSGIScriptAlias /live {dir}/live.wsgi\n\
+             WSGIScriptAlias /frozen {dir}/frozen.wsgi\n\
+             <Location /frozen>\n  WSGIScriptReloading Off\n</Location>"
+        ))
+    });
+    assert_eq!(apache.get("/live").text(), "v1 1", "{}", apache.error_log());
+    assert_eq!(apache.get("/live").text(), "v1 2");
+    assert_eq!(apache.get("/frozen").text(), "v1 1");
+    for name in ["live.wsgi", "frozen.wsgi"] {
+        site.write(name, &version("v2"));
+        set_time(name, 1_700_000_100);
+    }
+    assert_eq!(apache.get("/live").text(), "v2 1", "{}", apache.error_log());
+    assert_eq!(apache.get("/live").text(), "v2 2");
+    assert_eq!(apache.get("/frozen").text(), "v1 2");
+}
+
 fn serve_under(mpm: Mpm) {
     let site = site_with(ENVIRON_APP);
     let apache = Apache::start(&ApacheOptions {

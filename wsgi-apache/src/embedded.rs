@@ -364,15 +364,18 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
         }
     }
 
-    let script = match &kind {
-        HandlerKind::HandlerScript(script) => script.path.clone(),
-        HandlerKind::Script => PathBuf::from(OsStr::from_bytes(request.filename())),
+    // Apache has just read the script's status (its r->finfo), which
+    // mod_wsgi uses for the reload check; a handler script is another file.
+    let (script, script_mtime_us) = match &kind {
+        HandlerKind::HandlerScript(script) => (script.path.clone(), None),
+        HandlerKind::Script => (PathBuf::from(OsStr::from_bytes(request.filename())), request.file_mtime_us()),
     };
     let target = AppTarget {
         script,
         callable: names.callable,
         application_group: names.application_group,
         reload_on_change: settings.effective_script_reloading(),
+        script_mtime_us,
     };
     if !names.process_group.is_empty() {
         return crate::daemon::forward(request, &names.process_group, target, env, settings);

@@ -19,6 +19,21 @@ pub struct AppTarget {
     /// Reload the script when its modification time changes
     /// (`WSGIScriptReloading`).
     pub reload_on_change: bool,
+    /// The script's modification time in microseconds since the epoch, as
+    /// the front end has just found it (Apache's `r->finfo`, as mod_wsgi
+    /// uses), so that the interpreter need not read the file's status
+    /// again; `None`: the interpreter reads it. Not carried to daemon
+    /// processes, which check the file themselves.
+    pub script_mtime_us: Option<i64>,
+}
+
+/// A file modification time in microseconds since the epoch: the
+/// precision Apache records, to which every time compared with one is cut.
+pub fn mtime_us(time: std::time::SystemTime) -> i64 {
+    match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_micros()).map_or(i64::MIN, |us| -us),
+    }
 }
 
 /// Severity of a log line, as Apache's `LogLevel` names them.

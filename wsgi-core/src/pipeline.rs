@@ -196,6 +196,7 @@ impl Site {
                 callable,
                 application_group,
                 reload_on_change: settings.effective_script_reloading(),
+                script_mtime_us: None,
             },
             process_group,
             environ,

@@ -650,7 +650,7 @@ fn decode_payload(kind: FrameKind, payload: &[u8]) -> Result<Frame, ProtocolErro
             }
             Frame::RequestStart(RequestStart {
                 request_id,
-                target: AppTarget { script, callable, application_group, reload_on_change },
+                target: AppTarget { script, callable, application_group, reload_on_change, script_mtime_us: None },
                 environ,
                 has_body,
             })

@@ -32,6 +32,7 @@ fn sample_request(id: u64, has_body: bool) -> RequestStart {
             callable: "application".into(),
             application_group: "example.com|/app".into(),
             reload_on_change: true,
+            script_mtime_us: None,
         },
         environ,
         has_body,
@@ -450,7 +451,13 @@ fn request_start() -> impl Strategy<Value = RequestStart> {
         .prop_map(|(request_id, script, callable, application_group, reload_on_change, entries, has_body)| {
             RequestStart {
                 request_id,
-                target: AppTarget { script: PathBuf::from(script), callable, application_group, reload_on_change },
+                target: AppTarget {
+                    script: PathBuf::from(script),
+                    callable,
+                    application_group,
+                    reload_on_change,
+                    script_mtime_us: None,
+                },
                 environ: Environ { entries },
                 has_body,
             }

@@ -84,6 +84,7 @@ fn request(path: &str, has_body: bool) -> RequestStart {
             callable: "application".into(),
             application_group: String::new(),
             reload_on_change: false,
+            script_mtime_us: None,
         },
         environ,
         has_body,

@@ -160,6 +160,7 @@ fn bench(c: &mut Criterion) {
         callable: "application".into(),
         application_group: "".into(),
         reload_on_change: std::env::var_os("WSGI_BENCH_RELOAD").is_some(),
+        script_mtime_us: None,
     };
     let env = environ();
     let loop_source = python_loop(&env);

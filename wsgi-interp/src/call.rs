@@ -355,7 +355,7 @@ unsafe fn run_app(
     unsafe {
         let app = {
             let mut scripts = interp.lock_scripts();
-            scripts.callable(&target.script, &target.callable, target.reload_on_change)
+            scripts.callable(&target.script, &target.callable, target.reload_on_change, target.script_mtime_us)
         };
         let app = match app {
             Ok(app) => app,

@@ -118,7 +118,7 @@ impl EmbeddedRunner {
         unsafe {
             let function = {
                 let mut scripts = interp.lock_scripts();
-                scripts.callable(call.script, call.function, call.reload_on_change)
+                scripts.callable(call.script, call.function, call.reload_on_change, None)
             };
             let function = match function {
                 Ok(function) => function,

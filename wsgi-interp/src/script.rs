@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::hash::BuildHasherDefault;
 use std::path::Path;
-use std::time::SystemTime;
 
 use md5::{Digest, Md5};
 use pyo3_ffi as py;
@@ -24,10 +23,16 @@ pub fn module_name(path: &Path, case_sensitive: bool) -> String {
     format!("_mod_wsgi_{hex}")
 }
 
+/// The modification time of the file at `path`, if it can be read.
+fn file_mtime_us(path: &Path) -> Option<i64> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok().map(wsgi_core::app::mtime_us)
+}
+
 /// A script module loaded into one interpreter.
 pub(crate) struct LoadedScript {
     module: Obj,
-    mtime: Option<SystemTime>,
+    /// Microseconds since the epoch ([`wsgi_core::app::mtime_us`]).
+    mtime: Option<i64>,
     /// The last callable name asked for, as an interned `str`.
     callable_name: Option<(String, Obj)>,
 }
@@ -60,20 +65,28 @@ impl ScriptCache {
     /// The GIL of the interpreter owning this cache is held.
     pub(crate) unsafe fn module(&mut self, path: &Path, reload: bool) -> Result<Obj, LoadError> {
         // SAFETY: the GIL is held (caller).
-        unsafe { self.loaded(path, reload).map(|loaded| loaded.module.clone()) }
+        unsafe { self.loaded(path, reload, None).map(|loaded| loaded.module.clone()) }
     }
 
-    unsafe fn loaded(&mut self, path: &Path, reload: bool) -> Result<&mut LoadedScript, LoadError> {
+    /// `current_mtime_us`: the file's modification time if the caller has
+    /// just read it; otherwise it is read here when needed.
+    unsafe fn loaded(
+        &mut self,
+        path: &Path,
+        reload: bool,
+        current_mtime_us: Option<i64>,
+    ) -> Result<&mut LoadedScript, LoadError> {
         let key = path.as_os_str().as_encoded_bytes();
         let known = self.scripts.get(key).map(|loaded| loaded.mtime);
+        let current = || current_mtime_us.or_else(|| file_mtime_us(path));
         let fresh = match known {
             // mod_wsgi checks the file on every request when reloading is on.
-            Some(mtime) if reload => mtime == std::fs::metadata(path).and_then(|m| m.modified()).ok(),
+            Some(mtime) if reload => mtime == current(),
             Some(_) => true,
             None => false,
         };
         if !fresh {
-            let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+            let mtime = current();
             // SAFETY: the GIL is held (caller).
             let module = unsafe { import(path)? };
             self.scripts.insert(key.into(), LoadedScript { module, mtime, callable_name: None });
@@ -85,10 +98,16 @@ impl ScriptCache {
     ///
     /// # Safety
     /// As for [`ScriptCache::module`].
-    pub(crate) unsafe fn callable(&mut self, path: &Path, name: &str, reload: bool) -> Result<Obj, LoadError> {
+    pub(crate) unsafe fn callable(
+        &mut self,
+        path: &Path,
+        name: &str,
+        reload: bool,
+        current_mtime_us: Option<i64>,
+    ) -> Result<Obj, LoadError> {
         // SAFETY: the GIL is held (caller).
         unsafe {
-            let loaded = self.loaded(path, reload)?;
+            let loaded = self.loaded(path, reload, current_mtime_us)?;
             // Looked up on every request, as mod_wsgi does, so that an
             // application may rebind it; the name object is kept.
             let name_obj = match &loaded.callable_name {

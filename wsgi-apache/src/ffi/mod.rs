@@ -281,6 +281,15 @@ impl Request {
         unsafe { bytes(self.rec().path_info) }.unwrap_or_default()
     }
 
+    /// `r->finfo.mtime` (microseconds since the epoch) when Apache found
+    /// the translated file and read its modification time.
+    pub(crate) fn file_mtime_us(&self) -> Option<i64> {
+        /// `APR_FINFO_MTIME` of apr_file_info.h (a macro bindgen leaves out).
+        const APR_FINFO_MTIME: i32 = 0x0000_0010;
+        let finfo = &self.rec().finfo;
+        (finfo.filetype != 0 && finfo.valid & APR_FINFO_MTIME != 0).then_some(finfo.mtime)
+    }
+
     /// Whether the translated file exists, and whether it is a directory.
     pub(crate) fn file_kind(&self) -> FileKind {
         match self.rec().finfo.filetype {

@@ -155,6 +155,7 @@ pub fn target(script: &Path, group: &str) -> AppTarget {
         callable: "application".into(),
         application_group: group.into(),
         reload_on_change: true,
+        script_mtime_us: None,
     }
 }
 
