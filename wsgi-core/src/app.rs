@@ -22,8 +22,8 @@ pub struct AppTarget {
     /// The script's modification time in microseconds since the epoch, as
     /// the front end has just found it (Apache's `r->finfo`, as mod_wsgi
     /// uses), so that the interpreter need not read the file's status
-    /// again; `None`: the interpreter reads it. Not carried to daemon
-    /// processes, which check the file themselves.
+    /// again; `None`: the interpreter reads it. Daemon processes get it
+    /// with the request and use it for their own check.
     pub script_mtime_us: Option<i64>,
 }
 

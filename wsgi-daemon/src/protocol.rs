@@ -25,7 +25,8 @@
 //! `1`), strings and byte strings are a `u32` length followed by the bytes
 //! (strings as UTF-8, so the Latin-1 text of environ values and headers,
 //! held in Rust `String`s, comes back exactly), and lists are a `u32` count
-//! followed by the elements. An environ key or string value that is one of
+//! followed by the elements; an optional value is a boolean (present or
+//! not) followed by the value when present. An environ key or string value that is one of
 //! wsgi-core's common ones ([`wsgi_core::environ::COMMON_KEYS`],
 //! [`wsgi_core::environ::COMMON_VALUES`]) goes as its position with the top
 //! bit of the length set instead ([`COMMON_STRING`]): nothing to compare
@@ -78,7 +79,7 @@ pub const MAGIC: [u8; 6] = *b"WSGIRS";
 
 /// The version of the protocol this build speaks. Peers must speak exactly
 /// the same version.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The largest frame payload, in bytes, that is written or accepted (16 MiB).
 pub const MAX_FRAME_SIZE: u32 = 16 * 1024 * 1024;
@@ -499,6 +500,10 @@ fn encode_request_start(e: &mut Encoder, start: &RequestStart) {
     e.str(&start.target.callable);
     e.str(&start.target.application_group);
     e.bool(start.target.reload_on_change);
+    e.bool(start.target.script_mtime_us.is_some());
+    if let Some(mtime) = start.target.script_mtime_us {
+        e.i64(mtime);
+    }
     e.bool(start.has_body);
     e.len(start.environ.entries.len());
     for (key, value) in &start.environ.entries {
@@ -622,6 +627,7 @@ fn decode_payload(kind: FrameKind, payload: &[u8]) -> Result<Frame, ProtocolErro
             let callable = d.string()?;
             let application_group = d.string()?;
             let reload_on_change = d.bool()?;
+            let script_mtime_us = if d.bool()? { Some(d.i64()?) } else { None };
             let has_body = d.bool()?;
             // An entry is at least a key length, a tag and a one-byte value.
             let count = d.count(4 + 1 + 1)?;
@@ -650,7 +656,7 @@ fn decode_payload(kind: FrameKind, payload: &[u8]) -> Result<Frame, ProtocolErro
             }
             Frame::RequestStart(RequestStart {
                 request_id,
-                target: AppTarget { script, callable, application_group, reload_on_change, script_mtime_us: None },
+                target: AppTarget { script, callable, application_group, reload_on_change, script_mtime_us },
                 environ,
                 has_body,
             })

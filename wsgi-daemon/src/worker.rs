@@ -96,8 +96,9 @@ struct Shared<'a> {
     /// When the last request started, in microseconds since `started`
     /// (atomic: every request sets it).
     last_request_us: AtomicU64,
-    /// The modification time of each script when this process first ran it.
-    script_times: Mutex<HashMap<std::path::PathBuf, Option<std::time::SystemTime>>>,
+    /// The modification time of each script when this process first ran it
+    /// (microseconds since the epoch).
+    script_times: Mutex<HashMap<std::path::PathBuf, Option<i64>>>,
     /// When serving started, whether a script has loaded since, and
     /// whether one failed to (startup-timeout).
     started: Instant,
@@ -547,7 +548,7 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
         return false;
     }
 
-    if start.target.reload_on_change && !script_changed(shared, &start.target.script) {
+    if start.target.reload_on_change && !script_changed(shared, &start.target.script, start.target.script_mtime_us) {
         // Unchanged since this process first ran it: the interpreter need
         // not look at the file again.
         start.target.reload_on_change = false;
@@ -611,9 +612,12 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
 /// first ran it makes the process ask to be replaced (this request is
 /// still served, with the script reloaded), so the whole application
 /// starts afresh, as mod_wsgi restarts a daemon process. Whether it
-/// changed.
-fn script_changed(shared: &Shared<'_>, script: &std::path::Path) -> bool {
-    let modified = std::fs::metadata(script).and_then(|m| m.modified()).ok();
+/// changed. `known_mtime_us`: the modification time the front end sent,
+/// read when it mapped the request (Apache's `r->finfo`); without one the
+/// file's status is read here.
+fn script_changed(shared: &Shared<'_>, script: &std::path::Path, known_mtime_us: Option<i64>) -> bool {
+    let modified = known_mtime_us
+        .or_else(|| std::fs::metadata(script).and_then(|m| m.modified()).ok().map(wsgi_core::app::mtime_us));
     let Ok(mut times) = shared.script_times.lock() else { return true };
     let first = match times.get(script) {
         Some(first) => *first,

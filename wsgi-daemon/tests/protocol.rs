@@ -32,7 +32,7 @@ fn sample_request(id: u64, has_body: bool) -> RequestStart {
             callable: "application".into(),
             application_group: "example.com|/app".into(),
             reload_on_change: true,
-            script_mtime_us: None,
+            script_mtime_us: Some(1_700_000_000_123_456),
         },
         environ,
         has_body,
@@ -298,7 +298,8 @@ fn unknown_kinds_and_malformed_payloads_are_errors() {
 
     // A boolean that is neither 0 nor 1 (has_body in a RequestStart).
     let mut buf = encode(&Frame::RequestStart(sample_request(1, false)));
-    let has_body_at = 5 + 8 + (4 + 16) + (4 + 11) + (4 + 16) + 1;
+    // Header, request id, script, callable, group, reload flag, mtime.
+    let has_body_at = 5 + 8 + (4 + 16) + (4 + 11) + (4 + 16) + 1 + (1 + 8);
     assert_eq!(buf[has_body_at], 0);
     buf[has_body_at] = 2;
     let err = read_frame(&mut Cursor::new(buf)).unwrap_err();
@@ -444,24 +445,34 @@ fn request_start() -> impl Strategy<Value = RequestStart> {
         ".{0,20}",
         ".{0,10}",
         ".{0,10}",
-        any::<bool>(),
+        (any::<bool>(), any::<Option<i64>>()),
         proptest::collection::vec((env_key(), env_value()), 0..8),
         any::<bool>(),
     )
-        .prop_map(|(request_id, script, callable, application_group, reload_on_change, entries, has_body)| {
-            RequestStart {
+        .prop_map(
+            |(
                 request_id,
-                target: AppTarget {
-                    script: PathBuf::from(script),
-                    callable,
-                    application_group,
-                    reload_on_change,
-                    script_mtime_us: None,
-                },
-                environ: Environ { entries },
+                script,
+                callable,
+                application_group,
+                (reload_on_change, script_mtime_us),
+                entries,
                 has_body,
-            }
-        })
+            )| {
+                RequestStart {
+                    request_id,
+                    target: AppTarget {
+                        script: PathBuf::from(script),
+                        callable,
+                        application_group,
+                        reload_on_change,
+                        script_mtime_us,
+                    },
+                    environ: Environ { entries },
+                    has_body,
+                }
+            },
+        )
 }
 
 fn response_start() -> impl Strategy<Value = ResponseStart> {
