@@ -27,13 +27,15 @@ pub struct AppTarget {
     pub script_mtime_us: Option<i64>,
 }
 
-/// A file modification time in microseconds since the epoch: the
-/// precision Apache records, to which every time compared with one is cut.
-pub fn mtime_us(time: std::time::SystemTime) -> i64 {
-    match time.duration_since(std::time::UNIX_EPOCH) {
+/// The modification time of the file at `path` in microseconds since the
+/// epoch, if it can be read: the precision Apache records, to which every
+/// time compared with [`AppTarget::script_mtime_us`] is cut.
+pub fn file_mtime_us(path: &std::path::Path) -> Option<i64> {
+    let time = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    Some(match time.duration_since(std::time::UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
         Err(before) => i64::try_from(before.duration().as_micros()).map_or(i64::MIN, |us| -us),
-    }
+    })
 }
 
 /// Severity of a log line, as Apache's `LogLevel` names them.

@@ -616,8 +616,7 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
 /// read when it mapped the request (Apache's `r->finfo`); without one the
 /// file's status is read here.
 fn script_changed(shared: &Shared<'_>, script: &std::path::Path, known_mtime_us: Option<i64>) -> bool {
-    let modified = known_mtime_us
-        .or_else(|| std::fs::metadata(script).and_then(|m| m.modified()).ok().map(wsgi_core::app::mtime_us));
+    let modified = known_mtime_us.or_else(|| wsgi_core::app::file_mtime_us(script));
     let Ok(mut times) = shared.script_times.lock() else { return true };
     let first = match times.get(script) {
         Some(first) => *first,

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use md5::{Digest, Md5};
 use pyo3_ffi as py;
+use wsgi_core::app::file_mtime_us;
 
 use crate::call::FnvHasher;
 use crate::ffi::{self, Obj, PythonError};
@@ -23,15 +24,10 @@ pub fn module_name(path: &Path, case_sensitive: bool) -> String {
     format!("_mod_wsgi_{hex}")
 }
 
-/// The modification time of the file at `path`, if it can be read.
-fn file_mtime_us(path: &Path) -> Option<i64> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok().map(wsgi_core::app::mtime_us)
-}
-
 /// A script module loaded into one interpreter.
 pub(crate) struct LoadedScript {
     module: Obj,
-    /// Microseconds since the epoch ([`wsgi_core::app::mtime_us`]).
+    /// Microseconds since the epoch ([`file_mtime_us`]).
     mtime: Option<i64>,
     /// The last callable name asked for, as an interned `str`.
     callable_name: Option<(String, Obj)>,
