@@ -375,39 +375,45 @@ pub fn write_data_chunk(w: &mut impl Write, data: &[u8], request_body: bool) -> 
 /// the frame already in its buffer can pass the data on from there, with
 /// no copy.
 pub fn buffered_response_chunk(buffered: &[u8]) -> Option<(std::ops::Range<usize>, usize)> {
-    let header: &[u8; HEADER_LEN] = buffered.get(..HEADER_LEN)?.try_into().ok()?;
-    if header[0] != FrameKind::ResponseChunk.as_byte() {
-        return None;
-    }
-    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-    if len > MAX_FRAME_SIZE {
-        return None;
-    }
-    let end = HEADER_LEN + len as usize;
-    (buffered.len() >= end).then_some((HEADER_LEN..end, end))
+    let (kind, end) = whole_frame(buffered)?;
+    (kind == FrameKind::ResponseChunk.as_byte()).then_some((HEADER_LEN..end, end))
 }
 
 /// Reads one frame, as [`read_frame`] does, but decodes a frame that is
 /// already whole in the reader's buffer from there: no payload buffer of
-/// its own (a request's first frame takes kilobytes).
+/// its own (a request's first frame takes kilobytes). Data frames, whose
+/// payload becomes bytes of their own either way, are left to
+/// [`read_frame`], as is every frame not yet whole.
 pub fn read_frame_buffered(r: &mut impl BufRead) -> Result<Option<Frame>, ProtocolError> {
     let buffered = match r.fill_buf() {
         Ok(buffered) => buffered,
         Err(e) if e.kind() == io::ErrorKind::Interrupted => return read_frame(r),
         Err(e) => return Err(e.into()),
     };
-    if let Some(header) = buffered.get(..HEADER_LEN) {
-        let kind = FrameKind::from_byte(header[0]);
-        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
-        let end = HEADER_LEN.saturating_add(len as usize);
-        let data = matches!(kind, Some(FrameKind::BodyChunk | FrameKind::ResponseChunk));
-        if let (Some(kind), false, true) = (kind, data, len <= MAX_FRAME_SIZE && buffered.len() >= end) {
-            let frame = decode_payload(kind, &buffered[HEADER_LEN..end]);
-            r.consume(end);
-            return frame.map(Some);
+    if let Some((kind, end)) = whole_frame(buffered) {
+        match FrameKind::from_byte(kind) {
+            Some(FrameKind::BodyChunk | FrameKind::ResponseChunk) | None => {}
+            Some(kind) => {
+                let frame = decode_payload(kind, &buffered[HEADER_LEN..end]);
+                r.consume(end);
+                return frame.map(Some);
+            }
         }
     }
     read_frame(r)
+}
+
+/// The kind byte and payload length a frame header announces.
+fn parse_header(header: &[u8; HEADER_LEN]) -> (u8, u32) {
+    (header[0], u32::from_be_bytes([header[1], header[2], header[3], header[4]]))
+}
+
+/// If `buffered` starts with a whole frame of an allowed size, its kind
+/// byte and full length.
+fn whole_frame(buffered: &[u8]) -> Option<(u8, usize)> {
+    let (kind, len) = parse_header(buffered.first_chunk::<HEADER_LEN>()?);
+    let end = HEADER_LEN + len as usize;
+    (len <= MAX_FRAME_SIZE && buffered.len() >= end).then_some((kind, end))
 }
 
 /// Reads one frame.
@@ -428,8 +434,8 @@ pub fn read_frame(r: &mut impl Read) -> Result<Option<Frame>, ProtocolError> {
             Err(e) => return Err(e.into()),
         }
     }
-    let kind = FrameKind::from_byte(header[0]).ok_or(ProtocolError::UnknownKind(header[0]))?;
-    let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+    let (kind, len) = parse_header(&header);
+    let kind = FrameKind::from_byte(kind).ok_or(ProtocolError::UnknownKind(kind))?;
     if len > MAX_FRAME_SIZE {
         return Err(ProtocolError::FrameTooLarge { size: u64::from(len), max: MAX_FRAME_SIZE });
     }
