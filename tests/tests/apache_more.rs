@@ -364,3 +364,56 @@ fn config_test_accepts_directives_in_their_contexts_and_refuses_python_home_in_a
     assert!(text.contains(&format!("line {line}")), "no 'line {line}' in: {text}");
     assert!(text.contains("WSGIPythonHome"), "{text}");
 }
+
+/// Our module ends a response itself (end of stream, then a flush of the
+/// connection) so that it is written before Apache looks for the next
+/// request on the connection. The output filters must still frame it as
+/// they would have: a Content-Length Apache computes for a short body the
+/// application gave none for, the application's own for the others, and
+/// pipelined requests answered in order on one connection. In embedded and
+/// daemon mode.
+#[test]
+fn pipelined_requests_on_one_connection_keep_their_framing() {
+    require_apache!();
+    let site = site();
+    let dir = site.path().display();
+    let apache = start(
+        &site,
+        &format!(
+            "WSGIDaemonProcess framing processes=1 threads=2\nWSGIScriptAlias /daemon {dir}/app.wsgi process-group=framing"
+        ),
+    );
+    for prefix in ["/app", "/daemon"] {
+        // The daemon process is up before the pipelined burst.
+        assert_eq!(apache.get(&format!("{prefix}/x")).status(), 200, "{}", apache.error_log());
+        let mut connection = HttpConnection::open(apache.address());
+        let host = format!("127.0.0.1:{}", apache.port());
+        let requests: String = [("GET", "/x"), ("GET", "/text"), ("HEAD", "/text"), ("GET", "/y")]
+            .iter()
+            .map(|(method, path)| format!("{method} {prefix}{path} HTTP/1.1\r\nHost: {host}\r\n\r\n"))
+            .collect();
+        connection.send(requests.as_bytes()).unwrap();
+        for (method, path) in [("GET", "/x"), ("GET", "/text"), ("HEAD", "/text"), ("GET", "/y")] {
+            let response = connection.read_response(method == "HEAD").unwrap();
+            let what = format!("{method} {prefix}{path}");
+            assert_eq!(response.status(), 200, "{what}: {}", apache.error_log());
+            assert!(!response.head.is_chunked(), "{what}: {:?}", response.head.headers);
+            let length: usize = response
+                .header("Content-Length")
+                .unwrap_or_else(|| panic!("{what}: no Content-Length in {:?}", response.head.headers))
+                .parse()
+                .unwrap();
+            if path == "/text" {
+                assert_eq!(length, 100 * 1024, "{what}");
+            }
+            if method == "HEAD" {
+                assert!(response.body.is_empty(), "{what}");
+                continue;
+            }
+            assert_eq!(response.body.len(), length, "{what}");
+            if path != "/text" {
+                assert!(response.text().starts_with("pid="), "{what}: {}", response.text());
+            }
+        }
+    }
+}

@@ -542,7 +542,8 @@ impl ResponseSink for ApacheSink<'_> {
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        Ok(())
+        self.buffered = 0;
+        self.request.end_response()
     }
 
     fn is_closed(&self) -> bool {

@@ -509,6 +509,42 @@ impl Request {
         }
     }
 
+    /// Ends the response now: passes the end of stream through the request's
+    /// output filters (which then frame it as they would have: a
+    /// Content-Length they can compute is still set) and flushes the
+    /// connection's filters, so the response reaches the client before
+    /// Apache looks for the connection's next request. Apache's core output
+    /// filter holds a response under 4 KiB until then otherwise, and the
+    /// check for a pipelined request, made before that write, always finds
+    /// nothing: every keep-alive request then goes back to the listener
+    /// thread and wakes a worker, where a static file is answered at once.
+    /// Only for a main request: a subrequest's end is not its connection's.
+    pub(crate) fn end_response(&self) -> io::Result<()> {
+        let r = self.rec();
+        if !r.main.is_null() || r.eos_sent != 0 {
+            return Ok(());
+        }
+        // SAFETY: a live main request, its connection's bucket allocator
+        // and pool; each brigade is emptied after its pass.
+        unsafe {
+            let conn = &*r.connection;
+            let brigade = apr_brigade_create(r.pool, conn.bucket_alloc);
+            brigade_insert_tail(brigade, apr_bucket_eos_create(conn.bucket_alloc));
+            let status = ap_pass_brigade(r.output_filters, brigade);
+            apr_brigade_cleanup(brigade.cast());
+            if status == APR_SUCCESS as apr_status_t && !self.connection_aborted() {
+                brigade_insert_tail(brigade, apr_bucket_flush_create(conn.bucket_alloc));
+                let _ = ap_pass_brigade(conn.output_filters, brigade);
+                apr_brigade_cleanup(brigade.cast());
+            }
+        }
+        if self.connection_aborted() {
+            Err(io::Error::new(io::ErrorKind::ConnectionAborted, "client connection closed"))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Sends `len` bytes of the open file `fd` from `offset` as a file
     /// bucket (sendfile where the filters allow), then flushes.
     pub(crate) fn send_file(&self, fd: c_int, offset: u64, len: u64) -> io::Result<u64> {
