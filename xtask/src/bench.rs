@@ -58,12 +58,22 @@ const CASES: [Case; 3] = [
     Case { name: "1 MB upload echo", path: "/echo", script: Some("upload.lua") },
 ];
 
-/// The median of `runs` by requests/s (the upper one of an even count);
-/// `None` when there is none.
+/// The median of `runs` by requests/s (the upper one of an even count),
+/// carrying the errors of every run, each with its round number (an error
+/// in a run that is not the median must not go unreported); `None` when
+/// there is none.
 pub(crate) fn median(mut runs: Vec<Result>) -> Option<Result> {
+    let errors: Vec<String> = runs
+        .iter()
+        .enumerate()
+        .filter(|(_, run)| !run.errors.is_empty())
+        .map(|(round, run)| format!("round {}: {}", round + 1, run.errors))
+        .collect();
     runs.sort_by(|a, b| a.requests_per_sec.total_cmp(&b.requests_per_sec));
     let middle = runs.len() / 2;
-    runs.into_iter().nth(middle)
+    let mut median = runs.into_iter().nth(middle)?;
+    median.errors = errors.join("; ");
+    Some(median)
 }
 
 /// What one wrk run measured.
@@ -339,7 +349,10 @@ pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     if load.rounds > 1 {
-        println!("each row: the median of {} runs taken in turn with the other servers", load.rounds);
+        println!(
+            "each row: the median of {} runs taken in turn with the other servers; errors: wrk's, from any of them",
+            load.rounds
+        );
     }
     println!();
     println!("| case | server | requests/s | p50 ms | p99 ms | peak RSS MiB | vs granian req/s | errors |");

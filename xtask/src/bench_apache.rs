@@ -425,7 +425,10 @@ pub fn bench(root: &Path, load: &Load, mode: Mode) -> std::result::Result<(), St
          sampled every 100 ms; processes: the most in that tree"
     );
     if load.rounds > 1 {
-        println!("each row: the median of {} runs taken in turn with the other servers", load.rounds);
+        println!(
+            "each row: the median of {} runs taken in turn with the other servers; errors: wrk's, from any of them",
+            load.rounds
+        );
     }
     println!();
     println!(
