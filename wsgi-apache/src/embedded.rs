@@ -542,7 +542,6 @@ impl ResponseSink for ApacheSink<'_> {
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.buffered = 0;
         self.request.end_response()
     }
 

@@ -491,21 +491,23 @@ impl Request {
         // SAFETY: `data` is valid for `len` bytes; Apache copies what it
         // keeps.
         let written = unsafe { ap_rwrite(data.as_ptr().cast(), len, self.0) };
-        if written < 0 || self.connection_aborted() {
-            Err(io::Error::new(io::ErrorKind::ConnectionAborted, "client connection closed"))
-        } else {
-            Ok(())
-        }
+        self.delivered(written >= 0)
     }
 
     /// Flushes the output filters to the client.
     pub(crate) fn flush(&self) -> io::Result<()> {
         // SAFETY: a live request.
         let status = unsafe { ap_rflush(self.0) };
-        if status < 0 || self.connection_aborted() {
-            Err(io::Error::new(io::ErrorKind::ConnectionAborted, "client connection closed"))
-        } else {
+        self.delivered(status >= 0)
+    }
+
+    /// The result of handing output to the filters: `Ok` when they took it
+    /// (`taken`) and the client is still connected.
+    fn delivered(&self, taken: bool) -> io::Result<()> {
+        if taken && !self.connection_aborted() {
             Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::ConnectionAborted, "client connection closed"))
         }
     }
 
@@ -524,25 +526,19 @@ impl Request {
         if !r.main.is_null() || r.eos_sent != 0 {
             return Ok(());
         }
-        // SAFETY: a live main request, its connection's bucket allocator
-        // and pool; each brigade is emptied after its pass.
+        // SAFETY: a live main request, its connection's filters, bucket
+        // allocator and pool.
         unsafe {
             let conn = &*r.connection;
             let brigade = apr_brigade_create(r.pool, conn.bucket_alloc);
-            brigade_insert_tail(brigade, apr_bucket_eos_create(conn.bucket_alloc));
-            let status = ap_pass_brigade(r.output_filters, brigade);
-            apr_brigade_cleanup(brigade.cast());
+            let status = pass_buckets(r.output_filters, brigade, &[apr_bucket_eos_create(conn.bucket_alloc)]);
             if status == APR_SUCCESS as apr_status_t && !self.connection_aborted() {
-                brigade_insert_tail(brigade, apr_bucket_flush_create(conn.bucket_alloc));
-                let _ = ap_pass_brigade(conn.output_filters, brigade);
-                apr_brigade_cleanup(brigade.cast());
+                let _ = pass_buckets(conn.output_filters, brigade, &[apr_bucket_flush_create(conn.bucket_alloc)]);
             }
         }
-        if self.connection_aborted() {
-            Err(io::Error::new(io::ErrorKind::ConnectionAborted, "client connection closed"))
-        } else {
-            Ok(())
-        }
+        // Only a client that left is an error here, as when Apache ends
+        // the stream itself.
+        self.delivered(true)
     }
 
     /// Sends `len` bytes of the open file `fd` from `offset` as a file
@@ -563,13 +559,9 @@ impl Request {
             let brigade = apr_brigade_create(pool, conn.bucket_alloc);
             let offset = i64::try_from(offset).map_err(|_| io::Error::other("file offset too large"))?;
             let bucket = apr_bucket_file_create(file, offset, len as apr_size_t, pool, conn.bucket_alloc);
-            brigade_insert_tail(brigade, bucket);
-            brigade_insert_tail(brigade, apr_bucket_flush_create(conn.bucket_alloc));
-            let status = ap_pass_brigade(self.rec().output_filters, brigade);
-            apr_brigade_cleanup(brigade.cast());
-            if status != APR_SUCCESS as apr_status_t || self.connection_aborted() {
-                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "client connection closed"));
-            }
+            let flush = apr_bucket_flush_create(conn.bucket_alloc);
+            let status = pass_buckets(self.rec().output_filters, brigade, &[bucket, flush]);
+            self.delivered(status == APR_SUCCESS as apr_status_t)?;
         }
         Ok(len)
     }
@@ -942,6 +934,28 @@ unsafe fn visit_table(table: *const apr_table_t, mut visit: impl FnMut(&[u8], &[
             continue;
         };
         visit(key, value.unwrap_or_default());
+    }
+}
+
+/// Passes `buckets`, in order, down `filter` in `brigade`, and empties the
+/// brigade again for reuse.
+///
+/// # Safety
+/// `filter` and `brigade` must be live, and every bucket new (on no ring)
+/// and made from the brigade's bucket allocator.
+unsafe fn pass_buckets(
+    filter: *mut ap_filter_t,
+    brigade: *mut apr_bucket_brigade,
+    buckets: &[*mut apr_bucket],
+) -> apr_status_t {
+    // SAFETY: as the caller promises.
+    unsafe {
+        for &bucket in buckets {
+            brigade_insert_tail(brigade, bucket);
+        }
+        let status = ap_pass_brigade(filter, brigade);
+        apr_brigade_cleanup(brigade.cast());
+        status
     }
 }
 
