@@ -99,6 +99,16 @@ fn start_with(site: &TempDir, extra: &str, modules: Vec<&'static str>) -> Apache
     })
 }
 
+/// Apache with `extra`, the application at `/app` and, in daemon group
+/// `group` (`WSGIDaemonProcess group options`), at `/daemon`.
+fn start_with_daemon(site: &TempDir, extra: &str, group: &str, options: &str) -> Apache {
+    let dir = site.path().display();
+    start(
+        site,
+        &format!("{extra}\nWSGIDaemonProcess {group} {options}\nWSGIScriptAlias /daemon {dir}/app.wsgi process-group={group}"),
+    )
+}
+
 /// The `pid=` the application answered with.
 fn pid_of(apache: &Apache, path: &str) -> String {
     let response = apache.get(path);
@@ -155,14 +165,7 @@ fn responses_pass_through_apaches_output_filters() {
 fn restrict_embedded_refuses_embedded_mode_but_serves_daemon_mode() {
     require_apache!();
     let site = site();
-    let dir = site.path().display();
-    let apache = start(
-        &site,
-        &format!(
-            "WSGIRestrictEmbedded On\nWSGIDaemonProcess restricted processes=1 threads=2\n\
-             WSGIScriptAlias /daemon {dir}/app.wsgi process-group=restricted"
-        ),
-    );
+    let apache = start_with_daemon(&site, "WSGIRestrictEmbedded On", "restricted", "processes=1 threads=2");
     let embedded = apache.get("/app/x");
     assert_eq!(embedded.status(), 500, "{}", embedded.text());
     let log = apache.error_log();
@@ -184,13 +187,7 @@ fn rss_kib(pid: u32) -> u64 {
 fn the_parent_does_not_grow_across_graceful_restarts() {
     require_apache!();
     let site = site();
-    let dir = site.path().display();
-    let apache = start(
-        &site,
-        &format!(
-            "WSGIDaemonProcess grown processes=1 threads=2\nWSGIScriptAlias /daemon {dir}/app.wsgi process-group=grown"
-        ),
-    );
+    let apache = start_with_daemon(&site, "", "grown", "processes=1 threads=2");
     assert_eq!(apache.get("/app/x").status(), 200, "{}", apache.error_log());
     assert_eq!(apache.get("/daemon/x").status(), 200, "{}", apache.error_log());
     let before = rss_kib(apache.pid());
@@ -265,14 +262,7 @@ fn close_is_called_when_the_client_goes_away() {
 fn restart_interval_replaces_the_daemon_process_while_requests_succeed() {
     require_apache!();
     let site = site();
-    let dir = site.path().display();
-    let apache = start(
-        &site,
-        &format!(
-            "WSGIDaemonProcess interval processes=1 threads=2 restart-interval=2\n\
-             WSGIScriptAlias /daemon {dir}/app.wsgi process-group=interval"
-        ),
-    );
+    let apache = start_with_daemon(&site, "", "interval", "processes=1 threads=2 restart-interval=2");
     let first = pid_of(&apache, "/daemon/x");
     let mut seen = vec![first.clone()];
     let replaced = tests::wait_for(Duration::from_secs(10), || {
@@ -290,14 +280,7 @@ fn restart_interval_replaces_the_daemon_process_while_requests_succeed() {
 fn inactivity_timeout_replaces_an_idle_daemon_process() {
     require_apache!();
     let site = site();
-    let dir = site.path().display();
-    let apache = start(
-        &site,
-        &format!(
-            "WSGIDaemonProcess idle processes=1 threads=2 inactivity-timeout=1\n\
-             WSGIScriptAlias /daemon {dir}/app.wsgi process-group=idle"
-        ),
-    );
+    let apache = start_with_daemon(&site, "", "idle", "processes=1 threads=2 inactivity-timeout=1");
     let before = pid_of(&apache, "/daemon/x");
     std::thread::sleep(Duration::from_secs(3));
     let after = pid_of(&apache, "/daemon/x");
@@ -376,24 +359,19 @@ fn config_test_accepts_directives_in_their_contexts_and_refuses_python_home_in_a
 fn pipelined_requests_on_one_connection_keep_their_framing() {
     require_apache!();
     let site = site();
-    let dir = site.path().display();
-    let apache = start(
-        &site,
-        &format!(
-            "WSGIDaemonProcess framing processes=1 threads=2\nWSGIScriptAlias /daemon {dir}/app.wsgi process-group=framing"
-        ),
-    );
+    let apache = start_with_daemon(&site, "", "framing", "processes=1 threads=2");
+    let requests = [("GET", "/x"), ("GET", "/text"), ("HEAD", "/text"), ("GET", "/y")];
     for prefix in ["/app", "/daemon"] {
         // The daemon process is up before the pipelined burst.
         assert_eq!(apache.get(&format!("{prefix}/x")).status(), 200, "{}", apache.error_log());
         let mut connection = HttpConnection::open(apache.address());
         let host = format!("127.0.0.1:{}", apache.port());
-        let requests: String = [("GET", "/x"), ("GET", "/text"), ("HEAD", "/text"), ("GET", "/y")]
+        let pipelined: String = requests
             .iter()
             .map(|(method, path)| format!("{method} {prefix}{path} HTTP/1.1\r\nHost: {host}\r\n\r\n"))
             .collect();
-        connection.send(requests.as_bytes()).unwrap();
-        for (method, path) in [("GET", "/x"), ("GET", "/text"), ("HEAD", "/text"), ("GET", "/y")] {
+        connection.send(pipelined.as_bytes()).unwrap();
+        for (method, path) in requests {
             let response = connection.read_response(method == "HEAD").unwrap();
             let what = format!("{method} {prefix}{path}");
             assert_eq!(response.status(), 200, "{what}: {}", apache.error_log());
