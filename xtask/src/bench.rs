@@ -76,6 +76,16 @@ pub(crate) fn median(mut runs: Vec<Result>) -> Option<Result> {
     Some(median)
 }
 
+/// Says how a table's rows came from several rounds (see [`median`]).
+pub(crate) fn print_rounds(load: &Load) {
+    if load.rounds > 1 {
+        println!(
+            "each row: the median of {} runs taken in turn with the other servers; errors: wrk's, from any of them",
+            load.rounds
+        );
+    }
+}
+
 /// What one wrk run measured.
 pub(crate) struct Result {
     pub requests_per_sec: f64,
@@ -348,12 +358,7 @@ pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
         load.python_threads,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    if load.rounds > 1 {
-        println!(
-            "each row: the median of {} runs taken in turn with the other servers; errors: wrk's, from any of them",
-            load.rounds
-        );
-    }
+    print_rounds(load);
     println!();
     println!("| case | server | requests/s | p50 ms | p99 ms | peak RSS MiB | vs granian req/s | errors |");
     println!("|---|---|---:|---:|---:|---:|---:|---|");

@@ -424,12 +424,7 @@ pub fn bench(root: &Path, load: &Load, mode: Mode) -> std::result::Result<(), St
         "peak RSS: the sum over Apache's parent and all its descendants (daemon processes included), \
          sampled every 100 ms; processes: the most in that tree"
     );
-    if load.rounds > 1 {
-        println!(
-            "each row: the median of {} runs taken in turn with the other servers; errors: wrk's, from any of them",
-            load.rounds
-        );
-    }
+    crate::bench::print_rounds(load);
     println!();
     println!(
         "| case | server | requests/s | p50 ms | p99 ms | peak RSS MiB | processes | ours / mod_wsgi req/s | \
