@@ -103,6 +103,13 @@ pub enum WriteError {
     /// The client went away.
     #[error("client connection lost: {0}")]
     Client(#[from] io::Error),
+    /// The response was already complete (a HEAD response, or all of the
+    /// declared Content-Length sent) and its client has gone: nothing more
+    /// will be sent, but nothing failed either. An iterable stops; the
+    /// `write()` callable returns normally, as mod_wsgi's does when Apache
+    /// discards what it is given.
+    #[error("the response is complete and its client has gone")]
+    Complete,
 }
 
 /// What happened to a response, for logging and connection handling.
@@ -135,7 +142,11 @@ enum State {
 /// - `start_response()` validates the status (`NNN reason`) and headers (no
 ///   CR, LF or other controls; names are tokens) before anything is sent;
 ///   a second call needs `exc_info` and fails once the head is out;
-/// - the head goes out with the first non-empty body chunk, or at the end;
+/// - the head goes out with the first body chunk of any length (an empty
+///   one included, as mod_wsgi sets the status and headers on the first
+///   chunk it is given), or at the end when there is none; nothing reaches
+///   the sink before the head, so a front end never commits to a default
+///   one;
 /// - output beyond the declared Content-Length is dropped, and a short body
 ///   is reported by [`ResponseWriter::finish`];
 /// - a HEAD response's body is discarded.
@@ -237,17 +248,17 @@ impl<'s> ResponseWriter<'s> {
         if !self.started() {
             return Err(WriteError::NotStarted);
         }
+        self.send_pending_head()?;
         if chunk.is_empty() {
             return Ok(());
         }
-        self.send_pending_head()?;
         let allowed =
             self.remaining().map_or(chunk.len(), |r| chunk.len().min(usize::try_from(r).unwrap_or(usize::MAX)));
         if allowed == 0 || self.head_only {
             // Discarded output still notices a client that left, so that an
             // endless generator stops.
             if self.sink.is_closed() {
-                return Err(WriteError::Client(io::Error::new(io::ErrorKind::BrokenPipe, "client connection closed")));
+                return Err(WriteError::Complete);
             }
             return Ok(());
         }
@@ -276,8 +287,14 @@ impl<'s> ResponseWriter<'s> {
         Ok(sent)
     }
 
-    /// Flushes the sink.
+    /// Flushes the sink, sending a pending head first. Before
+    /// `start_response()` there is nothing to push: the sink is left alone,
+    /// since a front end that flushed then would send a head of its own.
     pub fn flush(&mut self) -> Result<(), WriteError> {
+        if !self.started() {
+            return Ok(());
+        }
+        self.send_pending_head()?;
         Ok(self.sink.flush()?)
     }
 
@@ -339,6 +356,23 @@ impl<'s> ResponseWriter<'s> {
         self.sink.finish()?;
         Ok(())
     }
+}
+
+/// Whether Apache's HTTP header filter leaves header `name` (with `value`)
+/// out of a response with `status` (`head_only` for a HEAD request), so
+/// that a front end without Apache sends what Apache would:
+///
+/// - a 204 or 304 response has no content headers: no Content-Type,
+///   Content-Length or Transfer-Encoding;
+/// - a HEAD response does not announce `Content-Length: 0`, which a
+///   handler that skipped its body for HEAD would otherwise have Apache
+///   compute.
+pub fn apache_omits_header(status: u16, head_only: bool, name: &str, value: &str) -> bool {
+    let is = |other: &str| name.eq_ignore_ascii_case(other);
+    if matches!(status, 204 | 304) && (is("content-type") || is("content-length") || is("transfer-encoding")) {
+        return true;
+    }
+    head_only && is("content-length") && value.trim() == "0"
 }
 
 /// The reason phrase of the statuses a server produces itself.
@@ -458,18 +492,65 @@ mod tests {
         (name.to_string(), value.to_string())
     }
 
+    /// Every call a sink receives, in order.
+    #[derive(Default)]
+    struct CallLog(Vec<String>);
+
+    impl ResponseSink for CallLog {
+        fn send_head(&mut self, status: u16, _: &str, headers: &[(String, String)]) -> io::Result<()> {
+            self.0.push(format!("head {status} {}", headers.len()));
+            Ok(())
+        }
+        fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
+            self.0.push(format!("body {}", String::from_utf8_lossy(chunk)));
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.0.push("flush".to_string());
+            Ok(())
+        }
+        fn finish(&mut self) -> io::Result<()> {
+            self.0.push("finish".to_string());
+            Ok(())
+        }
+    }
+
     #[test]
-    fn head_goes_out_with_the_first_non_empty_chunk() {
+    fn head_goes_out_with_the_first_chunk_even_an_empty_one() {
+        let mut log = CallLog::default();
+        let mut w = ResponseWriter::new(&mut log, false);
+        w.start_response("302 Found", vec![h("Location", "/login/")], false).unwrap();
+        w.write(b"").unwrap();
+        assert!(w.head_sent());
+        w.write(b"").unwrap();
+        w.write(b"hello").unwrap();
+        w.finish().unwrap();
+        assert_eq!(log.0, ["head 302 1", "body hello", "finish"]);
+    }
+
+    #[test]
+    fn nothing_reaches_the_sink_before_the_head() {
+        // A flush before start_response() pushes nothing; one after it
+        // sends the pending head first, so no front end ever flushes a
+        // default head of its own (Apache's 200 with the script's type).
+        let mut log = CallLog::default();
+        let mut w = ResponseWriter::new(&mut log, false);
+        w.flush().unwrap();
+        w.start_response("302 Found", vec![h("Location", "/")], false).unwrap();
+        w.flush().unwrap();
+        w.write(b"").unwrap();
+        w.finish().unwrap();
+        assert_eq!(log.0, ["head 302 1", "flush", "finish"]);
+    }
+
+    #[test]
+    fn an_empty_first_chunk_ends_the_exc_info_window() {
         let mut rec = Recorder::default();
         let mut w = ResponseWriter::new(&mut rec, false);
-        w.start_response("200 OK", vec![h("Content-Type", "text/plain")], false).unwrap();
+        w.start_response("200 OK", vec![], false).unwrap();
         w.write(b"").unwrap();
-        assert!(!w.head_sent());
-        w.write(b"hello").unwrap();
-        assert!(w.head_sent());
-        w.finish().unwrap();
-        assert_eq!(rec.heads_sent, 1);
-        assert_eq!(rec.body, b"hello");
+        assert_eq!(w.start_response("500 Oops", vec![], true), Err(StartResponseError::HeadersSent));
+        assert_eq!(rec.head.unwrap().0, 200);
     }
 
     #[test]
@@ -547,7 +628,7 @@ mod tests {
         let mut sink = Closed;
         let mut w = ResponseWriter::new(&mut sink, true);
         w.start_response("200 OK", vec![], false).unwrap();
-        assert!(matches!(w.write(b"tick"), Err(WriteError::Client(_))));
+        assert!(matches!(w.write(b"tick"), Err(WriteError::Complete)));
     }
 
     #[test]
@@ -556,6 +637,20 @@ mod tests {
         let mut w = ResponseWriter::new(&mut rec, false);
         assert!(matches!(w.write(b"x"), Err(WriteError::NotStarted)));
         assert!(matches!(w.finish(), Err(WriteError::NotStarted)));
+    }
+
+    #[test]
+    fn apache_leaves_content_headers_out_of_bodiless_responses() {
+        for status in [204, 304] {
+            for name in ["Content-Type", "content-length", "Transfer-Encoding"] {
+                assert!(apache_omits_header(status, false, name, "5"), "{status} {name}");
+            }
+            assert!(!apache_omits_header(status, false, "ETag", "\"x\""));
+        }
+        assert!(!apache_omits_header(200, false, "Content-Type", "text/plain"));
+        assert!(!apache_omits_header(200, false, "Content-Length", "0"));
+        assert!(apache_omits_header(200, true, "Content-Length", "0"));
+        assert!(!apache_omits_header(200, true, "Content-Length", "12"));
     }
 
     #[test]

@@ -46,6 +46,7 @@ fn write_error(e: WriteError) -> io::Error {
     match e {
         WriteError::Client(e) => e,
         WriteError::NotStarted => io::Error::other("body before the response head"),
+        WriteError::Complete => io::Error::new(io::ErrorKind::BrokenPipe, "response complete, client gone"),
     }
 }
 

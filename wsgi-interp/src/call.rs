@@ -156,6 +156,7 @@ impl WsgiRunner for EmbeddedRunner {
                     RunOutcome::Failed
                 }
                 Err(WriteError::Client(_)) => RunOutcome::ClientGone,
+                Err(WriteError::Complete) => RunOutcome::Completed,
             },
             After::Fail => {
                 let _ = response.fail();
@@ -479,10 +480,11 @@ unsafe fn send_iterable(
                 );
                 return After::Fail;
             };
-            let written = (*ctx).write_body(data).and_then(|()| if flush_each { (*ctx).flush() } else { Ok(()) });
+            let written = if flush_each { (*ctx).write_and_flush(data) } else { (*ctx).write_body(data) };
             match written {
                 Ok(()) => {}
                 Err(WriteError::Client(_)) => return After::ClientGone,
+                Err(WriteError::Complete) => return After::Finish,
                 Err(WriteError::NotStarted) => {
                     log.log(
                         LogLevel::Error,
@@ -514,6 +516,7 @@ unsafe fn send_wrapped_file(fd: i32, offset: u64, ctx: *mut RequestCtx) -> Optio
     Some(match result {
         Ok(_) => After::Finish,
         Err(WriteError::Client(_)) => After::ClientGone,
+        Err(WriteError::Complete) => After::Finish,
         Err(WriteError::NotStarted) => After::Fail,
     })
 }

@@ -204,6 +204,19 @@ impl RequestCtx {
         result
     }
 
+    /// Writes `data` and pushes it to the client: the `write()` callable
+    /// and the items of an iterable whose items may be far apart in time.
+    /// An empty chunk sends a pending head but pushes nothing, as mod_wsgi
+    /// passes nothing down Apache's filters for it: a flush would commit
+    /// the response to chunked framing before its length is known.
+    pub(crate) fn write_and_flush(&mut self, data: &[u8]) -> Result<(), WriteError> {
+        self.write_body(data)?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.flush()
+    }
+
     fn log_error_text(&mut self, text: &str) {
         self.error_line.push_str(text);
         while let Some(newline) = self.error_line.find('\n') {
@@ -552,8 +565,8 @@ unsafe extern "C" fn write_method(slf: *mut py::PyObject, data: *mut py::PyObjec
             ffi::raise(py::PyExc_TypeError, "write() takes bytes");
             return ptr::null_mut();
         };
-        match ctx.write_body(bytes).and_then(|()| ctx.flush()) {
-            Ok(()) => none(),
+        match ctx.write_and_flush(bytes) {
+            Ok(()) | Err(WriteError::Complete) => none(),
             Err(WriteError::NotStarted) => {
                 ffi::raise(py::PyExc_RuntimeError, "write() called before start_response()");
                 ptr::null_mut()

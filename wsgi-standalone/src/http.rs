@@ -307,7 +307,7 @@ fn is_hop_by_hop(name: &str) -> bool {
         .any(|h| name.eq_ignore_ascii_case(h))
 }
 
-fn app_response(head: Head, body: ResponseBody, software: &str) -> Response<ResponseBody> {
+fn app_response(head: Head, body: ResponseBody, head_only: bool, software: &str) -> Response<ResponseBody> {
     let mut response = Response::new(body);
     let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     *response.status_mut() = status;
@@ -318,11 +318,10 @@ fn app_response(head: Head, body: ResponseBody, software: &str) -> Response<Resp
             response.extensions_mut().insert(reason);
         }
     }
-    // These responses have no body, so no Content-Length (RFC 9110).
-    let bodiless = status == StatusCode::NO_CONTENT || status.is_informational();
     let headers = response.headers_mut();
     for (name, value) in head.headers {
-        if is_hop_by_hop(&name) || (bodiless && name.eq_ignore_ascii_case("content-length")) {
+        // What Apache would leave out, the standalone server leaves out.
+        if is_hop_by_hop(&name) || wsgi_core::response::apache_omits_header(head.status, head_only, &name, &value) {
             continue;
         }
         // Latin-1, as WSGI header values are; the usual ASCII value is
@@ -372,7 +371,7 @@ async fn static_file(path: std::path::PathBuf, head_only: bool, software: &str) 
             ("Content-Length".into(), meta.len().to_string()),
         ],
     };
-    app_response(head, ResponseBody::Channel(VecDeque::new(), rx), software)
+    app_response(head, ResponseBody::Channel(VecDeque::new(), rx), head_only, software)
 }
 
 /// How the wait for a response's start ended.
@@ -581,13 +580,13 @@ async fn respond(
                 1 => body.into_iter().next(),
                 _ => Some(Bytes::from(body.concat())),
             };
-            app_response(head, ResponseBody::Full(body), software)
+            app_response(head, ResponseBody::Full(body), head_request, software)
         }
         // A HEAD response has no body: dropping the channel tells the
         // worker at its next write, so an endless generator stops.
-        Some(Start { head, .. }) if head_request => app_response(head, ResponseBody::Full(None), software),
+        Some(Start { head, .. }) if head_request => app_response(head, ResponseBody::Full(None), true, software),
         Some(Start { head, body, rest: Some(rest) }) => {
-            app_response(head, ResponseBody::Channel(body.into(), rest), software)
+            app_response(head, ResponseBody::Channel(body.into(), rest), head_request, software)
         }
         None => error_response(500, software),
     }
