@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 pub mod apache;
+pub mod modes;
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> &'static Path {
