@@ -9,6 +9,8 @@
 //!
 //! This crate is pure Rust; it never links Python.
 
+#![forbid(unsafe_code)]
+
 pub mod error;
 pub mod lexer;
 pub mod tree;

@@ -16,6 +16,8 @@
 //!
 //! Pure Rust: this crate never links Python.
 
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod body;
 pub mod environ;
