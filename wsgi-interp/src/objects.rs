@@ -50,15 +50,16 @@ impl RequestCtx {
     /// A context over the request's parts. The caller must keep them alive
     /// and unmoved until every object pointing here is detached.
     pub(crate) fn new(body: &mut dyn Read, writer: &mut ResponseWriter<'_>, log: &dyn ErrorLog) -> RequestCtx {
-        // SAFETY (of the lifetime erasure): `RequestCtx` is only reachable
-        // through objects that `detach` disconnects before the borrowed
-        // parts go out of scope (see `call::run_app`).
         let body: *mut (dyn Read + '_) = body;
         let writer: *mut ResponseWriter<'_> = writer;
         let log: *const (dyn ErrorLog + '_) = log;
         RequestCtx {
+            // SAFETY: erasing the lifetime is sound: `RequestCtx` is only
+            // reachable through objects that `detach` disconnects before
+            // the borrowed parts go out of scope (see `call::run_app`).
             body: unsafe { std::mem::transmute::<*mut (dyn Read + '_), *mut (dyn Read + 'static)>(body) },
             writer: writer.cast(),
+            // SAFETY: as for `body`.
             log: unsafe { std::mem::transmute::<*const (dyn ErrorLog + '_), *const (dyn ErrorLog + 'static)>(log) },
             ssl: None,
             pending: Vec::new(),
@@ -75,10 +76,10 @@ impl RequestCtx {
     /// the parts given to [`RequestCtx::new`].
     pub(crate) fn set_ssl(&mut self, ssl: &dyn SslLookup) {
         let ssl: *const (dyn SslLookup + '_) = ssl;
-        // SAFETY (of the lifetime erasure): as in `new`, the pointer is only
+        // SAFETY: erasing the lifetime is sound: as in `new`, the pointer is only
         // reached through objects detached before `ssl` goes away.
-        self.ssl =
-            Some(unsafe { std::mem::transmute::<*const (dyn SslLookup + '_), *const (dyn SslLookup + 'static)>(ssl) });
+        let ssl = unsafe { std::mem::transmute::<*const (dyn SslLookup + '_), *const (dyn SslLookup + 'static)>(ssl) };
+        self.ssl = Some(ssl);
     }
 
     fn ssl(&self) -> Option<&dyn SslLookup> {
@@ -124,9 +125,9 @@ impl RequestCtx {
         }
         let body = self.body;
         let mut chunk = vec![0u8; want.clamp(1, READ_CHUNK)];
-        // SAFETY: `body` is valid while attached; the GIL is released only
-        // around the blocking read, which touches no Python object.
         let n = without_gil(|| loop {
+            // SAFETY: `body` is valid while attached; the GIL is released
+            // only around the blocking read, which touches no Python object.
             match unsafe { (*body).read(&mut chunk) } {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 other => break other,
@@ -147,10 +148,10 @@ impl RequestCtx {
             return Ok(0);
         }
         let body = self.body;
-        // SAFETY: `body` is valid while attached; the GIL is released only
-        // around the blocking read, and `dst` is memory no Python code can
-        // reach yet (the caller's new, unshared bytes object).
         let n = without_gil(|| loop {
+            // SAFETY: `body` is valid while attached; the GIL is released
+            // only around the blocking read, and `dst` is memory no Python
+            // code can reach yet (the caller's new, unshared bytes object).
             match unsafe { (*body).read(dst) } {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 other => break other,

@@ -69,9 +69,9 @@ fn spawn(listen_fds: &[RawFd], events: &mpsc::Sender<Event>) -> std::io::Result<
     command.args(std::env::args_os().skip(1));
     command.env(LISTEN_FDS_ENV, listen_fds.iter().map(|fd| fd.to_string()).collect::<Vec<_>>().join(","));
     command.env(CONTROL_FD_ENV, write.as_raw_fd().to_string());
+    let supervisor = std::process::id() as libc::pid_t;
     // SAFETY: between fork and exec only async-signal-safe calls (fcntl,
     // prctl, getppid) are made, on descriptors open in the parent.
-    let supervisor = std::process::id() as libc::pid_t;
     unsafe {
         command.pre_exec(move || {
             for fd in &inherit {
