@@ -1,6 +1,7 @@
 //! Project automation in Rust rather than shell scripts (the rust-analyzer
 //! `xtask` pattern). Run as `cargo xtask <command>`.
 
+mod architecture;
 mod bench;
 mod bench_apache;
 mod bindings;
@@ -17,8 +18,17 @@ const SYSTEM_PACKAGES: &[&str] = &[
     "python3",
     "python3-dev",
     "libpython3.11",
-    // Real frameworks for the end-to-end tests.
+    // Real frameworks for the end-to-end tests (tests/tests/frameworks.rs
+    // drives each in every mode against Debian's mod_wsgi): Django 3.2
+    // with its admin, Flask, Pyramid, Bottle, Falcon, WebOb, and CherryPy's
+    // WSGI application.
     "python3-flask",
+    "python3-django",
+    "python3-pyramid",
+    "python3-bottle",
+    "python3-falcon",
+    "python3-webob",
+    "python3-cherrypy3",
     // Real Apache for the module's end-to-end tests, and Debian's mod_wsgi
     // as the reference they compare against.
     "apache2",
@@ -38,9 +48,11 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test [--no-install]   install missing system packages (as root), then run
-                        fmt --check, clippy -D warnings, doc without warnings
-                        and every test of the workspace
+  test [--no-install]   install missing system packages (as root), check
+                        ARCHITECTURE.md's 'Depends on:' sentences against
+                        the Cargo.toml files, then run fmt --check, clippy
+                        -D warnings, doc without warnings and every test of
+                        the workspace
   bench [--duration S] [--rounds N] [--connections N] [--threads N]
                         the standalone server against granian and gunicorn
                         (installed into target/bench-venv), and hyper alone
@@ -102,6 +114,7 @@ fn test(args: &[String]) -> Result<(), String> {
         install_system_packages(SYSTEM_PACKAGES)?;
     }
     let root = workspace_root();
+    architecture::check(&root)?;
     cargo(&root, &["fmt", "--all", "--check"], &[])?;
     cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
     cargo(&root, &["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
