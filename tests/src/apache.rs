@@ -67,16 +67,6 @@ pub fn our_module() -> &'static Path {
     })
 }
 
-/// Whether Apache itself is installed (`cargo xtask test` installs it).
-pub fn apache_available() -> bool {
-    Path::new(APACHE_BINARY).exists()
-}
-
-/// Whether Debian's mod_wsgi is installed, for differential tests.
-pub fn reference_available() -> bool {
-    Path::new(REFERENCE_MODULE).exists()
-}
-
 /// What to start.
 #[derive(Debug, Clone)]
 pub struct ApacheOptions {

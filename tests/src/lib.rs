@@ -9,6 +9,32 @@ use std::sync::OnceLock;
 pub mod apache;
 pub mod modes;
 
+/// Returns from the test when a system file it needs is missing: under CI
+/// (`CI` set) it fails instead, since `cargo xtask test` installs every
+/// package a test needs, and a missing one is a broken set-up, never a
+/// pass. Takes paths (`tests::apache::APACHE_BINARY`, `/usr/bin/curl`).
+#[macro_export]
+macro_rules! require {
+    ($($path:expr),+ $(,)?) => {
+        if !$crate::system_has(&[$($path),+]) {
+            return;
+        }
+    };
+}
+
+/// Whether every one of `paths` exists; see [`require!`]. Panics under CI
+/// when one is missing, and otherwise says which test is skipped.
+pub fn system_has(paths: &[&str]) -> bool {
+    let missing: Vec<&str> = paths.iter().copied().filter(|path| !Path::new(path).exists()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let message = format!("missing (cargo xtask test installs them): {}", missing.join(", "));
+    assert!(std::env::var_os("CI").is_none(), "{message}");
+    eprintln!("skipped: {message}");
+    false
+}
+
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the tests crate lives one level below the workspace root")
@@ -660,5 +686,19 @@ impl Load {
             all.failures.extend(report.failures);
         }
         all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_missing_system_file_fails_under_ci_and_skips_elsewhere() {
+        assert!(super::system_has(&["/"]));
+        let missing = std::panic::catch_unwind(|| super::system_has(&["/no/such/file"]));
+        if std::env::var_os("CI").is_some() {
+            assert!(missing.is_err(), "under CI a missing file must fail the test");
+        } else {
+            assert_eq!(missing.ok(), Some(false));
+        }
     }
 }

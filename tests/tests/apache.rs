@@ -3,19 +3,8 @@
 
 use std::time::Duration;
 
-use tests::apache::{apache_available, Apache, ApacheOptions, Mpm};
+use tests::apache::{Apache, ApacheOptions, Mpm};
 use tests::TempDir;
-
-/// Skips a test (with a note) when Apache is not installed; `cargo xtask
-/// test` installs it, so under CI nothing is skipped.
-macro_rules! require_apache {
-    () => {
-        if !apache_available() {
-            eprintln!("skipped: {} is not installed", tests::apache::APACHE_BINARY);
-            return;
-        }
-    };
-}
 
 const ENVIRON_APP: &str = r#"
 import json, os, sys
@@ -42,7 +31,7 @@ fn site_with(app: &str) -> TempDir {
 
 #[test]
 fn serves_an_application_with_its_environ_and_headers() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site_with(ENVIRON_APP);
     let apache =
         Apache::start(&ApacheOptions::ours(format!("WSGIScriptAlias /env {}/app.wsgi", site.path().display())));
@@ -66,7 +55,7 @@ fn serves_an_application_with_its_environ_and_headers() {
 
 #[test]
 fn a_failing_application_gets_500_and_its_traceback_logged_then_the_next_request_works() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site_with(ENVIRON_APP);
     let apache =
         Apache::start(&ApacheOptions::ours(format!("WSGIScriptAlias /app {}/app.wsgi", site.path().display())));
@@ -81,7 +70,7 @@ fn a_failing_application_gets_500_and_its_traceback_logged_then_the_next_request
 
 #[test]
 fn limit_request_body_answers_413_without_running_the_app_and_honours_error_document() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site_with(ENVIRON_APP);
     let apache = Apache::start(&ApacheOptions::ours(format!(
         "WSGIScriptAlias /app {dir}/app.wsgi\nLimitRequestBody 1000\nErrorDocument 413 \"custom too large\"",
@@ -97,7 +86,7 @@ fn limit_request_body_answers_413_without_running_the_app_and_honours_error_docu
 
 #[test]
 fn uploads_and_downloads_large_bodies_intact() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site_with(ENVIRON_APP);
     let apache =
         Apache::start(&ApacheOptions::ours(format!("WSGIScriptAlias /app {}/app.wsgi", site.path().display())));
@@ -109,7 +98,7 @@ fn uploads_and_downloads_large_bodies_intact() {
 
 #[test]
 fn application_groups_are_isolated_and_global_is_the_main_interpreter() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = TempDir::new("apache-groups");
     let app = r#"
 import sys
@@ -156,7 +145,7 @@ def application(environ, start_response):
 /// and the file to the nanosecond), and with reloading off it is kept.
 #[test]
 fn a_changed_script_is_reloaded_unless_reloading_is_off() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = TempDir::new("apache-reload");
     let version = |v: &str| {
         format!(
@@ -210,25 +199,25 @@ fn serve_under(mpm: Mpm) {
 
 #[test]
 fn serves_under_mpm_event() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     serve_under(Mpm::Event);
 }
 
 #[test]
 fn serves_under_mpm_worker() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     serve_under(Mpm::Worker);
 }
 
 #[test]
 fn serves_under_mpm_prefork() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     serve_under(Mpm::Prefork);
 }
 
 #[test]
 fn handler_mapping_needs_exec_cgi_unless_aliased() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = TempDir::new("apache-handler");
     site.write("open/app.wsgi", ENVIRON_APP);
     site.write("closed/app.wsgi", ENVIRON_APP);
@@ -251,7 +240,7 @@ fn handler_mapping_needs_exec_cgi_unless_aliased() {
 
 #[test]
 fn bad_directive_is_reported_with_file_and_line_and_apache_refuses_to_start() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let run = TempDir::new("apache-bad");
     let conf = run.write(
         "httpd.conf",
@@ -278,7 +267,7 @@ fn bad_directive_is_reported_with_file_and_line_and_apache_refuses_to_start() {
 
 #[test]
 fn graceful_and_full_restarts_under_load_lose_no_request() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site_with(ENVIRON_APP);
     let apache =
         Apache::start(&ApacheOptions::ours(format!("WSGIScriptAlias /app {}/app.wsgi", site.path().display())));
@@ -306,7 +295,7 @@ fn graceful_and_full_restarts_under_load_lose_no_request() {
 
 #[test]
 fn handler_script_serves_files_mapped_to_its_handler() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = TempDir::new("apache-handler-script");
     site.write(
         "handler.py",
@@ -329,7 +318,7 @@ fn handler_script_serves_files_mapped_to_its_handler() {
 
 #[test]
 fn dispatch_script_chooses_group_and_callable() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = TempDir::new("apache-dispatch");
     site.write(
         "app.wsgi",
@@ -353,7 +342,7 @@ fn dispatch_script_chooses_group_and_callable() {
 
 #[test]
 fn serves_a_flask_application() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = TempDir::new("apache-flask");
     site.write(
         "flask_app.wsgi",

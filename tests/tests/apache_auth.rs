@@ -2,7 +2,7 @@
 //! WSGIAccessScript, WSGIAuthUserScript (Basic and Digest, as authn
 //! provider `wsgi`) and WSGIAuthGroupScript (`Require wsgi-group`).
 
-use tests::apache::{apache_available, Apache, ApacheOptions};
+use tests::apache::{Apache, ApacheOptions};
 use tests::TempDir;
 
 const APP: &str = r#"
@@ -76,9 +76,7 @@ fn site() -> TempDir {
 
 #[test]
 fn basic_auth_through_check_password() {
-    if !apache_available() {
-        return;
-    }
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site);
     assert_eq!(curl(&apache, "/basic/", &["-u", "alice:secret"]), (200, "user=alice".into()), "{}", apache.error_log());
@@ -95,9 +93,7 @@ fn basic_auth_through_check_password() {
 
 #[test]
 fn digest_auth_through_get_realm_hash() {
-    if !apache_available() {
-        return;
-    }
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site);
     assert_eq!(
@@ -112,9 +108,7 @@ fn digest_auth_through_get_realm_hash() {
 
 #[test]
 fn group_authorization_through_groups_for_user() {
-    if !apache_available() {
-        return;
-    }
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site);
     // Group names compare case-insensitively (Admins vs admins).
@@ -125,9 +119,7 @@ fn group_authorization_through_groups_for_user() {
 
 #[test]
 fn access_script_allows_denies_and_rejects_odd_answers() {
-    if !apache_available() {
-        return;
-    }
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site);
     assert_eq!(curl(&apache, "/guarded/ok", &[]), (200, "user=None".into()), "{}", apache.error_log());

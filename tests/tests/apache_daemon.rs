@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tests::apache::{apache_available, Apache, ApacheOptions};
+use tests::apache::{Apache, ApacheOptions};
 use tests::{field, TempDir};
 
 /// The shared process-describing app, with two more routes: `/process`
@@ -28,15 +28,6 @@ fn app() -> String {
         ctypes.PyDLL(None).sleep(30)  # a C call that keeps the GIL
     if path == '/echo':"#,
     )
-}
-
-macro_rules! require_apache {
-    () => {
-        if !apache_available() {
-            eprintln!("skipped: Apache is not installed");
-            return;
-        }
-    };
 }
 
 fn site() -> TempDir {
@@ -69,7 +60,7 @@ fn start(site: &TempDir, daemon: &str) -> Apache {
 
 #[test]
 fn flags_follow_the_processes_and_threads_table() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     for row in tests::DAEMON_FLAGS {
         let options = row.0;
@@ -84,7 +75,7 @@ fn flags_follow_the_processes_and_threads_table() {
 
 #[test]
 fn maximum_requests_recycles_without_failing_a_request() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site, "maxreq processes=1 threads=4 maximum-requests=20");
     let first = apache.get("/app/first");
@@ -102,7 +93,7 @@ fn maximum_requests_recycles_without_failing_a_request() {
 
 #[test]
 fn a_killed_daemon_is_replaced_quickly_and_only_its_requests_fail() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site, "killed processes=1 threads=4");
     assert_eq!(apache.get("/app/x").status(), 200);
@@ -130,7 +121,7 @@ fn a_killed_daemon_is_replaced_quickly_and_only_its_requests_fail() {
 
 #[test]
 fn user_option_runs_the_application_as_that_user() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site, "asuser user=nobody group=nogroup");
     let response = apache.get("/app/who");
@@ -140,7 +131,7 @@ fn user_option_runs_the_application_as_that_user() {
 
 #[test]
 fn request_timeout_answers_504_and_replaces_the_process() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site, "reqtime processes=1 threads=2 request-timeout=1");
     let before = field(&apache.get("/app/x").text(), "pid").to_string();
@@ -157,7 +148,7 @@ fn request_timeout_answers_504_and_replaces_the_process() {
 
 #[test]
 fn queue_timeout_answers_504() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site, "queuetime processes=1 threads=1 queue-timeout=1");
     let address = apache.address();
@@ -170,7 +161,7 @@ fn queue_timeout_answers_504() {
 
 #[test]
 fn a_group_that_cannot_start_logs_why_and_answers_503() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site, "broken python-home=/nonexistent/python connect-timeout=2");
     let response = apache.get("/app/x");
@@ -182,7 +173,7 @@ fn a_group_that_cannot_start_logs_why_and_answers_503() {
 
 #[test]
 fn bodies_stream_both_ways_and_graceful_restarts_lose_nothing() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site, "graceful processes=2 threads=4");
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
@@ -205,7 +196,7 @@ fn bodies_stream_both_ways_and_graceful_restarts_lose_nothing() {
 
 #[test]
 fn chunked_and_empty_bodies_reach_the_daemon_as_sent() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let dir = site.path().display();
     let apache = Apache::start(&ApacheOptions::ours(format!(
@@ -227,7 +218,7 @@ fn chunked_and_empty_bodies_reach_the_daemon_as_sent() {
 
 #[test]
 fn stopping_apache_leaves_no_daemon_process_or_socket() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let mut apache = start(&site, "stopping processes=2 threads=2");
     assert_eq!(apache.get("/app/x").status(), 200);
@@ -254,7 +245,7 @@ fn stopping_apache_leaves_no_daemon_process_or_socket() {
 
 #[test]
 fn a_touched_script_restarts_the_daemon_processes() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site, "touched processes=1 threads=2");
     let before = field(&apache.get("/app/x").text(), "pid").to_string();
@@ -271,7 +262,7 @@ fn a_touched_script_restarts_the_daemon_processes() {
 
 #[test]
 fn groups_are_scoped_to_their_virtual_host_and_to_wsgi_restrict_process() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     site.write("preload.py", "import builtins\nbuiltins.PRELOADED = True\n");
     site.write(
@@ -309,7 +300,7 @@ fn groups_are_scoped_to_their_virtual_host_and_to_wsgi_restrict_process() {
 
 #[test]
 fn the_socket_is_only_for_apaches_child_user() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let site = site();
     let apache = start(&site, "private processes=1 threads=1 user=nobody");
@@ -327,7 +318,7 @@ fn the_socket_is_only_for_apaches_child_user() {
 
 #[test]
 fn process_options_shape_the_daemon_processes() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let home = TempDir::new("daemon-home");
     let apache = start(
@@ -356,7 +347,7 @@ fn process_options_shape_the_daemon_processes() {
 
 #[test]
 fn deadlock_timeout_restarts_a_process_whose_interpreter_is_stuck() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site, "stuck processes=1 threads=2 deadlock-timeout=2");
     let before = field(&apache.get("/app/x").text(), "pid").to_string();
@@ -376,7 +367,7 @@ fn deadlock_timeout_restarts_a_process_whose_interpreter_is_stuck() {
 
 #[test]
 fn daemon_mode_works_under_prefork_across_graceful_and_full_restarts() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let dir = site.path().display();
     let mut apache = Apache::start(&ApacheOptions {
@@ -408,7 +399,7 @@ fn daemon_mode_works_under_prefork_across_graceful_and_full_restarts() {
 
 #[test]
 fn startup_timeout_replaces_a_process_whose_script_never_loaded() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = TempDir::new("apache-startup");
     let flag = site.path().join("broken");
     std::fs::write(&flag, "").unwrap();

@@ -4,9 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use tests::apache::{
-    apache_available, environ_differences, reference_available, Apache, ApacheOptions, WsgiModule, MAY_DIFFER,
-};
+use tests::apache::{environ_differences, Apache, ApacheOptions, WsgiModule, MAY_DIFFER};
 use tests::TempDir;
 
 /// Dumps the environ as JSON: strings, numbers, booleans and tuples as
@@ -167,10 +165,7 @@ fn config(site: &TempDir) -> String {
 
 #[test]
 fn our_environ_matches_mod_wsgi_key_for_key() {
-    if !apache_available() || !reference_available() {
-        eprintln!("skipped: Apache or Debian's mod_wsgi is not installed");
-        return;
-    }
+    tests::require!(tests::apache::APACHE_BINARY, tests::apache::REFERENCE_MODULE);
     let site = TempDir::new("apache-diff");
     site.write("app.wsgi", DUMP_APP);
     site.write("named.wsgi", &DUMP_APP.replace("def application(", "def app("));

@@ -6,18 +6,8 @@
 
 use std::time::Duration;
 
-use tests::apache::{apache_available, Apache, ApacheOptions};
+use tests::apache::{Apache, ApacheOptions};
 use tests::{HttpConnection, TempDir};
-
-/// Skips a test (with a note) when Apache is not installed.
-macro_rules! require_apache {
-    () => {
-        if !apache_available() {
-            eprintln!("skipped: {} is not installed", tests::apache::APACHE_BINARY);
-            return;
-        }
-    };
-}
 
 /// One application for every test, selected by PATH_INFO.
 const APP: &str = r#"
@@ -122,7 +112,7 @@ fn pid_of(apache: &Apache, path: &str) -> String {
 
 #[test]
 fn file_wrapper_serves_whole_files_from_the_position_and_up_to_content_length() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site, "");
     let data = data();
@@ -146,7 +136,7 @@ fn file_wrapper_serves_whole_files_from_the_position_and_up_to_content_length() 
 
 #[test]
 fn responses_pass_through_apaches_output_filters() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start_with(&site, "AddOutputFilterByType DEFLATE text/plain", vec!["filter", "deflate"]);
     let plain = apache.get("/app/text");
@@ -163,7 +153,7 @@ fn responses_pass_through_apaches_output_filters() {
 
 #[test]
 fn restrict_embedded_refuses_embedded_mode_but_serves_daemon_mode() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start_with_daemon(&site, "WSGIRestrictEmbedded On", "restricted", "processes=1 threads=2");
     let embedded = apache.get("/app/x");
@@ -185,7 +175,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn the_parent_does_not_grow_across_graceful_restarts() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start_with_daemon(&site, "", "grown", "processes=1 threads=2");
     assert_eq!(apache.get("/app/x").status(), 200, "{}", apache.error_log());
@@ -213,7 +203,7 @@ fn the_parent_does_not_grow_across_graceful_restarts() {
 
 #[test]
 fn a_streamed_response_reaches_the_client_chunk_by_chunk() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site, "");
     let mut connection = HttpConnection::open(apache.address());
@@ -238,7 +228,7 @@ fn a_streamed_response_reaches_the_client_chunk_by_chunk() {
 
 #[test]
 fn close_is_called_when_the_client_goes_away() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start(&site, "");
     let mut connection = HttpConnection::open(apache.address());
@@ -260,7 +250,7 @@ fn close_is_called_when_the_client_goes_away() {
 
 #[test]
 fn restart_interval_replaces_the_daemon_process_while_requests_succeed() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start_with_daemon(&site, "", "interval", "processes=1 threads=2 restart-interval=2");
     let first = pid_of(&apache, "/daemon/x");
@@ -278,7 +268,7 @@ fn restart_interval_replaces_the_daemon_process_while_requests_succeed() {
 
 #[test]
 fn inactivity_timeout_replaces_an_idle_daemon_process() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start_with_daemon(&site, "", "idle", "processes=1 threads=2 inactivity-timeout=1");
     let before = pid_of(&apache, "/daemon/x");
@@ -313,7 +303,7 @@ fn config_test(run: &TempDir, body: &str) -> (bool, String, usize) {
 
 #[test]
 fn config_test_accepts_directives_in_their_contexts_and_refuses_python_home_in_a_virtual_host() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let run = TempDir::new("apache-contexts");
     let site = site();
     let dir = site.path().display();
@@ -357,7 +347,7 @@ fn config_test_accepts_directives_in_their_contexts_and_refuses_python_home_in_a
 /// daemon mode.
 #[test]
 fn pipelined_requests_on_one_connection_keep_their_framing() {
-    require_apache!();
+    tests::require!(tests::apache::APACHE_BINARY);
     let site = site();
     let apache = start_with_daemon(&site, "", "framing", "processes=1 threads=2");
     let requests = [("GET", "/x"), ("GET", "/text"), ("HEAD", "/text"), ("GET", "/y")];

@@ -11,12 +11,9 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::process::Command;
 
-use tests::apache::{
-    apache_available, environ_differences, reference_available, Apache, ApacheOptions, WsgiModule, MAY_DIFFER,
-};
+use tests::apache::{environ_differences, Apache, ApacheOptions, WsgiModule, MAY_DIFFER};
 use tests::{free_port, TempDir};
 
 /// The application: its environ, one `key<TAB>value` line per key (objects
@@ -126,21 +123,15 @@ fn servers(ssl: bool) -> Option<(TempDir, Server, Server)> {
 }
 
 /// Whether the test can run: Apache, Debian's mod_wsgi, mod_ssl, openssl
-/// and curl are all there.
+/// and curl are all there (see [`tests::require!`]).
 fn available() -> bool {
-    let found = |program: &str| {
-        Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
-            || Command::new(program).arg("version").output().is_ok_and(|o| o.status.success())
-    };
-    if !apache_available() || !reference_available() || !Path::new("/usr/lib/apache2/modules/mod_ssl.so").exists() {
-        eprintln!("skipped: Apache, Debian's mod_wsgi or mod_ssl is not installed");
-        return false;
-    }
-    if !found("openssl") || !found("curl") {
-        eprintln!("skipped: openssl or curl is not installed");
-        return false;
-    }
-    true
+    tests::system_has(&[
+        tests::apache::APACHE_BINARY,
+        tests::apache::REFERENCE_MODULE,
+        "/usr/lib/apache2/modules/mod_ssl.so",
+        "/usr/bin/openssl",
+        "/usr/bin/curl",
+    ])
 }
 
 /// One child process (so an earlier request's objects are found again),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use tests::apache::{apache_available, our_module, Apache, ApacheOptions, WsgiModule, APACHE_BINARY};
+use tests::apache::{our_module, Apache, ApacheOptions, WsgiModule, APACHE_BINARY};
 use tests::{standalone_binary, TempDir};
 
 const HELLO_APP: &str = r#"
@@ -60,10 +60,7 @@ fn module_config_takes_an_explicit_module_and_refuses_a_missing_one() {
 
 #[test]
 fn apache_loads_the_module_with_the_printed_lines_and_serves_an_application() {
-    if !apache_available() {
-        eprintln!("skipped: {APACHE_BINARY} is not installed");
-        return;
-    }
+    tests::require!(APACHE_BINARY);
     our_module();
     let output = module_config(&[]);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

@@ -5,7 +5,7 @@
 //! iterable, the pattern of chunks, the status, the Content-Length it
 //! declares; each is requested with GET and with HEAD.
 
-use tests::modes::{require, Deployment, Host, Mode};
+use tests::modes::{Deployment, Host, Mode};
 use tests::{HttpResponse, TempDir};
 
 const APP: &str = r#"
@@ -105,7 +105,7 @@ fn shape(case: &Case, response: &HttpResponse) -> String {
 
 #[test]
 fn every_response_shape_agrees_with_mod_wsgi_in_every_mode() {
-    require(&[tests::apache::APACHE_BINARY, tests::apache::REFERENCE_MODULE]);
+    tests::require!(tests::apache::APACHE_BINARY, tests::apache::REFERENCE_MODULE);
     let site = TempDir::new("response-matrix");
     let deployment = Deployment::script(site.write("matrix.wsgi", APP));
     let cases = cases();
