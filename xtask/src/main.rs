@@ -10,8 +10,9 @@ mod release;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-/// Debian packages the build and the tests need. `cargo xtask test` installs
-/// the missing ones when it runs as root.
+/// Debian packages the build and the tests need. `cargo xtask deps`
+/// installs the missing ones when it runs as root; `test` and `bench` run
+/// it first.
 const SYSTEM_PACKAGES: &[&str] = &[
     // Debian's Python with its headers and libpython3.11, which wsgi-interp
     // embeds (and links against through pyo3-ffi).
@@ -48,7 +49,10 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test [--no-install]   install missing system packages (as root), check
+  deps                  install the Debian packages the build, the tests and
+                        the benches need that are missing (as root; without
+                        root, list them)
+  test [--no-install]   run deps (unless --no-install), check
                         ARCHITECTURE.md's 'Depends on:' sentences against
                         the Cargo.toml files, then run fmt --check, clippy
                         -D warnings, doc without warnings and every test of
@@ -80,6 +84,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
+        Some("deps") => match &args[1..] {
+            [] => deps(),
+            [other, ..] => Err(format!("deps: unknown option '{other}'\n\n{USAGE}")),
+        },
         Some("bench") => bench_command(&args[1..]),
         Some("release") => match &args[1..] {
             [] => release::release(&workspace_root()),
@@ -111,7 +119,7 @@ fn test(args: &[String]) -> Result<(), String> {
         }
     }
     if install {
-        install_system_packages(SYSTEM_PACKAGES)?;
+        deps()?;
     }
     let root = workspace_root();
     architecture::check(&root)?;
@@ -153,7 +161,7 @@ fn bench_command(args: &[String]) -> Result<(), String> {
     if processes == Some(0) || threads == Some(0) {
         return Err("bench: --processes and --threads must be at least 1".to_string());
     }
-    install_system_packages(SYSTEM_PACKAGES)?;
+    deps()?;
     if apache {
         let mode = if daemon {
             bench_apache::Mode::Daemon { processes: processes.unwrap_or(2), threads: threads.unwrap_or(15) }
@@ -165,6 +173,11 @@ fn bench_command(args: &[String]) -> Result<(), String> {
         load.python_threads = threads.unwrap_or(load.python_threads);
         bench::bench(&workspace_root(), &load)
     }
+}
+
+/// `cargo xtask deps`: the missing [`SYSTEM_PACKAGES`], installed.
+fn deps() -> Result<(), String> {
+    install_system_packages(SYSTEM_PACKAGES)
 }
 
 fn workspace_root() -> PathBuf {
