@@ -228,7 +228,7 @@ pub(crate) fn get_realm_hash(request: &mut Request, user: &str, realm: &str) -> 
     match call(request, prepared, "get_realm_hash", &[user, realm]) {
         Some(Ok(HookValue::None)) => Authn::UserNotFound,
         Some(Ok(HookValue::Text(hash))) if hash.chars().all(|c| (c as u32) < 256) => {
-            Authn::UserFound(hash.chars().map(|c| c as u8).collect())
+            Authn::UserFound(wsgi_core::route::latin1_bytes(&hash))
         }
         Some(Ok(HookValue::Bytes(hash))) => Authn::UserFound(hash),
         Some(Ok(_)) => {

@@ -249,7 +249,7 @@ unsafe fn convert(value: &Obj) -> HookValue {
                     return HookValue::Items(items);
                 };
                 if let Some(text) = ffi::latin1_value(item.as_ptr()) {
-                    items.push(text.chars().map(|c| c as u8).collect());
+                    items.push(wsgi_core::route::latin1_bytes(&text));
                 } else if let Some(bytes) = bytes_value(item.as_ptr()) {
                     items.push(bytes);
                 } else {

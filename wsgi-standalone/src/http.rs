@@ -313,7 +313,7 @@ fn app_response(head: Head, body: ResponseBody, head_only: bool, software: &str)
     *response.status_mut() = status;
     if status.canonical_reason() != Some(head.reason.as_str()) {
         // Latin-1, as the WSGI status is.
-        let reason: Vec<u8> = head.reason.chars().map(|c| c as u8).collect();
+        let reason = wsgi_core::route::latin1_bytes(&head.reason);
         if let Ok(reason) = hyper::ext::ReasonPhrase::try_from(reason) {
             response.extensions_mut().insert(reason);
         }
@@ -329,7 +329,7 @@ fn app_response(head: Head, body: ResponseBody, head_only: bool, software: &str)
         let value_bytes = if value.is_ascii() {
             Bytes::from(value.into_bytes())
         } else {
-            Bytes::from(value.chars().map(|c| c as u8).collect::<Vec<u8>>())
+            Bytes::from(wsgi_core::route::latin1_bytes(&value))
         };
         if let (Ok(name), Ok(value)) =
             (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_maybe_shared(value_bytes))
