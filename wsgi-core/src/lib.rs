@@ -27,6 +27,8 @@ pub mod pipeline;
 pub mod request;
 pub mod response;
 pub mod route;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 
 pub use app::{AppTarget, ErrorLog, LogLevel, RunOutcome, WsgiRunner};
 pub use environ::{EnvValue, Environ};

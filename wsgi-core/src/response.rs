@@ -467,26 +467,7 @@ fn is_token_byte(b: u8) -> bool {
 mod tests {
     use super::*;
 
-    type Head = (u16, String, Vec<(String, String)>);
-
-    #[derive(Default)]
-    struct Recorder {
-        head: Option<Head>,
-        body: Vec<u8>,
-        heads_sent: usize,
-    }
-
-    impl ResponseSink for Recorder {
-        fn send_head(&mut self, status: u16, reason: &str, headers: &[(String, String)]) -> io::Result<()> {
-            self.heads_sent += 1;
-            self.head = Some((status, reason.to_string(), headers.to_vec()));
-            Ok(())
-        }
-        fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
-            self.body.extend_from_slice(chunk);
-            Ok(())
-        }
-    }
+    use crate::testing::RecordingSink as Recorder;
 
     fn h(name: &str, value: &str) -> (String, String) {
         (name.to_string(), value.to_string())
@@ -550,7 +531,7 @@ mod tests {
         w.start_response("200 OK", vec![], false).unwrap();
         w.write(b"").unwrap();
         assert_eq!(w.start_response("500 Oops", vec![], true), Err(StartResponseError::HeadersSent));
-        assert_eq!(rec.head.unwrap().0, 200);
+        assert_eq!(rec.status, 200);
     }
 
     #[test]
@@ -560,7 +541,7 @@ mod tests {
         w.start_response("204 No Content", vec![], false).unwrap();
         let summary = w.finish().unwrap();
         assert_eq!(summary.status, 204);
-        assert_eq!(rec.head.unwrap().0, 204);
+        assert_eq!(rec.status, 204);
     }
 
     #[test]
@@ -573,7 +554,7 @@ mod tests {
         w.write(b"x").unwrap();
         assert_eq!(w.start_response("502 Later", vec![], true), Err(StartResponseError::HeadersSent));
         assert_eq!(w.start_response("502 Later", vec![], false), Err(StartResponseError::AlreadyCalled));
-        assert_eq!(rec.head.unwrap().0, 500);
+        assert_eq!(rec.status, 500);
     }
 
     #[test]
@@ -608,7 +589,7 @@ mod tests {
         let summary = w.finish().unwrap();
         assert!(!summary.is_short(true));
         assert!(rec.body.is_empty());
-        assert_eq!(rec.head.unwrap().2, vec![h("Content-Length", "5")]);
+        assert_eq!(rec.headers, vec![h("Content-Length", "5")]);
     }
 
     #[test]
@@ -686,7 +667,7 @@ mod tests {
         let mut w = ResponseWriter::new(&mut rec, false);
         w.start_response("200 OK", vec![], false).unwrap();
         assert!(w.fail().unwrap());
-        assert_eq!(rec.head.as_ref().unwrap().0, 500);
+        assert_eq!(rec.status, 500);
         assert_eq!(rec.body, INTERNAL_SERVER_ERROR_BODY.as_bytes());
 
         let mut rec = Recorder::default();
@@ -694,7 +675,7 @@ mod tests {
         w.start_response("200 OK", vec![], false).unwrap();
         w.write(b"partial").unwrap();
         assert!(!w.fail().unwrap());
-        assert_eq!(rec.heads_sent, 1);
+        assert_eq!(rec.heads, 1);
     }
 
     #[test]

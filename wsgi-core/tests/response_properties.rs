@@ -2,11 +2,10 @@
 //! `validate_header` and `start_response` never panic, and nothing with
 //! CR, LF or NUL is ever accepted.
 
-use std::io;
-
 use proptest::prelude::*;
 use wsgi_core::response::{parse_status, validate_header};
-use wsgi_core::{ResponseSink, ResponseWriter};
+use wsgi_core::testing::RecordingSink;
+use wsgi_core::ResponseWriter;
 
 fn has_break(text: &str) -> bool {
     text.contains(['\r', '\n', '\0'])
@@ -20,22 +19,6 @@ fn tricky() -> impl Strategy<Value = String> {
         2 => "[A-Za-z-]{1,10}",
         2 => "[ -~]{0,8}(\r|\n|\r\n|\u{0}|\t)[ -~]{0,8}",
     ]
-}
-
-struct Recorder {
-    heads: Vec<Vec<(String, String)>>,
-}
-
-impl ResponseSink for Recorder {
-    fn send_head(&mut self, _status: u16, reason: &str, headers: &[(String, String)]) -> io::Result<()> {
-        assert!(!has_break(reason));
-        self.heads.push(headers.to_vec());
-        Ok(())
-    }
-
-    fn send_body(&mut self, _chunk: &[u8]) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 proptest! {
@@ -66,7 +49,7 @@ proptest! {
         status in tricky(),
         headers in proptest::collection::vec((tricky(), tricky()), 0..6),
     ) {
-        let mut sink = Recorder { heads: Vec::new() };
+        let mut sink = RecordingSink::default();
         let mut writer = ResponseWriter::new(&mut sink, false);
         let started = writer.start_response(&status, headers.clone(), false);
         if has_break(&status) || headers.iter().any(|(n, v)| has_break(n) || has_break(v)) {
@@ -76,10 +59,9 @@ proptest! {
             let _ = writer.write(b"body");
             let _ = writer.finish();
         }
-        for head in &sink.heads {
-            for (name, value) in head {
-                prop_assert!(!has_break(name) && !has_break(value));
-            }
+        prop_assert!(!has_break(&sink.reason));
+        for (name, value) in &sink.headers {
+            prop_assert!(!has_break(name) && !has_break(value));
         }
     }
 }

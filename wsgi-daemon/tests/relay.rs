@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use wsgi_core::{AppTarget, Environ, ErrorLog, LogLevel, ResponseSink, ResponseWriter, RunOutcome, WsgiRunner};
+use wsgi_core::testing::RecordingSink;
+use wsgi_core::{AppTarget, Environ, ErrorLog, LogLevel, ResponseWriter, RunOutcome, WsgiRunner};
 use wsgi_daemon::client::{DaemonClient, ForwardError};
 use wsgi_daemon::control::ControlPipe;
 use wsgi_daemon::protocol::RequestStart;
@@ -52,25 +53,6 @@ impl WsgiRunner for EchoApp {
 struct NoLog;
 impl ErrorLog for NoLog {
     fn log(&self, _: LogLevel, _: &str) {}
-}
-
-#[derive(Default)]
-struct Captured {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl ResponseSink for Captured {
-    fn send_head(&mut self, status: u16, _: &str, headers: &[(String, String)]) -> std::io::Result<()> {
-        self.status = status;
-        self.headers = headers.to_vec();
-        Ok(())
-    }
-    fn send_body(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        self.body.extend_from_slice(chunk);
-        Ok(())
-    }
 }
 
 fn request(path: &str, has_body: bool) -> RequestStart {
@@ -124,7 +106,7 @@ fn requests_bodies_and_responses_travel_over_reused_connections() {
         // Bodies larger than a frame's chunk arrive whole.
         let body: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
         for i in 0..20 {
-            let mut sink = Captured::default();
+            let mut sink = RecordingSink::default();
             let path_info = format!("/r{i}");
             client.forward(&request(&path_info, true), &mut &body[..], &mut sink).unwrap();
             assert_eq!(sink.status, 200);
@@ -133,13 +115,13 @@ fn requests_bodies_and_responses_travel_over_reused_connections() {
             assert_eq!(&sink.body[body.len()..], path_info.as_bytes());
         }
         // A failure before the head is a status for the front end to answer.
-        let mut sink = Captured::default();
+        let mut sink = RecordingSink::default();
         match client.forward(&request("/fail", false), &mut std::io::empty(), &mut sink) {
             Err(ForwardError::Failed { status: 500, .. }) => {}
             other => panic!("expected a 500 failure, got {other:?}"),
         }
         // Still serving after it, on a new connection.
-        let mut sink = Captured::default();
+        let mut sink = RecordingSink::default();
         client.forward(&request("/after", false), &mut std::io::empty(), &mut sink).unwrap();
         assert_eq!(sink.body, b"/after");
         std::fs::File::from(stop_write).write_all(b"x").unwrap();
@@ -164,7 +146,7 @@ fn idle_connections_do_not_hold_request_threads() {
             (0..10).map(|_| DaemonClient::new(path.clone(), Duration::from_secs(5), Duration::from_secs(10))).collect();
         for round in 0..3 {
             for client in &clients {
-                let mut sink = Captured::default();
+                let mut sink = RecordingSink::default();
                 client.forward(&request(&format!("/{round}"), false), &mut std::io::empty(), &mut sink).unwrap();
                 assert_eq!(sink.status, 200);
             }
@@ -181,7 +163,7 @@ fn no_daemon_listening_is_unavailable_after_the_connect_timeout() {
     // A socket that exists but where no process accepts.
     let _listener = UnixListener::bind(&path).unwrap();
     let client = DaemonClient::new(path.clone(), Duration::from_millis(300), Duration::from_secs(10));
-    let mut sink = Captured::default();
+    let mut sink = RecordingSink::default();
     match client.forward(&request("/", false), &mut std::io::empty(), &mut sink) {
         Err(ForwardError::Unavailable(_)) => {}
         other => panic!("expected unavailable, got {other:?}"),

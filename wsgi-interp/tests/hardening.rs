@@ -112,7 +112,7 @@ fn a_panicking_body_reader_fails_the_request_not_the_process() {
         &scripts,
         "def application(environ, start_response):\n    environ['wsgi.input'].read()\n    start_response('200 OK', [])\n    return [b'never']\n",
     );
-    let mut sink = Sink { recorded: Recorded::default(), fail_after: None };
+    let mut sink = Recorded::default();
     let log = Log::default();
     let outcome = {
         let mut writer = wsgi_core::ResponseWriter::new(&mut sink, false);
@@ -121,7 +121,7 @@ fn a_panicking_body_reader_fails_the_request_not_the_process() {
         wsgi_core::WsgiRunner::run(runner(), &target(&path, ""), env, &mut PanickingBody, &mut writer, &log)
     };
     assert_eq!(outcome, RunOutcome::Failed);
-    assert_eq!(sink.recorded.status, 500);
+    assert_eq!(sink.status, 500);
     assert!(log.text().contains("SystemError"), "{}", log.text());
 }
 

@@ -74,7 +74,7 @@ def application(environ, start_response):
     let before = rss_kib();
     let mut env = environ("POST", "/");
     env.set_str("CONTENT_LENGTH", LEN.to_string());
-    let mut sink = Sink { recorded: Recorded::default(), fail_after: None };
+    let mut sink = Recorded::default();
     let log = Log::default();
     let mut body = Generated { len: LEN, pos: 0 };
     let outcome = {
@@ -83,7 +83,7 @@ def application(environ, start_response):
     };
     let after = rss_kib();
     assert_eq!(outcome, RunOutcome::Completed, "{}", log.text());
-    assert_eq!(sink.recorded.text(), format!("{LEN} {expected}"));
+    assert_eq!(sink.text(), format!("{LEN} {expected}"));
     let growth_mib = after.saturating_sub(before) as f64 / 1024.0;
     eprintln!("RSS before {before} KiB, after {after} KiB, growth {growth_mib:.1} MiB");
     assert!(growth_mib < 20.0, "RSS grew by {growth_mib:.1} MiB");
@@ -110,7 +110,7 @@ def application(environ, start_response):
     let before = rss_kib();
     let mut env = environ("POST", "/");
     env.set_str("CONTENT_LENGTH", LEN.to_string());
-    let mut sink = Sink { recorded: Recorded::default(), fail_after: None };
+    let mut sink = Recorded::default();
     let log = Log::default();
     let outcome = {
         let mut writer = wsgi_core::ResponseWriter::new(&mut sink, false);
@@ -125,7 +125,7 @@ def application(environ, start_response):
     };
     let after = rss_kib();
     assert_eq!(outcome, RunOutcome::Completed, "{}", log.text());
-    assert_eq!(sink.recorded.text(), LEN.to_string());
+    assert_eq!(sink.text(), LEN.to_string());
     let growth_mib = after.saturating_sub(before) as f64 / 1024.0;
     eprintln!("line by line: RSS before {before} KiB, after {after} KiB, growth {growth_mib:.1} MiB");
     assert!(growth_mib < 20.0, "RSS grew by {growth_mib:.1} MiB reading lines");

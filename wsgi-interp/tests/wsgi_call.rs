@@ -496,7 +496,7 @@ def application(environ, start_response):
 "#,
     );
     let data: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
-    let mut sink = Sink { recorded: Recorded::default(), fail_after: None };
+    let mut sink = Recorded::default();
     let log = Log::default();
     let mut env = environ("POST", "/");
     env.set_str("CONTENT_LENGTH", data.len().to_string());
@@ -508,7 +508,7 @@ def application(environ, start_response):
     assert_eq!(outcome, RunOutcome::Completed, "{}", log.text());
     // Reads of 1000-byte pieces are gathered into whole reads; the last one
     // is short because the body ends.
-    assert_eq!(sink.recorded.text(), "5 70000 79995 b'' True", "{}", log.text());
+    assert_eq!(sink.text(), "5 70000 79995 b'' True", "{}", log.text());
 
     let broken = script(
         &scripts,
@@ -524,7 +524,7 @@ def application(environ, start_response):
     return [b'not caught']
 "#,
     );
-    let mut sink = Sink { recorded: Recorded::default(), fail_after: None };
+    let mut sink = Recorded::default();
     let outcome = {
         let mut writer = wsgi_core::ResponseWriter::new(&mut sink, false);
         let mut env = environ("POST", "/");
@@ -533,7 +533,7 @@ def application(environ, start_response):
         wsgi_core::WsgiRunner::run(runner(), &target(&broken, ""), env, &mut body, &mut writer, &log)
     };
     assert_eq!(outcome, RunOutcome::Completed, "{}", log.text());
-    assert!(sink.recorded.text().starts_with("caught "), "a broken body is an exception: {}", sink.recorded.text());
+    assert!(sink.text().starts_with("caught "), "a broken body is an exception: {}", sink.text());
 }
 
 #[test]

@@ -2,11 +2,9 @@
 //! interpreter is driven through the same seam real front ends use.
 #![allow(dead_code)]
 
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use wsgi_core::response::ResponseSink;
 use wsgi_core::{AppTarget, EnvValue, Environ, ErrorLog, LogLevel, ResponseWriter, RunOutcome, WsgiRunner};
 use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
 
@@ -24,61 +22,8 @@ pub fn runtime() -> Arc<PythonRuntime> {
     PythonRuntime::initialize(PythonConfig { restrict_signal: true, ..PythonConfig::default() }).unwrap()
 }
 
-#[derive(Default, Debug)]
-pub struct Recorded {
-    pub status: u16,
-    pub reason: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub heads: usize,
-    pub files_sent: usize,
-}
-
-impl Recorded {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-}
-
-/// A sink that records, and can fail after `fail_after` body bytes to act
-/// like a client that went away.
-pub struct Sink {
-    pub recorded: Recorded,
-    pub fail_after: Option<usize>,
-}
-
-impl ResponseSink for Sink {
-    fn send_head(&mut self, status: u16, reason: &str, headers: &[(String, String)]) -> io::Result<()> {
-        self.recorded.heads += 1;
-        self.recorded.status = status;
-        self.recorded.reason = reason.to_string();
-        self.recorded.headers = headers.to_vec();
-        Ok(())
-    }
-
-    fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
-        if let Some(limit) = self.fail_after {
-            if self.recorded.body.len() + chunk.len() > limit {
-                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client went away"));
-            }
-        }
-        self.recorded.body.extend_from_slice(chunk);
-        Ok(())
-    }
-
-    fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<u64> {
-        use std::os::unix::fs::FileExt;
-        self.recorded.files_sent += 1;
-        let mut buf = vec![0u8; len as usize];
-        let n = file.read_at(&mut buf, offset)?;
-        self.recorded.body.extend_from_slice(&buf[..n]);
-        Ok(n as u64)
-    }
-}
+/// What a request's response was, as the sink recorded it.
+pub use wsgi_core::testing::RecordingSink as Recorded;
 
 #[derive(Default)]
 pub struct Log {
@@ -130,7 +75,7 @@ pub struct Outcome {
 }
 
 pub fn run_with(target: &AppTarget, env: Environ, body: &[u8], fail_after: Option<usize>) -> Outcome {
-    let mut sink = Sink { recorded: Recorded::default(), fail_after };
+    let mut sink = Recorded { fail_after, ..Recorded::default() };
     let log = Log::default();
     let head_only = env.get_str("REQUEST_METHOD") == Some("HEAD");
     let mut body = body;
@@ -138,7 +83,7 @@ pub fn run_with(target: &AppTarget, env: Environ, body: &[u8], fail_after: Optio
         let mut writer = ResponseWriter::new(&mut sink, head_only);
         runner().run(target, env, &mut body, &mut writer, &log)
     };
-    Outcome { outcome, response: sink.recorded, log }
+    Outcome { outcome, response: sink, log }
 }
 
 pub fn run(target: &AppTarget, method: &str, path: &str, body: &[u8]) -> Outcome {
