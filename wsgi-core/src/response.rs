@@ -366,9 +366,13 @@ impl<'s> ResponseWriter<'s> {
 ///   Content-Length or Transfer-Encoding;
 /// - a HEAD response does not announce `Content-Length: 0`, which a
 ///   handler that skipped its body for HEAD would otherwise have Apache
-///   compute.
+///   compute;
+/// - `Date` and `Server` are the server's own, never the application's.
 pub fn apache_omits_header(status: u16, head_only: bool, name: &str, value: &str) -> bool {
     let is = |other: &str| name.eq_ignore_ascii_case(other);
+    if is("date") || is("server") {
+        return true;
+    }
     if matches!(status, 204 | 304) && (is("content-type") || is("content-length") || is("transfer-encoding")) {
         return true;
     }
@@ -385,6 +389,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         408 => "Request Timeout",
         411 => "Length Required",
         413 => "Content Too Large",
+        416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
         501 => "Not Implemented",
@@ -395,33 +400,43 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
-/// An HTML error page in the style of Apache's own.
+/// The doctype Apache 2.4 opens its error pages with.
+const ERROR_PAGE_DOCTYPE: &str =
+    "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\" \"http://www.w3.org/TR/html4/strict.dtd\">";
+
+/// An HTML error page as Apache 2.4 writes its own (no `ServerSignature`,
+/// no `ServerAdmin`).
 pub fn error_page(status: u16) -> String {
     if status == 500 {
         return INTERNAL_SERVER_ERROR_BODY.to_string();
     }
     let reason = reason_phrase(status);
     let detail = match status {
-        400 => "Your browser sent a request that this server could not understand.",
+        400 => "Your browser sent a request that this server could not understand.<br />\n",
         403 => "You don't have permission to access this resource.",
         404 => "The requested URL was not found on this server.",
-        411 => "A request of the requested method requires a valid Content-length.",
+        411 => "A request of the requested method requires a valid Content-length.<br />\n",
         413 => "The requested resource does not allow request data with this method, or the amount of data provided in the request exceeds the capacity limit.",
-        501 => "The requested method or transfer encoding is not supported by this server.",
-        503 => "The server is temporarily unable to service your request.",
-        504 => "The server did not produce a response in time.",
+        501 => "The requested method or transfer encoding is not supported by this server.<br />\n",
+        503 => "The server is temporarily unable to service your\nrequest due to maintenance downtime or capacity\nproblems. Please try again later.",
+        504 => "The gateway did not receive a timely response\nfrom the upstream server or application.",
         _ => "The server could not complete your request.",
     };
     format!(
-        "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>{status} {reason}</title>\n</head><body>\n<h1>{reason}</h1>\n<p>{detail}</p>\n</body></html>\n"
+        "{ERROR_PAGE_DOCTYPE}\n<html><head>\n<title>{status} {reason}</title>\n</head><body>\n<h1>{reason}</h1>\n<p>{detail}</p>\n</body></html>\n"
     )
 }
 
-/// The body of a 500 response, in the words of Apache's own page.
-pub const INTERNAL_SERVER_ERROR_BODY: &str = "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n\
+/// The body of a 500 response, in the words of Apache 2.4's own page
+/// (without a `ServerAdmin`).
+pub const INTERNAL_SERVER_ERROR_BODY: &str =
+    "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\" \"http://www.w3.org/TR/html4/strict.dtd\">\n\
 <html><head>\n<title>500 Internal Server Error</title>\n</head><body>\n\
 <h1>Internal Server Error</h1>\n<p>The server encountered an internal error or\n\
-misconfiguration and was unable to complete\nyour request.</p>\n</body></html>\n";
+misconfiguration and was unable to complete\nyour request.</p>\n\
+<p>Please contact the server administrator at \n [no address given] to inform them of the time \
+this error occurred,\n and the actions you performed just before this error.</p>\n\
+<p>More information about this error may be available\nin the server error log.</p>\n</body></html>\n";
 
 /// Parses a WSGI status: three digits, a space, a reason without controls.
 pub fn parse_status(status: &str) -> Result<(u16, &str), StartResponseError> {
@@ -632,6 +647,17 @@ mod tests {
         assert!(!apache_omits_header(200, false, "Content-Length", "0"));
         assert!(apache_omits_header(200, true, "Content-Length", "0"));
         assert!(!apache_omits_header(200, true, "Content-Length", "12"));
+        assert!(apache_omits_header(200, false, "Server", "CherryPy/18"));
+        assert!(apache_omits_header(200, false, "date", "Thu, 01 Jan 1970 00:00:00 GMT"));
+    }
+
+    #[test]
+    fn error_pages_are_apaches() {
+        assert_eq!(INTERNAL_SERVER_ERROR_BODY.len(), 571, "the length of Apache 2.4's 500 page");
+        assert!(INTERNAL_SERVER_ERROR_BODY.starts_with(ERROR_PAGE_DOCTYPE));
+        assert_eq!(error_page(404).len(), 236, "the length of Apache 2.4's 404 page");
+        assert_eq!(error_page(403).len(), 239, "the length of Apache 2.4's 403 page");
+        assert_eq!(error_page(400).len(), 266, "the length of Apache 2.4's 400 page");
     }
 
     #[test]

@@ -24,6 +24,8 @@ use wsgi_core::response::error_page;
 use wsgi_core::{LogLevel, RequestHead, Scheme};
 
 use crate::idle::{IdleStream, InFlight, InFlightGuard};
+
+mod static_files;
 use crate::logging::ServerLog;
 use crate::workers::{AccessFacts, BodySource, ClientFacts, Head, Job, Pool, Start};
 
@@ -341,37 +343,74 @@ fn app_response(head: Head, body: ResponseBody, head_only: bool, software: &str)
     response
 }
 
-async fn static_file(path: std::path::PathBuf, head_only: bool, software: &str) -> Response<ResponseBody> {
+/// A static file (`Alias`, `--url-alias`) as Apache's default handler
+/// serves it: validators, 304 for a conditional request that matches, 206
+/// for one byte range, 416 for a range past the end.
+async fn static_file(path: std::path::PathBuf, request: &RequestHead, software: &str) -> Response<ResponseBody> {
+    use static_files::{range, RangeRequest, Validators};
+    let head_only = request.method == "HEAD";
     let Ok(file) = tokio::fs::File::open(&path).await else { return error_response(404, software) };
     let Ok(meta) = file.metadata().await else { return error_response(404, software) };
+    let size = meta.len();
+    let validators = Validators::new(size, meta.modified().unwrap_or(std::time::UNIX_EPOCH));
+    let mut headers = vec![
+        ("Last-Modified".to_string(), validators.last_modified.clone()),
+        ("ETag".to_string(), validators.etag.clone()),
+        ("Accept-Ranges".to_string(), "bytes".to_string()),
+    ];
+    if validators.not_modified(request.header("if-none-match"), request.header("if-modified-since")) {
+        let head = Head { status: 304, reason: "Not Modified".into(), headers };
+        return app_response(head, ResponseBody::Full(None), head_only, software);
+    }
+    let wanted = if validators.range_allowed(request.header("if-range")) {
+        range(request.header("range"), size)
+    } else {
+        RangeRequest::Whole
+    };
+    let (status, reason, start, len) = match wanted {
+        RangeRequest::Whole => (200, "OK", 0, size),
+        RangeRequest::Part { start, end } => {
+            headers.push(("Content-Range".into(), format!("bytes {start}-{end}/{size}")));
+            (206, "Partial Content", start, end - start + 1)
+        }
+        RangeRequest::Unsatisfiable => {
+            let mut response = error_response(416, software);
+            if let Ok(value) = http::HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(http::header::CONTENT_RANGE, value);
+            }
+            return response;
+        }
+    };
+    headers.push(("Content-Type".into(), content_type(&path).into()));
+    headers.push(("Content-Length".into(), len.to_string()));
     let (tx, rx) = mpsc::channel(4);
     if !head_only {
-        tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            let mut file = file;
-            loop {
-                let mut buf = vec![0u8; 256 * 1024];
-                match file.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                            break;
-                        }
-                    }
+        tokio::spawn(send_file_part(file, start, len, tx));
+    }
+    let head = Head { status, reason: reason.into(), headers };
+    app_response(head, ResponseBody::Channel(VecDeque::new(), rx), head_only, software)
+}
+
+/// Sends `len` bytes of `file` from `start` down `tx`.
+async fn send_file_part(mut file: tokio::fs::File, start: u64, len: u64, tx: mpsc::Sender<io::Result<Bytes>>) {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    if file.seek(io::SeekFrom::Start(start)).await.is_err() {
+        return;
+    }
+    let mut left = len;
+    while left > 0 {
+        let mut buf = vec![0u8; left.min(256 * 1024) as usize];
+        match file.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                buf.truncate(n);
+                left -= n as u64;
+                if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                    break;
                 }
             }
-        });
+        }
     }
-    let head = Head {
-        status: 200,
-        reason: "OK".into(),
-        headers: vec![
-            ("Content-Type".into(), content_type(&path).into()),
-            ("Content-Length".into(), meta.len().to_string()),
-        ],
-    };
-    app_response(head, ResponseBody::Channel(VecDeque::new(), rx), head_only, software)
 }
 
 /// How the wait for a response's start ended.
@@ -522,7 +561,7 @@ async fn respond(
             return logged(shared, &head, error_response(status, software));
         }
         Dispatch::File(path) => {
-            let response = static_file(path, head.method == "HEAD", software).await;
+            let response = static_file(path, &head, software).await;
             return logged(shared, &head, response);
         }
         Dispatch::App(app) => app,
