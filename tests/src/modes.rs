@@ -1,7 +1,7 @@
 //! The five ways we serve one application, and Debian's mod_wsgi beside
 //! them: differential tests send the same requests to each and compare.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::apache::{Apache, ApacheOptions, WsgiModule};
 use crate::{HttpResponse, Server};
@@ -158,12 +158,4 @@ impl Host {
             Host::Standalone(server) => server.stderr(),
         }
     }
-}
-
-/// Fails a test that needs a system program or file which is missing:
-/// `cargo xtask test` installs every one, so a missing one is a broken
-/// set-up, never a reason to pass.
-pub fn require(paths: &[&str]) {
-    let missing: Vec<&str> = paths.iter().copied().filter(|path| !Path::new(path).exists()).collect();
-    assert!(missing.is_empty(), "missing (cargo xtask test installs them): {}", missing.join(", "));
 }
