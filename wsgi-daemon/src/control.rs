@@ -11,6 +11,11 @@ pub const READY: u8 = b'R';
 /// request timeout): the manager starts a successor, then stops it.
 pub const RECYCLE: u8 = b'M';
 
+/// The environment variable naming the control pipe's descriptor in a
+/// process started by a program rather than forked (see
+/// [`crate::manager::ProgramStarter`]).
+pub const CONTROL_FD_ENV: &str = "WSGI_RS_CONTROL_FD";
+
 /// The writing end, held by the daemon process.
 #[derive(Debug)]
 pub struct ControlPipe {
@@ -21,6 +26,13 @@ impl ControlPipe {
     /// Wraps the write end of a control pipe.
     pub fn new(fd: OwnedFd) -> ControlPipe {
         ControlPipe { file: Some(Mutex::new(std::fs::File::from(fd))) }
+    }
+
+    /// The control pipe a manager passed to this program in
+    /// [`CONTROL_FD_ENV`], if it was started by one.
+    pub fn inherited() -> Option<ControlPipe> {
+        let fd = std::env::var(CONTROL_FD_ENV).ok()?.parse().ok()?;
+        crate::sys::inherited_fd(fd).map(ControlPipe::new)
     }
 
     /// A control pipe that goes nowhere (a process without a manager).

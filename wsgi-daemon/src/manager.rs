@@ -7,16 +7,42 @@
 //! A new manager for the same group (after a configuration reload) is told
 //! the pid of the one it succeeds, and retires it once its own processes
 //! are all ready, so a restart of the server does not fail requests either.
+//!
+//! How a process is started is the manager's one seam ([`ProcessStarter`]):
+//! daemon processes are forked and run a body in the manager's image
+//! ([`ForkStarter`]); the standalone server's serving processes run its
+//! program again with the listening sockets inherited
+//! ([`ProgramStarter`]). Both are supervised by the same loop, with the
+//! same control messages and back-off.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fs::File;
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::control::{ControlPipe, READY, RECYCLE};
+use crate::control::{ControlPipe, CONTROL_FD_ENV, READY, RECYCLE};
 use crate::sys::{self, ChildExit};
+
+/// Why a manager stopped other than when told to.
+#[derive(Debug, thiserror::Error)]
+pub enum ManagerError {
+    /// Its signal handling could not be set up.
+    #[error("cannot set up signal handling: {0}")]
+    Signals(#[source] io::Error),
+    /// [`run_forking`] was called in a process with other threads.
+    #[error("a manager that forks must run in a single-threaded process")]
+    Threaded,
+    /// Processes kept dying before they were ready ([`GroupSpec::give_up_after`]).
+    #[error("{count} {kind}es in a row exited before serving; giving up (see the log above)")]
+    GaveUp {
+        /// How many in a row.
+        count: u32,
+        /// What the processes are ([`GroupSpec::kind`]).
+        kind: &'static str,
+    },
+}
 
 /// What the manager needs to know about its group.
 #[derive(Debug, Clone)]
@@ -37,6 +63,11 @@ pub struct GroupSpec {
     /// The group's socket file, removed when the manager stops for good
     /// (not when a successor retires it, which keeps the socket).
     pub socket: Option<std::path::PathBuf>,
+    /// What the processes are, for logs ("daemon process").
+    pub kind: &'static str,
+    /// Stop with [`ManagerError::GaveUp`] once this many processes in a
+    /// row died before they were ready (`None`: keep trying, backing off).
+    pub give_up_after: Option<u32>,
 }
 
 impl GroupSpec {
@@ -56,7 +87,76 @@ impl GroupSpec {
             shutdown_timeout: process.shutdown_timeout.max(Duration::from_secs(1)),
             succeeds,
             socket: Some(socket),
+            kind: "daemon process",
+            give_up_after: None,
         }
+    }
+}
+
+/// How the manager starts one of its processes.
+pub trait ProcessStarter {
+    /// Starts the process for `slot`, handing it `control`, the write end
+    /// of its control pipe; `manager_end` is the manager's read end, which
+    /// the new process must not keep. Returns its pid.
+    fn start(&mut self, slot: usize, control: OwnedFd, manager_end: RawFd) -> io::Result<i32>;
+}
+
+/// Starts a process by forking the manager and running a body in the
+/// child: daemon processes, which inherit the manager's image (the
+/// group's socket, its configuration) rather than reading it again.
+pub struct ForkStarter<'s, 'a> {
+    spawn: &'s mut Spawn<'a>,
+}
+
+impl<'s, 'a> ForkStarter<'s, 'a> {
+    /// A starter running `spawn` in each forked child.
+    ///
+    /// # Safety
+    /// The process that runs the manager must be single-threaded, and stay
+    /// so: its children use the allocator and locks they inherit.
+    pub unsafe fn new(spawn: &'s mut Spawn<'a>) -> ForkStarter<'s, 'a> {
+        ForkStarter { spawn }
+    }
+}
+
+impl ProcessStarter for ForkStarter<'_, '_> {
+    fn start(&mut self, slot: usize, control: OwnedFd, manager_end: RawFd) -> io::Result<i32> {
+        // SAFETY: the manager's process is single-threaded (contract of
+        // `ForkStarter::new`).
+        match unsafe { sys::fork() }? {
+            sys::Forked::Child => {
+                sys::close(manager_end);
+                run_child(self.spawn, slot, ControlPipe::new(control))
+            }
+            sys::Forked::Parent(pid) => Ok(pid),
+        }
+    }
+}
+
+/// Starts a process by running a program, which inherits `inherit` (the
+/// listening sockets) and finds its control pipe in [`CONTROL_FD_ENV`]
+/// ([`ControlPipe::inherited`]); it gets SIGTERM if the manager dies.
+pub struct ProgramStarter<'a> {
+    command: Box<dyn FnMut() -> std::process::Command + 'a>,
+    inherit: Vec<RawFd>,
+}
+
+impl<'a> ProgramStarter<'a> {
+    /// A starter running the command `command` makes, with `inherit` open.
+    pub fn new(command: impl FnMut() -> std::process::Command + 'a, inherit: Vec<RawFd>) -> ProgramStarter<'a> {
+        ProgramStarter { command: Box::new(command), inherit }
+    }
+}
+
+impl ProcessStarter for ProgramStarter<'_> {
+    fn start(&mut self, _slot: usize, control: OwnedFd, _manager_end: RawFd) -> io::Result<i32> {
+        let mut command = (self.command)();
+        command.env(CONTROL_FD_ENV, control.as_raw_fd().to_string());
+        let mut inherit = self.inherit.clone();
+        inherit.push(control.as_raw_fd());
+        let child = sys::spawn_inheriting(&mut command, inherit)?;
+        // The manager reaps it by pid; dropping the handle leaves it running.
+        i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))
     }
 }
 
@@ -76,8 +176,8 @@ struct Process {
     successor: Option<i32>,
 }
 
-/// Forks a manager process for the group, which runs [`run`] and exits;
-/// returns its pid.
+/// Forks a manager process for a daemon group, which runs [`run`] with a
+/// [`ForkStarter`] and exits; returns its pid.
 ///
 /// # Safety
 /// The calling process must be single-threaded (the manager forks again
@@ -87,36 +187,55 @@ pub unsafe fn fork_manager(spec: &GroupSpec, spawn: &mut Spawn<'_>, log: &dyn Fn
     match unsafe { sys::fork() }? {
         sys::Forked::Parent(pid) => Ok(pid),
         sys::Forked::Child => {
+            become_manager_process();
             // SAFETY: the fresh child has only this thread.
-            let code = unsafe { run(spec, spawn, log) };
+            let mut starter = unsafe { ForkStarter::new(spawn) };
+            let code = match run(spec, &mut starter, log) {
+                Ok(()) => 0,
+                Err(e) => {
+                    log(&e.to_string());
+                    1
+                }
+            };
             sys::exit_now(code)
         }
     }
 }
 
-/// Runs the manager in this process until it is told to stop (SIGTERM,
-/// SIGINT, or SIGUSR2 from its successor) or its parent dies. Returns the
-/// exit status.
-///
-/// # Safety
-/// The process must be single-threaded, and stay so: the manager forks.
-pub unsafe fn run(spec: &GroupSpec, spawn: &mut Spawn<'_>, log: &dyn Fn(&str)) -> i32 {
+/// Runs the manager in this process with a [`ForkStarter`] (see [`run`]),
+/// once it has checked that the process is single-threaded, as forking
+/// without `exec` needs: for a manager started as a program of its own.
+pub fn run_forking(spec: &GroupSpec, spawn: &mut Spawn<'_>, log: &dyn Fn(&str)) -> Result<(), ManagerError> {
+    if sys::thread_count() != Some(1) {
+        return Err(ManagerError::Threaded);
+    }
+    // SAFETY: the process has one thread (checked above), and neither the
+    // manager nor a forked child's start starts another before forking.
+    let mut starter = unsafe { ForkStarter::new(spawn) };
+    run(spec, &mut starter, log)
+}
+
+/// Makes this process a daemon group's manager process: it dies with its
+/// parent, and has a process group of its own, so that servers that signal
+/// their whole group (Apache's prefork on restart) do not reach the daemon
+/// processes.
+pub fn become_manager_process() {
     sys::die_with_parent(libc::SIGTERM);
-    // A group of its own: servers that signal their whole process group
-    // (Apache's prefork on restart) must not reach the daemon processes.
     sys::new_process_group();
-    let signals = match sys::on_signals(&[libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGUSR2]) {
-        Ok(fd) => File::from(fd),
-        Err(e) => {
-            log(&format!("cannot set up signal handling: {e}"));
-            return 1;
-        }
-    };
+}
+
+/// Runs the manager in this process until it is told to stop (SIGTERM,
+/// SIGINT, SIGHUP, or SIGUSR2 from its successor) or, with
+/// [`GroupSpec::give_up_after`], its processes keep dying before they are
+/// ready. Its processes are stopped before it returns.
+pub fn run(spec: &GroupSpec, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) -> Result<(), ManagerError> {
+    let signals = sys::on_signals(&[libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR2])
+        .map_err(ManagerError::Signals)?;
+    let mut signals = File::from(signals);
     let mut manager = Manager { spec, processes: HashMap::new(), failures: 0, retired_predecessor: false };
     for slot in 0..spec.processes.max(1) {
-        manager.start(slot, spawn, log);
+        manager.start(slot, starter, log);
     }
-    let mut signals = signals;
     loop {
         let mut fds = vec![signals.as_raw_fd()];
         let pids: Vec<i32> = manager.processes.keys().copied().collect();
@@ -127,29 +246,29 @@ pub unsafe fn run(spec: &GroupSpec, spawn: &mut Spawn<'_>, log: &dyn Fn(&str)) -
             let n = signals.read(&mut buf).unwrap_or(0);
             for &signal in &buf[..n] {
                 match i32::from(signal) {
-                    libc::SIGCHLD => manager.reap(spawn, log),
+                    libc::SIGCHLD => manager.reap(starter, log)?,
                     libc::SIGUSR2 => {
                         // Retired by a successor, which keeps the socket.
                         manager.stop_all(log);
-                        return 0;
+                        return Ok(());
                     }
                     _ => {
                         manager.stop_all(log);
                         if let Some(socket) = &spec.socket {
                             let _ = std::fs::remove_file(socket);
                         }
-                        return 0;
+                        return Ok(());
                     }
                 }
             }
         }
         for (index, pid) in pids.iter().enumerate() {
             if ready.get(index + 1).copied().unwrap_or(false) {
-                manager.message(*pid, spawn, log);
+                manager.message(*pid, starter, log);
             }
         }
-        manager.timers(spawn, log);
-        manager.reap(spawn, log);
+        manager.timers(starter, log);
+        manager.reap(starter, log)?;
     }
 }
 
@@ -169,7 +288,7 @@ struct Manager<'a> {
 }
 
 impl Manager<'_> {
-    fn start(&mut self, slot: usize, spawn: &mut Spawn<'_>, log: &dyn Fn(&str)) -> Option<i32> {
+    fn start(&mut self, slot: usize, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) -> Option<i32> {
         let (read, write): (OwnedFd, OwnedFd) = match sys::pipe() {
             Ok(pair) => pair,
             Err(e) => {
@@ -178,14 +297,9 @@ impl Manager<'_> {
             }
         };
         let _ = sys::set_nonblocking(read.as_raw_fd(), true);
-        // SAFETY: the manager is single-threaded (contract of `run`).
-        match unsafe { sys::fork() } {
-            Ok(sys::Forked::Child) => {
-                drop(read);
-                run_child(spawn, slot, ControlPipe::new(write))
-            }
-            Ok(sys::Forked::Parent(pid)) => {
-                drop(write);
+        let manager_end = read.as_raw_fd();
+        match starter.start(slot, write, manager_end) {
+            Ok(pid) => {
                 self.processes.insert(
                     pid,
                     Process {
@@ -200,13 +314,13 @@ impl Manager<'_> {
                 Some(pid)
             }
             Err(e) => {
-                log(&format!("cannot start daemon process: {e}"));
+                log(&format!("cannot start a {}: {e}", self.spec.kind));
                 None
             }
         }
     }
 
-    fn message(&mut self, pid: i32, spawn: &mut Spawn<'_>, log: &dyn Fn(&str)) {
+    fn message(&mut self, pid: i32, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) {
         let mut buf = [0u8; 16];
         let n = match self.processes.get_mut(&pid) {
             Some(process) => process.control.read(&mut buf).unwrap_or(0),
@@ -215,7 +329,7 @@ impl Manager<'_> {
         for &message in &buf[..n] {
             match message {
                 READY => self.ready(pid),
-                RECYCLE => self.recycle(pid, spawn, log),
+                RECYCLE => self.recycle(pid, starter, log),
                 _ => {}
             }
         }
@@ -241,20 +355,24 @@ impl Manager<'_> {
         }
     }
 
-    fn recycle(&mut self, pid: i32, spawn: &mut Spawn<'_>, log: &dyn Fn(&str)) {
+    fn recycle(&mut self, pid: i32, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) {
         let Some(process) = self.processes.get(&pid) else { return };
         if process.stopping || process.successor.is_some() {
             return;
         }
         let slot = process.slot;
-        if let Some(successor) = self.start(slot, spawn, log) {
+        log(&format!(
+            "{} {pid} of group '{}' asked to be replaced; starting its successor",
+            self.spec.kind, self.spec.name
+        ));
+        if let Some(successor) = self.start(slot, starter, log) {
             if let Some(process) = self.processes.get_mut(&pid) {
                 process.successor = Some(successor);
             }
         }
     }
 
-    fn timers(&mut self, spawn: &mut Spawn<'_>, log: &dyn Fn(&str)) {
+    fn timers(&mut self, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) {
         let spec = self.spec;
         let mut recycle = Vec::new();
         for (pid, process) in &self.processes {
@@ -263,8 +381,8 @@ impl Manager<'_> {
             }
             if !process.ready && !spec.startup_timeout.is_zero() && process.started.elapsed() > spec.startup_timeout {
                 log(&format!(
-                    "daemon process {pid} of group '{}' did not start within {:?}; killing it",
-                    spec.name, spec.startup_timeout
+                    "{} {pid} of group '{}' did not start within {:?}; killing it",
+                    spec.kind, spec.name, spec.startup_timeout
                 ));
                 sys::kill(*pid, libc::SIGKILL);
             } else if process.ready
@@ -277,12 +395,17 @@ impl Manager<'_> {
         }
         for pid in recycle {
             log(&format!("restart interval of group '{}' reached for process {pid}", spec.name));
-            self.recycle(pid, spawn, log);
+            self.recycle(pid, starter, log);
         }
     }
 
-    fn reap(&mut self, spawn: &mut Spawn<'_>, log: &dyn Fn(&str)) {
-        while let Some((pid, how)) = sys::reap_any() {
+    /// The processes of this manager that have exited, reaped.
+    fn reaped(&self) -> Vec<(i32, ChildExit)> {
+        self.processes.keys().filter_map(|&pid| sys::reap(pid).map(|how| (pid, how))).collect()
+    }
+
+    fn reap(&mut self, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) -> Result<(), ManagerError> {
+        for (pid, how) in self.reaped() {
             let Some(process) = self.processes.remove(&pid) else { continue };
             if process.stopping {
                 continue;
@@ -291,11 +414,16 @@ impl Manager<'_> {
                 ChildExit::Code(code) => format!("exit status {code}"),
                 ChildExit::Signal(signal) => format!("signal {signal}"),
             };
-            log(&format!("daemon process {pid} of group '{}' died ({how}); starting a new one", self.spec.name));
+            let spec = self.spec;
+            log(&format!("{} {pid} of group '{}' exited unexpectedly ({how}); starting another", spec.kind, spec.name));
             if !process.ready {
                 // It never got going: back off so a broken application
-                // does not spin.
+                // does not spin, and give up where told to.
                 self.failures += 1;
+                if spec.give_up_after.is_some_and(|limit| self.failures >= limit) {
+                    self.stop_all(log);
+                    return Err(ManagerError::GaveUp { count: self.failures, kind: spec.kind });
+                }
                 std::thread::sleep(Duration::from_millis(200 * u64::from(self.failures.min(10))));
             }
             // A successor already started for it takes its place.
@@ -304,8 +432,16 @@ impl Manager<'_> {
                     continue;
                 }
             }
-            self.start(process.slot, spawn, log);
+            let Some(started) = self.start(process.slot, starter, log) else { continue };
+            // A successor that died is succeeded in its duty too: the
+            // process it was to replace stops once the new one is ready.
+            for waiting in self.processes.values_mut() {
+                if waiting.successor == Some(pid) {
+                    waiting.successor = Some(started);
+                }
+            }
         }
+        Ok(())
     }
 
     fn stop_all(&mut self, log: &dyn Fn(&str)) {
@@ -315,15 +451,23 @@ impl Manager<'_> {
         }
         let deadline = Instant::now() + self.spec.shutdown_timeout.max(Duration::from_millis(100));
         while !self.processes.is_empty() && Instant::now() < deadline {
-            while let Some((pid, _)) = sys::reap_any() {
+            for (pid, _) in self.reaped() {
                 self.processes.remove(&pid);
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         for pid in self.processes.keys() {
-            log(&format!("daemon process {pid} of group '{}' did not stop in time; killing it", self.spec.name));
+            log(&format!("{} {pid} of group '{}' did not stop in time; killing it", self.spec.kind, self.spec.name));
             sys::kill(*pid, libc::SIGKILL);
         }
-        while sys::reap_any().is_some() {}
+        // The killed go at once; reaped, none is left a zombie of a
+        // process that lives on (the standalone server's top process).
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !self.processes.is_empty() && Instant::now() < deadline {
+            for (pid, _) in self.reaped() {
+                self.processes.remove(&pid);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }

@@ -74,21 +74,77 @@ pub enum ChildExit {
     Signal(i32),
 }
 
-/// Reaps one exited child without waiting: `Some((pid, how))`, or `None`
-/// when no child has exited.
-pub fn reap_any() -> Option<(i32, ChildExit)> {
+/// Reaps child `pid` if it has exited, without waiting: how it ended, or
+/// `None` while it runs. Only the caller's own children are reaped, so a
+/// process that has others (the standalone server's daemon managers)
+/// leaves them to their owners.
+pub fn reap(pid: i32) -> Option<ChildExit> {
     let mut status: libc::c_int = 0;
     // SAFETY: `status` is a valid out-pointer; WNOHANG never blocks.
-    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-    if pid <= 0 {
+    let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    if reaped != pid {
         return None;
     }
-    let how = if libc::WIFSIGNALED(status) {
+    Some(if libc::WIFSIGNALED(status) {
         ChildExit::Signal(libc::WTERMSIG(status))
     } else {
         ChildExit::Code(libc::WEXITSTATUS(status))
-    };
-    Some((pid, how))
+    })
+}
+
+/// How many threads this process has (`None` if `/proc` cannot tell).
+pub fn thread_count() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/task").ok()?.count())
+}
+
+/// Closes a descriptor this process no longer needs but does not own as
+/// an `OwnedFd` (a forked child's copy of its parent's pipe end).
+pub fn close(fd: RawFd) {
+    // SAFETY: close takes a plain integer; the caller never uses `fd` again.
+    unsafe { libc::close(fd) };
+}
+
+/// Takes over descriptor `fd`, passed to this process by its parent for
+/// its use (named in an environment variable), and makes it close-on-exec
+/// so that it goes no further. `None` when `fd` is not open.
+pub fn inherited_fd(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: fcntl on an integer; F_GETFD fails on a closed descriptor.
+    if fd < 0 || unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // SAFETY: the descriptor is open, and the parent passed it for this
+    // process's sole use: nothing else here owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Spawns `command` with descriptors `inherit` kept open across `exec`,
+/// and set to die with SIGTERM when the calling process dies; fails if the
+/// caller died before the child could say so.
+pub fn spawn_inheriting(command: &mut std::process::Command, inherit: Vec<RawFd>) -> io::Result<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: getpid takes nothing.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: between fork and exec only async-signal-safe calls (fcntl,
+    // prctl, getppid) are made, on descriptors open in the parent; the
+    // closure allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            for fd in &inherit {
+                if libc::fcntl(*fd, libc::F_SETFD, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            // The child must not outlive its parent (killed with SIGKILL,
+            // say): it would hold what it inherited with no one to manage it.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 || libc::getppid() != parent {
+                return Err(io::Error::other("the parent is gone"));
+            }
+            Ok(())
+        });
+    }
+    command.spawn()
 }
 
 /// Sends `signal` to `pid` (errors, e.g. a process already gone, ignored).

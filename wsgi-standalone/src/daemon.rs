@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -90,18 +89,9 @@ pub fn start_groups(config: &Config, log: &ServerLog) -> Result<Groups, String> 
         let mut command = Command::new(exe);
         command.args(["daemon-manager", "--group", name]).arg("--socket").arg(&socket);
         command.env(CONFIG_ENV, &text).env(SOCKET_FD_ENV, fd.to_string());
-        // SAFETY: between fork and exec only async-signal-safe calls
-        // (fcntl, prctl) on a descriptor open in the parent.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
-        let child = command.spawn().map_err(|e| format!("cannot start the manager of group '{name}': {e}"))?;
+        // The manager keeps the socket, and dies with this process.
+        let child = wsgi_daemon::sys::spawn_inheriting(&mut command, vec![fd])
+            .map_err(|e| format!("cannot start the manager of group '{name}': {e}"))?;
         log.log(LogLevel::Info, &format!("started daemon group '{name}' (manager pid {})", child.id()));
         groups.managers.push(child);
         groups.sockets.push((name.clone(), socket));
@@ -153,9 +143,9 @@ pub fn manager_main(group_name: &str, socket: &Path, log: Arc<ServerLog>) -> Res
         .find(|g| g.process.name == group_name)
         .map(|g| g.process.clone())
         .ok_or_else(|| format!("no daemon group '{group_name}' in the configuration"))?;
-    // SAFETY: the descriptor was made inheritable for this process by the
-    // parent and is owned by nothing else here.
-    let listener = unsafe { <UnixListener as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let listener = UnixListener::from(
+        wsgi_daemon::sys::inherited_fd(fd).ok_or_else(|| format!("{SOCKET_FD_ENV} names no open descriptor"))?,
+    );
     let _ = wsgi_daemon::sys::set_nonblocking(fd, false);
     let spec = GroupSpec::for_process(&process, socket.to_path_buf(), None);
     let identity = DefaultIdentity::default();
@@ -173,14 +163,9 @@ pub fn manager_main(group_name: &str, socket: &Path, log: Arc<ServerLog>) -> Res
         process::daemon_main(&process, &identity, &listener, control, &mut make_runner, log)
     };
     let log_line = |message: &str| log.log(LogLevel::Info, message);
-    // SAFETY: this process was just started by exec and has started no
-    // thread: it is single-threaded, as the manager requires.
-    let code = unsafe { manager::run(&spec, &mut spawn, &log_line) };
-    if code == 0 {
-        Ok(())
-    } else {
-        Err(format!("the manager of group '{group_name}' failed"))
-    }
+    manager::become_manager_process();
+    manager::run_forking(&spec, &mut spawn, &log_line)
+        .map_err(|e| format!("the manager of group '{group_name}' failed: {e}"))
 }
 
 /// The runner of a serving process: daemon groups by name, with embedded

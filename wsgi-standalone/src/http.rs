@@ -22,6 +22,7 @@ use wsgi_core::environ_build::{new_request_id, now_us, RequestStats};
 use wsgi_core::pipeline::{content_type, Dispatch, Site};
 use wsgi_core::response::error_page;
 use wsgi_core::{LogLevel, RequestHead, Scheme};
+use wsgi_daemon::control::ControlPipe;
 
 use crate::idle::{IdleStream, InFlight, InFlightGuard};
 
@@ -74,39 +75,49 @@ pub struct Shared {
     pub pid: u32,
 }
 
-/// A serving process's part in recycling: say `ready` when serving, and
-/// `recycle` once after the maximum number of requests.
+/// A serving process's part in recycling: say [`wsgi_daemon::control::READY`]
+/// when serving, and [`wsgi_daemon::control::RECYCLE`] once after the
+/// maximum number of requests.
 pub struct Recycle {
     after: u64,
-    control: Option<crate::supervisor::Control>,
+    control: Option<ControlPipe>,
     asked: std::sync::atomic::AtomicBool,
 }
 
 impl Recycle {
     /// Recycling after `after` requests (0: never), told to `control`.
-    pub fn new(after: u64, control: Option<crate::supervisor::Control>) -> Recycle {
+    pub fn new(after: u64, control: Option<ControlPipe>) -> Recycle {
         Recycle { after, control, asked: std::sync::atomic::AtomicBool::new(false) }
     }
 
     fn ready(&self) {
         if let Some(control) = &self.control {
-            control.say("ready");
+            control.say(wsgi_daemon::control::READY);
         }
     }
 
-    fn count(&self, total: u64) {
-        if self.after != 0 && total >= self.after {
-            self.request();
+    fn count(&self, total: u64, log: &ServerLog) {
+        if self.after != 0 && total >= self.after && self.request() {
+            log.log(
+                LogLevel::Info,
+                &format!(
+                    "process {} reached its maximum requests ({}); asking for its replacement",
+                    std::process::id(),
+                    self.after
+                ),
+            );
         }
     }
 
-    /// Asks the supervisor, once, for a replacement of this process.
-    pub fn request(&self) {
-        if let Some(control) = &self.control {
-            if !self.asked.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                control.say("recycle");
-            }
+    /// Asks the supervisor, once, for a replacement of this process;
+    /// whether this call asked.
+    pub fn request(&self) -> bool {
+        let Some(control) = &self.control else { return false };
+        if self.asked.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            return false;
         }
+        control.say(wsgi_daemon::control::RECYCLE);
+        true
     }
 }
 
@@ -611,7 +622,7 @@ async fn respond(
             return error_response(504, software);
         }
     };
-    shared.recycle.count(shared.pool.total());
+    shared.recycle.count(shared.pool.total(), &shared.log);
     match start {
         Some(Start { head, body, rest: None }) => {
             let body = match body.len() {

@@ -396,7 +396,7 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
         (None, Some(script)) => script_config(&args, script)?,
         (None, None) => return Err("give a WSGI script or --config FILE".into()),
     };
-    let control = supervisor::Control::inherited();
+    let control = wsgi_daemon::control::ControlPipe::inherited();
     // Daemon groups run as long as the top process; serving processes it
     // supervises find their sockets in the environment.
     let mut groups: Option<daemon::Groups> = None;
@@ -424,7 +424,12 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
                         ),
                     );
                 }
-                supervisor::supervise(&listeners, args.processes as usize, &log)?;
+                supervisor::supervise(
+                    &listeners,
+                    args.processes as usize,
+                    Duration::from_secs(args.graceful_timeout),
+                    &log,
+                )?;
                 log.log(LogLevel::Info, "stopped");
                 return Ok(());
             }
@@ -570,7 +575,7 @@ fn watch_modules(runtime: &PythonRuntime, mut known: std::collections::HashMap<S
         });
         if changed {
             shared.log.log(LogLevel::Info, "a loaded module changed on disk; replacing this process");
-            shared.recycle.request();
+            let _ = shared.recycle.request();
             return;
         }
         known = now;
