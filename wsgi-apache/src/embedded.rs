@@ -68,7 +68,18 @@ pub(crate) fn child_init(pool: Pool, main: Server) {
     if config.global.restrict_embedded == Some(true) {
         return;
     }
-    let runtime = match PythonRuntime::initialize(PythonConfig::from_settings(&config.global)) {
+    // The home is chosen by wsgi-interp's rule (WSGIPythonHome, else
+    // VIRTUAL_ENV, else the installation built against); a home of another
+    // Python version is refused, and this child serves no Python.
+    let python = PythonConfig::from_settings(&config.global);
+    match python.python_home() {
+        Ok(home) => main.log(Level::Info, &format!("mod_wsgi (pid={}): Python home {home}.", pid())),
+        Err(e) => {
+            main.log(Level::Error, &format!("mod_wsgi (pid={}): cannot initialise Python: {e}", pid()));
+            return;
+        }
+    }
+    let runtime = match PythonRuntime::initialize(python) {
         Ok(runtime) => runtime,
         Err(e) => {
             main.log(Level::Error, &format!("mod_wsgi (pid={}): cannot initialise Python: {e}", pid()));

@@ -41,13 +41,7 @@ impl EmbeddedRunner {
         preloads: &[(std::path::PathBuf, String)],
         log: &dyn ErrorLog,
     ) -> Result<EmbeddedRunner, crate::InterpError> {
-        let mut config = crate::PythonConfig::from_settings(global);
-        if let Some(home) = &process.python_home {
-            config.home = Some(home.clone());
-        }
-        if let Some(path) = &process.python_path {
-            config.path = path.clone();
-        }
+        let config = crate::PythonConfig::for_daemon_process(global, process);
         let runner = EmbeddedRunner::new(PythonRuntime::initialize(config)?);
         runner.preload_all(preloads, log);
         Ok(runner)

@@ -4,6 +4,10 @@
 //!   from the mod_wsgi settings ([`PythonConfig`]), and keeps one
 //!   sub-interpreter per application group (`""`, i.e. `%{GLOBAL}`, is the
 //!   main interpreter), each created on first use.
+//! - [`home`]: which installation Python runs from, always chosen
+//!   explicitly (configured home, else the activated virtual environment,
+//!   else the installation built against; never one found on `PATH`), and
+//!   refused when its version is not the linked libpython's.
 //! - [`EmbeddedRunner`]: wsgi-core's [`wsgi_core::WsgiRunner`]: loads the
 //!   script (as module `_mod_wsgi_<md5 of path>`, reloaded when its mtime
 //!   changes), builds the environ dict, calls the application, streams
@@ -24,12 +28,14 @@
 
 mod call;
 mod ffi;
+pub mod home;
 mod hooks;
 mod objects;
 mod runtime;
 mod script;
 
 pub use call::EmbeddedRunner;
+pub use home::{HomeError, PythonHome};
 pub use hooks::{HookCall, HookError, HookValue};
 pub use runtime::{PythonConfig, PythonRuntime};
 pub use script::module_name;
@@ -46,4 +52,7 @@ pub enum InterpError {
     /// Python code raised (the formatted traceback).
     #[error("{0}")]
     Python(String),
+    /// No usable Python home: of another version, or not an installation.
+    #[error(transparent)]
+    Home(#[from] HomeError),
 }

@@ -22,6 +22,7 @@ use wsgi_config::model::GlobalSettings;
 use wsgi_config::values::HashSeed;
 
 use crate::ffi::{self, Obj};
+use crate::home::{self, HomeError, Installation, PythonHome};
 use crate::objects::HelperTypes;
 use crate::script::ScriptCache;
 use crate::InterpError;
@@ -29,8 +30,12 @@ use crate::InterpError;
 /// How to initialise Python: the process-wide mod_wsgi settings.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PythonConfig {
-    /// `WSGIPythonHome` (or a daemon's `python-home=`).
+    /// `WSGIPythonHome` (or a daemon's `python-home=`): an installation or
+    /// a virtual environment (see [`crate::home`]).
     pub home: Option<PathBuf>,
+    /// The activated virtual environment (`VIRTUAL_ENV`), used when `home`
+    /// is not given.
+    pub virtual_env: Option<PathBuf>,
     /// `WSGIPythonPath` entries, added with `site.addsitedir` to every
     /// interpreter, ahead of the standard path.
     pub path: Vec<PathBuf>,
@@ -53,10 +58,13 @@ pub struct PythonConfig {
 }
 
 impl PythonConfig {
-    /// The configuration the process-wide settings of a model give.
+    /// The configuration the process-wide settings of a model give, with
+    /// the process's activated virtual environment (`VIRTUAL_ENV`, if set
+    /// and not empty).
     pub fn from_settings(global: &GlobalSettings) -> PythonConfig {
         PythonConfig {
             home: global.python_home.clone(),
+            virtual_env: std::env::var_os("VIRTUAL_ENV").filter(|v| !v.is_empty()).map(PathBuf::from),
             path: global.python_path.clone().unwrap_or_default(),
             optimize: global.python_optimize.unwrap_or(0),
             hash_seed: global.python_hash_seed,
@@ -66,6 +74,29 @@ impl PythonConfig {
             restrict_stdout: global.restrict_stdout.unwrap_or(false),
             restrict_signal: global.restrict_signal.unwrap_or(true),
         }
+    }
+
+    /// The configuration of a daemon process of `process`'s group: the
+    /// process-wide settings, with the group's `python-home=` and
+    /// `python-path=` in place of `WSGIPythonHome` and `WSGIPythonPath`.
+    pub fn for_daemon_process(global: &GlobalSettings, process: &wsgi_config::DaemonProcess) -> PythonConfig {
+        let mut config = PythonConfig::from_settings(global);
+        if let Some(home) = &process.python_home {
+            config.home = Some(home.clone());
+        }
+        if let Some(path) = &process.python_path {
+            config.path = path.clone();
+        }
+        config
+    }
+
+    /// The home Python will run from (see [`crate::home`]): the configured
+    /// one, else the activated virtual environment, else the installation
+    /// this library was built against; an error if it is of another
+    /// version than the linked libpython, or no installation at all.
+    /// Reads files only, so front ends may call it before starting anything.
+    pub fn python_home(&self) -> Result<PythonHome, HomeError> {
+        home::choose_home(self.home.as_deref(), self.virtual_env.as_deref(), &Installation::built_against())
     }
 }
 
@@ -440,15 +471,36 @@ impl PythonRuntime {
 
 /// Fills the parts of PyConfig that need allocated strings.
 ///
+/// The home is always set (see [`crate::home`]), together with the
+/// executable and program name: CPython's own search (`python3` on `PATH`,
+/// then upwards from it) is never reached, and `PYTHONHOME` in the
+/// environment is ignored (CPython reads it only when no home is set).
+/// `PYTHONPATH` and the other `PYTHON*` variables are still honoured, as
+/// mod_wsgi's `Py_Initialize` honours them.
+///
 /// # Safety
 /// `pyconfig` was initialised by `PyConfig_InitPythonConfig`.
 unsafe fn configure(pyconfig: &mut py::PyConfig, config: &PythonConfig) -> Result<(), InterpError> {
     let bad = |what: &str| InterpError::Init(format!("{what} contains a NUL character"));
+    let chosen = config.python_home()?;
+    let paths = [
+        (&chosen.home, "python home"),
+        (&chosen.executable, "python executable"),
+        (&chosen.base_executable, "python base executable"),
+    ];
+    let [home, executable, base_executable] =
+        paths.map(|(path, what)| CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| bad(what)));
+    let (home, executable, base_executable) = (home?, executable?, base_executable?);
     // SAFETY: pointers point into `pyconfig`, the strings are NUL-terminated.
     unsafe {
-        if let Some(home) = &config.home {
-            let home = CString::new(home.as_os_str().as_encoded_bytes()).map_err(|_| bad("python home"))?;
-            let status = py::PyConfig_SetBytesString(pyconfig, &mut pyconfig.home, home.as_ptr());
+        let fields: [(*mut *mut libc::wchar_t, &CString); 4] = [
+            (std::ptr::addr_of_mut!(pyconfig.home), &home),
+            (std::ptr::addr_of_mut!(pyconfig.program_name), &executable),
+            (std::ptr::addr_of_mut!(pyconfig.executable), &executable),
+            (std::ptr::addr_of_mut!(pyconfig.base_executable), &base_executable),
+        ];
+        for (field, value) in fields {
+            let status = py::PyConfig_SetBytesString(pyconfig, field, value.as_ptr());
             if py::PyStatus_Exception(status) != 0 {
                 return Err(InterpError::Init(status_message(&status)));
             }

@@ -25,7 +25,7 @@ use wsgi_config::Config;
 use wsgi_core::environ_build::{Versions, WsgiFlags};
 use wsgi_core::pipeline::{Site, SiteOptions};
 use wsgi_core::LogLevel;
-use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
+use wsgi_interp::{EmbeddedRunner, HomeError, PythonConfig, PythonRuntime};
 
 use crate::logging::{AccessLog, LogSink, ServerLog};
 
@@ -215,10 +215,6 @@ fn report(result: Result<(), String>) -> ExitCode {
     }
 }
 
-/// The Python the module embeds: Debian's, whose `sys.prefix` is the
-/// module's `WSGIPythonHome`.
-const SYSTEM_PYTHON: &str = "/usr/bin/python3";
-
 /// `module-config`: the `LoadModule` and `WSGIPythonHome` lines.
 fn module_config(module: Option<PathBuf>) -> Result<(), String> {
     let module = match module {
@@ -241,16 +237,11 @@ fn module_config(module: Option<PathBuf>) -> Result<(), String> {
     if !module.is_file() {
         return Err(format!("{}: not a file", module.display()));
     }
-    let output = std::process::Command::new(SYSTEM_PYTHON)
-        .args(["-c", "import sys; print(sys.prefix)"])
-        .output()
-        .map_err(|e| format!("cannot run {SYSTEM_PYTHON}: {e}"))?;
-    let prefix = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    if !output.status.success() || prefix.is_empty() {
-        return Err(format!("{SYSTEM_PYTHON} did not report its sys.prefix"));
-    }
+    // The home of the Python the module embeds: the installation it was
+    // built against.
+    let prefix = wsgi_interp::home::Installation::built_against().home();
     println!("LoadModule wsgi_module {}", always_quoted(&module.display().to_string()));
-    println!("WSGIPythonHome {}", always_quoted(&prefix));
+    println!("WSGIPythonHome {}", always_quoted(&prefix.display().to_string()));
     Ok(())
 }
 
@@ -351,6 +342,37 @@ fn script_config(args: &ServerArgs, script: &Path) -> Result<Config, String> {
         .map_err(|errors| errors.to_string())
 }
 
+/// Chooses, before anything starts, the Python home of this process's
+/// embedded Python and of every daemon group's processes (wsgi-interp's
+/// rule: the configured home, else `VIRTUAL_ENV`, else the installation
+/// built against) and logs it. A home of another Python version stops the
+/// server at once, with the message naming both versions, rather than each
+/// process failing as it starts; a home that cannot be used for another
+/// reason (missing, not an installation) is logged and left to fail where
+/// Python starts, as before: a daemon group that cannot start answers 503
+/// while the others serve.
+fn check_python_homes(config: &Config, log: &ServerLog) -> Result<(), String> {
+    let mut homes = Vec::new();
+    if config.global.restrict_embedded != Some(true) {
+        homes.push((String::new(), PythonConfig::from_settings(&config.global)));
+    }
+    for group in &config.daemon_processes {
+        let process = &group.process;
+        homes.push((
+            format!("daemon group '{}': ", process.name),
+            PythonConfig::for_daemon_process(&config.global, process),
+        ));
+    }
+    for (context, python) in homes {
+        match python.python_home() {
+            Ok(home) => log.log(LogLevel::Info, &format!("{context}Python home {home}")),
+            Err(e @ HomeError::VersionMismatch { .. }) => return Err(format!("{context}{e}")),
+            Err(e) => log.log(LogLevel::Error, &format!("{context}{e}")),
+        }
+    }
+    Ok(())
+}
+
 /// The daemon group of `start-server --daemon`: `HOST:PORT`, as
 /// mod_wsgi-express names it.
 fn daemon_group_name(args: &ServerArgs) -> String {
@@ -403,6 +425,7 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
     let listeners = match supervisor::inherited_listeners() {
         Some(listeners) => listeners,
         None => {
+            check_python_homes(&config, &log)?;
             let addresses = listen_addresses(&config, &args)?;
             let listeners = addresses
                 .iter()
