@@ -80,12 +80,21 @@ pub struct ApacheOptions {
     /// Extra modules to load by name (`headers`, `auth_basic`, ...), from
     /// Debian's module directory.
     pub modules: Vec<&'static str>,
+    /// Variables set in Apache's environment (over the test's own), which
+    /// its children and daemon processes inherit.
+    pub env: Vec<(&'static str, std::ffi::OsString)>,
 }
 
 impl ApacheOptions {
     /// Our module under mpm_event with `config`.
     pub fn ours(config: impl Into<String>) -> ApacheOptions {
-        ApacheOptions { module: WsgiModule::Ours, mpm: Mpm::Event, config: config.into(), modules: Vec::new() }
+        ApacheOptions {
+            module: WsgiModule::Ours,
+            mpm: Mpm::Event,
+            config: config.into(),
+            modules: Vec::new(),
+            env: Vec::new(),
+        }
     }
 }
 
@@ -148,6 +157,7 @@ impl Apache {
             .process_group(0)
             .args(["-DFOREGROUND", "-f"])
             .arg(&conf)
+            .envs(options.env.iter().map(|(name, value)| (*name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

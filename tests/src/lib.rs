@@ -157,7 +157,16 @@ impl Server {
     /// As [`Server::start`], with the arguments made by `args` for the port
     /// chosen (for configuration files that name it); `--port P` is still
     /// appended. `args` may be called again if the port was taken.
-    pub fn start_with(mut args: impl FnMut(u16) -> Vec<std::ffi::OsString>) -> Server {
+    pub fn start_with(args: impl FnMut(u16) -> Vec<std::ffi::OsString>) -> Server {
+        Server::start_with_env(&[], args)
+    }
+
+    /// As [`Server::start_with`], with the variables of `env` set in the
+    /// server's environment (over the test's own).
+    pub fn start_with_env(
+        env: &[(&str, &std::ffi::OsStr)],
+        mut args: impl FnMut(u16) -> Vec<std::ffi::OsString>,
+    ) -> Server {
         use std::process::Stdio;
         let binary = standalone_binary();
         let logs = TempDir::new("wsgi-server-logs");
@@ -173,6 +182,7 @@ impl Server {
                 .args(&port_args)
                 .arg("--port")
                 .arg(port.to_string())
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(stdout)
                 .stderr(stderr)
