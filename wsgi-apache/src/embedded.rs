@@ -25,8 +25,14 @@ use wsgi_interp::{EmbeddedRunner, HookCall, HookError, HookValue, PythonConfig, 
 use crate::config::{DirConfig, ServerConfig};
 use crate::ffi::{self, Level, Pool, Request, RequestLog, Server};
 
-/// The banner component and `SERVER_SOFTWARE` addition.
-const VERSION_COMPONENT: &std::ffi::CStr = c"mod_wsgi-rs/0.1.0 Python/3.11";
+/// The banner component and `SERVER_SOFTWARE` addition, made once: Apache
+/// keeps the pointer for the life of the process.
+fn version_component() -> &'static std::ffi::CStr {
+    static COMPONENT: OnceLock<std::ffi::CString> = OnceLock::new();
+    COMPONENT.get_or_init(|| {
+        std::ffi::CString::new(wsgi_interp::software_component()).unwrap_or_else(|_| c"mod_wsgi-rs".to_owned())
+    })
+}
 
 /// The handler names mod_wsgi answers to.
 const HANDLERS: [&[u8]; 2] = [b"wsgi-script", b"application/x-httpd-wsgi"];
@@ -52,7 +58,7 @@ thread_local! {
 
 /// `post_config`: announce the module in the server banner.
 pub(crate) fn post_config(pool: Pool, main: Server) -> c_int {
-    ffi::add_version_component(pool, VERSION_COMPONENT);
+    ffi::add_version_component(pool, version_component());
     crate::daemon::start_groups(pool, main);
     ffi::OK as c_int
 }
@@ -118,9 +124,6 @@ pub(crate) fn pid() -> u32 {
 /// the kernel once rather than per request. Zero in the parent, whose value
 /// a forked child must never inherit.
 static CHILD_PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-
-/// `mod_wsgi.version`: this module's version.
-pub(crate) const MOD_WSGI_VERSION: [i64; 3] = [0, 1, 0];
 
 /// `apache.version`: the Apache headers the module was built against.
 pub(crate) fn apache_version() -> [i64; 3] {
@@ -349,7 +352,7 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
                 total_requests,
             },
             versions: Versions {
-                mod_wsgi: (MOD_WSGI_VERSION[0], MOD_WSGI_VERSION[1], MOD_WSGI_VERSION[2]),
+                mod_wsgi: wsgi_core::environ_build::product_version(),
                 apache: Some({
                     let [major, minor, patch] = apache_version();
                     (major, minor, patch)

@@ -119,6 +119,22 @@ pub struct RequestStats<'a> {
     pub total_requests: i64,
 }
 
+/// This product's version, `mod_wsgi.version` in the environ.
+pub fn product_version() -> (i64, i64, i64) {
+    let part = |text: &str| text.parse().unwrap_or(0);
+    (
+        part(env!("CARGO_PKG_VERSION_MAJOR")),
+        part(env!("CARGO_PKG_VERSION_MINOR")),
+        part(env!("CARGO_PKG_VERSION_PATCH")),
+    )
+}
+
+/// The product's part of the server banner and of `SERVER_SOFTWARE`,
+/// with the `X.Y` of the Python it embeds: `mod_wsgi-rs/0.1.0 Python/3.11`.
+pub fn software_component(python_version: &str) -> String {
+    format!("mod_wsgi-rs/{} Python/{python_version}", env!("CARGO_PKG_VERSION"))
+}
+
 /// The versions reported in `mod_wsgi.version` and `apache.version`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Versions {

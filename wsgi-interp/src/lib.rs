@@ -40,6 +40,12 @@ pub use hooks::{HookCall, HookError, HookValue};
 pub use runtime::{PythonConfig, PythonRuntime};
 pub use script::module_name;
 
+/// The product's part of the server banner and `SERVER_SOFTWARE`, naming
+/// the Python this library embeds: `mod_wsgi-rs/0.1.0 Python/3.11`.
+pub fn software_component() -> String {
+    wsgi_core::environ_build::software_component(&home::Installation::built_against().version.to_string())
+}
+
 /// Why the embedded Python could not do what was asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InterpError {

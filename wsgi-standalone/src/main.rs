@@ -494,13 +494,13 @@ fn start_server(args: ServerArgs) -> Result<(), String> {
     // enough of them for every daemon thread.
     let pool_threads = if args.daemon { (args.threads * args.processes).max(args.threads) } else { args.threads };
 
-    let software = format!("mod_wsgi-rs/{} Python/3.11", env!("CARGO_PKG_VERSION"));
+    let software = wsgi_interp::software_component();
     let site = Site::new(
         config,
         SiteOptions {
             server_software: software.clone(),
             flags: WsgiFlags::embedded(args.processes > 1 && !args.daemon, args.threads > 1),
-            versions: Versions { mod_wsgi: mod_wsgi_version(), apache: None },
+            versions: Versions { mod_wsgi: wsgi_core::environ_build::product_version(), apache: None },
             default_document_root: "/var/www/html".into(),
         },
     );
@@ -603,9 +603,4 @@ fn watch_modules(runtime: &PythonRuntime, mut known: std::collections::HashMap<S
         }
         known = now;
     }
-}
-
-fn mod_wsgi_version() -> (i64, i64, i64) {
-    let mut parts = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse().unwrap_or(0));
-    (parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0))
 }
