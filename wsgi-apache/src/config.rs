@@ -27,6 +27,23 @@ pub(crate) struct ServerConfig {
     router: OnceLock<Router>,
 }
 
+/// The scripts processes of `process_group` (`""`: Apache's children)
+/// import when they start, from every server record's `WSGIImportScript`
+/// lines and script aliases: wsgi-config's rule, as the standalone server
+/// applies it.
+pub(crate) fn preloads(main: crate::ffi::Server, process_group: &str) -> Vec<(std::path::PathBuf, String)> {
+    let (mut imports, mut aliases) = (Vec::new(), Vec::new());
+    let mut server = Some(main);
+    while let Some(current) = server {
+        if let Some(config) = current.config::<ServerConfig>() {
+            imports.extend(config.import_scripts.iter().cloned());
+            aliases.extend(config.script_aliases.iter().cloned());
+        }
+        server = current.next();
+    }
+    wsgi_config::model::preloads(&imports, &aliases, process_group)
+}
+
 impl ServerConfig {
     /// A virtual host's configuration over the main server's.
     pub(crate) fn merged(base: &ServerConfig, add: &ServerConfig) -> ServerConfig {

@@ -16,7 +16,6 @@ use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use wsgi_config::directives::ImportScript;
 use wsgi_config::model::GlobalSettings;
 use wsgi_config::{DaemonProcess, DirSettings};
 use wsgi_core::environ_build::WsgiFlags;
@@ -48,7 +47,6 @@ struct ParentGroup {
 struct ParentState {
     groups: Vec<ParentGroup>,
     global: GlobalSettings,
-    imports: Vec<ImportScript>,
     main: Option<Server>,
     pool: Option<Pool>,
 }
@@ -92,7 +90,6 @@ pub(crate) fn start_groups(pool: Pool, main: Server) {
     let mut guard = PARENT.lock().unwrap_or_else(|e| e.into_inner());
     let state = guard.get_or_insert_with(ParentState::default);
     state.global = main_config.global.clone();
-    state.imports = main_config.import_scripts.clone();
     state.main = Some(main);
     state.pool = Some(pool);
     let mut previous = std::mem::take(&mut state.groups);
@@ -174,12 +171,7 @@ fn start_manager(state: &ParentState, group: &ParentGroup, succeeds: Option<i32>
     let identity = DefaultIdentity { user, group: group_name };
     let main = state.main.ok_or_else(|| std::io::Error::other("the main server is not known yet"))?;
     let global = state.global.clone();
-    let preloads: Vec<(PathBuf, String)> = state
-        .imports
-        .iter()
-        .filter(|i| i.process_group == process.name)
-        .map(|i| (i.path.clone(), i.application_group.clone()))
-        .collect();
+    let preloads = crate::config::preloads(main, &process.name);
     let listener = &group.listener;
     let log_main = move |message: &str| main.log(Level::Info, &format!("mod_wsgi (pid={}): {message}", pid()));
     let mut spawn = |_slot: usize, control| -> Infallible {

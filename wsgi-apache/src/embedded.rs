@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use wsgi_config::directives::{HandlerScript, GLOBAL_GROUP};
+use wsgi_config::directives::HandlerScript;
 use wsgi_core::environ::{environ_key, environ_value};
 use wsgi_core::environ_build::{
     add_adapter_keys, new_request_id, now_us, AdapterInputs, AppNames, RequestStats, Versions, WsgiFlags,
@@ -97,13 +97,7 @@ pub(crate) fn child_init(pool: Pool, main: Server) {
     let max_threads = ffi::mpm_query(ffi::AP_MPMQ_MAX_THREADS).unwrap_or(1);
     let flags = WsgiFlags::from_mpm(max_daemons.max(0) as u32, max_threads.max(0) as u32);
     let embedded = EMBEDDED.get_or_init(|| Embedded { runner: EmbeddedRunner::new(Arc::clone(&runtime)), flags });
-    let preloads: Vec<_> = config
-        .import_scripts
-        .iter()
-        .filter(|i| i.process_group == GLOBAL_GROUP || i.process_group.is_empty())
-        .map(|i| (i.path.clone(), i.application_group.clone()))
-        .collect();
-    embedded.runner.preload_all(&preloads, &main);
+    embedded.runner.preload_all(&crate::config::preloads(main, ""), &main);
     main.log(Level::Info, &format!("mod_wsgi (pid={}): Python initialised in this child.", pid()));
 }
 

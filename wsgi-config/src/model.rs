@@ -692,29 +692,11 @@ impl Config {
         by_name.unwrap_or(first)
     }
 
-    /// The scripts a process of `process_group` imports when it starts, as
-    /// mod_wsgi does: the `WSGIImportScript` lines for it and the script
-    /// aliases that name it and a fixed application group, each with its
-    /// application group as configured. `""` (or `%{GLOBAL}`) is embedded
-    /// mode.
+    /// The scripts a process of `process_group` imports when it starts
+    /// (see [`preloads`]), from every server of the configuration.
     pub fn preloads(&self, process_group: &str) -> Vec<(PathBuf, String)> {
-        let wanted = |group: &str| {
-            group == process_group || (process_group.is_empty() && group == crate::directives::GLOBAL_GROUP)
-        };
-        let imports = self
-            .import_scripts
-            .iter()
-            .filter(|i| wanted(&i.process_group))
-            .map(|i| (i.path.clone(), i.application_group.clone()));
-        let aliases = std::iter::once(&self.main_server)
-            .chain(&self.virtual_hosts)
-            .flat_map(|server| &server.script_aliases)
-            .filter(|a| a.preloads() && wanted(a.process_group.as_deref().unwrap_or_default()))
-            .map(|a| {
-                let group = a.application_group.clone().unwrap_or_else(|| crate::directives::GLOBAL_GROUP.into());
-                (PathBuf::from(&a.target), group)
-            });
-        imports.chain(aliases).collect()
+        let servers = || std::iter::once(&self.main_server).chain(&self.virtual_hosts);
+        preloads(&self.import_scripts, servers().flat_map(|server| &server.script_aliases), process_group)
     }
 
     /// The script aliases that apply in `server`, in match order: a virtual
@@ -1331,4 +1313,35 @@ impl Builder {
             self.error(&r.location, message);
         }
     }
+}
+
+/// The scripts a process of `process_group` imports when it starts, as
+/// mod_wsgi does: the `WSGIImportScript` lines for it, then the script
+/// aliases that name it and a fixed application group, each with its
+/// application group as configured (`%{GLOBAL}` for none), once each.
+/// `""` (or `%{GLOBAL}`) is embedded mode. Both front ends take their
+/// preloads from here.
+pub fn preloads<'a>(
+    imports: impl IntoIterator<Item = &'a ImportScript>,
+    aliases: impl IntoIterator<Item = &'a ScriptAlias>,
+    process_group: &str,
+) -> Vec<(PathBuf, String)> {
+    let wanted =
+        |group: &str| group == process_group || (process_group.is_empty() && group == directives::GLOBAL_GROUP);
+    let imports =
+        imports.into_iter().filter(|i| wanted(&i.process_group)).map(|i| (i.path.clone(), i.application_group.clone()));
+    let aliases = aliases
+        .into_iter()
+        .filter(|a| a.preloads() && wanted(a.process_group.as_deref().unwrap_or_default()))
+        .map(|a| {
+            let group = a.application_group.clone().unwrap_or_else(|| directives::GLOBAL_GROUP.into());
+            (PathBuf::from(&a.target), group)
+        });
+    let mut preloads: Vec<(PathBuf, String)> = Vec::new();
+    for preload in imports.chain(aliases) {
+        if !preloads.contains(&preload) {
+            preloads.push(preload);
+        }
+    }
+    preloads
 }
