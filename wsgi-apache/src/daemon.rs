@@ -19,8 +19,9 @@ use std::sync::{Mutex, OnceLock};
 use wsgi_config::model::GlobalSettings;
 use wsgi_config::{DaemonProcess, DirSettings};
 use wsgi_core::environ_build::WsgiFlags;
+use wsgi_core::group::GroupScope;
 use wsgi_core::{AppTarget, Environ, WsgiRunner};
-use wsgi_daemon::client::{DaemonClient, ForwardError};
+use wsgi_daemon::client::{DaemonClient, Recovery};
 use wsgi_daemon::manager::{self, GroupSpec};
 use wsgi_daemon::process::{self, DefaultIdentity};
 use wsgi_daemon::protocol::RequestStart;
@@ -232,60 +233,39 @@ pub(crate) fn forward(
     environ: Environ,
     settings: &DirSettings,
 ) -> c_int {
-    let Some(group) = CHILD.get().and_then(|groups| groups.get(group_name)) else {
-        request.log(
-            Level::Error,
-            &format!("mod_wsgi (pid={}): No WSGI daemon process called '{group_name}' has been configured.", pid()),
-        );
-        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    let group = CHILD.get().and_then(|groups| groups.get(group_name));
+    let scope = match group {
+        None => GroupScope::Undefined,
+        Some(group) if group.scope.as_ref().is_some_and(|scope| scope.as_bytes() != request.server_hostname()) => {
+            GroupScope::OtherVirtualHost
+        }
+        Some(_) => GroupScope::Usable,
     };
-    if group.scope.as_ref().is_some_and(|scope| scope.as_bytes() != request.server_hostname()) {
-        request.log(
-            Level::Error,
-            &format!(
-                "mod_wsgi (pid={}): Daemon process called '{group_name}' cannot be accessed by this WSGI application.",
-                pid()
-            ),
-        );
-        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
-    }
-    if !settings.allows_process_group(group_name) {
-        request.log(
-            Level::Error,
-            &format!("mod_wsgi (pid={}): Daemon process called '{group_name}' cannot be accessed by this WSGI application (WSGIRestrictProcess).", pid()),
-        );
-        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
-    }
+    let group = match (wsgi_core::group::check_process_group(group_name, scope, settings), group) {
+        (Ok(()), Some(group)) => group,
+        (checked, _) => {
+            if let Err(refusal) = checked {
+                request.log(Level::Error, &format!("mod_wsgi (pid={}): {refusal}", pid()));
+            }
+            return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+        }
+    };
     // Without a body, nothing is read from Apache's input filters or sent
     // to the daemon but the request itself.
     let start = RequestStart::for_group(target, environ, WsgiFlags::daemon(&group.process));
     let mut sink = ApacheSink::new(request);
-    match group.client.forward(&start, &mut request.body_reader(), &mut sink) {
-        Ok(()) => ffi::OK as c_int,
-        Err(ForwardError::Unavailable(message)) => {
-            request.log(
-                Level::Error,
-                &format!(
-                    "mod_wsgi (pid={}): Unable to connect to WSGI daemon process '{group_name}': {message}",
-                    pid()
-                ),
-            );
-            ffi::HTTP_SERVICE_UNAVAILABLE as c_int
-        }
-        Err(ForwardError::Failed { status, message }) => {
-            if status != 500 {
-                request.log(Level::Error, &format!("mod_wsgi (pid={}): daemon group '{group_name}': {message}", pid()));
-            }
-            c_int::from(status)
-        }
-        Err(ForwardError::Broken(message)) => {
-            request.log(
-                Level::Error,
-                &format!("mod_wsgi (pid={}): response from daemon group '{group_name}' cut short: {message}", pid()),
-            );
+    let Err(error) = group.client.forward(&start, &mut request.body_reader(), &mut sink) else {
+        return ffi::OK as c_int;
+    };
+    if let Some(line) = error.log_line(group_name) {
+        request.log(Level::Error, &format!("mod_wsgi (pid={}): {line}", pid()));
+    }
+    match error.recovery() {
+        Recovery::Answer(status) => c_int::from(status),
+        Recovery::CloseConnection => {
             request.close_connection();
             ffi::OK as c_int
         }
-        Err(ForwardError::ClientGone(_)) => ffi::OK as c_int,
+        Recovery::Nothing => ffi::OK as c_int,
     }
 }

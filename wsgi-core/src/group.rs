@@ -107,6 +107,49 @@ fn env_lookup(name: &str, ctx: &GroupContext<'_>) -> Option<String> {
     (ctx.env)(variable)
 }
 
+/// Why a request may not use the process group it names, in mod_wsgi's
+/// words (front ends log it after `mod_wsgi: ` or `mod_wsgi (pid=N): `).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupRefusal {
+    /// No `WSGIDaemonProcess` of that name.
+    #[error("No WSGI daemon process called '{0}' has been configured.")]
+    NotConfigured(String),
+    /// The group is defined in another virtual host.
+    #[error("Daemon process called '{0}' cannot be accessed by this WSGI application.")]
+    OtherVirtualHost(String),
+    /// `WSGIRestrictProcess` does not list it.
+    #[error("Daemon process called '{0}' cannot be accessed by this WSGI application (WSGIRestrictProcess).")]
+    Restricted(String),
+}
+
+/// Where a process group is defined, as a front end sees it from the
+/// request's virtual host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupScope {
+    /// No group has the name.
+    Undefined,
+    /// Defined for the whole server or in the request's virtual host.
+    Usable,
+    /// Defined in another virtual host.
+    OtherVirtualHost,
+}
+
+/// Whether a request whose settings are `settings` may run in process
+/// group `name` (not empty), defined as `scope` says: the three checks
+/// mod_wsgi makes, for every front end.
+pub fn check_process_group(
+    name: &str,
+    scope: GroupScope,
+    settings: &wsgi_config::DirSettings,
+) -> Result<(), GroupRefusal> {
+    match scope {
+        GroupScope::Undefined => Err(GroupRefusal::NotConfigured(name.to_string())),
+        GroupScope::OtherVirtualHost => Err(GroupRefusal::OtherVirtualHost(name.to_string())),
+        GroupScope::Usable if !settings.allows_process_group(name) => Err(GroupRefusal::Restricted(name.to_string())),
+        GroupScope::Usable => Ok(()),
+    }
+}
+
 /// `WSGIApplicationGroup` (or `application-group=`): `None` means
 /// `%{RESOURCE}`, `"host[:port]|SCRIPT_NAME"`; `%{GLOBAL}` is `""`, the
 /// main interpreter.

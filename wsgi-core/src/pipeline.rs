@@ -17,7 +17,7 @@ use crate::environ::Environ;
 use crate::environ_build::{
     build_environ, server_port, AppNames, DaemonFacts, EnvironInputs, RequestStats, ServerFacts, Versions, WsgiFlags,
 };
-use crate::group::{self, GroupContext};
+use crate::group::{self, GroupContext, GroupScope};
 use crate::request::RequestHead;
 use crate::route::{normalize_path, Router};
 
@@ -214,29 +214,20 @@ impl Site {
         if name.is_empty() {
             return None;
         }
-        let refused = |why: String| Some(Dispatch::Refused(500, why));
-        let Some(group) = self.config.daemon_processes.iter().find(|g| g.process.name == name) else {
-            return refused(format!("mod_wsgi: No WSGI daemon process called '{name}' has been configured."));
+        let scope = match self.config.daemon_processes.iter().find(|g| g.process.name == name) {
+            None => GroupScope::Undefined,
+            Some(group) => match group.virtual_host {
+                None => GroupScope::Usable,
+                Some(index) if self.config.virtual_hosts.get(index).is_some_and(|v| std::ptr::eq(v, server)) => {
+                    GroupScope::Usable
+                }
+                Some(_) => GroupScope::OtherVirtualHost,
+            },
         };
-        let usable = match group.virtual_host {
-            None => true,
-            Some(index) => self.config.virtual_hosts.get(index).is_some_and(|v| std::ptr::eq(v, server)),
-        };
-        if !usable {
-            return refused(format!(
-                "mod_wsgi: Daemon process called '{name}' cannot be accessed by this WSGI application."
-            ));
-        }
-        if !settings.allows_process_group(name) {
-            return refused(format!(
-                "mod_wsgi: Daemon process called '{name}' cannot be accessed by this WSGI application (WSGIRestrictProcess)."
-            ));
-        }
-        None
+        let refusal = group::check_process_group(name, scope, settings).err()?;
+        Some(Dispatch::Refused(500, format!("mod_wsgi: {refusal}")))
     }
 
-    /// `Alias`/`AliasMatch` of the matched server, then the main server's;
-    /// `None` when none matches.
     fn static_file(&self, server: &Server, head: &RequestHead) -> Option<Dispatch> {
         if server.aliases.is_empty() && self.config.main_server.aliases.is_empty() {
             return None;

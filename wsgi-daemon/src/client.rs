@@ -40,6 +40,44 @@ pub enum ForwardError {
     ClientGone(io::Error),
 }
 
+/// What a front end does about a [`ForwardError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Nothing of the response went out: answer with this error status.
+    Answer(u16),
+    /// The response broke after its head: close the client connection.
+    CloseConnection,
+    /// The client is gone: nothing to do.
+    Nothing,
+}
+
+impl ForwardError {
+    /// What the front end does about it.
+    pub fn recovery(&self) -> Recovery {
+        match self {
+            ForwardError::Unavailable(_) => Recovery::Answer(503),
+            ForwardError::Failed { status, .. } => Recovery::Answer(*status),
+            ForwardError::Broken(_) => Recovery::CloseConnection,
+            ForwardError::ClientGone(_) => Recovery::Nothing,
+        }
+    }
+
+    /// The error-log line for it (after `mod_wsgi: ` or `mod_wsgi
+    /// (pid=N): `), in mod_wsgi's words where it has some; `None` when
+    /// there is nothing to log (the daemon logged a failed application's
+    /// traceback itself, or the client left).
+    pub fn log_line(&self, group: &str) -> Option<String> {
+        match self {
+            ForwardError::Unavailable(message) => {
+                Some(format!("Unable to connect to WSGI daemon process '{group}': {message}"))
+            }
+            ForwardError::Failed { status: 500, .. } | ForwardError::ClientGone(_) => None,
+            ForwardError::Failed { message, .. } => Some(format!("daemon group '{group}': {message}")),
+            ForwardError::Broken(message) => Some(format!("response from daemon group '{group}' cut short: {message}")),
+        }
+    }
+}
+
 struct Connection {
     reader: BufReader<UnixStream>,
     writer: BufWriter<UnixStream>,

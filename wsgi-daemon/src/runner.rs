@@ -11,7 +11,7 @@ use wsgi_core::environ_build::WsgiFlags;
 use wsgi_core::response::WriteError;
 use wsgi_core::{AppTarget, Environ, ErrorLog, LogLevel, ResponseSink, ResponseWriter, RunOutcome, WsgiRunner};
 
-use crate::client::{DaemonClient, ForwardError};
+use crate::client::{DaemonClient, Recovery};
 use crate::protocol::RequestStart;
 
 /// One daemon group a front end can send requests to.
@@ -96,13 +96,8 @@ impl WsgiRunner for DaemonRunner {
             return RunOutcome::Completed;
         }
         let Some(group) = self.groups.get(&name) else {
-            log.log(
-                LogLevel::Error,
-                &format!(
-                    "mod_wsgi (pid={}): No WSGI daemon process called '{name}' has been configured.",
-                    std::process::id()
-                ),
-            );
+            let refusal = wsgi_core::group::GroupRefusal::NotConfigured(name);
+            log.log(LogLevel::Error, &format!("mod_wsgi (pid={}): {refusal}", std::process::id()));
             let _ = response.respond_error(500);
             return RunOutcome::Completed;
         };
@@ -111,40 +106,26 @@ impl WsgiRunner for DaemonRunner {
             let mut sink = WriterSink { writer: response };
             group.client.forward(&start, body, &mut sink)
         };
-        match result {
-            Ok(()) => match response.finish() {
-                Ok(_) => RunOutcome::Completed,
-                Err(_) => RunOutcome::ClientGone,
-            },
-            Err(ForwardError::Unavailable(message)) => {
-                log.log(
-                    LogLevel::Error,
-                    &format!(
-                        "mod_wsgi (pid={}): Unable to connect to WSGI daemon process '{name}': {message}",
-                        std::process::id()
-                    ),
-                );
-                let _ = response.respond_error(503);
-                RunOutcome::Completed
+        let error = match result {
+            Ok(()) => {
+                return match response.finish() {
+                    Ok(_) => RunOutcome::Completed,
+                    Err(_) => RunOutcome::ClientGone,
+                }
             }
-            Err(ForwardError::Failed { status, message }) => {
-                if status != 500 {
-                    log.log(LogLevel::Error, &format!("mod_wsgi: daemon group '{name}': {message}"));
-                }
-                if response.head_sent() {
-                    return RunOutcome::Failed;
-                }
+            Err(error) => error,
+        };
+        if let Some(line) = error.log_line(&name) {
+            log.log(LogLevel::Error, &format!("mod_wsgi (pid={}): {line}", std::process::id()));
+        }
+        match error.recovery() {
+            Recovery::Answer(_) if response.head_sent() => RunOutcome::Failed,
+            Recovery::Answer(status) => {
                 let _ = response.respond_error(status);
                 RunOutcome::Completed
             }
-            Err(ForwardError::Broken(message)) => {
-                log.log(
-                    LogLevel::Error,
-                    &format!("mod_wsgi: response from daemon group '{name}' cut short: {message}"),
-                );
-                RunOutcome::Failed
-            }
-            Err(ForwardError::ClientGone(_)) => RunOutcome::ClientGone,
+            Recovery::CloseConnection => RunOutcome::Failed,
+            Recovery::Nothing => RunOutcome::ClientGone,
         }
     }
 }

@@ -101,7 +101,7 @@ def application(environ, start_response):
         fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
             let n = buf.len().min(self.left as usize);
             for (i, b) in buf[..n].iter_mut().enumerate() {
-                *b = if (self.left as usize - i) % 4097 == 0 { b'\n' } else { b'l' };
+                *b = if (self.left as usize - i).is_multiple_of(4097) { b'\n' } else { b'l' };
             }
             self.left -= n as u64;
             Ok(n)
