@@ -17,7 +17,7 @@ use wsgi_core::environ::{environ_key, environ_value};
 use wsgi_core::environ_build::{
     add_adapter_keys, new_request_id, now_us, AdapterInputs, AppNames, RequestStats, Versions, WsgiFlags,
 };
-use wsgi_core::group::{self, GroupContext};
+use wsgi_core::group::{self, GivenNames, GroupContext, ResolvedNames};
 use wsgi_core::route::latin1;
 use wsgi_core::{AppTarget, EnvValue, Environ, ResponseSink, ResponseWriter, WsgiRunner};
 use wsgi_interp::{EmbeddedRunner, HookCall, HookError, HookValue, PythonConfig, PythonRuntime};
@@ -186,54 +186,111 @@ enum HandlerKind {
     HandlerScript(HandlerScript),
 }
 
+impl HandlerKind {
+    fn handler_script(&self) -> Option<&HandlerScript> {
+        match self {
+            HandlerKind::HandlerScript(script) => Some(script),
+            HandlerKind::Script => None,
+        }
+    }
+}
+
 /// The content handler for `wsgi-script`, `application/x-httpd-wsgi` and
 /// the `WSGIHandlerScript` names.
 pub(crate) fn handler(request: &mut Request) -> c_int {
-    let declined = ffi::DECLINED as c_int;
-    let Some(handler) = request.handler() else {
-        return declined;
-    };
-    let handler_name = latin1(handler);
     // The merged settings live in a pool at least as long as the request.
     let no_settings = wsgi_config::DirSettings::default();
     let settings = request.dir_config::<DirConfig>().map_or(&no_settings, |d| &d.settings);
-    let kind = if HANDLERS.contains(&handler) {
-        HandlerKind::Script
-    } else if let Some(script) = settings.handler_scripts.get(&handler_name) {
-        HandlerKind::HandlerScript(script.clone())
-    } else {
-        return declined;
+    let Some((kind, handler_name)) = handler_kind(request, settings) else {
+        return ffi::DECLINED as c_int;
     };
-    let filename = latin1(request.filename());
+    if let Err(status) = check_target(request, &kind) {
+        return status;
+    }
+    if let Err(status) = request.setup_body(settings.effective_chunked_request()) {
+        return status;
+    }
+    let embedded = EMBEDDED.get();
+    let mut env = request_environ(request, settings, &kind);
+    let facts = GroupFacts::of(request, &env);
+    let env_lookup = |name: &str| env_variable(request, name);
+    let ctx = facts.context(&env_lookup);
+    let mut names = resolve_names(request, settings, &kind, &ctx);
+    add_module_keys(request, &mut env, settings, &names, &handler_name, &kind);
+    if let Some(dispatch) = &settings.dispatch_script {
+        let Some(embedded) = embedded else {
+            request.log(
+                Level::Error,
+                &format!("mod_wsgi (pid={}): WSGIDispatchScript needs Python in this process.", pid()),
+            );
+            return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+        };
+        if let Err(status) = dispatch_script(request, embedded, dispatch, settings, &ctx, &mut env, &mut names) {
+            return status;
+        }
+    }
+    let process_group = std::mem::take(&mut names.process_group);
+    let target = app_target(request, &kind, names, settings);
+    if !process_group.is_empty() {
+        return crate::daemon::forward(request, &process_group, target, env, settings);
+    }
+    let Some(embedded) = embedded else {
+        request.log(
+            Level::Error,
+            &format!(
+                "mod_wsgi (pid={}): Embedded mode of mod_wsgi disabled by runtime configuration: {}",
+                pid(),
+                latin1(request.filename())
+            ),
+        );
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    };
+    run_embedded(request, embedded, &target, env)
+}
+
+/// Which handler took the request (`None`: not ours), and its name.
+fn handler_kind(request: &Request, settings: &wsgi_config::DirSettings) -> Option<(HandlerKind, String)> {
+    let handler = request.handler()?;
+    let name = latin1(handler);
+    if HANDLERS.contains(&handler) {
+        return Some((HandlerKind::Script, name));
+    }
+    let script = settings.handler_scripts.get(&name)?.clone();
+    Some((HandlerKind::HandlerScript(script), name))
+}
+
+/// mod_wsgi's checks of the file a script request maps to, and of its
+/// path info: the status to answer when one fails.
+fn check_target(request: &Request, kind: &HandlerKind) -> Result<(), c_int> {
     if let HandlerKind::Script = kind {
+        let filename = latin1(request.filename());
         let aliased = request.note(c"alias-forced-type").is_some();
         if !aliased && !request.allows_exec_cgi() {
             request.log(Level::Error, &format!("Options ExecCGI is off in this directory: {filename}"));
-            return ffi::HTTP_FORBIDDEN as c_int;
+            return Err(ffi::HTTP_FORBIDDEN as c_int);
         }
         match request.file_kind() {
             ffi::FileKind::Missing => {
                 request.log(Level::Error, &format!("Target WSGI script not found or unable to stat: {filename}"));
-                return ffi::HTTP_NOT_FOUND as c_int;
+                return Err(ffi::HTTP_NOT_FOUND as c_int);
             }
             ffi::FileKind::Directory => {
                 request.log(Level::Error, &format!("Attempt to invoke directory as WSGI application: {filename}"));
-                return ffi::HTTP_FORBIDDEN as c_int;
+                return Err(ffi::HTTP_FORBIDDEN as c_int);
             }
             ffi::FileKind::Other => {}
         }
     }
     if request.rejects_path_info() && !request.path_info().is_empty() {
-        return ffi::HTTP_NOT_FOUND as c_int;
+        return Err(ffi::HTTP_NOT_FOUND as c_int);
     }
-    let embedded = EMBEDDED.get();
-    let case_sensitive =
-        request.server_config::<ServerConfig>().and_then(|s| s.global.case_sensitivity).unwrap_or(true);
-    if let Err(status) = request.setup_body(settings.effective_chunked_request()) {
-        return status;
-    }
+    Ok(())
+}
 
-    let request_start_us = request.request_time_us();
+/// The environ from Apache's own CGI variables: without the server's
+/// `PATH`, with `PATH_INFO` always, and the credentials only where
+/// `WSGIPassAuthorization` says so.
+fn request_environ(request: &mut Request, settings: &wsgi_config::DirSettings, kind: &HandlerKind) -> Environ {
     let mut env = Environ::for_request();
     request.cgi_variables(|key, value| {
         // mod_wsgi passes neither the server's PATH nor (unless
@@ -247,16 +304,12 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
     if env.get("PATH_INFO").is_none() {
         env.set_str("PATH_INFO", "");
     }
-    let handler_script = match &kind {
-        HandlerKind::HandlerScript(script) => Some(script),
-        HandlerKind::Script => None,
-    };
-    let note = |key: &std::ffi::CStr| request.note(key).map(latin1);
-    let pass_authorization = match note(c"mod_wsgi.pass_authorization") {
-        Some(flag) => flag == "1",
-        None => {
-            handler_script.and_then(|h| h.pass_authorization).unwrap_or_else(|| settings.effective_pass_authorization())
-        }
+    let pass_authorization = match request.note(c"mod_wsgi.pass_authorization") {
+        Some(flag) => flag == b"1",
+        None => kind
+            .handler_script()
+            .and_then(|h| h.pass_authorization)
+            .unwrap_or_else(|| settings.effective_pass_authorization()),
     };
     if pass_authorization {
         let mut values: Vec<String> = Vec::new();
@@ -269,41 +322,90 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
             env.set_str("HTTP_AUTHORIZATION", values.join(", "));
         }
     }
+    env
+}
 
-    let script_name = env.get_str("SCRIPT_NAME").unwrap_or_default().to_string();
-    let hostname = latin1(request.server_hostname());
-    let host_header = env.get_str("HTTP_HOST").map(str::to_string);
-    // %{ENV:NAME}: the request notes, then the request's environment
-    // (SetEnv), then the process's, as mod_wsgi looks them up.
-    let env_lookup = |name: &str| -> Option<String> {
-        let key = std::ffi::CString::new(name).ok()?;
-        request.note(&key).or_else(|| request.env_var(&key)).map(latin1).or_else(|| std::env::var(name).ok())
-    };
-    let ctx = GroupContext {
-        server_hostname: &hostname,
-        port: request.server_port(),
-        request_host: host_header.as_deref(),
-        script_name: &script_name,
-        case_sensitive,
-        env: &env_lookup,
-    };
-    let raw_process_group = note(c"mod_wsgi.process_group")
-        .or_else(|| handler_script.and_then(|h| h.process_group.clone()))
-        .or_else(|| settings.process_group.clone());
-    let raw_application_group = note(c"mod_wsgi.application_group")
-        .or_else(|| handler_script.and_then(|h| h.application_group.clone()))
-        .or_else(|| settings.application_group.clone());
-    let mut names = ResolvedNames {
-        process_group: group::process_group(raw_process_group.as_deref(), &ctx),
-        application_group: group::application_group(raw_application_group.as_deref(), &ctx),
-        callable: match (&kind, note(c"mod_wsgi.callable_object")) {
-            (HandlerKind::HandlerScript(_), _) => "handle_request".to_string(),
-            (HandlerKind::Script, Some(name)) => name,
-            (HandlerKind::Script, None) => group::callable_object(settings.callable_object.as_deref(), &ctx),
-        },
-    };
-    let handler_script_path = handler_script.map(|h| h.path.display().to_string()).unwrap_or_default();
+/// What group names expand with (`%{SERVER}`, `%{HOST}`, `%{RESOURCE}`),
+/// taken from the request once.
+struct GroupFacts {
+    hostname: String,
+    host_header: Option<String>,
+    script_name: String,
+    port: u16,
+    case_sensitive: bool,
+}
 
+impl GroupFacts {
+    fn of(request: &Request, env: &Environ) -> GroupFacts {
+        GroupFacts {
+            hostname: latin1(request.server_hostname()),
+            host_header: env.get_str("HTTP_HOST").map(str::to_string),
+            script_name: env.get_str("SCRIPT_NAME").unwrap_or_default().to_string(),
+            port: request.server_port(),
+            case_sensitive: request
+                .server_config::<ServerConfig>()
+                .and_then(|s| s.global.case_sensitivity)
+                .unwrap_or(true),
+        }
+    }
+
+    fn context<'a>(&'a self, env: &'a dyn Fn(&str) -> Option<String>) -> GroupContext<'a> {
+        GroupContext {
+            server_hostname: &self.hostname,
+            port: self.port,
+            request_host: self.host_header.as_deref(),
+            script_name: &self.script_name,
+            case_sensitive: self.case_sensitive,
+            env,
+        }
+    }
+}
+
+/// `%{ENV:NAME}`: the request notes, then the request's environment
+/// (SetEnv), then the process's, as mod_wsgi looks them up.
+fn env_variable(request: &Request, name: &str) -> Option<String> {
+    let key = std::ffi::CString::new(name).ok()?;
+    request.note(&key).or_else(|| request.env_var(&key)).map(latin1).or_else(|| std::env::var(name).ok())
+}
+
+/// The request's groups and callable: the script alias's options (which
+/// translate_name left in notes) or the handler script's, else the
+/// directory's settings, resolved by wsgi-core's one rule.
+fn resolve_names(
+    request: &Request,
+    settings: &wsgi_config::DirSettings,
+    kind: &HandlerKind,
+    ctx: &GroupContext<'_>,
+) -> ResolvedNames {
+    let note = |key: &std::ffi::CStr| request.note(key).map(latin1);
+    let handler_script = kind.handler_script();
+    let process_group =
+        note(c"mod_wsgi.process_group").or_else(|| handler_script.and_then(|h| h.process_group.clone()));
+    let application_group =
+        note(c"mod_wsgi.application_group").or_else(|| handler_script.and_then(|h| h.application_group.clone()));
+    let callable = match kind {
+        HandlerKind::HandlerScript(_) => Some("handle_request".to_string()),
+        HandlerKind::Script => note(c"mod_wsgi.callable_object"),
+    };
+    let given = GivenNames {
+        process_group: process_group.as_deref(),
+        application_group: application_group.as_deref(),
+        callable_object: callable.as_deref(),
+    };
+    group::resolve_names(given, settings, ctx)
+}
+
+/// The keys mod_wsgi adds to Apache's variables: WSGI's, the request's
+/// names, ids and counters, and the versions.
+fn add_module_keys(
+    request: &Request,
+    env: &mut Environ,
+    settings: &wsgi_config::DirSettings,
+    names: &ResolvedNames,
+    handler_name: &str,
+    kind: &HandlerKind,
+) {
+    let request_start_us = request.request_time_us();
     let (thread_id, thread_requests) = THREAD_STATS.with(|stats| {
         let (mut id, served) = stats.get();
         if id == 0 {
@@ -321,8 +423,10 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
     // ssl_is_https calls TLS is HTTPS whatever the variable says.
     let https = matches!(env.remove("HTTPS"), Some(EnvValue::Str(v)) if v.eq_ignore_ascii_case("on") || v == "1")
         || request.ssl_is_https() == Some(true);
+    let handler_script = kind.handler_script().map(|h| h.path.display().to_string()).unwrap_or_default();
+    let [major, minor, patch] = apache_version();
     add_adapter_keys(
-        &mut env,
+        env,
         &AdapterInputs {
             settings,
             peer,
@@ -333,10 +437,10 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
                 process_group: &names.process_group,
                 application_group: &names.application_group,
                 callable_object: &names.callable,
-                request_handler: &handler_name,
-                handler_script: &handler_script_path,
+                request_handler: handler_name,
+                handler_script: &handler_script,
             },
-            flags: embedded.map(|e| e.flags).unwrap_or_default(),
+            flags: EMBEDDED.get().map(|e| e.flags).unwrap_or_default(),
             stats: RequestStats {
                 request_id: &request_id,
                 request_start_us,
@@ -347,10 +451,7 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
             },
             versions: Versions {
                 mod_wsgi: wsgi_core::environ_build::product_version(),
-                apache: Some({
-                    let [major, minor, patch] = apache_version();
-                    (major, minor, patch)
-                }),
+                apache: Some((major, minor, patch)),
             },
             daemon: None,
         },
@@ -359,45 +460,32 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
     if let Some(id) = request.connection_log_id() {
         env.set_str("mod_wsgi.connection_id", latin1(id));
     }
-    if let Some(dispatch) = &settings.dispatch_script {
-        let Some(embedded) = embedded else {
-            request.log(
-                Level::Error,
-                &format!("mod_wsgi (pid={}): WSGIDispatchScript needs Python in this process.", pid()),
-            );
-            return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
-        };
-        if let Err(status) = dispatch_script(request, embedded, dispatch, settings, &ctx, &mut env, &mut names) {
-            return status;
-        }
-    }
+}
 
-    // Apache has just read the script's status (its r->finfo), which
-    // mod_wsgi uses for the reload check; a handler script is another file.
-    let (script, script_mtime_us) = match &kind {
+/// What runs: the script and its modification time as Apache read it (its
+/// r->finfo, which mod_wsgi's reload check uses), or the handler script.
+fn app_target(
+    request: &Request,
+    kind: &HandlerKind,
+    names: ResolvedNames,
+    settings: &wsgi_config::DirSettings,
+) -> AppTarget {
+    let (script, script_mtime_us) = match kind {
         HandlerKind::HandlerScript(script) => (script.path.clone(), None),
         HandlerKind::Script => (PathBuf::from(OsStr::from_bytes(request.filename())), request.file_mtime_us()),
     };
-    let target = AppTarget {
+    AppTarget {
         script,
         callable: names.callable,
         application_group: names.application_group,
         reload_on_change: settings.effective_script_reloading(),
         script_mtime_us,
-    };
-    if !names.process_group.is_empty() {
-        return crate::daemon::forward(request, &names.process_group, target, env, settings);
     }
-    let Some(embedded) = embedded else {
-        request.log(
-            Level::Error,
-            &format!(
-                "mod_wsgi (pid={}): Embedded mode of mod_wsgi disabled by runtime configuration: {filename}",
-                pid()
-            ),
-        );
-        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
-    };
+}
+
+/// Runs the application in this child's Python, reading the body from and
+/// writing the response to Apache's filters.
+fn run_embedded(request: &mut Request, embedded: &Embedded, target: &AppTarget, env: Environ) -> c_int {
     let log = RequestLog::new(request);
     let head_only = request.header_only();
     // The body is read through the same request the response is written
@@ -405,19 +493,12 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
     let mut input = request.body_reader();
     let mut sink = ApacheSink::new(request);
     let mut writer = ResponseWriter::new(&mut sink, head_only);
-    embedded.runner.run(&target, env, &mut input, &mut writer, &log);
+    embedded.runner.run(target, env, &mut input, &mut writer, &log);
     drop(writer);
     match sink.error_status {
         Some(status) => c_int::from(status),
         None => ffi::OK as c_int,
     }
-}
-
-/// The groups and callable a request runs with.
-struct ResolvedNames {
-    process_group: String,
-    application_group: String,
-    callable: String,
 }
 
 /// `WSGIDispatchScript`: its `process_group`, `application_group` and

@@ -107,6 +107,49 @@ fn env_lookup(name: &str, ctx: &GroupContext<'_>) -> Option<String> {
     (ctx.env)(variable)
 }
 
+/// The names a request gives for its groups and callable, most specific
+/// first: a script alias's options (or a handler script's), before the
+/// directory's `WSGIProcessGroup`, `WSGIApplicationGroup` and
+/// `WSGICallableObject`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GivenNames<'a> {
+    /// `process-group=`.
+    pub process_group: Option<&'a str>,
+    /// `application-group=`.
+    pub application_group: Option<&'a str>,
+    /// `callable-object=`, used as written (mod_wsgi expands only the
+    /// directive's).
+    pub callable_object: Option<&'a str>,
+}
+
+/// A request's groups and callable, expanded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedNames {
+    /// The process group (`""`: embedded mode).
+    pub process_group: String,
+    /// The application group (`""`: the main interpreter).
+    pub application_group: String,
+    /// The callable's name.
+    pub callable: String,
+}
+
+/// Resolves a request's names: what `given` names, else the directory's
+/// settings, expanded in `ctx`. Every front end names its groups here.
+pub fn resolve_names(
+    given: GivenNames<'_>,
+    settings: &wsgi_config::DirSettings,
+    ctx: &GroupContext<'_>,
+) -> ResolvedNames {
+    ResolvedNames {
+        process_group: process_group(given.process_group.or(settings.process_group.as_deref()), ctx),
+        application_group: application_group(given.application_group.or(settings.application_group.as_deref()), ctx),
+        callable: match given.callable_object {
+            Some(name) => name.to_string(),
+            None => callable_object(settings.callable_object.as_deref(), ctx),
+        },
+    }
+}
+
 /// Why a request may not use the process group it names, in mod_wsgi's
 /// words (front ends log it after `mod_wsgi: ` or `mod_wsgi (pid=N): `).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

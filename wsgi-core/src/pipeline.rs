@@ -17,7 +17,7 @@ use crate::environ::Environ;
 use crate::environ_build::{
     build_environ, server_port, AppNames, DaemonFacts, EnvironInputs, RequestStats, ServerFacts, Versions, WsgiFlags,
 };
-use crate::group::{self, GroupContext, GroupScope};
+use crate::group::{self, GivenNames, GroupContext, GroupScope, ResolvedNames};
 use crate::request::RequestHead;
 use crate::route::{normalize_path, Router};
 
@@ -140,20 +140,15 @@ impl Site {
             case_sensitive: self.config.global.case_sensitivity.unwrap_or(true),
             env: &env_lookup,
         };
-        let process_group =
-            group::process_group(alias.process_group.as_deref().or(settings.process_group.as_deref()), &ctx);
+        let given = GivenNames {
+            process_group: alias.process_group.as_deref(),
+            application_group: alias.application_group.as_deref(),
+            callable_object: alias.callable_object.as_deref(),
+        };
+        let ResolvedNames { process_group, application_group, callable } = group::resolve_names(given, &settings, &ctx);
         if let Some(refusal) = self.refuse_process_group(server, &process_group, &settings) {
             return refusal;
         }
-        let application_group = group::application_group(
-            alias.application_group.as_deref().or(settings.application_group.as_deref()),
-            &ctx,
-        );
-        // An alias's callable-object= is used as written, as mod_wsgi does.
-        let callable = match &alias.callable_object {
-            Some(name) => name.clone(),
-            None => group::callable_object(settings.callable_object.as_deref(), &ctx),
-        };
         let document_root = server
             .document_root
             .as_ref()
