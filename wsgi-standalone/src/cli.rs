@@ -1,0 +1,232 @@
+//! The command line: its commands and options (clap), and the two
+//! commands that serve nothing: `check-config` and `module-config`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use wsgi_config::tree::ReadOptions;
+
+#[derive(Parser)]
+#[command(name = "wsgi-standalone", version, about = "Host Python WSGI applications; reads mod_wsgi configuration")]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Check an Apache-style configuration file, as `apachectl configtest` does.
+    ///
+    /// Prints `Syntax OK` and exits 0 when the file is valid; otherwise prints
+    /// each error as `FILE:LINE: message` and exits 1.
+    CheckConfig {
+        /// Print the resolved model (virtual hosts, script aliases, daemon
+        /// process groups with every effective option) instead of `Syntax OK`.
+        #[arg(long)]
+        dump: bool,
+        /// Base directory for relative `Include` paths [default: the
+        /// directory of FILE]. A `ServerRoot` directive in the file wins.
+        #[arg(long, value_name = "DIR")]
+        server_root: Option<PathBuf>,
+        /// Define NAME for `<IfDefine NAME>`, as `httpd -D NAME` does.
+        #[arg(short = 'D', value_name = "NAME")]
+        define: Vec<String>,
+        /// The configuration file.
+        file: PathBuf,
+    },
+    /// Serve a WSGI script (or the script aliases of a configuration file)
+    /// over HTTP/1.1, as mod_wsgi-express start-server does.
+    StartServer(Box<ServerArgs>),
+    /// Print the lines that load the Apache module (`mod_wsgi.so`) into
+    /// Apache httpd, as mod_wsgi-express module-config does.
+    ///
+    /// Prints a `LoadModule wsgi_module` line with the module's absolute
+    /// path and a `WSGIPythonHome` line with the prefix of /usr/bin/python3,
+    /// for a `.load` file or the server configuration. The module is looked
+    /// for next to this executable: `mod_wsgi.so` (the layout of
+    /// `cargo xtask release`'s target/dist/), then `libmod_wsgi.so` (Cargo's
+    /// target/release/ or target/debug/). Exits 1 if there is none.
+    ModuleConfig {
+        /// Use this module file instead of looking next to the executable.
+        #[arg(long, value_name = "PATH")]
+        module: Option<PathBuf>,
+    },
+    /// Internal: the manager of one daemon process group (started by
+    /// start-server, with the configuration in the environment).
+    #[command(hide = true)]
+    DaemonManager {
+        /// The group's name.
+        #[arg(long)]
+        group: String,
+        /// The group's socket file (removed when the manager stops).
+        #[arg(long)]
+        socket: PathBuf,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct ServerArgs {
+    /// The WSGI script file to serve (omit with --config).
+    #[arg(required_unless_present = "config", conflicts_with = "config")]
+    pub(crate) script: Option<PathBuf>,
+    /// Serve the virtual hosts, WSGIScriptAlias/WSGIScriptAliasMatch and
+    /// Alias mappings of an Apache-style configuration file instead.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Address to listen on (ignored with --config when it has Listen lines).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub(crate) host: String,
+    /// Port to listen on (ignored with --config when it has Listen lines).
+    #[arg(long, default_value_t = 8000)]
+    pub(crate) port: u16,
+    /// Python worker threads per process.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) threads: u32,
+    /// Threads per serving process that handle connections and HTTP
+    /// (never Python).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(crate) io_threads: u32,
+    /// Serving processes, each with its own Python, sharing the listening
+    /// sockets under a supervisor that restarts any that dies.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub(crate) processes: u32,
+    /// Replace a serving process after it has taken this many requests (0:
+    /// never); its replacement starts serving before it stops.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) maximum_requests: u64,
+    /// Run the application in daemon mode, as mod_wsgi-express does: a
+    /// group of --processes daemon processes x --threads threads (recycled
+    /// after --maximum-requests), apart from the serving process, which
+    /// runs no Python and relays requests to them.
+    #[arg(long, conflicts_with = "config")]
+    pub(crate) daemon: bool,
+    /// Replace the serving processes when a Python module they loaded
+    /// changes on disk (for development).
+    #[arg(long)]
+    pub(crate) reload_on_changes: bool,
+    /// URL path the script is mounted at.
+    #[arg(long, default_value = "/", value_name = "URL-PATH")]
+    pub(crate) mount_point: String,
+    /// Serve files under PATH at URL (static files); may be repeated. (With
+    /// --config, use Alias in the file.)
+    #[arg(long, num_args = 2, value_names = ["URL-PATH", "PATH"], action = clap::ArgAction::Append, conflicts_with = "config")]
+    pub(crate) url_alias: Vec<String>,
+    /// Name of the WSGI callable in the script.
+    #[arg(long, default_value = "application")]
+    pub(crate) callable_object: String,
+    /// Application group (Python interpreter) to run the script in.
+    #[arg(long, default_value = "%{GLOBAL}")]
+    pub(crate) application_group: String,
+    /// Largest request body accepted, in bytes (413 beyond). (With --config,
+    /// use LimitRequestBody in the file.)
+    #[arg(long, default_value_t = 10_485_760, conflicts_with = "config")]
+    pub(crate) limit_request_body: u64,
+    /// Seconds an application may take to start its response (504 after).
+    #[arg(long, default_value_t = 60)]
+    pub(crate) request_timeout: u64,
+    /// Seconds a request may wait for a free worker (504 after).
+    #[arg(long, default_value_t = 45)]
+    pub(crate) queue_timeout: u64,
+    /// Seconds to wait for a client to send more of a request body, or to
+    /// read more of a response, before giving up on it (Apache's Timeout).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) socket_timeout: u64,
+    /// Seconds to let in-flight requests finish after SIGTERM or SIGINT.
+    #[arg(long, default_value_t = 15)]
+    pub(crate) graceful_timeout: u64,
+    /// Seconds a kept-alive connection may stay idle.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) keep_alive_timeout: u64,
+    /// Seconds a client may take to send a request's headers.
+    #[arg(long, default_value_t = 15)]
+    pub(crate) header_timeout: u64,
+    /// Largest request head (request line and headers), in bytes (431 beyond).
+    #[arg(long, default_value_t = 65_536)]
+    pub(crate) max_header_size: usize,
+    /// Directory added to the Python path (site.addsitedir); may be repeated.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) python_path: Vec<PathBuf>,
+    /// The Python installation or virtual environment to use.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) python_home: Option<PathBuf>,
+    /// Write an access log in Apache's combined format (to standard output,
+    /// or to FILE).
+    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
+    pub(crate) access_log: Option<String>,
+    /// Write the error log to FILE instead of standard error.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) error_log: Option<PathBuf>,
+    /// Least severe error-log level: error, warn, info or debug.
+    #[arg(long, default_value = "info", value_parser = ["error", "warn", "info", "debug"])]
+    pub(crate) log_level: String,
+    /// Log to the terminal (the default here; accepted for mod_wsgi-express
+    /// compatibility).
+    #[arg(long)]
+    pub(crate) log_to_terminal: bool,
+}
+
+/// `module-config`: the `LoadModule` and `WSGIPythonHome` lines.
+pub(crate) fn module_config(module: Option<PathBuf>) -> Result<(), String> {
+    let module = match module {
+        Some(path) => std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?,
+        None => {
+            let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
+            let dir = exe.parent().ok_or("this executable has no directory")?;
+            let candidates = [dir.join("mod_wsgi.so"), dir.join("libmod_wsgi.so")];
+            let found = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
+                format!(
+                    "no Apache module next to this executable (looked for {} and {}); \
+                     build it with `cargo xtask release` or give --module PATH",
+                    candidates[0].display(),
+                    candidates[1].display()
+                )
+            })?;
+            std::fs::canonicalize(found).map_err(|e| format!("{}: {e}", found.display()))?
+        }
+    };
+    if !module.is_file() {
+        return Err(format!("{}: not a file", module.display()));
+    }
+    // The home of the Python the module embeds: the installation it was
+    // built against.
+    let prefix = wsgi_interp::home::Installation::built_against().home();
+    println!("LoadModule wsgi_module {}", always_quoted(&module.display().to_string()));
+    println!("WSGIPythonHome {}", always_quoted(&prefix.display().to_string()));
+    Ok(())
+}
+
+/// A word double-quoted for Apache's configuration syntax, as
+/// mod_wsgi-express writes paths.
+pub(crate) fn always_quoted(word: &str) -> String {
+    format!("\"{}\"", word.replace('"', "\\\""))
+}
+
+pub(crate) fn read_options(file: &Path, server_root: Option<PathBuf>) -> ReadOptions {
+    let server_root = server_root.unwrap_or_else(|| {
+        file.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+    });
+    ReadOptions::standalone(server_root)
+}
+
+pub(crate) fn check_config(file: &Path, server_root: Option<PathBuf>, define: Vec<String>, dump: bool) -> ExitCode {
+    let mut options = read_options(file, server_root);
+    options.defines = define.into_iter().collect::<BTreeSet<_>>();
+    match wsgi_config::load_file(file, &options) {
+        Ok(config) => {
+            if dump {
+                print!("{}", config.dump());
+            } else {
+                println!("Syntax OK");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("{error}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

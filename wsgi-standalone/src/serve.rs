@@ -1,0 +1,298 @@
+//! `start-server`: the configuration to serve (a file, or a script turned
+//! into the directives mod_wsgi-express would write), the Python homes,
+//! the listening sockets, daemon groups and serving processes, then the
+//! HTTP server itself.
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wsgi_config::lexer::quote_word;
+use wsgi_config::tree::ReadOptions;
+use wsgi_config::Config;
+use wsgi_core::environ_build::{Versions, WsgiFlags};
+use wsgi_core::pipeline::{Site, SiteOptions};
+use wsgi_core::LogLevel;
+use wsgi_interp::{EmbeddedRunner, HomeError, PythonConfig, PythonRuntime};
+
+use crate::cli::{read_options, ServerArgs};
+use crate::logging::{AccessLog, LogSink, ServerLog};
+use crate::{daemon, http, reload, supervisor, workers};
+
+/// The configuration `start-server SCRIPT` serves, written as the
+/// directives mod_wsgi-express would generate, so that it goes through the
+/// same parser and checks as any configuration file.
+fn script_config(args: &ServerArgs, script: &Path) -> Result<Config, String> {
+    let script = std::fs::canonicalize(script).map_err(|e| format!("{}: {e}", script.display()))?;
+    if !script.is_file() {
+        return Err(format!("{}: not a file", script.display()));
+    }
+    let mut text = String::new();
+    let mut line = |words: Vec<String>| {
+        text.push_str(&words.iter().map(|w| quote_word(w)).collect::<Vec<_>>().join(" "));
+        text.push('\n');
+    };
+    if !args.python_path.is_empty() {
+        let paths: Vec<String> = args.python_path.iter().map(|p| p.display().to_string()).collect();
+        line(vec!["WSGIPythonPath".into(), paths.join(":")]);
+    }
+    if let Some(home) = &args.python_home {
+        line(vec!["WSGIPythonHome".into(), home.display().to_string()]);
+    }
+    line(vec!["LimitRequestBody".into(), args.limit_request_body.min(2_147_483_647).to_string()]);
+    // Unlike mod_wsgi's default, chunked request bodies are accepted.
+    line(vec!["WSGIChunkedRequest".into(), "On".into()]);
+    // As with mod_wsgi-express, code changes are picked up by
+    // --reload-on-changes (a fresh process), not by stat()ing the script on
+    // every request.
+    line(vec!["WSGIScriptReloading".into(), "Off".into()]);
+    for pair in args.url_alias.chunks(2) {
+        line(vec!["Alias".into(), pair[0].clone(), pair[1].clone()]);
+    }
+    let mut alias = vec![
+        "WSGIScriptAlias".into(),
+        args.mount_point.clone(),
+        script.display().to_string(),
+        format!("application-group={}", args.application_group),
+        format!("callable-object={}", args.callable_object),
+    ];
+    if args.daemon {
+        let group = daemon_group_name(args);
+        line(vec!["WSGIRestrictEmbedded".into(), "On".into()]);
+        let mut daemon = vec![
+            "WSGIDaemonProcess".into(),
+            group.clone(),
+            format!("processes={}", args.processes),
+            format!("threads={}", args.threads),
+            format!("queue-timeout={}", args.queue_timeout),
+            format!("request-timeout={}", args.request_timeout),
+            format!("graceful-timeout={}", args.graceful_timeout),
+        ];
+        if args.maximum_requests > 0 {
+            daemon.push(format!("maximum-requests={}", args.maximum_requests));
+        }
+        if let Some(home) = &args.python_home {
+            daemon.push(format!("python-home={}", home.display()));
+        }
+        line(daemon);
+        alias.push(format!("process-group={group}"));
+    }
+    line(alias);
+    wsgi_config::load_str(&text, Path::new("<start-server options>"), &ReadOptions::standalone("/"))
+        .map_err(|errors| errors.to_string())
+}
+
+/// Chooses, before anything starts, the Python home of this process's
+/// embedded Python and of every daemon group's processes (wsgi-interp's
+/// rule: the configured home, else `VIRTUAL_ENV`, else the installation
+/// built against) and logs it. A home of another Python version stops the
+/// server at once, with the message naming both versions, rather than each
+/// process failing as it starts; a home that cannot be used for another
+/// reason (missing, not an installation) is logged and left to fail where
+/// Python starts, as before: a daemon group that cannot start answers 503
+/// while the others serve.
+fn check_python_homes(config: &Config, log: &ServerLog) -> Result<(), String> {
+    let mut homes = Vec::new();
+    if config.global.restrict_embedded != Some(true) {
+        homes.push((String::new(), PythonConfig::from_settings(&config.global)));
+    }
+    for group in &config.daemon_processes {
+        let process = &group.process;
+        homes.push((
+            format!("daemon group '{}': ", process.name),
+            PythonConfig::for_daemon_process(&config.global, process),
+        ));
+    }
+    for (context, python) in homes {
+        match python.python_home() {
+            Ok(home) => log.log(LogLevel::Info, &format!("{context}Python home {home}")),
+            Err(e @ HomeError::VersionMismatch { .. }) => return Err(format!("{context}{e}")),
+            Err(e) => log.log(LogLevel::Error, &format!("{context}{e}")),
+        }
+    }
+    Ok(())
+}
+
+/// The daemon group of `start-server --daemon`: `HOST:PORT`, as
+/// mod_wsgi-express names it.
+fn daemon_group_name(args: &ServerArgs) -> String {
+    format!("{}:{}", args.host, args.port)
+}
+
+fn listen_addresses(config: &Config, args: &ServerArgs) -> Result<Vec<SocketAddr>, String> {
+    let specs: Vec<(String, u16)> = if config.listen.is_empty() || args.script.is_some() {
+        vec![(args.host.clone(), args.port)]
+    } else {
+        config.listen.iter().map(|l| (l.address.clone().unwrap_or_else(|| "0.0.0.0".into()), l.port)).collect()
+    };
+    let mut addresses = Vec::new();
+    for (host, port) in specs {
+        let found =
+            (host.as_str(), port).to_socket_addrs().map_err(|e| format!("cannot resolve {host}:{port}: {e}"))?;
+        addresses.extend(found.take(1));
+    }
+    Ok(addresses)
+}
+
+pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
+    let level = match args.log_level.as_str() {
+        "error" => LogLevel::Error,
+        "warn" => LogLevel::Warn,
+        "debug" => LogLevel::Debug,
+        _ => LogLevel::Info,
+    };
+    let error_sink = match &args.error_log {
+        Some(path) => LogSink::file(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        None => LogSink::stderr(),
+    };
+    let log = Arc::new(ServerLog::new(error_sink, level));
+    let access = match args.access_log.as_deref() {
+        None => None,
+        Some("-") => Some(Arc::new(AccessLog::new(LogSink::stdout()))),
+        Some(path) => {
+            Some(Arc::new(AccessLog::new(LogSink::file(Path::new(path)).map_err(|e| format!("{path}: {e}"))?)))
+        }
+    };
+    let config = match (&args.config, &args.script) {
+        (Some(file), _) => wsgi_config::load_file(file, &read_options(file, None)).map_err(|e| e.to_string())?,
+        (None, Some(script)) => script_config(&args, script)?,
+        (None, None) => return Err("give a WSGI script or --config FILE".into()),
+    };
+    let control = wsgi_daemon::control::ControlPipe::inherited();
+    // Daemon groups run as long as the top process; serving processes it
+    // supervises find their sockets in the environment.
+    let mut groups: Option<daemon::Groups> = None;
+    let listeners = match supervisor::inherited_listeners() {
+        Some(listeners) => listeners,
+        None => {
+            check_python_homes(&config, &log)?;
+            let addresses = listen_addresses(&config, &args)?;
+            let listeners = addresses
+                .iter()
+                .map(|addr| TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}")))
+                .collect::<Result<Vec<_>, _>>()?;
+            let started = daemon::start_groups(&config, &log)?;
+            std::env::set_var(daemon::SOCKETS_ENV, started.sockets_env());
+            groups = Some(started);
+            // With --daemon, the processes and their recycling are the
+            // daemon group's; one serving process relays to it.
+            let front_end_processes = !args.daemon && (args.processes > 1 || args.maximum_requests > 0);
+            if front_end_processes || args.reload_on_changes {
+                for address in &addresses {
+                    log.log(
+                        LogLevel::Info,
+                        &format!(
+                            "serving on http://{address}/ with {} processes x {} threads",
+                            args.processes, args.threads
+                        ),
+                    );
+                }
+                supervisor::supervise(
+                    &listeners,
+                    args.processes as usize,
+                    Duration::from_secs(args.graceful_timeout),
+                    &log,
+                )?;
+                log.log(LogLevel::Info, "stopped");
+                return Ok(());
+            }
+            for address in &addresses {
+                log.log(LogLevel::Info, &format!("serving on http://{address}/ with {} worker threads", args.threads));
+            }
+            listeners
+        }
+    };
+
+    // Python in this process only for embedded mode.
+    let mut embedded: Option<Arc<dyn wsgi_core::WsgiRunner>> = None;
+    let mut reload_watch = None;
+    if config.global.restrict_embedded != Some(true) {
+        let runtime =
+            PythonRuntime::initialize(PythonConfig::from_settings(&config.global)).map_err(|e| e.to_string())?;
+        let runner = Arc::new(EmbeddedRunner::new(runtime.clone()));
+        runner.preload_all(&config.preloads(""), log.as_ref());
+        if let Some(script) = &args.script {
+            // As mod_wsgi-express does: the application is imported before
+            // the process serves (and so before a replacement reports ready).
+            let group =
+                if args.application_group == "%{GLOBAL}" { String::new() } else { args.application_group.clone() };
+            if let Ok(script) = std::fs::canonicalize(script) {
+                runner.preload(&script, &group, log.as_ref());
+            }
+        }
+        reload_watch = args.reload_on_changes.then(|| runtime.clone());
+        embedded = Some(runner);
+    }
+    let sockets = groups.as_ref().map(|g| g.sockets().to_vec()).unwrap_or_default();
+    let clients = daemon::clients(&config, &sockets);
+    let runner = if clients.is_empty() && embedded.is_some() {
+        embedded.clone().expect("checked")
+    } else {
+        daemon::runner(clients, embedded)
+    };
+    // Relaying to daemon processes blocks a worker thread per request:
+    // enough of them for every daemon thread.
+    let pool_threads = if args.daemon { (args.threads * args.processes).max(args.threads) } else { args.threads };
+
+    let software = wsgi_interp::software_component();
+    let site = Site::new(
+        config,
+        SiteOptions {
+            server_software: software.clone(),
+            flags: WsgiFlags::embedded(args.processes > 1 && !args.daemon, args.threads > 1),
+            versions: Versions { mod_wsgi: wsgi_core::environ_build::product_version(), apache: None },
+            default_document_root: "/var/www/html".into(),
+        },
+    );
+    let pool = workers::Pool::start(
+        workers::PoolSettings {
+            threads: pool_threads as usize,
+            queue_timeout: Duration::from_secs(args.queue_timeout),
+            socket_timeout: Duration::from_secs(args.socket_timeout),
+        },
+        runner,
+        log.clone(),
+        access.clone(),
+    )
+    .map_err(|e| format!("cannot start worker threads: {e}"))?;
+    let shared = Arc::new(http::Shared {
+        site,
+        pool,
+        log: log.clone(),
+        settings: http::HttpSettings {
+            header_timeout: Duration::from_secs(args.header_timeout),
+            keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
+            request_timeout: Duration::from_secs(args.request_timeout),
+            queue_timeout: Duration::from_secs(args.queue_timeout),
+            graceful_timeout: Duration::from_secs(args.graceful_timeout),
+            socket_timeout: Duration::from_secs(args.socket_timeout),
+            max_head_size: args.max_header_size,
+            server_software: software,
+        },
+        recycle: http::Recycle::new(args.maximum_requests, control),
+        draining: std::sync::atomic::AtomicBool::new(false),
+        access,
+        pid: std::process::id(),
+    });
+    if let Some(runtime) = reload_watch {
+        // The baseline is taken before serving, so that no edit can slip in
+        // between the first request and the first look.
+        let known = reload::module_stamps(&runtime);
+        let shared = shared.clone();
+        std::thread::spawn(move || reload::watch_modules(&runtime, known, &shared));
+    }
+    // One I/O thread serves more requests than one Python interpreter can
+    // run, and without the cross-thread wake-ups of a work-stealing pool.
+    let io_runtime = if args.io_threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.io_threads as usize).enable_all().build()
+    }
+    .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+    io_runtime.block_on(http::serve(listeners, shared)).map_err(|e| e.to_string())?;
+    PythonRuntime::prepare_for_exit();
+    drop(groups);
+    log.log(LogLevel::Info, "stopped");
+    Ok(())
+}
