@@ -1,5 +1,11 @@
 //! Embedded mode: Python in Apache's child processes, requests run on
 //! Apache's own threads. The hooks' logic, in safe code over `ffi`.
+//!
+//! The environ starts from Apache's own CGI variables, to which wsgi-core's
+//! adapter keys are added; the names of the groups and callable come from
+//! wsgi-core's one rule. Output goes through Apache's filters: a finished
+//! main response sends its own end of stream and flushes the connection,
+//! so that Apache writes it before looking for the client's next request.
 
 use std::cell::Cell;
 use std::ffi::c_int;

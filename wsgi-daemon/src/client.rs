@@ -1,5 +1,13 @@
 //! The front end's side: carrying a request to a daemon group's socket and
 //! relaying the response, over connections kept for reuse.
+//!
+//! A group's connections are pooled; a request is retried on a new
+//! connection only while nothing of it has been consumed, so a kept
+//! connection is checked for liveness first only for a request with a
+//! body. A request whose environ announces none
+//! (`Environ::announces_body`) is relayed without reading or sending one.
+//! Response data already in the reader's buffer is passed on from there,
+//! not copied.
 
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::AsRawFd;

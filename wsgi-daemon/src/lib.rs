@@ -17,7 +17,8 @@
 //! - [`manager`]: the small process that keeps a group's daemon processes
 //!   running, restarts the dead and replaces the recycled without a gap.
 //! - [`control`]: the pipe from a daemon process to its manager.
-//! - [`sys`]: the operating-system calls (the crate's only `unsafe`).
+//! - [`sys`]: the operating-system calls (the crate's `unsafe`, but the
+//!   fork of [`manager::ForkStarter`]).
 //!
 //! The crate never touches Python: the front end hands the daemon process
 //! a closure that makes its interpreter.

@@ -1,11 +1,14 @@
 //! The daemon side: one daemon process serving the protocol on the group's
 //! listening socket with a fixed number of request threads.
 //!
-//! A poller thread owns the idle connections and the listening socket and
-//! waits on them all; a connection with something to read goes to a
-//! request thread, which serves one request and hands the connection back.
-//! Idle connections (which front ends keep for reuse) therefore never hold
-//! a request thread.
+//! The request threads take turns as leader: the leader waits on one epoll
+//! set holding the listening socket and the idle connections, serves the
+//! first that is ready itself, and leaves the others it was told of to the
+//! next leaders. A connection is armed once per request (`EPOLLONESHOT`),
+//! so it stays in the set while it is served, and its request thread arms
+//! it again when done. Idle connections (which front ends keep for reuse)
+//! therefore never hold a request thread. Queue, request and inactivity
+//! timeouts, and a drain on SIGTERM, are kept here too.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
