@@ -14,8 +14,9 @@
 //!   any [`wsgi_core::WsgiRunner`].
 //! - [`process`]: what a daemon process does after `fork` (user, umask,
 //!   home, limits, name), then serves.
-//! - [`manager`]: the small process that keeps a group's daemon processes
-//!   running, restarts the dead and replaces the recycled without a gap.
+//! - [`manager`]: what keeps a group's processes running (daemon
+//!   processes, or the standalone server's serving processes), restarts
+//!   the dead and replaces the recycled without a gap.
 //! - [`control`]: the pipe from a daemon process to its manager.
 //! - [`sys`]: the operating-system calls (the crate's `unsafe`, but the
 //!   fork of [`manager::ForkStarter`]).

@@ -4,9 +4,11 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use wsgi_core::{ErrorLog, LogLevel};
+
+use crate::dates::{civil, DAYS, MONTHS};
 
 /// Where log lines go.
 pub struct LogSink {
@@ -139,29 +141,6 @@ impl AccessLog {
     }
 }
 
-/// (year, month 1-12, day, hour, minute, second, weekday 0=Sunday, micros) in UTC.
-fn civil(time: SystemTime) -> (i64, u32, u32, u32, u32, u32, u32, u32) {
-    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs() as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400) as u32;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let weekday = (days + 4).rem_euclid(7) as u32;
-    (year, month, day, rem / 3600, rem / 60 % 60, rem % 60, weekday, since.subsec_micros())
-}
-
-const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-
 /// `Mon Nov 23 21:51:33.123456 2026`, as Apache's error log writes time.
 fn apache_error_time(time: SystemTime) -> String {
     let (y, mo, d, h, mi, s, wd, us) = civil(time);
@@ -185,7 +164,7 @@ impl wsgi_core::ErrorLog for ServerLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn times_are_formatted_as_apache_does() {

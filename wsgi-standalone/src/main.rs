@@ -9,6 +9,7 @@
 
 mod cli;
 mod daemon;
+mod dates;
 mod http;
 mod idle;
 mod logging;
