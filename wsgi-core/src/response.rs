@@ -149,7 +149,7 @@ enum State {
 ///   one;
 /// - output beyond the declared Content-Length is dropped, and a short body
 ///   is reported by [`ResponseWriter::finish`];
-/// - a HEAD response's body is discarded.
+/// - a HEAD response's body is discarded, and so is a 204's or 304's.
 pub struct ResponseWriter<'s> {
     sink: &'s mut dyn ResponseSink,
     head_only: bool,
@@ -182,6 +182,12 @@ impl<'s> ResponseWriter<'s> {
     /// Whether this is the response to a HEAD request (body discarded).
     pub fn head_only(&self) -> bool {
         self.head_only
+    }
+
+    /// Whether the body is discarded: a HEAD response, or a status that
+    /// has none (204, 304), whose body HTTP forbids and Apache drops.
+    pub fn discards_body(&self) -> bool {
+        self.head_only || matches!(self.status, 204 | 304)
     }
 
     /// Whether `start_response()` has been called successfully.
@@ -254,7 +260,7 @@ impl<'s> ResponseWriter<'s> {
         }
         let allowed =
             self.remaining().map_or(chunk.len(), |r| chunk.len().min(usize::try_from(r).unwrap_or(usize::MAX)));
-        if allowed == 0 || self.head_only {
+        if allowed == 0 || self.discards_body() {
             // Discarded output still notices a client that left, so that an
             // endless generator stops.
             if self.sink.is_closed() {
@@ -279,7 +285,7 @@ impl<'s> ResponseWriter<'s> {
             len = len.min(remaining);
         }
         self.send_pending_head()?;
-        if len == 0 || self.head_only {
+        if len == 0 || self.discards_body() {
             return Ok(0);
         }
         let sent = self.sink.send_file(file, offset, len)?;
@@ -290,8 +296,14 @@ impl<'s> ResponseWriter<'s> {
     /// Flushes the sink, sending a pending head first. Before
     /// `start_response()` there is nothing to push: the sink is left alone,
     /// since a front end that flushed then would send a head of its own.
+    /// Once the head is out, a response whose output is discarded (HEAD,
+    /// 204, 304, or all of Content-Length sent) has nothing left to push
+    /// either: its client may already have gone with the complete response.
     pub fn flush(&mut self) -> Result<(), WriteError> {
         if !self.started() {
+            return Ok(());
+        }
+        if self.head_sent() && (self.discards_body() || self.remaining() == Some(0)) {
             return Ok(());
         }
         self.send_pending_head()?;
@@ -537,6 +549,40 @@ mod tests {
         w.write(b"").unwrap();
         w.finish().unwrap();
         assert_eq!(log.0, ["head 302 1", "flush", "finish"]);
+    }
+
+    #[test]
+    fn no_content_and_not_modified_have_no_body() {
+        for status in ["204 No Content", "304 Not Modified"] {
+            let mut log = CallLog::default();
+            let mut w = ResponseWriter::new(&mut log, false);
+            w.start_response(status, vec![], false).unwrap();
+            w.write(b"dropped").unwrap();
+            w.flush().unwrap();
+            let summary = w.finish().unwrap();
+            assert_eq!(summary.body_bytes, 0);
+            assert_eq!(log.0.len(), 2, "{status}: {:?}", log.0);
+            assert_eq!(log.0[1], "finish");
+        }
+    }
+
+    #[test]
+    fn a_complete_response_has_nothing_to_flush() {
+        // HEAD: the first flush pushes the head, later ones nothing.
+        let mut log = CallLog::default();
+        let mut w = ResponseWriter::new(&mut log, true);
+        w.start_response("200 OK", vec![], false).unwrap();
+        w.flush().unwrap();
+        w.write(b"discarded").unwrap();
+        w.flush().unwrap();
+        assert_eq!(log.0, ["head 200 0", "flush"]);
+        // All of Content-Length sent: nothing more to push.
+        let mut log = CallLog::default();
+        let mut w = ResponseWriter::new(&mut log, false);
+        w.start_response("200 OK", vec![h("Content-Length", "2")], false).unwrap();
+        w.write(b"ok").unwrap();
+        w.flush().unwrap();
+        assert_eq!(log.0, ["head 200 1", "body ok"]);
     }
 
     #[test]

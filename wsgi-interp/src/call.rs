@@ -125,7 +125,7 @@ impl WsgiRunner for EmbeddedRunner {
         match after {
             After::Finish => match response.finish() {
                 Ok(summary) => {
-                    if summary.is_short(response.head_only()) {
+                    if summary.is_short(response.discards_body()) {
                         log.log(
                             LogLevel::Warn,
                             &format!(
