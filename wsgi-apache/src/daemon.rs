@@ -20,17 +20,17 @@ use wsgi_config::model::GlobalSettings;
 use wsgi_config::{DaemonProcess, DirSettings};
 use wsgi_core::environ_build::WsgiFlags;
 use wsgi_core::group::GroupScope;
-use wsgi_core::{AppTarget, Environ, WsgiRunner};
-use wsgi_daemon::client::{DaemonClient, Recovery};
+use wsgi_core::{AppTarget, Environ, ResponseWriter, RunOutcome, WsgiRunner};
+use wsgi_daemon::client::DaemonClient;
 use wsgi_daemon::manager::{self, GroupSpec};
 use wsgi_daemon::process::{self, DefaultIdentity};
-use wsgi_daemon::protocol::RequestStart;
+use wsgi_daemon::runner::{DaemonRunner, GroupClient};
 use wsgi_daemon::sys;
 use wsgi_interp::EmbeddedRunner;
 
 use crate::config::ServerConfig;
 use crate::embedded::{pid, ApacheSink};
-use crate::ffi::{self, Level, Pool, Request, Server};
+use crate::ffi::{self, Level, Pool, Request, RequestLog, Server};
 
 /// A group as Apache's parent keeps it, across configuration generations.
 struct ParentGroup {
@@ -56,15 +56,16 @@ struct ParentState {
 /// generations); children read their copy after `fork`.
 static PARENT: Mutex<Option<ParentState>> = Mutex::new(None);
 
-/// A group as a child process sees it: where to send requests.
-struct ChildGroup {
-    process: DaemonProcess,
-    scope: Option<String>,
-    client: DaemonClient,
+/// What a child knows of the daemon groups: the virtual host each is
+/// defined in (`None`: the whole server), and the runner that relays to
+/// them, as the standalone server's serving processes relay.
+struct ChildGroups {
+    scopes: HashMap<String, Option<String>>,
+    runner: DaemonRunner,
 }
 
 /// Set in each child by `child_init`.
-static CHILD: OnceLock<HashMap<String, ChildGroup>> = OnceLock::new();
+static CHILD: OnceLock<ChildGroups> = OnceLock::new();
 
 /// Serialises socket names within this parent.
 static SOCKET_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -214,15 +215,18 @@ fn manager_died(group_name: &str, dead: i32) {
 pub(crate) fn child_init() {
     let guard = PARENT.lock().unwrap_or_else(|e| e.into_inner());
     let Some(state) = guard.as_ref() else { return };
-    let groups = state
+    let scopes = state.groups.iter().map(|g| (g.process.name.clone(), g.scope.clone())).collect();
+    let clients = state
         .groups
         .iter()
         .map(|g| {
             let client = DaemonClient::for_group(g.socket.clone(), &g.process);
-            (g.process.name.clone(), ChildGroup { process: g.process.clone(), scope: g.scope.clone(), client })
+            (g.process.name.clone(), GroupClient { client, flags: WsgiFlags::daemon(&g.process) })
         })
         .collect();
-    let _ = CHILD.set(groups);
+    // Requests for no group never reach this runner: the handler runs
+    // them itself.
+    let _ = CHILD.set(ChildGroups { scopes, runner: DaemonRunner::new(clients, None) });
 }
 
 /// Relays a request to its daemon group; the handler's status.
@@ -233,16 +237,14 @@ pub(crate) fn forward(
     environ: Environ,
     settings: &DirSettings,
 ) -> c_int {
-    let group = CHILD.get().and_then(|groups| groups.get(group_name));
-    let scope = match group {
+    let child = CHILD.get();
+    let scope = match child.and_then(|child| child.scopes.get(group_name)) {
         None => GroupScope::Undefined,
-        Some(group) if group.scope.as_ref().is_some_and(|scope| scope.as_bytes() != request.server_hostname()) => {
-            GroupScope::OtherVirtualHost
-        }
+        Some(Some(host)) if host.as_bytes() != request.server_hostname() => GroupScope::OtherVirtualHost,
         Some(_) => GroupScope::Usable,
     };
-    let group = match (wsgi_core::group::check_process_group(group_name, scope, settings), group) {
-        (Ok(()), Some(group)) => group,
+    let runner = match (wsgi_core::group::check_process_group(group_name, scope, settings), child) {
+        (Ok(()), Some(child)) => &child.runner,
         (checked, _) => {
             if let Err(refusal) = checked {
                 request.log(Level::Error, &format!("mod_wsgi (pid={}): {refusal}", pid()));
@@ -250,22 +252,16 @@ pub(crate) fn forward(
             return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
         }
     };
-    // Without a body, nothing is read from Apache's input filters or sent
-    // to the daemon but the request itself.
-    let start = RequestStart::for_group(target, environ, WsgiFlags::daemon(&group.process));
+    let log = RequestLog::new(request);
+    let head_only = request.header_only();
+    let mut body = request.body_reader();
     let mut sink = ApacheSink::new(request);
-    let Err(error) = group.client.forward(&start, &mut request.body_reader(), &mut sink) else {
-        return ffi::OK as c_int;
-    };
-    if let Some(line) = error.log_line(group_name) {
-        request.log(Level::Error, &format!("mod_wsgi (pid={}): {line}", pid()));
+    let mut writer = ResponseWriter::new(&mut sink, head_only);
+    let outcome = runner.run(&target, environ, &mut body, &mut writer, &log);
+    let cut_short = outcome == RunOutcome::Failed && writer.head_sent();
+    drop(writer);
+    if cut_short {
+        request.close_connection();
     }
-    match error.recovery() {
-        Recovery::Answer(status) => c_int::from(status),
-        Recovery::CloseConnection => {
-            request.close_connection();
-            ffi::OK as c_int
-        }
-        Recovery::Nothing => ffi::OK as c_int,
-    }
+    sink.handler_status()
 }

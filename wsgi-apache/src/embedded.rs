@@ -501,10 +501,7 @@ fn run_embedded(request: &mut Request, embedded: &Embedded, target: &AppTarget, 
     let mut writer = ResponseWriter::new(&mut sink, head_only);
     embedded.runner.run(target, env, &mut input, &mut writer, &log);
     drop(writer);
-    match sink.error_status {
-        Some(status) => c_int::from(status),
-        None => ffi::OK as c_int,
-    }
+    sink.handler_status()
 }
 
 /// `WSGIDispatchScript`: its `process_group`, `application_group` and
@@ -605,6 +602,18 @@ impl<'r> ApacheSink<'r> {
     /// A sink writing to `request`'s response.
     pub(crate) fn new(request: &'r Request) -> ApacheSink<'r> {
         ApacheSink { request, error_status: None, buffered: 0 }
+    }
+}
+
+impl ApacheSink<'_> {
+    /// What the handler returns once the response is written: an error
+    /// status the application's failure left for Apache to answer (with
+    /// its page or `ErrorDocument`), else OK.
+    pub(crate) fn handler_status(&self) -> c_int {
+        match self.error_status {
+            Some(status) => c_int::from(status),
+            None => ffi::OK as c_int,
+        }
     }
 }
 
