@@ -158,7 +158,17 @@ pub struct ResponseWriter<'s> {
     status: u16,
     declared_length: Option<u64>,
     body_bytes: u64,
+    /// The sink holds output (the head, body) not yet flushed.
+    unflushed: bool,
+    /// Writes discarded since the client left a complete response.
+    writes_after_close: u32,
 }
+
+/// How many writes an application may make into a complete response whose
+/// client has left before `write()` fails: a finite response finishes
+/// quietly, as under mod_wsgi; an endless `write()` loop (a stream asked
+/// for with HEAD) is stopped instead of spinning a worker for ever.
+const WRITES_AFTER_CLOSE_LIMIT: u32 = 100;
 
 impl<'s> ResponseWriter<'s> {
     /// A writer over `sink`; `head_only` for a HEAD request.
@@ -171,6 +181,8 @@ impl<'s> ResponseWriter<'s> {
             status: 0,
             declared_length: None,
             body_bytes: 0,
+            unflushed: false,
+            writes_after_close: 0,
         }
     }
 
@@ -242,6 +254,7 @@ impl<'s> ResponseWriter<'s> {
                 Err(WriteError::NotStarted)
             }
             State::Pending { status, reason, headers } => {
+                self.unflushed = true;
                 self.sink.send_head(status, &reason, &headers)?;
                 Ok(())
             }
@@ -264,10 +277,18 @@ impl<'s> ResponseWriter<'s> {
             // Discarded output still notices a client that left, so that an
             // endless generator stops.
             if self.sink.is_closed() {
+                self.writes_after_close += 1;
+                if self.writes_after_close > WRITES_AFTER_CLOSE_LIMIT {
+                    return Err(WriteError::Client(io::Error::new(
+                        io::ErrorKind::BrokenPipe,
+                        "client connection closed",
+                    )));
+                }
                 return Err(WriteError::Complete);
             }
             return Ok(());
         }
+        self.unflushed = true;
         self.sink.send_body(&chunk[..allowed])?;
         self.body_bytes += allowed as u64;
         Ok(())
@@ -288,6 +309,7 @@ impl<'s> ResponseWriter<'s> {
         if len == 0 || self.discards_body() {
             return Ok(0);
         }
+        self.unflushed = true;
         let sent = self.sink.send_file(file, offset, len)?;
         self.body_bytes += sent;
         Ok(sent)
@@ -296,17 +318,16 @@ impl<'s> ResponseWriter<'s> {
     /// Flushes the sink, sending a pending head first. Before
     /// `start_response()` there is nothing to push: the sink is left alone,
     /// since a front end that flushed then would send a head of its own.
-    /// Once the head is out, a response whose output is discarded (HEAD,
-    /// 204, 304, or all of Content-Length sent) has nothing left to push
-    /// either: its client may already have gone with the complete response.
+    /// Nor is it flushed when everything it was given has been pushed
+    /// already (output discarded for HEAD, 204, 304 or beyond
+    /// Content-Length gives it nothing): the client of a complete response
+    /// may already have gone.
     pub fn flush(&mut self) -> Result<(), WriteError> {
-        if !self.started() {
-            return Ok(());
-        }
-        if self.head_sent() && (self.discards_body() || self.remaining() == Some(0)) {
+        if !self.started() || (self.head_sent() && !self.unflushed) {
             return Ok(());
         }
         self.send_pending_head()?;
+        self.unflushed = false;
         Ok(self.sink.flush()?)
     }
 
@@ -559,10 +580,12 @@ mod tests {
             w.start_response(status, vec![], false).unwrap();
             w.write(b"dropped").unwrap();
             w.flush().unwrap();
+            w.write(b"dropped too").unwrap();
+            w.flush().unwrap();
             let summary = w.finish().unwrap();
             assert_eq!(summary.body_bytes, 0);
-            assert_eq!(log.0.len(), 2, "{status}: {:?}", log.0);
-            assert_eq!(log.0[1], "finish");
+            // The head is pushed once; the body never reaches the sink.
+            assert_eq!(log.0[1..], ["flush", "finish"], "{status}");
         }
     }
 
@@ -576,13 +599,16 @@ mod tests {
         w.write(b"discarded").unwrap();
         w.flush().unwrap();
         assert_eq!(log.0, ["head 200 0", "flush"]);
-        // All of Content-Length sent: nothing more to push.
+        // All of Content-Length sent: the last chunk is pushed, output
+        // beyond it pushes nothing.
         let mut log = CallLog::default();
         let mut w = ResponseWriter::new(&mut log, false);
         w.start_response("200 OK", vec![h("Content-Length", "2")], false).unwrap();
         w.write(b"ok").unwrap();
         w.flush().unwrap();
-        assert_eq!(log.0, ["head 200 1", "body ok"]);
+        w.write(b"beyond").unwrap();
+        w.flush().unwrap();
+        assert_eq!(log.0, ["head 200 1", "body ok", "flush"]);
     }
 
     #[test]
@@ -671,6 +697,11 @@ mod tests {
         let mut w = ResponseWriter::new(&mut sink, true);
         w.start_response("200 OK", vec![], false).unwrap();
         assert!(matches!(w.write(b"tick"), Err(WriteError::Complete)));
+        // An application that keeps writing into it is stopped.
+        for _ in 1..WRITES_AFTER_CLOSE_LIMIT {
+            assert!(matches!(w.write(b"tick"), Err(WriteError::Complete)));
+        }
+        assert!(matches!(w.write(b"tick"), Err(WriteError::Client(_))));
     }
 
     #[test]
