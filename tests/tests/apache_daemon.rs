@@ -425,3 +425,27 @@ fn startup_timeout_replaces_a_process_whose_script_never_loaded() {
     let served = tests::wait_for(Duration::from_secs(10), || (apache.get("/app").status() == 200).then_some(()));
     assert!(served.is_some(), "{}", apache.error_log());
 }
+
+#[test]
+fn a_relayed_response_that_breaks_after_an_empty_first_chunk_keeps_its_status() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = TempDir::new("apache-daemon-broken");
+    site.write(
+        "app.wsgi",
+        "def application(environ, start_response):\n\
+         \x20   start_response('302 Found', [('Location', '/elsewhere')])\n\
+         \x20   yield b''\n\
+         \x20   raise ValueError('broken after the head')\n",
+    );
+    let apache = start(&site, "broken processes=1 threads=2");
+    let mut connection = tests::HttpConnection::open(apache.address());
+    connection.send(b"GET /app HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let head = connection.read_head().unwrap_or_else(|e| panic!("no head ({e})\n{}", apache.error_log()));
+    // The daemon's head went out before the failure: Apache sends it, not
+    // a default 200 of its own, and the broken response ends the
+    // connection.
+    assert_eq!(head.status, 302, "{}", apache.error_log());
+    assert_eq!(head.header("location"), Some("/elsewhere"));
+    let rest = connection.read_some(1 << 16);
+    assert!(rest.is_err() || rest.is_ok_and(|bytes| !bytes.ends_with(b"0\r\n\r\n")), "the body looked complete");
+}

@@ -54,7 +54,11 @@ impl ResponseSink for WriterSink<'_, '_> {
     fn send_head(&mut self, status: u16, reason: &str, headers: &[(String, String)]) -> io::Result<()> {
         self.writer
             .start_response(&format!("{status} {reason}"), headers.to_vec(), false)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        // The daemon sent its head: so does the front end, at once (as at
+        // an empty first chunk), so that a response that breaks after it
+        // keeps its status rather than getting the front end's default.
+        self.writer.write(&[]).map_err(write_error)
     }
 
     fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
