@@ -232,9 +232,10 @@ pub fn run(spec: &GroupSpec, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str
     let signals = sys::on_signals(&[libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR2])
         .map_err(ManagerError::Signals)?;
     let mut signals = File::from(signals);
-    let mut manager = Manager { spec, processes: HashMap::new(), failures: 0, retired_predecessor: false };
+    let mut manager =
+        Manager { spec, processes: HashMap::new(), vacant: Vec::new(), failures: 0, retired_predecessor: false };
     for slot in 0..spec.processes.max(1) {
-        manager.start(slot, starter, log);
+        manager.fill(slot, starter, log)?;
     }
     loop {
         let mut fds = vec![signals.as_raw_fd()];
@@ -267,7 +268,7 @@ pub fn run(spec: &GroupSpec, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str
                 manager.message(*pid, starter, log);
             }
         }
-        manager.timers(starter, log);
+        manager.timers(starter, log)?;
         manager.reap(starter, log)?;
     }
 }
@@ -282,12 +283,46 @@ fn run_child(spawn: &mut Spawn<'_>, slot: usize, control: ControlPipe) -> ! {
 struct Manager<'a> {
     spec: &'a GroupSpec,
     processes: HashMap<i32, Process>,
-    /// Consecutive processes that died before becoming ready.
+    /// Slots whose process could not be started, tried again later.
+    vacant: Vec<usize>,
+    /// Consecutive processes that died before becoming ready, or could not
+    /// be started.
     failures: u32,
     retired_predecessor: bool,
 }
 
 impl Manager<'_> {
+    /// Starts a process for `slot`; one that cannot be started leaves the
+    /// slot vacant, to be tried again by [`Manager::timers`], and counts as
+    /// a failure.
+    fn fill(
+        &mut self,
+        slot: usize,
+        starter: &mut dyn ProcessStarter,
+        log: &dyn Fn(&str),
+    ) -> Result<Option<i32>, ManagerError> {
+        if let Some(pid) = self.start(slot, starter, log) {
+            return Ok(Some(pid));
+        }
+        self.vacant.push(slot);
+        self.failed(log)?;
+        Ok(None)
+    }
+
+    /// Counts a process that died before it was ready, or could not be
+    /// started: gives up where told to, else backs off so that a broken
+    /// application does not spin.
+    fn failed(&mut self, log: &dyn Fn(&str)) -> Result<(), ManagerError> {
+        self.failures += 1;
+        let spec = self.spec;
+        if spec.give_up_after.is_some_and(|limit| self.failures >= limit) {
+            self.stop_all(log);
+            return Err(ManagerError::GaveUp { count: self.failures, kind: spec.kind });
+        }
+        std::thread::sleep(Duration::from_millis(200 * u64::from(self.failures.min(10))));
+        Ok(())
+    }
+
     fn start(&mut self, slot: usize, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) -> Option<i32> {
         let (read, write): (OwnedFd, OwnedFd) = match sys::pipe() {
             Ok(pair) => pair,
@@ -372,7 +407,10 @@ impl Manager<'_> {
         }
     }
 
-    fn timers(&mut self, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) {
+    fn timers(&mut self, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) -> Result<(), ManagerError> {
+        for slot in std::mem::take(&mut self.vacant) {
+            self.fill(slot, starter, log)?;
+        }
         let spec = self.spec;
         let mut recycle = Vec::new();
         for (pid, process) in &self.processes {
@@ -397,6 +435,7 @@ impl Manager<'_> {
             log(&format!("restart interval of group '{}' reached for process {pid}", spec.name));
             self.recycle(pid, starter, log);
         }
+        Ok(())
     }
 
     /// The processes of this manager that have exited, reaped.
@@ -417,14 +456,7 @@ impl Manager<'_> {
             let spec = self.spec;
             log(&format!("{} {pid} of group '{}' exited unexpectedly ({how}); starting another", spec.kind, spec.name));
             if !process.ready {
-                // It never got going: back off so a broken application
-                // does not spin, and give up where told to.
-                self.failures += 1;
-                if spec.give_up_after.is_some_and(|limit| self.failures >= limit) {
-                    self.stop_all(log);
-                    return Err(ManagerError::GaveUp { count: self.failures, kind: spec.kind });
-                }
-                std::thread::sleep(Duration::from_millis(200 * u64::from(self.failures.min(10))));
+                self.failed(log)?;
             }
             // A successor already started for it takes its place.
             if let Some(successor) = process.successor {
@@ -432,7 +464,7 @@ impl Manager<'_> {
                     continue;
                 }
             }
-            let Some(started) = self.start(process.slot, starter, log) else { continue };
+            let Some(started) = self.fill(process.slot, starter, log)? else { continue };
             // A successor that died is succeeded in its duty too: the
             // process it was to replace stops once the new one is ready.
             for waiting in self.processes.values_mut() {
@@ -449,20 +481,19 @@ impl Manager<'_> {
             process.stopping = true;
             sys::kill(*pid, libc::SIGTERM);
         }
-        let deadline = Instant::now() + self.spec.shutdown_timeout.max(Duration::from_millis(100));
-        while !self.processes.is_empty() && Instant::now() < deadline {
-            for (pid, _) in self.reaped() {
-                self.processes.remove(&pid);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.reap_for(self.spec.shutdown_timeout.max(Duration::from_millis(100)));
         for pid in self.processes.keys() {
             log(&format!("{} {pid} of group '{}' did not stop in time; killing it", self.spec.kind, self.spec.name));
             sys::kill(*pid, libc::SIGKILL);
         }
         // The killed go at once; reaped, none is left a zombie of a
         // process that lives on (the standalone server's top process).
-        let deadline = Instant::now() + Duration::from_secs(1);
+        self.reap_for(Duration::from_secs(1));
+    }
+
+    /// Reaps the processes as they exit, for at most `limit`.
+    fn reap_for(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
         while !self.processes.is_empty() && Instant::now() < deadline {
             for (pid, _) in self.reaped() {
                 self.processes.remove(&pid);
