@@ -32,6 +32,8 @@ impl ControlPipe {
     /// [`CONTROL_FD_ENV`], if it was started by one.
     pub fn inherited() -> Option<ControlPipe> {
         let fd = std::env::var(CONTROL_FD_ENV).ok()?.parse().ok()?;
+        // Taken: a program the application starts must not take it too.
+        std::env::remove_var(CONTROL_FD_ENV);
         crate::sys::inherited_fd(fd).map(ControlPipe::new)
     }
 

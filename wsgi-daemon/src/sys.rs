@@ -127,8 +127,8 @@ pub fn spawn_inheriting(command: &mut std::process::Command, inherit: Vec<RawFd>
     // SAFETY: getpid takes nothing.
     let parent = unsafe { libc::getpid() };
     // SAFETY: between fork and exec only async-signal-safe calls (fcntl,
-    // prctl, getppid) are made, on descriptors open in the parent; the
-    // closure allocates nothing.
+    // prctl, getppid) are made, on descriptors open in the parent, and
+    // nothing is allocated (the errors are OS error numbers).
     unsafe {
         command.pre_exec(move || {
             for fd in &inherit {
@@ -138,8 +138,12 @@ pub fn spawn_inheriting(command: &mut std::process::Command, inherit: Vec<RawFd>
             }
             // The child must not outlive its parent (killed with SIGKILL,
             // say): it would hold what it inherited with no one to manage it.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 || libc::getppid() != parent {
-                return Err(io::Error::other("the parent is gone"));
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                // The parent is gone (an error that allocates nothing).
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
             }
             Ok(())
         });

@@ -134,6 +134,10 @@ pub fn manager_main(group_name: &str, socket: &Path, log: Arc<ServerLog>) -> Res
         .ok()
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| format!("{SOCKET_FD_ENV} is not set"))?;
+    // Taken: the daemon processes' applications see neither the server's
+    // configuration nor the socket's descriptor in their environment.
+    std::env::remove_var(CONFIG_ENV);
+    std::env::remove_var(SOCKET_FD_ENV);
     let options = wsgi_config::tree::ReadOptions::standalone("/");
     let config = wsgi_config::load_str(&text, Path::new("<server configuration>"), &options)
         .map_err(|errors| errors.to_string())?;

@@ -70,6 +70,8 @@ pub fn supervise(
 /// serving process.
 pub fn inherited_listeners() -> Option<Vec<TcpListener>> {
     let fds = std::env::var(LISTEN_FDS_ENV).ok()?;
+    // Taken: a program the application starts must not take them too.
+    std::env::remove_var(LISTEN_FDS_ENV);
     let listeners = fds
         .split(',')
         .filter_map(|fd| fd.parse::<RawFd>().ok())
