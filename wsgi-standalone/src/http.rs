@@ -369,7 +369,8 @@ async fn static_file(path: std::path::PathBuf, request: &RequestHead, software: 
         ("ETag".to_string(), validators.etag.clone()),
         ("Accept-Ranges".to_string(), "bytes".to_string()),
     ];
-    if validators.not_modified(request.header("if-none-match"), request.header("if-modified-since")) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    if validators.not_modified(request.header("if-none-match"), request.header("if-modified-since"), now) {
         let head = Head { status: 304, reason: "Not Modified".into(), headers };
         return app_response(head, ResponseBody::Full(None), head_only, software);
     }

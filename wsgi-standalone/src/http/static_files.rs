@@ -31,12 +31,13 @@ impl Validators {
 
     /// Whether a GET or HEAD with these request headers gets 304:
     /// `If-None-Match` names the tag (or `*`); without it,
-    /// `If-Modified-Since` is no earlier than the modification.
-    pub(crate) fn not_modified(&self, if_none_match: Option<&str>, if_modified_since: Option<&str>) -> bool {
+    /// `If-Modified-Since` is no earlier than the modification and not in
+    /// the future (`now`), which Apache ignores as RFC 9110 asks.
+    pub(crate) fn not_modified(&self, if_none_match: Option<&str>, if_modified_since: Option<&str>, now: u64) -> bool {
         if let Some(tags) = if_none_match {
             return tags.split(',').map(str::trim).any(|tag| tag == "*" || tag.trim_start_matches("W/") == self.etag);
         }
-        if_modified_since.and_then(parse_http_date).is_some_and(|since| since >= self.modified_secs)
+        if_modified_since.and_then(parse_http_date).is_some_and(|since| since >= self.modified_secs && since <= now)
     }
 
     /// Whether an `If-Range` allows a partial answer: it names this tag or
@@ -66,7 +67,9 @@ pub(crate) fn range(header: Option<&str>, size: u64) -> RangeRequest {
     let Some((first, last)) = spec.trim().split_once('-') else { return RangeRequest::Whole };
     let number = |text: &str| text.trim().parse::<u64>().ok();
     let (start, end) = match (first.trim().is_empty(), number(first), number(last)) {
-        (true, _, Some(suffix)) if suffix > 0 => (size.saturating_sub(suffix), size.saturating_sub(1)),
+        // The last zero bytes: nothing can satisfy it.
+        (true, _, Some(0)) => return RangeRequest::Unsatisfiable,
+        (true, _, Some(suffix)) => (size.saturating_sub(suffix), size.saturating_sub(1)),
         (false, Some(start), None) if last.trim().is_empty() => (start, size.saturating_sub(1)),
         (false, Some(start), Some(end)) if start <= end => (start, end.min(size.saturating_sub(1))),
         _ => return RangeRequest::Whole,
@@ -85,11 +88,13 @@ mod tests {
     fn conditional_requests() {
         let v = Validators::new(4, UNIX_EPOCH + Duration::from_micros(784_111_777_000_001));
         assert_eq!(v.etag, "\"4-2c9253feeaa41\"");
-        assert!(v.not_modified(Some(&v.etag), None));
-        assert!(v.not_modified(Some("\"other\", *"), None));
-        assert!(!v.not_modified(Some("\"other\""), Some(&v.last_modified)), "If-None-Match decides");
-        assert!(v.not_modified(None, Some("Sun, 06 Nov 1994 08:49:37 GMT")));
-        assert!(!v.not_modified(None, Some("Sun, 06 Nov 1994 08:49:36 GMT")));
+        let now = 784_111_800;
+        assert!(v.not_modified(Some(&v.etag), None, now));
+        assert!(v.not_modified(Some("\"other\", *"), None, now));
+        assert!(!v.not_modified(Some("\"other\""), Some(&v.last_modified), now), "If-None-Match decides");
+        assert!(v.not_modified(None, Some("Sun, 06 Nov 1994 08:49:37 GMT"), now));
+        assert!(!v.not_modified(None, Some("Sun, 06 Nov 1994 08:49:36 GMT"), now));
+        assert!(!v.not_modified(None, Some("Sun, 06 Nov 1994 09:49:37 GMT"), now), "a date in the future");
         assert!(v.range_allowed(None) && v.range_allowed(Some(&v.etag)) && !v.range_allowed(Some("\"x\"")));
     }
 
@@ -100,6 +105,7 @@ mod tests {
         assert_eq!(range(Some("bytes=-3"), 10), RangeRequest::Part { start: 7, end: 9 });
         assert_eq!(range(Some("bytes=5-100"), 10), RangeRequest::Part { start: 5, end: 9 });
         assert_eq!(range(Some("bytes=10-"), 10), RangeRequest::Unsatisfiable);
+        assert_eq!(range(Some("bytes=-0"), 10), RangeRequest::Unsatisfiable);
         for whole in [None, Some("bytes=0-1,4-5"), Some("items=0-1"), Some("bytes=3-1"), Some("bytes=x-")] {
             assert_eq!(range(whole, 10), RangeRequest::Whole, "{whole:?}");
         }
