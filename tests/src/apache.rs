@@ -110,6 +110,45 @@ impl Apache {
     /// until it accepts connections. Panics with the error log if it does
     /// not.
     pub fn start(options: &ApacheOptions) -> Apache {
+        let mut apache = Apache::spawn(options);
+        let port = apache.port;
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let up = wait_for(Duration::from_secs(20), || {
+            if let Ok(Some(_)) = apache.child.try_wait() {
+                return Some(false);
+            }
+            if !apache.error_log().contains("resuming normal operations") {
+                return None;
+            }
+            std::net::TcpStream::connect_timeout(&address, Duration::from_millis(300)).ok().map(|_| true)
+        });
+        if up != Some(true) {
+            panic!(
+                "Apache did not start on port {port}:\n--- stderr\n{}\n--- error.log\n{}\n--- httpd.conf\n{}",
+                apache.stderr(),
+                apache.error_log(),
+                crate::read_text(&apache.run_dir().join("httpd.conf"))
+            );
+        }
+        apache
+    }
+
+    /// Starts Apache with a configuration it must refuse: waits (at most
+    /// 20 s) for it to exit and returns what it logged (error log, then
+    /// standard error). Panics if it serves or exits successfully.
+    pub fn refused(options: &ApacheOptions) -> String {
+        let mut apache = Apache::spawn(options);
+        let exit = wait_for(Duration::from_secs(20), || apache.child.try_wait().ok().flatten());
+        let logged = format!("{}\n{}", apache.error_log(), apache.stderr());
+        match exit {
+            Some(status) => assert!(!status.success(), "Apache exited successfully:\n{logged}"),
+            None => panic!("Apache kept running with a configuration it must refuse:\n{logged}"),
+        }
+        logged
+    }
+
+    /// Writes the configuration and starts Apache in the foreground.
+    fn spawn(options: &ApacheOptions) -> Apache {
         let run_dir = TempDir::new("apache-run");
         let port = free_port();
         let module = match options.module {
@@ -163,25 +202,7 @@ impl Apache {
             .stderr(stderr)
             .spawn()
             .expect("start apache2");
-        let mut apache = Apache { child, port, run_dir };
-        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let up = wait_for(Duration::from_secs(20), || {
-            if let Ok(Some(_)) = apache.child.try_wait() {
-                return Some(false);
-            }
-            if !apache.error_log().contains("resuming normal operations") {
-                return None;
-            }
-            std::net::TcpStream::connect_timeout(&address, Duration::from_millis(300)).ok().map(|_| true)
-        });
-        if up != Some(true) {
-            panic!(
-                "Apache did not start on port {port}:\n--- stderr\n{}\n--- error.log\n{}\n--- httpd.conf\n{config}",
-                apache.stderr(),
-                apache.error_log()
-            );
-        }
-        apache
+        Apache { child, port, run_dir }
     }
 
     /// Its private ServerRoot (also DefaultRuntimeDir).

@@ -65,8 +65,29 @@ thread_local! {
 /// `post_config`: announce the module in the server banner.
 pub(crate) fn post_config(pool: Pool, main: Server) -> c_int {
     ffi::add_version_component(pool, version_component());
+    // A Python home of another version stops Apache here, with the group
+    // named, rather than failing in every child and daemon process.
+    if let Err(message) = check_python_homes(main) {
+        main.log(Level::Error, &format!("mod_wsgi (pid={}): {message}", pid()));
+        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+    }
     crate::daemon::start_groups(pool, main);
     ffi::OK as c_int
+}
+
+/// wsgi-interp's check of every Python home the configuration names:
+/// embedded mode's and each daemon group's, in every server record.
+fn check_python_homes(main: Server) -> Result<(), String> {
+    let Some(config) = main.config::<ServerConfig>() else { return Ok(()) };
+    let mut groups = Vec::new();
+    let mut server = Some(main);
+    while let Some(current) = server {
+        if let Some(server_config) = current.config::<ServerConfig>() {
+            groups.extend(server_config.daemon_processes.iter().cloned());
+        }
+        server = current.next();
+    }
+    wsgi_interp::check_homes(&config.global, &groups, &main)
 }
 
 /// `child_init`: initialise Python in the child (never in the parent),

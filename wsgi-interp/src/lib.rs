@@ -37,7 +37,7 @@ mod script;
 pub use call::EmbeddedRunner;
 pub use home::{HomeError, PythonHome};
 pub use hooks::{HookCall, HookError, HookValue};
-pub use runtime::{PythonConfig, PythonRuntime};
+pub use runtime::{check_homes, PythonConfig, PythonRuntime};
 pub use script::module_name;
 
 /// The product's part of the server banner and `SERVER_SOFTWARE`, naming

@@ -100,6 +100,37 @@ impl PythonConfig {
     }
 }
 
+/// Checks, before a server starts anything, the Python home of embedded
+/// mode (unless `WSGIRestrictEmbedded On`) and of each daemon group in
+/// `groups`, and logs the one each will use. `Err` (with the group named)
+/// for a home of another Python version: the server refuses to start
+/// rather than fail in every process it starts. Other problems (a home
+/// that is missing, or no installation) are logged and left to fail where
+/// Python starts, so that one broken daemon group does not stop the others.
+/// Both front ends check here.
+pub fn check_homes<'a>(
+    global: &GlobalSettings,
+    groups: impl IntoIterator<Item = &'a wsgi_config::DaemonProcess>,
+    log: &dyn wsgi_core::ErrorLog,
+) -> Result<(), String> {
+    use wsgi_core::LogLevel;
+    let mut homes = Vec::new();
+    if global.restrict_embedded != Some(true) {
+        homes.push((String::new(), PythonConfig::from_settings(global)));
+    }
+    for process in groups {
+        homes.push((format!("daemon group '{}': ", process.name), PythonConfig::for_daemon_process(global, process)));
+    }
+    for (context, python) in homes {
+        match python.python_home() {
+            Ok(home) => log.log(LogLevel::Info, &format!("{context}Python home {home}")),
+            Err(e @ HomeError::VersionMismatch { .. }) => return Err(format!("{context}{e}")),
+            Err(e) => log.log(LogLevel::Error, &format!("{context}{e}")),
+        }
+    }
+    Ok(())
+}
+
 /// An interpreter: the main one or an application group's sub-interpreter.
 pub(crate) struct Interpreter {
     pub(crate) state: *mut py::PyInterpreterState,

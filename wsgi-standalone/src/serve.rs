@@ -14,7 +14,7 @@ use wsgi_config::Config;
 use wsgi_core::environ_build::{Versions, WsgiFlags};
 use wsgi_core::pipeline::{Site, SiteOptions};
 use wsgi_core::LogLevel;
-use wsgi_interp::{EmbeddedRunner, HomeError, PythonConfig, PythonRuntime};
+use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
 
 use crate::cli::{read_options, ServerArgs};
 use crate::logging::{AccessLog, LogSink, ServerLog};
@@ -83,37 +83,6 @@ fn script_config(args: &ServerArgs, script: &Path) -> Result<Config, String> {
         .map_err(|errors| errors.to_string())
 }
 
-/// Chooses, before anything starts, the Python home of this process's
-/// embedded Python and of every daemon group's processes (wsgi-interp's
-/// rule: the configured home, else `VIRTUAL_ENV`, else the installation
-/// built against) and logs it. A home of another Python version stops the
-/// server at once, with the message naming both versions, rather than each
-/// process failing as it starts; a home that cannot be used for another
-/// reason (missing, not an installation) is logged and left to fail where
-/// Python starts, as before: a daemon group that cannot start answers 503
-/// while the others serve.
-fn check_python_homes(config: &Config, log: &ServerLog) -> Result<(), String> {
-    let mut homes = Vec::new();
-    if config.global.restrict_embedded != Some(true) {
-        homes.push((String::new(), PythonConfig::from_settings(&config.global)));
-    }
-    for group in &config.daemon_processes {
-        let process = &group.process;
-        homes.push((
-            format!("daemon group '{}': ", process.name),
-            PythonConfig::for_daemon_process(&config.global, process),
-        ));
-    }
-    for (context, python) in homes {
-        match python.python_home() {
-            Ok(home) => log.log(LogLevel::Info, &format!("{context}Python home {home}")),
-            Err(e @ HomeError::VersionMismatch { .. }) => return Err(format!("{context}{e}")),
-            Err(e) => log.log(LogLevel::Error, &format!("{context}{e}")),
-        }
-    }
-    Ok(())
-}
-
 /// The daemon group of `start-server --daemon`: `HOST:PORT`, as
 /// mod_wsgi-express names it.
 fn daemon_group_name(args: &ServerArgs) -> String {
@@ -166,7 +135,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     let listeners = match supervisor::inherited_listeners() {
         Some(listeners) => listeners,
         None => {
-            check_python_homes(&config, &log)?;
+            wsgi_interp::check_homes(&config.global, config.daemon_processes.iter().map(|g| &g.process), log.as_ref())?;
             let addresses = listen_addresses(&config, &args)?;
             let listeners = addresses
                 .iter()
