@@ -253,7 +253,9 @@ pub(crate) fn forward(
         }
     };
     let log = RequestLog::new(request);
-    let head_only = request.header_only();
+    // A HEAD that WSGIMapHEADToGET made a GET sends its body down Apache's
+    // filters, which see it whole; Apache drops it after them.
+    let head_only = environ.get_str("REQUEST_METHOD") == Some("HEAD");
     let mut body = request.body_reader();
     let mut sink = ApacheSink::new(request);
     let mut writer = ResponseWriter::new(&mut sink, head_only);

@@ -331,6 +331,10 @@ fn request_environ(request: &mut Request, settings: &wsgi_config::DirSettings, k
     if env.get("PATH_INFO").is_none() {
         env.set_str("PATH_INFO", "");
     }
+    if env.get_str("REQUEST_METHOD") == Some("HEAD") {
+        let method = wsgi_core::environ_build::mapped_method("HEAD", settings, request.has_content_filters());
+        env.set_str("REQUEST_METHOD", method);
+    }
     let pass_authorization = match request.note(c"mod_wsgi.pass_authorization") {
         Some(flag) => flag == b"1",
         None => kind
@@ -514,7 +518,9 @@ fn app_target(
 /// writing the response to Apache's filters.
 fn run_embedded(request: &mut Request, embedded: &Embedded, target: &AppTarget, env: Environ) -> c_int {
     let log = RequestLog::new(request);
-    let head_only = request.header_only();
+    // A HEAD that WSGIMapHEADToGET made a GET sends its body down Apache's
+    // filters, which see it whole; Apache drops it after them.
+    let head_only = env.get_str("REQUEST_METHOD") == Some("HEAD");
     // The body is read through the same request the response is written
     // to; the two never run at once (one thread per request).
     let mut input = request.body_reader();

@@ -192,6 +192,21 @@ pub struct EnvironInputs<'a> {
     pub content_filters: bool,
 }
 
+/// `REQUEST_METHOD` as the application sees it: `WSGIMapHEADToGET` turns
+/// HEAD into GET (`On`), or only when a content filter will see the body
+/// (`Auto`), so that what the filter computes (a compressed length, say)
+/// is the same for HEAD as for GET. Where the directive is not given,
+/// nothing is mapped: mod_wsgi documents `Auto` as the default, but
+/// Debian's mod_wsgi 4.9.4 maps only when told to (tests/tests/apache_head.rs
+/// shows both side by side). Both front ends map here.
+pub fn mapped_method<'m>(method: &'m str, settings: &DirSettings, content_filters: bool) -> &'m str {
+    match (method, settings.map_head_to_get) {
+        ("HEAD", Some(MapHeadToGet::On)) => "GET",
+        ("HEAD", Some(MapHeadToGet::Auto)) if content_filters => "GET",
+        (method, _) => method,
+    }
+}
+
 /// Builds the environ of a request (without the interpreter's objects).
 ///
 /// Trusted proxy headers (`WSGITrustedProxyHeaders`) are honoured only when
@@ -216,12 +231,7 @@ pub fn build_environ(inputs: &EnvironInputs<'_>) -> Environ {
     // Keys pushed directly are distinct by construction; later rewrites use
     // `Environ::set`.
 
-    let method = match (head.method.as_str(), settings.effective_map_head_to_get()) {
-        ("HEAD", MapHeadToGet::On) => "GET",
-        ("HEAD", MapHeadToGet::Auto) if inputs.content_filters => "GET",
-        (method, _) => method,
-    };
-    let method = environ_text(method);
+    let method = environ_text(mapped_method(&head.method, settings, inputs.content_filters));
     let script_name = collapse_slashes(&inputs.route.script_name);
     let path_info = collapse_slashes(&inputs.route.path_info);
 
@@ -914,6 +924,8 @@ mod tests {
         assert_eq!(method(MapHeadToGet::Auto, true), "GET");
         assert_eq!(method(MapHeadToGet::On, false), "GET");
         assert_eq!(method(MapHeadToGet::Off, true), "HEAD");
+        // Not given: nothing is mapped, as Debian's mod_wsgi 4.9.4 does.
+        assert_eq!(mapped_method("HEAD", &DirSettings::default(), true), "HEAD");
     }
 
     #[test]

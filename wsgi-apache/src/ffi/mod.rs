@@ -307,9 +307,15 @@ impl Request {
         self.rec().used_path_info == AP_REQ_REJECT_PATH_INFO as c_int
     }
 
-    /// Whether only the head of the response is sent (HEAD).
-    pub(crate) fn header_only(&self) -> bool {
-        self.rec().header_only != 0
+    /// Whether a content filter (one below the protocol filters: deflate,
+    /// substitute, ...) is on the request's output chain, as mod_wsgi's
+    /// `WSGIMapHEADToGET Auto` asks.
+    pub(crate) fn has_content_filters(&self) -> bool {
+        let first = self.rec().output_filters;
+        // SAFETY: a live request's filter chain; each filter and its record
+        // live in pools at least as long as the request.
+        !first.is_null()
+            && unsafe { !(*first).frec.is_null() && (*(*first).frec).ftype < ap_filter_type_AP_FTYPE_PROTOCOL }
     }
 
     /// `r->notes[key]`.
