@@ -65,14 +65,22 @@ thread_local! {
 /// `post_config`: announce the module in the server banner.
 pub(crate) fn post_config(pool: Pool, main: Server) -> c_int {
     ffi::add_version_component(pool, version_component());
-    // A Python home of another version stops Apache here, with the group
-    // named, rather than failing in every child and daemon process.
-    if let Err(message) = check_python_homes(main) {
-        main.log(Level::Error, &format!("mod_wsgi (pid={}): {message}", pid()));
-        return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
-    }
     crate::daemon::start_groups(pool, main);
     ffi::OK as c_int
+}
+
+/// `check_config`: a Python home of another version stops Apache, with
+/// the group named, rather than failing in every child and daemon
+/// process. Run under `apachectl configtest` too, which `apachectl
+/// graceful` runs first, so a running server is never stopped by it.
+pub(crate) fn check_config(main: Server) -> c_int {
+    match check_python_homes(main) {
+        Ok(()) => ffi::OK as c_int,
+        Err(message) => {
+            main.log(Level::Error, &format!("mod_wsgi (pid={}): {message}", pid()));
+            ffi::HTTP_INTERNAL_SERVER_ERROR as c_int
+        }
+    }
 }
 
 /// wsgi-interp's check of every Python home the configuration names:

@@ -155,6 +155,7 @@ unsafe extern "C" fn register_hooks(pool: *mut ffi::apr_pool_t) {
         let middle = ffi::APR_HOOK_MIDDLE as c_int;
         // SAFETY: registering static functions and static order lists.
         unsafe {
+            ffi::ap_hook_check_config(Some(check_config), ptr::null(), ptr::null(), middle);
             ffi::ap_hook_post_config(Some(post_config), ptr::null(), ptr::null(), middle);
             ffi::ap_hook_child_init(Some(child_init), ptr::null(), ptr::null(), middle);
             ffi::ap_hook_translate_name(
@@ -275,6 +276,17 @@ unsafe extern "C" fn post_config(
     // SAFETY: Apache passes its live configuration pool and main server.
     let (pool, server) = unsafe { (Pool::from_raw(pconf), Server::from_raw(server)) };
     guard(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || crate::embedded::post_config(pool, server))
+}
+
+unsafe extern "C" fn check_config(
+    _pconf: *mut ffi::apr_pool_t,
+    _plog: *mut ffi::apr_pool_t,
+    _ptemp: *mut ffi::apr_pool_t,
+    server: *mut ffi::server_rec,
+) -> c_int {
+    // SAFETY: Apache passes the main server of the configuration it read.
+    let server = unsafe { Server::from_raw(server) };
+    guard(ffi::HTTP_INTERNAL_SERVER_ERROR as c_int, || crate::embedded::check_config(server))
 }
 
 unsafe extern "C" fn child_init(pchild: *mut ffi::apr_pool_t, server: *mut ffi::server_rec) {

@@ -670,6 +670,17 @@ extern "C" {
     /// `APR_RETRIEVE_OPTIONAL_FN` expands to): the function registered
     /// under `name`, or NULL. Not in the generated bindings.
     fn apr_dynamic_fn_retrieve(name: *const c_char) -> Option<OptionalFn>;
+
+    /// `ap_hook_check_config` (`http_config.h`): a hook run once the
+    /// configuration is read, under `apachectl configtest` too, before
+    /// `post_config`. Its function has `post_config`'s signature. Not in
+    /// the generated bindings.
+    pub(crate) fn ap_hook_check_config(
+        pf: ap_HOOK_post_config_t,
+        pre: *const *const c_char,
+        succ: *const *const c_char,
+        order: c_int,
+    );
 }
 
 /// The optional function registered under `name`, looked up on every use:
