@@ -160,15 +160,7 @@ pub struct ResponseWriter<'s> {
     body_bytes: u64,
     /// The sink holds output (the head, body) not yet flushed.
     unflushed: bool,
-    /// Writes discarded since the client left a complete response.
-    writes_after_close: u32,
 }
-
-/// How many writes an application may make into a complete response whose
-/// client has left before `write()` fails: a finite response finishes
-/// quietly, as under mod_wsgi; an endless `write()` loop (a stream asked
-/// for with HEAD) is stopped instead of spinning a worker for ever.
-const WRITES_AFTER_CLOSE_LIMIT: u32 = 100;
 
 impl<'s> ResponseWriter<'s> {
     /// A writer over `sink`; `head_only` for a HEAD request.
@@ -182,7 +174,6 @@ impl<'s> ResponseWriter<'s> {
             declared_length: None,
             body_bytes: 0,
             unflushed: false,
-            writes_after_close: 0,
         }
     }
 
@@ -277,13 +268,6 @@ impl<'s> ResponseWriter<'s> {
             // Discarded output still notices a client that left, so that an
             // endless generator stops.
             if self.sink.is_closed() {
-                self.writes_after_close += 1;
-                if self.writes_after_close > WRITES_AFTER_CLOSE_LIMIT {
-                    return Err(WriteError::Client(io::Error::new(
-                        io::ErrorKind::BrokenPipe,
-                        "client connection closed",
-                    )));
-                }
                 return Err(WriteError::Complete);
             }
             return Ok(());
@@ -697,11 +681,6 @@ mod tests {
         let mut w = ResponseWriter::new(&mut sink, true);
         w.start_response("200 OK", vec![], false).unwrap();
         assert!(matches!(w.write(b"tick"), Err(WriteError::Complete)));
-        // An application that keeps writing into it is stopped.
-        for _ in 1..WRITES_AFTER_CLOSE_LIMIT {
-            assert!(matches!(w.write(b"tick"), Err(WriteError::Complete)));
-        }
-        assert!(matches!(w.write(b"tick"), Err(WriteError::Client(_))));
     }
 
     #[test]
