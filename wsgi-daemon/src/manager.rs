@@ -408,7 +408,9 @@ impl Manager<'_> {
     }
 
     fn timers(&mut self, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) -> Result<(), ManagerError> {
-        for slot in std::mem::take(&mut self.vacant) {
+        // One vacancy a turn: a failure backs off, and signals and control
+        // messages must not wait for every vacancy's.
+        if let Some(slot) = self.vacant.pop() {
             self.fill(slot, starter, log)?;
         }
         let spec = self.spec;
@@ -464,13 +466,21 @@ impl Manager<'_> {
                     continue;
                 }
             }
-            let Some(started) = self.fill(process.slot, starter, log)? else { continue };
-            // A successor that died is succeeded in its duty too: the
-            // process it was to replace stops once the new one is ready.
-            for waiting in self.processes.values_mut() {
-                if waiting.successor == Some(pid) {
-                    waiting.successor = Some(started);
-                }
+            // The process this one was to succeed, still serving its slot.
+            let predecessor = self.processes.iter().find(|(_, p)| p.successor == Some(pid)).map(|(&pid, _)| pid);
+            let Some(predecessor) = predecessor else {
+                self.fill(process.slot, starter, log)?;
+                continue;
+            };
+            // A new successor takes over the duty: the predecessor stops
+            // once it is ready. None could be started: the predecessor
+            // keeps its slot, as it was before it asked.
+            let started = self.start(process.slot, starter, log);
+            if let Some(waiting) = self.processes.get_mut(&predecessor) {
+                waiting.successor = started;
+            }
+            if started.is_none() {
+                self.failed(log)?;
             }
         }
         Ok(())
