@@ -1,7 +1,8 @@
 //! `WSGIMapHEADToGET` in real Apache, side by side with Debian's mod_wsgi:
 //! a HEAD reaches the application as GET when told to (`On`), or when a
-//! content filter will see the body (`Auto`, the default), so that the
-//! filter's headers are the same as for a GET.
+//! content filter will see the body (`Auto`), so that the filter's headers
+//! are the same as for a GET; where the directive is not given, nothing is
+//! mapped, as Debian's 4.9.4 does.
 
 use tests::apache::{Apache, ApacheOptions, WsgiModule};
 use tests::TempDir;

@@ -104,7 +104,10 @@ pub fn start_groups(config: &Config, log: &ServerLog) -> Result<Groups, String> 
 /// The clients of the daemon groups for a serving process: from the top
 /// process's `groups`, or from `SOCKETS_ENV` in a supervised child.
 pub fn clients(config: &Config, sockets: &[(String, PathBuf)]) -> HashMap<String, GroupClient> {
-    let inherited: Vec<(String, PathBuf)> = std::env::var(SOCKETS_ENV)
+    let inherited_text = std::env::var(SOCKETS_ENV);
+    // Taken: the applications' os.environ does not show it.
+    std::env::remove_var(SOCKETS_ENV);
+    let inherited: Vec<(String, PathBuf)> = inherited_text
         .ok()
         .map(|text| {
             text.lines()

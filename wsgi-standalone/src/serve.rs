@@ -142,7 +142,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
                 .map(|addr| TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}")))
                 .collect::<Result<Vec<_>, _>>()?;
             let started = daemon::start_groups(&config, &log)?;
-            std::env::set_var(daemon::SOCKETS_ENV, started.sockets_env());
+            let sockets_env = started.sockets_env();
             groups = Some(started);
             // With --daemon, the processes and their recycling are the
             // daemon group's; one serving process relays to it.
@@ -157,10 +157,13 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
                         ),
                     );
                 }
+                // Serving processes find the daemon groups' sockets in
+                // their environment.
                 supervisor::supervise(
                     &listeners,
                     args.processes as usize,
                     Duration::from_secs(args.graceful_timeout),
+                    (daemon::SOCKETS_ENV, &sockets_env),
                     &log,
                 )?;
                 log.log(LogLevel::Info, "stopped");

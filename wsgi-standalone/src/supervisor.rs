@@ -32,13 +32,14 @@ const FAILED_STARTS_LIMIT: u32 = 5;
 /// they are killed.
 const STOP_MARGIN: Duration = Duration::from_secs(5);
 
-/// Runs `processes` serving processes until SIGTERM, SIGINT or SIGHUP;
-/// returns when all of them have stopped (each given `graceful` to finish
-/// its requests).
+/// Runs `processes` serving processes, each with the variable `env` set,
+/// until SIGTERM, SIGINT or SIGHUP; returns when all of them have stopped
+/// (each given `graceful` to finish its requests).
 pub fn supervise(
     listeners: &[TcpListener],
     processes: usize,
     graceful: Duration,
+    env: (&str, &str),
     log: &ServerLog,
 ) -> Result<(), String> {
     let listen_fds: Vec<RawFd> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
@@ -46,7 +47,7 @@ pub fn supervise(
     let fds_text = listen_fds.iter().map(RawFd::to_string).collect::<Vec<_>>().join(",");
     let command = || {
         let mut command = Command::new(&exe);
-        command.args(std::env::args_os().skip(1)).env(LISTEN_FDS_ENV, &fds_text);
+        command.args(std::env::args_os().skip(1)).env(LISTEN_FDS_ENV, &fds_text).env(env.0, env.1);
         command
     };
     let spec = GroupSpec {

@@ -67,9 +67,8 @@ pub(crate) fn range(header: Option<&str>, size: u64) -> RangeRequest {
     let Some((first, last)) = spec.trim().split_once('-') else { return RangeRequest::Whole };
     let number = |text: &str| text.trim().parse::<u64>().ok();
     let (start, end) = match (first.trim().is_empty(), number(first), number(last)) {
-        // The last zero bytes: nothing can satisfy it.
-        (true, _, Some(0)) => return RangeRequest::Unsatisfiable,
-        (true, _, Some(suffix)) => (size.saturating_sub(suffix), size.saturating_sub(1)),
+        // The last zero bytes are no range at all: Apache ignores it too.
+        (true, _, Some(suffix)) if suffix > 0 => (size.saturating_sub(suffix), size.saturating_sub(1)),
         (false, Some(start), None) if last.trim().is_empty() => (start, size.saturating_sub(1)),
         (false, Some(start), Some(end)) if start <= end => (start, end.min(size.saturating_sub(1))),
         _ => return RangeRequest::Whole,
@@ -105,7 +104,7 @@ mod tests {
         assert_eq!(range(Some("bytes=-3"), 10), RangeRequest::Part { start: 7, end: 9 });
         assert_eq!(range(Some("bytes=5-100"), 10), RangeRequest::Part { start: 5, end: 9 });
         assert_eq!(range(Some("bytes=10-"), 10), RangeRequest::Unsatisfiable);
-        assert_eq!(range(Some("bytes=-0"), 10), RangeRequest::Unsatisfiable);
+        assert_eq!(range(Some("bytes=-0"), 10), RangeRequest::Whole, "as Apache answers");
         for whole in [None, Some("bytes=0-1,4-5"), Some("items=0-1"), Some("bytes=3-1"), Some("bytes=x-")] {
             assert_eq!(range(whole, 10), RangeRequest::Whole, "{whole:?}");
         }
