@@ -139,3 +139,30 @@ fn bad_command_lines_are_usage_errors() {
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("check-config"));
 }
+
+#[test]
+fn python_features_the_embedded_python_lacks_are_refused_with_file_and_line() {
+    let dir = TempDir::new("check-config-gil");
+    let file = dir.write(
+        "gil.conf",
+        concat!(
+            "WSGIDaemonProcess nogil threads=4\n",
+            "WSGIPerInterpreterGIL Off\n",
+            "<WSGIInterpreterOptions process-group=nogil>\n",
+            "    WSGIFreeThreading On\n",
+            "</WSGIInterpreterOptions>\n",
+            "WSGIPerInterpreterGIL On\n",
+        ),
+    );
+    let out = check_config(&[file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    let path = file.display();
+    for expected in [
+        format!("{path}:4: WSGIFreeThreading On needs a free-threaded Python 3.13 or later (3.13t)"),
+        format!("{path}:6: WSGIPerInterpreterGIL On needs Python 3.12 or later (a GIL per interpreter)"),
+    ] {
+        assert!(stderr.contains(&expected), "missing {expected:?} in:\n{stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 2, "Off is accepted:\n{stderr}");
+}

@@ -65,6 +65,15 @@ pub enum DirectiveError {
         /// What is expected.
         reason: String,
     },
+    /// A feature the embedded Python does not have: refused rather than
+    /// accepted and ignored.
+    #[error("{directive} On needs {needs}, which this server does not embed: refused rather than ignored")]
+    NeedsPython {
+        /// Canonical directive name.
+        directive: &'static str,
+        /// The Python that has the feature.
+        needs: &'static str,
+    },
     /// Any other problem with the line.
     #[error("{directive}: {message}")]
     Other {

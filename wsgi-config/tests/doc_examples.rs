@@ -902,18 +902,45 @@ fn interpreter_options_containers() {
     assert_eq!(
         blocks[0].settings,
         [
-            GlobalSetting::PerInterpreterGil(true),
+            GlobalSetting::PerInterpreterGil(false),
             GlobalSetting::SwitchInterval(0.002),
             GlobalSetting::PythonPath(paths(&["/opt/billing/src", "/opt/billing/lib"])),
         ]
     );
-    assert_eq!(blocks[1].settings, [GlobalSetting::PerInterpreterGil(true)]);
+    assert_eq!(blocks[1].settings, [GlobalSetting::PerInterpreterGil(false)]);
     assert_eq!(blocks[2].settings, [GlobalSetting::RestrictStdout(true)]);
     assert_eq!(blocks[3].settings, [GlobalSetting::RestrictStdin(false), GlobalSetting::RestrictSignal(true)]);
     assert_eq!(blocks[4].settings, [GlobalSetting::PythonPath(paths(&["/opt/everywhere"]))]);
 
     assert_eq!(daemon(&config, "pool-east").python_path, Some(paths(&["/opt/pool-east"])));
     assert!(config.main_server.script_aliases[0].preloads());
+}
+
+#[test]
+fn gil_modes_on_is_refused_with_file_and_line() {
+    // The documentation's example as written: both On values need a newer
+    // Python than the one embedded, and are refused rather than ignored.
+    let text = std::fs::read_to_string(fixtures_dir().join("gil_modes.conf"))
+        .unwrap()
+        .replace("WSGIFreeThreading Off", "WSGIFreeThreading On")
+        .replace("WSGIPerInterpreterGIL Off", "WSGIPerInterpreterGIL On");
+    let line_of = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let errors = errors_of(&text);
+    assert_eq!(
+        errors,
+        [
+            format!(
+                "bad.conf:{}: WSGIFreeThreading On needs a free-threaded Python 3.13 or later (3.13t), \
+                 which this server does not embed: refused rather than ignored",
+                line_of("WSGIFreeThreading On")
+            ),
+            format!(
+                "bad.conf:{}: WSGIPerInterpreterGIL On needs Python 3.12 or later (a GIL per interpreter), \
+                 which this server does not embed: refused rather than ignored",
+                line_of("WSGIPerInterpreterGIL On")
+            ),
+        ]
+    );
 }
 
 #[test]
@@ -929,9 +956,9 @@ fn gil_modes_per_daemon() {
         (blocks[0].process_group.as_deref(), blocks[0].application_group.as_deref()),
         (Some("nogil-pool"), None)
     );
-    assert_eq!(blocks[0].settings, [GlobalSetting::FreeThreading(true)]);
+    assert_eq!(blocks[0].settings, [GlobalSetting::FreeThreading(false)]);
     assert_eq!(blocks[1].process_group.as_deref(), Some("subinterp-pool"));
-    assert_eq!(blocks[1].settings, [GlobalSetting::PerInterpreterGil(true)]);
+    assert_eq!(blocks[1].settings, [GlobalSetting::PerInterpreterGil(false)]);
 
     let main = &config.main_server;
     assert_eq!(main.settings.dispatch_script, Some(script("/etc/wsgi-routing/pick_interpreter.py", None)));
@@ -1175,7 +1202,7 @@ fn malformed_variants_report_file_line_and_directive() {
         ),
         (
             "interpreter options inside a virtual host",
-            "<VirtualHost *:80>\n<WSGIInterpreterOptions process-group=p>\nWSGIPerInterpreterGIL On\n\
+            "<VirtualHost *:80>\n<WSGIInterpreterOptions process-group=p>\nWSGIPerInterpreterGIL Off\n\
              </WSGIInterpreterOptions>\n</VirtualHost>\n",
             2,
             &["<WSGIInterpreterOptions> cannot occur within <VirtualHost> section"],
@@ -1188,7 +1215,7 @@ fn malformed_variants_report_file_line_and_directive() {
         ),
         (
             "interpreter options with an unknown selector",
-            "<WSGIInterpreterOptions process=p>\n  WSGIPerInterpreterGIL On\n</WSGIInterpreterOptions>\n",
+            "<WSGIInterpreterOptions process=p>\n  WSGIPerInterpreterGIL Off\n</WSGIInterpreterOptions>\n",
             1,
             &["<WSGIInterpreterOptions>: unknown selector 'process'"],
         ),

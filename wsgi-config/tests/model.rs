@@ -316,7 +316,7 @@ fn interpreter_options_blocks() {
         "WSGIPythonPath /base\n",
         "<WSGIInterpreterOptions process-group=site application-group=%{GLOBAL}>\n",
         "    WSGIPythonPath /extra\n",
-        "    WSGIPerInterpreterGIL On\n",
+        "    WSGIPerInterpreterGIL Off\n",
         "    WSGIRestrictStdout Off\n",
         "</WSGIInterpreterOptions>\n",
         "WSGIDaemonProcess site\n",

@@ -108,7 +108,8 @@ fn global_line() -> impl Strategy<Value = String> {
         flag().prop_map(|f| format!("WSGIRestrictEmbedded {f}")),
         flag().prop_map(|f| format!("WSGIRestrictSignal {f}")),
         flag().prop_map(|f| format!("WSGIDestroyInterpreter {f}")),
-        flag().prop_map(|f| format!("WSGIPerInterpreterGIL {f}")),
+        // On is refused: the embedded Python has no GIL per interpreter.
+        Just("WSGIPerInterpreterGIL Off".to_string()),
         path().prop_map(|p| format!("WSGISocketPrefix {p}")),
         prop_oneof![Just("flock"), Just("fcntl"), Just("default")].prop_map(|m| format!("WSGIAcceptMutex {m}")),
         (1u32..100).prop_map(|n| format!("WSGISwitchInterval {}", f64::from(n) / 100.0)),
