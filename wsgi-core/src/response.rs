@@ -417,9 +417,16 @@ pub fn reason_phrase(status: u16) -> &'static str {
     }
 }
 
+/// The doctype Apache 2.4 opens its error pages with (a macro, so that the
+/// 500 page's constant can be built from it with `concat!`).
+macro_rules! error_page_doctype {
+    () => {
+        "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\" \"http://www.w3.org/TR/html4/strict.dtd\">"
+    };
+}
+
 /// The doctype Apache 2.4 opens its error pages with.
-const ERROR_PAGE_DOCTYPE: &str =
-    "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\" \"http://www.w3.org/TR/html4/strict.dtd\">";
+const ERROR_PAGE_DOCTYPE: &str = error_page_doctype!();
 
 /// An HTML error page as Apache 2.4 writes its own (no `ServerSignature`,
 /// no `ServerAdmin`).
@@ -446,14 +453,15 @@ pub fn error_page(status: u16) -> String {
 
 /// The body of a 500 response, in the words of Apache 2.4's own page
 /// (without a `ServerAdmin`).
-pub const INTERNAL_SERVER_ERROR_BODY: &str =
-    "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\" \"http://www.w3.org/TR/html4/strict.dtd\">\n\
-<html><head>\n<title>500 Internal Server Error</title>\n</head><body>\n\
+pub const INTERNAL_SERVER_ERROR_BODY: &str = concat!(
+    error_page_doctype!(),
+    "\n<html><head>\n<title>500 Internal Server Error</title>\n</head><body>\n\
 <h1>Internal Server Error</h1>\n<p>The server encountered an internal error or\n\
 misconfiguration and was unable to complete\nyour request.</p>\n\
 <p>Please contact the server administrator at \n [no address given] to inform them of the time \
 this error occurred,\n and the actions you performed just before this error.</p>\n\
-<p>More information about this error may be available\nin the server error log.</p>\n</body></html>\n";
+<p>More information about this error may be available\nin the server error log.</p>\n</body></html>\n"
+);
 
 /// Parses a WSGI status: three digits, a space, a reason without controls.
 pub fn parse_status(status: &str) -> Result<(u16, &str), StartResponseError> {
