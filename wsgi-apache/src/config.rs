@@ -33,13 +33,11 @@ pub(crate) struct ServerConfig {
 /// applies it.
 pub(crate) fn preloads(main: crate::ffi::Server, process_group: &str) -> Vec<(std::path::PathBuf, String)> {
     let (mut imports, mut aliases) = (Vec::new(), Vec::new());
-    let mut server = Some(main);
-    while let Some(current) = server {
-        if let Some(config) = current.config::<ServerConfig>() {
+    for server in main.and_following() {
+        if let Some(config) = server.config::<ServerConfig>() {
             imports.extend(config.import_scripts.iter().cloned());
             aliases.extend(config.script_aliases.iter().cloned());
         }
-        server = current.next();
     }
     wsgi_config::model::preloads(&imports, &aliases, process_group)
 }

@@ -79,15 +79,13 @@ pub(crate) fn start_groups(pool: Pool, main: Server) {
         return;
     };
     let mut wanted: Vec<(DaemonProcess, Option<String>)> = Vec::new();
-    let mut server = Some(main);
-    while let Some(current) = server {
-        if let Some(config) = current.config::<ServerConfig>() {
-            let scope = current.is_virtual().then(|| current.hostname());
+    for server in main.and_following() {
+        if let Some(config) = server.config::<ServerConfig>() {
+            let scope = server.is_virtual().then(|| server.hostname());
             for process in &config.daemon_processes {
                 wanted.push((process.clone(), scope.clone()));
             }
         }
-        server = current.next();
     }
     let mut guard = PARENT.lock().unwrap_or_else(|e| e.into_inner());
     let state = guard.get_or_insert_with(ParentState::default);

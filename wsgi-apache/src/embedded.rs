@@ -88,12 +88,10 @@ pub(crate) fn check_config(main: Server) -> c_int {
 fn check_python_homes(main: Server) -> Result<(), String> {
     let Some(config) = main.config::<ServerConfig>() else { return Ok(()) };
     let mut groups = Vec::new();
-    let mut server = Some(main);
-    while let Some(current) = server {
-        if let Some(server_config) = current.config::<ServerConfig>() {
+    for server in main.and_following() {
+        if let Some(server_config) = server.config::<ServerConfig>() {
             groups.extend(server_config.daemon_processes.iter().cloned());
         }
-        server = current.next();
     }
     wsgi_interp::check_homes(&config.global, &groups, &main)
 }

@@ -808,6 +808,12 @@ impl Server {
         log_server(self.0, level, message);
     }
 
+    /// This server record and those that follow it: from the main server,
+    /// the whole configuration (virtual hosts follow the main server).
+    pub(crate) fn and_following(self) -> impl Iterator<Item = Server> {
+        std::iter::successors(Some(self), Server::next)
+    }
+
     /// The next server record (virtual hosts follow the main server).
     pub(crate) fn next(&self) -> Option<Server> {
         // SAFETY: a live server record; `next` is NULL or another one.
