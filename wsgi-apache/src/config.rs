@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use wsgi_config::directives::{self, ImportScript, ScriptAlias, Setting};
 use wsgi_config::model::GlobalSettings;
+use wsgi_config::support::{self, FrontEnd};
 use wsgi_config::{DaemonProcess, DirSettings};
 use wsgi_core::route::{MatchPolicy, Router};
 
@@ -99,6 +100,7 @@ pub(crate) fn apply_directive(site: DirectiveSite<'_>) -> Result<(), String> {
         Some(parsed) => parsed.map_err(|e| e.to_string())?,
         None => return Err(format!("{}: unknown directive", site.name)),
     };
+    support::check(FrontEnd::Apache, site.name, &words, &setting).map_err(|e| e.to_string())?;
     match setting {
         Setting::ScriptAlias(alias) => site.server.script_aliases.push(alias),
         Setting::DaemonProcess(process) => {

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::ffi::c_int;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
@@ -152,14 +151,11 @@ fn create_socket(prefix: &std::path::Path, process: &DaemonProcess) -> std::io::
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let _ = std::fs::remove_file(&socket);
-    let listener = UnixListener::bind(&socket)?;
-    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    let listener = sys::group_socket(&socket, process.listen_backlog)?;
     if sys::is_root() {
         let (_, _, uid, gid) = ffi::child_identity();
         sys::chown(&socket, uid, gid)?;
     }
-    let _ = process;
     Ok((listener, socket))
 }
 

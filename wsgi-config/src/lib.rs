@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod directives;
 pub mod dump;
 pub mod model;
+pub mod support;
 pub mod values;
 
 pub use daemon::DaemonProcess;
@@ -46,7 +47,7 @@ fn build(
     (nodes, mut errors): (Vec<tree::Node>, Vec<ConfigError>),
     options: &tree::ReadOptions,
 ) -> Result<Config, ConfigErrors> {
-    match Config::from_tree(&nodes, options.server_root.clone()) {
+    match Config::from_tree(&nodes, options.server_root.clone(), options.front_end) {
         Ok(config) if errors.is_empty() => Ok(config),
         Ok(_) => Err(ConfigErrors(errors)),
         Err(more) => {

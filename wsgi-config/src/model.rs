@@ -15,6 +15,7 @@ use crate::directives::{
     ScriptAlias, ScriptRef, Setting, TelemetryFlags, GLOBAL_GROUP,
 };
 use crate::error::{ConfigError, Location};
+use crate::support::{self, FrontEnd, Status};
 use crate::tree::{Directive, Node, Section};
 use crate::values::{AcceptMutex, HashSeed, IpSubnet, MapHeadToGet};
 
@@ -640,8 +641,14 @@ impl Config {
     }
 
     /// Builds the model from a configuration tree; every error is reported.
-    pub fn from_tree(nodes: &[Node], server_root: PathBuf) -> Result<Config, Vec<ConfigError>> {
+    /// `front_end`, when given, refuses the lines it would not act on.
+    pub fn from_tree(
+        nodes: &[Node],
+        server_root: PathBuf,
+        front_end: Option<FrontEnd>,
+    ) -> Result<Config, Vec<ConfigError>> {
         let mut builder = Builder {
+            front_end,
             config: Config::empty(server_root),
             errors: Vec::new(),
             group_refs: Vec::new(),
@@ -902,6 +909,7 @@ struct GroupRef {
 }
 
 struct Builder {
+    front_end: Option<FrontEnd>,
     config: Config,
     errors: Vec<ConfigError>,
     group_refs: Vec<GroupRef>,
@@ -1080,6 +1088,9 @@ impl Builder {
     }
 
     fn interpreter_options(&mut self, section: &Section) {
+        if let Some(Status::Refused(why)) = self.front_end.map(|f| support::INTERPRETER_OPTIONS_SUPPORT.status(f)) {
+            self.error(&section.location, format!("<WSGIInterpreterOptions> is refused: {why}"));
+        }
         let mut block = InterpreterOptions {
             process_group: None,
             application_group: None,
@@ -1172,7 +1183,11 @@ impl Builder {
 
     fn parse_directive_unchecked(&mut self, directive: &Directive) -> Option<Setting> {
         let spec = directives::find(&directive.name)?;
-        match (spec.parse)(&directive.args) {
+        let parsed = (spec.parse)(&directive.args).and_then(|setting| match self.front_end {
+            Some(front_end) => support::check(front_end, spec.name, &directive.args, &setting).map(|()| setting),
+            None => Ok(setting),
+        });
+        match parsed {
             Ok(setting) => Some(setting),
             Err(e) => {
                 self.error(&directive.location, e.to_string());

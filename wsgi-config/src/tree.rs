@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{ConfigError, Location};
 use crate::lexer::{logical_lines, split_args, LogicalLine};
+use crate::support::FrontEnd;
 
 /// A directive line: its name, its words, and where it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +61,10 @@ pub struct ReadOptions {
     /// identifier (`wsgi_module`) or the source name (`mod_wsgi.c`).
     /// `LoadModule` lines add to the set while reading.
     pub modules: BTreeSet<String>,
+    /// The front end the model is built for: each line is checked against
+    /// what it honours ([`crate::support::check`]). `None` builds the model
+    /// of mod_wsgi's semantics alone, as a reference.
+    pub front_end: Option<FrontEnd>,
 }
 
 impl ReadOptions {
@@ -82,7 +87,18 @@ impl ReadOptions {
         .into_iter()
         .map(String::from)
         .collect();
-        ReadOptions { server_root: server_root.into(), defines: BTreeSet::new(), modules }
+        ReadOptions {
+            server_root: server_root.into(),
+            defines: BTreeSet::new(),
+            modules,
+            front_end: Some(FrontEnd::Standalone),
+        }
+    }
+
+    /// These options, building the model of mod_wsgi's semantics without
+    /// checking what a front end honours.
+    pub fn reference(self) -> Self {
+        ReadOptions { front_end: None, ..self }
     }
 }
 

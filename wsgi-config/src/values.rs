@@ -74,6 +74,17 @@ pub enum DirectiveError {
         /// The Python that has the feature.
         needs: &'static str,
     },
+    /// A directive or option this front end would not act on: refused
+    /// rather than accepted and ignored (see [`crate::support`]).
+    #[error("{directive}: {what} is refused: {why}")]
+    Refused {
+        /// Canonical directive name.
+        directive: &'static str,
+        /// What is refused: the directive, an option, a value.
+        what: String,
+        /// Why.
+        why: &'static str,
+    },
     /// Any other problem with the line.
     #[error("{directive}: {message}")]
     Other {

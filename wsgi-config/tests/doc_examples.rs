@@ -32,7 +32,7 @@ fn load_with(name: &str, options: &ReadOptions) -> Config {
 }
 
 fn load(name: &str) -> Config {
-    load_with(name, &ReadOptions::standalone(fixtures_dir()))
+    load_with(name, &ReadOptions::standalone(fixtures_dir()).reference())
 }
 
 fn addr(text: &str) -> SocketAddr {
@@ -998,7 +998,7 @@ fn ifmodule_guards_and_sibling_include() {
     assert_eq!(s.effective_process_group(), "ferry");
 
     // With -D FERRY_DEBUG the <IfDefine> branch is read too.
-    let mut options = ReadOptions::standalone(fixtures_dir());
+    let mut options = ReadOptions::standalone(fixtures_dir()).reference();
     options.defines.insert("FERRY_DEBUG".into());
     let config = load_with("conditional_and_include.conf", &options);
     assert_eq!(daemon_names(&config), ["ferry", "ferry-debug"]);
@@ -1050,7 +1050,8 @@ fn application_group_forms() {
 
 /// Loads `text` as `bad.conf` and returns the error lines.
 fn errors_of(text: &str) -> Vec<String> {
-    match wsgi_config::load_str(text, Path::new("bad.conf"), &ReadOptions::standalone("/nonexistent-root")) {
+    match wsgi_config::load_str(text, Path::new("bad.conf"), &ReadOptions::standalone("/nonexistent-root").reference())
+    {
         Ok(_) => panic!("expected an error for:\n{text}"),
         Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
     }

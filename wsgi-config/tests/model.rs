@@ -8,7 +8,7 @@ use wsgi_config::tree::ReadOptions;
 use wsgi_config::{load_str, Config};
 
 fn load(text: &str) -> Result<Config, Vec<String>> {
-    load_str(text, Path::new("site.conf"), &ReadOptions::standalone("/nonexistent"))
+    load_str(text, Path::new("site.conf"), &ReadOptions::standalone("/nonexistent").reference())
         .map_err(|errors| errors.0.iter().map(ToString::to_string).collect())
 }
 

@@ -8,7 +8,7 @@ use wsgi_config::tree::ReadOptions;
 use wsgi_config::{load_str, Config};
 
 fn load(text: &str) -> Config {
-    load_str(text, Path::new("gen.conf"), &ReadOptions::standalone("/nonexistent"))
+    load_str(text, Path::new("gen.conf"), &ReadOptions::standalone("/nonexistent").reference())
         .unwrap_or_else(|e| panic!("generated text did not load:\n{text}\n{e}"))
 }
 
@@ -231,7 +231,7 @@ proptest! {
 
     #[test]
     fn arbitrary_text_never_panics(text in "[ -~\t\n]{0,400}") {
-        let _ = load_str(&text, Path::new("any.conf"), &ReadOptions::standalone("/nonexistent"));
+        let _ = load_str(&text, Path::new("any.conf"), &ReadOptions::standalone("/nonexistent").reference());
     }
 
     #[test]
@@ -257,6 +257,6 @@ proptest! {
         if let Some(tag) = wrap.split(' ').next().filter(|t| !t.is_empty()) {
             text.push_str(&format!("</{tag}>\n"));
         }
-        let _ = load_str(&text, Path::new("noise.conf"), &ReadOptions::standalone("/nonexistent"));
+        let _ = load_str(&text, Path::new("noise.conf"), &ReadOptions::standalone("/nonexistent").reference());
     }
 }

@@ -55,6 +55,11 @@ pub struct PythonConfig {
     /// `WSGIRestrictSignal`: `signal.signal()` registrations are ignored
     /// (the host owns signals). mod_wsgi's default is On.
     pub restrict_signal: bool,
+    /// `WSGISwitchInterval` (or `switch-interval=`): the GIL switch
+    /// interval in seconds (`sys.setswitchinterval`).
+    pub switch_interval: Option<f64>,
+    /// `WSGIPythonEggs` (or `python-eggs=`): `PYTHON_EGG_CACHE`.
+    pub eggs: Option<PathBuf>,
 }
 
 impl PythonConfig {
@@ -73,12 +78,15 @@ impl PythonConfig {
             restrict_stdin: global.restrict_stdin.unwrap_or(false),
             restrict_stdout: global.restrict_stdout.unwrap_or(false),
             restrict_signal: global.restrict_signal.unwrap_or(true),
+            switch_interval: global.switch_interval,
+            eggs: global.python_eggs.clone(),
         }
     }
 
     /// The configuration of a daemon process of `process`'s group: the
-    /// process-wide settings, with the group's `python-home=` and
-    /// `python-path=` in place of `WSGIPythonHome` and `WSGIPythonPath`.
+    /// process-wide settings, with the group's `python-home=`,
+    /// `python-path=`, `switch-interval=` and `python-eggs=` in place of
+    /// the directives'.
     pub fn for_daemon_process(global: &GlobalSettings, process: &wsgi_config::DaemonProcess) -> PythonConfig {
         let mut config = PythonConfig::from_settings(global);
         if let Some(home) = &process.python_home {
@@ -86,6 +94,12 @@ impl PythonConfig {
         }
         if let Some(path) = &process.python_path {
             config.path = path.clone();
+        }
+        if let Some(interval) = process.switch_interval {
+            config.switch_interval = Some(interval);
+        }
+        if let Some(eggs) = &process.python_eggs {
+            config.eggs = Some(eggs.clone());
         }
         config
     }
@@ -568,6 +582,13 @@ fn setup_source(config: &PythonConfig) -> String {
         r#"
 import sys, site
 sys.argv = ['mod_wsgi']
+_switch_interval, _eggs = {switch_interval}, {eggs}
+if _switch_interval is not None:
+    sys.setswitchinterval(_switch_interval)
+if _eggs is not None:
+    import os
+    os.environ['PYTHON_EGG_CACHE'] = _eggs
+del _switch_interval, _eggs
 _before = list(sys.path)
 for _dir in [{paths}]:
     site.addsitedir(_dir)
@@ -600,6 +621,8 @@ if {restrict_signal}:
     _signal.signal = _ignored_signal
 "#,
         paths = paths.join(", "),
+        switch_interval = config.switch_interval.map_or("None".to_string(), |s| format!("{s:?}")),
+        eggs = config.eggs.as_ref().map_or("None".to_string(), |p| format!("{:?}", p.display().to_string())),
         restrict_stdin = if config.restrict_stdin { "True" } else { "False" },
         restrict_stdout = if config.restrict_stdout { "True" } else { "False" },
         restrict_signal = if config.restrict_signal { "True" } else { "False" },

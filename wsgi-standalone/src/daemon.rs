@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -80,10 +79,8 @@ pub fn start_groups(config: &Config, log: &ServerLog) -> Result<Groups, String> 
         let mut socket = prefix.as_os_str().to_os_string();
         socket.push(format!(".{n}.sock"));
         let socket = PathBuf::from(socket);
-        let _ = std::fs::remove_file(&socket);
-        let listener = UnixListener::bind(&socket).map_err(|e| format!("cannot create {}: {e}", socket.display()))?;
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("{}: {e}", socket.display()))?;
+        let listener = wsgi_daemon::sys::group_socket(&socket, group.process.listen_backlog)
+            .map_err(|e| format!("cannot create {}: {e}", socket.display()))?;
         let fd = listener.as_raw_fd();
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
         let mut command = Command::new(exe);

@@ -5,6 +5,7 @@ mod architecture;
 mod bench;
 mod bench_apache;
 mod bindings;
+mod directives;
 mod release;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,8 @@ const SYSTEM_PACKAGES: &[&str] = &[
     // from procps.
     "curl",
     "procps",
+    // ss, to read daemon sockets' listen backlog.
+    "iproute2",
     // The certificate of the HTTPS tests (mod_ssl comes with apache2).
     "openssl",
     // The benchmark's load generator, and the venv for its peers.
@@ -54,7 +57,9 @@ commands:
                         root, list them)
   test [--no-install]   run deps (unless --no-install), check
                         ARCHITECTURE.md's 'Depends on:' sentences against
-                        the Cargo.toml files, then run fmt --check, clippy
+                        the Cargo.toml files, that docs/directives.md is
+                        current and that every setting it calls honoured is
+                        read by that front end's code, then run fmt --check, clippy
                         -D warnings, doc without warnings and every test of
                         the workspace
   bench [--duration S] [--rounds N] [--connections N] [--threads N]
@@ -76,6 +81,8 @@ commands:
                         embedded mode with those processes and threads
   release               build mod_wsgi.so and wsgi-standalone in release mode
                         and write them with SHA256SUMS to target/dist/
+  directives            write docs/directives.md from wsgi-config's directive
+                        and support tables (test fails when it is stale)
   bindings              regenerate wsgi-apache's Apache/APR bindings from the
                         installed headers (needs bindgen-cli and libclang)
 ";
@@ -94,6 +101,7 @@ fn main() -> ExitCode {
             [other, ..] => Err(format!("release: unknown option '{other}'\n\n{USAGE}")),
         },
         Some("bindings") => bindings::bindings(&workspace_root()),
+        Some("directives") => directives::write(&workspace_root()),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())
@@ -123,6 +131,7 @@ fn test(args: &[String]) -> Result<(), String> {
     }
     let root = workspace_root();
     architecture::check(&root)?;
+    directives::check(&root)?;
     cargo(&root, &["fmt", "--all", "--check"], &[])?;
     cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
     cargo(&root, &["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;

@@ -1,0 +1,363 @@
+//! What each front end does with each directive and `WSGIDaemonProcess`
+//! option: honours it, accepts it where mod_wsgi itself gives it no
+//! effect, or refuses it with the reason.
+//!
+//! This is the one place that says so. Both front ends check every parsed
+//! line against it ([`check`]), so a setting that would do nothing is an
+//! error at `file:line`, never a silent difference; and `cargo xtask
+//! directives` writes `docs/directives.md` from it.
+
+use std::fmt;
+
+use crate::directives::Setting;
+use crate::values::{split_option, DirectiveError};
+
+/// A front end: where a configuration is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontEnd {
+    /// The Apache module (`mod_wsgi.so`).
+    Apache,
+    /// `wsgi-standalone start-server --config FILE`.
+    Standalone,
+}
+
+/// What a front end does with one directive or option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Acts as mod_wsgi documents it.
+    Honoured,
+    /// Accepted, with no effect, for the reason given: mod_wsgi gives it
+    /// none either, or what it asks for is how this server always works.
+    NoEffect(&'static str),
+    /// Accepted only with the value given (mod_wsgi's default, case
+    /// aside); any other value is refused with the reason.
+    OnlyValue(&'static str, &'static str),
+    /// Refused with the reason. For a daemon option: refused when it
+    /// differs from mod_wsgi's default.
+    Refused(&'static str),
+    /// Another module's directive, which Apache itself reads.
+    ApacheOwn,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Honoured => f.write_str("honoured"),
+            Status::NoEffect(why) => write!(f, "accepted, no effect: {why}"),
+            Status::OnlyValue(value, why) => write!(f, "only `{value}`; other values refused: {why}"),
+            Status::Refused(why) => write!(f, "refused: {why}"),
+            Status::ApacheOwn => f.write_str("Apache's own directive"),
+        }
+    }
+}
+
+/// One row of the table: a directive or a `WSGIDaemonProcess` option.
+#[derive(Debug, Clone, Copy)]
+pub struct Support {
+    /// The directive name, or the option name (`processes`).
+    pub name: &'static str,
+    /// mod_wsgi's default, as text (`-` when it has none).
+    pub default: &'static str,
+    /// In the Apache module.
+    pub apache: Status,
+    /// In the standalone server.
+    pub standalone: Status,
+}
+
+impl Support {
+    /// The status in `front_end`.
+    pub fn status(&self, front_end: FrontEnd) -> Status {
+        match front_end {
+            FrontEnd::Apache => self.apache,
+            FrontEnd::Standalone => self.standalone,
+        }
+    }
+}
+
+const H: Status = Status::Honoured;
+
+/// The standalone server's access control, identity and logs come with a
+/// later change; until then their directives are refused, so that no
+/// protected URL is served to anyone.
+const STANDALONE_ACCESS: Status =
+    Status::Refused("access control is not implemented in the standalone server yet; serve this site with Apache");
+const STANDALONE_LATER: Status =
+    Status::Refused("the standalone server does not read this directive yet: use its command-line options");
+const TELEMETRY: Status = Status::Refused("mod_wsgi 6's telemetry service is not implemented");
+const NEW_RELIC: Status =
+    Status::Refused("New Relic agent start-up is not implemented: start the agent from the WSGI script");
+
+const fn both(name: &'static str, default: &'static str, status: Status) -> Support {
+    Support { name, default, apache: status, standalone: status }
+}
+
+const fn each(name: &'static str, default: &'static str, apache: Status, standalone: Status) -> Support {
+    Support { name, default, apache, standalone }
+}
+
+/// Every directive of [`DIRECTIVES`], in its order.
+pub static DIRECTIVE_SUPPORT: &[Support] = &[
+    both("WSGIScriptAlias", "-", H),
+    both("WSGIScriptAliasMatch", "-", H),
+    both("WSGIDaemonProcess", "-", H),
+    both("WSGISocketPrefix", "logs/wsgi", H),
+    both(
+        "WSGISocketRotation",
+        "On",
+        Status::NoEffect(
+            "a group's socket lives as long as its manager, so a graceful restart never mixes generations",
+        ),
+    ),
+    both(
+        "WSGIAcceptMutex",
+        "default",
+        Status::NoEffect("daemon processes accept on one socket and the kernel wakes one of them"),
+    ),
+    both("WSGIVerboseDebugging", "Off", Status::NoEffect("deprecated; mod_wsgi 4 gives it no effect either")),
+    both("WSGIDontWriteBytecode", "Off", H),
+    both("WSGIPythonWarnings", "-", H),
+    both("WSGIPythonOptimize", "0", H),
+    both("WSGIPythonHome", "-", H),
+    both("WSGIPythonPath", "-", H),
+    both("WSGIPythonEggs", "-", H),
+    both("WSGIPythonHashSeed", "-", H),
+    both("WSGISwitchInterval", "0.005", H),
+    both("WSGIDestroyInterpreter", "On", Status::Refused("interpreter shutdown is not implemented")),
+    both("WSGIPerInterpreterGIL", "Off", Status::OnlyValue("Off", "a GIL per interpreter needs Python 3.12 or later")),
+    both(
+        "WSGIFreeThreading",
+        "Off",
+        Status::OnlyValue("Off", "free threading needs a free-threaded Python 3.13 or later"),
+    ),
+    both("WSGIRestrictEmbedded", "Off", H),
+    both("WSGIRestrictStdin", "On", H),
+    both("WSGIRestrictStdout", "On", H),
+    both("WSGIRestrictSignal", "On", H),
+    both("WSGICaseSensitivity", "On", H),
+    both("WSGIRestrictProcess", "-", H),
+    both("WSGIProcessGroup", "%{GLOBAL}", H),
+    both("WSGIApplicationGroup", "%{RESOURCE}", H),
+    both("WSGICallableObject", "application", H),
+    both("WSGIImportScript", "-", H),
+    each("WSGIDispatchScript", "-", H, Status::Refused("dispatch scripts are not run by the standalone server yet")),
+    both("WSGIPassApacheRequest", "Off", Status::OnlyValue("Off", "the `apache` request object is not implemented")),
+    both("WSGIPassAuthorization", "Off", H),
+    both("WSGIScriptReloading", "On", H),
+    both("WSGIErrorOverride", "Off", Status::OnlyValue("Off", "error-document override is not implemented")),
+    both("WSGIChunkedRequest", "Off", H),
+    both("WSGIMapHEADToGET", "-", H),
+    both(
+        "WSGIIgnoreActivity",
+        "Off",
+        Status::OnlyValue("Off", "every request counts as activity for inactivity-timeout"),
+    ),
+    both("WSGITrustedProxyHeaders", "-", H),
+    both("WSGITrustedProxies", "-", H),
+    both("WSGIEnableSendfile", "Off", Status::OnlyValue("Off", "the sendfile switch is not implemented")),
+    each("WSGIAccessScript", "-", H, STANDALONE_ACCESS),
+    each("WSGIAuthUserScript", "-", H, STANDALONE_ACCESS),
+    each("WSGIAuthGroupScript", "-", H, STANDALONE_ACCESS),
+    each(
+        "WSGIGroupAuthoritative",
+        "On",
+        Status::OnlyValue("On", "a failed group check always denies"),
+        STANDALONE_ACCESS,
+    ),
+    each(
+        "WSGIUserAuthoritative",
+        "On",
+        Status::OnlyValue("On", "a failed password check always denies"),
+        STANDALONE_ACCESS,
+    ),
+    each("WSGIHandlerScript", "-", H, Status::Refused("handler scripts are not run by the standalone server yet")),
+    both("WSGIServerMetrics", "Off", Status::OnlyValue("Off", "server metrics are not implemented")),
+    both("WSGITelemetryService", "-", TELEMETRY),
+    both("WSGISlowRequests", "-", TELEMETRY),
+    both("WSGITelemetryOptions", "-", TELEMETRY),
+    both(
+        "WSGILazyInitialization",
+        "On",
+        Status::OnlyValue("On", "Python is always initialised in the serving processes, never before"),
+    ),
+    both("WSGIPy3kWarningFlag", "Off", Status::NoEffect("a Python 2 flag; mod_wsgi built for Python 3 ignores it too")),
+    both("WSGINewRelicConfigFile", "-", NEW_RELIC),
+    both("WSGINewRelicEnvironment", "-", NEW_RELIC),
+    each("Listen", "-", Status::ApacheOwn, H),
+    each("ServerName", "-", Status::ApacheOwn, H),
+    each("ServerAlias", "-", Status::ApacheOwn, H),
+    each("ServerRoot", "-", Status::ApacheOwn, H),
+    each("LimitRequestBody", "1073741824", Status::ApacheOwn, H),
+    each("Alias", "-", Status::ApacheOwn, H),
+    each("AliasMatch", "-", Status::ApacheOwn, H),
+    each("DocumentRoot", "-", Status::ApacheOwn, H),
+    each("Timeout", "60", Status::ApacheOwn, STANDALONE_LATER),
+    each("KeepAlive", "On", Status::ApacheOwn, STANDALONE_LATER),
+    each("KeepAliveTimeout", "5", Status::ApacheOwn, STANDALONE_LATER),
+    each("MaxKeepAliveRequests", "100", Status::ApacheOwn, STANDALONE_LATER),
+    each("User", "-", Status::ApacheOwn, STANDALONE_LATER),
+    each("Group", "-", Status::ApacheOwn, STANDALONE_LATER),
+    each("ErrorLog", "-", Status::ApacheOwn, STANDALONE_LATER),
+    each("CustomLog", "-", Status::ApacheOwn, STANDALONE_LATER),
+    each("LogLevel", "warn", Status::ApacheOwn, STANDALONE_LATER),
+];
+
+/// The `<WSGIInterpreterOptions>` container (mod_wsgi 6).
+pub static INTERPRETER_OPTIONS_SUPPORT: Support = both(
+    "<WSGIInterpreterOptions>",
+    "-",
+    Status::Refused("per-interpreter settings are not implemented: set them server-wide"),
+);
+
+const NOT_YET: Status = Status::Refused("not implemented");
+
+/// Every `WSGIDaemonProcess` option, in the order of mod_wsgi's manual.
+/// The default column is filled from [`crate::DaemonProcess::new`].
+pub static OPTION_SUPPORT: &[Support] = &[
+    both("processes", "", H),
+    both("threads", "", H),
+    both("display-name", "", H),
+    both("home", "", H),
+    both("chroot", "", Status::Refused("chroot needs a Python installation inside the new root; not supported")),
+    both("user", "", H),
+    both("group", "", H),
+    both("supplementary-groups", "", H),
+    both("umask", "", H),
+    both("lang", "", H),
+    both("locale", "", H),
+    both("python-home", "", H),
+    both("python-path", "", H),
+    both("python-eggs", "", H),
+    both("switch-interval", "", H),
+    both("stack-size", "", NOT_YET),
+    both("maximum-requests", "", H),
+    both("startup-timeout", "", H),
+    both("shutdown-timeout", "", H),
+    both("deadlock-timeout", "", H),
+    both("inactivity-timeout", "", H),
+    both("request-timeout", "", H),
+    both("interrupt-timeout", "", NOT_YET),
+    both("graceful-timeout", "", H),
+    both("eviction-timeout", "", NOT_YET),
+    both("restart-interval", "", H),
+    both("connect-timeout", "", H),
+    both("socket-timeout", "", H),
+    both("queue-timeout", "", H),
+    both("listen-backlog", "", H),
+    both("send-buffer-size", "", NOT_YET),
+    both("receive-buffer-size", "", NOT_YET),
+    both("header-buffer-size", "", NOT_YET),
+    both("response-buffer-size", "", NOT_YET),
+    both("response-socket-timeout", "", NOT_YET),
+    both("response-flush-delay", "", NOT_YET),
+    both("socket-user", "", NOT_YET),
+    both("script-user", "", NOT_YET),
+    both("script-group", "", NOT_YET),
+    both("cpu-time-limit", "", H),
+    both("cpu-priority", "", H),
+    both("memory-limit", "", H),
+    both("virtual-memory-limit", "", H),
+    both("server-metrics", "", Status::Refused("server metrics are not implemented")),
+    both("newrelic-config-file", "", NEW_RELIC),
+    both("newrelic-environment", "", NEW_RELIC),
+];
+
+/// The row of a directive (case-insensitive).
+pub fn directive(name: &str) -> Option<&'static Support> {
+    DIRECTIVE_SUPPORT.iter().find(|row| row.name.eq_ignore_ascii_case(name))
+}
+
+/// The row of a `WSGIDaemonProcess` option.
+pub fn option(name: &str) -> Option<&'static Support> {
+    OPTION_SUPPORT.iter().find(|row| row.name == name)
+}
+
+/// Refuses a parsed directive line that `front_end` would not act on.
+/// `args` are the line's words, `setting` what they parsed to.
+pub fn check(front_end: FrontEnd, name: &str, args: &[String], setting: &Setting) -> Result<(), DirectiveError> {
+    let Some(row) = directive(name) else {
+        return Ok(());
+    };
+    refuse(row.name, args, row.status(front_end))?;
+    if let Setting::DaemonProcess(process) = setting {
+        // Options at their default are not listed, so only the ones given
+        // a value of their own are checked.
+        for word in process.to_args().iter().skip(1) {
+            let Some((option_name, _)) = split_option(word) else { continue };
+            if let Some(row) = option(option_name) {
+                if let Status::Refused(why) = row.status(front_end) {
+                    return Err(DirectiveError::Refused {
+                        directive: "WSGIDaemonProcess",
+                        what: format!("option {option_name}="),
+                        why,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn refuse(name: &'static str, args: &[String], status: Status) -> Result<(), DirectiveError> {
+    match status {
+        Status::Refused(why) => Err(DirectiveError::Refused { directive: name, what: "the directive".into(), why }),
+        Status::OnlyValue(value, why) if !(args.len() == 1 && args[0].eq_ignore_ascii_case(value)) => {
+            Err(DirectiveError::Refused { directive: name, what: format!("any value but {value}"), why })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The status of a directive name in `front_end`, for the names the table
+/// lists (`None` for others).
+pub fn status(front_end: FrontEnd, name: &str) -> Option<Status> {
+    directive(name).map(|row| row.status(front_end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::DaemonProcess;
+    use crate::directives::DIRECTIVES;
+
+    #[test]
+    fn every_directive_has_one_row_in_table_order() {
+        let names: Vec<&str> = DIRECTIVES.iter().map(|d| d.name).collect();
+        let rows: Vec<&str> = DIRECTIVE_SUPPORT.iter().map(|r| r.name).collect();
+        assert_eq!(names, rows);
+    }
+
+    #[test]
+    fn every_option_has_one_row_in_table_order() {
+        let names: Vec<&str> = DaemonProcess::new("x").effective_options().into_iter().map(|(n, _)| n).collect();
+        let rows: Vec<&str> = OPTION_SUPPORT.iter().map(|r| r.name).collect();
+        assert_eq!(names, rows);
+    }
+
+    fn words(text: &str) -> Vec<String> {
+        text.split_whitespace().map(String::from).collect()
+    }
+
+    fn check_line(front_end: FrontEnd, name: &str, args: &str) -> Result<(), DirectiveError> {
+        let args = words(args);
+        let setting = crate::directives::parse(name, &args).unwrap().unwrap();
+        check(front_end, name, &args, &setting)
+    }
+
+    #[test]
+    fn refusals_name_what_and_why() {
+        let err = check_line(FrontEnd::Apache, "WSGIErrorOverride", "On").unwrap_err().to_string();
+        assert!(err.starts_with("WSGIErrorOverride: any value but Off is refused"), "{err}");
+        assert!(check_line(FrontEnd::Apache, "WSGIErrorOverride", "off").is_ok());
+        let err = check_line(FrontEnd::Standalone, "WSGIAccessScript", "/x.py").unwrap_err().to_string();
+        assert!(err.contains("access control"), "{err}");
+        assert!(check_line(FrontEnd::Apache, "WSGIAccessScript", "/x.py").is_ok());
+    }
+
+    #[test]
+    fn daemon_options_are_refused_only_away_from_their_default() {
+        assert!(check_line(FrontEnd::Apache, "WSGIDaemonProcess", "g threads=3").is_ok());
+        assert!(check_line(FrontEnd::Apache, "WSGIDaemonProcess", "g response-flush-delay=5").is_ok());
+        let err = check_line(FrontEnd::Apache, "WSGIDaemonProcess", "g chroot=/srv").unwrap_err().to_string();
+        assert!(err.starts_with("WSGIDaemonProcess: option chroot= is refused"), "{err}");
+    }
+}
