@@ -25,7 +25,6 @@ const DIRECTIVE_SAMPLES: &[(&str, &str)] = &[
     ("WSGITelemetryOptions", "All"),
     ("WSGINewRelicConfigFile", "/etc/newrelic.ini"),
     ("WSGINewRelicEnvironment", "production"),
-    ("WSGIDestroyInterpreter", "On"),
     ("Timeout", "60"),
     ("KeepAlive", "On"),
     ("KeepAliveTimeout", "5"),

@@ -91,7 +91,7 @@ fn prepare(request: &mut Request, script: &ScriptRef, settings: &wsgi_config::Di
     let group = group::server_group(script.application_group.as_deref(), &ctx);
     let reload = settings.effective_script_reloading();
     environ.set("apache.version", EnvValue::Tuple(embedded::apache_version().to_vec()));
-    let (major, minor, patch) = wsgi_core::environ_build::product_version();
+    let (major, minor, patch) = wsgi_core::environ_build::MOD_WSGI_VERSION;
     environ.set("mod_wsgi.version", EnvValue::Tuple(vec![major, minor, patch]));
     environ.set_str("mod_wsgi.process_group", "");
     environ.set_str("mod_wsgi.application_group", group.clone());

@@ -25,7 +25,7 @@ use wsgi_daemon::manager::{self, GroupSpec};
 use wsgi_daemon::process::{self, DefaultIdentity};
 use wsgi_daemon::runner::{DaemonRunner, GroupClient};
 use wsgi_daemon::sys;
-use wsgi_interp::EmbeddedRunner;
+use wsgi_interp::{EmbeddedRunner, PythonConfig};
 
 use crate::config::ServerConfig;
 use crate::embedded::{pid, ApacheSink};
@@ -166,14 +166,15 @@ fn start_manager(state: &ParentState, group: &ParentGroup, succeeds: Option<i32>
     let (user, group_name, _, _) = ffi::child_identity();
     let identity = DefaultIdentity { user, group: group_name };
     let main = state.main.ok_or_else(|| std::io::Error::other("the main server is not known yet"))?;
-    let global = state.global.clone();
+    let mut python = PythonConfig::for_daemon_process(&state.global, process);
+    python.apache = Some(crate::embedded::apache_facts());
     let preloads = crate::config::preloads(main, &process.name);
     let listener = &group.listener;
     let log_main = move |message: &str| main.log(Level::Info, &format!("mod_wsgi (pid={}): {message}", pid()));
     let mut spawn = |_slot: usize, control| -> Infallible {
         let mut make_runner = || -> Result<Box<dyn WsgiRunner>, String> {
             let runner =
-                EmbeddedRunner::for_daemon_process(&global, process, &preloads, &main).map_err(|e| e.to_string())?;
+                EmbeddedRunner::for_daemon_process(python.clone(), &preloads, &main).map_err(|e| e.to_string())?;
             Ok(Box::new(runner))
         };
         process::daemon_main(process, &identity, listener, control, &mut make_runner, &main)

@@ -26,7 +26,9 @@ use wsgi_core::environ_build::{
 use wsgi_core::group::{self, GivenNames, GroupContext, ResolvedNames};
 use wsgi_core::route::latin1;
 use wsgi_core::{AppTarget, EnvValue, Environ, ResponseSink, ResponseWriter, WsgiRunner};
-use wsgi_interp::{EmbeddedRunner, HookCall, HookError, HookValue, PythonConfig, PythonRuntime};
+use wsgi_interp::{
+    ApacheFacts, EmbeddedRunner, HookCall, HookError, HookValue, ProcessFacts, PythonConfig, PythonRuntime,
+};
 
 use crate::config::{DirConfig, ServerConfig};
 use crate::ffi::{self, Level, Pool, Request, RequestLog, Server};
@@ -96,6 +98,42 @@ fn check_python_homes(main: Server) -> Result<(), String> {
     wsgi_interp::check_homes(&config.global, &groups, &main)
 }
 
+/// What Apache's MPM says of its children, as mod_wsgi reports it in
+/// embedded mode: threads per child (1 unless threaded), and the children
+/// in use so far (else the most it may run); never below 1.
+fn mpm_process_facts() -> ProcessFacts {
+    let supported = |query| ffi::mpm_query(query).is_some_and(|answer| answer != ffi::AP_MPMQ_NOT_SUPPORTED as i32);
+    let threads = if supported(ffi::AP_MPMQ_IS_THREADED) { ffi::mpm_query(ffi::AP_MPMQ_MAX_THREADS) } else { None };
+    let processes = if supported(ffi::AP_MPMQ_IS_FORKED) {
+        match ffi::mpm_query(ffi::AP_MPMQ_MAX_DAEMON_USED) {
+            Some(-1) | None => ffi::mpm_query(ffi::AP_MPMQ_MAX_DAEMONS),
+            used => used,
+        }
+    } else {
+        None
+    };
+    let at_least_one = |n: Option<i32>| n.map_or(1, |n| n.max(1) as u32);
+    ProcessFacts {
+        process_group: String::new(),
+        maximum_processes: at_least_one(processes),
+        threads_per_process: at_least_one(threads),
+    }
+}
+
+/// The `apache` module's facts, in Apache's children and daemon processes.
+pub(crate) fn apache_facts() -> ApacheFacts {
+    let mpm = mpm_process_facts();
+    let [major, minor, patch] = apache_version();
+    ApacheFacts {
+        version: (major, minor, patch),
+        mpm_name: ffi::mpm_name(),
+        description: ffi::server_description(),
+        build_date: ffi::server_built(),
+        maximum_processes: mpm.maximum_processes,
+        threads_per_process: mpm.threads_per_process,
+    }
+}
+
 /// `child_init`: initialise Python in the child (never in the parent),
 /// then preload the `WSGIImportScript`s of embedded mode.
 pub(crate) fn child_init(pool: Pool, main: Server) {
@@ -110,7 +148,9 @@ pub(crate) fn child_init(pool: Pool, main: Server) {
     // The home is chosen by wsgi-interp's rule (WSGIPythonHome, else
     // VIRTUAL_ENV, else the installation built against); a home of another
     // Python version is refused, and this child serves no Python.
-    let python = PythonConfig::from_settings(&config.global);
+    let mut python = PythonConfig::from_settings(&config.global);
+    python.process = mpm_process_facts();
+    python.apache = Some(apache_facts());
     match python.python_home() {
         Ok(home) => main.log(Level::Info, &format!("mod_wsgi (pid={}): Python home {home}.", pid())),
         Err(e) => {
@@ -134,9 +174,19 @@ pub(crate) fn child_init(pool: Pool, main: Server) {
     main.log(Level::Info, &format!("mod_wsgi (pid={}): Python initialised in this child.", pid()));
 }
 
+/// How long an embedded child's shutdown callbacks and atexit handlers
+/// may run (daemon processes have `shutdown-timeout=`; this is its
+/// default).
+const EMBEDDED_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> ffi::apr_status_t {
-    // Threads ending from here on must not wait for the GIL.
-    ffi::guard((), PythonRuntime::prepare_for_exit);
+    ffi::guard((), || {
+        if let Some(embedded) = EMBEDDED.get() {
+            embedded.runner.stop("", EMBEDDED_SHUTDOWN_TIMEOUT);
+        }
+        // Threads ending from here on must not wait for the GIL.
+        PythonRuntime::prepare_for_exit();
+    });
     ffi::APR_SUCCESS as ffi::apr_status_t
 }
 
@@ -487,7 +537,7 @@ fn add_module_keys(
                 total_requests,
             },
             versions: Versions {
-                mod_wsgi: wsgi_core::environ_build::product_version(),
+                mod_wsgi: wsgi_core::environ_build::MOD_WSGI_VERSION,
                 apache: Some((major, minor, patch)),
             },
             daemon: None,

@@ -122,7 +122,7 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     both("WSGIPythonEggs", "-", H),
     both("WSGIPythonHashSeed", "-", H),
     both("WSGISwitchInterval", "0.005", H),
-    both("WSGIDestroyInterpreter", "On", Status::Refused("interpreter shutdown is not implemented")),
+    both("WSGIDestroyInterpreter", "On", H),
     both("WSGIPerInterpreterGIL", "Off", Status::OnlyValue("Off", "a GIL per interpreter needs Python 3.12 or later")),
     both(
         "WSGIFreeThreading",

@@ -119,4 +119,14 @@ pub trait WsgiRunner: Send + Sync {
     /// detect a deadlocked interpreter (`deadlock-timeout`). The default
     /// returns at once.
     fn probe(&self) {}
+
+    /// Runs what the applications asked to run when the process stops
+    /// (mod_wsgi's `process_stopping` event, its shutdown callbacks, Python's
+    /// `atexit` handlers), for a planned stop: `reason` is mod_wsgi's
+    /// `shutdown_reason` (`""`, `maximum_requests`, ...). Returns within
+    /// `timeout`, or ends the process: a hanging callback never keeps it
+    /// alive. The default does nothing.
+    fn stop(&self, reason: &str, timeout: std::time::Duration) {
+        let _ = (reason, timeout);
+    }
 }

@@ -119,7 +119,14 @@ pub struct RequestStats<'a> {
     pub total_requests: i64,
 }
 
-/// This product's version, `mod_wsgi.version` in the environ.
+/// The mod_wsgi release whose behaviour this product implements (Debian
+/// 12's, which the tests compare against): `mod_wsgi.version` in the
+/// environ and in the `mod_wsgi` module, so that applications' checks such
+/// as `mod_wsgi.version >= (4, 9)` hold.
+pub const MOD_WSGI_VERSION: (i64, i64, i64) = (4, 9, 4);
+
+/// This product's own version (`mod_wsgi.product_version` in the
+/// `mod_wsgi` module, and the server banner's).
 pub fn product_version() -> (i64, i64, i64) {
     let part = |text: &str| text.parse().unwrap_or(0);
     (

@@ -146,7 +146,8 @@ pub fn daemon_main(
         &format!("mod_wsgi (pid={pid}): Starting process '{}' with threads={}.", process.name, process.threads),
     );
     let options = worker_options(process);
-    let end = worker::serve(listener, runner.as_ref(), &options, &control, std::os::fd::AsRawFd::as_raw_fd(&stop), log);
+    let (end, reason) =
+        worker::serve(listener, runner.as_ref(), &options, &control, std::os::fd::AsRawFd::as_raw_fd(&stop), log);
     match end {
         ServeEnd::Drained => {
             log.log(LogLevel::Info, &format!("mod_wsgi (pid={pid}): Process '{}' has stopped.", process.name))
@@ -156,7 +157,9 @@ pub fn daemon_main(
             &format!("mod_wsgi (pid={pid}): Process '{}' stopped with requests still running.", process.name),
         ),
     }
-    // Python and the threads are not torn down: exit at once.
+    // The application's shutdown callbacks and atexit handlers, within
+    // shutdown-timeout; Python and the threads are not torn down.
+    runner.stop(reason, process.shutdown_timeout);
     std::mem::forget(runner);
     sys::exit_now(0)
 }

@@ -96,6 +96,9 @@ struct Shared<'a> {
     /// whether the head was sent).
     running: Vec<Mutex<Option<Running>>>,
     recycle_asked: AtomicBool,
+    /// Why this process asked to be replaced (mod_wsgi's `shutdown_reason`
+    /// names); empty until it does.
+    recycle_reason: Mutex<&'static str>,
     /// When the last request started, in microseconds since `started`
     /// (atomic: every request sets it).
     last_request_us: AtomicU64,
@@ -162,10 +165,10 @@ pub fn serve(
     control: &ControlPipe,
     stop: RawFd,
     log: &dyn ErrorLog,
-) -> ServeEnd {
+) -> (ServeEnd, &'static str) {
     let Ok((wake_read, wake_write)) = sys::pipe() else {
         log.log(LogLevel::Error, "mod_wsgi: daemon process cannot create its wake-up pipe");
-        return ServeEnd::Drained;
+        return (ServeEnd::Drained, "");
     };
     let _ = sys::set_nonblocking(wake_read.as_raw_fd(), true);
     let _ = sys::set_nonblocking(wake_write.as_raw_fd(), true);
@@ -180,7 +183,7 @@ pub fn serve(
         Ok(poller) => poller,
         Err(e) => {
             log.log(LogLevel::Error, &format!("mod_wsgi: daemon process cannot create its poller: {e}"));
-            return ServeEnd::Drained;
+            return (ServeEnd::Drained, "");
         }
     };
     let shared = Shared {
@@ -194,6 +197,7 @@ pub fn serve(
         // with the clock watcher.
         running: (0..options.threads.max(1)).map(|_| Mutex::new(None)).collect(),
         recycle_asked: AtomicBool::new(false),
+        recycle_reason: Mutex::new(""),
         last_request_us: AtomicU64::new(0),
         script_times: Mutex::new(HashMap::new()),
         started: Instant::now(),
@@ -239,7 +243,7 @@ pub fn serve(
         loop {
             std::thread::sleep(Duration::from_millis(100));
             if let Some(end) = shared.end.get() {
-                return end;
+                return (end, shared.recycle_reason());
             }
             check_timeouts(&shared);
             let stalled_us = now_us().saturating_sub(alive.load(Ordering::Relaxed));
@@ -299,6 +303,25 @@ fn request_thread(slot: usize, shared: &Shared<'_>, listener: &UnixListener) {
                 let _ = wake.write(&[1]);
             }
         }
+    }
+}
+
+impl Shared<'_> {
+    /// Asks the manager for a successor once: whether this call is the
+    /// one that asks, `reason` being recorded for the shutdown.
+    fn ask_recycle(&self, reason: &'static str) -> bool {
+        if self.recycle_asked.swap(true, Ordering::Relaxed) {
+            return false;
+        }
+        if let Ok(mut recorded) = self.recycle_reason.lock() {
+            *recorded = reason;
+        }
+        true
+    }
+
+    /// Why the process asked to be replaced, or `""`.
+    fn recycle_reason(&self) -> &'static str {
+        self.recycle_reason.lock().map(|r| *r).unwrap_or("")
     }
 }
 
@@ -461,7 +484,7 @@ fn check_timeouts(shared: &Shared<'_>) {
                         let _ = writer.get_ref().shutdown(std::net::Shutdown::Both);
                     }
                 }
-                if !shared.recycle_asked.swap(true, Ordering::Relaxed) {
+                if shared.ask_recycle("request_timeout") {
                     shared.control.say(crate::control::RECYCLE);
                 }
             }
@@ -471,7 +494,7 @@ fn check_timeouts(shared: &Shared<'_>) {
         && shared.load_failed.load(Ordering::Relaxed)
         && !shared.loaded.load(Ordering::Relaxed)
         && shared.started.elapsed() > options.startup_timeout
-        && !shared.recycle_asked.swap(true, Ordering::Relaxed)
+        && shared.ask_recycle("startup_timeout")
     {
         shared.log.log(
             LogLevel::Error,
@@ -489,8 +512,7 @@ fn check_timeouts(shared: &Shared<'_>) {
             .elapsed()
             .saturating_sub(Duration::from_micros(shared.last_request_us.load(Ordering::Relaxed)));
         let quiet = shared.running.iter().all(|slot| slot.lock().map(|r| r.is_none()).unwrap_or(false));
-        if quiet && idle_for > options.inactivity_timeout {
-            shared.recycle_asked.store(true, Ordering::Relaxed);
+        if quiet && idle_for > options.inactivity_timeout && shared.ask_recycle("inactivity_timeout") {
             shared.control.say(crate::control::RECYCLE);
         }
     }
@@ -605,7 +627,7 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
         *running = None;
     }
     let maximum = options.maximum_requests;
-    if maximum > 0 && served + 1 >= maximum && !shared.recycle_asked.swap(true, Ordering::Relaxed) {
+    if maximum > 0 && served + 1 >= maximum && shared.ask_recycle("maximum_requests") {
         shared.control.say(crate::control::RECYCLE);
     }
     ended && body_ok
@@ -628,7 +650,7 @@ fn script_changed(shared: &Shared<'_>, script: &std::path::Path, known_mtime_us:
     if first == modified {
         return false;
     }
-    if !shared.recycle_asked.swap(true, Ordering::Relaxed) {
+    if shared.ask_recycle("script_reload") {
         shared.log.log(
             LogLevel::Info,
             &format!(

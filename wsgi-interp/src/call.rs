@@ -13,6 +13,7 @@ use pyo3_ffi as py;
 use wsgi_core::response::WriteError;
 use wsgi_core::{AppTarget, EnvValue, Environ, ErrorLog, LogLevel, ResponseWriter, RunOutcome, WsgiRunner};
 
+use crate::api::ActiveRequest;
 use crate::ffi::{self, Obj, PythonError};
 use crate::objects::{HelperTypes, RequestCtx};
 use crate::runtime::{without_gil, Interpreter, PythonRuntime};
@@ -30,18 +31,15 @@ impl EmbeddedRunner {
         EmbeddedRunner { runtime }
     }
 
-    /// The runner of a daemon process of `process`'s group: Python
-    /// initialised from the process-wide settings with the group's
-    /// `python-home` and `python-path`, then `preloads` (script, application
-    /// group as configured, `%{GLOBAL}` for the main interpreter) imported,
-    /// as mod_wsgi does when a daemon process starts.
+    /// The runner of a daemon process: Python initialised from `config`
+    /// (see [`crate::PythonConfig::for_daemon_process`]), then `preloads`
+    /// (script, application group as configured, `%{GLOBAL}` for the main
+    /// interpreter) imported, as mod_wsgi does when a daemon process starts.
     pub fn for_daemon_process(
-        global: &wsgi_config::model::GlobalSettings,
-        process: &wsgi_config::DaemonProcess,
+        config: crate::PythonConfig,
         preloads: &[(std::path::PathBuf, String)],
         log: &dyn ErrorLog,
     ) -> Result<EmbeddedRunner, crate::InterpError> {
-        let config = crate::PythonConfig::for_daemon_process(global, process);
         let runner = EmbeddedRunner::new(PythonRuntime::initialize(config)?);
         runner.preload_all(preloads, log);
         Ok(runner)
@@ -168,6 +166,10 @@ impl WsgiRunner for EmbeddedRunner {
         // Entering the main interpreter takes the GIL; a thread that never
         // releases it keeps this waiting.
         let _entered = self.runtime.main_interpreter().enter();
+    }
+
+    fn stop(&self, reason: &str, timeout: std::time::Duration) {
+        self.runtime.stop(reason, timeout);
     }
 }
 
@@ -348,6 +350,9 @@ unsafe fn run_app(
     // SAFETY: the GIL is held (caller). The context lives on this stack
     // frame and every object pointing at it is detached before returning.
     unsafe {
+        // Registered before the script loads: code run at import sees the
+        // request, as under mod_wsgi.
+        let mut request = interp.api.begin(&environ);
         let app = {
             let mut scripts = interp.lock_scripts();
             scripts.callable(&target.script, &target.callable, target.reload_on_change, target.script_mtime_us)
@@ -356,6 +361,9 @@ unsafe fn run_app(
             Ok(app) => app,
             Err(e) => {
                 report_load_error(interp, &target.script, &target.callable, e, log);
+                if let Some(request) = request {
+                    interp.api.end(request, Default::default());
+                }
                 return After::NotLoaded;
             }
         };
@@ -369,16 +377,31 @@ unsafe fn run_app(
         );
         let (Some(start_response), Some(input), Some(errors)) = objects else {
             report_exception(target, &ffi::take_exception(), log);
+            if let Some(request) = request {
+                interp.api.end(request, (*ctx_ptr).io);
+            }
             return After::Fail;
         };
         let after = match environ_dict(interp, environ, &input, &errors, &helpers.file_wrapper) {
-            Some(dict) => call_and_iterate(interp, target, &app, &dict, &start_response, ctx_ptr, log),
+            Some(dict) => {
+                let (app, given_start_response) = match request.as_mut() {
+                    Some(active) if interp.api.has_subscribers() => {
+                        interp.api.request_started(&app, &dict, &start_response, active)
+                    }
+                    _ => (app, start_response.clone()),
+                };
+                let call = AppCall { interp, target, request: request.as_ref(), ctx: ctx_ptr, log };
+                call.call_and_iterate(&app, &dict, &given_start_response)
+            }
             None => {
-                report_exception(target, &ffi::take_exception(), log);
+                AppCall { interp, target, request: request.as_ref(), ctx: ctx_ptr, log }.report_exception();
                 After::Fail
             }
         };
         (*ctx_ptr).flush_errors();
+        if let Some(request) = request {
+            interp.api.end(request, (*ctx_ptr).io);
+        }
         for obj in [&start_response, &input, &errors] {
             HelperTypes::detach(obj);
         }
@@ -390,104 +413,128 @@ unsafe fn run_app(
     }
 }
 
-/// Calls the application, sends its iterable, and always calls `close()`.
-unsafe fn call_and_iterate(
-    interp: &Interpreter,
-    target: &AppTarget,
-    app: &Obj,
-    environ: &Obj,
-    start_response: &Obj,
+/// One application call: what its steps need to report failures and
+/// reach the request.
+struct AppCall<'a> {
+    interp: &'a Interpreter,
+    target: &'a AppTarget,
+    request: Option<&'a ActiveRequest>,
+    /// A raw pointer: Python callbacks reach the same context while the
+    /// application runs, so no `&mut` to it may be held across a call into
+    /// Python; references are made only for the moment of each write.
     ctx: *mut RequestCtx,
-    log: &dyn ErrorLog,
-) -> After {
-    // SAFETY: the GIL is held (caller).
-    unsafe {
-        let result = py::PyObject_CallFunctionObjArgs(
-            app.as_ptr(),
-            environ.as_ptr(),
-            start_response.as_ptr(),
-            std::ptr::null_mut::<py::PyObject>(),
-        );
-        let Some(result) = Obj::from_owned(result) else {
-            report_exception(target, &ffi::take_exception(), log);
-            return After::Fail;
-        };
-        let mut after = send_iterable(interp, target, &result, ctx, log);
-        // Lists and tuples, the common case, have no close(); asking them
-        // would raise and discard an AttributeError on every request.
-        let plain = py::PyList_CheckExact(result.as_ptr()) != 0 || py::PyTuple_CheckExact(result.as_ptr()) != 0;
-        if !plain && py::PyObject_HasAttrString(result.as_ptr(), c"close".as_ptr()) != 0 {
-            let closed = py::PyObject_CallMethod(result.as_ptr(), c"close".as_ptr(), std::ptr::null());
-            if Obj::from_owned(closed).is_none() {
-                report_exception(target, &ffi::take_exception(), log);
-                if matches!(after, After::Finish) {
-                    after = After::Fail;
-                }
-            }
-        }
-        after
-    }
+    log: &'a dyn ErrorLog,
 }
 
-/// `ctx` is a raw pointer: Python callbacks reach the same context while
-/// the application runs, so no `&mut` to it may be held across a call into
-/// Python; references are made only for the moment of each write.
-unsafe fn send_iterable(
-    interp: &Interpreter,
-    target: &AppTarget,
-    result: &Obj,
-    ctx: *mut RequestCtx,
-    log: &dyn ErrorLog,
-) -> After {
-    // SAFETY: the GIL is held (caller).
-    unsafe {
-        if let Some((fd, offset)) = interp.helpers.wrapped_file(result.as_ptr()) {
-            if let Some(after) = send_wrapped_file(fd, offset, ctx) {
-                return after;
+impl AppCall<'_> {
+    /// Logs the exception now set, after publishing `request_exception`
+    /// when the events are subscribed.
+    ///
+    /// # Safety
+    /// The GIL is held and an exception is set.
+    unsafe fn report_exception(&self) {
+        // SAFETY: as the caller promises.
+        let error = unsafe {
+            match self.request {
+                Some(request) if self.interp.api.has_subscribers() => self.interp.api.request_exception(request),
+                _ => ffi::take_exception(),
             }
-        }
-        // Items of a list or tuple are all there: send them as one piece.
-        // Those of any other iterable may be far apart in time, so each is
-        // pushed to the client as soon as it is produced.
-        let flush_each = py::PyList_CheckExact(result.as_ptr()) == 0 && py::PyTuple_CheckExact(result.as_ptr()) == 0;
-        let Some(iter) = Obj::from_owned(py::PyObject_GetIter(result.as_ptr())) else {
-            report_exception(target, &ffi::take_exception(), log);
-            return After::Fail;
         };
-        loop {
-            let Some(item) = Obj::from_owned(py::PyIter_Next(iter.as_ptr())) else {
-                if !py::PyErr_Occurred().is_null() {
-                    report_exception(target, &ffi::take_exception(), log);
-                    return After::Fail;
-                }
-                return After::Finish;
-            };
-            let Some(data) = ffi::bytes_data(item.as_ptr()) else {
-                let kind = (*py::Py_TYPE(item.as_ptr())).tp_name;
-                let kind = std::ffi::CStr::from_ptr(kind).to_string_lossy();
-                log.log(
-                    LogLevel::Error,
-                    &format!(
-                        "mod_wsgi: Exception occurred processing WSGI script '{}'.\nTypeError: sequence of byte string values expected, value of type {kind} found",
-                        target.script.display()
-                    ),
-                );
+        report_exception(self.target, &error, self.log);
+    }
+
+    /// Calls the application, sends its iterable, and always calls
+    /// `close()`.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    unsafe fn call_and_iterate(&self, app: &Obj, environ: &Obj, start_response: &Obj) -> After {
+        // SAFETY: the GIL is held (caller).
+        unsafe {
+            let result = py::PyObject_CallFunctionObjArgs(
+                app.as_ptr(),
+                environ.as_ptr(),
+                start_response.as_ptr(),
+                std::ptr::null_mut::<py::PyObject>(),
+            );
+            let Some(result) = Obj::from_owned(result) else {
+                self.report_exception();
                 return After::Fail;
             };
-            let written = if flush_each { (*ctx).write_and_flush(data) } else { (*ctx).write_body(data) };
-            match written {
-                Ok(()) => {}
-                Err(WriteError::Client(_)) => return After::ClientGone,
-                Err(WriteError::Complete) => return After::Finish,
-                Err(WriteError::NotStarted) => {
+            let mut after = self.send_iterable(&result);
+            // Lists and tuples, the common case, have no close(); asking them
+            // would raise and discard an AttributeError on every request.
+            let plain = py::PyList_CheckExact(result.as_ptr()) != 0 || py::PyTuple_CheckExact(result.as_ptr()) != 0;
+            if !plain && py::PyObject_HasAttrString(result.as_ptr(), c"close".as_ptr()) != 0 {
+                let closed = py::PyObject_CallMethod(result.as_ptr(), c"close".as_ptr(), std::ptr::null());
+                if Obj::from_owned(closed).is_none() {
+                    self.report_exception();
+                    if matches!(after, After::Finish) {
+                        after = After::Fail;
+                    }
+                }
+            }
+            after
+        }
+    }
+
+    /// Sends the application's iterable.
+    ///
+    /// # Safety
+    /// The GIL is held.
+    unsafe fn send_iterable(&self, result: &Obj) -> After {
+        let (ctx, target, log) = (self.ctx, self.target, self.log);
+        // SAFETY: the GIL is held (caller).
+        unsafe {
+            if let Some((fd, offset)) = self.interp.helpers.wrapped_file(result.as_ptr()) {
+                if let Some(after) = send_wrapped_file(fd, offset, ctx) {
+                    return after;
+                }
+            }
+            // Items of a list or tuple are all there: send them as one piece.
+            // Those of any other iterable may be far apart in time, so each is
+            // pushed to the client as soon as it is produced.
+            let flush_each =
+                py::PyList_CheckExact(result.as_ptr()) == 0 && py::PyTuple_CheckExact(result.as_ptr()) == 0;
+            let Some(iter) = Obj::from_owned(py::PyObject_GetIter(result.as_ptr())) else {
+                self.report_exception();
+                return After::Fail;
+            };
+            loop {
+                let Some(item) = Obj::from_owned(py::PyIter_Next(iter.as_ptr())) else {
+                    if !py::PyErr_Occurred().is_null() {
+                        self.report_exception();
+                        return After::Fail;
+                    }
+                    return After::Finish;
+                };
+                let Some(data) = ffi::bytes_data(item.as_ptr()) else {
+                    let kind = (*py::Py_TYPE(item.as_ptr())).tp_name;
+                    let kind = std::ffi::CStr::from_ptr(kind).to_string_lossy();
                     log.log(
                         LogLevel::Error,
                         &format!(
-                            "mod_wsgi: application in '{}' produced body data before calling start_response()",
+                            "mod_wsgi: Exception occurred processing WSGI script '{}'.\nTypeError: sequence of byte string values expected, value of type {kind} found",
                             target.script.display()
                         ),
                     );
                     return After::Fail;
+                };
+                let written = if flush_each { (*ctx).write_and_flush(data) } else { (*ctx).write_body(data) };
+                match written {
+                    Ok(()) => {}
+                    Err(WriteError::Client(_)) => return After::ClientGone,
+                    Err(WriteError::Complete) => return After::Finish,
+                    Err(WriteError::NotStarted) => {
+                        log.log(
+                            LogLevel::Error,
+                            &format!(
+                                "mod_wsgi: application in '{}' produced body data before calling start_response()",
+                                target.script.display()
+                            ),
+                        );
+                        return After::Fail;
+                    }
                 }
             }
         }
@@ -518,8 +565,13 @@ unsafe fn send_wrapped_file(fd: i32, offset: u64, ctx: *mut RequestCtx) -> Optio
 impl RequestCtx {
     fn send_file(&mut self, file: &std::fs::File, offset: u64) -> Result<u64, WriteError> {
         let writer = self.writer_ptr();
+        let started = std::time::Instant::now();
         // SAFETY: the writer is valid while the context is attached; no
         // Python object is touched without the GIL.
-        without_gil(|| unsafe { (*writer).send_file(file, offset, None) })
+        let sent = without_gil(|| unsafe { (*writer).send_file(file, offset, None) });
+        if let Ok(n) = sent {
+            self.io.wrote(n as usize, started);
+        }
+        sent
     }
 }

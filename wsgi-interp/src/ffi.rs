@@ -225,6 +225,36 @@ pub(crate) unsafe fn take_exception() -> PythonError {
     }
 }
 
+/// Takes the current exception as [`take_exception`] does, and also gives
+/// it as the `(type, value, traceback)` tuple of `sys.exc_info()`.
+///
+/// # Safety
+/// The GIL is held.
+pub(crate) unsafe fn take_exception_info() -> (PythonError, Option<Obj>) {
+    // SAFETY: the GIL is held; the fetched references are owned by Obj,
+    // and restored (with new references) for take_exception.
+    unsafe {
+        let mut kind = std::ptr::null_mut();
+        let mut value = std::ptr::null_mut();
+        let mut tb = std::ptr::null_mut();
+        py::PyErr_Fetch(&mut kind, &mut value, &mut tb);
+        if kind.is_null() {
+            return (take_exception(), None);
+        }
+        py::PyErr_NormalizeException(&mut kind, &mut value, &mut tb);
+        let parts = [kind, value, tb].map(|p| if p.is_null() { py::Py_None() } else { p });
+        let info = Obj::from_owned(py::PyTuple_New(3));
+        if let Some(info) = &info {
+            for (i, part) in parts.into_iter().enumerate() {
+                py::Py_IncRef(part);
+                py::PyTuple_SetItem(info.as_ptr(), i as py::Py_ssize_t, part);
+            }
+        }
+        py::PyErr_Restore(kind, value, tb);
+        (take_exception(), info)
+    }
+}
+
 /// `''.join(traceback.format_exception(kind, value, tb))`.
 unsafe fn format_exception(kind: &Option<Obj>, value: &Option<Obj>, tb: &Option<Obj>) -> Option<String> {
     // SAFETY: the GIL is held (caller); NULLs are replaced by None.

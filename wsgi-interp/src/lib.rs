@@ -26,6 +26,7 @@
 //! the `mod_wsgi.Auth` object behind `mod_ssl.*`) are heap types created in
 //! each interpreter, detached from their request when it ends.
 
+mod api;
 mod call;
 mod ffi;
 pub mod home;
@@ -37,7 +38,7 @@ mod script;
 pub use call::EmbeddedRunner;
 pub use home::{HomeError, PythonHome};
 pub use hooks::{HookCall, HookError, HookValue};
-pub use runtime::{check_homes, PythonConfig, PythonRuntime};
+pub use runtime::{check_homes, ApacheFacts, ProcessFacts, PythonConfig, PythonRuntime};
 pub use script::module_name;
 
 /// The product's part of the server banner and `SERVER_SOFTWARE`, naming

@@ -12,12 +12,14 @@
 use std::io::Read;
 use std::os::raw::{c_char, c_int, c_void};
 use std::ptr;
+use std::time::Instant;
 
 use pyo3_ffi as py;
 use wsgi_core::app::SslLookup;
 use wsgi_core::response::{StartResponseError, WriteError};
 use wsgi_core::{ErrorLog, LogLevel, ResponseWriter};
 
+use crate::api::IoStats;
 use crate::ffi::{self, Obj, PythonError};
 use crate::runtime::without_gil;
 
@@ -44,6 +46,8 @@ pub(crate) struct RequestCtx {
     /// context (another Python thread could otherwise reach the request's
     /// body and writer concurrently, or after they are gone).
     thread: std::thread::ThreadId,
+    /// Reads and writes so far, for `request_finished`.
+    pub(crate) io: IoStats,
 }
 
 impl RequestCtx {
@@ -68,6 +72,7 @@ impl RequestCtx {
             error_line: String::new(),
             client_gone: false,
             thread: std::thread::current().id(),
+            io: IoStats::default(),
         }
     }
 
@@ -125,6 +130,7 @@ impl RequestCtx {
         }
         let body = self.body;
         let mut chunk = vec![0u8; want.clamp(1, READ_CHUNK)];
+        let started = Instant::now();
         let n = without_gil(|| loop {
             // SAFETY: `body` is valid while attached; the GIL is released
             // only around the blocking read, which touches no Python object.
@@ -133,6 +139,7 @@ impl RequestCtx {
                 other => break other,
             }
         })?;
+        self.io.read(n, started);
         if n == 0 {
             self.body_done = true;
             return Ok(false);
@@ -148,6 +155,7 @@ impl RequestCtx {
             return Ok(0);
         }
         let body = self.body;
+        let started = Instant::now();
         let n = without_gil(|| loop {
             // SAFETY: `body` is valid while attached; the GIL is released
             // only around the blocking read, and `dst` is memory no Python
@@ -157,6 +165,7 @@ impl RequestCtx {
                 other => break other,
             }
         })?;
+        self.io.read(n, started);
         if n == 0 {
             self.body_done = true;
         }
@@ -171,6 +180,7 @@ impl RequestCtx {
     /// Writes `data` to the response without the GIL.
     pub(crate) fn write_body(&mut self, data: &[u8]) -> Result<(), WriteError> {
         let writer = self.writer;
+        let started = Instant::now();
         // SAFETY: `writer` is valid while attached; `data` belongs to a bytes
         // object the caller holds a reference to, and bytes are immutable.
         // The GIL is released only around writes that may block.
@@ -181,6 +191,7 @@ impl RequestCtx {
                 (*writer).write(data)
             }
         };
+        self.io.wrote(data.len(), started);
         if matches!(result, Err(WriteError::Client(_))) {
             self.client_gone = true;
         }
@@ -376,7 +387,7 @@ unsafe fn attached_ctx<'a>(slf: *mut py::PyObject, finished: &str) -> Option<&'a
 }
 
 /// Wraps a callback body so that a Rust panic never crosses into C.
-fn guarded(f: impl FnOnce() -> *mut py::PyObject) -> *mut py::PyObject {
+pub(crate) fn guarded(f: impl FnOnce() -> *mut py::PyObject) -> *mut py::PyObject {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(result) => result,
         Err(_) => {
@@ -959,7 +970,7 @@ unsafe extern "C" fn auth_ssl_var_lookup(slf: *mut py::PyObject, args: *mut py::
 
 // --- type specs ------------------------------------------------------------
 
-const fn method(name: &'static std::ffi::CStr, meth: py::PyCFunction, flags: c_int) -> py::PyMethodDef {
+pub(crate) const fn method(name: &'static std::ffi::CStr, meth: py::PyCFunction, flags: c_int) -> py::PyMethodDef {
     py::PyMethodDef {
         ml_name: name.as_ptr(),
         ml_meth: py::PyMethodDefPointer { PyCFunction: meth },

@@ -21,6 +21,7 @@ use pyo3_ffi as py;
 use wsgi_config::model::GlobalSettings;
 use wsgi_config::values::HashSeed;
 
+use crate::api::ModWsgiModule;
 use crate::ffi::{self, Obj};
 use crate::home::{self, HomeError, Installation, PythonHome};
 use crate::objects::HelperTypes;
@@ -60,6 +61,49 @@ pub struct PythonConfig {
     pub switch_interval: Option<f64>,
     /// `WSGIPythonEggs` (or `python-eggs=`): `PYTHON_EGG_CACHE`.
     pub eggs: Option<PathBuf>,
+    /// `WSGIDestroyInterpreter` (default On): whether a stop runs Python's
+    /// `atexit` handlers (the shutdown callbacks run either way).
+    pub destroy_interpreter: bool,
+    /// What the `mod_wsgi` module tells applications about this process.
+    pub process: ProcessFacts,
+    /// The `apache` module's facts, under Apache (`None`: no such module).
+    pub apache: Option<ApacheFacts>,
+}
+
+/// The process an interpreter runs in, as the `mod_wsgi` module reports
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessFacts {
+    /// `mod_wsgi.process_group`: the daemon group, `""` in embedded mode.
+    pub process_group: String,
+    /// `mod_wsgi.maximum_processes`: the most processes serving requests.
+    pub maximum_processes: u32,
+    /// `mod_wsgi.threads_per_process`: request threads per process (0 in
+    /// a daemon group without request threads).
+    pub threads_per_process: u32,
+}
+
+impl Default for ProcessFacts {
+    fn default() -> Self {
+        ProcessFacts { process_group: String::new(), maximum_processes: 1, threads_per_process: 1 }
+    }
+}
+
+/// The Apache a process runs under, for the `apache` module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApacheFacts {
+    /// `apache.version`: Apache's (major, minor, patch).
+    pub version: (i64, i64, i64),
+    /// `apache.mpm_name`: `event`, `worker` or `prefork`.
+    pub mpm_name: String,
+    /// `apache.description`: the server banner.
+    pub description: String,
+    /// `apache.build_date`.
+    pub build_date: String,
+    /// `apache.maximum_processes`: Apache's child processes at most.
+    pub maximum_processes: u32,
+    /// `apache.threads_per_process`: threads per child.
+    pub threads_per_process: u32,
 }
 
 impl PythonConfig {
@@ -80,6 +124,9 @@ impl PythonConfig {
             restrict_signal: global.restrict_signal.unwrap_or(true),
             switch_interval: global.switch_interval,
             eggs: global.python_eggs.clone(),
+            destroy_interpreter: global.destroy_interpreter.unwrap_or(true),
+            process: ProcessFacts::default(),
+            apache: None,
         }
     }
 
@@ -101,6 +148,11 @@ impl PythonConfig {
         if let Some(eggs) = &process.python_eggs {
             config.eggs = Some(eggs.clone());
         }
+        config.process = ProcessFacts {
+            process_group: process.name.clone(),
+            maximum_processes: process.process_count(),
+            threads_per_process: process.threads,
+        };
         config
     }
 
@@ -155,6 +207,8 @@ pub(crate) struct Interpreter {
     pub(crate) scripts: Mutex<ScriptCache>,
     /// Interned environ keys; only touched with this interpreter's GIL.
     pub(crate) keys: Mutex<crate::call::KeyCache>,
+    /// This interpreter's `mod_wsgi` module.
+    pub(crate) api: ModWsgiModule,
 }
 
 // SAFETY: the raw interpreter pointer and the Python objects inside are only
@@ -418,9 +472,14 @@ impl PythonRuntime {
             py::PyDict_SetItemString(globals.as_ptr(), c"__builtins__".as_ptr(), builtins);
             ffi::run_source(&setup, globals.as_ptr()).map_err(|e| InterpError::Python(e.traceback))?;
         }
+        // SAFETY: as above.
+        let api =
+            unsafe { ModWsgiModule::install(&config.process, config.apache.as_ref(), &group, &helpers.file_wrapper) }
+                .map_err(|e| InterpError::Python(e.traceback))?;
         Ok(Interpreter {
             state,
             group,
+            api,
             helpers,
             scripts: Mutex::new(ScriptCache::default()),
             keys: Mutex::new(crate::call::KeyCache::default()),
@@ -500,6 +559,55 @@ impl PythonRuntime {
         }
     }
 
+    /// Runs the applications' shutdown code, once per process, for a
+    /// planned stop: in every interpreter (application groups first, the
+    /// main one last), the `process_stopping` event to the event and
+    /// shutdown callbacks of the `mod_wsgi` module (`reason` is its
+    /// `shutdown_reason`), then, unless `WSGIDestroyInterpreter Off`,
+    /// Python's `atexit` handlers. The interpreters themselves are not
+    /// finalised: request threads may still hold them, and the process
+    /// exits next.
+    ///
+    /// Bounded by `timeout` (unless zero): a callback that hangs, or an
+    /// interpreter whose lock is never released, makes the process exit
+    /// when it runs out, as mod_wsgi's shutdown-timeout does.
+    pub fn stop(&self, reason: &str, timeout: std::time::Duration) {
+        static STOPPED: AtomicBool = AtomicBool::new(false);
+        if STOPPED.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        if !timeout.is_zero() {
+            let _ = std::thread::Builder::new().name("wsgi-shutdown-timeout".into()).spawn(move || {
+                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(timeout) {
+                    eprintln!(
+                        "mod_wsgi (pid={}): shutdown callbacks still running after the shutdown timeout of {timeout:?}; exiting.",
+                        std::process::id()
+                    );
+                    // SAFETY: ends the process at once, as the timeout asks.
+                    unsafe { libc::_exit(1) };
+                }
+            });
+        }
+        let mut interpreters: Vec<Arc<Interpreter>> = {
+            let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
+            groups.values().cloned().collect()
+        };
+        interpreters.push(self.main.clone());
+        for interp in interpreters {
+            let _entered = interp.enter();
+            // SAFETY: we hold this interpreter's GIL.
+            unsafe {
+                interp.api.process_stopping(reason);
+                if self.config.destroy_interpreter {
+                    run_atexit_handlers();
+                }
+            }
+        }
+        EXITING.store(true, Ordering::Relaxed);
+        let _ = done.send(());
+    }
+
     /// Tells the runtime the process is about to exit: threads that end from
     /// now on leave their Python thread states alone rather than take the
     /// GIL to clean them up (which could wait forever).
@@ -511,6 +619,25 @@ impl PythonRuntime {
     pub fn groups(&self) -> Vec<String> {
         let groups = self.groups.lock().unwrap_or_else(|e| e.into_inner());
         groups.keys().cloned().collect()
+    }
+}
+
+/// `atexit._run_exitfuncs()` in the current interpreter: runs its
+/// handlers (last registered first) and forgets them, so that none runs
+/// twice. A failing handler is reported by the `atexit` module itself.
+///
+/// # Safety
+/// The GIL of the interpreter is held.
+unsafe fn run_atexit_handlers() {
+    // SAFETY: the GIL is held (caller); references are owned by Obj.
+    unsafe {
+        let ran = Obj::from_owned(py::PyImport_ImportModule(c"atexit".as_ptr())).and_then(|atexit| {
+            Obj::from_owned(py::PyObject_CallMethod(atexit.as_ptr(), c"_run_exitfuncs".as_ptr(), std::ptr::null()))
+        });
+        if ran.is_none() {
+            let error = ffi::take_exception();
+            eprintln!("mod_wsgi (pid={}): running atexit handlers failed:\n{}", std::process::id(), error.traceback);
+        }
     }
 }
 

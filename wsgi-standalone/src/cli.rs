@@ -136,6 +136,10 @@ pub(crate) struct ServerArgs {
     /// Seconds to let in-flight requests finish after SIGTERM or SIGINT.
     #[arg(long, default_value_t = 15)]
     pub(crate) graceful_timeout: u64,
+    /// Seconds the application's shutdown callbacks and atexit handlers may
+    /// take once serving has stopped, before the process exits anyway.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) shutdown_timeout: u64,
     /// Seconds a kept-alive connection may stay idle.
     #[arg(long, default_value_t = 5)]
     pub(crate) keep_alive_timeout: u64,

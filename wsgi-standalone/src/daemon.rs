@@ -18,7 +18,7 @@ use wsgi_daemon::control::ControlPipe;
 use wsgi_daemon::manager::{self, GroupSpec};
 use wsgi_daemon::process::{self, DefaultIdentity};
 use wsgi_daemon::runner::GroupClient;
-use wsgi_interp::EmbeddedRunner;
+use wsgi_interp::{EmbeddedRunner, PythonConfig};
 
 use crate::logging::ServerLog;
 
@@ -156,12 +156,12 @@ pub fn manager_main(group_name: &str, socket: &Path, log: Arc<ServerLog>) -> Res
     // WSGIImportScript lines for the group, and script aliases naming both
     // groups, are imported when a daemon process starts, as in mod_wsgi.
     let preloads = config.preloads(&process.name);
-    let global = config.global.clone();
+    let python = PythonConfig::for_daemon_process(&config.global, &process);
     let mut spawn = |_slot: usize, control: ControlPipe| -> std::convert::Infallible {
         let log = log.as_ref();
         let mut make_runner = || -> Result<Box<dyn WsgiRunner>, String> {
             let runner =
-                EmbeddedRunner::for_daemon_process(&global, &process, &preloads, log).map_err(|e| e.to_string())?;
+                EmbeddedRunner::for_daemon_process(python.clone(), &preloads, log).map_err(|e| e.to_string())?;
             Ok(Box::new(runner))
         };
         process::daemon_main(&process, &identity, &listener, control, &mut make_runner, log)

@@ -14,7 +14,7 @@ use wsgi_config::Config;
 use wsgi_core::environ_build::{Versions, WsgiFlags};
 use wsgi_core::pipeline::{Site, SiteOptions};
 use wsgi_core::LogLevel;
-use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
+use wsgi_interp::{EmbeddedRunner, ProcessFacts, PythonConfig, PythonRuntime};
 
 use crate::cli::{read_options, ServerArgs};
 use crate::logging::{AccessLog, LogSink, ServerLog};
@@ -68,6 +68,7 @@ fn script_config(args: &ServerArgs, script: &Path) -> Result<Config, String> {
             format!("queue-timeout={}", args.queue_timeout),
             format!("request-timeout={}", args.request_timeout),
             format!("graceful-timeout={}", args.graceful_timeout),
+            format!("shutdown-timeout={}", args.shutdown_timeout),
         ];
         if args.maximum_requests > 0 {
             daemon.push(format!("maximum-requests={}", args.maximum_requests));
@@ -180,8 +181,13 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     let mut embedded: Option<Arc<dyn wsgi_core::WsgiRunner>> = None;
     let mut reload_watch = None;
     if config.global.restrict_embedded != Some(true) {
-        let runtime =
-            PythonRuntime::initialize(PythonConfig::from_settings(&config.global)).map_err(|e| e.to_string())?;
+        let mut python = PythonConfig::from_settings(&config.global);
+        python.process = ProcessFacts {
+            process_group: String::new(),
+            maximum_processes: args.processes.max(1),
+            threads_per_process: args.threads.max(1),
+        };
+        let runtime = PythonRuntime::initialize(python).map_err(|e| e.to_string())?;
         let runner = Arc::new(EmbeddedRunner::new(runtime.clone()));
         runner.preload_all(&config.preloads(""), log.as_ref());
         if let Some(script) = &args.script {
@@ -201,7 +207,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     let runner = if clients.is_empty() && embedded.is_some() {
         embedded.clone().expect("checked")
     } else {
-        daemon::runner(clients, embedded)
+        daemon::runner(clients, embedded.clone())
     };
     // Relaying to daemon processes blocks a worker thread per request:
     // enough of them for every daemon thread.
@@ -213,7 +219,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         SiteOptions {
             server_software: software.clone(),
             flags: WsgiFlags::embedded(args.processes > 1 && !args.daemon, args.threads > 1),
-            versions: Versions { mod_wsgi: wsgi_core::environ_build::product_version(), apache: None },
+            versions: Versions { mod_wsgi: wsgi_core::environ_build::MOD_WSGI_VERSION, apache: None },
             default_document_root: "/var/www/html".into(),
         },
     );
@@ -263,6 +269,9 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     }
     .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
     io_runtime.block_on(http::serve(listeners, shared)).map_err(|e| e.to_string())?;
+    if let Some(embedded) = &embedded {
+        embedded.stop("", Duration::from_secs(args.shutdown_timeout));
+    }
     PythonRuntime::prepare_for_exit();
     drop(groups);
     log.log(LogLevel::Info, "stopped");

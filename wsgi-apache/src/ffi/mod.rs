@@ -675,6 +675,14 @@ extern "C" {
     /// configuration is read, under `apachectl configtest` too, before
     /// `post_config`. Its function has `post_config`'s signature. Not in
     /// the generated bindings.
+    /// `ap_show_mpm` (`http_main.h`): the MPM's name. Not in the generated
+    /// bindings.
+    fn ap_show_mpm() -> *const c_char;
+
+    /// `ap_get_server_built` (`httpd.h`): when the server was built. Not
+    /// in the generated bindings.
+    fn ap_get_server_built() -> *const c_char;
+
     pub(crate) fn ap_hook_check_config(
         pf: ap_HOOK_post_config_t,
         pre: *const *const c_char,
@@ -1011,6 +1019,31 @@ pub(crate) fn mpm_query(query: u32) -> Option<c_int> {
     // SAFETY: `result` is a valid out-pointer.
     let status = unsafe { ap_mpm_query(query as c_int, &mut result) };
     (status == APR_SUCCESS as apr_status_t).then_some(result)
+}
+
+/// A static C string of Apache's as text (empty for NULL).
+fn static_text(text: *const c_char) -> String {
+    // SAFETY: Apache returns NULL or a NUL-terminated string that lives as
+    // long as the process.
+    unsafe { bytes(text) }.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()
+}
+
+/// The MPM's name (`event`, `worker`, `prefork`).
+pub(crate) fn mpm_name() -> String {
+    // SAFETY: takes no arguments; returns a static string.
+    static_text(unsafe { ap_show_mpm() })
+}
+
+/// When the server was built, as `httpd -v` shows it.
+pub(crate) fn server_built() -> String {
+    // SAFETY: takes no arguments; returns a static string.
+    static_text(unsafe { ap_get_server_built() })
+}
+
+/// The full server description (`Apache/2.4.62 (Debian) mod_wsgi-rs/...`).
+pub(crate) fn server_description() -> String {
+    // SAFETY: takes no arguments; returns a string of the server's.
+    static_text(unsafe { ap_get_server_description() })
 }
 
 /// Adds `component` to the server's version banner.

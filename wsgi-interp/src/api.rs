@@ -1,0 +1,578 @@
+//! The `mod_wsgi` module of every interpreter (its Python half is
+//! `mod_wsgi.py`), the `apache` module under Apache, and the process-wide
+//! request counters behind `process_metrics()` and `request_metrics()`.
+//!
+//! Every request is registered in `active_requests` and for
+//! `request_data()`: two dict insertions and two deletions. The events
+//! cost nothing until an application subscribes: the server checks the
+//! length of `event_callbacks` before building any.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use pyo3_ffi as py;
+use wsgi_core::{EnvValue, Environ};
+
+use crate::ffi::{self, Obj, PythonError};
+use crate::objects::{guarded, method};
+use crate::runtime::{ApacheFacts, ProcessFacts};
+
+const SOURCE: &str = include_str!("mod_wsgi.py");
+
+/// Upper bounds of the time buckets of `request_metrics()`, as mod_wsgi's:
+/// 5 ms doubling up to about 41 s, then the rest.
+const BUCKETS: usize = 16;
+
+/// The request counters of this process, across its interpreters.
+#[derive(Default)]
+struct Counters {
+    request_count: u64,
+    busy_seconds: f64,
+    active: u64,
+    /// Requests served per request thread (the environ's
+    /// `mod_wsgi.thread_id`).
+    per_thread: BTreeMap<i64, u64>,
+    application_buckets: [u64; BUCKETS],
+    application_seconds: f64,
+}
+
+/// When the first interpreter of this process was set up: the
+/// `restart_time` of `process_metrics()`.
+static PROCESS_START: std::sync::OnceLock<SystemTime> = std::sync::OnceLock::new();
+
+static COUNTERS: Mutex<Counters> = Mutex::new(Counters {
+    request_count: 0,
+    busy_seconds: 0.0,
+    active: 0,
+    per_thread: BTreeMap::new(),
+    application_buckets: [0; BUCKETS],
+    application_seconds: 0.0,
+});
+
+fn counters() -> std::sync::MutexGuard<'static, Counters> {
+    COUNTERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn bucket_of(seconds: f64) -> usize {
+    let mut limit = 0.005;
+    for bucket in 0..14 {
+        if seconds <= limit {
+            return bucket;
+        }
+        limit *= 2.0;
+    }
+    14
+}
+
+fn epoch_seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// The `mod_wsgi` module of one interpreter: the objects the server
+/// touches per request and at shutdown.
+pub(crate) struct ModWsgiModule {
+    event_callbacks: Obj,
+    active_requests: Obj,
+    by_thread: Obj,
+    request_started: Obj,
+    request_finished: Obj,
+    request_exception: Obj,
+    process_stopping: Obj,
+}
+
+/// A request between [`ModWsgiModule::begin`] and [`ModWsgiModule::end`].
+pub(crate) struct ActiveRequest {
+    id: Obj,
+    thread: Obj,
+    data: Obj,
+    thread_id: i64,
+    started: Instant,
+    started_epoch: f64,
+    /// This thread's CPU times when the request started, taken only when
+    /// the events are subscribed.
+    cpu_started: Option<Obj>,
+}
+
+/// The input and output of one request, for `request_finished`.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct IoStats {
+    pub(crate) input_reads: u64,
+    pub(crate) input_length: u64,
+    pub(crate) input_seconds: f64,
+    pub(crate) output_writes: u64,
+    pub(crate) output_length: u64,
+    pub(crate) output_seconds: f64,
+}
+
+impl IoStats {
+    /// Counts a read of `n` bytes that began at `started`.
+    pub(crate) fn read(&mut self, n: usize, started: Instant) {
+        self.input_reads += 1;
+        self.input_length += n as u64;
+        self.input_seconds += started.elapsed().as_secs_f64();
+    }
+
+    /// Counts a write of `n` bytes that began at `started`.
+    pub(crate) fn wrote(&mut self, n: usize, started: Instant) {
+        self.output_writes += 1;
+        self.output_length += n as u64;
+        self.output_seconds += started.elapsed().as_secs_f64();
+    }
+}
+
+impl ModWsgiModule {
+    /// Creates the module in the current interpreter and registers it in
+    /// `sys.modules` (ahead of any package of the same name), with the
+    /// `apache` module when `apache` is given.
+    ///
+    /// # Safety
+    /// The GIL of the interpreter is held.
+    pub(crate) unsafe fn install(
+        process: &ProcessFacts,
+        apache: Option<&ApacheFacts>,
+        application_group: &str,
+        file_wrapper: &Obj,
+    ) -> Result<ModWsgiModule, PythonError> {
+        let restart_time = *PROCESS_START.get_or_init(SystemTime::now);
+        // SAFETY: the GIL is held (caller); references are owned by Obj.
+        unsafe {
+            let module = new_module(c"mod_wsgi")?;
+            let names = PyNames(py::PyModule_GetDict(module.as_ptr()));
+            let (major, minor, micro) = wsgi_core::environ_build::MOD_WSGI_VERSION;
+            names.set("version", version_tuple([major, minor, micro])?)?;
+            let (major, minor, micro) = wsgi_core::environ_build::product_version();
+            names.set("product_version", version_tuple([major, minor, micro])?)?;
+            names.set("process_group", text(&process.process_group)?)?;
+            names.set("application_group", text(application_group)?)?;
+            names.set("maximum_processes", int(process.maximum_processes.into())?)?;
+            names.set("threads_per_process", int(process.threads_per_process.into())?)?;
+            names.set("FileWrapper", file_wrapper.clone())?;
+            names.set("_restart_time", float(epoch_seconds(restart_time))?)?;
+            names.set("_counters", function(&raw mut COUNTERS_DEF)?)?;
+            names.set("_thread_cpu", function(&raw mut THREAD_CPU_DEF)?)?;
+            let source = CString::new(SOURCE).expect("mod_wsgi.py has no NUL");
+            ffi::run_source(&source, names.0)?;
+            register(c"mod_wsgi", &module)?;
+            if let Some(apache) = apache {
+                install_apache(apache, process)?;
+            }
+            Ok(ModWsgiModule {
+                event_callbacks: names.get(c"event_callbacks")?,
+                active_requests: names.get(c"active_requests")?,
+                by_thread: names.get(c"_by_thread")?,
+                request_started: names.get(c"_request_started")?,
+                request_finished: names.get(c"_request_finished")?,
+                request_exception: names.get(c"_request_exception")?,
+                process_stopping: names.get(c"_process_stopping")?,
+            })
+        }
+    }
+
+    /// Whether an application subscribed to the events.
+    ///
+    /// # Safety
+    /// The GIL of the interpreter is held.
+    pub(crate) unsafe fn has_subscribers(&self) -> bool {
+        // SAFETY: the GIL is held (caller); the object is the module's list
+        // (an application may rebind the name, not this object).
+        unsafe {
+            py::PyList_Check(self.event_callbacks.as_ptr()) != 0 && py::PyList_Size(self.event_callbacks.as_ptr()) > 0
+        }
+    }
+
+    /// Registers a request of this thread: its `request_data()` dict, in
+    /// `active_requests` under the environ's `mod_wsgi.request_id`.
+    ///
+    /// # Safety
+    /// The GIL of the interpreter is held.
+    pub(crate) unsafe fn begin(&self, environ: &Environ) -> Option<ActiveRequest> {
+        let request_id = environ.get_str("mod_wsgi.request_id").unwrap_or_default().to_string();
+        let thread_id = match environ.get("mod_wsgi.thread_id") {
+            Some(EnvValue::Int(n)) => *n,
+            _ => 0,
+        };
+        // SAFETY: the GIL is held (caller).
+        let request = unsafe {
+            let id = ffi::latin1_str(&request_id)?;
+            let thread = Obj::from_owned(py::PyLong_FromUnsignedLong(py::PyThread_get_thread_ident()))?;
+            let data = Obj::from_owned(py::PyDict_New())?;
+            py::PyDict_SetItem(self.active_requests.as_ptr(), id.as_ptr(), data.as_ptr());
+            py::PyDict_SetItem(self.by_thread.as_ptr(), thread.as_ptr(), data.as_ptr());
+            py::PyErr_Clear();
+            ActiveRequest {
+                id,
+                thread,
+                data,
+                thread_id,
+                started: Instant::now(),
+                started_epoch: epoch_seconds(SystemTime::now()),
+                cpu_started: None,
+            }
+        };
+        counters().active += 1;
+        Some(request)
+    }
+
+    /// Publishes `request_started`; returns the application to call (a
+    /// callback may wrap it) and the `start_response` to give it (one that
+    /// publishes `response_started`). Starts the request's CPU clock.
+    ///
+    /// # Safety
+    /// The GIL of the interpreter is held.
+    pub(crate) unsafe fn request_started(
+        &self,
+        app: &Obj,
+        environ: &Obj,
+        start_response: &Obj,
+        request: &mut ActiveRequest,
+    ) -> (Obj, Obj) {
+        // SAFETY: the GIL is held (caller).
+        unsafe {
+            request.cpu_started = Obj::from_owned(thread_cpu_tuple());
+            let result = Obj::from_owned(py::PyObject_CallFunctionObjArgs(
+                self.request_started.as_ptr(),
+                app.as_ptr(),
+                environ.as_ptr(),
+                request.data.as_ptr(),
+                start_response.as_ptr(),
+                std::ptr::null_mut::<py::PyObject>(),
+            ));
+            let pair = result.filter(|r| py::PyTuple_Check(r.as_ptr()) != 0 && py::PyTuple_Size(r.as_ptr()) == 2);
+            match pair {
+                Some(pair) => (
+                    Obj::from_borrowed(py::PyTuple_GetItem(pair.as_ptr(), 0)),
+                    Obj::from_borrowed(py::PyTuple_GetItem(pair.as_ptr(), 1)),
+                ),
+                None => {
+                    report_unraisable("request_started");
+                    (app.clone(), start_response.clone())
+                }
+            }
+        }
+    }
+
+    /// Publishes `request_exception` for the exception now set, then
+    /// takes it (formatted) for the log.
+    ///
+    /// # Safety
+    /// The GIL of the interpreter is held and an exception is set.
+    pub(crate) unsafe fn request_exception(&self, request: &ActiveRequest) -> PythonError {
+        // SAFETY: the GIL is held and an exception set (caller).
+        unsafe {
+            let (error, info) = ffi::take_exception_info();
+            if let Some(info) = info {
+                let result = py::PyObject_CallFunctionObjArgs(
+                    self.request_exception.as_ptr(),
+                    request.id.as_ptr(),
+                    request.data.as_ptr(),
+                    info.as_ptr(),
+                    std::ptr::null_mut::<py::PyObject>(),
+                );
+                if Obj::from_owned(result).is_none() {
+                    report_unraisable("request_exception");
+                }
+            }
+            error
+        }
+    }
+
+    /// Ends a request: publishes `request_finished` (when subscribed),
+    /// unregisters it and counts it.
+    ///
+    /// # Safety
+    /// The GIL of the interpreter is held.
+    pub(crate) unsafe fn end(&self, request: ActiveRequest, io: IoStats) {
+        // SAFETY: the GIL is held (caller).
+        unsafe {
+            if self.has_subscribers() {
+                self.publish_finished(&request, io);
+            }
+            py::PyDict_DelItem(self.active_requests.as_ptr(), request.id.as_ptr());
+            py::PyDict_DelItem(self.by_thread.as_ptr(), request.thread.as_ptr());
+            py::PyErr_Clear();
+        }
+        let seconds = request.started.elapsed().as_secs_f64();
+        let mut counters = counters();
+        counters.active = counters.active.saturating_sub(1);
+        counters.request_count += 1;
+        counters.busy_seconds += seconds;
+        counters.application_seconds += seconds;
+        counters.application_buckets[bucket_of(seconds)] += 1;
+        *counters.per_thread.entry(request.thread_id).or_default() += 1;
+    }
+
+    unsafe fn publish_finished(&self, request: &ActiveRequest, io: IoStats) {
+        // SAFETY: the GIL is held (caller); tuple items are new references
+        // that PyTuple_SetItem steals.
+        unsafe {
+            let Some(stats) = Obj::from_owned(py::PyTuple_New(6)) else {
+                py::PyErr_Clear();
+                return;
+            };
+            let items = [
+                py::PyLong_FromUnsignedLongLong(io.input_reads),
+                py::PyLong_FromUnsignedLongLong(io.input_length),
+                py::PyFloat_FromDouble(io.input_seconds),
+                py::PyLong_FromUnsignedLongLong(io.output_writes),
+                py::PyLong_FromUnsignedLongLong(io.output_length),
+                py::PyFloat_FromDouble(io.output_seconds),
+            ];
+            for (i, item) in items.into_iter().enumerate() {
+                py::PyTuple_SetItem(stats.as_ptr(), i as py::Py_ssize_t, item);
+            }
+            let Some(started) = Obj::from_owned(py::PyFloat_FromDouble(request.started_epoch)) else {
+                py::PyErr_Clear();
+                return;
+            };
+            let cpu = request.cpu_started.as_ref().map_or(py::Py_None(), Obj::as_ptr);
+            let result = py::PyObject_CallFunctionObjArgs(
+                self.request_finished.as_ptr(),
+                request.id.as_ptr(),
+                request.data.as_ptr(),
+                started.as_ptr(),
+                stats.as_ptr(),
+                cpu,
+                std::ptr::null_mut::<py::PyObject>(),
+            );
+            if Obj::from_owned(result).is_none() {
+                report_unraisable("request_finished");
+            }
+        }
+    }
+
+    /// Publishes `process_stopping` to the event callbacks, then to the
+    /// shutdown callbacks, with `reason` as `shutdown_reason`.
+    ///
+    /// # Safety
+    /// The GIL of the interpreter is held.
+    pub(crate) unsafe fn process_stopping(&self, reason: &str) {
+        // SAFETY: the GIL is held (caller).
+        unsafe {
+            let Some(reason) = ffi::latin1_str(reason) else {
+                py::PyErr_Clear();
+                return;
+            };
+            let result = py::PyObject_CallFunctionObjArgs(
+                self.process_stopping.as_ptr(),
+                reason.as_ptr(),
+                std::ptr::null_mut::<py::PyObject>(),
+            );
+            if Obj::from_owned(result).is_none() {
+                report_unraisable("process_stopping");
+            }
+        }
+    }
+}
+
+/// Prints the exception now set (a failure of our own Python half, not of
+/// a callback, whose failures it reports itself) to `sys.stderr`.
+unsafe fn report_unraisable(event: &str) {
+    // SAFETY: the GIL is held (caller).
+    unsafe {
+        let error = ffi::take_exception();
+        let message = format!("mod_wsgi: publishing {event} failed:\n{}\n", error.traceback);
+        eprint!("{message}");
+    }
+}
+
+/// The `apache` module: the facts of the Apache the process runs under.
+unsafe fn install_apache(apache: &ApacheFacts, process: &ProcessFacts) -> Result<(), PythonError> {
+    // SAFETY: the GIL is held (caller).
+    unsafe {
+        let module = new_module(c"apache")?;
+        let names = PyNames(py::PyModule_GetDict(module.as_ptr()));
+        let (major, minor, patch) = apache.version;
+        names.set("version", version_tuple([major, minor, patch])?)?;
+        names.set("mpm_name", text(&apache.mpm_name)?)?;
+        names.set("description", text(&apache.description)?)?;
+        names.set("build_date", text(&apache.build_date)?)?;
+        names.set("maximum_processes", int(apache.maximum_processes.into())?)?;
+        names.set("threads_per_process", int(apache.threads_per_process.into())?)?;
+        let _ = process;
+        register(c"apache", &module)
+    }
+}
+
+/// A module's namespace dict (borrowed from the module).
+struct PyNames(*mut py::PyObject);
+
+impl PyNames {
+    unsafe fn set(&self, name: &str, value: Obj) -> Result<(), PythonError> {
+        let name = CString::new(name).expect("names have no NUL");
+        // SAFETY: the GIL is held (callers); the dict is the module's.
+        unsafe {
+            if py::PyDict_SetItemString(self.0, name.as_ptr(), value.as_ptr()) != 0 {
+                return Err(ffi::take_exception());
+            }
+        }
+        Ok(())
+    }
+
+    unsafe fn get(&self, name: &std::ffi::CStr) -> Result<Obj, PythonError> {
+        // SAFETY: the GIL is held (callers); a borrowed item gets its own
+        // reference.
+        unsafe {
+            let item = py::PyDict_GetItemString(self.0, name.as_ptr());
+            if item.is_null() {
+                ffi::raise(py::PyExc_SystemError, &format!("mod_wsgi module lacks {}", name.to_string_lossy()));
+                return Err(ffi::take_exception());
+            }
+            Ok(Obj::from_borrowed(item))
+        }
+    }
+}
+
+unsafe fn new_module(name: &std::ffi::CStr) -> Result<Obj, PythonError> {
+    // SAFETY: the GIL is held (callers).
+    unsafe {
+        let module = Obj::from_owned(py::PyModule_New(name.as_ptr())).ok_or_else(|| ffi::take_exception())?;
+        let dict = py::PyModule_GetDict(module.as_ptr());
+        py::PyDict_SetItemString(dict, c"__builtins__".as_ptr(), py::PyEval_GetBuiltins());
+        Ok(module)
+    }
+}
+
+unsafe fn register(name: &std::ffi::CStr, module: &Obj) -> Result<(), PythonError> {
+    // SAFETY: the GIL is held (callers).
+    unsafe {
+        if py::PyDict_SetItemString(py::PyImport_GetModuleDict(), name.as_ptr(), module.as_ptr()) != 0 {
+            return Err(ffi::take_exception());
+        }
+    }
+    Ok(())
+}
+
+unsafe fn owned(ptr: *mut py::PyObject) -> Result<Obj, PythonError> {
+    // SAFETY: the GIL is held (callers); `ptr` is a new reference or NULL.
+    unsafe { Obj::from_owned(ptr).ok_or_else(|| ffi::take_exception()) }
+}
+
+unsafe fn text(value: &str) -> Result<Obj, PythonError> {
+    // SAFETY: the GIL is held (callers).
+    unsafe { ffi::utf8_str(value).ok_or_else(|| ffi::take_exception()) }
+}
+
+unsafe fn int(value: i64) -> Result<Obj, PythonError> {
+    // SAFETY: the GIL is held (callers).
+    unsafe { owned(py::PyLong_FromLongLong(value)) }
+}
+
+unsafe fn float(value: f64) -> Result<Obj, PythonError> {
+    // SAFETY: the GIL is held (callers).
+    unsafe { owned(py::PyFloat_FromDouble(value)) }
+}
+
+unsafe fn version_tuple(parts: [i64; 3]) -> Result<Obj, PythonError> {
+    // SAFETY: the GIL is held (callers); SetItem steals the new references.
+    unsafe {
+        let tuple = owned(py::PyTuple_New(3))?;
+        for (i, part) in parts.into_iter().enumerate() {
+            py::PyTuple_SetItem(tuple.as_ptr(), i as py::Py_ssize_t, py::PyLong_FromLongLong(part));
+        }
+        Ok(tuple)
+    }
+}
+
+unsafe fn function(def: *mut py::PyMethodDef) -> Result<Obj, PythonError> {
+    // SAFETY: the GIL is held (callers); `def` is a static that outlives
+    // every interpreter.
+    unsafe { owned(py::PyCFunction_NewEx(def, std::ptr::null_mut(), std::ptr::null_mut())) }
+}
+
+static mut COUNTERS_DEF: py::PyMethodDef = method(c"_counters", counters_function, py::METH_NOARGS);
+static mut THREAD_CPU_DEF: py::PyMethodDef = method(c"_thread_cpu", thread_cpu_function, py::METH_NOARGS);
+
+/// `_counters()`: `(request_count, busy_seconds, active, [(thread_id,
+/// requests)], [application time buckets], application_seconds)`.
+unsafe extern "C" fn counters_function(_: *mut py::PyObject, _: *mut py::PyObject) -> *mut py::PyObject {
+    guarded(|| {
+        let (count, busy, active, threads, buckets, application) = {
+            let c = counters();
+            let threads: Vec<(i64, u64)> = c.per_thread.iter().map(|(k, v)| (*k, *v)).collect();
+            (c.request_count, c.busy_seconds, c.active, threads, c.application_buckets, c.application_seconds)
+        };
+        // SAFETY: called by Python with the GIL held; SetItem steals.
+        unsafe {
+            let list = py::PyList_New(threads.len() as py::Py_ssize_t);
+            if list.is_null() {
+                return list;
+            }
+            for (i, (thread, n)) in threads.into_iter().enumerate() {
+                let pair = py::PyTuple_New(2);
+                if !pair.is_null() {
+                    py::PyTuple_SetItem(pair, 0, py::PyLong_FromLongLong(thread));
+                    py::PyTuple_SetItem(pair, 1, py::PyLong_FromUnsignedLongLong(n));
+                }
+                py::PyList_SetItem(list, i as py::Py_ssize_t, pair);
+            }
+            let bucket_list = py::PyList_New(BUCKETS as py::Py_ssize_t);
+            if !bucket_list.is_null() {
+                for (i, n) in buckets.into_iter().enumerate() {
+                    py::PyList_SetItem(bucket_list, i as py::Py_ssize_t, py::PyLong_FromUnsignedLongLong(n));
+                }
+            }
+            let tuple = py::PyTuple_New(6);
+            if tuple.is_null() {
+                py::Py_DecRef(list);
+                py::Py_XDECREF(bucket_list);
+                return tuple;
+            }
+            py::PyTuple_SetItem(tuple, 0, py::PyLong_FromUnsignedLongLong(count));
+            py::PyTuple_SetItem(tuple, 1, py::PyFloat_FromDouble(busy));
+            py::PyTuple_SetItem(tuple, 2, py::PyLong_FromUnsignedLongLong(active));
+            py::PyTuple_SetItem(tuple, 3, list);
+            py::PyTuple_SetItem(tuple, 4, bucket_list);
+            py::PyTuple_SetItem(tuple, 5, py::PyFloat_FromDouble(application));
+            if !py::PyErr_Occurred().is_null() {
+                py::Py_DecRef(tuple);
+                return std::ptr::null_mut();
+            }
+            tuple
+        }
+    })
+}
+
+/// `_thread_cpu()`: this thread's `(user, system)` CPU seconds, or None.
+unsafe extern "C" fn thread_cpu_function(_: *mut py::PyObject, _: *mut py::PyObject) -> *mut py::PyObject {
+    // SAFETY: called by Python with the GIL held.
+    guarded(|| unsafe { thread_cpu_tuple() })
+}
+
+/// # Safety
+/// The GIL is held.
+unsafe fn thread_cpu_tuple() -> *mut py::PyObject {
+    // SAFETY: getrusage fills the zeroed struct; the GIL is held (caller)
+    // for the Python objects.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_THREAD, &mut usage) != 0 {
+            let none = py::Py_None();
+            py::Py_IncRef(none);
+            return none;
+        }
+        let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        let tuple = py::PyTuple_New(2);
+        if !tuple.is_null() {
+            py::PyTuple_SetItem(tuple, 0, py::PyFloat_FromDouble(seconds(usage.ru_utime)));
+            py::PyTuple_SetItem(tuple, 1, py::PyFloat_FromDouble(seconds(usage.ru_stime)));
+        }
+        tuple
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_of;
+
+    #[test]
+    fn buckets_double_from_five_milliseconds() {
+        assert_eq!(bucket_of(0.001), 0);
+        assert_eq!(bucket_of(0.005), 0);
+        assert_eq!(bucket_of(0.006), 1);
+        assert_eq!(bucket_of(0.5), 7);
+        assert_eq!(bucket_of(40.0), 13);
+        assert_eq!(bucket_of(100.0), 14);
+    }
+}
