@@ -1,0 +1,201 @@
+//! Python code that runs when a process stops: `atexit` handlers,
+//! `subscribe_shutdown` callbacks and the `process_stopping` event, on
+//! every planned stop, in both front ends, bounded by the shutdown timeout.
+//! The application (tests/fixtures/api/shutdown.wsgi) leaves a marker file
+//! per piece of code that ran, named by its process id.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tests::apache::{Apache, ApacheOptions};
+use tests::{Server, TempDir};
+
+/// The application in a fresh directory, with a markers directory the
+/// servers' children (www-data under Apache) can write.
+fn site() -> TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let site = TempDir::new("shutdown");
+    let source = std::fs::read_to_string(tests::workspace_root().join("tests/fixtures/api/shutdown.wsgi")).unwrap();
+    site.write("app.wsgi", &source);
+    let markers = site.path().join("markers");
+    std::fs::create_dir(&markers).unwrap();
+    std::fs::set_permissions(&markers, std::fs::Permissions::from_mode(0o777)).unwrap();
+    site
+}
+
+/// The markers left so far: `NAME.PID` -> contents.
+fn markers(site: &TempDir) -> std::collections::BTreeMap<String, String> {
+    let Ok(entries) = std::fs::read_dir(site.path().join("markers")) else { return Default::default() };
+    entries
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap_or_default()))
+        .collect()
+}
+
+/// The pids that served a request.
+fn served(site: &TempDir) -> BTreeSet<String> {
+    markers(site).keys().filter_map(|name| name.strip_prefix("served.").map(String::from)).collect()
+}
+
+/// Waits (at most 30 s) until every pid of `pids` has left the markers of
+/// a stop (`stopping`, `shutdown` and, with `atexit`, `atexit`), and
+/// returns the markers.
+fn stopped(site: &TempDir, pids: &BTreeSet<String>, atexit: bool) -> std::collections::BTreeMap<String, String> {
+    tests::wait_for(Duration::from_secs(30), || {
+        let seen = markers(site);
+        let all = pids.iter().all(|pid| {
+            ["stopping", "shutdown"].iter().all(|m| seen.contains_key(&format!("{m}.{pid}")))
+                && (!atexit || seen.contains_key(&format!("atexit.{pid}")))
+        });
+        all.then_some(seen)
+    })
+    .unwrap_or_else(|| markers(site))
+}
+
+fn assert_stopped(site: &TempDir, pids: &BTreeSet<String>, reason: &str, log: &str) {
+    let seen = stopped(site, pids, true);
+    assert!(!pids.is_empty());
+    for pid in pids {
+        assert_eq!(
+            seen.get(&format!("shutdown.{pid}")).map(String::as_str),
+            Some(&*format!("process_stopping {reason}")),
+            "pid {pid}: {seen:#?}\n{log}"
+        );
+        assert_eq!(
+            seen.get(&format!("stopping.{pid}")).map(String::as_str),
+            Some(reason),
+            "pid {pid}: {seen:#?}\n{log}"
+        );
+        assert!(seen.contains_key(&format!("atexit.{pid}")), "pid {pid}: no atexit handler ran: {seen:#?}\n{log}");
+    }
+}
+
+fn script(site: &TempDir) -> std::path::PathBuf {
+    site.path().join("app.wsgi")
+}
+
+#[test]
+fn standalone_sigterm_runs_shutdown_callbacks_and_atexit() {
+    let site = site();
+    let mut server = Server::start([script(&site).into_os_string()]);
+    assert_eq!(server.get("/").status(), 200);
+    let pids = served(&site);
+    server.terminate();
+    assert!(server.wait_exit(Duration::from_secs(30)).is_some(), "the server did not stop");
+    assert_stopped(&site, &pids, "", &server.stderr());
+}
+
+#[test]
+fn standalone_daemon_recycle_by_maximum_requests_runs_them() {
+    let site = site();
+    let server = Server::start([
+        script(&site).into_os_string(),
+        "--daemon".into(),
+        "--processes".into(),
+        "1".into(),
+        "--maximum-requests".into(),
+        "2".into(),
+    ]);
+    assert_eq!(server.get("/").status(), 200);
+    assert_eq!(server.get("/").status(), 200);
+    let first = served(&site);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_stopped(&site, &first, "maximum_requests", &server.stderr());
+}
+
+fn apache_config(site: &TempDir, options: &str) -> String {
+    format!(
+        "WSGIDaemonProcess stopping processes=1 threads=2 {options}\n\
+         WSGIScriptAlias / {} process-group=stopping application-group=%{{GLOBAL}}\n",
+        script(site).display()
+    )
+}
+
+#[test]
+fn apache_stop_runs_them_in_daemon_processes() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let mut apache = Apache::start(&ApacheOptions::ours(apache_config(&site, "")));
+    assert_eq!(apache.get("/").status(), 200);
+    let pids = served(&site);
+    apache.stop();
+    assert_stopped(&site, &pids, "", &apache.error_log());
+}
+
+#[test]
+fn apache_graceful_runs_them_in_daemon_processes() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let apache = Apache::start(&ApacheOptions::ours(apache_config(&site, "")));
+    assert_eq!(apache.get("/").status(), 200);
+    let pids = served(&site);
+    apache.graceful();
+    assert_stopped(&site, &pids, "", &apache.error_log());
+    // And the new generation serves.
+    let answered = tests::wait_for(Duration::from_secs(20), || {
+        let response = tests::http_request(apache.address(), "GET", "/", &[], b"").ok()?;
+        (response.status() == 200 && !pids.contains(&response.text())).then_some(())
+    });
+    assert!(answered.is_some(), "{}", apache.error_log());
+}
+
+#[test]
+fn apache_maximum_requests_recycle_runs_them() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let apache = Apache::start(&ApacheOptions::ours(apache_config(&site, "maximum-requests=2")));
+    assert_eq!(apache.get("/").status(), 200);
+    assert_eq!(apache.get("/").status(), 200);
+    let pids = served(&site);
+    assert_stopped(&site, &pids, "maximum_requests", &apache.error_log());
+}
+
+#[test]
+fn apache_embedded_child_runs_them_on_stop() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let config = format!("WSGIScriptAlias / {} application-group=%{{GLOBAL}}\n", script(&site).display());
+    let mut apache = Apache::start(&ApacheOptions::ours(config));
+    assert_eq!(apache.get("/").status(), 200);
+    let pids = served(&site);
+    assert!(apache.stop(), "Apache did not stop by itself");
+    assert_stopped(&site, &pids, "", &apache.error_log());
+}
+
+#[test]
+fn destroy_interpreter_off_skips_atexit_but_not_shutdown_callbacks() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let config = format!("WSGIDestroyInterpreter Off\n{}", apache_config(&site, ""));
+    let mut apache = Apache::start(&ApacheOptions::ours(config));
+    assert_eq!(apache.get("/").status(), 200);
+    let pids = served(&site);
+    apache.stop();
+    let seen = stopped(&site, &pids, false);
+    for pid in &pids {
+        assert!(seen.contains_key(&format!("shutdown.{pid}")), "{seen:#?}\n{}", apache.error_log());
+        assert!(!seen.contains_key(&format!("atexit.{pid}")), "atexit ran with WSGIDestroyInterpreter Off: {seen:#?}");
+    }
+}
+
+#[test]
+fn a_hanging_shutdown_callback_does_not_keep_the_process_alive() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    site.write("hang", "");
+    let apache = Apache::start(&ApacheOptions::ours(apache_config(&site, "maximum-requests=1 shutdown-timeout=2")));
+    assert_eq!(apache.get("/").status(), 200);
+    let pids = served(&site);
+    let pid = pids.iter().next().unwrap().clone();
+    // The callback started, then hangs; the process ends all the same.
+    stopped(&site, &pids, false);
+    let gone = tests::wait_for(Duration::from_secs(30), || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    assert!(gone.is_some(), "daemon process {pid} still alive\n{}", apache.error_log());
+    assert!(
+        apache.error_log().contains("shutdown callbacks still running after the shutdown timeout"),
+        "{}",
+        apache.error_log()
+    );
+}
