@@ -50,8 +50,6 @@ const OPTION_SAMPLES: &[(&str, &str)] = &[
     ("response-socket-timeout", "5"),
     ("response-flush-delay", "10"),
     ("socket-user", "www-data"),
-    ("script-user", "www-data"),
-    ("script-group", "www-data"),
     ("server-metrics", "On"),
     ("newrelic-config-file", "/etc/newrelic.ini"),
     ("newrelic-environment", "production"),

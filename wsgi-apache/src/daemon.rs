@@ -17,10 +17,8 @@ use std::sync::{Mutex, OnceLock};
 
 use wsgi_config::model::GlobalSettings;
 use wsgi_config::{DaemonProcess, DirSettings};
-use wsgi_core::environ_build::WsgiFlags;
 use wsgi_core::group::GroupScope;
 use wsgi_core::{AppTarget, Environ, ResponseWriter, RunOutcome, WsgiRunner};
-use wsgi_daemon::client::DaemonClient;
 use wsgi_daemon::manager::{self, GroupSpec};
 use wsgi_daemon::process::{self, DefaultIdentity};
 use wsgi_daemon::runner::{DaemonRunner, GroupClient};
@@ -82,7 +80,9 @@ pub(crate) fn start_groups(pool: Pool, main: Server) {
         if let Some(config) = server.config::<ServerConfig>() {
             let scope = server.is_virtual().then(|| server.hostname());
             for process in &config.daemon_processes {
-                wanted.push((process.clone(), scope.clone()));
+                let mut process = process.clone();
+                process.default_socket_timeout(server.timeout());
+                wanted.push((process, scope.clone()));
             }
         }
     }
@@ -214,10 +214,7 @@ pub(crate) fn child_init() {
     let clients = state
         .groups
         .iter()
-        .map(|g| {
-            let client = DaemonClient::for_group(g.socket.clone(), &g.process);
-            (g.process.name.clone(), GroupClient { client, flags: WsgiFlags::daemon(&g.process) })
-        })
+        .map(|g| (g.process.name.clone(), GroupClient::for_group(g.socket.clone(), &g.process)))
         .collect();
     // Requests for no group never reach this runner: the handler runs
     // them itself.

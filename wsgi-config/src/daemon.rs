@@ -166,6 +166,14 @@ impl DaemonProcess {
         }
     }
 
+    /// Gives `socket-timeout=` the server's `Timeout` when it was not
+    /// given (0), as mod_wsgi does.
+    pub fn default_socket_timeout(&mut self, server_timeout: Duration) {
+        if self.socket_timeout.is_zero() {
+            self.socket_timeout = server_timeout;
+        }
+    }
+
     /// The number of processes the group runs (1 when not given).
     pub fn process_count(&self) -> u32 {
         self.processes.unwrap_or(1)

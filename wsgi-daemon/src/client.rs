@@ -283,6 +283,14 @@ impl DaemonClient {
                 Ok(Some(frame)) => frame,
                 Ok(None) if !head_sent => return retry_or(gone(&"closed"), consumed),
                 Ok(None) => return Attempt::Done(Err(ForwardError::Broken("daemon closed the connection".into()))),
+                // socket-timeout ran out waiting for the head: the daemon
+                // is still at work, so no retry; 504, as mod_wsgi.
+                Err(e) if !head_sent && e.is_timeout() => {
+                    return Attempt::Done(Err(ForwardError::Failed {
+                        status: 504,
+                        message: format!("Timeout when reading response headers from daemon process: {e}"),
+                    }))
+                }
                 Err(e) if !head_sent => return retry_or(gone(&e), consumed),
                 Err(e) => return Attempt::Done(Err(ForwardError::Broken(e.to_string()))),
             };

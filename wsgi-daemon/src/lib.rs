@@ -30,5 +30,6 @@ pub mod manager;
 pub mod process;
 pub mod protocol;
 pub mod runner;
+pub mod script_owner;
 pub mod sys;
 pub mod worker;

@@ -36,7 +36,7 @@ pub fn display_name(process: &DaemonProcess) -> String {
 /// The serving options of a group.
 pub fn worker_options(process: &DaemonProcess) -> WorkerOptions {
     WorkerOptions {
-        threads: process.threads.max(1) as usize,
+        threads: process.threads as usize,
         maximum_requests: process.maximum_requests,
         inactivity_timeout: process.inactivity_timeout,
         queue_timeout: process.queue_timeout,
@@ -59,10 +59,17 @@ pub fn become_daemon(process: &DaemonProcess, identity: &DefaultIdentity) -> Res
     if let Some(mask) = process.umask {
         sys::set_umask(mask);
     }
+    // Without home=, a group running as another user than the server's
+    // children starts in that user's home directory, as in mod_wsgi;
+    // otherwise in the server's, `/`.
+    let mut user_home = None;
     if sys::is_root() {
         let user_name = process.user.as_ref().or(identity.user.as_ref());
         if let Some(user_name) = user_name {
             let user = sys::lookup_user(user_name).ok_or_else(|| format!("no such user '{user_name}'"))?;
+            if process.user.is_some() && process.user != identity.user {
+                user_home = Some(user.home.clone());
+            }
             let gid = match process.group.as_ref().or(identity.group.as_ref()) {
                 Some(group) => sys::lookup_group(group).ok_or_else(|| format!("no such group '{group}'"))?,
                 None => user.gid,
@@ -74,8 +81,20 @@ pub fn become_daemon(process: &DaemonProcess, identity: &DefaultIdentity) -> Res
             sys::switch_user(&user, gid, &extra).map_err(|e| format!("cannot switch to user '{user_name}': {e}"))?;
         }
     }
-    let home = process.home.clone().unwrap_or_else(|| "/".into());
-    std::env::set_current_dir(&home).map_err(|e| format!("cannot change to home directory {}: {e}", home.display()))?;
+    match (&process.home, user_home) {
+        (Some(home), _) => std::env::set_current_dir(home)
+            .map_err(|e| format!("cannot change to home directory {}: {e}", home.display()))?,
+        // A user without a usable home (nobody's is /nonexistent) starts in
+        // `/`: mod_wsgi would not start the process at all.
+        (None, Some(home)) => {
+            if std::env::set_current_dir(&home).is_err() {
+                let _ = std::env::set_current_dir("/");
+            }
+        }
+        (None, None) => {
+            let _ = std::env::set_current_dir("/");
+        }
+    }
     // SAFETY-free environment changes: the process is single-threaded here
     // (freshly forked, before any thread starts).
     if let Some(lang) = &process.lang {
@@ -145,9 +164,24 @@ pub fn daemon_main(
         LogLevel::Info,
         &format!("mod_wsgi (pid={pid}): Starting process '{}' with threads={}.", process.name, process.threads),
     );
+    let stop_fd = std::os::fd::AsRawFd::as_raw_fd(&stop);
+    if process.threads == 0 {
+        // threads=0: a process for WSGIImportScript services, with no
+        // request threads; it runs until told to stop.
+        control.say(crate::control::READY);
+        loop {
+            match sys::poll_readable(&[stop_fd], None) {
+                Ok(ready) if ready == [true] => break,
+                Err(e) if e.kind() != std::io::ErrorKind::Interrupted => break,
+                _ => {}
+            }
+        }
+        runner.stop("", process.shutdown_timeout);
+        std::mem::forget(runner);
+        sys::exit_now(0)
+    }
     let options = worker_options(process);
-    let (end, reason) =
-        worker::serve(listener, runner.as_ref(), &options, &control, std::os::fd::AsRawFd::as_raw_fd(&stop), log);
+    let (end, reason) = worker::serve(listener, runner.as_ref(), &options, &control, stop_fd, log);
     match end {
         ServeEnd::Drained => {
             log.log(LogLevel::Info, &format!("mod_wsgi (pid={pid}): Process '{}' has stopped.", process.name))

@@ -103,6 +103,13 @@ fn frame_header(kind: FrameKind, size: usize) -> Result<[u8; HEADER_LEN], Protoc
     Ok(header)
 }
 
+impl ProtocolError {
+    /// Whether the socket's timeout ran out (nothing else went wrong).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, ProtocolError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+    }
+}
+
 /// Why a connection could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -13,6 +13,7 @@ use wsgi_core::{AppTarget, Environ, ErrorLog, LogLevel, ResponseSink, ResponseWr
 
 use crate::client::{DaemonClient, Recovery};
 use crate::protocol::RequestStart;
+use crate::script_owner::ScriptOwner;
 
 /// One daemon group a front end can send requests to.
 #[derive(Debug)]
@@ -21,6 +22,19 @@ pub struct GroupClient {
     pub client: DaemonClient,
     /// `wsgi.multithread`, `wsgi.multiprocess`, `wsgi.run_once` of the group.
     pub flags: WsgiFlags,
+    /// `script-user=`/`script-group=`: whose scripts the group runs.
+    pub script_owner: ScriptOwner,
+}
+
+impl GroupClient {
+    /// The client of `process`'s group, listening at `socket`.
+    pub fn for_group(socket: std::path::PathBuf, process: &wsgi_config::DaemonProcess) -> GroupClient {
+        GroupClient {
+            client: DaemonClient::for_group(socket, process),
+            flags: WsgiFlags::daemon(process),
+            script_owner: ScriptOwner::for_group(process),
+        }
+    }
 }
 
 /// Routes requests to daemon groups, or to an embedded runner.
@@ -105,6 +119,14 @@ impl WsgiRunner for DaemonRunner {
             let _ = response.respond_error(500);
             return RunOutcome::Completed;
         };
+        if let Err(why) = group.script_owner.check(&target.script) {
+            log.log(
+                LogLevel::Error,
+                &format!("mod_wsgi (pid={}): {why}: {}", std::process::id(), target.script.display()),
+            );
+            let _ = response.respond_error(403);
+            return RunOutcome::Completed;
+        }
         let start = RequestStart::for_group(target.clone(), environ, group.flags);
         let result = {
             let mut sink = WriterSink { writer: response };

@@ -349,6 +349,8 @@ pub struct UserInfo {
     pub gid: u32,
     /// The login name.
     pub name: String,
+    /// The home directory.
+    pub home: std::path::PathBuf,
 }
 
 /// Looks up a user by name or `#uid`.
@@ -371,7 +373,9 @@ pub fn lookup_user(name: &str) -> Option<UserInfo> {
     }
     // SAFETY: pw_name points into `buf`, NUL-terminated.
     let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned();
-    Some(UserInfo { uid: pwd.pw_uid, gid: pwd.pw_gid, name })
+    // SAFETY: pw_dir points into `buf`, NUL-terminated.
+    let home = unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) }.to_string_lossy().into_owned();
+    Some(UserInfo { uid: pwd.pw_uid, gid: pwd.pw_gid, name, home: home.into() })
 }
 
 /// Looks up a group id by name or `#gid`.

@@ -579,7 +579,11 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
         start.target.reload_on_change = false;
     }
     let served = SERVED.fetch_add(1, Ordering::Relaxed);
-    shared.last_request_us.store(shared.started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    // WSGIIgnoreActivity On (health checks, monitoring): the request does
+    // not count as activity for inactivity-timeout.
+    if start.environ.get_str("mod_wsgi.ignore_activity") != Some("1") {
+        shared.last_request_us.store(shared.started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
     let mut environ = start.environ;
     // Pushed rather than set (no search of the environ): a front end never
     // sends these, and were one to, the last value would win in the dict

@@ -11,9 +11,7 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 
 use wsgi_config::{Config, DaemonProcess};
-use wsgi_core::environ_build::WsgiFlags;
 use wsgi_core::{LogLevel, WsgiRunner};
-use wsgi_daemon::client::DaemonClient;
 use wsgi_daemon::control::ControlPipe;
 use wsgi_daemon::manager::{self, GroupSpec};
 use wsgi_daemon::process::{self, DefaultIdentity};
@@ -118,10 +116,7 @@ pub fn clients(config: &Config, sockets: &[(String, PathBuf)]) -> HashMap<String
     for (name, socket) in sockets {
         let Some(group) = config.daemon_processes.iter().find(|g| &g.process.name == name) else { continue };
         let process = &group.process;
-        clients.insert(
-            name.clone(),
-            GroupClient { client: DaemonClient::for_group(socket.clone(), process), flags: WsgiFlags::daemon(process) },
-        );
+        clients.insert(name.clone(), GroupClient::for_group(socket.clone(), process));
     }
     clients
 }

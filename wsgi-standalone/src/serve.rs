@@ -124,11 +124,15 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             Some(Arc::new(AccessLog::new(LogSink::file(Path::new(path)).map_err(|e| format!("{path}: {e}"))?)))
         }
     };
-    let config = match (&args.config, &args.script) {
+    let mut config = match (&args.config, &args.script) {
         (Some(file), _) => wsgi_config::load_file(file, &read_options(file, None)).map_err(|e| e.to_string())?,
         (None, Some(script)) => script_config(&args, script)?,
         (None, None) => return Err("give a WSGI script or --config FILE".into()),
     };
+    // --socket-timeout is this server's Apache Timeout.
+    for group in &mut config.daemon_processes {
+        group.process.default_socket_timeout(Duration::from_secs(args.socket_timeout));
+    }
     let control = wsgi_daemon::control::ControlPipe::inherited();
     // Daemon groups run as long as the top process; serving processes it
     // supervises find their sockets in the environment.

@@ -836,6 +836,13 @@ impl Server {
         String::from_utf8_lossy(name.unwrap_or_default()).into_owned()
     }
 
+    /// Its `Timeout`.
+    pub(crate) fn timeout(&self) -> std::time::Duration {
+        // SAFETY: a plain field of a live record, in microseconds.
+        let micros = unsafe { (*self.0).timeout };
+        std::time::Duration::from_micros(micros.max(0) as u64)
+    }
+
     /// Whether it is a `<VirtualHost>`.
     pub(crate) fn is_virtual(&self) -> bool {
         // SAFETY: a plain field of a live record.

@@ -1,0 +1,243 @@
+//! `WSGIDaemonProcess` options acted on as mod_wsgi documents them, in
+//! Apache and in the standalone server: the working directory a `user=`
+//! gives, `threads=0` service processes, `socket-timeout` taken from the
+//! server's `Timeout` when not given, `WSGIIgnoreActivity` against
+//! `inactivity-timeout`, and `script-user`/`script-group`.
+
+use std::time::Duration;
+
+use tests::apache::{Apache, ApacheOptions};
+use tests::{Server, TempDir};
+
+const CWD: &str = "import os\n\
+def application(environ, start_response):\n\
+\x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+\x20   return [os.getcwd().encode()]\n";
+
+fn home_config(site: &TempDir) -> String {
+    let dir = site.path().display();
+    format!(
+        "WSGIDaemonProcess as-user user=daemon group=daemon threads=1\n\
+         WSGIDaemonProcess as-user-at-tmp user=daemon group=daemon home=/tmp threads=1\n\
+         WSGIDaemonProcess as-server threads=1\n\
+         WSGIDaemonProcess as-server-user user=www-data group=www-data threads=1\n\
+         WSGIScriptAlias /user {dir}/cwd.wsgi process-group=as-user application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /tmp {dir}/cwd.wsgi process-group=as-user-at-tmp application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /server {dir}/cwd.wsgi process-group=as-server application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /server-user {dir}/cwd.wsgi process-group=as-server-user application-group=%{{GLOBAL}}\n"
+    )
+}
+
+/// What `getent passwd daemon` says its home is.
+fn daemon_home() -> String {
+    let out = std::process::Command::new("getent").args(["passwd", "daemon"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().split(':').nth(5).unwrap().to_string()
+}
+
+#[test]
+fn user_gives_the_working_directory_unless_home_is_given() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = TempDir::new("daemon-home");
+    site.write("cwd.wsgi", CWD);
+    let home = daemon_home();
+    let apache = Apache::start(&ApacheOptions::ours(home_config(&site)));
+    assert_eq!(apache.get("/user").text(), home, "{}", apache.error_log());
+    assert_eq!(apache.get("/tmp").text(), "/tmp");
+    assert_eq!(apache.get("/server").text(), "/");
+    // The user Apache's children run as keeps the server's directory.
+    assert_eq!(apache.get("/server-user").text(), "/");
+    drop(apache);
+    let file = site.write("site.conf", &home_config(&site));
+    let server = Server::start(["--config".as_ref(), file.as_os_str()]);
+    assert_eq!(server.get("/user").text(), home, "{}", server.stderr());
+    assert_eq!(server.get("/tmp").text(), "/tmp");
+    assert_eq!(server.get("/server").text(), "/");
+}
+
+const SERVICE: &str = "import os, threading, time\n\
+marker = os.path.join(os.path.dirname(__file__), 'markers', 'service.%d' % os.getpid())\n\
+def beat():\n\
+\x20   for n in range(1000):\n\
+\x20       with open(marker, 'w') as f:\n\
+\x20           f.write(str(n))\n\
+\x20       time.sleep(0.1)\n\
+threading.Thread(target=beat, daemon=True).start()\n";
+
+#[test]
+fn threads_zero_runs_an_import_script_service_without_request_threads() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    use std::os::unix::fs::PermissionsExt;
+    let site = TempDir::new("daemon-service");
+    site.write("service.py", SERVICE);
+    let markers = site.path().join("markers");
+    std::fs::create_dir(&markers).unwrap();
+    std::fs::set_permissions(&markers, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let config = format!(
+        "WSGIDaemonProcess service threads=0\n\
+         WSGIImportScript {}/service.py process-group=service application-group=%{{GLOBAL}}\n",
+        site.path().display()
+    );
+    let apache = Apache::start(&ApacheOptions::ours(config));
+    // The service's thread keeps beating in its own process...
+    let beating = tests::wait_for(Duration::from_secs(20), || {
+        let entry = std::fs::read_dir(&markers).ok()?.flatten().next()?;
+        let count: u32 = std::fs::read_to_string(entry.path()).ok()?.parse().ok()?;
+        (count >= 5).then(|| entry.file_name().to_string_lossy().into_owned())
+    });
+    let name = beating.unwrap_or_else(|| panic!("the service never ran\n{}", apache.error_log()));
+    let pid = name.strip_prefix("service.").unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    assert!(comm.starts_with("(wsgi:service)"), "{comm:?}");
+    // ...which has no request thread: only the main thread and the
+    // service's own (Python's thread, and no worker or clock threads).
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+    assert!(threads <= 2, "{threads} threads in a threads=0 process");
+    assert!(apache.error_log().contains("Starting process 'service' with threads=0."), "{}", apache.error_log());
+}
+
+const SLOW: &str = "import time\n\
+def application(environ, start_response):\n\
+\x20   time.sleep(4)\n\
+\x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+\x20   return [b'late']\n";
+
+#[test]
+fn socket_timeout_defaults_to_the_server_timeout() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = TempDir::new("daemon-socket-timeout");
+    site.write("slow.wsgi", SLOW);
+    let dir = site.path().display();
+    let config = format!(
+        "Timeout 1\n\
+         WSGIDaemonProcess slow threads=2\n\
+         WSGIDaemonProcess patient threads=2 socket-timeout=30\n\
+         WSGIScriptAlias /slow {dir}/slow.wsgi process-group=slow application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /patient {dir}/slow.wsgi process-group=patient application-group=%{{GLOBAL}}\n"
+    );
+    let apache = Apache::start(&ApacheOptions::ours(config));
+    // Timeout 1 applies to the group without socket-timeout...
+    assert_eq!(apache.get("/slow").status(), 504, "{}", apache.error_log());
+    // ...not to the one with its own.
+    let response = apache.get("/patient");
+    assert_eq!((response.status(), response.text()), (200, "late".to_string()));
+    drop(apache);
+    // The standalone server's --socket-timeout is its Timeout.
+    let file = site.write(
+        "site.conf",
+        &format!(
+            "WSGIDaemonProcess slow threads=2\n\
+             WSGIScriptAlias /slow {dir}/slow.wsgi process-group=slow application-group=%{{GLOBAL}}\n"
+        ),
+    );
+    let server = Server::start(["--config".as_ref(), file.as_os_str(), "--socket-timeout".as_ref(), "1".as_ref()]);
+    assert_eq!(server.get("/slow").status(), 504, "{}", server.stderr());
+}
+
+const PID: &str = "import os\n\
+def application(environ, start_response):\n\
+\x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+\x20   return [str(os.getpid()).encode()]\n";
+
+fn activity_config(site: &TempDir) -> String {
+    let dir = site.path().display();
+    format!(
+        "WSGIDaemonProcess idle threads=2 inactivity-timeout=2\n\
+         WSGIScriptAlias /app {dir}/pid.wsgi process-group=idle application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /health {dir}/pid.wsgi process-group=idle application-group=%{{GLOBAL}}\n\
+         <Location /health>\n\
+         \x20   WSGIIgnoreActivity On\n\
+         </Location>\n"
+    )
+}
+
+/// Requests `path` every 300 ms for `duration`, or until a second
+/// process answers; the pids that answered.
+fn poll(get: &dyn Fn(&str) -> String, path: &str, duration: Duration) -> std::collections::BTreeSet<String> {
+    let start = std::time::Instant::now();
+    let mut pids = std::collections::BTreeSet::new();
+    while start.elapsed() < duration && pids.len() < 2 {
+        pids.insert(get(path));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    pids
+}
+
+/// Requests to /app keep the idle group's process (inactivity-timeout=2)
+/// alive; requests to /health, under `WSGIIgnoreActivity On`, do not: the
+/// process is replaced while health checks keep coming.
+fn check_ignore_activity(get: &dyn Fn(&str) -> String, log: &dyn Fn() -> String) {
+    let kept = poll(get, "/app", Duration::from_secs(5));
+    assert_eq!(kept.len(), 1, "requests to /app are activity: {kept:?}\n{}", log());
+    let checked = poll(get, "/health", Duration::from_secs(20));
+    assert!(checked.len() > 1, "health checks kept the process alive: {checked:?}\n{}", log());
+}
+
+#[test]
+fn ignore_activity_lets_an_idle_process_go_despite_health_checks() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = TempDir::new("daemon-ignore-activity");
+    site.write("pid.wsgi", PID);
+    let apache = Apache::start(&ApacheOptions::ours(activity_config(&site)));
+    check_ignore_activity(&|path| apache.get(path).text(), &|| apache.error_log());
+    drop(apache);
+    let file = site.write("site.conf", &activity_config(&site));
+    let server = Server::start(["--config".as_ref(), file.as_os_str()]);
+    check_ignore_activity(&|path| server.get(path).text(), &|| server.stderr());
+}
+
+fn owner_config(dir: &std::path::Path, option: &str) -> String {
+    format!(
+        "WSGIDaemonProcess owned threads=1 {option}\n\
+         WSGIScriptAlias /app {}/pid.wsgi process-group=owned application-group=%{{GLOBAL}}\n",
+        dir.display()
+    )
+}
+
+fn chown(path: &std::path::Path, owner: &str) {
+    let status = std::process::Command::new("chown").arg(owner).arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+/// `script-user=www-data`: a script root owns is refused with 403 and the
+/// reason logged; owned by www-data, with its directory, it runs; a
+/// group-writable one is refused again. `script-group=` likewise.
+#[test]
+fn script_user_and_group_refuse_scripts_of_other_owners() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    use std::os::unix::fs::PermissionsExt;
+    let site = TempDir::new("daemon-script-owner");
+    let code = site.path().join("code");
+    std::fs::create_dir(&code).unwrap();
+    std::fs::set_permissions(&code, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = code.join("pid.wsgi");
+    std::fs::write(&script, PID).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    for option in ["script-user=www-data", "script-group=www-data"] {
+        chown(&code, "root:root");
+        chown(&script, "root:root");
+        let apache = Apache::start(&ApacheOptions::ours(owner_config(&code, option)));
+        assert_eq!(apache.get("/app").status(), 403, "{option}\n{}", apache.error_log());
+        let expected = if option.starts_with("script-user") {
+            "Owner of WSGI script file does not match required user for daemon process, user=root"
+        } else {
+            "Group of WSGI script file does not match required group 'www-data'"
+        };
+        assert!(apache.error_log().contains(expected), "{option}\n{}", apache.error_log());
+        chown(&code, "www-data:www-data");
+        chown(&script, "www-data:www-data");
+        assert_eq!(apache.get("/app").status(), 200, "{option}\n{}", apache.error_log());
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(apache.get("/app").status(), 403, "{option}\n{}", apache.error_log());
+        assert!(apache.error_log().contains("WSGI script file is writable to world"));
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
+    // The standalone server relays through the same check.
+    chown(&code, "root:root");
+    chown(&script, "root:root");
+    let file = site.write("site.conf", &owner_config(&code, "script-user=www-data"));
+    let server = Server::start(["--config".as_ref(), file.as_os_str()]);
+    assert_eq!(server.get("/app").status(), 403, "{}", server.stderr());
+    assert!(server.stderr().contains("does not match required user"), "{}", server.stderr());
+}
