@@ -49,7 +49,6 @@ const OPTION_SAMPLES: &[(&str, &str)] = &[
     ("response-buffer-size", "65536"),
     ("response-socket-timeout", "5"),
     ("response-flush-delay", "10"),
-    ("socket-user", "www-data"),
     ("server-metrics", "On"),
     ("newrelic-config-file", "/etc/newrelic.ini"),
     ("newrelic-environment", "production"),

@@ -141,8 +141,8 @@ pub(crate) fn start_groups(pool: Pool, main: Server) {
 }
 
 /// Creates the group's listening socket, connectable only by Apache's
-/// child user (and root): the daemon processes accept on the inherited
-/// descriptor and need no access to the file.
+/// child user, or `socket-user=` (and root): the daemon processes accept
+/// on the inherited descriptor and need no access to the file.
 fn create_socket(prefix: &std::path::Path, process: &DaemonProcess) -> std::io::Result<(UnixListener, PathBuf)> {
     let n = SOCKET_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = prefix.as_os_str().to_os_string();
@@ -153,7 +153,17 @@ fn create_socket(prefix: &std::path::Path, process: &DaemonProcess) -> std::io::
     }
     let listener = sys::group_socket(&socket, process.listen_backlog)?;
     if sys::is_root() {
-        let (_, _, uid, gid) = ffi::child_identity();
+        let (_, _, child_uid, gid) = ffi::child_identity();
+        // socket-user=: another owner (Apache's ITK or PrivilegesMode
+        // children run as other users).
+        let uid = match &process.socket_user {
+            Some(user) => {
+                sys::lookup_user(user)
+                    .ok_or_else(|| std::io::Error::other(format!("socket-user: no such user '{user}'")))?
+                    .uid
+            }
+            None => child_uid,
+        };
         sys::chown(&socket, uid, gid)?;
     }
     Ok((listener, socket))

@@ -245,7 +245,7 @@ pub static OPTION_SUPPORT: &[Support] = &[
     both("response-buffer-size", "", NOT_YET),
     both("response-socket-timeout", "", NOT_YET),
     both("response-flush-delay", "", NOT_YET),
-    both("socket-user", "", NOT_YET),
+    both("socket-user", "", H),
     both("script-user", "", H),
     both("script-group", "", H),
     both("cpu-time-limit", "", H),

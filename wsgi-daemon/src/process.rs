@@ -40,7 +40,7 @@ pub fn worker_options(process: &DaemonProcess) -> WorkerOptions {
         maximum_requests: process.maximum_requests,
         inactivity_timeout: process.inactivity_timeout,
         queue_timeout: process.queue_timeout,
-        request_timeout: process.request_timeout,
+        request_timeout: request_timeout_fire_point(process),
         socket_timeout: process.socket_timeout,
         graceful_timeout: if process.graceful_timeout.is_zero() {
             process.shutdown_timeout
@@ -50,6 +50,15 @@ pub fn worker_options(process: &DaemonProcess) -> WorkerOptions {
         deadlock_timeout: process.deadlock_timeout,
         startup_timeout: process.startup_timeout,
     }
+}
+
+/// When a request has run too long (mod_wsgi 6): `request-timeout`
+/// scaled by the natural log of the thread count, `T * (1 + ln threads)`,
+/// so that one stuck thread of many is given more patience than the only
+/// one.
+pub fn request_timeout_fire_point(process: &DaemonProcess) -> std::time::Duration {
+    let threads = f64::from(process.threads.max(1));
+    process.request_timeout.mul_f64(1.0 + threads.ln())
 }
 
 /// Applies the group's process settings to the current (freshly forked)
@@ -196,4 +205,18 @@ pub fn daemon_main(
     runner.stop(reason, process.shutdown_timeout);
     std::mem::forget(runner);
     sys::exit_now(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_timeout_scales_with_the_log_of_threads() {
+        let mut process = wsgi_config::DaemonProcess::new("g");
+        process.request_timeout = std::time::Duration::from_secs(10);
+        process.threads = 1;
+        assert_eq!(super::request_timeout_fire_point(&process), std::time::Duration::from_secs(10));
+        process.threads = 10;
+        let fire = super::request_timeout_fire_point(&process).as_secs_f64();
+        assert!((fire - 33.03).abs() < 0.01, "{fire}");
+    }
 }

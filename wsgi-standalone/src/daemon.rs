@@ -79,6 +79,11 @@ pub fn start_groups(config: &Config, log: &ServerLog) -> Result<Groups, String> 
         let socket = PathBuf::from(socket);
         let listener = wsgi_daemon::sys::group_socket(&socket, group.process.listen_backlog)
             .map_err(|e| format!("cannot create {}: {e}", socket.display()))?;
+        if let Some(user) = &group.process.socket_user {
+            let owner = wsgi_daemon::sys::lookup_user(user).ok_or(format!("socket-user: no such user '{user}'"))?;
+            wsgi_daemon::sys::chown(&socket, owner.uid, owner.gid)
+                .map_err(|e| format!("socket-user: cannot give {} to '{user}': {e}", socket.display()))?;
+        }
         let fd = listener.as_raw_fd();
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
         let mut command = Command::new(exe);
