@@ -300,3 +300,39 @@ fn socket_user_owns_the_group_socket() {
     tests::wait_for(Duration::from_secs(10), || std::fs::read_dir(&sockets).ok()?.next().map(|_| ()));
     assert_eq!(socket_owner(&sockets), 1, "{}", server.stderr());
 }
+
+const STACK: &str = "import ctypes\n\
+libc = ctypes.CDLL(None)\n\
+libc.pthread_self.restype = ctypes.c_ulong\n\
+libc.pthread_getattr_np.argtypes = [ctypes.c_ulong, ctypes.c_void_p]\n\
+def application(environ, start_response):\n\
+\x20   attr = ctypes.create_string_buffer(256)\n\
+\x20   libc.pthread_getattr_np(libc.pthread_self(), attr)\n\
+\x20   size = ctypes.c_size_t()\n\
+\x20   libc.pthread_attr_getstacksize(attr, ctypes.byref(size))\n\
+\x20   libc.pthread_attr_destroy(attr)\n\
+\x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+\x20   return [str(size.value).encode()]\n";
+
+/// `stack-size=` is the stack of the request threads, as the application's
+/// own thread sees it (`pthread_getattr_np` through ctypes).
+#[test]
+fn stack_size_is_the_request_threads_stack() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = TempDir::new("daemon-stack-size");
+    site.write("stack.wsgi", STACK);
+    let config = format!(
+        "WSGIDaemonProcess big threads=2 stack-size=4194304\n\
+         WSGIDaemonProcess default threads=2\n\
+         WSGIScriptAlias /big {dir}/stack.wsgi process-group=big application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /default {dir}/stack.wsgi process-group=default application-group=%{{GLOBAL}}\n",
+        dir = site.path().display()
+    );
+    let apache = Apache::start(&ApacheOptions::ours(config.clone()));
+    assert_eq!(apache.get("/big").text(), "4194304", "{}", apache.error_log());
+    assert_ne!(apache.get("/default").text(), "4194304");
+    drop(apache);
+    let file = site.write("site.conf", &config);
+    let server = Server::start(["--config".as_ref(), file.as_os_str()]);
+    assert_eq!(server.get("/big").text(), "4194304", "{}", server.stderr());
+}

@@ -1,7 +1,8 @@
 //! Settings that mod_wsgi applies to the interpreter and the daemon socket,
 //! honoured by both front ends from the same configuration:
 //! `WSGISwitchInterval` and `switch-interval=`, `WSGIPythonEggs` and
-//! `python-eggs=`, and `listen-backlog=` (seen on the socket with `ss`).
+//! `python-eggs=`, and `listen-backlog=`, `send-buffer-size=` and
+//! `receive-buffer-size=` (seen on the socket with `ss`).
 
 use std::process::Command;
 
@@ -28,22 +29,32 @@ fn config(site: &TempDir) -> String {
          WSGISwitchInterval 0.0125\n\
          WSGIPythonEggs {dir}/eggs-embedded\n\
          WSGIDaemonProcess tuned processes=1 threads=2 listen-backlog=37 switch-interval=0.0075 \
-         python-eggs={dir}/eggs-daemon\n\
+         python-eggs={dir}/eggs-daemon send-buffer-size=65536 receive-buffer-size=32768\n\
          WSGIScriptAlias /embedded {dir}/report.wsgi process-group=%{{GLOBAL}} application-group=%{{GLOBAL}}\n\
          WSGIScriptAlias /daemon {dir}/report.wsgi process-group=tuned application-group=%{{GLOBAL}}\n"
     )
 }
 
-/// The backlog (`ss`'s Send-Q) of the listening UNIX sockets under `dir`.
-fn backlogs_under(dir: &std::path::Path) -> Vec<String> {
-    let out = Command::new("ss").args(["-xlH"]).output().expect("run ss (iproute2)");
+/// The backlog (`ss`'s Send-Q) and the buffer sizes (`rb`, `tb`: twice
+/// what was asked, as the kernel keeps them) of the listening UNIX sockets
+/// under `dir`.
+fn sockets_under(dir: &std::path::Path) -> Vec<String> {
+    let out = Command::new("ss").args(["-xlmH"]).output().expect("run ss (iproute2)");
     let text = String::from_utf8_lossy(&out.stdout);
     let prefix = dir.display().to_string();
     text.lines()
         .filter(|line| line.contains(&prefix))
-        .filter_map(|line| line.split_whitespace().nth(3).map(String::from))
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let memory = words.iter().find(|w| w.starts_with("skmem:")).copied().unwrap_or_default();
+            let buffer =
+                |key: &str| memory.split([',', '(', ')']).find_map(|part| part.strip_prefix(key)).unwrap_or("?");
+            format!("backlog {} rb {} tb {}", words[3], buffer("rb"), buffer("tb"))
+        })
         .collect()
 }
+
+const SOCKET: &str = "backlog 37 rb 65536 tb 131072";
 
 fn expected(site: &TempDir) -> [String; 2] {
     let dir = site.path().display();
@@ -51,18 +62,18 @@ fn expected(site: &TempDir) -> [String; 2] {
 }
 
 #[test]
-fn apache_applies_switch_interval_eggs_and_backlog() {
+fn apache_applies_interpreter_and_socket_settings() {
     tests::require!(tests::apache::APACHE_BINARY, "/bin/ss");
     let site = site();
     let apache = Apache::start(&ApacheOptions::ours(config(&site)));
     let [embedded, daemon] = expected(&site);
     assert_eq!(apache.get("/embedded").text(), embedded, "{}", apache.error_log());
     assert_eq!(apache.get("/daemon").text(), daemon, "{}", apache.error_log());
-    assert_eq!(backlogs_under(&site.path().join("sockets")), ["37"]);
+    assert_eq!(sockets_under(&site.path().join("sockets")), [SOCKET]);
 }
 
 #[test]
-fn standalone_applies_switch_interval_eggs_and_backlog() {
+fn standalone_applies_interpreter_and_socket_settings() {
     tests::require!("/bin/ss");
     let site = site();
     let file = site.write("site.conf", &config(&site));
@@ -70,5 +81,5 @@ fn standalone_applies_switch_interval_eggs_and_backlog() {
     let [embedded, daemon] = expected(&site);
     assert_eq!(server.get("/embedded").text(), embedded, "{}", server.stderr());
     assert_eq!(server.get("/daemon").text(), daemon, "{}", server.stderr());
-    assert_eq!(backlogs_under(&site.path().join("sockets")), ["37"]);
+    assert_eq!(sockets_under(&site.path().join("sockets")), [SOCKET]);
 }

@@ -40,11 +40,8 @@ const DIRECTIVE_SAMPLES: &[(&str, &str)] = &[
 /// refuse.
 const OPTION_SAMPLES: &[(&str, &str)] = &[
     ("chroot", "/srv/jail"),
-    ("stack-size", "524288"),
     ("interrupt-timeout", "5"),
     ("eviction-timeout", "5"),
-    ("send-buffer-size", "65536"),
-    ("receive-buffer-size", "65536"),
     ("header-buffer-size", "65536"),
     ("response-buffer-size", "65536"),
     ("response-socket-timeout", "5"),

@@ -151,7 +151,7 @@ fn create_socket(prefix: &std::path::Path, process: &DaemonProcess) -> std::io::
     if let Some(dir) = socket.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let listener = sys::group_socket(&socket, process.listen_backlog)?;
+    let listener = sys::group_socket(&socket, process)?;
     if sys::is_root() {
         let (_, _, child_uid, gid) = ffi::child_identity();
         // socket-user=: another owner (Apache's ITK or PrivilegesMode

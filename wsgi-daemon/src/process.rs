@@ -49,6 +49,7 @@ pub fn worker_options(process: &DaemonProcess) -> WorkerOptions {
         },
         deadlock_timeout: process.deadlock_timeout,
         startup_timeout: process.startup_timeout,
+        stack_size: process.stack_size.map(|size| size as usize),
     }
 }
 

@@ -468,19 +468,49 @@ pub fn chown(path: &std::path::Path, uid: u32, gid: u32) -> io::Result<()> {
 
 /// Creates a daemon group's listening socket at `path` (replacing a stale
 /// one), readable and writable by its owner only, with the group's
-/// `listen-backlog=` as the queue of connections not yet accepted.
-pub fn group_socket(path: &std::path::Path, backlog: u32) -> io::Result<std::os::unix::net::UnixListener> {
+/// `listen-backlog=` as the queue of connections not yet accepted and its
+/// `send-buffer-size=`/`receive-buffer-size=` (0: the system's) on the
+/// socket, as mod_wsgi sets them.
+pub fn group_socket(
+    path: &std::path::Path,
+    process: &wsgi_config::DaemonProcess,
+) -> io::Result<std::os::unix::net::UnixListener> {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_file(path);
     let listener = std::os::unix::net::UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    let backlog = libc::c_int::try_from(backlog).unwrap_or(libc::c_int::MAX);
+    for (option, size) in [(libc::SO_SNDBUF, process.send_buffer_size), (libc::SO_RCVBUF, process.receive_buffer_size)]
+    {
+        if size > 0 {
+            set_buffer_size(listener.as_raw_fd(), option, size)?;
+        }
+    }
+    let backlog = libc::c_int::try_from(process.listen_backlog).unwrap_or(libc::c_int::MAX);
     // SAFETY: the descriptor is the listener's own; listen() on a listening
     // socket only changes its backlog.
     if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(listener)
+}
+
+fn set_buffer_size(fd: RawFd, option: libc::c_int, size: u64) -> io::Result<()> {
+    let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `size` is a valid c_int for the call's duration.
+    let status = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            (&raw const size).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[cfg(test)]

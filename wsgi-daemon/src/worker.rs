@@ -53,6 +53,9 @@ pub struct WorkerOptions {
     /// A process whose WSGI script has failed to load and never loaded
     /// for this long since it started asks to be replaced (zero: never).
     pub startup_timeout: Duration,
+    /// `stack-size=`: the request threads' stack, in bytes (`None`: the
+    /// system's default).
+    pub stack_size: Option<usize>,
 }
 
 /// Why [`serve`] returned.
@@ -219,8 +222,11 @@ pub fn serve(
     std::thread::scope(|scope| {
         for slot in 0..options.threads.max(1) {
             let shared = &shared;
-            std::thread::Builder::new()
-                .name(format!("wsgi-request-{slot}"))
+            let mut builder = std::thread::Builder::new().name(format!("wsgi-request-{slot}"));
+            if let Some(size) = options.stack_size {
+                builder = builder.stack_size(size);
+            }
+            builder
                 .spawn_scoped(scope, move || request_thread(slot, shared, listener))
                 .expect("spawn a request thread");
         }

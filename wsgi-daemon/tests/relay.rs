@@ -90,6 +90,7 @@ fn options(threads: usize) -> WorkerOptions {
         graceful_timeout: Duration::from_secs(5),
         deadlock_timeout: Duration::ZERO,
         startup_timeout: Duration::ZERO,
+        stack_size: None,
     }
 }
 

@@ -77,7 +77,7 @@ pub fn start_groups(config: &Config, log: &ServerLog) -> Result<Groups, String> 
         let mut socket = prefix.as_os_str().to_os_string();
         socket.push(format!(".{n}.sock"));
         let socket = PathBuf::from(socket);
-        let listener = wsgi_daemon::sys::group_socket(&socket, group.process.listen_backlog)
+        let listener = wsgi_daemon::sys::group_socket(&socket, &group.process)
             .map_err(|e| format!("cannot create {}: {e}", socket.display()))?;
         if let Some(user) = &group.process.socket_user {
             let owner = wsgi_daemon::sys::lookup_user(user).ok_or(format!("socket-user: no such user '{user}'"))?;
