@@ -579,8 +579,10 @@ fn run_embedded(request: &mut Request, embedded: &Embedded, target: &AppTarget, 
     let head_only = env.get_str("REQUEST_METHOD") == Some("HEAD");
     // The body is read through the same request the response is written
     // to; the two never run at once (one thread per request).
+    let sendfile = env.get_str("mod_wsgi.enable_sendfile") == Some("1");
     let mut input = request.body_reader();
     let mut sink = ApacheSink::new(request);
+    sink.sendfile = sendfile;
     let mut writer = ResponseWriter::new(&mut sink, head_only);
     embedded.runner.run(target, env, &mut input, &mut writer, &log);
     drop(writer);
@@ -672,6 +674,8 @@ pub(crate) struct ApacheSink<'r> {
     /// (in `ap_rwrite`'s buffer or set aside by the core output filter),
     /// or [`CORE_BUFFER_LIMIT`] when that is not known to be below it.
     buffered: usize,
+    /// `WSGIEnableSendfile On`: files go out with `sendfile`.
+    pub(crate) sendfile: bool,
 }
 
 /// How much body Apache holds in memory without writing to the client in
@@ -684,7 +688,7 @@ const CORE_BUFFER_LIMIT: usize = 60 * 1024;
 impl<'r> ApacheSink<'r> {
     /// A sink writing to `request`'s response.
     pub(crate) fn new(request: &'r Request) -> ApacheSink<'r> {
-        ApacheSink { request, error_status: None, buffered: 0 }
+        ApacheSink { request, error_status: None, buffered: 0, sendfile: false }
     }
 }
 
@@ -720,7 +724,7 @@ impl ResponseSink for ApacheSink<'_> {
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
         // The file goes with a flush: nothing is held after it.
         self.buffered = 0;
-        self.request.send_file(file.as_raw_fd(), offset, len)
+        self.request.send_file(file.as_raw_fd(), offset, len, self.sendfile)
     }
 
     fn flush(&mut self) -> io::Result<()> {

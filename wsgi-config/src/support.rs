@@ -149,7 +149,12 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     both("WSGIIgnoreActivity", "Off", H),
     both("WSGITrustedProxyHeaders", "-", H),
     both("WSGITrustedProxies", "-", H),
-    both("WSGIEnableSendfile", "Off", Status::OnlyValue("Off", "the sendfile switch is not implemented")),
+    each(
+        "WSGIEnableSendfile",
+        "Off",
+        H,
+        Status::OnlyValue("Off", "the standalone server's HTTP layer copies a file's bytes; it has no sendfile path"),
+    ),
     each("WSGIAccessScript", "-", H, STANDALONE_ACCESS),
     each("WSGIAuthUserScript", "-", H, STANDALONE_ACCESS),
     each("WSGIAuthGroupScript", "-", H, STANDALONE_ACCESS),

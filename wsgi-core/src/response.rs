@@ -17,21 +17,10 @@ pub trait ResponseSink {
     fn send_body(&mut self, chunk: &[u8]) -> io::Result<()>;
 
     /// Sends `len` bytes of `file` from `offset`: the zero-copy path
-    /// (`sendfile`, an Apache file bucket). The default reads and sends.
+    /// (`sendfile`, an Apache file bucket). The default reads and sends
+    /// ([`read_and_send`]).
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
-        use std::os::unix::fs::FileExt;
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut sent = 0u64;
-        while sent < len {
-            let want = usize::try_from((len - sent).min(buf.len() as u64)).unwrap_or(buf.len());
-            let n = file.read_at(&mut buf[..want], offset + sent)?;
-            if n == 0 {
-                break;
-            }
-            self.send_body(&buf[..n])?;
-            sent += n as u64;
-        }
-        Ok(sent)
+        read_and_send(self, file, offset, len)
     }
 
     /// Pushes buffered output to the client.
@@ -68,6 +57,25 @@ pub trait ResponseSink {
         let _ = len;
         true
     }
+}
+
+/// Sends `len` bytes of `file` from `offset` through `sink` by reading
+/// them (up to 64 KiB at a time) and sending each piece as body: the
+/// copying path, for sinks without a zero-copy one; the bytes sent.
+pub fn read_and_send<S: ResponseSink + ?Sized>(sink: &mut S, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut sent = 0u64;
+    while sent < len {
+        let want = usize::try_from((len - sent).min(buf.len() as u64)).unwrap_or(buf.len());
+        let n = file.read_at(&mut buf[..want], offset + sent)?;
+        if n == 0 {
+            break;
+        }
+        sink.send_body(&buf[..n])?;
+        sent += n as u64;
+    }
+    Ok(sent)
 }
 
 /// Why `start_response()` refused its arguments. The interpreter raises the

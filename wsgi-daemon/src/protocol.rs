@@ -377,6 +377,13 @@ pub fn write_data_chunk(w: &mut impl Write, data: &[u8], request_body: bool) -> 
     Ok(())
 }
 
+/// Writes the header of a [`Frame::ResponseChunk`] of `len` bytes, which
+/// the caller then writes itself (from a file, with `sendfile`).
+pub fn write_response_chunk_header(w: &mut impl Write, len: usize) -> Result<(), ProtocolError> {
+    w.write_all(&frame_header(FrameKind::ResponseChunk, len)?)?;
+    Ok(())
+}
+
 /// If `buffered` starts with a whole [`Frame::ResponseChunk`], the range
 /// of its data in `buffered` and the frame's full length: a reader with
 /// the frame already in its buffer can pass the data on from there, with

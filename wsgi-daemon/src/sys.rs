@@ -494,6 +494,33 @@ pub fn group_socket(
     Ok(listener)
 }
 
+/// `sendfile(2)`: `len` bytes of `file` from `offset` to the socket `out`,
+/// all of them (a short count is continued); the socket's send timeout
+/// ends a wait for the peer with `TimedOut`.
+pub fn send_file_to(out: RawFd, file: RawFd, offset: u64, len: u64) -> io::Result<u64> {
+    let mut sent = 0u64;
+    while sent < len {
+        let mut at = libc::off_t::try_from(offset + sent).map_err(|_| io::Error::other("file offset too large"))?;
+        let want = usize::try_from(len - sent).unwrap_or(usize::MAX).min(1 << 30);
+        // SAFETY: both descriptors are open for the call; `at` is a valid
+        // out-pointer for the offset.
+        let n = unsafe { libc::sendfile(out, file, &mut at, want) };
+        match n {
+            n if n > 0 => sent += n as u64,
+            0 => break,
+            _ => {
+                let error = io::Error::last_os_error();
+                match error.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => return Err(io::Error::new(io::ErrorKind::TimedOut, error)),
+                    _ => return Err(error),
+                }
+            }
+        }
+    }
+    Ok(sent)
+}
+
 fn set_buffer_size(fd: RawFd, option: libc::c_int, size: u64) -> io::Result<()> {
     let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
     // SAFETY: `size` is a valid c_int for the call's duration.

@@ -610,9 +610,15 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
     }
     let mut body =
         FrameBody { reader: &mut connection.reader, pending: Bytes::new(), done: !start.has_body, failed: false };
-    let mut sink =
-        FrameSink { writer: connection.writer.clone(), head_sent: head_sent.clone(), failed: false, ended: false };
+    let mut sink = FrameSink {
+        writer: connection.writer.clone(),
+        head_sent: head_sent.clone(),
+        sendfile: false,
+        failed: false,
+        ended: false,
+    };
     let head_only = environ.get_str("REQUEST_METHOD") == Some("HEAD");
+    sink.sendfile = environ.get_str("mod_wsgi.enable_sendfile") == Some("1");
     let mut writer = ResponseWriter::new(&mut sink, head_only);
     let outcome = shared.runner.run(&start.target, environ, &mut body, &mut writer, shared.log);
     drop(writer);
@@ -730,6 +736,9 @@ impl Read for FrameBody<'_> {
 struct FrameSink {
     writer: Arc<Mutex<BufWriter<UnixStream>>>,
     head_sent: Arc<AtomicBool>,
+    /// `WSGIEnableSendfile On` for this request: files go to the front end
+    /// with `sendfile(2)`.
+    sendfile: bool,
     failed: bool,
     /// The response already ended with an Error frame.
     ended: bool,
@@ -769,6 +778,35 @@ impl ResponseSink for FrameSink {
     fn flush(&mut self) -> io::Result<()> {
         let mut writer = self.writer.lock().map_err(|_| io::Error::other("connection lock poisoned"))?;
         writer.flush().inspect_err(|_| self.failed = true)
+    }
+
+    fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<u64> {
+        if !self.sendfile {
+            return wsgi_core::response::read_and_send(self, file, offset, len);
+        }
+        // The frame header says how much follows; the file's bytes then go
+        // from the kernel's page cache to the socket.
+        let len = len.min(file.metadata()?.len().saturating_sub(offset));
+        let mut writer = self.writer.lock().map_err(|_| io::Error::other("connection lock poisoned"))?;
+        let mut sent = 0;
+        while sent < len {
+            let piece = (len - sent).min(1 << 20);
+            let result = protocol::write_response_chunk_header(&mut *writer, piece as usize)
+                .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()))
+                .and_then(|()| writer.flush())
+                .and_then(|()| sys::send_file_to(writer.get_ref().as_raw_fd(), file.as_raw_fd(), offset + sent, piece))
+                .and_then(
+                    |n| if n == piece { Ok(n) } else { Err(io::Error::other("the file shrank while it was sent")) },
+                );
+            match result {
+                Ok(n) => sent += n,
+                Err(e) => {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(sent)
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -39,8 +39,10 @@ const SYSTEM_PACKAGES: &[&str] = &[
     // from procps.
     "curl",
     "procps",
-    // ss, to read daemon sockets' listen backlog.
+    // ss, to read daemon sockets' listen backlog; strace, to see
+    // WSGIEnableSendfile's sendfile calls.
     "iproute2",
+    "strace",
     // The certificate of the HTTPS tests (mod_ssl comes with apache2).
     "openssl",
     // The benchmark's load generator, and the venv for its peers.

@@ -551,8 +551,10 @@ impl Request {
     }
 
     /// Sends `len` bytes of the open file `fd` from `offset` as a file
-    /// bucket (sendfile where the filters allow), then flushes.
-    pub(crate) fn send_file(&self, fd: c_int, offset: u64, len: u64) -> io::Result<u64> {
+    /// bucket, then flushes. With `sendfile` the core output filter may
+    /// send it with `sendfile(2)` (`WSGIEnableSendfile On`); without, it
+    /// reads the file (mmap or read) and writes the bytes.
+    pub(crate) fn send_file(&self, fd: c_int, offset: u64, len: u64, sendfile: bool) -> io::Result<u64> {
         let pool = self.rec().pool;
         // SAFETY: a live request, its connection's bucket allocator and
         // pool. The APR file wraps `fd` without owning it (the Python file
@@ -562,7 +564,8 @@ impl Request {
             let conn = &*self.rec().connection;
             let mut file: *mut apr_file_t = ptr::null_mut();
             let mut os_fd = fd;
-            if apr_os_file_put(&mut file, &mut os_fd, 0, pool) != APR_SUCCESS as apr_status_t {
+            let flags = if sendfile { APR_FOPEN_SENDFILE_ENABLED } else { 0 };
+            if apr_os_file_put(&mut file, &mut os_fd, flags, pool) != APR_SUCCESS as apr_status_t {
                 return Err(io::Error::other("cannot wrap the file for Apache"));
             }
             let brigade = apr_brigade_create(pool, conn.bucket_alloc);
@@ -1019,6 +1022,11 @@ unsafe fn brigade_insert_tail(brigade: *mut apr_bucket_brigade, bucket: *mut apr
         (*brigade).list.prev = bucket;
     }
 }
+
+/// `APR_FOPEN_SENDFILE_ENABLED` (`apr_file_io.h`): the core output filter
+/// may `sendfile` a file bucket of this file. Not in the generated
+/// bindings (a macro).
+const APR_FOPEN_SENDFILE_ENABLED: i32 = 0x01000;
 
 /// `ap_mpm_query`: the MPM's answer to `query`, if it knows it.
 pub(crate) fn mpm_query(query: u32) -> Option<c_int> {
