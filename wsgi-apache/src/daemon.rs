@@ -260,6 +260,8 @@ pub(crate) fn forward(
     let head_only = environ.get_str("REQUEST_METHOD") == Some("HEAD");
     let mut body = request.body_reader();
     let mut sink = ApacheSink::new(request);
+    // WSGIErrorOverride acts in daemon mode only, as in mod_wsgi.
+    sink.error_override = settings.error_override == Some(true);
     let mut writer = ResponseWriter::new(&mut sink, head_only);
     let outcome = runner.run(&target, environ, &mut body, &mut writer, &log);
     let cut_short = outcome == RunOutcome::Failed && writer.head_sent();

@@ -676,6 +676,12 @@ pub(crate) struct ApacheSink<'r> {
     buffered: usize,
     /// `WSGIEnableSendfile On`: files go out with `sendfile`.
     pub(crate) sendfile: bool,
+    /// `WSGIErrorOverride On` (daemon mode): an error status from the
+    /// application is answered with Apache's own page (or `ErrorDocument`),
+    /// the application's body discarded.
+    pub(crate) error_override: bool,
+    /// The application's error response is being discarded.
+    overridden: bool,
 }
 
 /// How much body Apache holds in memory without writing to the client in
@@ -688,7 +694,14 @@ const CORE_BUFFER_LIMIT: usize = 60 * 1024;
 impl<'r> ApacheSink<'r> {
     /// A sink writing to `request`'s response.
     pub(crate) fn new(request: &'r Request) -> ApacheSink<'r> {
-        ApacheSink { request, error_status: None, buffered: 0, sendfile: false }
+        ApacheSink {
+            request,
+            error_status: None,
+            buffered: 0,
+            sendfile: false,
+            error_override: false,
+            overridden: false,
+        }
     }
 }
 
@@ -706,6 +719,11 @@ impl ApacheSink<'_> {
 
 impl ResponseSink for ApacheSink<'_> {
     fn send_head(&mut self, status: u16, reason: &str, headers: &[(String, String)]) -> io::Result<()> {
+        if self.error_override && status >= 400 {
+            self.error_status = Some(status);
+            self.overridden = true;
+            return Ok(());
+        }
         let line = format!("{status} {reason}");
         self.request.set_status(status, &wsgi_core::route::latin1_bytes(&line));
         for (name, value) in headers {
@@ -715,6 +733,9 @@ impl ResponseSink for ApacheSink<'_> {
     }
 
     fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
+        if self.overridden {
+            return Ok(());
+        }
         // Past the limit the filters may have written, and may still hold
         // up to the limit: from then on every write counts as blocking.
         self.buffered = (self.buffered + chunk.len()).min(CORE_BUFFER_LIMIT);
@@ -722,17 +743,28 @@ impl ResponseSink for ApacheSink<'_> {
     }
 
     fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<u64> {
+        if self.overridden {
+            return Ok(len);
+        }
         // The file goes with a flush: nothing is held after it.
         self.buffered = 0;
         self.request.send_file(file.as_raw_fd(), offset, len, self.sendfile)
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        if self.overridden {
+            return Ok(());
+        }
         self.buffered = 0;
         self.request.flush()
     }
 
     fn finish(&mut self) -> io::Result<()> {
+        // An overridden response is Apache's to make, once the handler
+        // returns its status.
+        if self.overridden {
+            return Ok(());
+        }
         self.request.end_response()
     }
 

@@ -143,7 +143,12 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     both("WSGIPassApacheRequest", "Off", Status::OnlyValue("Off", "the `apache` request object is not implemented")),
     both("WSGIPassAuthorization", "Off", H),
     both("WSGIScriptReloading", "On", H),
-    both("WSGIErrorOverride", "Off", Status::OnlyValue("Off", "error-document override is not implemented")),
+    each(
+        "WSGIErrorOverride",
+        "Off",
+        H,
+        Status::OnlyValue("Off", "the standalone server has no ErrorDocument pages to put in the application's place"),
+    ),
     both("WSGIChunkedRequest", "Off", H),
     both("WSGIMapHEADToGET", "-", H),
     both("WSGIIgnoreActivity", "Off", H),
