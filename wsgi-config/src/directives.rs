@@ -134,7 +134,7 @@ pub enum GlobalSetting {
     SocketRotation(bool),
     /// `WSGIAcceptMutex`.
     AcceptMutex(AcceptMutex),
-    /// `WSGIVerboseDebugging` (deprecated; no effect).
+    /// `WSGIVerboseDebugging`.
     VerboseDebugging(bool),
     /// `WSGIDontWriteBytecode`.
     DontWriteBytecode(bool),

@@ -83,6 +83,10 @@ const STANDALONE_ACCESS: Status =
     Status::Refused("access control is not implemented in the standalone server yet; serve this site with Apache");
 const STANDALONE_LATER: Status =
     Status::Refused("the standalone server does not read this directive yet: use its command-line options");
+/// mod_wsgi 4 records these but decides nothing with them under Apache
+/// 2.4, where authn/authz providers chain by themselves.
+const AUTHORITATIVE: Status =
+    Status::NoEffect("mod_wsgi 4 decides nothing with it under Apache 2.4, where providers chain by themselves");
 const TELEMETRY: Status = Status::Refused("mod_wsgi 6's telemetry service is not implemented");
 const NEW_RELIC: Status =
     Status::Refused("New Relic agent start-up is not implemented: start the agent from the WSGI script");
@@ -113,7 +117,11 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
         "default",
         Status::NoEffect("daemon processes accept on one socket and the kernel wakes one of them"),
     ),
-    both("WSGIVerboseDebugging", "Off", Status::NoEffect("deprecated; mod_wsgi 4 gives it no effect either")),
+    both(
+        "WSGIVerboseDebugging",
+        "Off",
+        Status::OnlyValue("Off", "mod_wsgi's extra debug log lines for its developers are not written"),
+    ),
     both("WSGIDontWriteBytecode", "Off", H),
     both("WSGIPythonWarnings", "-", H),
     both("WSGIPythonOptimize", "0", H),
@@ -163,18 +171,8 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     each("WSGIAccessScript", "-", H, STANDALONE_ACCESS),
     each("WSGIAuthUserScript", "-", H, STANDALONE_ACCESS),
     each("WSGIAuthGroupScript", "-", H, STANDALONE_ACCESS),
-    each(
-        "WSGIGroupAuthoritative",
-        "On",
-        Status::OnlyValue("On", "a failed group check always denies"),
-        STANDALONE_ACCESS,
-    ),
-    each(
-        "WSGIUserAuthoritative",
-        "On",
-        Status::OnlyValue("On", "a failed password check always denies"),
-        STANDALONE_ACCESS,
-    ),
+    each("WSGIGroupAuthoritative", "On", AUTHORITATIVE, STANDALONE_ACCESS),
+    each("WSGIUserAuthoritative", "On", AUTHORITATIVE, STANDALONE_ACCESS),
     each("WSGIHandlerScript", "-", H, Status::Refused("handler scripts are not run by the standalone server yet")),
     both("WSGIServerMetrics", "Off", Status::OnlyValue("Off", "server metrics are not implemented")),
     both("WSGITelemetryService", "-", TELEMETRY),
