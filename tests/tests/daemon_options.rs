@@ -336,3 +336,31 @@ fn stack_size_is_the_request_threads_stack() {
     let server = Server::start(["--config".as_ref(), file.as_os_str()]);
     assert_eq!(server.get("/big").text(), "4194304", "{}", server.stderr());
 }
+
+const BIG_HEADER: &str = "def application(environ, start_response):\n\
+\x20   start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Big', 'b' * 40000)])\n\
+\x20   return [b'big']\n";
+
+/// A 40000-byte response header line overflows mod_wsgi's 32 KiB header
+/// buffer (500, logged); `header-buffer-size=65536` lets it through. The
+/// same with Debian's mod_wsgi.
+#[test]
+fn header_buffer_size_bounds_response_header_lines() {
+    tests::require!(tests::apache::APACHE_BINARY, tests::apache::REFERENCE_MODULE);
+    let site = TempDir::new("daemon-header-buffer");
+    site.write("big.wsgi", BIG_HEADER);
+    let dir = site.path().display();
+    let config = format!(
+        "WSGIDaemonProcess small threads=1\n\
+         WSGIDaemonProcess large threads=1 header-buffer-size=65536\n\
+         WSGIScriptAlias /small {dir}/big.wsgi process-group=small application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /large {dir}/big.wsgi process-group=large application-group=%{{GLOBAL}}\n"
+    );
+    for module in [tests::apache::WsgiModule::Ours, tests::apache::WsgiModule::Reference] {
+        let apache = Apache::start(&ApacheOptions { module, ..ApacheOptions::ours(config.clone()) });
+        assert_eq!(apache.get("/small").status(), 500, "{module:?}\n{}", apache.error_log());
+        assert!(apache.error_log().contains("Truncated or oversized response headers"), "{}", apache.error_log());
+        let large = apache.get("/large");
+        assert_eq!((large.status(), large.header("X-Big").map(str::len)), (200, Some(40000)), "{module:?}");
+    }
+}

@@ -42,7 +42,6 @@ const OPTION_SAMPLES: &[(&str, &str)] = &[
     ("chroot", "/srv/jail"),
     ("interrupt-timeout", "5"),
     ("eviction-timeout", "5"),
-    ("header-buffer-size", "65536"),
     ("response-buffer-size", "65536"),
     ("response-socket-timeout", "5"),
     ("response-flush-delay", "10"),

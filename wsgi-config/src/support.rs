@@ -249,7 +249,7 @@ pub static OPTION_SUPPORT: &[Support] = &[
     both("listen-backlog", "", H),
     both("send-buffer-size", "", H),
     both("receive-buffer-size", "", H),
-    both("header-buffer-size", "", NOT_YET),
+    both("header-buffer-size", "", H),
     both("response-buffer-size", "", NOT_YET),
     both("response-socket-timeout", "", NOT_YET),
     both("response-flush-delay", "", NOT_YET),

@@ -46,6 +46,10 @@ pub enum ForwardError {
     /// Writing to the client failed.
     #[error("the client went away: {0}")]
     ClientGone(io::Error),
+    /// The daemon's response cannot be passed on (nothing of it went out):
+    /// 500, with the reason logged.
+    #[error("{0}")]
+    BadResponse(String),
 }
 
 /// What a front end does about a [`ForwardError`].
@@ -65,6 +69,7 @@ impl ForwardError {
         match self {
             ForwardError::Unavailable(_) => Recovery::Answer(503),
             ForwardError::Failed { status, .. } => Recovery::Answer(*status),
+            ForwardError::BadResponse(_) => Recovery::Answer(500),
             ForwardError::Broken(_) => Recovery::CloseConnection,
             ForwardError::ClientGone(_) => Recovery::Nothing,
         }
@@ -82,6 +87,7 @@ impl ForwardError {
             ForwardError::Failed { status: 500, .. } | ForwardError::ClientGone(_) => None,
             ForwardError::Failed { message, .. } => Some(format!("daemon group '{group}': {message}")),
             ForwardError::Broken(message) => Some(format!("response from daemon group '{group}' cut short: {message}")),
+            ForwardError::BadResponse(message) => Some(format!("{message} '{group}'")),
         }
     }
 }
@@ -96,8 +102,15 @@ pub struct DaemonClient {
     socket: PathBuf,
     connect_timeout: Duration,
     socket_timeout: Duration,
+    /// The longest response header line (`Name: value` and its CRLF) a
+    /// daemon may send, plus one: `header-buffer-size=`, else mod_wsgi's
+    /// 32768.
+    header_buffer_size: usize,
     idle: Mutex<Vec<Connection>>,
 }
+
+/// mod_wsgi's header line buffer when `header-buffer-size=` is not given.
+const DEFAULT_HEADER_BUFFER: usize = 32768;
 
 impl std::fmt::Debug for DaemonClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -120,12 +133,22 @@ impl DaemonClient {
     pub fn for_group(socket: PathBuf, process: &wsgi_config::DaemonProcess) -> DaemonClient {
         let socket_timeout =
             if process.socket_timeout.is_zero() { Duration::from_secs(300) } else { process.socket_timeout };
-        DaemonClient::new(socket, process.connect_timeout, socket_timeout)
+        let mut client = DaemonClient::new(socket, process.connect_timeout, socket_timeout);
+        if process.header_buffer_size > 0 {
+            client.header_buffer_size = usize::try_from(process.header_buffer_size).unwrap_or(usize::MAX);
+        }
+        client
     }
 
     /// A client for the group listening at `socket`.
     pub fn new(socket: PathBuf, connect_timeout: Duration, socket_timeout: Duration) -> DaemonClient {
-        DaemonClient { socket, connect_timeout, socket_timeout, idle: Mutex::new(Vec::new()) }
+        DaemonClient {
+            socket,
+            connect_timeout,
+            socket_timeout,
+            header_buffer_size: DEFAULT_HEADER_BUFFER,
+            idle: Mutex::new(Vec::new()),
+        }
     }
 
     /// Sends the request (its body streamed from `body` when
@@ -296,6 +319,14 @@ impl DaemonClient {
             };
             match frame {
                 Frame::ResponseStart(head) => {
+                    // As mod_wsgi reads each header line into its buffer.
+                    let too_long =
+                        |(name, value): &(String, String)| name.len() + value.len() + 4 > self.header_buffer_size - 1;
+                    if head.headers.iter().any(too_long) {
+                        return Attempt::Done(Err(ForwardError::BadResponse(
+                            "Truncated or oversized response headers received from daemon process".into(),
+                        )));
+                    }
                     head_sent = true;
                     if let Err(e) = sink.send_head(head.status, &head.reason, &head.headers) {
                         return Attempt::Done(Err(ForwardError::ClientGone(e)));
