@@ -364,3 +364,47 @@ fn header_buffer_size_bounds_response_header_lines() {
         assert_eq!((large.status(), large.header("X-Big").map(str::len)), (200, Some(40000)), "{module:?}");
     }
 }
+
+/// The pid of the daemon process of group `name` under `apache`.
+fn daemon_pid(apache: &Apache, name: &str) -> u32 {
+    let comm = |pid: &u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let found = tests::wait_for(Duration::from_secs(10), || {
+        tests::child_pids(apache.pid())
+            .into_iter()
+            .flat_map(tests::child_pids)
+            .find(|pid| comm(pid).starts_with(&format!("(wsgi:{name})")))
+    });
+    found.unwrap_or_else(|| panic!("no daemon process of '{name}'\n{}", apache.error_log()))
+}
+
+/// A request of 4 s in flight, then `signal` to its daemon process
+/// (graceful-timeout=1, eviction-timeout=30): the status it gets.
+fn in_flight_status_after(signal: &str) -> u16 {
+    let site = TempDir::new("daemon-eviction");
+    site.write("sleep.wsgi", SLEEPER);
+    let config = format!(
+        "WSGIDaemonProcess evicted processes=1 threads=2 graceful-timeout=1 eviction-timeout=30\n\
+         WSGIScriptAlias /sleep {}/sleep.wsgi process-group=evicted application-group=%{{GLOBAL}}\n",
+        site.path().display()
+    );
+    let apache = Apache::start(&ApacheOptions::ours(config));
+    assert_eq!(apache.get("/sleep?0").status(), 200, "{}", apache.error_log());
+    let pid = daemon_pid(&apache, "evicted");
+    let address = apache.address();
+    let request =
+        std::thread::spawn(move || tests::http_request(address, "GET", "/sleep?4", &[], b"").map(|r| r.status()));
+    std::thread::sleep(Duration::from_secs(1));
+    let status = std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap();
+    assert!(status.success());
+    request.join().unwrap().unwrap_or(0)
+}
+
+/// SIGUSR1 evicts a daemon process with `eviction-timeout`, long enough
+/// for the request in flight; SIGTERM stops it with `graceful-timeout`,
+/// which cuts that request off.
+#[test]
+fn eviction_timeout_applies_to_sigusr1() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    assert_eq!(in_flight_status_after("-USR1"), 200);
+    assert_ne!(in_flight_status_after("-TERM"), 200);
+}

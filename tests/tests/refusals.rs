@@ -41,7 +41,6 @@ const DIRECTIVE_SAMPLES: &[(&str, &str)] = &[
 const OPTION_SAMPLES: &[(&str, &str)] = &[
     ("chroot", "/srv/jail"),
     ("interrupt-timeout", "5"),
-    ("eviction-timeout", "5"),
     ("response-buffer-size", "65536"),
     ("response-socket-timeout", "5"),
     ("response-flush-delay", "10"),

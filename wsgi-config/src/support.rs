@@ -99,7 +99,7 @@ const fn each(name: &'static str, default: &'static str, apache: Status, standal
     Support { name, default, apache, standalone }
 }
 
-/// Every directive of [`DIRECTIVES`], in its order.
+/// Every directive of [`crate::directives::DIRECTIVES`], in its order.
 pub static DIRECTIVE_SUPPORT: &[Support] = &[
     both("WSGIScriptAlias", "-", H),
     both("WSGIScriptAliasMatch", "-", H),
@@ -241,7 +241,7 @@ pub static OPTION_SUPPORT: &[Support] = &[
     both("request-timeout", "", H),
     both("interrupt-timeout", "", NOT_YET),
     both("graceful-timeout", "", H),
-    both("eviction-timeout", "", NOT_YET),
+    both("eviction-timeout", "", H),
     both("restart-interval", "", H),
     both("connect-timeout", "", H),
     both("socket-timeout", "", H),

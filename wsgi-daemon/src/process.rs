@@ -50,6 +50,8 @@ pub fn worker_options(process: &DaemonProcess) -> WorkerOptions {
         deadlock_timeout: process.deadlock_timeout,
         startup_timeout: process.startup_timeout,
         stack_size: process.stack_size.map(|size| size as usize),
+        eviction_timeout: process.eviction_timeout,
+        exit_after_graceful_timeout: Some(process.shutdown_timeout),
     }
 }
 

@@ -56,6 +56,13 @@ pub struct WorkerOptions {
     /// `stack-size=`: the request threads' stack, in bytes (`None`: the
     /// system's default).
     pub stack_size: Option<usize>,
+    /// `eviction-timeout=`: in place of the graceful timeout when the
+    /// process is told to go by SIGUSR1 (zero: the graceful timeout).
+    pub eviction_timeout: Duration,
+    /// When the graceful timeout runs out with requests still running:
+    /// `Some(shutdown_timeout)` ends the process there, after the runner's
+    /// stop (bounded by it), rather than wait for them; `None` waits.
+    pub exit_after_graceful_timeout: Option<Duration>,
 }
 
 /// Why [`serve`] returned.
@@ -102,6 +109,8 @@ struct Shared<'a> {
     /// Why this process asked to be replaced (mod_wsgi's `shutdown_reason`
     /// names); empty until it does.
     recycle_reason: Mutex<&'static str>,
+    /// The descriptor that says "stop" (a signal pipe in daemon processes).
+    stop: RawFd,
     /// When the last request started, in microseconds since `started`
     /// (atomic: every request sets it).
     last_request_us: AtomicU64,
@@ -201,6 +210,7 @@ pub fn serve(
         running: (0..options.threads.max(1)).map(|_| Mutex::new(None)).collect(),
         recycle_asked: AtomicBool::new(false),
         recycle_reason: Mutex::new(""),
+        stop,
         last_request_us: AtomicU64::new(0),
         script_times: Mutex::new(HashMap::new()),
         started: Instant::now(),
@@ -249,6 +259,18 @@ pub fn serve(
         loop {
             std::thread::sleep(Duration::from_millis(100));
             if let Some(end) = shared.end.get() {
+                if let (ServeEnd::TimedOut, Some(shutdown_timeout)) = (end, options.exit_after_graceful_timeout) {
+                    // Returning would wait for the requests still running.
+                    log.log(
+                        LogLevel::Warn,
+                        &format!(
+                            "mod_wsgi (pid={}): Requests still running after the graceful timeout; the process exits.",
+                            std::process::id()
+                        ),
+                    );
+                    shared.runner.stop(shared.recycle_reason(), shutdown_timeout);
+                    sys::exit_now(0);
+                }
                 return (end, shared.recycle_reason());
             }
             check_timeouts(&shared);
@@ -310,6 +332,16 @@ fn request_thread(slot: usize, shared: &Shared<'_>, listener: &UnixListener) {
             }
         }
     }
+}
+
+/// The signal that made the stop descriptor readable (a signal pipe's
+/// byte), if it is one.
+fn stop_signal(stop: RawFd) -> Option<i32> {
+    let mut byte = [0u8; 1];
+    // SAFETY: reads at most one byte into the local buffer; the descriptor
+    // is non-blocking (or readable: the poller said so).
+    let n = unsafe { libc::read(stop, byte.as_mut_ptr().cast(), 1) };
+    (n == 1).then(|| i32::from(byte[0]))
 }
 
 impl Shared<'_> {
@@ -409,8 +441,20 @@ fn lead(leader: &mut Leader, shared: &Shared<'_>, listener: &UnixListener) -> Op
                 if !draining {
                     shared.draining.store(true, Ordering::Relaxed);
                     let _ = shared.poller.delete(listener.as_raw_fd());
-                    leader.drain_deadline =
-                        Some(Instant::now() + options.graceful_timeout.max(Duration::from_millis(10)));
+                    let grace = match stop_signal(shared.stop) {
+                        // SIGUSR1: the process is evicted (mod_wsgi's
+                        // graceful signal), with its own timeout if given.
+                        Some(libc::SIGUSR1) => {
+                            shared.ask_recycle("graceful_signal");
+                            if options.eviction_timeout.is_zero() {
+                                options.graceful_timeout
+                            } else {
+                                options.eviction_timeout
+                            }
+                        }
+                        _ => options.graceful_timeout,
+                    };
+                    leader.drain_deadline = Some(Instant::now() + grace.max(Duration::from_millis(10)));
                 }
             }
             LISTEN_TOKEN => {

@@ -91,6 +91,8 @@ fn options(threads: usize) -> WorkerOptions {
         deadlock_timeout: Duration::ZERO,
         startup_timeout: Duration::ZERO,
         stack_size: None,
+        eviction_timeout: Duration::ZERO,
+        exit_after_graceful_timeout: None,
     }
 }
 
