@@ -148,9 +148,9 @@ fn python_features_the_embedded_python_lacks_are_refused_with_file_and_line() {
         concat!(
             "WSGIDaemonProcess nogil threads=4\n",
             "WSGIPerInterpreterGIL Off\n",
-            "<WSGIInterpreterOptions process-group=nogil>\n",
-            "    WSGIFreeThreading On\n",
-            "</WSGIInterpreterOptions>\n",
+            "WSGIFreeThreading Off\n",
+            "WSGIFreeThreading On\n",
+            "\n",
             "WSGIPerInterpreterGIL On\n",
         ),
     );

@@ -192,6 +192,15 @@ extern "C" fn forward_signal(signal: libc::c_int) {
     }
 }
 
+/// One byte from `fd` if one is there (`fd` is non-blocking, or known
+/// readable).
+pub fn read_byte(fd: RawFd) -> Option<u8> {
+    let mut byte = [0u8; 1];
+    // SAFETY: reads at most one byte into the local buffer.
+    let n = unsafe { libc::read(fd, byte.as_mut_ptr().cast(), 1) };
+    (n == 1).then_some(byte[0])
+}
+
 /// Routes `signals` to a pipe (the self-pipe pattern): returns its read
 /// end, on which each delivered signal appears as one byte. Call once per
 /// process.

@@ -337,11 +337,7 @@ fn request_thread(slot: usize, shared: &Shared<'_>, listener: &UnixListener) {
 /// The signal that made the stop descriptor readable (a signal pipe's
 /// byte), if it is one.
 fn stop_signal(stop: RawFd) -> Option<i32> {
-    let mut byte = [0u8; 1];
-    // SAFETY: reads at most one byte into the local buffer; the descriptor
-    // is non-blocking (or readable: the poller said so).
-    let n = unsafe { libc::read(stop, byte.as_mut_ptr().cast(), 1) };
-    (n == 1).then(|| i32::from(byte[0]))
+    sys::read_byte(stop).map(i32::from)
 }
 
 impl Shared<'_> {

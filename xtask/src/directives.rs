@@ -262,3 +262,42 @@ fn rust_sources(dir: &Path, out: &mut String) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_map_to_their_directive_or_option() {
+        assert_eq!(row_of("switch_interval").map(|r| r.name), Some("WSGISwitchInterval"));
+        assert_eq!(row_of("map_head_to_get").map(|r| r.name), Some("WSGIMapHEADToGET"));
+        assert_eq!(row_of("handler_scripts").map(|r| r.name), Some("WSGIHandlerScript"));
+        assert_eq!(row_of("keep_alive_timeout").map(|r| r.name), Some("KeepAliveTimeout"));
+        assert_eq!(row_of("listen_backlog").map(|r| r.name), Some("listen-backlog"));
+        assert!(row_of("sections").is_none());
+    }
+
+    #[test]
+    fn a_field_is_read_only_as_a_whole_name() {
+        assert!(mentions_field("if process.threads == 0 {", "threads"));
+        assert!(!mentions_field("process.threads_per_process", "threads"));
+        assert!(!mentions_field("x.threads()", "threads"));
+    }
+
+    #[test]
+    fn an_accessor_counts_only_when_it_reads_and_is_called() {
+        let source = "impl S {\n    pub fn allows(&self) -> bool {\n        self.restrict.is_none()\n    }\n    pub fn apply(&mut self) {\n        self.other = 1;\n    }\n}\n";
+        let functions = functions(source);
+        let names: Vec<&str> = functions.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["allows", "apply"]);
+        assert!(mentions_field(&functions[0].1, "restrict"));
+        assert!(!mentions_field(&functions[0].1, "other"));
+    }
+
+    #[test]
+    fn the_page_counts_every_row() {
+        let page = render();
+        let rows = page.lines().filter(|l| l.starts_with("| `")).count();
+        assert_eq!(rows, DIRECTIVE_SUPPORT.len() + 1 + OPTION_SUPPORT.len());
+    }
+}
