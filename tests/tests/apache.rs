@@ -338,6 +338,33 @@ fn dispatch_script_chooses_group_and_callable() {
     assert_eq!(apache.get("/app?group").text(), "main dispatched");
     assert_eq!(apache.get("/app?group&alt").text(), "alt dispatched");
     assert_eq!(apache.get("/app?bad").status(), 500);
+    assert!(apache.error_log().contains("TypeError: callable_object returned from"), "{}", apache.error_log());
+    drop(apache);
+
+    // The standalone server runs the same dispatch script, also choosing a
+    // daemon group.
+    site.write(
+        "dispatch.py",
+        "def process_group(environ):\n    return 'pool' if 'daemon' in environ['QUERY_STRING'] else None\n\
+         def application_group(environ):\n    return 'dispatched' if 'group' in environ['QUERY_STRING'] else None\n\
+         def callable_object(environ):\n    if 'bad' in environ['QUERY_STRING']:\n        return 42\n    return 'alternative' if 'alt' in environ['QUERY_STRING'] else None\n",
+    );
+    site.write(
+        "app.wsgi",
+        "import os\n\
+         def application(environ, start_response):\n    start_response('200 OK', [])\n    return [('main ' + environ['mod_wsgi.application_group'] + ' ' + environ['mod_wsgi.process_group']).encode()]\n\
+         def alternative(environ, start_response):\n    start_response('200 OK', [])\n    return [('alt ' + environ['mod_wsgi.application_group']).encode()]\n",
+    );
+    let file = site.write(
+        "site.conf",
+        &format!("WSGIDaemonProcess pool threads=2\nWSGIScriptAlias /app {dir}/app.wsgi\nWSGIDispatchScript {dir}/dispatch.py\n"),
+    );
+    let server = tests::Server::start(["--config".as_ref(), file.as_os_str()]);
+    assert_eq!(server.get("/app?group").text(), "main dispatched ", "{}", server.stderr());
+    assert_eq!(server.get("/app?group&alt").text(), "alt dispatched");
+    assert_eq!(server.get("/app?group&daemon").text(), "main dispatched pool");
+    assert_eq!(server.get("/app?bad").status(), 500);
+    assert!(server.stderr().contains("TypeError: callable_object returned from"), "{}", server.stderr());
 }
 
 #[test]

@@ -13,7 +13,6 @@ use wsgi_config::support::{FrontEnd, Status, DIRECTIVE_SUPPORT, OPTION_SUPPORT};
 
 /// A valid argument for each directive the table may refuse outright.
 const DIRECTIVE_SAMPLES: &[(&str, &str)] = &[
-    ("WSGIDispatchScript", "/srv/dispatch.py"),
     ("WSGIAccessScript", "/srv/access.py"),
     ("WSGIAuthUserScript", "/srv/auth.py"),
     ("WSGIAuthGroupScript", "/srv/groups.py"),

@@ -26,9 +26,7 @@ use wsgi_core::environ_build::{
 use wsgi_core::group::{self, GivenNames, GroupContext, ResolvedNames};
 use wsgi_core::route::latin1;
 use wsgi_core::{AppTarget, EnvValue, Environ, ResponseSink, ResponseWriter, WsgiRunner};
-use wsgi_interp::{
-    ApacheFacts, EmbeddedRunner, HookCall, HookError, HookValue, ProcessFacts, PythonConfig, PythonRuntime,
-};
+use wsgi_interp::{ApacheFacts, EmbeddedRunner, ProcessFacts, PythonConfig, PythonRuntime, ScriptDispatcher};
 
 use crate::config::{DirConfig, ServerConfig};
 use crate::ffi::{self, Level, Pool, Request, RequestLog, Server};
@@ -308,8 +306,10 @@ pub(crate) fn handler(request: &mut Request) -> c_int {
             );
             return ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
         };
-        if let Err(status) = dispatch_script(request, embedded, dispatch, settings, &ctx, &mut env, &mut names) {
-            return status;
+        let log = RequestLog::new(request);
+        let dispatcher = ScriptDispatcher::new(&embedded.runner, &log);
+        if let Err(status) = group::run_dispatch_script(&dispatcher, dispatch, settings, &ctx, &mut env, &mut names) {
+            return c_int::from(status);
         }
     }
     let process_group = std::mem::take(&mut names.process_group);
@@ -587,81 +587,6 @@ fn run_embedded(request: &mut Request, embedded: &Embedded, target: &AppTarget, 
     embedded.runner.run(target, env, &mut input, &mut writer, &log);
     drop(writer);
     sink.handler_status()
-}
-
-/// `WSGIDispatchScript`: its `process_group`, `application_group` and
-/// `callable_object` functions (each optional, in that order) may override
-/// the names. `Err(500)` when one fails or returns something other than
-/// `None` or a string; a script that does not load changes nothing.
-fn dispatch_script(
-    request: &Request,
-    embedded: &Embedded,
-    dispatch: &wsgi_config::directives::ScriptRef,
-    settings: &wsgi_config::DirSettings,
-    ctx: &GroupContext<'_>,
-    env: &mut Environ,
-    names: &mut ResolvedNames,
-) -> Result<(), c_int> {
-    let group = group::server_group(dispatch.application_group.as_deref(), ctx);
-    let log = RequestLog::new(request);
-    let failed = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
-    for function in ["process_group", "application_group", "callable_object"] {
-        // Its environ: the request's, without the WSGI objects and versions.
-        let mut dispatch_env = Environ {
-            entries: env
-                .entries
-                .iter()
-                .filter(|(key, _)| {
-                    !key.starts_with("wsgi.")
-                        && !matches!(&**key, "apache.version" | "mod_wsgi.version" | "mod_wsgi.callable_object")
-                })
-                .cloned()
-                .collect(),
-        };
-        dispatch_env.set_str("mod_wsgi.process_group", "");
-        dispatch_env.set_str("mod_wsgi.application_group", group.clone());
-        let call = HookCall {
-            script: &dispatch.path,
-            application_group: &group,
-            function,
-            reload_on_change: settings.effective_script_reloading(),
-            // mod_wsgi leaves `mod_ssl.*` out of the dispatch environ.
-            ssl: None,
-        };
-        let value = match embedded.runner.call_hook(&call, dispatch_env, &[], &log) {
-            Ok(HookValue::None) | Err(HookError::Missing) => continue,
-            Err(HookError::Load) => return Ok(()),
-            Err(HookError::Raised) => return Err(failed),
-            Ok(HookValue::Text(text)) => text,
-            Ok(HookValue::Bytes(bytes)) => latin1(&bytes),
-            Ok(other) => {
-                request.log(
-                    Level::Error,
-                    &format!(
-                        "mod_wsgi (pid={}): TypeError: {function} returned from '{}' must be a string, not {other:?}.",
-                        pid(),
-                        dispatch.path.display()
-                    ),
-                );
-                return Err(failed);
-            }
-        };
-        match function {
-            "process_group" => {
-                names.process_group = group::process_group(Some(&value), ctx);
-                env.set_str("mod_wsgi.process_group", names.process_group.clone());
-            }
-            "application_group" => {
-                names.application_group = group::application_group(Some(&value), ctx);
-                env.set_str("mod_wsgi.application_group", names.application_group.clone());
-            }
-            _ => {
-                names.callable = group::callable_object(Some(&value), ctx);
-                env.set_str("mod_wsgi.callable_object", names.callable.clone());
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Writes the response through Apache's output filters.

@@ -147,7 +147,7 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     both("WSGIApplicationGroup", "%{RESOURCE}", H),
     both("WSGICallableObject", "application", H),
     both("WSGIImportScript", "-", H),
-    each("WSGIDispatchScript", "-", H, Status::Refused("dispatch scripts are not run by the standalone server yet")),
+    both("WSGIDispatchScript", "-", H),
     both("WSGIPassApacheRequest", "Off", Status::OnlyValue("Off", "the `apache` request object is not implemented")),
     both("WSGIPassAuthorization", "Off", H),
     both("WSGIScriptReloading", "On", H),

@@ -193,6 +193,91 @@ pub fn check_process_group(
     }
 }
 
+/// What one function of a `WSGIDispatchScript` gave back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DispatchAnswer {
+    /// A name (before expansion) to use instead.
+    Name(String),
+    /// `None`, or the script has no such function: the name stays.
+    Unchanged,
+    /// The script did not load (logged): no name changes.
+    NotLoaded,
+    /// The function raised or returned something other than a string
+    /// (logged): the request fails with 500.
+    Failed,
+}
+
+/// The functions of a `WSGIDispatchScript`, run in a front end's embedded
+/// Python (wsgi-interp's `EmbeddedRunner` answers them).
+pub trait DispatchScript {
+    /// Calls `function(environ)` of `script` in the interpreter of
+    /// `application_group` (`""`: the main one), reloading the script if
+    /// it changed and `reload_on_change` says so.
+    fn call(
+        &self,
+        script: &std::path::Path,
+        application_group: &str,
+        function: &str,
+        reload_on_change: bool,
+        environ: crate::Environ,
+    ) -> DispatchAnswer;
+}
+
+/// `WSGIDispatchScript`: its `process_group`, `application_group` and
+/// `callable_object` functions (each optional, in that order) may override
+/// the request's names, which are expanded in `ctx` and written to `env`.
+/// Each function sees the request's environ without the WSGI objects and
+/// versions, with the dispatch script's own groups. `Err(500)` when one
+/// fails; a script that does not load changes nothing. Every front end
+/// runs dispatch scripts here.
+pub fn run_dispatch_script(
+    script: &dyn DispatchScript,
+    dispatch: &wsgi_config::directives::ScriptRef,
+    settings: &wsgi_config::DirSettings,
+    ctx: &GroupContext<'_>,
+    env: &mut crate::Environ,
+    names: &mut ResolvedNames,
+) -> Result<(), u16> {
+    let group = server_group(dispatch.application_group.as_deref(), ctx);
+    for function in ["process_group", "application_group", "callable_object"] {
+        let mut dispatch_env = crate::Environ {
+            entries: env
+                .entries
+                .iter()
+                .filter(|(key, _)| {
+                    !key.starts_with("wsgi.")
+                        && !matches!(&**key, "apache.version" | "mod_wsgi.version" | "mod_wsgi.callable_object")
+                })
+                .cloned()
+                .collect(),
+        };
+        dispatch_env.set_str("mod_wsgi.process_group", "");
+        dispatch_env.set_str("mod_wsgi.application_group", group.clone());
+        let value =
+            match script.call(&dispatch.path, &group, function, settings.effective_script_reloading(), dispatch_env) {
+                DispatchAnswer::Name(value) => value,
+                DispatchAnswer::Unchanged => continue,
+                DispatchAnswer::NotLoaded => return Ok(()),
+                DispatchAnswer::Failed => return Err(500),
+            };
+        match function {
+            "process_group" => {
+                names.process_group = process_group(Some(&value), ctx);
+                env.set_str("mod_wsgi.process_group", names.process_group.clone());
+            }
+            "application_group" => {
+                names.application_group = application_group(Some(&value), ctx);
+                env.set_str("mod_wsgi.application_group", names.application_group.clone());
+            }
+            _ => {
+                names.callable = callable_object(Some(&value), ctx);
+                env.set_str("mod_wsgi.callable_object", names.callable.clone());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `WSGIApplicationGroup` (or `application-group=`): `None` means
 /// `%{RESOURCE}`, `"host[:port]|SCRIPT_NAME"`; `%{GLOBAL}` is `""`, the
 /// main interpreter.

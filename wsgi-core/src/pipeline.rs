@@ -7,6 +7,7 @@
 //! the environ, exactly once for every front end.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use wsgi_config::directives::UrlPattern;
 use wsgi_config::{Config, DirSettings, Server};
@@ -17,7 +18,7 @@ use crate::environ::Environ;
 use crate::environ_build::{
     build_environ, server_port, AppNames, DaemonFacts, EnvironInputs, RequestStats, ServerFacts, Versions, WsgiFlags,
 };
-use crate::group::{self, GivenNames, GroupContext, GroupScope, ResolvedNames};
+use crate::group::{self, DispatchScript, GivenNames, GroupContext, GroupScope, ResolvedNames};
 use crate::request::RequestHead;
 use crate::route::{normalize_path, Router};
 
@@ -69,6 +70,8 @@ pub enum Dispatch {
 /// A configuration compiled for serving.
 pub struct Site {
     config: Config,
+    /// Runs `WSGIDispatchScript`s (the front end's embedded Python).
+    dispatch_script: Option<Arc<dyn DispatchScript + Send + Sync>>,
     /// One router per server: the main server's, then each virtual host's.
     routers: Vec<Router>,
     options: SiteOptions,
@@ -82,7 +85,13 @@ impl Site {
             .chain(&config.virtual_hosts)
             .map(|server| Router::new(config.script_aliases(server), case_sensitive))
             .collect();
-        Site { config, routers, options }
+        Site { config, dispatch_script: None, routers, options }
+    }
+
+    /// This site with `script` to run its `WSGIDispatchScript`s (without
+    /// one, a request under a dispatch script fails with 500).
+    pub fn with_dispatch_script(self, script: Arc<dyn DispatchScript + Send + Sync>) -> Site {
+        Site { dispatch_script: Some(script), ..self }
     }
 
     /// The configuration served.
@@ -145,10 +154,7 @@ impl Site {
             application_group: alias.application_group.as_deref(),
             callable_object: alias.callable_object.as_deref(),
         };
-        let ResolvedNames { process_group, application_group, callable } = group::resolve_names(given, &settings, &ctx);
-        if let Some(refusal) = self.refuse_process_group(server, &process_group, &settings) {
-            return refusal;
-        }
+        let mut names = group::resolve_names(given, &settings, &ctx);
         let document_root = server
             .document_root
             .as_ref()
@@ -157,7 +163,7 @@ impl Site {
             .unwrap_or_else(|| self.options.default_document_root.clone());
         let listener_host = head.local.ip().to_string();
         let script_filename = route.script_filename.clone();
-        let environ = build_environ(&EnvironInputs {
+        let mut environ = build_environ(&EnvironInputs {
             head,
             route: &route,
             settings: &settings,
@@ -172,9 +178,9 @@ impl Site {
                 listener_port: head.local.port(),
             },
             names: AppNames {
-                process_group: &process_group,
-                application_group: &application_group,
-                callable_object: &callable,
+                process_group: &names.process_group,
+                application_group: &names.application_group,
+                callable_object: &names.callable,
                 request_handler: "wsgi-script",
                 handler_script: "",
             },
@@ -184,6 +190,21 @@ impl Site {
             daemon,
             content_filters: false,
         });
+        if let Some(dispatch) = &settings.dispatch_script {
+            let Some(script) = &self.dispatch_script else {
+                let why = "mod_wsgi: WSGIDispatchScript needs Python in this process (WSGIRestrictEmbedded On)";
+                return Dispatch::Refused(500, why.into());
+            };
+            if let Err(status) =
+                group::run_dispatch_script(&**script, dispatch, &settings, &ctx, &mut environ, &mut names)
+            {
+                return Dispatch::Error(status);
+            }
+        }
+        let ResolvedNames { process_group, application_group, callable } = names;
+        if let Some(refusal) = self.refuse_process_group(server, &process_group, &settings) {
+            return refusal;
+        }
         let head_only = environ.get_str("REQUEST_METHOD") == Some("HEAD");
         Dispatch::App(Box::new(AppRequest {
             target: AppTarget {

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use pyo3_ffi as py;
 use wsgi_core::app::SslLookup;
+use wsgi_core::group::{DispatchAnswer, DispatchScript};
 use wsgi_core::{Environ, ErrorLog, LogLevel, ResponseSink, ResponseWriter};
 
 use crate::call::{environ_dict, report_load_error, EmbeddedRunner};
@@ -74,6 +75,52 @@ pub enum HookError {
     /// The function raised an exception.
     #[error("the function raised an exception")]
     Raised,
+}
+
+/// The functions of a `WSGIDispatchScript`, run in this process's Python
+/// for [`wsgi_core::group::run_dispatch_script`], failures logged to `log`.
+pub struct ScriptDispatcher<'a> {
+    runner: &'a EmbeddedRunner,
+    log: &'a dyn ErrorLog,
+}
+
+impl<'a> ScriptDispatcher<'a> {
+    /// Dispatch functions run by `runner`, logging to `log`.
+    pub fn new(runner: &'a EmbeddedRunner, log: &'a dyn ErrorLog) -> ScriptDispatcher<'a> {
+        ScriptDispatcher { runner, log }
+    }
+}
+
+impl DispatchScript for ScriptDispatcher<'_> {
+    fn call(
+        &self,
+        script: &Path,
+        application_group: &str,
+        function: &str,
+        reload_on_change: bool,
+        environ: Environ,
+    ) -> DispatchAnswer {
+        // mod_wsgi leaves `mod_ssl.*` out of the dispatch environ.
+        let call = HookCall { script, application_group, function, reload_on_change, ssl: None };
+        match self.runner.call_hook(&call, environ, &[], self.log) {
+            Ok(HookValue::None) | Err(HookError::Missing) => DispatchAnswer::Unchanged,
+            Err(HookError::Load) => DispatchAnswer::NotLoaded,
+            Err(HookError::Raised) => DispatchAnswer::Failed,
+            Ok(HookValue::Text(text)) => DispatchAnswer::Name(text),
+            Ok(HookValue::Bytes(bytes)) => DispatchAnswer::Name(bytes.iter().map(|&b| char::from(b)).collect()),
+            Ok(other) => {
+                self.log.log(
+                    LogLevel::Error,
+                    &format!(
+                        "mod_wsgi (pid={}): TypeError: {function} returned from '{}' must be a string, not {other:?}.",
+                        std::process::id(),
+                        script.display()
+                    ),
+                );
+                DispatchAnswer::Failed
+            }
+        }
+    }
 }
 
 /// A sink for hooks, which produce no response.

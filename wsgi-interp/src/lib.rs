@@ -37,7 +37,7 @@ mod script;
 
 pub use call::EmbeddedRunner;
 pub use home::{HomeError, PythonHome};
-pub use hooks::{HookCall, HookError, HookValue};
+pub use hooks::{HookCall, HookError, HookValue, ScriptDispatcher};
 pub use runtime::{check_homes, ApacheFacts, ProcessFacts, PythonConfig, PythonRuntime};
 pub use script::module_name;
 

@@ -12,9 +12,10 @@ use wsgi_config::lexer::quote_word;
 use wsgi_config::tree::ReadOptions;
 use wsgi_config::Config;
 use wsgi_core::environ_build::{Versions, WsgiFlags};
+use wsgi_core::group::{DispatchAnswer, DispatchScript};
 use wsgi_core::pipeline::{Site, SiteOptions};
 use wsgi_core::LogLevel;
-use wsgi_interp::{EmbeddedRunner, ProcessFacts, PythonConfig, PythonRuntime};
+use wsgi_interp::{EmbeddedRunner, ProcessFacts, PythonConfig, PythonRuntime, ScriptDispatcher};
 
 use crate::cli::{read_options, ServerArgs};
 use crate::logging::{AccessLog, LogSink, ServerLog};
@@ -184,6 +185,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     // Python in this process only for embedded mode.
     let mut embedded: Option<Arc<dyn wsgi_core::WsgiRunner>> = None;
     let mut reload_watch = None;
+    let mut python_runner: Option<Arc<EmbeddedRunner>> = None;
     if config.global.restrict_embedded != Some(true) {
         let mut python = PythonConfig::from_settings(&config.global);
         python.process = ProcessFacts {
@@ -204,6 +206,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             }
         }
         reload_watch = args.reload_on_changes.then(|| runtime.clone());
+        python_runner = Some(runner.clone());
         embedded = Some(runner);
     }
     let sockets = groups.as_ref().map(|g| g.sockets().to_vec()).unwrap_or_default();
@@ -218,7 +221,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     let pool_threads = if args.daemon { (args.threads * args.processes).max(args.threads) } else { args.threads };
 
     let software = wsgi_interp::software_component();
-    let site = Site::new(
+    let mut site = Site::new(
         config,
         SiteOptions {
             server_software: software.clone(),
@@ -227,6 +230,11 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             default_document_root: "/var/www/html".into(),
         },
     );
+    if let Some(python) = &python_runner {
+        // WSGIDispatchScript: run by the connection's I/O thread, which
+        // waits for the Python call (as Apache's request thread does).
+        site = site.with_dispatch_script(Arc::new(Dispatcher { runner: python.clone(), log: log.clone() }));
+    }
     let pool = workers::Pool::start(
         workers::PoolSettings {
             threads: pool_threads as usize,
@@ -280,4 +288,30 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     drop(groups);
     log.log(LogLevel::Info, "stopped");
     Ok(())
+}
+
+/// `WSGIDispatchScript`s run in this process's Python, failures logged to
+/// the server's log.
+struct Dispatcher {
+    runner: Arc<EmbeddedRunner>,
+    log: Arc<ServerLog>,
+}
+
+impl DispatchScript for Dispatcher {
+    fn call(
+        &self,
+        script: &Path,
+        application_group: &str,
+        function: &str,
+        reload_on_change: bool,
+        environ: wsgi_core::Environ,
+    ) -> DispatchAnswer {
+        ScriptDispatcher::new(&self.runner, self.log.as_ref()).call(
+            script,
+            application_group,
+            function,
+            reload_on_change,
+            environ,
+        )
+    }
 }
