@@ -349,9 +349,10 @@ mod tests {
 
     #[test]
     fn refusals_name_what_and_why() {
-        let err = check_line(FrontEnd::Apache, "WSGIErrorOverride", "On").unwrap_err().to_string();
+        let err = check_line(FrontEnd::Standalone, "WSGIErrorOverride", "On").unwrap_err().to_string();
         assert!(err.starts_with("WSGIErrorOverride: any value but Off is refused"), "{err}");
-        assert!(check_line(FrontEnd::Apache, "WSGIErrorOverride", "off").is_ok());
+        assert!(check_line(FrontEnd::Standalone, "WSGIErrorOverride", "off").is_ok());
+        assert!(check_line(FrontEnd::Apache, "WSGIErrorOverride", "On").is_ok());
         let err = check_line(FrontEnd::Standalone, "WSGIAccessScript", "/x.py").unwrap_err().to_string();
         assert!(err.contains("access control"), "{err}");
         assert!(check_line(FrontEnd::Apache, "WSGIAccessScript", "/x.py").is_ok());
