@@ -41,17 +41,14 @@ fn line<'a>(lines: &'a [String], key: &str) -> &'a str {
 /// the module is implemented: compared separately.
 const PLACE: [&str; 5] = ["process_group", "application_group", "maximum_processes", "threads_per_process", "apache"];
 
-/// The lines to compare with mod_wsgi's. `server_metrics()` is left out
-/// in embedded mode: Debian's mod_wsgi reads Apache's scoreboard there
-/// even without `WSGIServerMetrics On` (its unset flag counts as on),
-/// which we do not (README, known differences); in daemon mode both give
-/// None.
+/// The lines to compare with mod_wsgi's. The standalone server imports
+/// the script before serving and has no Apache scoreboard for
+/// `server_metrics()` (checked apart).
 fn comparable(lines: &[String], mode: Mode) -> Vec<&String> {
     lines
         .iter()
         .filter(|l| !PLACE.iter().any(|key| l.starts_with(&format!("{key}="))))
-        .filter(|l| mode.is_daemon() || !l.starts_with("server_metrics="))
-        .filter(|l| !standalone(mode) || !l.starts_with("at_import="))
+        .filter(|l| !standalone(mode) || !(l.starts_with("at_import=") || l.starts_with("server_metrics")))
         .collect()
 }
 
@@ -85,7 +82,11 @@ fn the_module_matches_mod_wsgi_in_every_interpreter_kind() {
             mode.name(),
             host.log()
         );
-        assert_eq!(line(&ours, "server_metrics"), "NoneType", "{}", mode.name());
+        // Embedded Apache reports its scoreboard (mod_wsgi's unset
+        // WSGIServerMetrics counts as on); daemon groups only with
+        // server-metrics=On; the standalone server never.
+        let metrics = if matches!(mode, Mode::ApacheGlobal | Mode::ApacheNamedGroup) { "dict" } else { "NoneType" };
+        assert_eq!(line(&ours, "server_metrics"), metrics, "{}", mode.name());
         let expected_group = match mode {
             Mode::ApacheNamedGroup => "site",
             _ => "",
@@ -114,5 +115,41 @@ fn the_module_matches_mod_wsgi_in_every_interpreter_kind() {
         } else {
             assert_eq!(line(&ours, "process_group"), "", "{}", mode.name());
         }
+    }
+}
+
+const METRICS: &str = "import mod_wsgi\n\
+def application(environ, start_response):\n\
+\x20   metrics = mod_wsgi.server_metrics()\n\
+\x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+\x20   return [('%s %s' % (type(metrics).__name__, sorted(metrics or {}))).encode()]\n";
+
+/// `server-metrics=On` gives a daemon group Apache's scoreboard (from the
+/// first start: its processes start once the scoreboard exists, as
+/// mod_wsgi starts them), and `WSGIServerMetrics Off` hides it in
+/// embedded mode; the same as Debian's mod_wsgi.
+#[test]
+fn server_metrics_follow_their_switches_as_in_mod_wsgi() {
+    use tests::apache::{Apache, ApacheOptions, WsgiModule};
+    tests::require!(tests::apache::APACHE_BINARY, tests::apache::REFERENCE_MODULE);
+    let site = TempDir::new("server-metrics");
+    site.write("metrics.wsgi", METRICS);
+    let dir = site.path().display();
+    let config = |embedded: &str| {
+        format!(
+            "WSGIServerMetrics {embedded}\n\
+             WSGIDaemonProcess metered threads=2 server-metrics=On\n\
+             WSGIDaemonProcess plain threads=2\n\
+             WSGIScriptAlias /metered {dir}/metrics.wsgi process-group=metered application-group=%{{GLOBAL}}\n\
+             WSGIScriptAlias /plain {dir}/metrics.wsgi process-group=plain application-group=%{{GLOBAL}}\n\
+             WSGIScriptAlias /embedded {dir}/metrics.wsgi process-group=%{{GLOBAL}} application-group=%{{GLOBAL}}\n"
+        )
+    };
+    let keys = "dict ['current_time', 'processes', 'restart_time', 'running_generation', 'running_time', \
+                'server_limit', 'thread_limit']";
+    for module in [WsgiModule::Ours, WsgiModule::Reference] {
+        let apache = Apache::start(&ApacheOptions { module, ..ApacheOptions::ours(config("Off")) });
+        let answers: Vec<String> = ["/metered", "/plain", "/embedded"].iter().map(|p| apache.get(p).text()).collect();
+        assert_eq!(answers, [keys, "NoneType []", "NoneType []"], "{module:?}\n{}", apache.error_log());
     }
 }

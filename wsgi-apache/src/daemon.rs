@@ -68,10 +68,36 @@ static CHILD: OnceLock<ChildGroups> = OnceLock::new();
 static SOCKET_COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// `post_config` in the parent: start (or restart, gaplessly) every group.
+/// On the first start the scoreboard does not exist yet: the groups start
+/// once it does, as mod_wsgi defers them, so that their processes share
+/// it (`mod_wsgi.server_metrics()`).
 pub(crate) fn start_groups(pool: Pool, main: Server) {
     if ffi::in_trial_configuration() {
         return;
     }
+    if !ffi::scoreboard_exists() {
+        *DEFERRED.lock().unwrap_or_else(|e| e.into_inner()) = Some((pool, main));
+        ffi::run_after_scoreboard(start_deferred_groups);
+        return;
+    }
+    start_groups_now(pool, main);
+}
+
+/// The pool and main server of a start deferred to `pre_mpm`.
+static DEFERRED: Mutex<Option<(Pool, Server)>> = Mutex::new(None);
+
+unsafe extern "C" fn start_deferred_groups(_pool: *mut ffi::apr_pool_t, _scoreboard_kind: c_int) -> c_int {
+    ffi::guard(ffi::OK as c_int, || {
+        // The configuration pool of post_config, not pre_mpm's: the
+        // groups' cleanups belong to it.
+        if let Some((pool, main)) = DEFERRED.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            start_groups_now(pool, main);
+        }
+        ffi::OK as c_int
+    })
+}
+
+fn start_groups_now(pool: Pool, main: Server) {
     let Some(main_config) = main.config::<ServerConfig>() else {
         return;
     };
@@ -178,6 +204,7 @@ fn start_manager(state: &ParentState, group: &ParentGroup, succeeds: Option<i32>
     let main = state.main.ok_or_else(|| std::io::Error::other("the main server is not known yet"))?;
     let mut python = PythonConfig::for_daemon_process(&state.global, process);
     python.apache = Some(crate::embedded::apache_facts());
+    wsgi_interp::read_scoreboard_with(ffi::scoreboard);
     let preloads = crate::config::preloads(main, &process.name);
     let listener = &group.listener;
     let log_main = move |message: &str| main.log(Level::Info, &format!("mod_wsgi (pid={}): {message}", pid()));

@@ -115,6 +115,7 @@ fn mpm_process_facts() -> ProcessFacts {
         process_group: String::new(),
         maximum_processes: at_least_one(processes),
         threads_per_process: at_least_one(threads),
+        server_metrics: false,
     }
 }
 
@@ -147,7 +148,11 @@ pub(crate) fn child_init(pool: Pool, main: Server) {
     // VIRTUAL_ENV, else the installation built against); a home of another
     // Python version is refused, and this child serves no Python.
     let mut python = PythonConfig::from_settings(&config.global);
-    python.process = mpm_process_facts();
+    // As in mod_wsgi, where the unset flag counts as on: only an explicit
+    // `WSGIServerMetrics Off` hides the scoreboard in embedded mode.
+    python.process =
+        ProcessFacts { server_metrics: config.global.server_metrics != Some(false), ..mpm_process_facts() };
+    wsgi_interp::read_scoreboard_with(ffi::scoreboard);
     python.apache = Some(apache_facts());
     match python.python_home() {
         Ok(home) => main.log(Level::Info, &format!("mod_wsgi (pid={}): Python home {home}.", pid())),

@@ -174,7 +174,12 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     each("WSGIGroupAuthoritative", "On", AUTHORITATIVE, STANDALONE_ACCESS),
     each("WSGIUserAuthoritative", "On", AUTHORITATIVE, STANDALONE_ACCESS),
     each("WSGIHandlerScript", "-", H, Status::Refused("handler scripts are not run by the standalone server yet")),
-    both("WSGIServerMetrics", "Off", Status::OnlyValue("Off", "server metrics are not implemented")),
+    each(
+        "WSGIServerMetrics",
+        "On",
+        H,
+        Status::OnlyValue("Off", "server_metrics() reports Apache's scoreboard, which the standalone server has not"),
+    ),
     both("WSGITelemetryService", "-", TELEMETRY),
     both("WSGISlowRequests", "-", TELEMETRY),
     both("WSGITelemetryOptions", "-", TELEMETRY),
@@ -260,7 +265,12 @@ pub static OPTION_SUPPORT: &[Support] = &[
     both("cpu-priority", "", H),
     both("memory-limit", "", H),
     both("virtual-memory-limit", "", H),
-    both("server-metrics", "", Status::Refused("server metrics are not implemented")),
+    each(
+        "server-metrics",
+        "",
+        H,
+        Status::Refused("server_metrics() reports Apache's scoreboard, which the standalone server has not"),
+    ),
     both("newrelic-config-file", "", NEW_RELIC),
     both("newrelic-environment", "", NEW_RELIC),
 ];

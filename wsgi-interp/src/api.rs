@@ -70,6 +70,73 @@ fn epoch_seconds(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
+/// One worker slot of Apache's scoreboard, as `server_metrics()` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerScore {
+    /// The slot's thread number.
+    pub thread_num: i32,
+    /// The generation of the process that last used it.
+    pub generation: i32,
+    /// mod_status's letter for its state (`_` ready, `W` writing, ...).
+    pub status: char,
+    /// Requests it served.
+    pub access_count: u64,
+    /// Bytes it served.
+    pub bytes_served: u64,
+    /// When its current or last request started (epoch seconds).
+    pub start_time: f64,
+    /// When its last request stopped.
+    pub stop_time: f64,
+    /// When it was last used.
+    pub last_used: f64,
+    /// The client of its current or last request.
+    pub client: String,
+    /// That request's line.
+    pub request: String,
+    /// That request's virtual host.
+    pub vhost: String,
+}
+
+/// One process slot of Apache's scoreboard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessScore {
+    /// Its pid (0 for an unused slot).
+    pub pid: i32,
+    /// Its generation.
+    pub generation: i32,
+    /// Whether it is going down gracefully.
+    pub quiescing: bool,
+    /// Its worker slots.
+    pub workers: Vec<WorkerScore>,
+}
+
+/// Apache's scoreboard: what `mod_wsgi.server_metrics()` returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scoreboard {
+    /// `ServerLimit`.
+    pub server_limit: i32,
+    /// `ThreadLimit`.
+    pub thread_limit: i32,
+    /// The generation of the children that should be serving.
+    pub running_generation: i32,
+    /// When Apache last (re)started (epoch seconds).
+    pub restart_time: f64,
+    /// Every process slot.
+    pub processes: Vec<ProcessScore>,
+}
+
+/// Reads Apache's scoreboard, `None` where there is none.
+pub type ScoreboardReader = fn() -> Option<Scoreboard>;
+
+static SCOREBOARD: std::sync::OnceLock<ScoreboardReader> = std::sync::OnceLock::new();
+
+/// Gives `server_metrics()` the scoreboard: the Apache front end calls it
+/// before any interpreter asks (once per process; later calls are
+/// ignored).
+pub fn read_scoreboard_with(reader: ScoreboardReader) {
+    let _ = SCOREBOARD.set(reader);
+}
+
 /// The `mod_wsgi` module of one interpreter: the objects the server
 /// touches per request and at shutdown.
 pub(crate) struct ModWsgiModule {
@@ -152,6 +219,8 @@ impl ModWsgiModule {
             names.set("_restart_time", float(epoch_seconds(restart_time))?)?;
             names.set("_counters", function(&raw mut COUNTERS_DEF)?)?;
             names.set("_thread_cpu", function(&raw mut THREAD_CPU_DEF)?)?;
+            names.set("_scoreboard", function(&raw mut SCOREBOARD_DEF)?)?;
+            names.set("_server_metrics", owned(py::PyBool_FromLong(process.server_metrics.into()))?)?;
             let source = CString::new(SOURCE).expect("mod_wsgi.py has no NUL");
             ffi::run_source(&source, names.0)?;
             register(c"mod_wsgi", &module)?;
@@ -483,6 +552,99 @@ unsafe fn function(def: *mut py::PyMethodDef) -> Result<Obj, PythonError> {
 
 static mut COUNTERS_DEF: py::PyMethodDef = method(c"_counters", counters_function, py::METH_NOARGS);
 static mut THREAD_CPU_DEF: py::PyMethodDef = method(c"_thread_cpu", thread_cpu_function, py::METH_NOARGS);
+static mut SCOREBOARD_DEF: py::PyMethodDef = method(c"_scoreboard", scoreboard_function, py::METH_NOARGS);
+
+/// `_scoreboard()`: `(server_limit, thread_limit, running_generation,
+/// restart_time, [(pid, generation, quiescing, [worker tuple])])`, or None.
+unsafe extern "C" fn scoreboard_function(_: *mut py::PyObject, _: *mut py::PyObject) -> *mut py::PyObject {
+    guarded(|| {
+        let board = SCOREBOARD.get().and_then(|read| read());
+        // SAFETY: called by Python with the GIL held.
+        unsafe {
+            match board {
+                Some(board) => scoreboard_tuple(&board),
+                None => {
+                    let none = py::Py_None();
+                    py::Py_IncRef(none);
+                    none
+                }
+            }
+        }
+    })
+}
+
+/// A tuple of `items` (new references, stolen; a NULL among them fails the
+/// whole).
+unsafe fn tuple_of(items: Vec<*mut py::PyObject>) -> *mut py::PyObject {
+    // SAFETY: the GIL is held (caller); SetItem steals each reference.
+    unsafe {
+        if items.iter().any(|item| item.is_null()) {
+            for item in items {
+                py::Py_XDECREF(item);
+            }
+            return std::ptr::null_mut();
+        }
+        let tuple = py::PyTuple_New(items.len() as py::Py_ssize_t);
+        if tuple.is_null() {
+            for item in items {
+                py::Py_DecRef(item);
+            }
+            return tuple;
+        }
+        for (i, item) in items.into_iter().enumerate() {
+            py::PyTuple_SetItem(tuple, i as py::Py_ssize_t, item);
+        }
+        tuple
+    }
+}
+
+/// # Safety
+/// The GIL is held.
+unsafe fn scoreboard_tuple(board: &Scoreboard) -> *mut py::PyObject {
+    // SAFETY: the GIL is held (caller); every object made is a new
+    // reference handed to tuple_of.
+    unsafe {
+        let text = |t: &str| ffi::latin1_str(t).map_or(std::ptr::null_mut(), Obj::into_ptr);
+        let processes: Vec<*mut py::PyObject> = board
+            .processes
+            .iter()
+            .map(|process| {
+                let workers: Vec<*mut py::PyObject> = process
+                    .workers
+                    .iter()
+                    .map(|w| {
+                        tuple_of(vec![
+                            py::PyLong_FromLong(w.thread_num.into()),
+                            py::PyLong_FromLong(w.generation.into()),
+                            text(&w.status.to_string()),
+                            py::PyLong_FromUnsignedLongLong(w.access_count),
+                            py::PyLong_FromUnsignedLongLong(w.bytes_served),
+                            py::PyFloat_FromDouble(w.start_time),
+                            py::PyFloat_FromDouble(w.stop_time),
+                            py::PyFloat_FromDouble(w.last_used),
+                            text(&w.client),
+                            text(&w.request),
+                            text(&w.vhost),
+                        ])
+                    })
+                    .collect();
+                tuple_of(vec![
+                    py::PyLong_FromLong(process.pid.into()),
+                    py::PyLong_FromLong(process.generation.into()),
+                    py::PyBool_FromLong(process.quiescing.into()),
+                    tuple_of(workers),
+                ])
+            })
+            .collect();
+        tuple_of(vec![
+            py::PyLong_FromLong(board.server_limit.into()),
+            py::PyLong_FromLong(board.thread_limit.into()),
+            py::PyLong_FromLong(board.running_generation.into()),
+            py::PyFloat_FromDouble(board.restart_time),
+            tuple_of(processes),
+        ])
+    }
+}
 
 /// `_counters()`: `(request_count, busy_seconds, active, [(thread_id,
 /// requests)], [application time buckets], application_seconds)`.

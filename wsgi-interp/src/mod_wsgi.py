@@ -5,7 +5,9 @@ wsgi-interp runs this source in a fresh module of each interpreter, with
 these names already bound: version, product_version, process_group,
 application_group, maximum_processes, threads_per_process, FileWrapper,
 _restart_time, _counters (process-wide request counters kept by the
-server) and _thread_cpu (this thread's CPU times). The server registers
+server), _thread_cpu (this thread's CPU times), _scoreboard (Apache's
+scoreboard, or None) and _server_metrics (whether server_metrics() may
+report it). The server registers
 each request in active_requests and _by_thread itself, and calls the
 _request_* and _process_stopping functions below only when there is a
 callback to call.
@@ -42,9 +44,38 @@ def request_data():
         raise RuntimeError('no active request for thread') from None
 
 
+_WORKER_KEYS = ('thread_num', 'generation', 'status', 'access_count', 'bytes_served', 'start_time',
+                'stop_time', 'last_used', 'client', 'request', 'vhost')
+
+
 def server_metrics():
-    """None: the server metrics of WSGIServerMetrics are not collected."""
-    return None
+    """Apache's scoreboard (WSGIServerMetrics, or server-metrics=On in a
+    daemon process group); None where it is off or there is none."""
+    if not _server_metrics:
+        return None
+    board = _scoreboard()
+    if board is None:
+        return None
+    server_limit, thread_limit, running_generation, restart_time, processes = board
+    now = time.time()
+    return {
+        'server_limit': server_limit,
+        'thread_limit': thread_limit,
+        'running_generation': running_generation,
+        'restart_time': restart_time,
+        'current_time': now,
+        'running_time': int(now - restart_time),
+        'processes': [
+            {
+                'process_num': number,
+                'pid': pid,
+                'generation': generation,
+                'quiescing': quiescing,
+                'workers': [dict(zip(_WORKER_KEYS, worker)) for worker in workers],
+            }
+            for number, (pid, generation, quiescing, workers) in enumerate(processes)
+        ],
+    }
 
 
 def _rss():

@@ -81,11 +81,19 @@ pub struct ProcessFacts {
     /// `mod_wsgi.threads_per_process`: request threads per process (0 in
     /// a daemon group without request threads).
     pub threads_per_process: u32,
+    /// Whether `mod_wsgi.server_metrics()` reports the server's scoreboard
+    /// (`WSGIServerMetrics`, or `server-metrics=` in a daemon group).
+    pub server_metrics: bool,
 }
 
 impl Default for ProcessFacts {
     fn default() -> Self {
-        ProcessFacts { process_group: String::new(), maximum_processes: 1, threads_per_process: 1 }
+        ProcessFacts {
+            process_group: String::new(),
+            maximum_processes: 1,
+            threads_per_process: 1,
+            server_metrics: false,
+        }
     }
 }
 
@@ -152,6 +160,7 @@ impl PythonConfig {
             process_group: process.name.clone(),
             maximum_processes: process.process_count(),
             threads_per_process: process.threads,
+            server_metrics: process.server_metrics,
         };
         config
     }

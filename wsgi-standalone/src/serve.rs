@@ -192,6 +192,8 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             process_group: String::new(),
             maximum_processes: args.processes.max(1),
             threads_per_process: args.threads.max(1),
+            // No Apache scoreboard here (WSGIServerMetrics On is refused).
+            server_metrics: false,
         };
         let runtime = PythonRuntime::initialize(python).map_err(|e| e.to_string())?;
         let runner = Arc::new(EmbeddedRunner::new(runtime.clone()));

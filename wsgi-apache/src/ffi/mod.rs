@@ -1036,6 +1036,143 @@ pub(crate) fn mpm_query(query: u32) -> Option<c_int> {
     (status == APR_SUCCESS as apr_status_t).then_some(result)
 }
 
+/// `global_score` (`scoreboard.h`, with `HAVE_TIMES` as Debian builds
+/// Apache). Not in the generated bindings.
+#[repr(C)]
+struct GlobalScore {
+    server_limit: c_int,
+    thread_limit: c_int,
+    running_generation: c_int,
+    restart_time: apr_time_t,
+    times: [libc::clock_t; 4],
+}
+
+/// `process_score` (`scoreboard.h`).
+#[repr(C)]
+struct ProcessScoreRecord {
+    pid: libc::pid_t,
+    generation: c_int,
+    quiescing: c_char,
+    not_accepting: c_char,
+    connections: u32,
+    write_completion: u32,
+    lingering_close: u32,
+    keep_alive: u32,
+    suspended: u32,
+    bucket: c_int,
+    wait_io: u32,
+}
+
+/// `worker_score` (`scoreboard.h`, threaded, with `HAVE_TIMES`).
+#[repr(C)]
+struct WorkerScoreRecord {
+    tid: libc::pthread_t,
+    thread_num: c_int,
+    pid: libc::pid_t,
+    generation: c_int,
+    status: u8,
+    conn_count: u16,
+    conn_bytes: i64,
+    access_count: libc::c_ulong,
+    bytes_served: i64,
+    my_access_count: libc::c_ulong,
+    my_bytes_served: i64,
+    start_time: apr_time_t,
+    stop_time: apr_time_t,
+    last_used: apr_time_t,
+    times: [libc::clock_t; 4],
+    client: [c_char; 32],
+    request: [c_char; 64],
+    vhost: [c_char; 32],
+    protocol: [c_char; 16],
+    duration: apr_time_t,
+    client64: [c_char; 64],
+}
+
+extern "C" {
+    fn ap_exists_scoreboard_image() -> c_int;
+    fn ap_hook_pre_mpm(
+        pf: Option<unsafe extern "C" fn(*mut apr_pool_t, c_int) -> c_int>,
+        pre: *const *const c_char,
+        succ: *const *const c_char,
+        order: c_int,
+    );
+    fn ap_get_scoreboard_global() -> *mut GlobalScore;
+    fn ap_get_scoreboard_process(x: c_int) -> *mut ProcessScoreRecord;
+    fn ap_get_scoreboard_worker_from_indexes(child_num: c_int, thread_num: c_int) -> *mut WorkerScoreRecord;
+}
+
+/// mod_status's letters for the scoreboard's states (`SERVER_DEAD` ..
+/// `SERVER_IDLE_KILL`).
+const STATUS_LETTERS: &[u8; 11] = b"._SRWKLDCGI";
+
+/// Whether Apache's scoreboard exists yet (on the first start it is made
+/// after `post_config`, by the `pre_mpm` hooks).
+pub(crate) fn scoreboard_exists() -> bool {
+    // SAFETY: a query without side effects.
+    unsafe { ap_exists_scoreboard_image() != 0 }
+}
+
+/// Registers `hook` to run last among the `pre_mpm` hooks, once the
+/// scoreboard exists (Apache runs them on the first start only).
+pub(crate) fn run_after_scoreboard(hook: unsafe extern "C" fn(*mut apr_pool_t, c_int) -> c_int) {
+    // SAFETY: registering a hook with a static function, in the parent
+    // while it reads the configuration (as mod_wsgi does).
+    unsafe { ap_hook_pre_mpm(Some(hook), ptr::null(), ptr::null(), APR_HOOK_REALLY_LAST as c_int) }
+}
+
+/// Apache's scoreboard, read now; `None` in a process that has none.
+pub(crate) fn scoreboard() -> Option<wsgi_interp::Scoreboard> {
+    let seconds = |t: apr_time_t| t as f64 / 1e6;
+    let text = |chars: &[c_char]| {
+        let bytes: Vec<u8> = chars.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        bytes.iter().map(|&b| char::from(b)).collect::<String>()
+    };
+    // SAFETY: the scoreboard is Apache's shared memory, mapped for the
+    // process's life once it exists; records are read field by field (as
+    // mod_status and mod_wsgi read them, racing with their writers).
+    unsafe {
+        if ap_exists_scoreboard_image() == 0 {
+            return None;
+        }
+        let global = ap_get_scoreboard_global().as_ref()?;
+        let mut processes = Vec::new();
+        for i in 0..global.server_limit {
+            let Some(process) = ap_get_scoreboard_process(i).as_ref() else { continue };
+            let mut workers = Vec::new();
+            for j in 0..global.thread_limit {
+                let Some(worker) = ap_get_scoreboard_worker_from_indexes(i, j).as_ref() else { continue };
+                workers.push(wsgi_interp::WorkerScore {
+                    thread_num: worker.thread_num,
+                    generation: worker.generation,
+                    status: char::from(*STATUS_LETTERS.get(usize::from(worker.status)).unwrap_or(&b'?')),
+                    access_count: worker.access_count as u64,
+                    bytes_served: worker.bytes_served.max(0) as u64,
+                    start_time: seconds(worker.start_time),
+                    stop_time: seconds(worker.stop_time),
+                    last_used: seconds(worker.last_used),
+                    client: text(&worker.client),
+                    request: text(&worker.request),
+                    vhost: text(&worker.vhost),
+                });
+            }
+            processes.push(wsgi_interp::ProcessScore {
+                pid: process.pid,
+                generation: process.generation,
+                quiescing: process.quiescing != 0,
+                workers,
+            });
+        }
+        Some(wsgi_interp::Scoreboard {
+            server_limit: global.server_limit,
+            thread_limit: global.thread_limit,
+            running_generation: global.running_generation,
+            restart_time: seconds(global.restart_time),
+            processes,
+        })
+    }
+}
+
 /// A static C string of Apache's as text (empty for NULL).
 fn static_text(text: *const c_char) -> String {
     // SAFETY: Apache returns NULL or a NUL-terminated string that lives as
