@@ -43,6 +43,7 @@ const OPTION_SAMPLES: &[(&str, &str)] = &[
     ("response-buffer-size", "65536"),
     ("response-socket-timeout", "5"),
     ("response-flush-delay", "10"),
+    ("server-metrics", "On"),
     ("newrelic-config-file", "/etc/newrelic.ini"),
     ("newrelic-environment", "production"),
 ];

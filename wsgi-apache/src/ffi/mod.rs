@@ -1146,7 +1146,7 @@ pub(crate) fn scoreboard() -> Option<wsgi_interp::Scoreboard> {
                     thread_num: worker.thread_num,
                     generation: worker.generation,
                     status: char::from(*STATUS_LETTERS.get(usize::from(worker.status)).unwrap_or(&b'?')),
-                    access_count: worker.access_count as u64,
+                    access_count: worker.access_count,
                     bytes_served: worker.bytes_served.max(0) as u64,
                     start_time: seconds(worker.start_time),
                     stop_time: seconds(worker.stop_time),
