@@ -377,11 +377,24 @@ fn daemon_pid(apache: &Apache, name: &str) -> u32 {
     found.unwrap_or_else(|| panic!("no daemon process of '{name}'\n{}", apache.error_log()))
 }
 
+/// SLEEPER, which first leaves a marker that the request has started.
+const MARKED_SLEEPER: &str = "import os, time\n\
+def application(environ, start_response):\n\
+\x20   open(os.path.join(os.path.dirname(__file__), 'markers', 'started'), 'w').close()\n\
+\x20   time.sleep(float(environ['QUERY_STRING']))\n\
+\x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+\x20   return [b'done']\n";
+
 /// A request of 4 s in flight, then `signal` to its daemon process
-/// (graceful-timeout=1, eviction-timeout=30): the status it gets.
-fn in_flight_status_after(signal: &str) -> u16 {
+/// (graceful-timeout=1, eviction-timeout=30): the status it gets, and the
+/// error log.
+fn in_flight_status_after(signal: &str) -> (u16, String) {
+    use std::os::unix::fs::PermissionsExt;
     let site = TempDir::new("daemon-eviction");
-    site.write("sleep.wsgi", SLEEPER);
+    site.write("sleep.wsgi", MARKED_SLEEPER);
+    let markers = site.path().join("markers");
+    std::fs::create_dir(&markers).unwrap();
+    std::fs::set_permissions(&markers, std::fs::Permissions::from_mode(0o777)).unwrap();
     let config = format!(
         "WSGIDaemonProcess evicted processes=1 threads=2 graceful-timeout=1 eviction-timeout=30\n\
          WSGIScriptAlias /sleep {}/sleep.wsgi process-group=evicted application-group=%{{GLOBAL}}\n",
@@ -390,13 +403,16 @@ fn in_flight_status_after(signal: &str) -> u16 {
     let apache = Apache::start(&ApacheOptions::ours(config));
     assert_eq!(apache.get("/sleep?0").status(), 200, "{}", apache.error_log());
     let pid = daemon_pid(&apache, "evicted");
+    let started = markers.join("started");
+    std::fs::remove_file(&started).unwrap();
     let address = apache.address();
     let request =
         std::thread::spawn(move || tests::http_request(address, "GET", "/sleep?4", &[], b"").map(|r| r.status()));
-    std::thread::sleep(Duration::from_secs(1));
+    // Signalled once the request runs in the daemon process.
+    assert!(tests::wait_for(Duration::from_secs(10), || started.exists().then_some(())).is_some());
     let status = std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap();
     assert!(status.success());
-    request.join().unwrap().unwrap_or(0)
+    (request.join().unwrap().unwrap_or(0), format!("daemon pid {pid}\n{}", apache.error_log()))
 }
 
 /// SIGUSR1 evicts a daemon process with `eviction-timeout`, long enough
@@ -405,6 +421,8 @@ fn in_flight_status_after(signal: &str) -> u16 {
 #[test]
 fn eviction_timeout_applies_to_sigusr1() {
     tests::require!(tests::apache::APACHE_BINARY);
-    assert_eq!(in_flight_status_after("-USR1"), 200);
-    assert_ne!(in_flight_status_after("-TERM"), 200);
+    let (status, log) = in_flight_status_after("-USR1");
+    assert_eq!(status, 200, "{log}");
+    let (status, log) = in_flight_status_after("-TERM");
+    assert_ne!(status, 200, "{log}");
 }

@@ -109,6 +109,11 @@ pub struct DaemonClient {
     idle: Mutex<Vec<Connection>>,
 }
 
+/// How soon after a request went out on a kept connection its failure
+/// still means the daemon had closed that connection (and never took the
+/// request), so that it is sent again on a new one.
+const RETRY_WINDOW: Duration = Duration::from_millis(100);
+
 /// mod_wsgi's header line buffer when `header-buffer-size=` is not given.
 const DEFAULT_HEADER_BUFFER: usize = 32768;
 
@@ -240,8 +245,13 @@ impl DaemonClient {
         body: &mut dyn Read,
         sink: &mut dyn ResponseSink,
     ) -> Attempt {
-        let retry_or = |error: ForwardError, consumed: bool| {
-            if reused && !consumed {
+        let mut sent_at: Option<Instant> = None;
+        // A kept connection the daemon closed (it was stopping) fails at
+        // once; one that failed later was a request the daemon had taken,
+        // which must not run twice.
+        let retry_or = |error: ForwardError, consumed: bool, sent_at: Option<Instant>| {
+            let at_once = sent_at.is_none_or(|at| at.elapsed() < RETRY_WINDOW);
+            if reused && !consumed && at_once {
                 Attempt::Retry
             } else {
                 Attempt::Done(Err(error))
@@ -252,7 +262,7 @@ impl DaemonClient {
             message: format!("daemon process connection lost: {e}"),
         };
         if let Err(e) = protocol::write_request_start(&mut connection.writer, start) {
-            return retry_or(gone(&e), false);
+            return retry_or(gone(&e), false, sent_at);
         }
         let mut consumed = false;
         if start.has_body {
@@ -285,8 +295,9 @@ impl DaemonClient {
             }
         }
         if let Err(e) = connection.writer.flush() {
-            return retry_or(gone(&e), consumed);
+            return retry_or(gone(&e), consumed, sent_at);
         }
+        sent_at = Some(Instant::now());
         let mut head_sent = false;
         loop {
             // Response data already in the read buffer goes to the sink
@@ -304,7 +315,7 @@ impl DaemonClient {
             }
             let frame = match protocol::read_frame_buffered(&mut connection.reader) {
                 Ok(Some(frame)) => frame,
-                Ok(None) if !head_sent => return retry_or(gone(&"closed"), consumed),
+                Ok(None) if !head_sent => return retry_or(gone(&"closed"), consumed, sent_at),
                 Ok(None) => return Attempt::Done(Err(ForwardError::Broken("daemon closed the connection".into()))),
                 // socket-timeout ran out waiting for the head: the daemon
                 // is still at work, so no retry; 504, as mod_wsgi.
@@ -314,7 +325,7 @@ impl DaemonClient {
                         message: format!("Timeout when reading response headers from daemon process: {e}"),
                     }))
                 }
-                Err(e) if !head_sent => return retry_or(gone(&e), consumed),
+                Err(e) if !head_sent => return retry_or(gone(&e), consumed, sent_at),
                 Err(e) => return Attempt::Done(Err(ForwardError::Broken(e.to_string()))),
             };
             match frame {
