@@ -426,3 +426,52 @@ fn eviction_timeout_applies_to_sigusr1() {
     let (status, log) = in_flight_status_after("-TERM");
     assert_ne!(status, 200, "{log}");
 }
+
+const LOOPER: &str = "import os, time\n\
+def application(environ, start_response):\n\
+\x20   if environ['QUERY_STRING'] == 'loop':\n\
+\x20       for _ in range(600):\n\
+\x20           time.sleep(0.05)\n\
+\x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+\x20   return [str(os.getpid()).encode()]\n";
+
+/// `interrupt-timeout=`: a request past its request timeout gets
+/// `mod_wsgi.RequestTimeout` raised in its thread; it unwinds, is answered
+/// 504, and the process serves on (the same pid answers next), in both
+/// front ends.
+#[test]
+fn interrupt_timeout_unwinds_the_request_and_keeps_the_process() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = TempDir::new("daemon-interrupt");
+    site.write("loop.wsgi", LOOPER);
+    let config = format!(
+        "WSGIDaemonProcess patient processes=1 threads=1 request-timeout=1 interrupt-timeout=10\n\
+         WSGIScriptAlias /app {}/loop.wsgi process-group=patient application-group=%{{GLOBAL}}\n",
+        site.path().display()
+    );
+    let check = |get: &dyn Fn(&str) -> (u16, String), log: &dyn Fn() -> String| {
+        let (status, before) = get("/app");
+        assert_eq!(status, 200, "{}", log());
+        assert_eq!(get("/app?loop").0, 504, "{}", log());
+        assert_eq!(get("/app").1, before, "the process was replaced\n{}", log());
+        assert!(log().contains("RequestTimeout"), "{}", log());
+    };
+    let apache = Apache::start(&ApacheOptions::ours(config.clone()));
+    check(
+        &|path| {
+            let r = apache.get(path);
+            (r.status(), r.text())
+        },
+        &|| apache.error_log(),
+    );
+    drop(apache);
+    let file = site.write("site.conf", &config);
+    let server = Server::start(["--config".as_ref(), file.as_os_str()]);
+    check(
+        &|path| {
+            let r = server.get(path);
+            (r.status(), r.text())
+        },
+        &|| server.stderr(),
+    );
+}

@@ -39,7 +39,6 @@ const DIRECTIVE_SAMPLES: &[(&str, &str)] = &[
 /// refuse.
 const OPTION_SAMPLES: &[(&str, &str)] = &[
     ("chroot", "/srv/jail"),
-    ("interrupt-timeout", "5"),
     ("response-buffer-size", "65536"),
     ("response-socket-timeout", "5"),
     ("response-flush-delay", "10"),

@@ -244,7 +244,7 @@ pub static OPTION_SUPPORT: &[Support] = &[
     both("deadlock-timeout", "", H),
     both("inactivity-timeout", "", H),
     both("request-timeout", "", H),
-    both("interrupt-timeout", "", NOT_YET),
+    both("interrupt-timeout", "", H),
     both("graceful-timeout", "", H),
     both("eviction-timeout", "", H),
     both("restart-interval", "", H),

@@ -129,4 +129,13 @@ pub trait WsgiRunner: Send + Sync {
     fn stop(&self, reason: &str, timeout: std::time::Duration) {
         let _ = (reason, timeout);
     }
+
+    /// Raises mod_wsgi's `RequestTimeout` in the request running on
+    /// `thread` (its `pthread_self`) in `application_group`, when it next
+    /// runs Python (`interrupt-timeout`). May wait for the interpreter's
+    /// lock. Whether an exception was set; the default sets none.
+    fn interrupt(&self, thread: u64, application_group: &str) -> bool {
+        let _ = (thread, application_group);
+        false
+    }
 }

@@ -51,6 +51,7 @@ pub fn worker_options(process: &DaemonProcess) -> WorkerOptions {
         startup_timeout: process.startup_timeout,
         stack_size: process.stack_size.map(|size| size as usize),
         eviction_timeout: process.eviction_timeout,
+        interrupt_timeout: process.interrupt_timeout,
         exit_after_graceful_timeout: Some(process.shutdown_timeout),
     }
 }

@@ -192,6 +192,14 @@ extern "C" fn forward_signal(signal: libc::c_int) {
     }
 }
 
+/// The calling thread's `pthread_self()`: the id Python knows it by
+/// (`threading.get_ident()`).
+pub fn current_thread() -> u64 {
+    // SAFETY: pthread_self has no preconditions.
+    let id = unsafe { libc::pthread_self() };
+    id as u64
+}
+
 /// One byte from `fd` if one is there (`fd` is non-blocking, or known
 /// readable).
 pub fn read_byte(fd: RawFd) -> Option<u8> {

@@ -59,6 +59,11 @@ pub struct WorkerOptions {
     /// `eviction-timeout=`: in place of the graceful timeout when the
     /// process is told to go by SIGUSR1 (zero: the graceful timeout).
     pub eviction_timeout: Duration,
+    /// `interrupt-timeout=` (mod_wsgi 6): a request past the request
+    /// timeout first gets `mod_wsgi.RequestTimeout` raised in its thread,
+    /// and this long to unwind, before the process is replaced (zero: it
+    /// is replaced at once).
+    pub interrupt_timeout: Duration,
     /// When the graceful timeout runs out with requests still running:
     /// `Some(shutdown_timeout)` ends the process there, after the runner's
     /// stop (bounded by it), rather than wait for them; `None` waits.
@@ -111,6 +116,10 @@ struct Shared<'a> {
     recycle_reason: Mutex<&'static str>,
     /// The descriptor that says "stop" (a signal pipe in daemon processes).
     stop: RawFd,
+    /// Requests to interrupt (thread, application group), for the
+    /// interrupter thread: taking an interpreter's lock may wait, which the
+    /// clock thread must not.
+    interrupts: Mutex<std::sync::mpsc::Sender<(u64, String)>>,
     /// When the last request started, in microseconds since `started`
     /// (atomic: every request sets it).
     last_request_us: AtomicU64,
@@ -143,6 +152,12 @@ struct Running {
     head_sent: Arc<AtomicBool>,
     /// Already answered 504 by the timeout check.
     timed_out: bool,
+    /// The request thread (`pthread_self`), for `interrupt-timeout`.
+    thread: u64,
+    /// The application group the request runs in.
+    application_group: String,
+    /// When `interrupt-timeout` sent it `mod_wsgi.RequestTimeout`.
+    interrupted_at: Option<Instant>,
 }
 
 /// The poller's state, owned by whichever request thread leads.
@@ -198,6 +213,7 @@ pub fn serve(
             return (ServeEnd::Drained, "");
         }
     };
+    let (interrupt_sender, interrupt_receiver) = std::sync::mpsc::channel::<(u64, String)>();
     let shared = Shared {
         runner,
         options,
@@ -211,6 +227,7 @@ pub fn serve(
         recycle_asked: AtomicBool::new(false),
         recycle_reason: Mutex::new(""),
         stop,
+        interrupts: Mutex::new(interrupt_sender),
         last_request_us: AtomicU64::new(0),
         script_times: Mutex::new(HashMap::new()),
         started: Instant::now(),
@@ -230,6 +247,19 @@ pub fn serve(
     // When the interpreter last showed it could run (deadlock-timeout).
     let alive = std::sync::atomic::AtomicU64::new(now_us());
     std::thread::scope(|scope| {
+        if !options.interrupt_timeout.is_zero() {
+            let shared = &shared;
+            std::thread::Builder::new()
+                .name("wsgi-interrupter".into())
+                .spawn_scoped(scope, move || {
+                    while shared.end.get().is_none() {
+                        if let Ok((thread, group)) = interrupt_receiver.recv_timeout(Duration::from_millis(200)) {
+                            shared.runner.interrupt(thread, &group);
+                        }
+                    }
+                })
+                .expect("spawn the interrupter");
+        }
         for slot in 0..options.threads.max(1) {
             let shared = &shared;
             let mut builder = std::thread::Builder::new().name(format!("wsgi-request-{slot}"));
@@ -514,6 +544,30 @@ fn check_timeouts(shared: &Shared<'_>) {
             let Ok(mut slot) = slot.lock() else { continue };
             let Some(running) = slot.as_mut() else { continue };
             if running.started.elapsed() > options.request_timeout && !running.timed_out {
+                // interrupt-timeout: first the request's own thread gets
+                // mod_wsgi.RequestTimeout; only if the request is still
+                // there after the grace window is the process replaced.
+                if !options.interrupt_timeout.is_zero() {
+                    match running.interrupted_at {
+                        None => {
+                            running.interrupted_at = Some(Instant::now());
+                            shared.log.log(
+                                LogLevel::Error,
+                                &format!(
+                                    "mod_wsgi (pid={}): Daemon process request time limit of {:?} exceeded; interrupting the request with mod_wsgi.RequestTimeout.",
+                                    std::process::id(),
+                                    options.request_timeout
+                                ),
+                            );
+                            if let Ok(interrupts) = shared.interrupts.lock() {
+                                let _ = interrupts.send((running.thread, running.application_group.clone()));
+                            }
+                            continue;
+                        }
+                        Some(at) if at.elapsed() < options.interrupt_timeout => continue,
+                        Some(_) => {}
+                    }
+                }
                 running.timed_out = true;
                 shared.log.log(
                     LogLevel::Error,
@@ -646,6 +700,9 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
             writer: connection.writer.clone(),
             head_sent: head_sent.clone(),
             timed_out: false,
+            thread: sys::current_thread(),
+            application_group: start.target.application_group.clone(),
+            interrupted_at: None,
         });
     }
     let mut body =

@@ -92,6 +92,7 @@ fn options(threads: usize) -> WorkerOptions {
         startup_timeout: Duration::ZERO,
         stack_size: None,
         eviction_timeout: Duration::ZERO,
+        interrupt_timeout: Duration::ZERO,
         exit_after_graceful_timeout: None,
     }
 }

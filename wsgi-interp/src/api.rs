@@ -147,6 +147,8 @@ pub(crate) struct ModWsgiModule {
     request_finished: Obj,
     request_exception: Obj,
     process_stopping: Obj,
+    /// The `RequestTimeout` exception class.
+    request_timeout: Obj,
 }
 
 /// A request between [`ModWsgiModule::begin`] and [`ModWsgiModule::end`].
@@ -235,8 +237,28 @@ impl ModWsgiModule {
                 request_finished: names.get(c"_request_finished")?,
                 request_exception: names.get(c"_request_exception")?,
                 process_stopping: names.get(c"_process_stopping")?,
+                request_timeout: names.get(c"RequestTimeout")?,
             })
         }
+    }
+
+    /// Raises `RequestTimeout` in this interpreter's thread `thread` (its
+    /// `pthread_self`), when it next runs Python; whether it has one.
+    ///
+    /// # Safety
+    /// The GIL of the interpreter is held.
+    pub(crate) unsafe fn interrupt(&self, thread: u64) -> bool {
+        // SAFETY: the GIL is held (caller); the exception class is owned.
+        unsafe { py::PyThreadState_SetAsyncExc(thread as std::os::raw::c_long, self.request_timeout.as_ptr()) > 0 }
+    }
+
+    /// Whether the exception now set is `RequestTimeout`.
+    ///
+    /// # Safety
+    /// The GIL of the interpreter is held.
+    pub(crate) unsafe fn timed_out(&self) -> bool {
+        // SAFETY: the GIL is held (caller).
+        unsafe { py::PyErr_ExceptionMatches(self.request_timeout.as_ptr()) != 0 }
     }
 
     /// Whether an application subscribed to the events.

@@ -88,6 +88,8 @@ impl EmbeddedRunner {
 enum After {
     Finish,
     Fail,
+    /// The request was interrupted by `RequestTimeout` (interrupt-timeout).
+    TimedOut,
     /// The script (or its callable) did not load.
     NotLoaded,
     ClientGone,
@@ -154,6 +156,16 @@ impl WsgiRunner for EmbeddedRunner {
                 let _ = response.fail();
                 RunOutcome::Failed
             }
+            // Unwound in time: 504, as mod_wsgi answers, and the process
+            // serves on.
+            After::TimedOut if !response.head_sent() => match response.respond_error(504) {
+                Ok(()) => RunOutcome::Completed,
+                Err(_) => RunOutcome::ClientGone,
+            },
+            After::TimedOut => {
+                let _ = response.fail();
+                RunOutcome::Failed
+            }
             After::NotLoaded => {
                 let _ = response.fail();
                 RunOutcome::NotLoaded
@@ -170,6 +182,13 @@ impl WsgiRunner for EmbeddedRunner {
 
     fn stop(&self, reason: &str, timeout: std::time::Duration) {
         self.runtime.stop(reason, timeout);
+    }
+
+    fn interrupt(&self, thread: u64, application_group: &str) -> bool {
+        let Ok(interp) = self.runtime.interpreter(application_group) else { return false };
+        let _entered = interp.enter();
+        // SAFETY: we hold the interpreter's GIL.
+        unsafe { interp.api.interrupt(thread) }
     }
 }
 
@@ -390,11 +409,16 @@ unsafe fn run_app(
                     }
                     _ => (app, start_response.clone()),
                 };
-                let call = AppCall { interp, target, request: request.as_ref(), ctx: ctx_ptr, log };
-                call.call_and_iterate(&app, &dict, &given_start_response)
+                let call =
+                    AppCall { interp, target, request: request.as_ref(), ctx: ctx_ptr, log, timed_out: false.into() };
+                match call.call_and_iterate(&app, &dict, &given_start_response) {
+                    After::Fail if call.timed_out.get() => After::TimedOut,
+                    after => after,
+                }
             }
             None => {
-                AppCall { interp, target, request: request.as_ref(), ctx: ctx_ptr, log }.report_exception();
+                AppCall { interp, target, request: request.as_ref(), ctx: ctx_ptr, log, timed_out: false.into() }
+                    .report_exception();
                 After::Fail
             }
         };
@@ -424,6 +448,8 @@ struct AppCall<'a> {
     /// Python; references are made only for the moment of each write.
     ctx: *mut RequestCtx,
     log: &'a dyn ErrorLog,
+    /// Set when a failure was `RequestTimeout` (interrupt-timeout).
+    timed_out: std::cell::Cell<bool>,
 }
 
 impl AppCall<'_> {
@@ -433,6 +459,10 @@ impl AppCall<'_> {
     /// # Safety
     /// The GIL is held and an exception is set.
     unsafe fn report_exception(&self) {
+        // SAFETY: as the caller promises.
+        if unsafe { self.interp.api.timed_out() } {
+            self.timed_out.set(true);
+        }
         // SAFETY: as the caller promises.
         let error = unsafe {
             match self.request {

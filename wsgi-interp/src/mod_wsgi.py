@@ -18,6 +18,12 @@ import sys
 import time
 from _thread import get_ident as _get_ident
 
+class RequestTimeout(BaseException):
+    """Raised in a request's thread when the request runs past the daemon
+    group's request-timeout and interrupt-timeout is set (mod_wsgi 6).
+    Derived from BaseException, so that `except Exception` lets it pass."""
+
+
 event_callbacks = []
 shutdown_callbacks = []
 active_requests = {}
