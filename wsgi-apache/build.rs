@@ -26,9 +26,8 @@ fn main() {
         let usage = format!("{} {}", spec.name, spec.syntax);
         writeln!(out, "    command(c{:?}, {}, c{:?}),", spec.name, req_override(spec), usage).unwrap();
     }
-    // mod_wsgi 6's container, registered so that its refusal says why
-    // rather than "Invalid command".
-    writeln!(out, "    refused_container(c\"<WSGIInterpreterOptions\"),").unwrap();
+    // mod_wsgi 6's container, whose lines its handler reads.
+    writeln!(out, "    interpreter_options_container(c\"<WSGIInterpreterOptions\"),").unwrap();
     writeln!(out, "    END_OF_COMMANDS,").unwrap();
     writeln!(out, "]);").unwrap();
     let path = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("commands.rs");

@@ -83,3 +83,66 @@ fn standalone_applies_interpreter_and_socket_settings() {
     assert_eq!(server.get("/daemon").text(), daemon, "{}", server.stderr());
     assert_eq!(sockets_under(&site.path().join("sockets")), [SOCKET]);
 }
+
+const LAYERS: &str = "import os, sys\n\
+def application(environ, start_response):\n\
+\x20   here = os.path.dirname(__file__)\n\
+\x20   paths = [os.path.relpath(p, here) for p in sys.path if p.startswith(here + '/')]\n\
+\x20   try:\n\
+\x20       sys.stdout.write('')\n\
+\x20       stdout = 'open'\n\
+\x20   except OSError:\n\
+\x20       stdout = 'restricted'\n\
+\x20   body = '%s %s %d' % (','.join(paths), stdout, round(sys.getswitchinterval() * 1e6))\n\
+\x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
+\x20   return [body.encode()]\n";
+
+fn layers_config(site: &TempDir) -> String {
+    let dir = site.path().display();
+    format!(
+        "WSGIPythonPath {dir}/base\n\
+         WSGIRestrictStdout On\n\
+         WSGIDaemonProcess pool threads=1\n\
+         <WSGIInterpreterOptions>\n\
+         \x20   WSGIPythonPath {dir}/everywhere\n\
+         </WSGIInterpreterOptions>\n\
+         <WSGIInterpreterOptions application-group=app1>\n\
+         \x20   WSGIPythonPath {dir}/app1\n\
+         \x20   WSGIRestrictStdout Off\n\
+         </WSGIInterpreterOptions>\n\
+         <WSGIInterpreterOptions process-group=pool>\n\
+         \x20   WSGISwitchInterval 0.0025\n\
+         </WSGIInterpreterOptions>\n\
+         WSGIScriptAlias /app1 {dir}/layers.wsgi application-group=app1\n\
+         WSGIScriptAlias /other {dir}/layers.wsgi application-group=other\n\
+         WSGIScriptAlias /pool {dir}/layers.wsgi process-group=pool application-group=app1\n"
+    )
+}
+
+/// `<WSGIInterpreterOptions>` blocks layer over the process-wide settings
+/// for the interpreters they select: paths accumulate (the most specific
+/// in front), the most specific scalar wins; in both front ends.
+#[test]
+fn interpreter_options_layer_per_interpreter() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = TempDir::new("interp-layers");
+    site.write("layers.wsgi", LAYERS);
+    for dir in ["base", "everywhere", "app1"] {
+        std::fs::create_dir(site.path().join(dir)).unwrap();
+    }
+    let expected = [
+        ("/app1", "app1,everywhere,base open 5000"),
+        ("/other", "everywhere,base restricted 5000"),
+        ("/pool", "app1,everywhere,base open 2500"),
+    ];
+    let apache = Apache::start(&ApacheOptions::ours(layers_config(&site)));
+    for (path, answer) in expected {
+        assert_eq!(apache.get(path).text(), answer, "{path}\n{}", apache.error_log());
+    }
+    drop(apache);
+    let file = site.write("site.conf", &layers_config(&site));
+    let server = Server::start(["--config".as_ref(), file.as_os_str()]);
+    for (path, answer) in expected {
+        assert_eq!(server.get(path).text(), answer, "{path}\n{}", server.stderr());
+    }
+}

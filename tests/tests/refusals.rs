@@ -82,9 +82,11 @@ fn refused_lines(front_end: FrontEnd) -> Vec<(String, String)> {
             lines.push((line, format!("option {}= is refused", row.name)));
         }
     }
+    // A switch interval scoped to an application group needs a GIL per
+    // interpreter (Python 3.12).
     lines.push((
-        "<WSGIInterpreterOptions application-group=a>\n</WSGIInterpreterOptions>".into(),
-        "<WSGIInterpreterOptions>".into(),
+        "<WSGIInterpreterOptions application-group=a>\nWSGISwitchInterval 0.01\n</WSGIInterpreterOptions>".into(),
+        "WSGISwitchInterval".into(),
     ));
     lines
 }
@@ -95,7 +97,7 @@ fn numbered(lines: &[(String, String)]) -> (String, Vec<(usize, &str)>) {
     let mut places = Vec::new();
     let mut next = 1;
     for (line, needle) in lines {
-        let inner = if line.starts_with("<Location") { 1 } else { 0 };
+        let inner = if line.starts_with("<Location") || line.starts_with("<WSGIInterpreterOptions") { 1 } else { 0 };
         places.push((next + inner, needle.as_str()));
         next += line.lines().count();
         text.push_str(line);

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use wsgi_config::directives::{self, ImportScript, ScriptAlias, Setting};
-use wsgi_config::model::GlobalSettings;
+use wsgi_config::model::{GlobalSettings, InterpreterOptions};
 use wsgi_config::support::{self, FrontEnd};
 use wsgi_config::{DaemonProcess, DirSettings};
 use wsgi_core::route::{MatchPolicy, Router};
@@ -24,6 +24,8 @@ pub(crate) struct ServerConfig {
     pub(crate) import_scripts: Vec<ImportScript>,
     /// Process-wide settings (only the main server's are set).
     pub(crate) global: GlobalSettings,
+    /// `<WSGIInterpreterOptions>` blocks (only the main server's are set).
+    pub(crate) interpreter_options: Vec<InterpreterOptions>,
     /// The aliases compiled for matching, built on first use in each child.
     router: OnceLock<Router>,
 }
@@ -51,6 +53,7 @@ impl ServerConfig {
             daemon_processes: add.daemon_processes.clone(),
             import_scripts: add.import_scripts.clone(),
             global: base.global.clone(),
+            interpreter_options: base.interpreter_options.clone(),
             router: OnceLock::new(),
         }
     }
@@ -94,6 +97,26 @@ pub(crate) struct DirectiveSite<'a> {
 
 /// Parses one directive with wsgi-config and stores the setting. `Err` is
 /// the message Apache prints after `Syntax error on line N of FILE:`.
+/// `<WSGIInterpreterOptions>`: the block from its opening line's `args`
+/// and the lines Apache read inside it, each checked as the standalone
+/// server checks them; `Err` names the first problem (Apache adds the
+/// file and line of the opening line).
+pub(crate) fn interpreter_options_block(command: &crate::ffi::Command, args: &str) -> Result<(), String> {
+    let words = wsgi_config::lexer::split_args(args).map_err(|e| format!("<WSGIInterpreterOptions>: {e}"))?;
+    let (file, line) = command.location();
+    let (mut block, problems) = InterpreterOptions::open(&words, wsgi_config::Location::new(file, line));
+    if let Some(problem) = problems.into_iter().next() {
+        return Err(problem);
+    }
+    for (name, args, line) in command.children() {
+        let words = wsgi_config::lexer::split_args(&args).map_err(|e| format!("line {line}: {name}: {e}"))?;
+        block.add(&name, &words).map_err(|e| format!("line {line}: {e}"))?;
+    }
+    let server = command.server_config_mut::<ServerConfig>().ok_or("mod_wsgi: no server configuration")?;
+    server.interpreter_options.push(block);
+    Ok(())
+}
+
 pub(crate) fn apply_directive(site: DirectiveSite<'_>) -> Result<(), String> {
     let words = wsgi_config::lexer::split_args(site.args).map_err(|e| format!("{}: {e}", site.name))?;
     let setting = match directives::parse(site.name, &words) {

@@ -205,6 +205,8 @@ fn start_manager(state: &ParentState, group: &ParentGroup, succeeds: Option<i32>
     let mut python = PythonConfig::for_daemon_process(&state.global, process);
     python.apache = Some(crate::embedded::apache_facts());
     wsgi_interp::read_scoreboard_with(ffi::scoreboard);
+    python.interpreter_options =
+        main.config::<ServerConfig>().map(|c| c.interpreter_options.clone()).unwrap_or_default();
     let preloads = crate::config::preloads(main, &process.name);
     let listener = &group.listener;
     let log_main = move |message: &str| main.log(Level::Info, &format!("mod_wsgi (pid={}): {message}", pid()));

@@ -154,6 +154,7 @@ pub(crate) fn child_init(pool: Pool, main: Server) {
         ProcessFacts { server_metrics: config.global.server_metrics != Some(false), ..mpm_process_facts() };
     wsgi_interp::read_scoreboard_with(ffi::scoreboard);
     python.apache = Some(apache_facts());
+    python.interpreter_options = config.interpreter_options.clone();
     match python.python_home() {
         Ok(home) => main.log(Level::Info, &format!("mod_wsgi (pid={}): Python home {home}.", pid())),
         Err(e) => {

@@ -67,16 +67,16 @@ const fn command(name: &'static CStr, req_override: u32, usage: &'static CStr) -
     }
 }
 
-/// A container we refuse (see `wsgi_config::support`): its opening line
-/// fails with the reason.
-const fn refused_container(name: &'static CStr) -> ffi::command_rec {
+/// `<WSGIInterpreterOptions>`: a container whose lines the handler reads
+/// itself.
+const fn interpreter_options_container(name: &'static CStr) -> ffi::command_rec {
     ffi::command_rec {
         name: name.as_ptr(),
-        func: ffi::cmd_func { raw_args: Some(refused_directive) },
+        func: ffi::cmd_func { raw_args: Some(interpreter_options) },
         cmd_data: ptr::null_mut(),
         req_override: ffi::RSRC_CONF as c_int,
         args_how: ffi::cmd_how_RAW_ARGS,
-        errmsg: name.as_ptr(),
+        errmsg: c"<WSGIInterpreterOptions [process-group=name] [application-group=name]>".as_ptr(),
     }
 }
 
@@ -124,17 +124,24 @@ unsafe extern "C" fn merge_dir_config(pool: *mut ffi::apr_pool_t, base: *mut c_v
 
 /// Every directive of the table: parsed by wsgi-config, stored by
 /// `config::apply_directive`. Returns NULL or an error message.
-unsafe extern "C" fn refused_directive(
+unsafe extern "C" fn interpreter_options(
     cmd: *mut ffi::cmd_parms,
     _mconfig: *mut c_void,
-    _args: *const c_char,
+    args: *const c_char,
 ) -> *const c_char {
     // SAFETY: Apache passes the live cmd_parms of this directive.
     let command = unsafe { Command::from_raw(cmd) };
     guard(c"mod_wsgi: internal error while reading this directive".as_ptr(), || {
-        let support = &wsgi_config::support::INTERPRETER_OPTIONS_SUPPORT;
-        let message = format!("{}: {}", support.name, support.apache);
-        command.pool().c_string(message.as_bytes())
+        if let Err(message) = command.check_context(ffi::GLOBAL_ONLY) {
+            return message;
+        }
+        // SAFETY: RAW_ARGS passes the rest of the line as a C string.
+        let args = unsafe { ffi::bytes(args) }.unwrap_or_default();
+        let result = crate::config::interpreter_options_block(&command, &String::from_utf8_lossy(args));
+        match result {
+            Ok(()) => ptr::null(),
+            Err(message) => command.pool().c_string(message.as_bytes()),
+        }
     })
 }
 

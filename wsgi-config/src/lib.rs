@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod interpreter_options;
 pub mod lexer;
 pub mod tree;
 

@@ -1091,59 +1091,15 @@ impl Builder {
         if let Some(Status::Refused(why)) = self.front_end.map(|f| support::INTERPRETER_OPTIONS_SUPPORT.status(f)) {
             self.error(&section.location, format!("<WSGIInterpreterOptions> is refused: {why}"));
         }
-        let mut block = InterpreterOptions {
-            process_group: None,
-            application_group: None,
-            settings: Vec::new(),
-            location: section.location.clone(),
-        };
-        for word in &section.args {
-            let Some((key, value)) = word.split_once('=') else {
-                self.error(
-                    &section.location,
-                    format!("<WSGIInterpreterOptions>: argument '{word}' is not of the form key=value"),
-                );
-                continue;
-            };
-            let slot = match key.to_ascii_lowercase().as_str() {
-                "process-group" => &mut block.process_group,
-                "application-group" => &mut block.application_group,
-                _ => {
-                    self.error(
-                        &section.location,
-                        format!(
-                            "<WSGIInterpreterOptions>: unknown selector '{key}', expected process-group or application-group"
-                        ),
-                    );
-                    continue;
-                }
-            };
-            if slot.is_some() {
-                self.error(
-                    &section.location,
-                    format!("<WSGIInterpreterOptions>: {} given more than once", key.to_ascii_lowercase()),
-                );
-            }
-            *slot = Some(value.to_string());
+        let (mut block, problems) = InterpreterOptions::open(&section.args, section.location.clone());
+        for message in problems {
+            self.error(&section.location, message);
         }
         for node in &section.children {
             match node {
                 Node::Directive(d) => {
-                    let scoped = directives::find(&d.name).is_some_and(|spec| spec.interpreter_scoped);
-                    if !scoped {
-                        self.error(
-                            &d.location,
-                            format!(
-                                "{} is not allowed inside <WSGIInterpreterOptions>; only WSGIPythonPath, \
-                                 WSGISwitchInterval, WSGIPerInterpreterGIL, WSGIFreeThreading and \
-                                 WSGIRestrictStdin/Stdout/Signal are",
-                                d.name
-                            ),
-                        );
-                        continue;
-                    }
-                    if let Some(Setting::Global(setting)) = self.parse_directive_unchecked(d) {
-                        block.settings.push(setting);
+                    if let Err(message) = block.add(&d.name, &d.args) {
+                        self.error(&d.location, message);
                     }
                 }
                 Node::Section(inner) => self.error(

@@ -211,11 +211,7 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
 ];
 
 /// The `<WSGIInterpreterOptions>` container (mod_wsgi 6).
-pub static INTERPRETER_OPTIONS_SUPPORT: Support = both(
-    "<WSGIInterpreterOptions>",
-    "-",
-    Status::Refused("per-interpreter settings are not implemented: set them server-wide"),
-);
+pub static INTERPRETER_OPTIONS_SUPPORT: Support = both("<WSGIInterpreterOptions>", "-", H);
 
 const NOT_YET: Status = Status::Refused("not implemented");
 

@@ -903,7 +903,6 @@ fn interpreter_options_containers() {
         blocks[0].settings,
         [
             GlobalSetting::PerInterpreterGil(false),
-            GlobalSetting::SwitchInterval(0.002),
             GlobalSetting::PythonPath(paths(&["/opt/billing/src", "/opt/billing/lib"])),
         ]
     );

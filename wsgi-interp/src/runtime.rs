@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3_ffi as py;
+use wsgi_config::interpreter_options::InterpreterLayers;
 use wsgi_config::model::GlobalSettings;
 use wsgi_config::values::HashSeed;
 
@@ -64,6 +65,10 @@ pub struct PythonConfig {
     /// `WSGIDestroyInterpreter` (default On): whether a stop runs Python's
     /// `atexit` handlers (the shutdown callbacks run either way).
     pub destroy_interpreter: bool,
+    /// The `<WSGIInterpreterOptions>` blocks: each interpreter layers the
+    /// ones matching its process and application group over the settings
+    /// above.
+    pub interpreter_options: Vec<wsgi_config::model::InterpreterOptions>,
     /// What the `mod_wsgi` module tells applications about this process.
     pub process: ProcessFacts,
     /// The `apache` module's facts, under Apache (`None`: no such module).
@@ -133,6 +138,7 @@ impl PythonConfig {
             switch_interval: global.switch_interval,
             eggs: global.python_eggs.clone(),
             destroy_interpreter: global.destroy_interpreter.unwrap_or(true),
+            interpreter_options: Vec::new(),
             process: ProcessFacts::default(),
             apache: None,
         }
@@ -473,7 +479,7 @@ impl PythonRuntime {
     ) -> Result<Interpreter, InterpError> {
         // SAFETY: the GIL of `state` is held by the caller.
         let helpers = unsafe { HelperTypes::create() }.map_err(|e| InterpError::Python(e.traceback))?;
-        let setup = CString::new(setup_source(config)).map_err(|e| InterpError::Init(e.to_string()))?;
+        let setup = CString::new(setup_source(config, &group)).map_err(|e| InterpError::Init(e.to_string()))?;
         // SAFETY: as above; the dict is owned by an Obj.
         unsafe {
             let globals = Obj::from_owned(py::PyDict_New()).ok_or_else(|| InterpError::Init("PyDict_New".into()))?;
@@ -711,13 +717,34 @@ fn status_message(status: &py::PyStatus) -> String {
 }
 
 /// The Python run in every interpreter as it is created: the path
-/// additions and the stdin/stdout/signal restrictions.
-fn setup_source(config: &PythonConfig) -> String {
-    let paths: Vec<String> = config.path.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
+/// additions and the stdin/stdout/signal restrictions, with the
+/// `<WSGIInterpreterOptions>` blocks matching the interpreter of
+/// `application_group` layered over the process-wide settings.
+fn setup_source(config: &PythonConfig, application_group: &str) -> String {
+    let layers =
+        InterpreterLayers::resolve(&config.interpreter_options, &config.process.process_group, application_group);
+    // The base layer, then each block's, least specific first: each is
+    // hoisted to the front of sys.path in turn.
+    let path_layers: Vec<String> = std::iter::once(&config.path)
+        .chain(&layers.python_path)
+        .map(|paths| {
+            let quoted: Vec<String> = paths.iter().map(|p| format!("{:?}", p.display().to_string())).collect();
+            format!("[{}]", quoted.join(", "))
+        })
+        .collect();
+    let flag = |on: bool| if on { "True" } else { "False" };
+    let switch_interval = layers.switch_interval.or(config.switch_interval);
     format!(
         r#"
 import sys, site
 sys.argv = ['mod_wsgi']
+for _layer in [{path_layers}]:
+    _before = list(sys.path)
+    for _dir in _layer:
+        site.addsitedir(_dir)
+    _added = [p for p in sys.path if p not in _before]
+    sys.path[:] = _added + [p for p in sys.path if p not in _added]
+del _layer, _before, _added
 _switch_interval, _eggs = {switch_interval}, {eggs}
 if _switch_interval is not None:
     sys.setswitchinterval(_switch_interval)
@@ -725,12 +752,6 @@ if _eggs is not None:
     import os
     os.environ['PYTHON_EGG_CACHE'] = _eggs
 del _switch_interval, _eggs
-_before = list(sys.path)
-for _dir in [{paths}]:
-    site.addsitedir(_dir)
-_added = [p for p in sys.path if p not in _before]
-sys.path[:] = _added + [p for p in sys.path if p not in _added]
-del _before, _added
 
 class _Restricted:
     def __init__(self, name):
@@ -756,11 +777,11 @@ if {restrict_signal}:
         return _getsignal(signum)
     _signal.signal = _ignored_signal
 "#,
-        paths = paths.join(", "),
-        switch_interval = config.switch_interval.map_or("None".to_string(), |s| format!("{s:?}")),
+        path_layers = path_layers.join(", "),
+        switch_interval = switch_interval.map_or("None".to_string(), |s| format!("{s:?}")),
         eggs = config.eggs.as_ref().map_or("None".to_string(), |p| format!("{:?}", p.display().to_string())),
-        restrict_stdin = if config.restrict_stdin { "True" } else { "False" },
-        restrict_stdout = if config.restrict_stdout { "True" } else { "False" },
-        restrict_signal = if config.restrict_signal { "True" } else { "False" },
+        restrict_stdin = flag(layers.restrict_stdin.unwrap_or(config.restrict_stdin)),
+        restrict_stdout = flag(layers.restrict_stdout.unwrap_or(config.restrict_stdout)),
+        restrict_signal = flag(layers.restrict_signal.unwrap_or(config.restrict_signal)),
     )
 }

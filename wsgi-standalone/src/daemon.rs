@@ -156,7 +156,8 @@ pub fn manager_main(group_name: &str, socket: &Path, log: Arc<ServerLog>) -> Res
     // WSGIImportScript lines for the group, and script aliases naming both
     // groups, are imported when a daemon process starts, as in mod_wsgi.
     let preloads = config.preloads(&process.name);
-    let python = PythonConfig::for_daemon_process(&config.global, &process);
+    let mut python = PythonConfig::for_daemon_process(&config.global, &process);
+    python.interpreter_options = config.interpreter_options.clone();
     let mut spawn = |_slot: usize, control: ControlPipe| -> std::convert::Infallible {
         let log = log.as_ref();
         let mut make_runner = || -> Result<Box<dyn WsgiRunner>, String> {

@@ -188,6 +188,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     let mut python_runner: Option<Arc<EmbeddedRunner>> = None;
     if config.global.restrict_embedded != Some(true) {
         let mut python = PythonConfig::from_settings(&config.global);
+        python.interpreter_options = config.interpreter_options.clone();
         python.process = ProcessFacts {
             process_group: String::new(),
             maximum_processes: args.processes.max(1),

@@ -220,6 +220,48 @@ impl Command {
     pub(crate) fn pool(&self) -> Pool {
         Pool(self.parms().pool)
     }
+
+    /// Where the directive stands: its file and line.
+    pub(crate) fn location(&self) -> (String, usize) {
+        let directive = self.parms().directive;
+        if directive.is_null() {
+            return (String::new(), 0);
+        }
+        // SAFETY: the directive node of a live cmd_parms, with a
+        // NUL-terminated file name (or NULL).
+        unsafe {
+            let file =
+                bytes((*directive).filename).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+            (file, usize::try_from((*directive).line_num).unwrap_or(0))
+        }
+    }
+
+    /// The lines inside a container directive (Apache has read them into
+    /// its tree; it runs none of them for a container it does not know):
+    /// name, raw arguments and line of each.
+    pub(crate) fn children(&self) -> Vec<(String, String, usize)> {
+        let mut lines = Vec::new();
+        let directive = self.parms().directive;
+        if directive.is_null() {
+            return lines;
+        }
+        // SAFETY: the configuration tree lives for the configuration pass;
+        // its nodes link NULL-terminated siblings with C strings.
+        unsafe {
+            let mut node = (*directive).first_child;
+            while !node.is_null() {
+                let text =
+                    |p: *const c_char| bytes(p).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+                lines.push((
+                    text((*node).directive),
+                    text((*node).args),
+                    usize::try_from((*node).line_num).unwrap_or(0),
+                ));
+                node = (*node).next;
+            }
+        }
+        lines
+    }
 }
 
 /// A request being served (`request_rec`), on the thread Apache gave it.
