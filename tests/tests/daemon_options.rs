@@ -475,3 +475,48 @@ fn interrupt_timeout_unwinds_the_request_and_keeps_the_process() {
         &|| server.stderr(),
     );
 }
+
+const BIG_BODY: &str = "def application(environ, start_response):\n\
+\x20   start_response('200 OK', [('Content-Type', 'application/octet-stream')])\n\
+\x20   for _ in range(64):\n\
+\x20       yield b'x' * (1 << 20)\n";
+
+/// GET `path`, then 4 s without reading: how many body bytes arrive.
+fn bytes_after_a_stall(address: std::net::SocketAddr, path: &str) -> usize {
+    let mut connection = tests::HttpConnection::open(address);
+    connection.send(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    match connection.read_response(false) {
+        Ok(response) => response.body.len(),
+        Err(_) => connection.raw_received().len().min(64 << 20),
+    }
+}
+
+fn stall_config(site: &TempDir) -> String {
+    let dir = site.path().display();
+    format!(
+        "WSGIDaemonProcess quick threads=1 response-socket-timeout=1 socket-timeout=30\n\
+         WSGIDaemonProcess patient threads=1 socket-timeout=30\n\
+         WSGIScriptAlias /quick {dir}/big.wsgi process-group=quick application-group=%{{GLOBAL}}\n\
+         WSGIScriptAlias /patient {dir}/big.wsgi process-group=patient application-group=%{{GLOBAL}}\n"
+    )
+}
+
+/// `response-socket-timeout=1`: a client that stops reading a large
+/// response for 4 s loses it (cut after 1 s); with the group's 30 s
+/// socket timeout the whole body arrives after the pause.
+#[test]
+fn response_socket_timeout_bounds_writes_to_a_stalled_client() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = TempDir::new("daemon-response-timeout");
+    site.write("big.wsgi", BIG_BODY);
+    let full = 64 << 20;
+    let apache = Apache::start(&ApacheOptions::ours(format!("Timeout 30\n{}", stall_config(&site))));
+    assert!(bytes_after_a_stall(apache.address(), "/quick") < full, "{}", apache.error_log());
+    assert_eq!(bytes_after_a_stall(apache.address(), "/patient"), full, "{}", apache.error_log());
+    drop(apache);
+    let file = site.write("site.conf", &stall_config(&site));
+    let server = Server::start(["--config".as_ref(), file.as_os_str(), "--socket-timeout".as_ref(), "30".as_ref()]);
+    assert!(bytes_after_a_stall(server.address(), "/quick") < full, "{}", server.stderr());
+    assert_eq!(bytes_after_a_stall(server.address(), "/patient"), full, "{}", server.stderr());
+}

@@ -40,7 +40,6 @@ const DIRECTIVE_SAMPLES: &[(&str, &str)] = &[
 const OPTION_SAMPLES: &[(&str, &str)] = &[
     ("chroot", "/srv/jail"),
     ("response-buffer-size", "65536"),
-    ("response-socket-timeout", "5"),
     ("response-flush-delay", "10"),
     ("server-metrics", "On"),
     ("newrelic-config-file", "/etc/newrelic.ini"),

@@ -295,6 +295,7 @@ pub(crate) fn forward(
     let outcome = runner.run(&target, environ, &mut body, &mut writer, &log);
     let cut_short = outcome == RunOutcome::Failed && writer.head_sent();
     drop(writer);
+    sink.restore_client_timeout();
     if cut_short {
         request.close_connection();
     }

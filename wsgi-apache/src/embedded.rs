@@ -613,6 +613,8 @@ pub(crate) struct ApacheSink<'r> {
     pub(crate) error_override: bool,
     /// The application's error response is being discarded.
     overridden: bool,
+    /// The client socket's timeout before `set_write_timeout` changed it.
+    saved_timeout: Option<std::time::Duration>,
 }
 
 /// How much body Apache holds in memory without writing to the client in
@@ -632,6 +634,7 @@ impl<'r> ApacheSink<'r> {
             sendfile: false,
             error_override: false,
             overridden: false,
+            saved_timeout: None,
         }
     }
 }
@@ -640,6 +643,15 @@ impl ApacheSink<'_> {
     /// What the handler returns once the response is written: an error
     /// status the application's failure left for Apache to answer (with
     /// its page or `ErrorDocument`), else OK.
+    /// Gives the client connection back its own timeout, after a response
+    /// that set another (mod_wsgi restores it, for the connection's next
+    /// requests).
+    pub(crate) fn restore_client_timeout(&mut self) {
+        if let Some(timeout) = self.saved_timeout.take() {
+            self.request.set_client_timeout(timeout);
+        }
+    }
+
     pub(crate) fn handler_status(&self) -> c_int {
         match self.error_status {
             Some(status) => c_int::from(status),
@@ -709,6 +721,13 @@ impl ResponseSink for ApacheSink<'_> {
         // that takes Apache past its in-memory limit, may block on a slow
         // client.
         len == 0 || self.buffered + len >= CORE_BUFFER_LIMIT
+    }
+
+    fn set_write_timeout(&mut self, timeout: std::time::Duration) {
+        let previous = self.request.set_client_timeout(timeout);
+        if self.saved_timeout.is_none() {
+            self.saved_timeout = previous;
+        }
     }
 
     fn error_response(&mut self, status: u16) -> io::Result<bool> {

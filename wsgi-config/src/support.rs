@@ -252,7 +252,7 @@ pub static OPTION_SUPPORT: &[Support] = &[
     both("receive-buffer-size", "", H),
     both("header-buffer-size", "", H),
     both("response-buffer-size", "", NOT_YET),
-    both("response-socket-timeout", "", NOT_YET),
+    both("response-socket-timeout", "", H),
     both("response-flush-delay", "", NOT_YET),
     both("socket-user", "", H),
     both("script-user", "", H),

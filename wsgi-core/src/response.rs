@@ -57,6 +57,13 @@ pub trait ResponseSink {
         let _ = len;
         true
     }
+
+    /// How long a write may wait for a client that does not read, for the
+    /// rest of this response (a daemon group's `response-socket-timeout`).
+    /// The default keeps the sink's own.
+    fn set_write_timeout(&mut self, timeout: std::time::Duration) {
+        let _ = timeout;
+    }
 }
 
 /// Sends `len` bytes of `file` from `offset` through `sink` by reading
@@ -188,6 +195,11 @@ impl<'s> ResponseWriter<'s> {
     /// Whether writing `len` bytes (and a pending head) may block.
     pub fn may_block(&self, len: usize) -> bool {
         self.sink.may_block(len)
+    }
+
+    /// See [`ResponseSink::set_write_timeout`].
+    pub fn set_write_timeout(&mut self, timeout: std::time::Duration) {
+        self.sink.set_write_timeout(timeout);
     }
 
     /// Whether this is the response to a HEAD request (body discarded).

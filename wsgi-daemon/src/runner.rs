@@ -24,6 +24,10 @@ pub struct GroupClient {
     pub flags: WsgiFlags,
     /// `script-user=`/`script-group=`: whose scripts the group runs.
     pub script_owner: ScriptOwner,
+    /// How long a write of the group's response may wait for the client:
+    /// `response-socket-timeout=`, else `socket-timeout=` (zero: the front
+    /// end's own).
+    pub response_socket_timeout: std::time::Duration,
 }
 
 impl GroupClient {
@@ -33,6 +37,11 @@ impl GroupClient {
             client: DaemonClient::for_group(socket, process),
             flags: WsgiFlags::daemon(process),
             script_owner: ScriptOwner::for_group(process),
+            response_socket_timeout: if process.response_socket_timeout.is_zero() {
+                process.socket_timeout
+            } else {
+                process.response_socket_timeout
+            },
         }
     }
 }
@@ -126,6 +135,9 @@ impl WsgiRunner for DaemonRunner {
             );
             let _ = response.respond_error(403);
             return RunOutcome::Completed;
+        }
+        if !group.response_socket_timeout.is_zero() {
+            response.set_write_timeout(group.response_socket_timeout);
         }
         let start = RequestStart::for_group(target.clone(), environ, group.flags);
         let result = {

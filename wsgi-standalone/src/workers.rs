@@ -278,6 +278,10 @@ impl ResponseSink for ChannelSink {
         self.send_start(false)
     }
 
+    fn set_write_timeout(&mut self, timeout: Duration) {
+        self.write_timeout = timeout;
+    }
+
     fn finish(&mut self) -> io::Result<()> {
         self.send_start(true)
     }

@@ -620,6 +620,24 @@ impl Request {
         Ok(len)
     }
 
+    /// Sets how long a write to the client may wait; the timeout it had
+    /// (`None` if the socket is unknown).
+    pub(crate) fn set_client_timeout(&self, timeout: std::time::Duration) -> Option<std::time::Duration> {
+        // SAFETY: the connection lives as long as the request; its socket
+        // (NULL for none) is Apache's own, used by this thread only.
+        unsafe {
+            let socket = ap_get_conn_socket(self.rec().connection);
+            if socket.is_null() {
+                return None;
+            }
+            let mut previous: apr_interval_time_t = 0;
+            let known = apr_socket_timeout_get(socket, &mut previous) == APR_SUCCESS as apr_status_t;
+            let micros = apr_interval_time_t::try_from(timeout.as_micros()).unwrap_or(apr_interval_time_t::MAX);
+            apr_socket_timeout_set(socket, micros);
+            known.then(|| std::time::Duration::from_micros(u64::try_from(previous).unwrap_or(0)))
+        }
+    }
+
     /// Makes Apache close the client connection after this response (it
     /// was cut short).
     pub(crate) fn close_connection(&self) {
@@ -1133,6 +1151,9 @@ struct WorkerScoreRecord {
 
 extern "C" {
     fn ap_exists_scoreboard_image() -> c_int;
+    fn ap_get_conn_socket(c: *mut conn_rec) -> *mut c_void;
+    fn apr_socket_timeout_set(socket: *mut c_void, timeout: apr_interval_time_t) -> apr_status_t;
+    fn apr_socket_timeout_get(socket: *mut c_void, timeout: *mut apr_interval_time_t) -> apr_status_t;
     fn ap_hook_pre_mpm(
         pf: Option<unsafe extern "C" fn(*mut apr_pool_t, c_int) -> c_int>,
         pre: *const *const c_char,
