@@ -185,36 +185,42 @@ pub(crate) struct PythonError {
     pub(crate) is_import_error: bool,
 }
 
-/// Takes the current exception (which must be set), formatted with the
-/// `traceback` module; clears it.
+/// The current exception, normalised, as owned `(type, value,
+/// traceback)` (each may be absent); clears it. `None` when none is set.
 ///
 /// # Safety
 /// The GIL is held.
-pub(crate) unsafe fn take_exception() -> PythonError {
-    // SAFETY: the GIL is held; every reference taken is owned by an `Obj`.
+unsafe fn fetch_exception() -> Option<[Option<Obj>; 3]> {
+    // SAFETY: the GIL is held; the fetched references become Obj.
     unsafe {
         let mut kind = std::ptr::null_mut();
         let mut value = std::ptr::null_mut();
         let mut tb = std::ptr::null_mut();
         py::PyErr_Fetch(&mut kind, &mut value, &mut tb);
         if kind.is_null() {
-            return PythonError {
-                traceback: "unknown error (no Python exception was set)".into(),
-                is_import_error: false,
-            };
+            return None;
         }
         py::PyErr_NormalizeException(&mut kind, &mut value, &mut tb);
         if !tb.is_null() && !value.is_null() && py::PyExceptionInstance_Check(value) != 0 {
             py::PyException_SetTraceback(value, tb);
         }
-        let kind = Obj::from_owned(kind);
-        let value = Obj::from_owned(value);
-        let tb = Obj::from_owned(tb);
+        Some([Obj::from_owned(kind), Obj::from_owned(value), Obj::from_owned(tb)])
+    }
+}
+
+/// The exception `[kind, value, tb]`, formatted with the `traceback`
+/// module.
+///
+/// # Safety
+/// The GIL is held.
+unsafe fn describe([kind, value, tb]: &[Option<Obj>; 3]) -> PythonError {
+    // SAFETY: the GIL is held (caller); new references are owned by Obj.
+    unsafe {
         let is_import_error = kind.as_ref().is_some_and(|k| {
             py::PyType_Check(k.as_ptr()) != 0
                 && py::PyType_IsSubtype(k.as_ptr().cast(), py::PyExc_ImportError.cast()) != 0
         });
-        let traceback = format_exception(&kind, &value, &tb).unwrap_or_else(|| {
+        let traceback = format_exception(kind, value, tb).unwrap_or_else(|| {
             py::PyErr_Clear();
             let text = value.as_ref().and_then(|v| Obj::from_owned(py::PyObject_Str(v.as_ptr())));
             let text = text.and_then(|t| str_value(t.as_ptr()));
@@ -225,33 +231,40 @@ pub(crate) unsafe fn take_exception() -> PythonError {
     }
 }
 
+fn no_exception() -> PythonError {
+    PythonError { traceback: "unknown error (no Python exception was set)".into(), is_import_error: false }
+}
+
+/// Takes the current exception (which must be set), formatted with the
+/// `traceback` module; clears it.
+///
+/// # Safety
+/// The GIL is held.
+pub(crate) unsafe fn take_exception() -> PythonError {
+    // SAFETY: the GIL is held (caller).
+    unsafe { fetch_exception().map_or_else(no_exception, |parts| describe(&parts)) }
+}
+
 /// Takes the current exception as [`take_exception`] does, and also gives
 /// it as the `(type, value, traceback)` tuple of `sys.exc_info()`.
 ///
 /// # Safety
 /// The GIL is held.
 pub(crate) unsafe fn take_exception_info() -> (PythonError, Option<Obj>) {
-    // SAFETY: the GIL is held; the fetched references are owned by Obj,
-    // and restored (with new references) for take_exception.
+    // SAFETY: the GIL is held (caller); the tuple's items are new
+    // references that PyTuple_SetItem steals.
     unsafe {
-        let mut kind = std::ptr::null_mut();
-        let mut value = std::ptr::null_mut();
-        let mut tb = std::ptr::null_mut();
-        py::PyErr_Fetch(&mut kind, &mut value, &mut tb);
-        if kind.is_null() {
-            return (take_exception(), None);
-        }
-        py::PyErr_NormalizeException(&mut kind, &mut value, &mut tb);
-        let parts = [kind, value, tb].map(|p| if p.is_null() { py::Py_None() } else { p });
+        let Some(parts) = fetch_exception() else { return (no_exception(), None) };
+        let error = describe(&parts);
         let info = Obj::from_owned(py::PyTuple_New(3));
         if let Some(info) = &info {
-            for (i, part) in parts.into_iter().enumerate() {
-                py::Py_IncRef(part);
-                py::PyTuple_SetItem(info.as_ptr(), i as py::Py_ssize_t, part);
+            for (i, part) in parts.iter().enumerate() {
+                let item = part.as_ref().map_or(py::Py_None(), Obj::as_ptr);
+                py::Py_IncRef(item);
+                py::PyTuple_SetItem(info.as_ptr(), i as py::Py_ssize_t, item);
             }
         }
-        py::PyErr_Restore(kind, value, tb);
-        (take_exception(), info)
+        (error, info)
     }
 }
 

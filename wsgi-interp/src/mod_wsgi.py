@@ -248,7 +248,8 @@ def _request_finished(request_id, data, started, io, cpu_started):
         'request_data': data,
     }
     cpu_now = _thread_cpu()
-    if cpu_started is not None and cpu_now is not None:
+    # As mod_wsgi: only when the thread had a CPU reading at the start.
+    if cpu_started is not None and cpu_now is not None and (cpu_started[0] or cpu_started[1]):
         user = max(cpu_now[0] - cpu_started[0], 0.0)
         system = max(cpu_now[1] - cpu_started[1], 0.0)
         elapsed = event['application_time']
