@@ -199,3 +199,20 @@ fn a_hanging_shutdown_callback_does_not_keep_the_process_alive() {
         apache.error_log()
     );
 }
+
+/// `cpu-time-limit=1`: past its CPU second the daemon process stops
+/// gracefully (SIGXCPU, reason `cpu_time_limit`), running its shutdown
+/// code, rather than being killed outright.
+#[test]
+fn cpu_time_limit_stops_the_process_gracefully() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let apache = Apache::start(&ApacheOptions::ours(apache_config(
+        &site,
+        "cpu-time-limit=1 graceful-timeout=1 shutdown-timeout=5",
+    )));
+    let address = apache.address();
+    let _ = tests::http_request(address, "GET", "/?burn", &[], b"");
+    let pids = served(&site);
+    assert_stopped(&site, &pids, "cpu_time_limit", &apache.error_log());
+}

@@ -185,7 +185,12 @@ const EMBEDDED_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from
 
 unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> ffi::apr_status_t {
     ffi::guard((), || {
-        if let Some(embedded) = EMBEDDED.get() {
+        // A threaded MPM's child exits from its main thread. prefork's
+        // exits from a signal handler, which may have interrupted Python
+        // (or malloc) on the same thread: no Python runs there.
+        let threaded =
+            ffi::mpm_query(ffi::AP_MPMQ_IS_THREADED).is_some_and(|answer| answer != ffi::AP_MPMQ_NOT_SUPPORTED as i32);
+        if let (Some(embedded), true) = (EMBEDDED.get(), threaded) {
             embedded.runner.stop("", EMBEDDED_SHUTDOWN_TIMEOUT);
         }
         // Threads ending from here on must not wait for the GIL.

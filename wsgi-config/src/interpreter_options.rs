@@ -187,6 +187,9 @@ mod tests {
         let err = scoped.add("WSGISwitchInterval", &["0.01".into()]).unwrap_err();
         assert!(err.contains("is refused: it needs WSGIPerInterpreterGIL On"), "{err}");
         assert!(scoped.add("WSGIPythonHome", &["/x".into()]).unwrap_err().contains("not allowed inside"));
+        // The GIL modes refuse On here as anywhere (they need a newer Python).
+        assert!(scoped.add("WSGIPerInterpreterGIL", &["On".into()]).unwrap_err().contains("needs Python 3.12"));
+        assert!(scoped.add("WSGIFreeThreading", &["On".into()]).is_err());
         let (_, problems) =
             InterpreterOptions::open(&["application-group=%{ENV:APP}".into()], Location::new("test.conf", 1));
         assert!(problems[0].contains("only literal names"), "{problems:?}");

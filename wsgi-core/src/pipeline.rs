@@ -88,6 +88,18 @@ impl Site {
         Site { config, dispatch_script: None, routers, options }
     }
 
+    /// Whether any part of the configuration names a `WSGIDispatchScript`:
+    /// [`Site::dispatch`] may then run Python, so a front end whose thread
+    /// must not block calls it where it may.
+    pub fn runs_dispatch_scripts(&self) -> bool {
+        fn in_sections(sections: &[wsgi_config::model::DirSection]) -> bool {
+            sections.iter().any(|s| s.settings.dispatch_script.is_some() || in_sections(&s.nested))
+        }
+        std::iter::once(&self.config.main_server)
+            .chain(&self.config.virtual_hosts)
+            .any(|server| server.settings.dispatch_script.is_some() || in_sections(&server.sections))
+    }
+
     /// This site with `script` to run its `WSGIDispatchScript`s (without
     /// one, a request under a dispatch script fails with 500).
     pub fn with_dispatch_script(self, script: Arc<dyn DispatchScript + Send + Sync>) -> Site {

@@ -109,11 +109,6 @@ pub struct DaemonClient {
     idle: Mutex<Vec<Connection>>,
 }
 
-/// How soon after a request went out on a kept connection its failure
-/// still means the daemon had closed that connection (and never took the
-/// request), so that it is sent again on a new one.
-const RETRY_WINDOW: Duration = Duration::from_millis(100);
-
 /// mod_wsgi's header line buffer when `header-buffer-size=` is not given.
 const DEFAULT_HEADER_BUFFER: usize = 32768;
 
@@ -245,13 +240,14 @@ impl DaemonClient {
         body: &mut dyn Read,
         sink: &mut dyn ResponseSink,
     ) -> Attempt {
-        let mut sent_at: Option<Instant> = None;
-        // A kept connection the daemon closed (it was stopping) fails at
-        // once; one that failed later was a request the daemon had taken,
-        // which must not run twice.
-        let retry_or = |error: ForwardError, consumed: bool, sent_at: Option<Instant>| {
-            let at_once = sent_at.is_none_or(|at| at.elapsed() < RETRY_WINDOW);
-            if reused && !consumed && at_once {
+        // A kept connection the daemon closed (it was stopping) is sent
+        // again on a new one only when the daemon cannot have taken the
+        // request: the write failed, or the daemon closed the connection
+        // with the request unread (a UNIX socket closed with unread data
+        // resets its peer). A plain end of stream means it read the
+        // request and went away: that request must not run twice.
+        let retry_or = |error: ForwardError, consumed: bool, untaken: bool| {
+            if reused && !consumed && untaken {
                 Attempt::Retry
             } else {
                 Attempt::Done(Err(error))
@@ -262,7 +258,7 @@ impl DaemonClient {
             message: format!("daemon process connection lost: {e}"),
         };
         if let Err(e) = protocol::write_request_start(&mut connection.writer, start) {
-            return retry_or(gone(&e), false, sent_at);
+            return retry_or(gone(&e), false, true);
         }
         let mut consumed = false;
         if start.has_body {
@@ -295,9 +291,8 @@ impl DaemonClient {
             }
         }
         if let Err(e) = connection.writer.flush() {
-            return retry_or(gone(&e), consumed, sent_at);
+            return retry_or(gone(&e), consumed, true);
         }
-        sent_at = Some(Instant::now());
         let mut head_sent = false;
         loop {
             // Response data already in the read buffer goes to the sink
@@ -315,7 +310,7 @@ impl DaemonClient {
             }
             let frame = match protocol::read_frame_buffered(&mut connection.reader) {
                 Ok(Some(frame)) => frame,
-                Ok(None) if !head_sent => return retry_or(gone(&"closed"), consumed, sent_at),
+                Ok(None) if !head_sent => return Attempt::Done(Err(gone(&"closed"))),
                 Ok(None) => return Attempt::Done(Err(ForwardError::Broken("daemon closed the connection".into()))),
                 // socket-timeout ran out waiting for the head: the daemon
                 // is still at work, so no retry; 504, as mod_wsgi.
@@ -325,7 +320,10 @@ impl DaemonClient {
                         message: format!("Timeout when reading response headers from daemon process: {e}"),
                     }))
                 }
-                Err(e) if !head_sent => return retry_or(gone(&e), consumed, sent_at),
+                Err(e) if !head_sent => {
+                    let untaken = e.is_reset();
+                    return retry_or(gone(&e), consumed, untaken);
+                }
                 Err(e) => return Attempt::Done(Err(ForwardError::Broken(e.to_string()))),
             };
             match frame {

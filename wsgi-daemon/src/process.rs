@@ -120,14 +120,19 @@ pub fn become_daemon(process: &DaemonProcess, identity: &DefaultIdentity) -> Res
         sys::set_priority(process.cpu_priority).map_err(|e| format!("cannot set cpu-priority: {e}"))?;
     }
     if !process.cpu_time_limit.is_zero() {
-        sys::set_limit(sys::Limit::CpuSeconds, process.cpu_time_limit.as_secs().max(1))
+        // As mod_wsgi: SIGXCPU at the limit stops the process gracefully;
+        // the kernel kills it only if it is still there once its shutdown
+        // has had time to run.
+        let limit = process.cpu_time_limit.as_secs().max(1);
+        sys::set_limit(sys::Limit::CpuSeconds, limit, limit + 1 + process.shutdown_timeout.as_secs())
             .map_err(|e| format!("cannot set cpu-time-limit: {e}"))?;
     }
     if process.memory_limit > 0 {
-        sys::set_limit(sys::Limit::Data, process.memory_limit).map_err(|e| format!("cannot set memory-limit: {e}"))?;
+        sys::set_limit(sys::Limit::Data, process.memory_limit, process.memory_limit)
+            .map_err(|e| format!("cannot set memory-limit: {e}"))?;
     }
     if process.virtual_memory_limit > 0 {
-        sys::set_limit(sys::Limit::AddressSpace, process.virtual_memory_limit)
+        sys::set_limit(sys::Limit::AddressSpace, process.virtual_memory_limit, process.virtual_memory_limit)
             .map_err(|e| format!("cannot set virtual-memory-limit: {e}"))?;
     }
     Ok(())
@@ -145,7 +150,15 @@ pub fn daemon_main(
     make_runner: &mut dyn FnMut() -> Result<Box<dyn WsgiRunner>, String>,
     log: &dyn ErrorLog,
 ) -> ! {
-    sys::default_signals(&[libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGCHLD, libc::SIGHUP]);
+    sys::default_signals(&[
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGCHLD,
+        libc::SIGHUP,
+        libc::SIGXCPU,
+    ]);
     // A daemon process never outlives its manager.
     sys::die_with_parent(libc::SIGKILL);
     let pid = std::process::id();
@@ -156,7 +169,7 @@ pub fn daemon_main(
         );
         sys::exit_now(1);
     }
-    let stop: OwnedFd = match sys::on_signals(&[libc::SIGTERM, libc::SIGINT, libc::SIGUSR1]) {
+    let stop: OwnedFd = match sys::on_signals(&[libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGXCPU]) {
         Ok(fd) => fd,
         Err(e) => {
             log.log(LogLevel::Error, &format!("mod_wsgi (pid={pid}): cannot set up signal handling: {e}"));

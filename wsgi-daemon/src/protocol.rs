@@ -104,6 +104,12 @@ fn frame_header(kind: FrameKind, size: usize) -> Result<[u8; HEADER_LEN], Protoc
 }
 
 impl ProtocolError {
+    /// Whether the peer reset the connection (on a UNIX socket: it closed
+    /// with data of ours unread).
+    pub fn is_reset(&self) -> bool {
+        matches!(self, ProtocolError::Io(e) if e.kind() == io::ErrorKind::ConnectionReset)
+    }
+
     /// Whether the socket's timeout ran out (nothing else went wrong).
     pub fn is_timeout(&self) -> bool {
         matches!(self, ProtocolError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))

@@ -464,14 +464,15 @@ pub enum Limit {
     AddressSpace,
 }
 
-/// Sets a soft and hard resource limit.
-pub fn set_limit(limit: Limit, value: u64) -> io::Result<()> {
+/// Sets a resource limit: `soft`, and `hard` (at least `soft`). Past the
+/// soft CPU limit the kernel sends SIGXCPU; past the hard one, SIGKILL.
+pub fn set_limit(limit: Limit, soft: u64, hard: u64) -> io::Result<()> {
     let resource = match limit {
         Limit::CpuSeconds => libc::RLIMIT_CPU,
         Limit::Data => libc::RLIMIT_DATA,
         Limit::AddressSpace => libc::RLIMIT_AS,
     };
-    let rlimit = libc::rlimit { rlim_cur: value as libc::rlim_t, rlim_max: value as libc::rlim_t };
+    let rlimit = libc::rlimit { rlim_cur: soft as libc::rlim_t, rlim_max: hard.max(soft) as libc::rlim_t };
     // SAFETY: `rlimit` is a valid, initialised struct.
     check(unsafe { libc::setrlimit(resource, &rlimit) })?;
     Ok(())

@@ -119,7 +119,7 @@ struct Shared<'a> {
     /// Requests to interrupt (thread, application group), for the
     /// interrupter thread: taking an interpreter's lock may wait, which the
     /// clock thread must not.
-    interrupts: Mutex<std::sync::mpsc::Sender<(u64, String)>>,
+    interrupts: Mutex<std::sync::mpsc::Sender<(usize, Instant)>>,
     /// When the last request started, in microseconds since `started`
     /// (atomic: every request sets it).
     last_request_us: AtomicU64,
@@ -213,7 +213,7 @@ pub fn serve(
             return (ServeEnd::Drained, "");
         }
     };
-    let (interrupt_sender, interrupt_receiver) = std::sync::mpsc::channel::<(u64, String)>();
+    let (interrupt_sender, interrupt_receiver) = std::sync::mpsc::channel::<(usize, Instant)>();
     let shared = Shared {
         runner,
         options,
@@ -253,7 +253,16 @@ pub fn serve(
                 .name("wsgi-interrupter".into())
                 .spawn_scoped(scope, move || {
                     while shared.end.get().is_none() {
-                        if let Ok((thread, group)) = interrupt_receiver.recv_timeout(Duration::from_millis(200)) {
+                        let Ok((slot, started)) = interrupt_receiver.recv_timeout(Duration::from_millis(200)) else {
+                            continue;
+                        };
+                        // Only if that request still runs (the slot's lock is
+                        // not held while the interpreter's is taken).
+                        let target = shared.running[slot].lock().ok().and_then(|running| {
+                            let running = running.as_ref()?;
+                            (running.started == started).then(|| (running.thread, running.application_group.clone()))
+                        });
+                        if let Some((thread, group)) = target {
                             shared.runner.interrupt(thread, &group);
                         }
                     }
@@ -470,13 +479,18 @@ fn lead(leader: &mut Leader, shared: &Shared<'_>, listener: &UnixListener) -> Op
                     let grace = match stop_signal(shared.stop) {
                         // SIGUSR1: the process is evicted (mod_wsgi's
                         // graceful signal), with its own timeout if given.
-                        Some(libc::SIGUSR1) => {
+                        Some(libc::SIGUSR1) if options.eviction_timeout.is_zero() => {
                             shared.ask_recycle("graceful_signal");
-                            if options.eviction_timeout.is_zero() {
-                                options.graceful_timeout
-                            } else {
-                                options.eviction_timeout
-                            }
+                            options.graceful_timeout
+                        }
+                        Some(libc::SIGUSR1) => {
+                            shared.ask_recycle("eviction_signal");
+                            options.eviction_timeout
+                        }
+                        // cpu-time-limit reached.
+                        Some(libc::SIGXCPU) => {
+                            shared.ask_recycle("cpu_time_limit");
+                            options.graceful_timeout
                         }
                         _ => options.graceful_timeout,
                     };
@@ -540,7 +554,7 @@ fn take_returned(leader: &mut Leader, shared: &Shared<'_>) {
 fn check_timeouts(shared: &Shared<'_>) {
     let options = shared.options;
     if !options.request_timeout.is_zero() {
-        for slot in &shared.running {
+        for (slot_index, slot) in shared.running.iter().enumerate() {
             let Ok(mut slot) = slot.lock() else { continue };
             let Some(running) = slot.as_mut() else { continue };
             if running.started.elapsed() > options.request_timeout && !running.timed_out {
@@ -560,7 +574,7 @@ fn check_timeouts(shared: &Shared<'_>) {
                                 ),
                             );
                             if let Ok(interrupts) = shared.interrupts.lock() {
-                                let _ = interrupts.send((running.thread, running.application_group.clone()));
+                                let _ = interrupts.send((slot_index, running.started));
                             }
                             continue;
                         }

@@ -51,6 +51,38 @@ static COUNTERS: Mutex<Counters> = Mutex::new(Counters {
     application_seconds: 0.0,
 });
 
+/// Threads sent a `RequestTimeout` that may not have landed yet.
+static INTERRUPTED: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+/// How many there are: checked per request without the lock.
+static INTERRUPTED_COUNT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The interrupted threads; the count follows the list when the guard
+/// drops.
+fn interrupted() -> InterruptedGuard {
+    InterruptedGuard(INTERRUPTED.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+struct InterruptedGuard(std::sync::MutexGuard<'static, Vec<u64>>);
+
+impl std::ops::Deref for InterruptedGuard {
+    type Target = Vec<u64>;
+    fn deref(&self) -> &Vec<u64> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for InterruptedGuard {
+    fn deref_mut(&mut self) -> &mut Vec<u64> {
+        &mut self.0
+    }
+}
+
+impl Drop for InterruptedGuard {
+    fn drop(&mut self) {
+        INTERRUPTED_COUNT.store(self.0.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 fn counters() -> std::sync::MutexGuard<'static, Counters> {
     COUNTERS.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -249,7 +281,32 @@ impl ModWsgiModule {
     /// The GIL of the interpreter is held.
     pub(crate) unsafe fn interrupt(&self, thread: u64) -> bool {
         // SAFETY: the GIL is held (caller); the exception class is owned.
-        unsafe { py::PyThreadState_SetAsyncExc(thread as std::os::raw::c_long, self.request_timeout.as_ptr()) > 0 }
+        let set =
+            unsafe { py::PyThreadState_SetAsyncExc(thread as std::os::raw::c_long, self.request_timeout.as_ptr()) > 0 };
+        if set {
+            interrupted().push(thread);
+        }
+        set
+    }
+
+    /// Withdraws a `RequestTimeout` still pending for this thread, which
+    /// was meant for a request that ended before it landed: called as a
+    /// request starts and ends, so that it never reaches another one.
+    ///
+    /// # Safety
+    /// The GIL of the interpreter is held.
+    pub(crate) unsafe fn withdraw_interrupt(&self) {
+        if INTERRUPTED_COUNT.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+            return;
+        }
+        // SAFETY: the GIL is held (caller).
+        let me = unsafe { py::PyThread_get_thread_ident() } as u64;
+        let mut threads = interrupted();
+        if let Some(at) = threads.iter().position(|t| *t == me) {
+            threads.swap_remove(at);
+            // SAFETY: as above; NULL clears the thread's pending exception.
+            unsafe { py::PyThreadState_SetAsyncExc(me as std::os::raw::c_long, std::ptr::null_mut()) };
+        }
     }
 
     /// Whether the exception now set is `RequestTimeout`.
@@ -284,11 +341,18 @@ impl ModWsgiModule {
             Some(EnvValue::Int(n)) => *n,
             _ => 0,
         };
-        // SAFETY: the GIL is held (caller).
+        // SAFETY: the GIL is held (caller). A failure (out of memory)
+        // leaves no exception set: the request runs unregistered.
         let request = unsafe {
-            let id = ffi::latin1_str(&request_id)?;
-            let thread = Obj::from_owned(py::PyLong_FromUnsignedLong(py::PyThread_get_thread_ident()))?;
-            let data = Obj::from_owned(py::PyDict_New())?;
+            let made = (
+                ffi::latin1_str(&request_id),
+                Obj::from_owned(py::PyLong_FromUnsignedLong(py::PyThread_get_thread_ident())),
+                Obj::from_owned(py::PyDict_New()),
+            );
+            let (Some(id), Some(thread), Some(data)) = made else {
+                py::PyErr_Clear();
+                return None;
+            };
             py::PyDict_SetItem(self.active_requests.as_ptr(), id.as_ptr(), data.as_ptr());
             py::PyDict_SetItem(self.by_thread.as_ptr(), thread.as_ptr(), data.as_ptr());
             py::PyErr_Clear();
@@ -322,6 +386,7 @@ impl ModWsgiModule {
         // SAFETY: the GIL is held (caller).
         unsafe {
             request.cpu_started = Obj::from_owned(thread_cpu_tuple());
+            py::PyErr_Clear();
             let result = Obj::from_owned(py::PyObject_CallFunctionObjArgs(
                 self.request_started.as_ptr(),
                 app.as_ptr(),
@@ -668,8 +733,8 @@ unsafe fn scoreboard_tuple(board: &Scoreboard) -> *mut py::PyObject {
     }
 }
 
-/// `_counters()`: `(request_count, busy_seconds, active, [(thread_id,
-/// requests)], [application time buckets], application_seconds)`.
+/// `_counters()`: `(request_count, busy_seconds, active, ((thread_id,
+/// requests), ...), (application time buckets), application_seconds)`.
 unsafe extern "C" fn counters_function(_: *mut py::PyObject, _: *mut py::PyObject) -> *mut py::PyObject {
     guarded(|| {
         let (count, busy, active, threads, buckets, application) = {
@@ -677,43 +742,23 @@ unsafe extern "C" fn counters_function(_: *mut py::PyObject, _: *mut py::PyObjec
             let threads: Vec<(i64, u64)> = c.per_thread.iter().map(|(k, v)| (*k, *v)).collect();
             (c.request_count, c.busy_seconds, c.active, threads, c.application_buckets, c.application_seconds)
         };
-        // SAFETY: called by Python with the GIL held; SetItem steals.
+        // SAFETY: called by Python with the GIL held; tuple_of steals the
+        // new references and fails as a whole on any NULL.
         unsafe {
-            let list = py::PyList_New(threads.len() as py::Py_ssize_t);
-            if list.is_null() {
-                return list;
-            }
-            for (i, (thread, n)) in threads.into_iter().enumerate() {
-                let pair = py::PyTuple_New(2);
-                if !pair.is_null() {
-                    py::PyTuple_SetItem(pair, 0, py::PyLong_FromLongLong(thread));
-                    py::PyTuple_SetItem(pair, 1, py::PyLong_FromUnsignedLongLong(n));
-                }
-                py::PyList_SetItem(list, i as py::Py_ssize_t, pair);
-            }
-            let bucket_list = py::PyList_New(BUCKETS as py::Py_ssize_t);
-            if !bucket_list.is_null() {
-                for (i, n) in buckets.into_iter().enumerate() {
-                    py::PyList_SetItem(bucket_list, i as py::Py_ssize_t, py::PyLong_FromUnsignedLongLong(n));
-                }
-            }
-            let tuple = py::PyTuple_New(6);
-            if tuple.is_null() {
-                py::Py_DecRef(list);
-                py::Py_XDECREF(bucket_list);
-                return tuple;
-            }
-            py::PyTuple_SetItem(tuple, 0, py::PyLong_FromUnsignedLongLong(count));
-            py::PyTuple_SetItem(tuple, 1, py::PyFloat_FromDouble(busy));
-            py::PyTuple_SetItem(tuple, 2, py::PyLong_FromUnsignedLongLong(active));
-            py::PyTuple_SetItem(tuple, 3, list);
-            py::PyTuple_SetItem(tuple, 4, bucket_list);
-            py::PyTuple_SetItem(tuple, 5, py::PyFloat_FromDouble(application));
-            if !py::PyErr_Occurred().is_null() {
-                py::Py_DecRef(tuple);
-                return std::ptr::null_mut();
-            }
-            tuple
+            let pairs: Vec<*mut py::PyObject> = threads
+                .into_iter()
+                .map(|(thread, n)| tuple_of(vec![py::PyLong_FromLongLong(thread), py::PyLong_FromUnsignedLongLong(n)]))
+                .collect();
+            let buckets: Vec<*mut py::PyObject> =
+                buckets.into_iter().map(|n| py::PyLong_FromUnsignedLongLong(n)).collect();
+            tuple_of(vec![
+                py::PyLong_FromUnsignedLongLong(count),
+                py::PyFloat_FromDouble(busy),
+                py::PyLong_FromUnsignedLongLong(active),
+                tuple_of(pairs),
+                tuple_of(buckets),
+                py::PyFloat_FromDouble(application),
+            ])
         }
     })
 }

@@ -369,6 +369,7 @@ unsafe fn run_app(
     // SAFETY: the GIL is held (caller). The context lives on this stack
     // frame and every object pointing at it is detached before returning.
     unsafe {
+        interp.api.withdraw_interrupt();
         // Registered before the script loads: code run at import sees the
         // request, as under mod_wsgi.
         let mut request = interp.api.begin(&environ);
@@ -423,6 +424,7 @@ unsafe fn run_app(
             }
         };
         (*ctx_ptr).flush_errors();
+        interp.api.withdraw_interrupt();
         if let Some(request) = request {
             interp.api.end(request, (*ctx_ptr).io);
         }

@@ -558,15 +558,27 @@ async fn respond(
     }
     let request_start = now_us();
     let request_id = new_request_id(request_start, shared.pid);
-    let stats = RequestStats {
-        request_id: &request_id,
-        request_start_us: request_start,
-        script_start_us: request_start,
-        thread_id: 0,
-        thread_requests: 0,
-        total_requests: shared.pool.total() as i64,
+    let total_requests = shared.pool.total() as i64;
+    let dispatch = move |shared: &Shared, head: &RequestHead, request_id: &str| {
+        let stats = RequestStats {
+            request_id,
+            request_start_us: request_start,
+            script_start_us: request_start,
+            thread_id: 0,
+            thread_requests: 0,
+            total_requests,
+        };
+        shared.site.dispatch(head, stats, None)
     };
-    let app = match shared.site.dispatch(&head, stats, None) {
+    let dispatched = if shared.site.runs_dispatch_scripts() {
+        // A WSGIDispatchScript runs Python, which may wait: not on this
+        // I/O thread, which serves every connection.
+        let (on_pool, head_copy, id) = (shared.clone(), head.clone(), request_id.clone());
+        tokio::task::spawn_blocking(move || dispatch(&on_pool, &head_copy, &id)).await.unwrap_or(Dispatch::Error(500))
+    } else {
+        dispatch(shared, &head, &request_id)
+    };
+    let app = match dispatched {
         Dispatch::Error(status) => return logged(shared, &head, error_response(status, software)),
         Dispatch::Refused(status, why) => {
             shared.log.log(LogLevel::Error, &why);

@@ -234,8 +234,8 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         },
     );
     if let Some(python) = &python_runner {
-        // WSGIDispatchScript: run by the connection's I/O thread, which
-        // waits for the Python call (as Apache's request thread does).
+        // WSGIDispatchScript: run before the request is queued, on a
+        // blocking thread (http.rs), as Apache runs it in the request's.
         site = site.with_dispatch_script(Arc::new(Dispatcher { runner: python.clone(), log: log.clone() }));
     }
     let pool = workers::Pool::start(

@@ -1167,7 +1167,7 @@ extern "C" {
 
 /// mod_status's letters for the scoreboard's states (`SERVER_DEAD` ..
 /// `SERVER_IDLE_KILL`).
-const STATUS_LETTERS: &[u8; 11] = b"._SRWKLDCGI";
+const STATUS_LETTERS: &[u8; 11] = b".S_RWKLDCGI";
 
 /// Whether Apache's scoreboard exists yet (on the first start it is made
 /// after `post_config`, by the `pre_mpm` hooks).
@@ -1192,19 +1192,35 @@ pub(crate) fn scoreboard() -> Option<wsgi_interp::Scoreboard> {
         bytes.iter().map(|&b| char::from(b)).collect::<String>()
     };
     // SAFETY: the scoreboard is Apache's shared memory, mapped for the
-    // process's life once it exists; records are read field by field (as
-    // mod_status and mod_wsgi read them, racing with their writers).
+    // process's life once it exists; each record is copied with a volatile
+    // read (its writers race with it, as with mod_status's and mod_wsgi's
+    // reads: a record may be torn, never invalid as plain integers and
+    // byte arrays).
     unsafe {
         if ap_exists_scoreboard_image() == 0 {
             return None;
         }
-        let global = ap_get_scoreboard_global().as_ref()?;
+        // Copied out with volatile reads: other processes write the records
+        // while they are read, so no reference into them is made.
+        let global = ap_get_scoreboard_global();
+        if global.is_null() {
+            return None;
+        }
+        let global = ptr::read_volatile(global);
         let mut processes = Vec::new();
         for i in 0..global.server_limit {
-            let Some(process) = ap_get_scoreboard_process(i).as_ref() else { continue };
+            let process = ap_get_scoreboard_process(i);
+            if process.is_null() {
+                continue;
+            }
+            let process = ptr::read_volatile(process);
             let mut workers = Vec::new();
             for j in 0..global.thread_limit {
-                let Some(worker) = ap_get_scoreboard_worker_from_indexes(i, j).as_ref() else { continue };
+                let worker = ap_get_scoreboard_worker_from_indexes(i, j);
+                if worker.is_null() {
+                    continue;
+                }
+                let worker = ptr::read_volatile(worker);
                 workers.push(wsgi_interp::WorkerScore {
                     thread_num: worker.thread_num,
                     generation: worker.generation,
