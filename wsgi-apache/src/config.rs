@@ -95,8 +95,6 @@ pub(crate) struct DirectiveSite<'a> {
     pub(crate) dir: &'a mut DirConfig,
 }
 
-/// Parses one directive with wsgi-config and stores the setting. `Err` is
-/// the message Apache prints after `Syntax error on line N of FILE:`.
 /// `<WSGIInterpreterOptions>`: the block from its opening line's `args`
 /// and the lines Apache read inside it, each checked as the standalone
 /// server checks them; `Err` names the first problem (Apache adds the
@@ -117,6 +115,8 @@ pub(crate) fn interpreter_options_block(command: &crate::ffi::Command, args: &st
     Ok(())
 }
 
+/// Parses one directive with wsgi-config and stores the setting. `Err` is
+/// the message Apache prints after `Syntax error on line N of FILE:`.
 pub(crate) fn apply_directive(site: DirectiveSite<'_>) -> Result<(), String> {
     let words = wsgi_config::lexer::split_args(site.args).map_err(|e| format!("{}: {e}", site.name))?;
     let setting = match directives::parse(site.name, &words) {

@@ -122,8 +122,8 @@ unsafe extern "C" fn merge_dir_config(pool: *mut ffi::apr_pool_t, base: *mut c_v
     guard(ptr::null_mut(), || pool.adopt(DirConfig::merged(base, add)).cast())
 }
 
-/// Every directive of the table: parsed by wsgi-config, stored by
-/// `config::apply_directive`. Returns NULL or an error message.
+/// `<WSGIInterpreterOptions>`: the block and its lines, read by
+/// `config::interpreter_options_block`. Returns NULL or an error message.
 unsafe extern "C" fn interpreter_options(
     cmd: *mut ffi::cmd_parms,
     _mconfig: *mut c_void,
@@ -145,6 +145,8 @@ unsafe extern "C" fn interpreter_options(
     })
 }
 
+/// Every directive of the table: parsed by wsgi-config, stored by
+/// `config::apply_directive`. Returns NULL or an error message.
 unsafe extern "C" fn directive(cmd: *mut ffi::cmd_parms, mconfig: *mut c_void, args: *const c_char) -> *const c_char {
     // SAFETY: Apache passes the live cmd_parms of this directive.
     let command = unsafe { Command::from_raw(cmd) };

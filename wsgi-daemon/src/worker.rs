@@ -116,7 +116,7 @@ struct Shared<'a> {
     recycle_reason: Mutex<&'static str>,
     /// The descriptor that says "stop" (a signal pipe in daemon processes).
     stop: RawFd,
-    /// Requests to interrupt (thread, application group), for the
+    /// Requests to interrupt (their slot, and when they started), for the
     /// interrupter thread: taking an interpreter's lock may wait, which the
     /// clock thread must not.
     interrupts: Mutex<std::sync::mpsc::Sender<(usize, Instant)>>,
@@ -724,12 +724,11 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
     let mut sink = FrameSink {
         writer: connection.writer.clone(),
         head_sent: head_sent.clone(),
-        sendfile: false,
+        sendfile: environ.get_str("mod_wsgi.enable_sendfile") == Some("1"),
         failed: false,
         ended: false,
     };
     let head_only = environ.get_str("REQUEST_METHOD") == Some("HEAD");
-    sink.sendfile = environ.get_str("mod_wsgi.enable_sendfile") == Some("1");
     let mut writer = ResponseWriter::new(&mut sink, head_only);
     let outcome = shared.runner.run(&start.target, environ, &mut body, &mut writer, shared.log);
     drop(writer);

@@ -79,19 +79,31 @@ pub enum HookError {
 
 /// The functions of a `WSGIDispatchScript`, run in this process's Python
 /// for [`wsgi_core::group::run_dispatch_script`], failures logged to `log`.
-pub struct ScriptDispatcher<'a> {
-    runner: &'a EmbeddedRunner,
-    log: &'a dyn ErrorLog,
+/// `runner` and `log` are borrowed for a request (the Apache module) or
+/// shared for the server's life (`Arc`s, the standalone server).
+pub struct ScriptDispatcher<R, L> {
+    runner: R,
+    log: L,
 }
 
-impl<'a> ScriptDispatcher<'a> {
+impl<R, L> ScriptDispatcher<R, L>
+where
+    R: std::ops::Deref<Target = EmbeddedRunner>,
+    L: std::ops::Deref,
+    L::Target: ErrorLog + Sized,
+{
     /// Dispatch functions run by `runner`, logging to `log`.
-    pub fn new(runner: &'a EmbeddedRunner, log: &'a dyn ErrorLog) -> ScriptDispatcher<'a> {
+    pub fn new(runner: R, log: L) -> ScriptDispatcher<R, L> {
         ScriptDispatcher { runner, log }
     }
 }
 
-impl DispatchScript for ScriptDispatcher<'_> {
+impl<R, L> DispatchScript for ScriptDispatcher<R, L>
+where
+    R: std::ops::Deref<Target = EmbeddedRunner>,
+    L: std::ops::Deref,
+    L::Target: ErrorLog + Sized,
+{
     fn call(
         &self,
         script: &Path,
@@ -102,7 +114,8 @@ impl DispatchScript for ScriptDispatcher<'_> {
     ) -> DispatchAnswer {
         // mod_wsgi leaves `mod_ssl.*` out of the dispatch environ.
         let call = HookCall { script, application_group, function, reload_on_change, ssl: None };
-        match self.runner.call_hook(&call, environ, &[], self.log) {
+        let log: &dyn ErrorLog = &*self.log;
+        match self.runner.call_hook(&call, environ, &[], log) {
             Ok(HookValue::None) | Err(HookError::Missing) => DispatchAnswer::Unchanged,
             Err(HookError::Load) => DispatchAnswer::NotLoaded,
             Err(HookError::Raised) => DispatchAnswer::Failed,

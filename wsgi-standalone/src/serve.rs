@@ -12,7 +12,6 @@ use wsgi_config::lexer::quote_word;
 use wsgi_config::tree::ReadOptions;
 use wsgi_config::Config;
 use wsgi_core::environ_build::{Versions, WsgiFlags};
-use wsgi_core::group::{DispatchAnswer, DispatchScript};
 use wsgi_core::pipeline::{Site, SiteOptions};
 use wsgi_core::LogLevel;
 use wsgi_interp::{EmbeddedRunner, ProcessFacts, PythonConfig, PythonRuntime, ScriptDispatcher};
@@ -236,7 +235,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     if let Some(python) = &python_runner {
         // WSGIDispatchScript: run before the request is queued, on a
         // blocking thread (http.rs), as Apache runs it in the request's.
-        site = site.with_dispatch_script(Arc::new(Dispatcher { runner: python.clone(), log: log.clone() }));
+        site = site.with_dispatch_script(Arc::new(ScriptDispatcher::new(python.clone(), log.clone())));
     }
     let pool = workers::Pool::start(
         workers::PoolSettings {
@@ -291,30 +290,4 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     drop(groups);
     log.log(LogLevel::Info, "stopped");
     Ok(())
-}
-
-/// `WSGIDispatchScript`s run in this process's Python, failures logged to
-/// the server's log.
-struct Dispatcher {
-    runner: Arc<EmbeddedRunner>,
-    log: Arc<ServerLog>,
-}
-
-impl DispatchScript for Dispatcher {
-    fn call(
-        &self,
-        script: &Path,
-        application_group: &str,
-        function: &str,
-        reload_on_change: bool,
-        environ: wsgi_core::Environ,
-    ) -> DispatchAnswer {
-        ScriptDispatcher::new(&self.runner, self.log.as_ref()).call(
-            script,
-            application_group,
-            function,
-            reload_on_change,
-            environ,
-        )
-    }
 }
