@@ -256,8 +256,15 @@ impl Apache {
         }
         let children = crate::child_pids(self.child.id());
         self.signal(libc_signal::SIGTERM);
-        let exited = wait_for(Duration::from_secs(15), || self.child.try_wait().ok().flatten()).is_some();
+        let mut exited = wait_for(Duration::from_secs(15), || self.child.try_wait().ok().flatten()).is_some();
         if !exited {
+            // Rare under load: record what the parent and its children
+            // are doing, then give it as long again.
+            eprintln!("Apache is slow to stop; its processes:\n{}", process_table());
+            exited = wait_for(Duration::from_secs(15), || self.child.try_wait().ok().flatten()).is_some();
+        }
+        if !exited {
+            eprintln!("Apache did not stop; error.log:\n{}", self.error_log());
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
@@ -372,4 +379,13 @@ pub fn curl(url: &str, args: &[&str]) -> (u16, String) {
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+/// `ps` of every process, with the kernel function each waits in.
+fn process_table() -> String {
+    Command::new("ps")
+        .args(["-eo", "pid,ppid,pgid,stat,wchan:32,etime,args"])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_else(|e| format!("ps: {e}"))
 }
