@@ -467,11 +467,24 @@ fn malformed_differing_duplicate_content_lengths_are_400() {
 }
 
 #[test]
-fn malformed_oversized_header_is_431() {
+fn malformed_oversized_header_field_is_400_as_apache_answers() {
     let mut request = b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ".to_vec();
     request.extend(std::iter::repeat_n(b'a', 100 * 1024));
     request.extend_from_slice(b"\r\n\r\n");
-    malformed_request_gets(&request, 431);
+    malformed_request_gets(&request, 400);
+}
+
+#[test]
+fn a_head_over_max_header_size_is_431() {
+    let dir = TempDir::new("standalone-max-header-size");
+    let script = dir.write("app.wsgi", READ_BODY_APP);
+    let server = Server::start([script.as_os_str(), "--max-header-size".as_ref(), "4096".as_ref()]);
+    let fields: String = (0..10).map(|i| format!("X-Field-{i}: {}\r\n", "v".repeat(500))).collect();
+    let mut connection = server.connect();
+    let _ = connection.send(format!("GET / HTTP/1.1\r\nHost: localhost\r\n{fields}\r\n").as_bytes());
+    let response = connection.read_response(false).expect("a response");
+    assert_eq!(response.status(), 431, "{}", server.stderr());
+    assert_eq!(server.get("/after").status(), 200);
 }
 
 #[test]

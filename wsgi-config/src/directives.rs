@@ -280,6 +280,12 @@ pub enum CoreSetting {
     KeepAliveTimeout(Duration),
     /// `MaxKeepAliveRequests` (0: unlimited).
     MaxKeepAliveRequests(u64),
+    /// `LimitRequestLine`: the longest request line, in bytes.
+    LimitRequestLine(u32),
+    /// `LimitRequestFieldSize`: the longest request header field, in bytes.
+    LimitRequestFieldSize(u32),
+    /// `LimitRequestFields`: the most request header fields (0: unlimited).
+    LimitRequestFields(u32),
     /// `User`.
     User(String),
     /// `Group`.
@@ -640,6 +646,9 @@ impl CoreSetting {
             KeepAlive(b) => ("KeepAlive", vec![flag_word(*b).to_string()]),
             KeepAliveTimeout(d) => ("KeepAliveTimeout", vec![duration_word(*d)]),
             MaxKeepAliveRequests(n) => ("MaxKeepAliveRequests", vec![n.to_string()]),
+            LimitRequestLine(n) => ("LimitRequestLine", vec![n.to_string()]),
+            LimitRequestFieldSize(n) => ("LimitRequestFieldSize", vec![n.to_string()]),
+            LimitRequestFields(n) => ("LimitRequestFields", vec![n.to_string()]),
             User(u) => ("User", vec![u.clone()]),
             Group(g) => ("Group", vec![g.clone()]),
             ErrorLog(e) => ("ErrorLog", vec![e.clone()]),
@@ -1184,6 +1193,16 @@ fn server_name(args: &[String]) -> Result<Setting, DirectiveError> {
     Ok(Setting::Core(CoreSetting::ServerName(name)))
 }
 
+/// A request-size limit of Apache's core: a whole number from `min`.
+fn request_limit(directive: &'static str, args: &[String], min: u32) -> Result<u32, DirectiveError> {
+    let value = exactly_one(directive, args)?;
+    parse_number(value, min, i32::MAX as u32).map_err(|reason| DirectiveError::InvalidValue {
+        directive,
+        value: value.to_string(),
+        reason,
+    })
+}
+
 fn seconds_time(directive: &'static str, args: &[String]) -> Result<Duration, DirectiveError> {
     apache_time(directive, exactly_one(directive, args)?)
 }
@@ -1349,6 +1368,15 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
                 reason,
             },
         )
+    }),
+    spec!("LimitRequestLine", RSRC, false, false, "bytes", |args| {
+        request_limit("LimitRequestLine", args, 1).map(|n| Setting::Core(CoreSetting::LimitRequestLine(n)))
+    }),
+    spec!("LimitRequestFieldSize", RSRC, false, false, "bytes", |args| {
+        request_limit("LimitRequestFieldSize", args, 1).map(|n| Setting::Core(CoreSetting::LimitRequestFieldSize(n)))
+    }),
+    spec!("LimitRequestFields", RSRC, false, false, "number", |args| {
+        request_limit("LimitRequestFields", args, 0).map(|n| Setting::Core(CoreSetting::LimitRequestFields(n)))
     }),
     spec!("User", SERVER, true, false, "user", |args| {
         non_empty_arg("User", args).map(|u| Setting::Core(CoreSetting::User(u)))

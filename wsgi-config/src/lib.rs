@@ -25,7 +25,7 @@ pub mod support;
 pub mod values;
 
 pub use daemon::DaemonProcess;
-pub use model::{Config, DirSettings, Server};
+pub use model::{Config, ConnectionSettings, DirSettings, Server};
 
 use std::path::Path;
 

@@ -215,6 +215,12 @@ pub struct Server {
     pub keep_alive_timeout: Option<Duration>,
     /// `MaxKeepAliveRequests`.
     pub max_keep_alive_requests: Option<u64>,
+    /// `LimitRequestLine`.
+    pub limit_request_line: Option<u32>,
+    /// `LimitRequestFieldSize`.
+    pub limit_request_field_size: Option<u32>,
+    /// `LimitRequestFields`.
+    pub limit_request_fields: Option<u32>,
     /// `ErrorLog`.
     pub error_log: Option<String>,
     /// `CustomLog` entries.
@@ -231,6 +237,28 @@ pub struct Server {
     pub sections: Vec<DirSection>,
     /// Directives of other modules, kept as written.
     pub other_directives: Vec<Directive>,
+}
+
+/// Apache core's connection settings for one server: its own values, the
+/// main server's where a virtual host sets none, and Apache's defaults
+/// where neither does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionSettings {
+    /// `Timeout` (default 60 s): the longest wait for a client to send or
+    /// take more.
+    pub timeout: Duration,
+    /// `KeepAlive` (default On).
+    pub keep_alive: bool,
+    /// `KeepAliveTimeout` (default 5 s).
+    pub keep_alive_timeout: Duration,
+    /// `MaxKeepAliveRequests` (default 100; 0: unlimited).
+    pub max_keep_alive_requests: u64,
+    /// `LimitRequestLine` (default 8190 bytes).
+    pub limit_request_line: u32,
+    /// `LimitRequestFieldSize` (default 8190 bytes).
+    pub limit_request_field_size: u32,
+    /// `LimitRequestFields` (default 100; 0: unlimited).
+    pub limit_request_fields: u32,
 }
 
 impl Server {
@@ -262,6 +290,9 @@ impl Server {
             KeepAlive(v) => self.keep_alive = Some(v),
             KeepAliveTimeout(v) => self.keep_alive_timeout = Some(v),
             MaxKeepAliveRequests(v) => self.max_keep_alive_requests = Some(v),
+            LimitRequestLine(v) => self.limit_request_line = Some(v),
+            LimitRequestFieldSize(v) => self.limit_request_field_size = Some(v),
+            LimitRequestFields(v) => self.limit_request_fields = Some(v),
             ErrorLog(v) => self.error_log = Some(v),
             CustomLog(v) => self.custom_logs.push(v),
             LogLevel(v) => self.log_level = Some(v),
@@ -284,6 +315,9 @@ impl Server {
         out.extend(self.keep_alive.map(KeepAlive));
         out.extend(self.keep_alive_timeout.map(KeepAliveTimeout));
         out.extend(self.max_keep_alive_requests.map(MaxKeepAliveRequests));
+        out.extend(self.limit_request_line.map(LimitRequestLine));
+        out.extend(self.limit_request_field_size.map(LimitRequestFieldSize));
+        out.extend(self.limit_request_fields.map(LimitRequestFields));
         out.extend(self.error_log.clone().map(ErrorLog));
         out.extend(self.custom_logs.iter().cloned().map(CustomLog));
         out.extend(self.log_level.clone().map(LogLevel));
@@ -815,6 +849,37 @@ impl Config {
         out
     }
 
+    /// The connection settings of `server` (see [`ConnectionSettings`]).
+    pub fn connection_settings(&self, server: &Server) -> ConnectionSettings {
+        let main = &self.main_server;
+        ConnectionSettings {
+            timeout: server.timeout.or(main.timeout).unwrap_or(Duration::from_secs(60)),
+            keep_alive: server.keep_alive.or(main.keep_alive).unwrap_or(true),
+            keep_alive_timeout: server.keep_alive_timeout.or(main.keep_alive_timeout).unwrap_or(Duration::from_secs(5)),
+            max_keep_alive_requests: server.max_keep_alive_requests.or(main.max_keep_alive_requests).unwrap_or(100),
+            limit_request_line: server.limit_request_line.or(main.limit_request_line).unwrap_or(8190),
+            limit_request_field_size: server.limit_request_field_size.or(main.limit_request_field_size).unwrap_or(8190),
+            limit_request_fields: server.limit_request_fields.or(main.limit_request_fields).unwrap_or(100),
+        }
+    }
+
+    /// Every directive of another module kept in the model, in the order
+    /// of the servers and sections that hold them.
+    pub fn other_directives(&self) -> Vec<&Directive> {
+        fn from_sections<'a>(sections: &'a [DirSection], out: &mut Vec<&'a Directive>) {
+            for section in sections {
+                out.extend(&section.other_directives);
+                from_sections(&section.nested, out);
+            }
+        }
+        let mut out = Vec::new();
+        for server in std::iter::once(&self.main_server).chain(&self.virtual_hosts) {
+            out.extend(&server.other_directives);
+            from_sections(&server.sections, &mut out);
+        }
+        out
+    }
+
     /// A copy with every source location replaced by `<model>:0`, for
     /// comparing models read from different texts.
     pub fn without_locations(&self) -> Config {
@@ -943,7 +1008,7 @@ impl Builder {
                 Node::Directive(d) => {
                     if let Some(setting) = self.parse_directive(d, context) {
                         self.apply_server_level(setting, d, host);
-                    } else if directives::find(&d.name).is_none() && !directives::is_wsgi_name(&d.name) {
+                    } else if self.is_other_modules(d) {
                         self.server_mut(host).other_directives.push(d.clone());
                     }
                 }
@@ -1036,7 +1101,7 @@ impl Builder {
                 Node::Directive(d) => {
                     if let Some(setting) = self.parse_directive(d, Context::Directory) {
                         self.apply_section_level(setting, d, &mut dir.settings);
-                    } else if directives::find(&d.name).is_none() && !directives::is_wsgi_name(&d.name) {
+                    } else if self.is_other_modules(d) {
                         dir.other_directives.push(d.clone());
                     }
                 }
@@ -1064,6 +1129,27 @@ impl Builder {
         Some(dir)
     }
 
+    /// Whether `directive` belongs to another Apache module, to be kept
+    /// in the model as written. The standalone server refuses the ones
+    /// whose loss would matter ([`support::standalone_other_module`]).
+    fn is_other_modules(&mut self, directive: &Directive) -> bool {
+        if directives::find(&directive.name).is_some() || directives::is_wsgi_name(&directive.name) {
+            return false;
+        }
+        if self.front_end == Some(FrontEnd::Standalone) {
+            if let support::OtherModule::Refused(why) =
+                support::standalone_other_module(&directive.name, &directive.args)
+            {
+                self.error(
+                    &directive.location,
+                    format!("{} is not supported by the standalone server: {why}", directive.name),
+                );
+                return false;
+            }
+        }
+        true
+    }
+
     fn is_dir_section_name(&self, lower: &str) -> bool {
         matches!(lower, "directory" | "directorymatch" | "location" | "locationmatch" | "files" | "filesmatch")
     }
@@ -1072,6 +1158,14 @@ impl Builder {
     /// kept out of the model. A mod_wsgi directive inside one is refused,
     /// since its meaning would depend on a module we do not implement.
     fn opaque_section(&mut self, section: &Section) {
+        if self.front_end == Some(FrontEnd::Standalone) {
+            let why = support::standalone_refuses_section(&section.name);
+            self.error(
+                &section.location,
+                format!("<{}> is not supported by the standalone server: {why}", section.name),
+            );
+            return;
+        }
         for node in &section.children {
             match node {
                 Node::Directive(d) if directives::is_wsgi_name(&d.name) => self.error(

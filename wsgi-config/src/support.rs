@@ -199,10 +199,13 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     each("Alias", "-", Status::ApacheOwn, H),
     each("AliasMatch", "-", Status::ApacheOwn, H),
     each("DocumentRoot", "-", Status::ApacheOwn, H),
-    each("Timeout", "60", Status::ApacheOwn, STANDALONE_LATER),
-    each("KeepAlive", "On", Status::ApacheOwn, STANDALONE_LATER),
-    each("KeepAliveTimeout", "5", Status::ApacheOwn, STANDALONE_LATER),
-    each("MaxKeepAliveRequests", "100", Status::ApacheOwn, STANDALONE_LATER),
+    each("Timeout", "60", Status::ApacheOwn, H),
+    each("KeepAlive", "On", Status::ApacheOwn, H),
+    each("KeepAliveTimeout", "5", Status::ApacheOwn, H),
+    each("MaxKeepAliveRequests", "100", Status::ApacheOwn, H),
+    each("LimitRequestLine", "8190", Status::ApacheOwn, H),
+    each("LimitRequestFieldSize", "8190", Status::ApacheOwn, H),
+    each("LimitRequestFields", "100", Status::ApacheOwn, H),
     each("User", "-", Status::ApacheOwn, STANDALONE_LATER),
     each("Group", "-", Status::ApacheOwn, STANDALONE_LATER),
     each("ErrorLog", "-", Status::ApacheOwn, STANDALONE_LATER),
@@ -270,6 +273,71 @@ pub static OPTION_SUPPORT: &[Support] = &[
     both("newrelic-config-file", "", NEW_RELIC),
     both("newrelic-environment", "", NEW_RELIC),
 ];
+
+/// What the standalone server does with a directive of another Apache
+/// module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherModule {
+    /// Acts on it as Apache does.
+    Honoured,
+    /// Refused, for the reason given: without it, who may see what, or
+    /// what is served, would change.
+    Refused(&'static str),
+    /// It only decorates what Apache would serve: named in one start-up
+    /// warning.
+    NoEffect,
+}
+
+/// What the standalone server does with the line `name args` of another
+/// Apache module.
+///
+/// Refused are the directives whose loss would change who may see what or
+/// what is served: access control, TLS, request rewriting and proxying,
+/// handler mappings (which would otherwise serve a script's source as a
+/// file), and the containers whose contents the server does not evaluate
+/// ([`standalone_refuses_section`]). `Require all granted` alone is
+/// honoured: it grants what the server grants anyway, and every rule that
+/// could narrow it is refused.
+pub fn standalone_other_module(name: &str, args: &[String]) -> OtherModule {
+    const ACCESS: &str = "access control is not implemented in the standalone server yet; serve this site with Apache";
+    const TLS: &str = "TLS is not implemented in the standalone server yet";
+    const REWRITE: &str = "the standalone server does not rewrite, redirect or proxy requests";
+    const HEADERS: &str = "the standalone server does not edit request or response headers";
+    const HANDLER: &str = "handler mappings are not read by the standalone server: map scripts with WSGIScriptAlias";
+    const CLIENT: &str = "the standalone server does not replace the client address";
+    const IDENTITY: &str = "the standalone server does not change identity per virtual host or chroot";
+    let lower = name.to_ascii_lowercase();
+    if lower == "require" && matches!(args, [all, granted] if all == "all" && granted == "granted") {
+        return OtherModule::Honoured;
+    }
+    let has_prefix = |prefixes: &[&str]| prefixes.iter().any(|p| lower.starts_with(p));
+    let why = match lower.as_str() {
+        "require" | "satisfy" | "order" | "allow" | "deny" | "allowoverride" | "allowoverridelist" => ACCESS,
+        "redirect" | "redirectmatch" | "redirectpermanent" | "redirecttemp" => REWRITE,
+        "header" | "requestheader" => HEADERS,
+        "sethandler" | "addhandler" | "action" | "scriptalias" | "scriptaliasmatch" => HANDLER,
+        "chrootdir" | "suexecusergroup" | "assignuserid" | "assignuseridexpr" => IDENTITY,
+        _ if has_prefix(&["auth", "ldap", "session", "requireall", "requireany", "requirenone"]) => ACCESS,
+        _ if has_prefix(&["ssl"]) => TLS,
+        _ if has_prefix(&["rewrite", "proxy", "balancer"]) => REWRITE,
+        _ if has_prefix(&["remoteip"]) => CLIENT,
+        _ => return OtherModule::NoEffect,
+    };
+    OtherModule::Refused(why)
+}
+
+/// Why the standalone server refuses a container of another module, such
+/// as `<Limit>`, `<If>` or `<Proxy>`: it evaluates none, so what is inside
+/// would be dropped. Every such container is refused.
+pub fn standalone_refuses_section(name: &str) -> &'static str {
+    match standalone_other_module(name, &[]) {
+        OtherModule::Refused(why) => why,
+        _ if name.eq_ignore_ascii_case("limit") || name.eq_ignore_ascii_case("limitexcept") => {
+            "access control is not implemented in the standalone server yet; serve this site with Apache"
+        }
+        _ => "the standalone server does not evaluate this container, so what is inside would be dropped",
+    }
+}
 
 /// The row of a directive (case-insensitive).
 pub fn directive(name: &str) -> Option<&'static Support> {

@@ -461,6 +461,7 @@ pub fn error_page(status: u16) -> String {
         404 => "The requested URL was not found on this server.",
         411 => "A request of the requested method requires a valid Content-length.<br />\n",
         413 => "The requested resource does not allow request data with this method, or the amount of data provided in the request exceeds the capacity limit.",
+        414 => "The requested URL's length exceeds the capacity\nlimit for this server.<br />\n",
         501 => "The requested method or transfer encoding is not supported by this server.<br />\n",
         503 => "The server is temporarily unable to service your\nrequest due to maintenance downtime or capacity\nproblems. Please try again later.",
         504 => "The gateway did not receive a timely response\nfrom the upstream server or application.",

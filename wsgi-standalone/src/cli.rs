@@ -130,9 +130,11 @@ pub(crate) struct ServerArgs {
     #[arg(long, default_value_t = 45)]
     pub(crate) queue_timeout: u64,
     /// Seconds to wait for a client to send more of a request body, or to
-    /// read more of a response, before giving up on it (Apache's Timeout).
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    pub(crate) socket_timeout: u64,
+    /// read more of a response, before giving up on it: Apache's Timeout,
+    /// which it replaces in every virtual host of --config [default: 60,
+    /// or the file's Timeout].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) socket_timeout: Option<u64>,
     /// Seconds to let in-flight requests finish after SIGTERM or SIGINT.
     #[arg(long, default_value_t = 15)]
     pub(crate) graceful_timeout: u64,
@@ -140,15 +142,31 @@ pub(crate) struct ServerArgs {
     /// take once serving has stopped, before the process exits anyway.
     #[arg(long, default_value_t = 5)]
     pub(crate) shutdown_timeout: u64,
-    /// Seconds a kept-alive connection may stay idle.
-    #[arg(long, default_value_t = 5)]
-    pub(crate) keep_alive_timeout: u64,
+    /// Seconds a kept-alive connection may stay idle (0: no keep-alive):
+    /// Apache's KeepAliveTimeout, which it replaces in every virtual host
+    /// of --config [default: 5, or the file's KeepAliveTimeout].
+    #[arg(long)]
+    pub(crate) keep_alive_timeout: Option<u64>,
     /// Seconds a client may take to send a request's headers.
     #[arg(long, default_value_t = 15)]
     pub(crate) header_timeout: u64,
-    /// Largest request head (request line and headers), in bytes (431 beyond).
-    #[arg(long, default_value_t = 65_536)]
-    pub(crate) max_header_size: usize,
+    /// Longest request line, in bytes (414 beyond): Apache's
+    /// LimitRequestLine, which it replaces in every virtual host of
+    /// --config [default: 8190, or the file's LimitRequestLine].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
+    pub(crate) limit_request_line: Option<u32>,
+    /// Longest request header field, in bytes (400 beyond): Apache's
+    /// LimitRequestFieldSize [default: 8190, or the file's].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=i32::MAX as i64))]
+    pub(crate) limit_request_field_size: Option<u32>,
+    /// Most request header fields (400 beyond; 0: no limit of ours, 1000
+    /// at most): Apache's LimitRequestFields [default: 100, or the file's].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(0..=i32::MAX as i64))]
+    pub(crate) limit_request_fields: Option<u32>,
+    /// Largest request head (request line and headers), in bytes (431
+    /// beyond) [default: what the three limits above allow].
+    #[arg(long)]
+    pub(crate) max_header_size: Option<usize>,
     /// Directory added to the Python path (site.addsitedir); may be repeated.
     #[arg(long, value_name = "DIR")]
     pub(crate) python_path: Vec<PathBuf>,

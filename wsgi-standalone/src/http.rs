@@ -17,6 +17,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{mpsc, oneshot};
+use wsgi_config::ConnectionSettings;
 use wsgi_core::body::BodyKind;
 use wsgi_core::environ_build::{new_request_id, now_us, RequestStats};
 use wsgi_core::pipeline::{content_type, Dispatch, Site};
@@ -39,18 +40,15 @@ const BUFFERED_BODY_LIMIT: u64 = 256 * 1024;
 pub struct HttpSettings {
     /// Longest time to receive a request's headers.
     pub header_timeout: Duration,
-    /// Longest idle time between requests on a kept-alive connection.
-    pub keep_alive_timeout: Duration,
     /// Longest time an application may take to start its response (504).
     pub request_timeout: Duration,
     /// Longest time a request may wait for a worker (504).
     pub queue_timeout: Duration,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub graceful_timeout: Duration,
-    /// Longest wait for a client to send more of a body (408/400 after).
-    pub socket_timeout: Duration,
-    /// Largest request head (request line and headers) in bytes.
-    pub max_head_size: usize,
+    /// Largest request head (request line and headers) in bytes (431
+    /// beyond); `None`: what the connection's limits allow.
+    pub max_head_size: Option<usize>,
     /// `Server` header and `SERVER_SOFTWARE`.
     pub server_software: String,
 }
@@ -193,18 +191,17 @@ pub async fn serve(listeners: Vec<std::net::TcpListener>, shared: Arc<Shared>) -
                 let Some((stream, peer)) = conn else { break };
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr()?;
-                let settings = &shared.settings;
-                let mut builder = hyper::server::conn::http1::Builder::new();
-                builder
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(settings.header_timeout)
-                    .keep_alive(!settings.keep_alive_timeout.is_zero())
-                    .max_header_size(settings.max_head_size.max(1024));
+                let config = shared.site.config();
+                // Apache reads a request with the settings of the server
+                // its address selects, before the Host header is known.
+                let connection = Connection::new(config.connection_settings(config.select_server(local, None)));
+                let builder = http1_builder(&connection.settings, &shared.settings);
                 let in_flight = InFlight::default();
-                let stream = IdleStream::new(stream, settings.keep_alive_timeout, in_flight.clone());
+                let stream = IdleStream::new(stream, connection.settings.keep_alive_timeout, in_flight.clone());
                 let connection_shared = shared.clone();
+                let connection = Arc::new(connection);
                 let service = service_fn(move |req| {
-                    handle(req, connection_shared.clone(), peer, local, in_flight.enter())
+                    handle(req, connection_shared.clone(), connection.clone(), peer, local, in_flight.enter())
                 });
                 let conn = builder.serve_connection(TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
@@ -226,8 +223,9 @@ pub async fn serve(listeners: Vec<std::net::TcpListener>, shared: Arc<Shared>) -
     // ones that stay idle go when their idle timeout expires.
     shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
     let deadline = tokio::time::Instant::now() + shared.settings.graceful_timeout;
-    let idle_deadline =
-        tokio::time::Instant::now() + shared.settings.keep_alive_timeout.min(shared.settings.graceful_timeout);
+    let config = shared.site.config();
+    let keep_alive_timeout = config.connection_settings(&config.main_server).keep_alive_timeout;
+    let idle_deadline = tokio::time::Instant::now() + keep_alive_timeout.min(shared.settings.graceful_timeout);
     while graceful.count() > 0 && tokio::time::Instant::now() < idle_deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -238,6 +236,91 @@ pub async fn serve(listeners: Vec<std::net::TcpListener>, shared: Arc<Shared>) -
         }
     }
     Ok(())
+}
+
+/// What one connection knows: its server's settings, and how many
+/// requests it has served (for `MaxKeepAliveRequests`).
+struct Connection {
+    settings: ConnectionSettings,
+    requests: std::sync::atomic::AtomicU64,
+}
+
+impl Connection {
+    fn new(settings: ConnectionSettings) -> Connection {
+        Connection { settings, requests: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// Counts a request; whether the connection may be kept alive after
+    /// it. As Apache counts: `MaxKeepAliveRequests N` keeps a connection
+    /// for N requests after the first.
+    fn keep_after_this(&self) -> bool {
+        let before = self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let max = self.settings.max_keep_alive_requests;
+        max == 0 || before < max
+    }
+}
+
+/// Most header fields hyper parses when `LimitRequestFields` is 0: it
+/// needs a bound (an array of this size per request).
+const UNLIMITED_FIELDS: usize = 1000;
+
+/// hyper's HTTP/1.1 settings for a connection: keep-alive, half-closed
+/// connections answered, and a head large enough for the limits, which
+/// [`head_limit_status`] then checks with Apache's statuses.
+fn http1_builder(connection: &ConnectionSettings, settings: &HttpSettings) -> hyper::server::conn::http1::Builder {
+    let fields = match connection.limit_request_fields {
+        0 => UNLIMITED_FIELDS,
+        n => n as usize,
+    };
+    let head_limit = settings.max_head_size.unwrap_or_else(|| {
+        let line = connection.limit_request_line as usize + 2;
+        line.saturating_add(fields.saturating_mul(connection.limit_request_field_size as usize + 2)).saturating_add(2)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(settings.header_timeout)
+        .keep_alive(connection.keep_alive && !connection.keep_alive_timeout.is_zero())
+        .half_close(true)
+        // Room beyond the limit, so that exceeding it is seen here (400,
+        // as Apache answers); hyper answers 431 only far beyond it.
+        .max_headers(fields.saturating_mul(HYPER_FIELDS_FACTOR).max(HYPER_INLINE_FIELDS))
+        .max_header_size(head_limit.max(1024))
+        .max_buf_size(head_limit.saturating_add(8192).max(HYPER_DEFAULT_BUF_SIZE));
+    builder
+}
+
+/// How many times `LimitRequestFields` hyper parses (an array of that
+/// size per request head).
+const HYPER_FIELDS_FACTOR: usize = 4;
+
+/// The fields hyper parses into an array on the stack: fewer cost
+/// nothing.
+const HYPER_INLINE_FIELDS: usize = 100;
+
+/// hyper's own read-buffer bound, kept as the least.
+const HYPER_DEFAULT_BUF_SIZE: usize = 8192 + 4096 * 100;
+
+/// The status Apache answers a request head over its limits with: 414 for
+/// the request line, 400 for a field too long or too many fields. As
+/// Apache's line reader does, a line may be one byte longer than its limit.
+fn head_limit_status(req: &Request<Incoming>, limits: &ConnectionSettings) -> Option<u16> {
+    let target = req.uri().path_and_query().map_or_else(|| req.uri().to_string().len(), |pq| pq.as_str().len());
+    // METHOD SP target SP HTTP/1.1
+    let line = req.method().as_str().len() + 1 + target + 1 + 8;
+    if line > limits.limit_request_line as usize + 1 {
+        return Some(414);
+    }
+    let fields = req.headers().len();
+    if limits.limit_request_fields != 0 && fields > limits.limit_request_fields as usize {
+        return Some(400);
+    }
+    // `Name: value`, as read.
+    let longest = req.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len()).max();
+    if longest.is_some_and(|size| size > limits.limit_request_field_size as usize + 1) {
+        return Some(400);
+    }
+    None
 }
 
 fn request_head(req: &Request<Incoming>, peer: SocketAddr, local: SocketAddr) -> RequestHead {
@@ -257,6 +340,9 @@ fn request_head(req: &Request<Incoming>, peer: SocketAddr, local: SocketAddr) ->
         }
         None => req.uri().path_and_query().map_or_else(|| req.uri().path().to_string(), |pq| pq.as_str().to_string()),
     };
+    // The target's bytes, read as Latin-1 as RequestHead carries text:
+    // raw UTF-8 bytes reach PATH_INFO as PEP 3333 and mod_wsgi give them.
+    let raw_uri = if raw_uri.is_ascii() { raw_uri } else { wsgi_core::route::latin1(raw_uri.as_bytes()) };
     RequestHead {
         method: req.method().as_str().to_string(),
         raw_uri,
@@ -498,12 +584,14 @@ async fn read_body(body: Incoming, timeout: Duration) -> Result<Bytes, u16> {
 async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
+    connection: Arc<Connection>,
     peer: SocketAddr,
     local: SocketAddr,
     in_flight: InFlightGuard,
 ) -> Result<Response<TrackedBody>, Infallible> {
-    let mut response = respond(req, &shared, peer, local).await;
-    if shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+    let keep = connection.keep_after_this();
+    let mut response = respond(req, &shared, &connection.settings, peer, local).await;
+    if !keep || shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
     Ok(response.map(|body| TrackedBody { body, _in_flight: in_flight }))
@@ -536,11 +624,18 @@ impl Body for TrackedBody {
 async fn respond(
     req: Request<Incoming>,
     shared: &Arc<Shared>,
+    connection: &ConnectionSettings,
     peer: SocketAddr,
     local: SocketAddr,
 ) -> Response<ResponseBody> {
     let software = shared.settings.server_software.as_str();
     let head = request_head(&req, peer, local);
+    if let Some(status) = head_limit_status(&req, connection) {
+        let mut response = logged(shared, &head, error_response(status, software));
+        // Apache closes the connection after a head it would not read.
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        return response;
+    }
     // HTTP/1.1 needs exactly one Host (RFC 9112 section 3.2), as Apache
     // insists; two could select one virtual host and report another.
     let hosts = head.header_values("host").count();
@@ -590,7 +685,7 @@ async fn respond(
         }
         Dispatch::App(app) => app,
     };
-    let body_timeout = shared.settings.socket_timeout;
+    let body_timeout = connection.timeout;
     let head_request = head.method == "HEAD";
     let body = match app.body {
         BodyKind::Empty => BodySource::Buffered(Bytes::new()),
@@ -606,7 +701,7 @@ async fn respond(
         referer: header("referer"),
         user_agent: header("user-agent"),
     });
-    let client = ClientFacts { peer, request_id: request_id.clone() };
+    let client = ClientFacts { peer, request_id: request_id.clone(), timeout: connection.timeout };
     let (head_tx, head_rx) = oneshot::channel();
     let (started_tx, started_rx) = oneshot::channel();
     let queued_at = Instant::now();

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wsgi_config::lexer::quote_word;
+use wsgi_config::support::{standalone_other_module, OtherModule};
 use wsgi_config::tree::ReadOptions;
 use wsgi_config::Config;
 use wsgi_core::environ_build::{Versions, WsgiFlags};
@@ -105,6 +106,44 @@ fn listen_addresses(config: &Config, args: &ServerArgs) -> Result<Vec<SocketAddr
     Ok(addresses)
 }
 
+/// The command-line flags that stand for Apache core directives replace
+/// those directives in every server of the configuration.
+fn apply_connection_flags(config: &mut Config, args: &ServerArgs) {
+    for server in std::iter::once(&mut config.main_server).chain(&mut config.virtual_hosts) {
+        if let Some(seconds) = args.socket_timeout {
+            server.timeout = Some(Duration::from_secs(seconds));
+        }
+        if let Some(seconds) = args.keep_alive_timeout {
+            server.keep_alive = Some(seconds > 0);
+            server.keep_alive_timeout = Some(Duration::from_secs(seconds));
+        }
+        server.limit_request_line = args.limit_request_line.or(server.limit_request_line);
+        server.limit_request_field_size = args.limit_request_field_size.or(server.limit_request_field_size);
+        server.limit_request_fields = args.limit_request_fields.or(server.limit_request_fields);
+    }
+}
+
+/// One warning naming the directives of other Apache modules that this
+/// server does not act on. The ones that would matter were refused when
+/// the file was read; these only decorate what Apache would serve.
+fn warn_of_decorations(config: &Config, log: &ServerLog) {
+    let ignored: Vec<String> = config
+        .other_directives()
+        .iter()
+        .filter(|d| standalone_other_module(&d.name, &d.args) == OtherModule::NoEffect)
+        .map(|d| format!("{} ({}:{})", d.name, d.location.file.display(), d.location.line))
+        .collect();
+    if !ignored.is_empty() {
+        log.log(
+            LogLevel::Warn,
+            &format!(
+                "directives of other Apache modules have no effect in the standalone server: {}",
+                ignored.join(", ")
+            ),
+        );
+    }
+}
+
 pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     let level = match args.log_level.as_str() {
         "error" => LogLevel::Error,
@@ -129,9 +168,16 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         (None, Some(script)) => script_config(&args, script)?,
         (None, None) => return Err("give a WSGI script or --config FILE".into()),
     };
-    // --socket-timeout is this server's Apache Timeout.
-    for group in &mut config.daemon_processes {
-        group.process.default_socket_timeout(Duration::from_secs(args.socket_timeout));
+    apply_connection_flags(&mut config, &args);
+    // A group's socket timeout defaults to its server's Timeout, as under
+    // Apache.
+    for index in 0..config.daemon_processes.len() {
+        let server = match config.daemon_processes[index].virtual_host {
+            Some(host) => &config.virtual_hosts[host],
+            None => &config.main_server,
+        };
+        let timeout = config.connection_settings(server).timeout;
+        config.daemon_processes[index].process.default_socket_timeout(timeout);
     }
     let control = wsgi_daemon::control::ControlPipe::inherited();
     // Daemon groups run as long as the top process; serving processes it
@@ -141,6 +187,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         Some(listeners) => listeners,
         None => {
             wsgi_interp::check_homes(&config.global, config.daemon_processes.iter().map(|g| &g.process), log.as_ref())?;
+            warn_of_decorations(&config, &log);
             let addresses = listen_addresses(&config, &args)?;
             let listeners = addresses
                 .iter()
@@ -241,7 +288,6 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         workers::PoolSettings {
             threads: pool_threads as usize,
             queue_timeout: Duration::from_secs(args.queue_timeout),
-            socket_timeout: Duration::from_secs(args.socket_timeout),
         },
         runner,
         log.clone(),
@@ -254,11 +300,9 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         log: log.clone(),
         settings: http::HttpSettings {
             header_timeout: Duration::from_secs(args.header_timeout),
-            keep_alive_timeout: Duration::from_secs(args.keep_alive_timeout),
             request_timeout: Duration::from_secs(args.request_timeout),
             queue_timeout: Duration::from_secs(args.queue_timeout),
             graceful_timeout: Duration::from_secs(args.graceful_timeout),
-            socket_timeout: Duration::from_secs(args.socket_timeout),
             max_head_size: args.max_header_size,
             server_software: software,
         },

@@ -73,6 +73,10 @@ pub struct ClientFacts {
     pub peer: SocketAddr,
     /// The request id, for error-log lines.
     pub request_id: String,
+    /// Longest wait for the client to send more of the body or take more
+    /// of the response (its server's `Timeout`), after which it counts as
+    /// gone.
+    pub timeout: Duration,
 }
 
 /// The access-log facts of a request.
@@ -308,8 +312,6 @@ pub struct PoolSettings {
     pub threads: usize,
     /// Longest wait in the queue before 504 (zero: no limit).
     pub queue_timeout: Duration,
-    /// Longest wait for a client to read (or send) before it counts as gone.
-    pub socket_timeout: Duration,
 }
 
 /// The worker threads and their queue.
@@ -345,7 +347,7 @@ impl Pool {
             let runner = runner.clone();
             let log = log.clone();
             let access = access.clone();
-            let (queue_timeout, socket_timeout) = (settings.queue_timeout, settings.socket_timeout);
+            let queue_timeout = settings.queue_timeout;
             std::thread::Builder::new().name(format!("wsgi-worker-{index}")).spawn(move || {
                 let (mine, jobs) = crossbeam_channel::bounded::<Job>(1);
                 loop {
@@ -366,7 +368,7 @@ impl Pool {
                     };
                     // A panic must not take a worker away for good.
                     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run_job(job, index, &*runner, &log, access.as_deref(), queue_timeout, socket_timeout)
+                        run_job(job, index, &*runner, &log, access.as_deref(), queue_timeout)
                     }));
                     if ran.is_err() {
                         log.log(LogLevel::Error, "a worker thread caught a panic while running a request");
@@ -405,9 +407,9 @@ fn run_job(
     log: &ServerLog,
     access: Option<&AccessLog>,
     queue_timeout: Duration,
-    socket_timeout: Duration,
 ) {
     let Job { mut app, body, head, client, access: facts, queued_at, started } = job;
+    let socket_timeout = client.timeout;
     // Nobody waits for the answer any more (the client left, or was told
     // 504): running the application would only have side effects.
     if head.is_closed() || started.send(Instant::now()).is_err() {
