@@ -24,8 +24,6 @@ const DIRECTIVE_SAMPLES: &[(&str, &str)] = &[
     ("WSGITelemetryOptions", "All"),
     ("WSGINewRelicConfigFile", "/etc/newrelic.ini"),
     ("WSGINewRelicEnvironment", "production"),
-    ("User", "www-data"),
-    ("Group", "www-data"),
     ("ErrorLog", "/tmp/error.log"),
     ("CustomLog", "/tmp/access.log common"),
     ("LogLevel", "warn"),

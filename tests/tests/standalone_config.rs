@@ -284,3 +284,77 @@ fn decorative_directives_are_named_in_one_start_up_warning() {
     // `Require all granted` grants what the server grants: it acts.
     assert!(!warnings[0].contains("Require"), "{}", warnings[0]);
 }
+
+/// Answers with the ids it runs as and the process group it runs in.
+const IDS_APP: &str = r#"
+import os
+def application(environ, start_response):
+    body = '%d %d %s %s' % (os.getuid(), os.getgid(), sorted(os.getgroups()), environ['mod_wsgi.process_group'] or '-')
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body.encode()]
+"#;
+
+/// `id -u NAME`, `id -g NAME` and `id -G NAME`.
+fn ids_of(user: &str) -> (String, String, Vec<u32>) {
+    let id = |flag: &str| {
+        let out = Command::new("id").args([flag, user]).output().expect("the id command runs");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let mut groups: Vec<u32> = id("-G").split_whitespace().filter_map(|g| g.parse().ok()).collect();
+    groups.sort_unstable();
+    (id("-u"), id("-g"), groups)
+}
+
+#[test]
+fn started_as_root_with_user_the_application_runs_as_that_user() {
+    if !running_as_root() {
+        panic!("this test needs root, as the suite runs");
+    }
+    let site = site();
+    site.write("ids.wsgi", IDS_APP);
+    let dir = site.path().display();
+    let (uid, gid, groups) = ids_of("www-data");
+    let expected_groups = format!("{groups:?}");
+    // From the file, embedded and in a daemon group without user=.
+    let server = start(
+        &site,
+        &format!(
+            "User www-data\nGroup www-data\nWSGIDaemonProcess ids threads=1\n\
+             WSGIScriptAlias /embedded {dir}/ids.wsgi\n\
+             WSGIScriptAlias /daemon {dir}/ids.wsgi process-group=ids application-group=%{{GLOBAL}}"
+        ),
+        &[],
+    );
+    let embedded = server.get("/embedded").text();
+    assert_eq!(embedded, format!("{uid} {gid} {expected_groups} -"), "{}", server.stderr());
+    let daemon = server.get("/daemon").text();
+    assert_eq!(daemon, format!("{uid} {gid} {expected_groups} ids"), "{}", server.stderr());
+    assert!(!server.stderr().contains("started as root with no user"), "{}", server.stderr());
+    drop(server);
+    // From --user, over the file's User.
+    let server = start(&site, &format!("User root\nWSGIScriptAlias /embedded {dir}/ids.wsgi"), &["--user", "www-data"]);
+    assert_eq!(server.get("/embedded").text(), format!("{uid} {gid} {expected_groups} -"));
+    drop(server);
+    // No user: served as root, and said once at start-up.
+    let server = start(&site, &format!("WSGIScriptAlias /embedded {dir}/ids.wsgi"), &[]);
+    assert!(server.get("/embedded").text().starts_with("0 0 "));
+    let warnings = server.stderr().matches("give --user").count();
+    assert_eq!(warnings, 1, "{}", server.stderr());
+}
+
+#[test]
+fn an_unknown_user_stops_the_server_before_it_serves() {
+    let site = site();
+    let out = Command::new(standalone_binary())
+        .args(["start-server", "--user", "no-such-user-here", "--port", &tests::free_port().to_string()])
+        .arg(site.path().join("app.wsgi"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no such user 'no-such-user-here'"), "{stderr}");
+}
+
+fn running_as_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}

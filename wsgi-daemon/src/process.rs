@@ -79,19 +79,11 @@ pub fn become_daemon(process: &DaemonProcess, identity: &DefaultIdentity) -> Res
     if sys::is_root() {
         let user_name = process.user.as_ref().or(identity.user.as_ref());
         if let Some(user_name) = user_name {
-            let user = sys::lookup_user(user_name).ok_or_else(|| format!("no such user '{user_name}'"))?;
+            let group = process.group.as_ref().or(identity.group.as_ref());
+            let user = switch_identity(user_name, group.map(String::as_str), &process.supplementary_groups)?;
             if process.user.is_some() && process.user != identity.user {
-                user_home = Some(user.home.clone());
+                user_home = Some(user.home);
             }
-            let gid = match process.group.as_ref().or(identity.group.as_ref()) {
-                Some(group) => sys::lookup_group(group).ok_or_else(|| format!("no such group '{group}'"))?,
-                None => user.gid,
-            };
-            let mut extra = Vec::new();
-            for group in &process.supplementary_groups {
-                extra.push(sys::lookup_group(group).ok_or_else(|| format!("no such group '{group}'"))?);
-            }
-            sys::switch_user(&user, gid, &extra).map_err(|e| format!("cannot switch to user '{user_name}': {e}"))?;
         }
     }
     match (&process.home, user_home) {
@@ -136,6 +128,23 @@ pub fn become_daemon(process: &DaemonProcess, identity: &DefaultIdentity) -> Res
             .map_err(|e| format!("cannot set virtual-memory-limit: {e}"))?;
     }
     Ok(())
+}
+
+/// Switches this process, which runs as root, to `user_name` (a name or
+/// `#uid`) with `group` (by default the user's primary group), the user's
+/// supplementary groups and `extra` ones; the user's entry on success.
+pub fn switch_identity(user_name: &str, group: Option<&str>, extra: &[String]) -> Result<sys::UserInfo, String> {
+    let user = sys::lookup_user(user_name).ok_or_else(|| format!("no such user '{user_name}'"))?;
+    let gid = match group {
+        Some(group) => sys::lookup_group(group).ok_or_else(|| format!("no such group '{group}'"))?,
+        None => user.gid,
+    };
+    let mut extra_ids = Vec::new();
+    for group in extra {
+        extra_ids.push(sys::lookup_group(group).ok_or_else(|| format!("no such group '{group}'"))?);
+    }
+    sys::switch_user(&user, gid, &extra_ids).map_err(|e| format!("cannot switch to user '{user_name}': {e}"))?;
+    Ok(user)
 }
 
 /// The body of a daemon process after `fork`: become what the group asks,

@@ -167,6 +167,16 @@ pub(crate) struct ServerArgs {
     /// beyond) [default: what the three limits above allow].
     #[arg(long)]
     pub(crate) max_header_size: Option<usize>,
+    /// When started as root: the user the serving and daemon processes run
+    /// as (a name or #uid), set before any Python runs; the top process
+    /// keeps root to bind the sockets and supervise them. Replaces the
+    /// file's `User`.
+    #[arg(long, value_name = "USER")]
+    pub(crate) user: Option<String>,
+    /// With --user: the group (a name or #gid) [default: the user's
+    /// primary group, or the file's `Group`].
+    #[arg(long, value_name = "GROUP")]
+    pub(crate) group: Option<String>,
     /// Directory added to the Python path (site.addsitedir); may be repeated.
     #[arg(long, value_name = "DIR")]
     pub(crate) python_path: Vec<PathBuf>,

@@ -61,7 +61,10 @@ impl Drop for Groups {
 
 /// Starts a manager for every daemon group of `config` (from the main
 /// thread, which lives as long as the server: the managers die with it).
-pub fn start_groups(config: &Config, log: &ServerLog) -> Result<Groups, String> {
+///
+/// A group's socket belongs to the serving processes' user (`serving`:
+/// uid and gid, when they change user) unless `socket-user=` names another.
+pub fn start_groups(config: &Config, serving: Option<(u32, u32)>, log: &ServerLog) -> Result<Groups, String> {
     let mut groups = Groups { sockets: Vec::new(), managers: Vec::new() };
     if config.daemon_processes.is_empty() {
         return Ok(groups);
@@ -83,6 +86,9 @@ pub fn start_groups(config: &Config, log: &ServerLog) -> Result<Groups, String> 
             let owner = wsgi_daemon::sys::lookup_user(user).ok_or(format!("socket-user: no such user '{user}'"))?;
             wsgi_daemon::sys::chown(&socket, owner.uid, owner.gid)
                 .map_err(|e| format!("socket-user: cannot give {} to '{user}': {e}", socket.display()))?;
+        } else if let Some((uid, gid)) = serving {
+            wsgi_daemon::sys::chown(&socket, uid, gid)
+                .map_err(|e| format!("cannot give {} to the serving user: {e}", socket.display()))?;
         }
         let fd = listener.as_raw_fd();
         let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
@@ -152,7 +158,9 @@ pub fn manager_main(group_name: &str, socket: &Path, log: Arc<ServerLog>) -> Res
     );
     let _ = wsgi_daemon::sys::set_nonblocking(fd, false);
     let spec = GroupSpec::for_process(&process, socket.to_path_buf(), None);
-    let identity = DefaultIdentity::default();
+    // Without user=, daemon processes run as the server's User, as under
+    // Apache.
+    let identity = DefaultIdentity { user: config.user.clone(), group: config.group.clone() };
     // WSGIImportScript lines for the group, and script aliases naming both
     // groups, are imported when a daemon process starts, as in mod_wsgi.
     let preloads = config.preloads(&process.name);

@@ -123,6 +123,65 @@ fn apply_connection_flags(config: &mut Config, args: &ServerArgs) {
     }
 }
 
+/// Who serves: `User`/`Group` (or `--user`/`--group`), which apply only
+/// when the server starts as root, as in Apache.
+struct Identity {
+    user: Option<(String, wsgi_daemon::sys::UserInfo)>,
+    group: Option<(String, u32)>,
+    root: bool,
+}
+
+impl Identity {
+    /// Looks the user and group up now, so that a name that does not
+    /// exist stops the server before it serves.
+    fn of(config: &Config) -> Result<Identity, String> {
+        use wsgi_daemon::sys;
+        let root = sys::is_root();
+        let user = match (&config.user, root) {
+            (Some(name), true) => {
+                Some((name.clone(), sys::lookup_user(name).ok_or_else(|| format!("User: no such user '{name}'"))?))
+            }
+            _ => None,
+        };
+        let group = match (&config.group, &user) {
+            (Some(name), Some(_)) => {
+                Some((name.clone(), sys::lookup_group(name).ok_or_else(|| format!("Group: no such group '{name}'"))?))
+            }
+            _ => None,
+        };
+        Ok(Identity { user, group, root })
+    }
+
+    /// Whether serving processes change user.
+    fn switches(&self) -> bool {
+        self.user.is_some()
+    }
+
+    /// The uid and gid serving processes run as, when they change.
+    fn uid_gid(&self) -> Option<(u32, u32)> {
+        let (_, user) = self.user.as_ref()?;
+        Some((user.uid, self.group.as_ref().map_or(user.gid, |(_, gid)| *gid)))
+    }
+
+    /// Becomes the user, with its supplementary groups.
+    fn become_it(&self) -> Result<(), String> {
+        if let Some((name, _)) = &self.user {
+            wsgi_daemon::process::switch_identity(name, self.group.as_ref().map(|(g, _)| g.as_str()), &[])?;
+        }
+        Ok(())
+    }
+
+    fn warn_if_root(&self, log: &ServerLog) {
+        if self.root && self.user.is_none() {
+            log.log(
+                LogLevel::Warn,
+                "started as root with no user: the application runs as root; give --user (or User in the \
+                 configuration) to serve as another user",
+            );
+        }
+    }
+}
+
 /// One warning naming the directives of other Apache modules that this
 /// server does not act on. The ones that would matter were refused when
 /// the file was read; these only decorate what Apache would serve.
@@ -169,6 +228,9 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         (None, None) => return Err("give a WSGI script or --config FILE".into()),
     };
     apply_connection_flags(&mut config, &args);
+    config.user = args.user.clone().or(config.user);
+    config.group = args.group.clone().or(config.group);
+    let identity = Identity::of(&config)?;
     // A group's socket timeout defaults to its server's Timeout, as under
     // Apache.
     for index in 0..config.daemon_processes.len() {
@@ -184,22 +246,29 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     // supervises find their sockets in the environment.
     let mut groups: Option<daemon::Groups> = None;
     let listeners = match supervisor::inherited_listeners() {
-        Some(listeners) => listeners,
+        Some(listeners) => {
+            // A serving process: its user's before any Python runs.
+            identity.become_it()?;
+            listeners
+        }
         None => {
             wsgi_interp::check_homes(&config.global, config.daemon_processes.iter().map(|g| &g.process), log.as_ref())?;
             warn_of_decorations(&config, &log);
+            identity.warn_if_root(&log);
             let addresses = listen_addresses(&config, &args)?;
             let listeners = addresses
                 .iter()
                 .map(|addr| TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}")))
                 .collect::<Result<Vec<_>, _>>()?;
-            let started = daemon::start_groups(&config, &log)?;
+            let started = daemon::start_groups(&config, identity.uid_gid(), &log)?;
             let sockets_env = started.sockets_env();
             groups = Some(started);
             // With --daemon, the processes and their recycling are the
             // daemon group's; one serving process relays to it.
             let front_end_processes = !args.daemon && (args.processes > 1 || args.maximum_requests > 0);
-            if front_end_processes || args.reload_on_changes {
+            // Another user serves from processes of its own: this one
+            // keeps root, as Apache's parent does.
+            if front_end_processes || args.reload_on_changes || identity.switches() {
                 for address in &addresses {
                     log.log(
                         LogLevel::Info,
