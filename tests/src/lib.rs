@@ -191,7 +191,10 @@ impl Server {
             // The server logs this once Python is up and the port is its own
             // (unless its error log goes elsewhere or leaves out info).
             let banner = format!("serving on http://127.0.0.1:{port}/");
-            let own_log = !port_args.iter().any(|a| a == "--error-log" || a == "--log-level");
+            let config_logs_elsewhere = port_args
+                .windows(2)
+                .any(|pair| pair[0] == "--config" && read_text(Path::new(&pair[1])).contains("ErrorLog"));
+            let own_log = !port_args.iter().any(|a| a == "--error-log" || a == "--log-level") && !config_logs_elsewhere;
             let ready = || !own_log || read_text(&logs.path().join("stderr")).contains(&banner);
             match wait_until_listening(&mut child, port, ready) {
                 Ok(()) => return Server { child, port, exit: None, logs },

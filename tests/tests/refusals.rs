@@ -24,9 +24,6 @@ const DIRECTIVE_SAMPLES: &[(&str, &str)] = &[
     ("WSGITelemetryOptions", "All"),
     ("WSGINewRelicConfigFile", "/etc/newrelic.ini"),
     ("WSGINewRelicEnvironment", "production"),
-    ("ErrorLog", "/tmp/error.log"),
-    ("CustomLog", "/tmp/access.log common"),
-    ("LogLevel", "warn"),
 ];
 
 /// A value other than the default for each daemon option the table may

@@ -296,6 +296,13 @@ pub enum CoreSetting {
     CustomLog(CustomLog),
     /// `LogLevel` words, as written.
     LogLevel(Vec<String>),
+    /// `LogFormat format [nickname]`.
+    LogFormat {
+        /// The format string.
+        format: String,
+        /// Its name (`None`: the default format of `TransferLog`).
+        nickname: Option<String>,
+    },
 }
 
 /// A URL matcher of an alias: a path prefix or a regular expression.
@@ -658,6 +665,11 @@ impl CoreSetting {
                 ("CustomLog", words)
             }
             LogLevel(ws) => ("LogLevel", one(ws)),
+            LogFormat { format, nickname } => {
+                let mut words = vec![format.clone()];
+                words.extend(nickname.clone());
+                ("LogFormat", words)
+            }
         }
     }
 }
@@ -1157,16 +1169,65 @@ fn alias(directive: &'static str, regex: bool, args: &[String]) -> Result<Settin
 
 fn custom_log(args: &[String]) -> Result<Setting, DirectiveError> {
     match args {
-        [target, format] | [target, format, _] => Ok(Setting::Core(CoreSetting::CustomLog(CustomLog {
-            target: target.clone(),
-            format: format.clone(),
-            condition: args.get(2).cloned(),
-        }))),
+        [target, format] | [target, format, _] => {
+            // A nickname is resolved once every LogFormat is read; a format
+            // written in place is checked now.
+            if format.contains('%') {
+                check_log_format("CustomLog", format)?;
+            }
+            Ok(Setting::Core(CoreSetting::CustomLog(CustomLog {
+                target: target.clone(),
+                format: format.clone(),
+                condition: args.get(2).cloned(),
+            })))
+        }
         _ => Err(DirectiveError::ArgCount {
             directive: "CustomLog",
             expected: "two or three arguments: a file or pipe, a format or nickname, and an optional condition",
         }),
     }
+}
+
+fn check_log_format(directive: &'static str, format: &str) -> Result<(), DirectiveError> {
+    crate::log_format::LogFormat::parse(format)
+        .map(|_| ())
+        .map_err(|e| DirectiveError::Other { directive, message: e.to_string() })
+}
+
+fn log_format(args: &[String]) -> Result<Setting, DirectiveError> {
+    let (format, nickname) = match args {
+        [format] => (format, None),
+        [format, nickname] => (format, Some(nickname.clone())),
+        _ => {
+            return Err(DirectiveError::ArgCount {
+                directive: "LogFormat",
+                expected: "a format and an optional nickname",
+            })
+        }
+    };
+    check_log_format("LogFormat", format)?;
+    Ok(Setting::Core(CoreSetting::LogFormat { format: format.clone(), nickname }))
+}
+
+/// The levels of Apache's `LogLevel`, least verbose first.
+pub const LOG_LEVELS: &[&str] = &[
+    "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug", "trace1", "trace2", "trace3", "trace4",
+    "trace5", "trace6", "trace7", "trace8",
+];
+
+fn log_level(args: &[String]) -> Result<Setting, DirectiveError> {
+    at_least_one("LogLevel", args)?;
+    for word in args {
+        let level = word.rsplit_once(':').map_or(word.as_str(), |(_, level)| level);
+        if !LOG_LEVELS.iter().any(|known| known.eq_ignore_ascii_case(level)) {
+            return Err(DirectiveError::InvalidValue {
+                directive: "LogLevel",
+                value: word.clone(),
+                reason: format!("expected a level ({}) or module:level", LOG_LEVELS.join(", ")),
+            });
+        }
+    }
+    Ok(Setting::Core(CoreSetting::LogLevel(args.to_vec())))
 }
 
 fn limit_request_body(args: &[String]) -> Result<Setting, DirectiveError> {
@@ -1388,7 +1449,6 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
         non_empty_arg("ErrorLog", args).map(|e| Setting::Core(CoreSetting::ErrorLog(e)))
     }),
     spec!("CustomLog", RSRC, false, false, "file|pipe format|nickname [env=...]", custom_log),
-    spec!("LogLevel", ACCESS_RSRC, false, false, "level [module:level] ...", |args| {
-        at_least_one("LogLevel", args).map(|()| Setting::Core(CoreSetting::LogLevel(args.to_vec())))
-    }),
+    spec!("LogLevel", ACCESS_RSRC, false, false, "level [module:level] ...", log_level),
+    spec!("LogFormat", RSRC, false, false, "format [nickname]", log_format),
 ];

@@ -14,6 +14,7 @@
 pub mod error;
 pub mod interpreter_options;
 pub mod lexer;
+pub mod log_format;
 pub mod tree;
 
 pub use error::{ConfigError, ConfigErrors, Location};

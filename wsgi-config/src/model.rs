@@ -227,6 +227,8 @@ pub struct Server {
     pub custom_logs: Vec<CustomLog>,
     /// `LogLevel` words.
     pub log_level: Option<Vec<String>>,
+    /// `LogFormat` lines: (nickname, format), in order.
+    pub log_formats: Vec<(Option<String>, String)>,
     /// `WSGIScriptAlias`/`WSGIScriptAliasMatch` in this server, in order.
     pub script_aliases: Vec<ScriptAlias>,
     /// `Alias`/`AliasMatch` in this server, in order.
@@ -237,6 +239,26 @@ pub struct Server {
     pub sections: Vec<DirSection>,
     /// Directives of other modules, kept as written.
     pub other_directives: Vec<Directive>,
+}
+
+/// One `CustomLog` of a server, resolved: where, in what format, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLogSpec {
+    /// The file (relative paths resolved under `ServerRoot`).
+    pub path: PathBuf,
+    /// The format, nicknames resolved.
+    pub format: crate::log_format::LogFormat,
+    /// `env=NAME` (log when set) or `env=!NAME` (log when not set).
+    pub condition: Option<EnvCondition>,
+}
+
+/// A `CustomLog` condition on a request's environment variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvCondition {
+    /// The variable.
+    pub name: String,
+    /// `env=!NAME`: log when it is not set.
+    pub negated: bool,
 }
 
 /// Apache core's connection settings for one server: its own values, the
@@ -296,6 +318,7 @@ impl Server {
             ErrorLog(v) => self.error_log = Some(v),
             CustomLog(v) => self.custom_logs.push(v),
             LogLevel(v) => self.log_level = Some(v),
+            LogFormat { format, nickname } => self.log_formats.push((nickname, format)),
             Listen(_) | ServerRoot(_) | User(_) | Group(_) => {
                 unreachable!("process-wide core directives are applied to the Config")
             }
@@ -321,6 +344,11 @@ impl Server {
         out.extend(self.error_log.clone().map(ErrorLog));
         out.extend(self.custom_logs.iter().cloned().map(CustomLog));
         out.extend(self.log_level.clone().map(LogLevel));
+        out.extend(
+            self.log_formats
+                .iter()
+                .map(|(nickname, format)| LogFormat { format: format.clone(), nickname: nickname.clone() }),
+        );
         out
     }
 }
@@ -733,6 +761,12 @@ impl Config {
         by_name.unwrap_or(first)
     }
 
+    /// The position of `server`, one of this configuration's: 0 for the
+    /// main server, then 1 + its index among the virtual hosts.
+    pub fn server_index(&self, server: &Server) -> usize {
+        self.virtual_hosts.iter().position(|v| std::ptr::eq(v, server)).map_or(0, |i| i + 1)
+    }
+
     /// The scripts a process of `process_group` imports when it starts
     /// (see [`preloads`]), from every server of the configuration.
     pub fn preloads(&self, process_group: &str) -> Vec<(PathBuf, String)> {
@@ -860,6 +894,67 @@ impl Config {
             limit_request_line: server.limit_request_line.or(main.limit_request_line).unwrap_or(8190),
             limit_request_field_size: server.limit_request_field_size.or(main.limit_request_field_size).unwrap_or(8190),
             limit_request_fields: server.limit_request_fields.or(main.limit_request_fields).unwrap_or(100),
+        }
+    }
+
+    /// The access logs of `server`: its own `CustomLog` lines, or the main
+    /// server's when it has none, as Apache inherits them.
+    pub fn access_logs(&self, server: &Server) -> Vec<AccessLogSpec> {
+        let source = if server.custom_logs.is_empty() { &self.main_server } else { server };
+        source
+            .custom_logs
+            .iter()
+            .map(|log| AccessLogSpec {
+                path: self.server_root_relative(&log.target),
+                format: self.log_format(source, &log.format),
+                condition: log.condition.as_deref().and_then(|c| c.strip_prefix("env=")).map(|name| {
+                    match name.strip_prefix('!') {
+                        Some(name) => EnvCondition { name: name.to_string(), negated: true },
+                        None => EnvCondition { name: name.to_string(), negated: false },
+                    }
+                }),
+            })
+            .collect()
+    }
+
+    /// The format `CustomLog` names: a nickname from `LogFormat` in
+    /// `server` or the main server (the last definition wins), one of
+    /// Debian's predefined ones, or else the text itself, as Apache reads
+    /// a word it knows no nickname for.
+    pub fn log_format(&self, server: &Server, format_or_nickname: &str) -> crate::log_format::LogFormat {
+        use crate::log_format::{LogField, LogFormat, PREDEFINED};
+        let defined = |s: &Server| {
+            s.log_formats
+                .iter()
+                .rev()
+                .find(|(nickname, _)| nickname.as_deref() == Some(format_or_nickname))
+                .map(|(_, format)| format.clone())
+        };
+        let text = defined(server)
+            .or_else(|| defined(&self.main_server))
+            .or_else(|| PREDEFINED.iter().find(|(n, _)| *n == format_or_nickname).map(|(_, f)| f.to_string()))
+            .unwrap_or_else(|| format_or_nickname.to_string());
+        // Formats were checked when read; a nickname's text is plain.
+        LogFormat::parse(&text).unwrap_or_else(|_| LogFormat { fields: vec![LogField::Literal(text)] })
+    }
+
+    /// The error log of `server` (`ErrorLog`, its own or the main
+    /// server's), relative paths resolved under `ServerRoot`.
+    pub fn error_log(&self, server: &Server) -> Option<PathBuf> {
+        server.error_log.as_ref().or(self.main_server.error_log.as_ref()).map(|t| self.server_root_relative(t))
+    }
+
+    /// The `LogLevel` words of `server`, its own or the main server's.
+    pub fn log_level<'a>(&'a self, server: &'a Server) -> Option<&'a [String]> {
+        server.log_level.as_deref().or(self.main_server.log_level.as_deref())
+    }
+
+    fn server_root_relative(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.server_root.join(path)
         }
     }
 

@@ -81,8 +81,6 @@ const H: Status = Status::Honoured;
 /// protected URL is served to anyone.
 const STANDALONE_ACCESS: Status =
     Status::Refused("access control is not implemented in the standalone server yet; serve this site with Apache");
-const STANDALONE_LATER: Status =
-    Status::Refused("the standalone server does not read this directive yet: use its command-line options");
 /// mod_wsgi 4 records these but decides nothing with them under Apache
 /// 2.4, where authn/authz providers chain by themselves.
 const AUTHORITATIVE: Status =
@@ -208,9 +206,10 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     each("LimitRequestFields", "100", Status::ApacheOwn, H),
     each("User", "-", Status::ApacheOwn, H),
     each("Group", "-", Status::ApacheOwn, H),
-    each("ErrorLog", "-", Status::ApacheOwn, STANDALONE_LATER),
-    each("CustomLog", "-", Status::ApacheOwn, STANDALONE_LATER),
-    each("LogLevel", "warn", Status::ApacheOwn, STANDALONE_LATER),
+    each("ErrorLog", "-", Status::ApacheOwn, H),
+    each("CustomLog", "-", Status::ApacheOwn, H),
+    each("LogLevel", "warn", Status::ApacheOwn, H),
+    each("LogFormat", "-", Status::ApacheOwn, H),
 ];
 
 /// The `<WSGIInterpreterOptions>` container (mod_wsgi 6).
@@ -356,6 +355,9 @@ pub fn check(front_end: FrontEnd, name: &str, args: &[String], setting: &Setting
         return Ok(());
     };
     refuse(row.name, args, row.status(front_end))?;
+    if front_end == FrontEnd::Standalone {
+        refuse_standalone_value(setting)?;
+    }
     if let Setting::DaemonProcess(process) = setting {
         // Options at their default are not listed, so only the ones given
         // a value of their own are checked.
@@ -373,6 +375,33 @@ pub fn check(front_end: FrontEnd, name: &str, args: &[String], setting: &Setting
         }
     }
     Ok(())
+}
+
+/// The values of honoured directives the standalone server cannot act on.
+fn refuse_standalone_value(setting: &Setting) -> Result<(), DirectiveError> {
+    use crate::directives::CoreSetting;
+    const PIPED: &str =
+        "piped logs are not supported by the standalone server: log to a file and rotate it with SIGUSR1";
+    let refused = |directive, what: &str, why| Err(DirectiveError::Refused { directive, what: what.into(), why });
+    match setting {
+        Setting::Core(CoreSetting::ErrorLog(target)) if target.starts_with('|') => refused("ErrorLog", "a pipe", PIPED),
+        Setting::Core(CoreSetting::ErrorLog(target)) if target.starts_with("syslog") => {
+            refused("ErrorLog", "syslog", "the standalone server does not log to syslog: log to a file")
+        }
+        Setting::Core(CoreSetting::CustomLog(log)) if log.target.starts_with('|') => {
+            refused("CustomLog", "a pipe", PIPED)
+        }
+        Setting::Core(CoreSetting::CustomLog(log))
+            if log.condition.as_deref().is_some_and(|c| !c.starts_with("env=")) =>
+        {
+            refused(
+                "CustomLog",
+                "a condition other than env=",
+                "expr= conditions are not evaluated by the standalone server",
+            )
+        }
+        _ => Ok(()),
+    }
 }
 
 fn refuse(name: &'static str, args: &[String], status: Status) -> Result<(), DirectiveError> {

@@ -98,6 +98,7 @@ const PROMISED: &[&str] = &[
     "ErrorLog",
     "CustomLog",
     "LogLevel",
+    "LogFormat",
 ];
 
 #[test]
@@ -192,6 +193,7 @@ fn examples() -> Vec<(&'static str, &'static str)> {
         ("ErrorLog", "/var/log/apache2/error.log"),
         ("CustomLog", "/var/log/apache2/access.log combined env=!dontlog"),
         ("LogLevel", "warn wsgi:info"),
+        ("LogFormat", "\"%h %l %u %t \\\"%r\\\" %>s %b\" common"),
     ]
 }
 

@@ -4,7 +4,7 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::Duration;
 
 fn check(result: libc::c_int) -> io::Result<libc::c_int> {
@@ -190,6 +190,52 @@ extern "C" fn forward_signal(signal: libc::c_int) {
         // SAFETY: write(2) is async-signal-safe; the byte lives on this stack.
         unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
     }
+}
+
+/// How many times each signal arrived, for [`count_signals`].
+static SIGNALS_SEEN: [AtomicU32; 65] = [const { AtomicU32::new(0) }; 65];
+
+extern "C" fn count_signal(signal: libc::c_int) {
+    if let Some(seen) = usize::try_from(signal).ok().and_then(|n| SIGNALS_SEEN.get(n)) {
+        seen.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts `signals` instead of taking their default action; a thread
+/// looks at [`signals_seen`] when it can. Independent of [`on_signals`].
+pub fn count_signals(signals: &[i32]) -> io::Result<()> {
+    for &signal in signals {
+        // SAFETY: installing a handler that only increments an atomic;
+        // the sigaction struct is fully initialised.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = count_signal as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            check(libc::sigaction(signal, &action, std::ptr::null_mut()))?;
+        }
+    }
+    Ok(())
+}
+
+/// How many times `signal` arrived since [`count_signals`] was called.
+pub fn signals_seen(signal: i32) -> u32 {
+    usize::try_from(signal).ok().and_then(|n| SIGNALS_SEEN.get(n)).map_or(0, |seen| seen.load(Ordering::Relaxed))
+}
+
+/// Makes descriptor `target` (such as 2, standard error) a copy of `fd`.
+pub fn redirect_fd(fd: RawFd, target: RawFd) -> io::Result<()> {
+    // SAFETY: dup2 on descriptors the caller owns; `target` is replaced
+    // atomically.
+    check(unsafe { libc::dup2(fd, target) }).map(|_| ())
+}
+
+/// A new descriptor for what `fd` refers to (close-on-exec).
+pub fn duplicate_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC makes a new descriptor owned by nobody else.
+    let new = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })?;
+    // SAFETY: `new` was just created.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
 /// The calling thread's `pthread_self()`: the id Python knows it by

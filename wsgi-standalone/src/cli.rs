@@ -183,16 +183,24 @@ pub(crate) struct ServerArgs {
     /// The Python installation or virtual environment to use.
     #[arg(long, value_name = "DIR")]
     pub(crate) python_home: Option<PathBuf>,
-    /// Write an access log in Apache's combined format (to standard output,
-    /// or to FILE).
+    /// Write an access log (to standard output, or to FILE), for the
+    /// servers of --config without a CustomLog of their own.
     #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "-")]
     pub(crate) access_log: Option<String>,
-    /// Write the error log to FILE instead of standard error.
+    /// The --access-log format: a LogFormat string or nickname (common,
+    /// combined, vhost_combined, referer, agent, or one of --config's)
+    /// [default: combined, with %b].
+    #[arg(long, value_name = "FORMAT", requires = "access_log")]
+    pub(crate) access_log_format: Option<String>,
+    /// Write the error log to FILE instead of standard error (replaces
+    /// the ErrorLog of --config's main server). SIGUSR1 reopens the log
+    /// files, for logrotate.
     #[arg(long, value_name = "FILE")]
     pub(crate) error_log: Option<PathBuf>,
-    /// Least severe error-log level: error, warn, info or debug.
-    #[arg(long, default_value = "info", value_parser = ["error", "warn", "info", "debug"])]
-    pub(crate) log_level: String,
+    /// Least severe error-log level: error, warn, info or debug (replaces
+    /// --config's LogLevel) [default: info, or the file's LogLevel].
+    #[arg(long, value_parser = ["error", "warn", "info", "debug"])]
+    pub(crate) log_level: Option<String>,
     /// Log to the terminal (the default here; accepted for mod_wsgi-express
     /// compatibility).
     #[arg(long)]

@@ -134,7 +134,7 @@ pub fn clients(config: &Config, sockets: &[(String, PathBuf)]) -> HashMap<String
 
 /// `wsgi-standalone daemon-manager`: runs one group's manager (started by
 /// [`start_groups`], never by hand).
-pub fn manager_main(group_name: &str, socket: &Path, log: Arc<ServerLog>) -> Result<(), String> {
+pub fn manager_main(group_name: &str, socket: &Path) -> Result<(), String> {
     let text = std::env::var(CONFIG_ENV).map_err(|_| format!("{CONFIG_ENV} is not set"))?;
     let fd: RawFd = std::env::var(SOCKET_FD_ENV)
         .ok()
@@ -147,6 +147,9 @@ pub fn manager_main(group_name: &str, socket: &Path, log: Arc<ServerLog>) -> Res
     let options = wsgi_config::tree::ReadOptions::standalone("/");
     let config = wsgi_config::load_str(&text, Path::new("<server configuration>"), &options)
         .map_err(|errors| errors.to_string())?;
+    // Standard error is the server's error log, inherited.
+    let level = config.log_level(&config.main_server).and_then(crate::logging::level_of).unwrap_or(LogLevel::Info);
+    let log = Arc::new(ServerLog::new(crate::logging::LogSink::stderr(), level));
     let process: DaemonProcess = config
         .daemon_processes
         .iter()

@@ -29,7 +29,7 @@ use crate::idle::{IdleStream, InFlight, InFlightGuard};
 
 mod static_files;
 use crate::logging::ServerLog;
-use crate::workers::{AccessFacts, BodySource, ClientFacts, Head, Job, Pool, Start};
+use crate::workers::{BodySource, ClientFacts, Head, Job, Pool, Start};
 
 /// Bodies up to this size are read before the request is queued, so that
 /// a slow client never holds a Python thread.
@@ -67,8 +67,8 @@ pub struct Shared {
     pub recycle: Recycle,
     /// Set when the server stops: responses then close their connections.
     pub draining: std::sync::atomic::AtomicBool,
-    /// The access log, for responses that no worker produces.
-    pub access: Option<Arc<crate::logging::AccessLog>>,
+    /// The error and access logs of each server.
+    pub logs: crate::logging::SiteLogs,
     /// This process's id (for request ids).
     pub pid: u32,
 }
@@ -375,29 +375,6 @@ fn set_server(headers: &mut http::HeaderMap, software: &str) {
     }
 }
 
-/// Records a response that no worker produced (errors, static files) in the
-/// access log; the workers log the ones they produce.
-fn logged(shared: &Shared, head: &RequestHead, response: Response<ResponseBody>) -> Response<ResponseBody> {
-    if let Some(access) = &shared.access {
-        let bytes = response
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .filter(|_| head.method != "HEAD")
-            .unwrap_or(0);
-        access.record(&crate::logging::AccessEntry {
-            peer: head.peer,
-            request_line: &format!("{} {} {}", head.method, head.raw_uri, head.protocol),
-            status: response.status().as_u16(),
-            bytes,
-            referer: head.header("referer"),
-            user_agent: head.header("user-agent"),
-        });
-    }
-    response
-}
-
 /// Header fields of the connection, not of the message: never passed on
 /// from an application (PEP 3333 forbids them; hyper manages them).
 fn is_hop_by_hop(name: &str) -> bool {
@@ -589,18 +566,96 @@ async fn handle(
     local: SocketAddr,
     in_flight: InFlightGuard,
 ) -> Result<Response<TrackedBody>, Infallible> {
+    let (received, started) = (std::time::SystemTime::now(), Instant::now());
+    let keepalives = connection.requests.load(std::sync::atomic::Ordering::Relaxed);
     let keep = connection.keep_after_this();
-    let mut response = respond(req, &shared, &connection.settings, peer, local).await;
-    if !keep || shared.draining.load(std::sync::atomic::Ordering::Relaxed) {
+    let head = request_head(&req, peer, local);
+    let logs = shared.logs.for_request(shared.site.config(), &head).clone();
+    let mut response = respond(req, &head, &shared, &logs, &connection.settings).await;
+    let close = !keep || shared.draining.load(std::sync::atomic::Ordering::Relaxed);
+    if close {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
-    Ok(response.map(|body| TrackedBody { body, _in_flight: in_flight }))
+    let record = (!logs.access.is_empty()).then(|| {
+        let kept_alive = !close && !wants_close(&head);
+        Box::new(PendingRecord {
+            status: response.status().as_u16(),
+            response_headers: response.headers().clone(),
+            head_bytes: head_bytes(&response),
+            head,
+            received,
+            started,
+            keepalives,
+            kept_alive,
+            logs,
+        })
+    });
+    Ok(response.map(|body| TrackedBody { body, sent: 0, record, _in_flight: in_flight }))
+}
+
+/// Whether the client asked for its connection to close after this
+/// request (or spoke HTTP/1.0 without asking to keep it).
+fn wants_close(head: &RequestHead) -> bool {
+    match head.header("connection") {
+        Some(value) if value.eq_ignore_ascii_case("close") => true,
+        Some(value) if value.eq_ignore_ascii_case("keep-alive") => false,
+        _ => head.protocol != "HTTP/1.1",
+    }
+}
+
+/// The size of a response head as hyper writes it: the status line, the
+/// fields, the `date` field it adds, and the blank line.
+fn head_bytes<B>(response: &Response<B>) -> u64 {
+    const STATUS_LINE: usize = "HTTP/1.1 200 OK\r\n".len();
+    const DATE: usize = "date: Thu, 03 Dec 2026 08:00:30 GMT\r\n".len();
+    let reason = response.status().canonical_reason().map_or(0, str::len).saturating_sub(2);
+    let fields: usize = response.headers().iter().map(|(name, value)| name.as_str().len() + 2 + value.len() + 2).sum();
+    (STATUS_LINE + reason + fields + DATE + 2) as u64
+}
+
+/// An access-log record waiting for its response body to be sent.
+struct PendingRecord {
+    head: RequestHead,
+    status: u16,
+    response_headers: http::HeaderMap,
+    head_bytes: u64,
+    received: std::time::SystemTime,
+    started: Instant,
+    keepalives: u64,
+    kept_alive: bool,
+    logs: Arc<crate::logging::ServerLogs>,
+}
+
+impl PendingRecord {
+    fn write(&self, body_bytes: u64) {
+        let record = crate::logging::AccessRecord {
+            head: &self.head,
+            status: self.status,
+            response_headers: &self.response_headers,
+            body_bytes,
+            head_bytes: self.head_bytes,
+            received: self.received,
+            elapsed: self.started.elapsed(),
+            keepalives: self.keepalives,
+            kept_alive: self.kept_alive,
+            server_name: &self.logs.server_name,
+            remote_user: None,
+            env: &[],
+        };
+        for log in &self.logs.access {
+            log.record(&record);
+        }
+    }
 }
 
 /// A response body that keeps its request counted as in flight until the
-/// body has been sent (or dropped), so the connection is not idle meanwhile.
+/// body has been sent (or dropped), so the connection is not idle
+/// meanwhile, and then writes its access-log lines.
 pub struct TrackedBody {
     body: ResponseBody,
+    /// Body bytes passed on so far.
+    sent: u64,
+    record: Option<Box<PendingRecord>>,
     _in_flight: InFlightGuard,
 }
 
@@ -609,7 +664,14 @@ impl Body for TrackedBody {
     type Error = io::Error;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.sent += data.len() as u64;
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -621,17 +683,25 @@ impl Body for TrackedBody {
     }
 }
 
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            record.write(self.sent);
+        }
+    }
+}
+
 async fn respond(
     req: Request<Incoming>,
+    head: &RequestHead,
     shared: &Arc<Shared>,
+    logs: &crate::logging::ServerLogs,
     connection: &ConnectionSettings,
-    peer: SocketAddr,
-    local: SocketAddr,
 ) -> Response<ResponseBody> {
     let software = shared.settings.server_software.as_str();
-    let head = request_head(&req, peer, local);
+    let (peer, log) = (head.peer, &logs.error);
     if let Some(status) = head_limit_status(&req, connection) {
-        let mut response = logged(shared, &head, error_response(status, software));
+        let mut response = error_response(status, software);
         // Apache closes the connection after a head it would not read.
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
         return response;
@@ -640,7 +710,7 @@ async fn respond(
     // insists; two could select one virtual host and report another.
     let hosts = head.header_values("host").count();
     if hosts > 1 || (hosts == 0 && req.version() == http::Version::HTTP_11) {
-        return logged(shared, &head, error_response(400, software));
+        return error_response(400, software);
     }
     // `OPTIONS *` asks about the server, not a resource: answered here, as
     // Apache does.
@@ -649,7 +719,7 @@ async fn respond(
         response.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static("GET,HEAD,POST,OPTIONS"));
         response.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(0));
         set_server(response.headers_mut(), software);
-        return logged(shared, &head, response);
+        return response;
     }
     let request_start = now_us();
     let request_id = new_request_id(request_start, shared.pid);
@@ -671,18 +741,15 @@ async fn respond(
         let (on_pool, head_copy, id) = (shared.clone(), head.clone(), request_id.clone());
         tokio::task::spawn_blocking(move || dispatch(&on_pool, &head_copy, &id)).await.unwrap_or(Dispatch::Error(500))
     } else {
-        dispatch(shared, &head, &request_id)
+        dispatch(shared, head, &request_id)
     };
     let app = match dispatched {
-        Dispatch::Error(status) => return logged(shared, &head, error_response(status, software)),
+        Dispatch::Error(status) => return error_response(status, software),
         Dispatch::Refused(status, why) => {
-            shared.log.log(LogLevel::Error, &why);
-            return logged(shared, &head, error_response(status, software));
+            log.log(LogLevel::Error, &why);
+            return error_response(status, software);
         }
-        Dispatch::File(path) => {
-            let response = static_file(path, &head, software).await;
-            return logged(shared, &head, response);
-        }
+        Dispatch::File(path) => return static_file(path, head, software).await,
         Dispatch::App(app) => app,
     };
     let body_timeout = connection.timeout;
@@ -695,32 +762,26 @@ async fn respond(
         },
         BodyKind::Length(_) | BodyKind::Chunked => BodySource::Streamed(req.into_body()),
     };
-    let header = |name: &str| head.header(name).map(str::to_string);
-    let access = shared.access.is_some().then(|| AccessFacts {
-        request_line: format!("{} {} {}", head.method, head.raw_uri, head.protocol),
-        referer: header("referer"),
-        user_agent: header("user-agent"),
-    });
-    let client = ClientFacts { peer, request_id: request_id.clone(), timeout: connection.timeout };
+    let client = ClientFacts { peer, request_id: request_id.clone(), timeout: connection.timeout, log: log.clone() };
     let (head_tx, head_rx) = oneshot::channel();
     let (started_tx, started_rx) = oneshot::channel();
     let queued_at = Instant::now();
-    let job = Job { app, body, head: head_tx, client, access, queued_at, started: started_tx };
+    let job = Job { app, body, head: head_tx, client, queued_at, started: started_tx };
     if !shared.pool.submit(job) {
-        shared.log.log(LogLevel::Error, "mod_wsgi: request queue full; answering 503");
-        return logged(shared, &head, error_response(503, software));
+        log.log(LogLevel::Error, "mod_wsgi: request queue full; answering 503");
+        return error_response(503, software);
     }
     let start = match wait_for_start(head_rx, started_rx, queued_at, &shared.settings).await {
         Waited::Start(start) => start,
         Waited::QueueTimeout => {
-            shared.log.log(
+            log.log(
                 LogLevel::Error,
                 &format!("mod_wsgi: Queue timeout expired for request {request_id} from {peer} waiting for a worker."),
             );
-            return logged(shared, &head, error_response(504, software));
+            return error_response(504, software);
         }
         Waited::RequestTimeout => {
-            shared.log.log(
+            log.log(
                 LogLevel::Error,
                 &format!(
                     "mod_wsgi: request {request_id} from {peer} did not produce a response within the request timeout of {} seconds",

@@ -12,6 +12,7 @@ mod daemon;
 mod dates;
 mod http;
 mod idle;
+mod log_files;
 mod logging;
 mod reload;
 mod serve;
@@ -19,13 +20,10 @@ mod supervisor;
 mod workers;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
-use wsgi_core::LogLevel;
 
 use crate::cli::{check_config, module_config, Cli, Command};
-use crate::logging::{LogSink, ServerLog};
 use crate::serve::start_server;
 
 /// Requests allocate many small strings (the environ, headers); mimalloc
@@ -38,10 +36,7 @@ fn main() -> ExitCode {
         Command::CheckConfig { dump, server_root, define, file } => check_config(&file, server_root, define, dump),
         Command::StartServer(args) => report(start_server(*args)),
         Command::ModuleConfig { module } => report(module_config(module)),
-        Command::DaemonManager { group, socket } => {
-            let log = Arc::new(ServerLog::new(LogSink::stderr(), LogLevel::Info));
-            report(daemon::manager_main(&group, &socket, log))
-        }
+        Command::DaemonManager { group, socket } => report(daemon::manager_main(&group, &socket)),
     }
 }
 

@@ -18,8 +18,11 @@ use wsgi_core::LogLevel;
 use wsgi_interp::{EmbeddedRunner, ProcessFacts, PythonConfig, PythonRuntime, ScriptDispatcher};
 
 use crate::cli::{read_options, ServerArgs};
-use crate::logging::{AccessLog, LogSink, ServerLog};
+use crate::log_files::LogFiles;
+use crate::logging::{self, AccessLog, LogSink, ServerLog, ServerLogs, SiteLogs};
 use crate::{daemon, http, reload, supervisor, workers};
+use std::path::PathBuf;
+use wsgi_config::log_format::LogFormat;
 
 /// The configuration `start-server SCRIPT` serves, written as the
 /// directives mod_wsgi-express would generate, so that it goes through the
@@ -108,7 +111,7 @@ fn listen_addresses(config: &Config, args: &ServerArgs) -> Result<Vec<SocketAddr
 
 /// The command-line flags that stand for Apache core directives replace
 /// those directives in every server of the configuration.
-fn apply_connection_flags(config: &mut Config, args: &ServerArgs) {
+fn apply_directive_flags(config: &mut Config, args: &ServerArgs) {
     for server in std::iter::once(&mut config.main_server).chain(&mut config.virtual_hosts) {
         if let Some(seconds) = args.socket_timeout {
             server.timeout = Some(Duration::from_secs(seconds));
@@ -120,6 +123,9 @@ fn apply_connection_flags(config: &mut Config, args: &ServerArgs) {
         server.limit_request_line = args.limit_request_line.or(server.limit_request_line);
         server.limit_request_field_size = args.limit_request_field_size.or(server.limit_request_field_size);
         server.limit_request_fields = args.limit_request_fields.or(server.limit_request_fields);
+        if let Some(level) = &args.log_level {
+            server.log_level = Some(vec![level.clone()]);
+        }
     }
 }
 
@@ -182,6 +188,75 @@ impl Identity {
     }
 }
 
+/// The default `--access-log` format: Apache's combined, with `%b`.
+const DEFAULT_ACCESS_LOG_FORMAT: &str = "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\"";
+
+/// The error and access logs of every server: the files of `ErrorLog`,
+/// `CustomLog` and the flags, opened by the top process (or inherited
+/// from it by a serving process), with their formats and levels.
+fn open_logs(config: &Config, args: &ServerArgs, serving_process: bool) -> Result<(LogFiles, SiteLogs), String> {
+    let servers: Vec<&wsgi_config::Server> =
+        std::iter::once(&config.main_server).chain(&config.virtual_hosts).collect();
+    let main_error = args.error_log.clone().or_else(|| config.error_log(&config.main_server));
+    let own_error = |server: &wsgi_config::Server| server.error_log.as_ref().and_then(|_| config.error_log(server));
+    let flag_access = args.access_log.as_deref().filter(|target| *target != "-").map(PathBuf::from);
+    let mut paths: Vec<PathBuf> = main_error.iter().cloned().chain(flag_access.iter().cloned()).collect();
+    for server in servers.iter().skip(1) {
+        paths.extend(own_error(server));
+    }
+    for server in &servers {
+        paths.extend(config.access_logs(server).into_iter().map(|log| log.path));
+    }
+    let files = if serving_process { LogFiles::inherited() } else { LogFiles::open(&paths, main_error.as_deref())? };
+    let sink = |path: &Path| {
+        files.sink(path).ok_or_else(|| format!("{}: the log is not open in this process", path.display()))
+    };
+    // One sink per file, so that the lines of its logs never interleave.
+    let mut access_sinks: std::collections::BTreeMap<PathBuf, Arc<LogSink>> = std::collections::BTreeMap::new();
+    let mut shared_sink = |path: &Path| -> Result<Arc<LogSink>, String> {
+        if let Some(sink) = access_sinks.get(path) {
+            return Ok(sink.clone());
+        }
+        let made = Arc::new(sink(path)?);
+        access_sinks.insert(path.to_path_buf(), made.clone());
+        Ok(made)
+    };
+    let level =
+        |server: &wsgi_config::Server| config.log_level(server).and_then(logging::level_of).unwrap_or(LogLevel::Info);
+    // Standard error is the main error log's pipe when that is a file.
+    let main_log = Arc::new(ServerLog::new(LogSink::stderr(), level(&config.main_server)));
+    let flag_log = match (&args.access_log, &flag_access) {
+        (None, _) => None,
+        (Some(_), None) => Some(Arc::new(LogSink::stdout())),
+        (Some(_), Some(path)) => Some(shared_sink(path)?),
+    };
+    let mut logs = Vec::new();
+    for (index, server) in servers.iter().enumerate() {
+        let error = match own_error(server).filter(|_| index > 0) {
+            Some(path) => Arc::new(ServerLog::new(sink(&path)?, level(server))),
+            None if index > 0 && server.log_level.is_some() => {
+                Arc::new(ServerLog::new(LogSink::stderr(), level(server)))
+            }
+            None => main_log.clone(),
+        };
+        let mut access = Vec::new();
+        for spec in config.access_logs(server) {
+            access.push(AccessLog::new(shared_sink(&spec.path)?, spec.format, spec.condition));
+        }
+        if let (Some(sink), true) = (&flag_log, access.is_empty()) {
+            let format = match &args.access_log_format {
+                Some(format) => config.log_format(server, format),
+                None => LogFormat::parse(DEFAULT_ACCESS_LOG_FORMAT).map_err(|e| e.to_string())?,
+            };
+            access.push(AccessLog::new(sink.clone(), format, None));
+        }
+        let server_name =
+            server.host_name().or_else(|| config.main_server.host_name()).unwrap_or_else(|| "localhost".into());
+        logs.push(Arc::new(ServerLogs { error, access, server_name }));
+    }
+    Ok((files, SiteLogs::new(logs)))
+}
+
 /// One warning naming the directives of other Apache modules that this
 /// server does not act on. The ones that would matter were refused when
 /// the file was read; these only decorate what Apache would serve.
@@ -204,33 +279,18 @@ fn warn_of_decorations(config: &Config, log: &ServerLog) {
 }
 
 pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
-    let level = match args.log_level.as_str() {
-        "error" => LogLevel::Error,
-        "warn" => LogLevel::Warn,
-        "debug" => LogLevel::Debug,
-        _ => LogLevel::Info,
-    };
-    let error_sink = match &args.error_log {
-        Some(path) => LogSink::file(path).map_err(|e| format!("{}: {e}", path.display()))?,
-        None => LogSink::stderr(),
-    };
-    let log = Arc::new(ServerLog::new(error_sink, level));
-    let access = match args.access_log.as_deref() {
-        None => None,
-        Some("-") => Some(Arc::new(AccessLog::new(LogSink::stdout()))),
-        Some(path) => {
-            Some(Arc::new(AccessLog::new(LogSink::file(Path::new(path)).map_err(|e| format!("{path}: {e}"))?)))
-        }
-    };
     let mut config = match (&args.config, &args.script) {
         (Some(file), _) => wsgi_config::load_file(file, &read_options(file, None)).map_err(|e| e.to_string())?,
         (None, Some(script)) => script_config(&args, script)?,
         (None, None) => return Err("give a WSGI script or --config FILE".into()),
     };
-    apply_connection_flags(&mut config, &args);
+    apply_directive_flags(&mut config, &args);
     config.user = args.user.clone().or(config.user);
     config.group = args.group.clone().or(config.group);
     let identity = Identity::of(&config)?;
+    let inherited = supervisor::inherited_listeners();
+    let (log_files, logs) = open_logs(&config, &args, inherited.is_some())?;
+    let log = logs.main().error.clone();
     // A group's socket timeout defaults to its server's Timeout, as under
     // Apache.
     for index in 0..config.daemon_processes.len() {
@@ -245,7 +305,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     // Daemon groups run as long as the top process; serving processes it
     // supervises find their sockets in the environment.
     let mut groups: Option<daemon::Groups> = None;
-    let listeners = match supervisor::inherited_listeners() {
+    let listeners = match inherited {
         Some(listeners) => {
             // A serving process: its user's before any Python runs.
             identity.become_it()?;
@@ -280,11 +340,13 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
                 }
                 // Serving processes find the daemon groups' sockets in
                 // their environment.
+                let (log_fds, (log_env, log_fds_text)) = log_files.for_children();
                 supervisor::supervise(
                     &listeners,
                     args.processes as usize,
                     Duration::from_secs(args.graceful_timeout),
-                    (daemon::SOCKETS_ENV, &sockets_env),
+                    &[(daemon::SOCKETS_ENV, &sockets_env), (log_env, &log_fds_text)],
+                    log_fds,
                     &log,
                 )?;
                 log.log(LogLevel::Info, "stopped");
@@ -360,7 +422,6 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         },
         runner,
         log.clone(),
-        access.clone(),
     )
     .map_err(|e| format!("cannot start worker threads: {e}"))?;
     let shared = Arc::new(http::Shared {
@@ -377,7 +438,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         },
         recycle: http::Recycle::new(args.maximum_requests, control),
         draining: std::sync::atomic::AtomicBool::new(false),
-        access,
+        logs,
         pid: std::process::id(),
     });
     if let Some(runtime) = reload_watch {
@@ -402,5 +463,6 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     PythonRuntime::prepare_for_exit();
     drop(groups);
     log.log(LogLevel::Info, "stopped");
+    drop(log_files);
     Ok(())
 }

@@ -32,14 +32,16 @@ const FAILED_STARTS_LIMIT: u32 = 5;
 /// they are killed.
 const STOP_MARGIN: Duration = Duration::from_secs(5);
 
-/// Runs `processes` serving processes, each with the variable `env` set,
-/// until SIGTERM, SIGINT or SIGHUP; returns when all of them have stopped
-/// (each given `graceful` to finish its requests).
+/// Runs `processes` serving processes, each with the variables of `env`
+/// set and the descriptors `inherit` open, until SIGTERM, SIGINT or
+/// SIGHUP; returns when all of them have stopped (each given `graceful`
+/// to finish its requests).
 pub fn supervise(
     listeners: &[TcpListener],
     processes: usize,
     graceful: Duration,
-    env: (&str, &str),
+    env: &[(&str, &str)],
+    inherit: Vec<RawFd>,
     log: &ServerLog,
 ) -> Result<(), String> {
     let listen_fds: Vec<RawFd> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
@@ -47,7 +49,7 @@ pub fn supervise(
     let fds_text = listen_fds.iter().map(RawFd::to_string).collect::<Vec<_>>().join(",");
     let command = || {
         let mut command = Command::new(&exe);
-        command.args(std::env::args_os().skip(1)).env(LISTEN_FDS_ENV, &fds_text).env(env.0, env.1);
+        command.args(std::env::args_os().skip(1)).env(LISTEN_FDS_ENV, &fds_text).envs(env.iter().copied());
         command
     };
     let spec = GroupSpec {
@@ -62,7 +64,7 @@ pub fn supervise(
         give_up_after: Some(FAILED_STARTS_LIMIT),
     };
     let log_line = |message: &str| log.log(LogLevel::Info, message);
-    let mut starter = ProgramStarter::new(command, listen_fds);
+    let mut starter = ProgramStarter::new(command, listen_fds.into_iter().chain(inherit).collect());
     let result = manager::run(&spec, &mut starter, &log_line);
     result.map_err(|e| e.to_string())
 }

@@ -22,7 +22,7 @@ use wsgi_core::pipeline::AppRequest;
 use wsgi_core::response::ResponseSink;
 use wsgi_core::{LogLevel, ResponseWriter, RunOutcome, WsgiRunner};
 
-use crate::logging::{AccessEntry, AccessLog, ServerLog};
+use crate::logging::ServerLog;
 
 /// The status line and headers of a response, on their way to the client.
 pub struct Head {
@@ -59,8 +59,6 @@ pub struct Job {
     pub head: oneshot::Sender<Start>,
     /// Who asked, for error-log lines.
     pub client: ClientFacts,
-    /// For the access log, when there is one.
-    pub access: Option<AccessFacts>,
     /// When the request was queued.
     pub queued_at: Instant,
     /// Told when a worker takes the request up (the queue wait is over).
@@ -77,16 +75,8 @@ pub struct ClientFacts {
     /// of the response (its server's `Timeout`), after which it counts as
     /// gone.
     pub timeout: Duration,
-}
-
-/// The access-log facts of a request.
-pub struct AccessFacts {
-    /// `METHOD URI PROTOCOL`.
-    pub request_line: String,
-    /// `Referer`.
-    pub referer: Option<String>,
-    /// `User-Agent`.
-    pub user_agent: Option<String>,
+    /// The error log of the server that answers it.
+    pub log: Arc<ServerLog>,
 }
 
 /// Where a worker reads the request body from.
@@ -334,19 +324,13 @@ struct Dispatch {
 
 impl Pool {
     /// Starts `settings.threads` workers running jobs with `runner`.
-    pub fn start(
-        settings: PoolSettings,
-        runner: Arc<dyn WsgiRunner>,
-        log: Arc<ServerLog>,
-        access: Option<Arc<AccessLog>>,
-    ) -> io::Result<Pool> {
+    pub fn start(settings: PoolSettings, runner: Arc<dyn WsgiRunner>, log: Arc<ServerLog>) -> io::Result<Pool> {
         let backlog_limit = (settings.threads * 16).max(100);
         let dispatch = Arc::new(Mutex::new(Dispatch { backlog_limit, ..Dispatch::default() }));
         for index in 0..settings.threads.max(1) {
             let dispatch = dispatch.clone();
             let runner = runner.clone();
             let log = log.clone();
-            let access = access.clone();
             let queue_timeout = settings.queue_timeout;
             std::thread::Builder::new().name(format!("wsgi-worker-{index}")).spawn(move || {
                 let (mine, jobs) = crossbeam_channel::bounded::<Job>(1);
@@ -368,7 +352,7 @@ impl Pool {
                     };
                     // A panic must not take a worker away for good.
                     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        run_job(job, index, &*runner, &log, access.as_deref(), queue_timeout)
+                        run_job(job, index, &*runner, queue_timeout)
                     }));
                     if ran.is_err() {
                         log.log(LogLevel::Error, "a worker thread caught a panic while running a request");
@@ -400,15 +384,8 @@ impl Pool {
     }
 }
 
-fn run_job(
-    job: Job,
-    worker: usize,
-    runner: &dyn WsgiRunner,
-    log: &ServerLog,
-    access: Option<&AccessLog>,
-    queue_timeout: Duration,
-) {
-    let Job { mut app, body, head, client, access: facts, queued_at, started } = job;
+fn run_job(job: Job, worker: usize, runner: &dyn WsgiRunner, queue_timeout: Duration) {
+    let Job { mut app, body, head, client, queued_at, started } = job;
     let socket_timeout = client.timeout;
     // Nobody waits for the answer any more (the client left, or was told
     // 504): running the application would only have side effects.
@@ -426,7 +403,7 @@ fn run_job(
         chunks: None,
         write_timeout: socket_timeout,
     };
-    let request_log = log.for_request(&client.peer, &client.request_id);
+    let request_log = client.log.for_request(&client.peer, &client.request_id);
     let mut broken = false;
     let mut writer = ResponseWriter::new(&mut sink, app.head_only);
     if !queue_timeout.is_zero() && queued_at.elapsed() > queue_timeout {
@@ -460,21 +437,10 @@ fn run_job(
             _ => {}
         }
     }
-    let summary = writer.summary();
     drop(writer);
     if broken {
         if let Some(chunks) = &sink.chunks {
             let _ = chunks.try_send(Err(io::Error::other("the application failed mid-response")));
         }
-    }
-    if let (Some(access), Some(facts)) = (access, facts) {
-        access.record(&AccessEntry {
-            peer: client.peer,
-            request_line: &facts.request_line,
-            status: summary.status,
-            bytes: summary.body_bytes,
-            referer: facts.referer.as_deref(),
-            user_agent: facts.user_agent.as_deref(),
-        });
     }
 }
