@@ -358,3 +358,42 @@ fn an_unknown_user_stops_the_server_before_it_serves() {
 fn running_as_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
+
+/// Answers with mod_env's variables as the environ carries them.
+const ENV_APP: &str = r#"
+def application(environ, start_response):
+    keys = ('APP_MODE', 'EMPTY', 'WSGI_TEST_PASSED', 'NOT_PASSED')
+    body = ascii([(k, environ.get(k)) for k in keys]).encode()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body]
+"#;
+
+#[test]
+fn set_env_pass_env_and_unset_env_reach_the_environ_as_under_apache() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    site.write("env.wsgi", ENV_APP);
+    let dir = site.path().display();
+    let config = format!(
+        "SetEnv APP_MODE production\nSetEnv EMPTY\nPassEnv WSGI_TEST_PASSED NOT_PASSED\n\
+         WSGIScriptAlias /app {dir}/env.wsgi\n\
+         <Location /app/sub>\nSetEnv APP_MODE staging\nUnsetEnv EMPTY\n</Location>"
+    );
+    let passed = std::ffi::OsString::from("from the environment");
+    let apache = Apache::start(&ApacheOptions {
+        modules: vec!["env"],
+        env: vec![("WSGI_TEST_PASSED", passed.clone())],
+        ..ApacheOptions::ours(config.clone())
+    });
+    let file = site.path().join("env.conf");
+    let standalone = Server::start_with_env(&[("WSGI_TEST_PASSED", &passed)], |port| {
+        std::fs::write(&file, format!("Listen 127.0.0.1:{port}\n{config}\n")).unwrap();
+        vec!["--config".into(), file.clone().into()]
+    });
+    for path in ["/app/x", "/app/sub/y"] {
+        let expected = apache.get(path).text();
+        assert!(expected.contains("from the environment"), "{expected}");
+        assert_eq!(standalone.get(path).text(), expected, "{path}");
+    }
+    assert!(standalone.get("/app/sub/y").text().contains("('APP_MODE', 'staging')"));
+}

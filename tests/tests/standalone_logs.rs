@@ -232,3 +232,22 @@ fn log_settings_it_cannot_honour_are_refused_with_file_and_line() {
         );
     }
 }
+
+#[test]
+fn an_env_condition_reads_the_variables_set_env_gives() {
+    let site = site();
+    let dir = site.path().display();
+    let server = start(
+        &site,
+        &format!(
+            "CustomLog {dir}/access.log \"%U\" env=!dontlog\nCustomLog {dir}/quiet.log \"%U\" env=dontlog\n\
+             WSGIScriptAlias /app {dir}/app.wsgi\n<Location /app/quiet>\nSetEnv dontlog 1\n</Location>"
+        ),
+        &[],
+    );
+    for path in ["/app/quiet", "/app/loud"] {
+        assert_eq!(server.get(path).status(), 200);
+    }
+    assert_eq!(lines(&site.path().join("access.log"), 1), ["/app/loud"]);
+    assert_eq!(lines(&site.path().join("quiet.log"), 1), ["/app/quiet"]);
+}

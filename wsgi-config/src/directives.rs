@@ -255,6 +255,20 @@ pub enum DirSetting {
     HandlerScript(HandlerScript),
     /// Apache's `LimitRequestBody` in bytes (0: unlimited).
     LimitRequestBody(u64),
+    /// mod_env's `SetEnv`, `PassEnv` and `UnsetEnv`.
+    Env(EnvChange),
+}
+
+/// A change mod_env makes to a request's environment variables, which
+/// mod_wsgi passes in the WSGI environ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvChange {
+    /// `SetEnv NAME [value]`.
+    Set(String, String),
+    /// `PassEnv NAME...`: the server's own environment's values.
+    Pass(Vec<String>),
+    /// `UnsetEnv NAME...`.
+    Unset(Vec<String>),
 }
 
 /// Apache core directives that a WSGI host reads.
@@ -629,6 +643,9 @@ impl DirSetting {
                 ("WSGIHandlerScript", words)
             }
             LimitRequestBody(n) => ("LimitRequestBody", vec![n.to_string()]),
+            Env(EnvChange::Set(name, value)) => ("SetEnv", vec![name.clone(), value.clone()]),
+            Env(EnvChange::Pass(names)) => ("PassEnv", names.clone()),
+            Env(EnvChange::Unset(names)) => ("UnsetEnv", names.clone()),
         }
     }
 }
@@ -1406,6 +1423,17 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
         non_empty_arg("ServerRoot", args).map(|p| Setting::Core(CoreSetting::ServerRoot(p.into())))
     }),
     spec!("LimitRequestBody", ANYWHERE, false, false, "bytes", limit_request_body),
+    spec!("SetEnv", ANYWHERE, false, false, "name [value]", |args| match args {
+        [name] => Ok(Setting::Dir(DirSetting::Env(EnvChange::Set(name.clone(), String::new())))),
+        [name, value] => Ok(Setting::Dir(DirSetting::Env(EnvChange::Set(name.clone(), value.clone())))),
+        _ => Err(DirectiveError::ArgCount { directive: "SetEnv", expected: "a name and an optional value" }),
+    }),
+    spec!("PassEnv", ANYWHERE, false, false, "name ...", |args| {
+        at_least_one("PassEnv", args).map(|()| Setting::Dir(DirSetting::Env(EnvChange::Pass(args.to_vec()))))
+    }),
+    spec!("UnsetEnv", ANYWHERE, false, false, "name ...", |args| {
+        at_least_one("UnsetEnv", args).map(|()| Setting::Dir(DirSetting::Env(EnvChange::Unset(args.to_vec()))))
+    }),
     spec!("Alias", RSRC, false, false, "URL-path file-path", |args| alias("Alias", false, args)),
     spec!("AliasMatch", RSRC, false, false, "regex file-path", |args| alias("AliasMatch", true, args)),
     spec!("DocumentRoot", RSRC, false, false, "directory", |args| {

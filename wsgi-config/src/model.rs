@@ -11,8 +11,8 @@ use regex::Regex;
 
 use crate::daemon::DaemonProcess;
 use crate::directives::{
-    self, Alias, Context, CoreSetting, CustomLog, DirSetting, GlobalSetting, HandlerScript, ImportScript, Listen,
-    ScriptAlias, ScriptRef, Setting, TelemetryFlags, GLOBAL_GROUP,
+    self, Alias, Context, CoreSetting, CustomLog, DirSetting, EnvChange, GlobalSetting, HandlerScript, ImportScript,
+    Listen, ScriptAlias, ScriptRef, Setting, TelemetryFlags, GLOBAL_GROUP,
 };
 use crate::error::{ConfigError, Location};
 use crate::support::{self, FrontEnd, Status};
@@ -393,6 +393,8 @@ pub struct DirSettings {
     pub handler_scripts: BTreeMap<String, HandlerScript>,
     /// Apache's `LimitRequestBody`.
     pub limit_request_body: Option<u64>,
+    /// mod_env's changes, outer scopes' first.
+    pub env: Vec<EnvChange>,
 }
 
 /// Apache 2.4's default `LimitRequestBody`: 1 GiB.
@@ -428,6 +430,7 @@ impl DirSettings {
                 self.handler_scripts.insert(v.name.clone(), v);
             }
             LimitRequestBody(v) => self.limit_request_body = Some(v),
+            Env(v) => self.env.push(v),
         }
     }
 
@@ -443,6 +446,7 @@ impl DirSettings {
                         scripts.extend(child.handler_scripts.clone());
                         scripts
                     },
+                    env: self.env.iter().chain(&child.env).cloned().collect(),
                 }
             };
         }
@@ -506,6 +510,7 @@ impl DirSettings {
             limit_request_body => LimitRequestBody
         );
         out.extend(self.handler_scripts.values().cloned().map(HandlerScript));
+        out.extend(self.env.iter().cloned().map(Env));
         out
     }
 
@@ -548,6 +553,32 @@ impl DirSettings {
     /// Effective `WSGIMapHEADToGET` (default Auto).
     pub fn effective_map_head_to_get(&self) -> MapHeadToGet {
         self.map_head_to_get.unwrap_or(MapHeadToGet::Auto)
+    }
+
+    /// The environment variables mod_env gives a request: `SetEnv`
+    /// values, `PassEnv` names with their values in this process's
+    /// environment (those it lacks are left out), less `UnsetEnv` names,
+    /// applied outer scope first.
+    pub fn env_vars(&self) -> Vec<(String, String)> {
+        let mut vars: Vec<(String, String)> = Vec::new();
+        let set = |vars: &mut Vec<(String, String)>, name: &str, value: String| {
+            vars.retain(|(n, _)| n != name);
+            vars.push((name.to_string(), value));
+        };
+        for change in &self.env {
+            match change {
+                EnvChange::Set(name, value) => set(&mut vars, name, value.clone()),
+                EnvChange::Pass(names) => {
+                    for name in names {
+                        if let Ok(value) = std::env::var(name) {
+                            set(&mut vars, name, value);
+                        }
+                    }
+                }
+                EnvChange::Unset(names) => vars.retain(|(n, _)| !names.contains(n)),
+            }
+        }
+        vars
     }
 
     /// Effective `LimitRequestBody` (default 1 GiB; 0 means unlimited).

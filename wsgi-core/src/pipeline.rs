@@ -52,6 +52,9 @@ pub struct AppRequest {
     pub body_limit: u64,
     /// A HEAD request still HEAD after `WSGIMapHEADToGET`: discard the body.
     pub head_only: bool,
+    /// mod_env's variables (`SetEnv`, `PassEnv`), also in the environ, as
+    /// mod_wsgi passes them; the access log's `env=` conditions read them.
+    pub env_vars: Vec<(String, String)>,
 }
 
 /// What to do with a request.
@@ -202,6 +205,10 @@ impl Site {
             daemon,
             content_filters: false,
         });
+        let env_vars = settings.env_vars();
+        for (name, value) in &env_vars {
+            environ.set_str(name.clone(), value.clone());
+        }
         if let Some(dispatch) = &settings.dispatch_script {
             let Some(script) = &self.dispatch_script else {
                 let why = "mod_wsgi: WSGIDispatchScript needs Python in this process (WSGIRestrictEmbedded On)";
@@ -231,6 +238,7 @@ impl Site {
             body,
             body_limit: settings.effective_limit_request_body(),
             head_only,
+            env_vars,
         }))
     }
 

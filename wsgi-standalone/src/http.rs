@@ -576,6 +576,7 @@ async fn handle(
     if close {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
+    let env = response.extensions_mut().remove::<RequestEnv>().map(|env| env.0).unwrap_or_default();
     let record = (!logs.access.is_empty()).then(|| {
         let kept_alive = !close && !wants_close(&head);
         Box::new(PendingRecord {
@@ -587,6 +588,7 @@ async fn handle(
             started,
             keepalives,
             kept_alive,
+            env,
             logs,
         })
     });
@@ -623,6 +625,7 @@ struct PendingRecord {
     started: Instant,
     keepalives: u64,
     kept_alive: bool,
+    env: Vec<(String, String)>,
     logs: Arc<crate::logging::ServerLogs>,
 }
 
@@ -640,7 +643,7 @@ impl PendingRecord {
             kept_alive: self.kept_alive,
             server_name: &self.logs.server_name,
             remote_user: None,
-            env: &[],
+            env: &self.env,
         };
         for log in &self.logs.access {
             log.record(&record);
@@ -699,7 +702,7 @@ async fn respond(
     connection: &ConnectionSettings,
 ) -> Response<ResponseBody> {
     let software = shared.settings.server_software.as_str();
-    let (peer, log) = (head.peer, &logs.error);
+    let log = &logs.error;
     if let Some(status) = head_limit_status(&req, connection) {
         let mut response = error_response(status, software);
         // Apache closes the connection after a head it would not read.
@@ -743,15 +746,42 @@ async fn respond(
     } else {
         dispatch(shared, head, &request_id)
     };
-    let app = match dispatched {
-        Dispatch::Error(status) => return error_response(status, software),
+    match dispatched {
+        Dispatch::Error(status) => error_response(status, software),
         Dispatch::Refused(status, why) => {
             log.log(LogLevel::Error, &why);
-            return error_response(status, software);
+            error_response(status, software)
         }
-        Dispatch::File(path) => return static_file(path, head, software).await,
-        Dispatch::App(app) => app,
-    };
+        Dispatch::File(path) => static_file(path, head, software).await,
+        Dispatch::App(mut app) => {
+            let env_vars = std::mem::take(&mut app.env_vars);
+            let mut response = run_app(req, app, &request_id, head, shared, log, connection).await;
+            if !env_vars.is_empty() {
+                response.extensions_mut().insert(RequestEnv(env_vars));
+            }
+            response
+        }
+    }
+}
+
+/// mod_env's variables of a request, carried on its response to the
+/// access log.
+#[derive(Clone)]
+struct RequestEnv(Vec<(String, String)>);
+
+/// Runs `app` on a worker and answers with what it produces (or with
+/// the error a timeout or a full queue calls for).
+async fn run_app(
+    req: Request<Incoming>,
+    app: Box<wsgi_core::pipeline::AppRequest>,
+    request_id: &str,
+    head: &RequestHead,
+    shared: &Arc<Shared>,
+    log: &Arc<ServerLog>,
+    connection: &ConnectionSettings,
+) -> Response<ResponseBody> {
+    let software = shared.settings.server_software.as_str();
+    let peer = head.peer;
     let body_timeout = connection.timeout;
     let head_request = head.method == "HEAD";
     let body = match app.body {
@@ -762,7 +792,8 @@ async fn respond(
         },
         BodyKind::Length(_) | BodyKind::Chunked => BodySource::Streamed(req.into_body()),
     };
-    let client = ClientFacts { peer, request_id: request_id.clone(), timeout: connection.timeout, log: log.clone() };
+    let client =
+        ClientFacts { peer, request_id: request_id.to_string(), timeout: connection.timeout, log: log.clone() };
     let (head_tx, head_rx) = oneshot::channel();
     let (started_tx, started_rx) = oneshot::channel();
     let queued_at = Instant::now();
