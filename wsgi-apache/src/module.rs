@@ -230,14 +230,15 @@ static AUTHN_PROVIDER: ffi::authn_provider =
 static AUTHZ_PROVIDER: ffi::authz_provider =
     ffi::authz_provider { check_authorization: Some(check_authorization), parse_require_line: None };
 
-fn authn_status(result: crate::auth::Authn, request: &Request, rethash: *mut *mut c_char) -> ffi::authn_status {
-    use crate::auth::Authn;
+fn authn_status(result: wsgi_core::access::Authn, request: &Request, rethash: *mut *mut c_char) -> ffi::authn_status {
+    use wsgi_core::access::Authn;
     match result {
-        Authn::Granted => ffi::authn_status_AUTH_GRANTED,
+        // The name a script gave is already the request's user.
+        Authn::Granted | Authn::GrantedAs(_) => ffi::authn_status_AUTH_GRANTED,
         Authn::Denied => ffi::authn_status_AUTH_DENIED,
         Authn::UserNotFound => ffi::authn_status_AUTH_USER_NOT_FOUND,
         Authn::GeneralError => ffi::authn_status_AUTH_GENERAL_ERROR,
-        Authn::UserFound(hash) => {
+        Authn::RealmHash(hash) => {
             if rethash.is_null() {
                 return ffi::authn_status_AUTH_GENERAL_ERROR;
             }
@@ -289,10 +290,13 @@ unsafe extern "C" fn check_authorization(
     let (mut request, line) = unsafe { (Request::from_raw(r), ffi::bytes(require_line)) };
     guard(ffi::authz_status_AUTHZ_GENERAL_ERROR, || {
         let line = String::from_utf8_lossy(line.unwrap_or_default());
+        use wsgi_core::access::Authz;
         match crate::auth::check_groups(&mut request, &line) {
-            crate::auth::Authz::Granted => ffi::authz_status_AUTHZ_GRANTED,
-            crate::auth::Authz::Denied => ffi::authz_status_AUTHZ_DENIED,
-            crate::auth::Authz::DeniedNoUser => ffi::authz_status_AUTHZ_DENIED_NO_USER,
+            Authz::Granted => ffi::authz_status_AUTHZ_GRANTED,
+            Authz::Denied => ffi::authz_status_AUTHZ_DENIED,
+            Authz::DeniedNoUser => ffi::authz_status_AUTHZ_DENIED_NO_USER,
+            Authz::Neutral => ffi::authz_status_AUTHZ_NEUTRAL,
+            Authz::GeneralError => ffi::authz_status_AUTHZ_GENERAL_ERROR,
         }
     })
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use crate::authz::{AuthMerging, AuthType, AuthzNode, AuthzSection, Logic, Requirement};
 use crate::daemon::DaemonProcess;
 use crate::lexer::quote_word;
 use crate::values::{
@@ -257,6 +258,22 @@ pub enum DirSetting {
     LimitRequestBody(u64),
     /// mod_env's `SetEnv`, `PassEnv` and `UnsetEnv`.
     Env(EnvChange),
+    /// A `Require` line.
+    Require(Requirement),
+    /// A `<RequireAll>`, `<RequireAny>` or `<RequireNone>` container.
+    Authz(AuthzSection),
+    /// `AuthMerging`.
+    AuthMerging(AuthMerging),
+    /// `AuthType`, as written when it names no type this crate knows.
+    AuthType(Result<AuthType, String>),
+    /// `AuthName`: the realm.
+    AuthName(String),
+    /// `AuthUserFile`, as written (relative to `ServerRoot`).
+    AuthUserFile(String),
+    /// `AuthBasicProvider` names, lower-cased.
+    AuthBasicProvider(Vec<String>),
+    /// `AuthDigestProvider` names, lower-cased.
+    AuthDigestProvider(Vec<String>),
 }
 
 /// A change mod_env makes to a request's environment variables, which
@@ -525,8 +542,11 @@ impl Setting {
         }
     }
 
-    /// One configuration line for this value.
+    /// One configuration line for this value (a container: its lines).
     pub fn to_line(&self) -> String {
+        if let Setting::Dir(DirSetting::Authz(section)) = self {
+            return authz_lines(section);
+        }
         let (name, args) = self.to_directive();
         let mut line = name.to_string();
         for arg in args {
@@ -535,6 +555,31 @@ impl Setting {
         }
         line
     }
+}
+
+fn require_words(r: &Requirement) -> Vec<String> {
+    let mut words = if r.negated { vec!["not".to_string()] } else { Vec::new() };
+    words.extend(r.words.iter().cloned());
+    words
+}
+
+/// A container of `Require` lines as configuration text.
+fn authz_lines(section: &AuthzSection) -> String {
+    let name = match (section.logic, section.negated) {
+        (Logic::And, _) => "RequireAll",
+        (Logic::Or, false) => "RequireAny",
+        (Logic::Or, true) => "RequireNone",
+    };
+    let mut text = format!("<{name}>\n");
+    for child in &section.children {
+        match child {
+            AuthzNode::Require(r) => text.push_str(&Setting::Dir(DirSetting::Require(r.clone())).to_line()),
+            AuthzNode::Section(inner) => text.push_str(&authz_lines(inner)),
+        }
+        text.push('\n');
+    }
+    text.push_str(&format!("</{name}>"));
+    text
 }
 
 fn one(words: &[String]) -> Vec<String> {
@@ -646,6 +691,16 @@ impl DirSetting {
             Env(EnvChange::Set(name, value)) => ("SetEnv", vec![name.clone(), value.clone()]),
             Env(EnvChange::Pass(names)) => ("PassEnv", names.clone()),
             Env(EnvChange::Unset(names)) => ("UnsetEnv", names.clone()),
+            Require(r) => ("Require", require_words(r)),
+            // Rendered whole by `Setting::to_line`.
+            Authz(_) => ("<RequireAny>", Vec::new()),
+            AuthMerging(m) => ("AuthMerging", vec![format!("{m:?}")]),
+            AuthType(Ok(t)) => ("AuthType", vec![t.name().to_string()]),
+            AuthType(Err(other)) => ("AuthType", vec![other.clone()]),
+            AuthName(realm) => ("AuthName", vec![realm.clone()]),
+            AuthUserFile(path) => ("AuthUserFile", vec![path.clone()]),
+            AuthBasicProvider(names) => ("AuthBasicProvider", names.clone()),
+            AuthDigestProvider(names) => ("AuthDigestProvider", names.clone()),
         }
     }
 }
@@ -1423,6 +1478,53 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
         non_empty_arg("ServerRoot", args).map(|p| Setting::Core(CoreSetting::ServerRoot(p.into())))
     }),
     spec!("LimitRequestBody", ANYWHERE, false, false, "bytes", limit_request_body),
+    spec!("Require", AUTH, false, false, "[not] provider [args...]", |args| {
+        crate::authz::parse_require(args)
+            .map(|r| Setting::Dir(DirSetting::Require(r)))
+            .map_err(|message| DirectiveError::Other { directive: "Require", message })
+    }),
+    spec!("AuthMerging", AUTH, false, false, "Off|And|Or", |args| {
+        let value = exactly_one("AuthMerging", args)?;
+        let merging = match value.to_ascii_lowercase().as_str() {
+            "off" => AuthMerging::Off,
+            "and" => AuthMerging::And,
+            "or" => AuthMerging::Or,
+            _ => {
+                return Err(DirectiveError::InvalidValue {
+                    directive: "AuthMerging",
+                    value: value.to_string(),
+                    reason: "expected Off, And or Or".into(),
+                })
+            }
+        };
+        Ok(Setting::Dir(DirSetting::AuthMerging(merging)))
+    }),
+    spec!("AuthType", AUTH, false, false, "Basic|Digest|None", |args| {
+        let value = exactly_one("AuthType", args)?;
+        let auth_type = match value.to_ascii_lowercase().as_str() {
+            "basic" => Ok(AuthType::Basic),
+            "digest" => Ok(AuthType::Digest),
+            "none" => Ok(AuthType::None),
+            _ => Err(value.to_string()),
+        };
+        Ok(Setting::Dir(DirSetting::AuthType(auth_type)))
+    }),
+    spec!("AuthName", AUTH, false, false, "realm", |args| {
+        non_empty_arg("AuthName", args).map(|realm| Setting::Dir(DirSetting::AuthName(realm)))
+    }),
+    spec!("AuthUserFile", AUTH, false, false, "path", |args| {
+        non_empty_arg("AuthUserFile", args).map(|path| Setting::Dir(DirSetting::AuthUserFile(path)))
+    }),
+    spec!("AuthBasicProvider", AUTH, false, false, "provider ...", |args| {
+        at_least_one("AuthBasicProvider", args).map(|()| {
+            Setting::Dir(DirSetting::AuthBasicProvider(args.iter().map(|a| a.to_ascii_lowercase()).collect()))
+        })
+    }),
+    spec!("AuthDigestProvider", AUTH, false, false, "provider ...", |args| {
+        at_least_one("AuthDigestProvider", args).map(|()| {
+            Setting::Dir(DirSetting::AuthDigestProvider(args.iter().map(|a| a.to_ascii_lowercase()).collect()))
+        })
+    }),
     spec!("SetEnv", ANYWHERE, false, false, "name [value]", |args| match args {
         [name] => Ok(Setting::Dir(DirSetting::Env(EnvChange::Set(name.clone(), String::new())))),
         [name, value] => Ok(Setting::Dir(DirSetting::Env(EnvChange::Set(name.clone(), value.clone())))),

@@ -11,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod authz;
 pub mod error;
 pub mod interpreter_options;
 pub mod lexer;

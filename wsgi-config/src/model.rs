@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
+use crate::authz::{AuthMerging, AuthType, AuthzNode, AuthzSection, Logic};
 use crate::daemon::DaemonProcess;
 use crate::directives::{
     self, Alias, Context, CoreSetting, CustomLog, DirSetting, EnvChange, GlobalSetting, HandlerScript, ImportScript,
@@ -395,6 +396,37 @@ pub struct DirSettings {
     pub limit_request_body: Option<u64>,
     /// mod_env's changes, outer scopes' first.
     pub env: Vec<EnvChange>,
+    /// The `Require` lines and containers in effect (those of one section
+    /// combine as `<RequireAny>`).
+    pub authz: Option<AuthzSection>,
+    /// `AuthMerging` of this section (not inherited).
+    pub auth_merging: Option<AuthMerging>,
+    /// `AuthType` (`Err`: a type this crate does not know, as written).
+    pub auth_type: Option<Result<AuthType, String>>,
+    /// `AuthName`.
+    pub auth_name: Option<String>,
+    /// `AuthUserFile`, as written.
+    pub auth_user_file: Option<String>,
+    /// `AuthBasicProvider`.
+    pub auth_basic_provider: Option<Vec<String>>,
+    /// `AuthDigestProvider`.
+    pub auth_digest_provider: Option<Vec<String>>,
+}
+
+/// The authorization of a section inside another: its own, merged with
+/// the outer one's by its `AuthMerging`, or the outer one's when it has
+/// none, as mod_authz_core merges them.
+fn merge_authz(
+    outer: Option<&AuthzSection>,
+    inner: Option<&AuthzSection>,
+    merging: Option<AuthMerging>,
+) -> Option<AuthzSection> {
+    match (outer, inner, merging.unwrap_or(AuthMerging::Off)) {
+        (_, None, _) => outer.cloned(),
+        (None, Some(inner), _) | (Some(_), Some(inner), AuthMerging::Off) => Some(inner.clone()),
+        (Some(outer), Some(inner), AuthMerging::And) => Some(AuthzSection::merged(outer, inner, Logic::And)),
+        (Some(outer), Some(inner), AuthMerging::Or) => Some(AuthzSection::merged(outer, inner, Logic::Or)),
+    }
 }
 
 /// Apache 2.4's default `LimitRequestBody`: 1 GiB.
@@ -431,6 +463,22 @@ impl DirSettings {
             }
             LimitRequestBody(v) => self.limit_request_body = Some(v),
             Env(v) => self.env.push(v),
+            Require(r) => self
+                .authz
+                .get_or_insert_with(|| AuthzSection::new(Logic::Or, false))
+                .children
+                .push(AuthzNode::Require(r)),
+            Authz(section) => self
+                .authz
+                .get_or_insert_with(|| AuthzSection::new(Logic::Or, false))
+                .children
+                .push(AuthzNode::Section(section)),
+            AuthMerging(v) => self.auth_merging = Some(v),
+            AuthType(v) => self.auth_type = Some(v),
+            AuthName(v) => self.auth_name = Some(v),
+            AuthUserFile(v) => self.auth_user_file = Some(v),
+            AuthBasicProvider(v) => self.auth_basic_provider = Some(v),
+            AuthDigestProvider(v) => self.auth_digest_provider = Some(v),
         }
     }
 
@@ -447,6 +495,8 @@ impl DirSettings {
                         scripts
                     },
                     env: self.env.iter().chain(&child.env).cloned().collect(),
+                    authz: merge_authz(self.authz.as_ref(), child.authz.as_ref(), child.auth_merging),
+                    auth_merging: child.auth_merging,
                 }
             };
         }
@@ -471,7 +521,12 @@ impl DirSettings {
             auth_group_script,
             group_authoritative,
             user_authoritative,
-            limit_request_body
+            limit_request_body,
+            auth_type,
+            auth_name,
+            auth_user_file,
+            auth_basic_provider,
+            auth_digest_provider
         )
     }
 
@@ -507,8 +562,22 @@ impl DirSettings {
             auth_group_script => AuthGroupScript,
             group_authoritative => GroupAuthoritative,
             user_authoritative => UserAuthoritative,
-            limit_request_body => LimitRequestBody
+            limit_request_body => LimitRequestBody,
+            auth_merging => AuthMerging,
+            auth_type => AuthType,
+            auth_name => AuthName,
+            auth_user_file => AuthUserFile,
+            auth_basic_provider => AuthBasicProvider,
+            auth_digest_provider => AuthDigestProvider
         );
+        if let Some(section) = &self.authz {
+            for child in &section.children {
+                out.push(match child {
+                    AuthzNode::Require(r) => Require(r.clone()),
+                    AuthzNode::Section(s) => Authz(s.clone()),
+                });
+            }
+        }
         out.extend(self.handler_scripts.values().cloned().map(HandlerScript));
         out.extend(self.env.iter().cloned().map(Env));
         out
@@ -1231,6 +1300,11 @@ impl Builder {
                         dir.other_directives.push(d.clone());
                     }
                 }
+                Node::Section(inner) if AuthzSection::for_container(&inner.name).is_some() => {
+                    if let Some(section) = self.authz_container(inner) {
+                        dir.settings.apply(DirSetting::Authz(section));
+                    }
+                }
                 Node::Section(inner) => {
                     let inner_name = inner.name.to_ascii_lowercase();
                     let is_files = inner_name == "files" || inner_name == "filesmatch";
@@ -1252,7 +1326,47 @@ impl Builder {
                 }
             }
         }
+        if let Some(problem) = dir.settings.authz.as_ref().and_then(AuthzSection::problem) {
+            self.error(&section.location, problem);
+        }
         Some(dir)
+    }
+
+    /// A `<RequireAll>`, `<RequireAny>` or `<RequireNone>` container: its
+    /// `Require` lines and the containers inside it.
+    fn authz_container(&mut self, container: &Section) -> Option<AuthzSection> {
+        let mut section = AuthzSection::for_container(&container.name)?;
+        if !container.args.is_empty() {
+            self.error(&container.location, format!("<{}> takes no arguments", container.name));
+        }
+        for node in &container.children {
+            match node {
+                Node::Directive(d) if d.name.eq_ignore_ascii_case("require") => {
+                    if let Some(Setting::Dir(DirSetting::Require(r))) = self.parse_directive(d, Context::Directory) {
+                        section.children.push(AuthzNode::Require(r));
+                    }
+                }
+                Node::Section(inner) if AuthzSection::for_container(&inner.name).is_some() => {
+                    if let Some(inner) = self.authz_container(inner) {
+                        section.children.push(AuthzNode::Section(inner));
+                    }
+                }
+                Node::Directive(d) => {
+                    self.error(&d.location, format!("{} cannot occur within <{}> section", d.name, container.name))
+                }
+                Node::Section(inner) => self.error(
+                    &inner.location,
+                    format!("<{}> cannot occur within <{}> section", inner.name, container.name),
+                ),
+            }
+        }
+        if section.children.is_empty() {
+            self.error(&container.location, format!("<{}> contains no authorization directives", container.name));
+        }
+        if let Some(problem) = section.problem() {
+            self.error(&container.location, problem);
+        }
+        Some(section)
     }
 
     /// Whether `directive` belongs to another Apache module, to be kept
@@ -1263,9 +1377,7 @@ impl Builder {
             return false;
         }
         if self.front_end == Some(FrontEnd::Standalone) {
-            if let support::OtherModule::Refused(why) =
-                support::standalone_other_module(&directive.name, &directive.args)
-            {
+            if let support::OtherModule::Refused(why) = support::standalone_other_module(&directive.name) {
                 self.error(
                     &directive.location,
                     format!("{} is not supported by the standalone server: {why}", directive.name),

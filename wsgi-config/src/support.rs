@@ -76,11 +76,6 @@ impl Support {
 
 const H: Status = Status::Honoured;
 
-/// The standalone server's access control, identity and logs come with a
-/// later change; until then their directives are refused, so that no
-/// protected URL is served to anyone.
-const STANDALONE_ACCESS: Status =
-    Status::Refused("access control is not implemented in the standalone server yet; serve this site with Apache");
 /// mod_wsgi 4 records these but decides nothing with them under Apache
 /// 2.4, where authn/authz providers chain by themselves.
 const AUTHORITATIVE: Status =
@@ -166,11 +161,11 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
         H,
         Status::OnlyValue("Off", "the standalone server's HTTP layer copies a file's bytes; it has no sendfile path"),
     ),
-    each("WSGIAccessScript", "-", H, STANDALONE_ACCESS),
-    each("WSGIAuthUserScript", "-", H, STANDALONE_ACCESS),
-    each("WSGIAuthGroupScript", "-", H, STANDALONE_ACCESS),
-    each("WSGIGroupAuthoritative", "On", AUTHORITATIVE, STANDALONE_ACCESS),
-    each("WSGIUserAuthoritative", "On", AUTHORITATIVE, STANDALONE_ACCESS),
+    both("WSGIAccessScript", "-", H),
+    both("WSGIAuthUserScript", "-", H),
+    both("WSGIAuthGroupScript", "-", H),
+    both("WSGIGroupAuthoritative", "On", AUTHORITATIVE),
+    both("WSGIUserAuthoritative", "On", AUTHORITATIVE),
     each("WSGIHandlerScript", "-", H, Status::Refused("handler scripts are not run by the standalone server yet")),
     each(
         "WSGIServerMetrics",
@@ -194,6 +189,13 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     each("ServerAlias", "-", Status::ApacheOwn, H),
     each("ServerRoot", "-", Status::ApacheOwn, H),
     each("LimitRequestBody", "1073741824", Status::ApacheOwn, H),
+    each("Require", "-", Status::ApacheOwn, H),
+    each("AuthMerging", "Off", Status::ApacheOwn, H),
+    each("AuthType", "-", Status::ApacheOwn, H),
+    each("AuthName", "-", Status::ApacheOwn, H),
+    each("AuthUserFile", "-", Status::ApacheOwn, H),
+    each("AuthBasicProvider", "file", Status::ApacheOwn, H),
+    each("AuthDigestProvider", "file", Status::ApacheOwn, H),
     each("SetEnv", "-", Status::ApacheOwn, H),
     each("PassEnv", "-", Status::ApacheOwn, H),
     each("UnsetEnv", "-", Status::ApacheOwn, H),
@@ -280,8 +282,6 @@ pub static OPTION_SUPPORT: &[Support] = &[
 /// module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtherModule {
-    /// Acts on it as Apache does.
-    Honoured,
     /// Refused, for the reason given: without it, who may see what, or
     /// what is served, would change.
     Refused(&'static str),
@@ -290,18 +290,17 @@ pub enum OtherModule {
     NoEffect,
 }
 
-/// What the standalone server does with the line `name args` of another
-/// Apache module.
+/// What the standalone server does with a directive of another Apache
+/// module.
 ///
 /// Refused are the directives whose loss would change who may see what or
 /// what is served: access control, TLS, request rewriting and proxying,
 /// handler mappings (which would otherwise serve a script's source as a
 /// file), and the containers whose contents the server does not evaluate
-/// ([`standalone_refuses_section`]). `Require all granted` alone is
-/// honoured: it grants what the server grants anyway, and every rule that
-/// could narrow it is refused.
-pub fn standalone_other_module(name: &str, args: &[String]) -> OtherModule {
-    const ACCESS: &str = "access control is not implemented in the standalone server yet; serve this site with Apache";
+/// ([`standalone_refuses_section`]).
+pub fn standalone_other_module(name: &str) -> OtherModule {
+    const ACCESS: &str = "the standalone server implements mod_authz_core's Require, Basic and Digest \
+                          authentication with the file and wsgi providers, not this";
     const TLS: &str = "TLS is not implemented in the standalone server yet";
     const REWRITE: &str = "the standalone server does not rewrite, redirect or proxy requests";
     const HEADERS: &str = "the standalone server does not edit request or response headers";
@@ -309,12 +308,9 @@ pub fn standalone_other_module(name: &str, args: &[String]) -> OtherModule {
     const CLIENT: &str = "the standalone server does not replace the client address";
     const IDENTITY: &str = "the standalone server does not change identity per virtual host or chroot";
     let lower = name.to_ascii_lowercase();
-    if lower == "require" && matches!(args, [all, granted] if all == "all" && granted == "granted") {
-        return OtherModule::Honoured;
-    }
     let has_prefix = |prefixes: &[&str]| prefixes.iter().any(|p| lower.starts_with(p));
     let why = match lower.as_str() {
-        "require" | "satisfy" | "order" | "allow" | "deny" | "allowoverride" | "allowoverridelist" => ACCESS,
+        "satisfy" | "order" | "allow" | "deny" | "allowoverride" | "allowoverridelist" => ACCESS,
         "redirect" | "redirectmatch" | "redirectpermanent" | "redirecttemp" => REWRITE,
         "header" | "requestheader" => HEADERS,
         "sethandler" | "addhandler" | "action" | "scriptalias" | "scriptaliasmatch" => HANDLER,
@@ -332,10 +328,10 @@ pub fn standalone_other_module(name: &str, args: &[String]) -> OtherModule {
 /// as `<Limit>`, `<If>` or `<Proxy>`: it evaluates none, so what is inside
 /// would be dropped. Every such container is refused.
 pub fn standalone_refuses_section(name: &str) -> &'static str {
-    match standalone_other_module(name, &[]) {
+    match standalone_other_module(name) {
         OtherModule::Refused(why) => why,
         _ if name.eq_ignore_ascii_case("limit") || name.eq_ignore_ascii_case("limitexcept") => {
-            "access control is not implemented in the standalone server yet; serve this site with Apache"
+            "the standalone server does not evaluate <Limit>: write `Require method ...` instead"
         }
         _ => "the standalone server does not evaluate this container, so what is inside would be dropped",
     }
@@ -382,11 +378,34 @@ pub fn check(front_end: FrontEnd, name: &str, args: &[String], setting: &Setting
 
 /// The values of honoured directives the standalone server cannot act on.
 fn refuse_standalone_value(setting: &Setting) -> Result<(), DirectiveError> {
-    use crate::directives::CoreSetting;
+    use crate::authz::Provider;
+    use crate::directives::{CoreSetting, DirSetting};
     const PIPED: &str =
         "piped logs are not supported by the standalone server: log to a file and rotate it with SIGUSR1";
     let refused = |directive, what: &str, why| Err(DirectiveError::Refused { directive, what: what.into(), why });
+    const OTHER_AUTHN: &str = "the standalone server authenticates with the file and wsgi providers only";
     match setting {
+        Setting::Dir(DirSetting::Require(r)) => match &r.provider {
+            Provider::Other(name) => refused(
+                "Require",
+                &format!("provider {name}"),
+                "the standalone server knows all, ip, host, local, user, valid-user, env, method and wsgi-group",
+            ),
+            _ => Ok(()),
+        },
+        Setting::Dir(DirSetting::AuthType(Err(name))) => {
+            refused("AuthType", name, "the standalone server authenticates with Basic and Digest only")
+        }
+        Setting::Dir(DirSetting::AuthBasicProvider(names) | DirSetting::AuthDigestProvider(names))
+            if names.iter().any(|n| n != "file" && n != "wsgi") =>
+        {
+            let directive = if matches!(setting, Setting::Dir(DirSetting::AuthBasicProvider(_))) {
+                "AuthBasicProvider"
+            } else {
+                "AuthDigestProvider"
+            };
+            refused(directive, "a provider other than file or wsgi", OTHER_AUTHN)
+        }
         Setting::Core(CoreSetting::ErrorLog(target)) if target.starts_with('|') => refused("ErrorLog", "a pipe", PIPED),
         Setting::Core(CoreSetting::ErrorLog(target)) if target.starts_with("syslog") => {
             refused("ErrorLog", "syslog", "the standalone server does not log to syslog: log to a file")
@@ -459,9 +478,11 @@ mod tests {
         assert!(err.starts_with("WSGIErrorOverride: any value but Off is refused"), "{err}");
         assert!(check_line(FrontEnd::Standalone, "WSGIErrorOverride", "off").is_ok());
         assert!(check_line(FrontEnd::Apache, "WSGIErrorOverride", "On").is_ok());
-        let err = check_line(FrontEnd::Standalone, "WSGIAccessScript", "/x.py").unwrap_err().to_string();
-        assert!(err.contains("access control"), "{err}");
-        assert!(check_line(FrontEnd::Apache, "WSGIAccessScript", "/x.py").is_ok());
+        let err = check_line(FrontEnd::Standalone, "Require", "ldap-group cn=admins").unwrap_err().to_string();
+        assert!(err.starts_with("Require: provider ldap-group is refused"), "{err}");
+        assert!(check_line(FrontEnd::Standalone, "Require", "valid-user").is_ok());
+        let err = check_line(FrontEnd::Standalone, "AuthBasicProvider", "file ldap").unwrap_err().to_string();
+        assert!(err.contains("file and wsgi"), "{err}");
     }
 
     #[test]

@@ -83,6 +83,22 @@ impl ReadOptions {
             "alias_module",
             "mod_log_config.c",
             "log_config_module",
+            "mod_env.c",
+            "env_module",
+            "mod_authz_core.c",
+            "authz_core_module",
+            "mod_authz_host.c",
+            "authz_host_module",
+            "mod_authz_user.c",
+            "authz_user_module",
+            "mod_authn_core.c",
+            "authn_core_module",
+            "mod_authn_file.c",
+            "authn_file_module",
+            "mod_auth_basic.c",
+            "auth_basic_module",
+            "mod_auth_digest.c",
+            "auth_digest_module",
         ]
         .into_iter()
         .map(String::from)

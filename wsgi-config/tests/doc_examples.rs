@@ -291,8 +291,8 @@ fn quick_embedded() {
 
     let [dir] = main.sections.as_slice() else { panic!("one section expected, got {:?}", main.sections) };
     assert_eq!((dir.kind, dir.pattern_text()), (SectionKind::Directory, "/home/deploy/wsgi"));
-    assert_eq!(dir.other_directives[0].name, "Require");
-    assert_eq!(dir.other_directives[0].args, ["all", "granted"]);
+    let authz = dir.settings.authz.as_ref().expect("Require all granted is modelled");
+    assert_eq!(authz.children.len(), 1);
 }
 
 #[test]
@@ -567,8 +567,12 @@ fn auth_user_scripts() {
     let app = settings(&config, main, "/", "/srv/vault/app/vault.wsgi");
     assert_eq!(app.auth_user_script, Some(script("/srv/vault/auth/check_user.wsgi", Some("vault"))));
     assert_eq!(app.effective_application_group(), "vault");
-    let basic: Vec<&str> = main.sections[0].other_directives.iter().map(|d| d.name.as_str()).collect();
-    assert_eq!(basic, ["Require", "AuthType", "AuthName", "AuthBasicProvider", "Require"]);
+    assert_eq!(app.auth_type, Some(Ok(wsgi_config::authz::AuthType::Basic)));
+    assert_eq!(app.auth_name.as_deref(), Some("Vault Staff"));
+    assert_eq!(app.auth_basic_provider, Some(vec!["wsgi".to_string()]));
+    // Two Require lines of one section: `<RequireAny>`.
+    let authz = app.authz.as_ref().expect("the Require lines are modelled");
+    assert_eq!((authz.logic, authz.children.len()), (wsgi_config::authz::Logic::Or, 2));
 
     let digest = config.settings_for(main, "/digest-area/page", None);
     assert_eq!(digest.auth_user_script, Some(script("/srv/vault/auth/realm_hash.wsgi", None)));
@@ -1020,7 +1024,7 @@ fn telemetry_settings() {
     assert_eq!(s.effective_application_group(), "%{GLOBAL}");
     let location = &site.sections[1];
     assert_eq!((location.kind, location.pattern_text()), (SectionKind::Location, "/telemetry/"));
-    assert!(location.other_directives.iter().any(|d| d.name == "AuthUserFile"));
+    assert!(location.settings.auth_user_file.is_some());
 }
 
 #[test]

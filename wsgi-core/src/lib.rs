@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod app;
 pub mod body;
 pub mod environ;

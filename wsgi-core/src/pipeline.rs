@@ -12,7 +12,8 @@ use std::sync::Arc;
 use wsgi_config::directives::UrlPattern;
 use wsgi_config::{Config, DirSettings, Server};
 
-use crate::app::AppTarget;
+use crate::access::{AccessControl, AccessOutcome, AuthRequest, AuthScripts, HostNames};
+use crate::app::{AppTarget, ErrorLog};
 use crate::body::{check_body, BodyKind};
 use crate::environ::Environ;
 use crate::environ_build::{
@@ -55,6 +56,8 @@ pub struct AppRequest {
     /// mod_env's variables (`SetEnv`, `PassEnv`), also in the environ, as
     /// mod_wsgi passes them; the access log's `env=` conditions read them.
     pub env_vars: Vec<(String, String)>,
+    /// The authenticated user (also `REMOTE_USER` in the environ).
+    pub remote_user: Option<String>,
 }
 
 /// What to do with a request.
@@ -62,12 +65,29 @@ pub struct AppRequest {
 pub enum Dispatch {
     /// Run an application.
     App(Box<AppRequest>),
-    /// Send this file (an `Alias`).
-    File(PathBuf),
+    /// Send this file (an `Alias`), to this authenticated user if any.
+    File(PathBuf, Option<String>),
     /// Answer with this error status; nothing runs.
     Error(u16),
     /// Refused by the configuration: answer the status and log why.
     Refused(u16, String),
+    /// Refused by access control (401, 403, or 400 and 500 when the
+    /// credentials or the configuration are wrong), with the
+    /// `WWW-Authenticate` challenge of a 401.
+    Denied(u16, Option<String>),
+}
+
+/// Access control's parts that live outside this crate: the Python of
+/// mod_wsgi's scripts (none when the front end runs no Python), host-name
+/// lookups, and the secret of Digest nonces (the same in every process of
+/// a server, so that any of them accepts a nonce another made).
+pub struct AccessParts {
+    /// `WSGIAccessScript`, `WSGIAuthUserScript`, `WSGIAuthGroupScript`.
+    pub scripts: Option<Arc<dyn AuthScripts>>,
+    /// `Require host`.
+    pub hosts: Arc<dyn HostNames>,
+    /// The Digest nonce secret.
+    pub nonce_secret: Vec<u8>,
 }
 
 /// A configuration compiled for serving.
@@ -75,6 +95,10 @@ pub struct Site {
     config: Config,
     /// Runs `WSGIDispatchScript`s (the front end's embedded Python).
     dispatch_script: Option<Arc<dyn DispatchScript + Send + Sync>>,
+    /// Access control's outside parts, when the configuration has any.
+    access: Option<AccessParts>,
+    /// [`Site::dispatch_may_block`], worked out once.
+    may_block: bool,
     /// One router per server: the main server's, then each virtual host's.
     routers: Vec<Router>,
     options: SiteOptions,
@@ -88,19 +112,43 @@ impl Site {
             .chain(&config.virtual_hosts)
             .map(|server| Router::new(config.script_aliases(server), case_sensitive))
             .collect();
-        Site { config, dispatch_script: None, routers, options }
+        let mut site = Site { config, dispatch_script: None, access: None, may_block: false, routers, options };
+        site.may_block = site.runs_dispatch_scripts() || site.controls_access();
+        site
+    }
+
+    /// Whether some settings of the configuration satisfy `wanted`.
+    fn any_settings(&self, wanted: impl Fn(&DirSettings) -> bool) -> bool {
+        fn in_sections(sections: &[wsgi_config::model::DirSection], wanted: &dyn Fn(&DirSettings) -> bool) -> bool {
+            sections.iter().any(|s| wanted(&s.settings) || in_sections(&s.nested, wanted))
+        }
+        std::iter::once(&self.config.main_server)
+            .chain(&self.config.virtual_hosts)
+            .any(|server| wanted(&server.settings) || in_sections(&server.sections, &wanted))
+    }
+
+    /// Whether the configuration controls access anywhere (`Require`,
+    /// `AuthType`, `WSGIAccessScript`).
+    pub fn controls_access(&self) -> bool {
+        self.any_settings(has_access_control)
+    }
+
+    /// The site with access control's outside parts.
+    pub fn with_access(self, parts: AccessParts) -> Site {
+        Site { access: Some(parts), ..self }
     }
 
     /// Whether any part of the configuration names a `WSGIDispatchScript`:
     /// [`Site::dispatch`] may then run Python, so a front end whose thread
     /// must not block calls it where it may.
     pub fn runs_dispatch_scripts(&self) -> bool {
-        fn in_sections(sections: &[wsgi_config::model::DirSection]) -> bool {
-            sections.iter().any(|s| s.settings.dispatch_script.is_some() || in_sections(&s.nested))
-        }
-        std::iter::once(&self.config.main_server)
-            .chain(&self.config.virtual_hosts)
-            .any(|server| server.settings.dispatch_script.is_some() || in_sections(&server.sections))
+        self.any_settings(|settings| settings.dispatch_script.is_some())
+    }
+
+    /// Whether [`Site::dispatch`] may block: it runs dispatch scripts, or
+    /// checks access (Python scripts, bcrypt, host-name lookups).
+    pub fn dispatch_may_block(&self) -> bool {
+        self.may_block
     }
 
     /// This site with `script` to run its `WSGIDispatchScript`s (without
@@ -127,18 +175,31 @@ impl Site {
     }
 
     /// Decides what to do with a request. `stats` identifies it;
-    /// `daemon` is set when the request will run in a daemon process.
-    pub fn dispatch(&self, head: &RequestHead, stats: RequestStats<'_>, daemon: Option<DaemonFacts>) -> Dispatch {
+    /// `daemon` is set when the request will run in a daemon process;
+    /// access control logs to `log`.
+    pub fn dispatch(
+        &self,
+        head: &RequestHead,
+        stats: RequestStats<'_>,
+        daemon: Option<DaemonFacts>,
+        log: &dyn ErrorLog,
+    ) -> Dispatch {
         let server = self.config.select_server(head.local, head.header("host"));
+        let hostname = server
+            .host_name()
+            .or_else(|| self.config.main_server.host_name())
+            .unwrap_or_else(|| "localhost".to_string());
         // mod_alias translates before mod_wsgi: an Alias wins over a
         // WSGIScriptAlias that also matches (such as one mounted at /).
-        if let Some(dispatch) = self.static_file(server, head) {
+        if let Some(dispatch) = self.static_file(server, head, &hostname, log) {
             return dispatch;
         }
         let router = &self.routers[self.server_index(server)];
         let route = match router.resolve(head.raw_path()) {
             Ok(Some(route)) => route,
-            Ok(None) => return Dispatch::Error(404),
+            // Access control answers first, as Apache's does before its
+            // handler finds nothing.
+            Ok(None) => return self.not_found(server, head, &hostname, log),
             Err(e) => return Dispatch::Error(e.status()),
         };
         let Some(alias) = self.config.script_aliases(server).nth(route.alias_index) else {
@@ -146,15 +207,8 @@ impl Site {
         };
         let url = format!("{}{}", route.script_name, route.path_info);
         let settings = self.config.settings_for(server, &url, Some(&route.script_filename));
-        let body = match check_body(head, settings.effective_limit_request_body(), settings.effective_chunked_request())
-        {
-            Ok(body) => body,
-            Err(e) => return Dispatch::Error(e.status),
-        };
-        let hostname = server
-            .host_name()
-            .or_else(|| self.config.main_server.host_name())
-            .unwrap_or_else(|| "localhost".to_string());
+        // Checked once access is: Apache reads the body in its handler.
+        let body = check_body(head, settings.effective_limit_request_body(), settings.effective_chunked_request());
         let env_lookup = |name: &str| std::env::var(name).ok();
         let ctx = GroupContext {
             server_hostname: &hostname,
@@ -209,6 +263,20 @@ impl Site {
         for (name, value) in &env_vars {
             environ.set_str(name.clone(), value.clone());
         }
+        let filename = route.script_filename.display().to_string();
+        let access = AccessFacts { head, settings: &settings, hostname: &hostname, filename: &filename, log };
+        let remote_user = match self.check_access(&access, &environ, &env_vars) {
+            Ok(user) => user,
+            Err(denied) => return denied,
+        };
+        if let Some((user, auth_type)) = &remote_user {
+            environ.set_str("REMOTE_USER", user.clone());
+            environ.set_str("AUTH_TYPE", *auth_type);
+        }
+        let body = match body {
+            Ok(body) => body,
+            Err(e) => return Dispatch::Error(e.status),
+        };
         if let Some(dispatch) = &settings.dispatch_script {
             let Some(script) = &self.dispatch_script else {
                 let why = "mod_wsgi: WSGIDispatchScript needs Python in this process (WSGIRestrictEmbedded On)";
@@ -239,6 +307,7 @@ impl Site {
             body_limit: settings.effective_limit_request_body(),
             head_only,
             env_vars,
+            remote_user: remote_user.map(|(user, _)| user),
         }))
     }
 
@@ -264,7 +333,59 @@ impl Site {
         Some(Dispatch::Refused(500, format!("mod_wsgi: {refusal}")))
     }
 
-    fn static_file(&self, server: &Server, head: &RequestHead) -> Option<Dispatch> {
+    /// Checks access for a request the configuration has controls for:
+    /// the authenticated user and `AUTH_TYPE`, or the answer.
+    fn check_access(
+        &self,
+        facts: &AccessFacts<'_>,
+        environ: &Environ,
+        env_vars: &[(String, String)],
+    ) -> Result<Option<(String, &'static str)>, Dispatch> {
+        if !has_access_control(facts.settings) {
+            return Ok(None);
+        }
+        let Some(parts) = &self.access else {
+            return Err(Dispatch::Refused(
+                500,
+                "access control is configured but this server did not set it up".into(),
+            ));
+        };
+        let request = AuthRequest {
+            head: facts.head,
+            environ,
+            settings: facts.settings,
+            server_hostname: facts.hostname,
+            filename: facts.filename,
+            log: facts.log,
+        };
+        let control = AccessControl {
+            scripts: parts.scripts.as_deref(),
+            hosts: &*parts.hosts,
+            nonce_secret: &parts.nonce_secret,
+            server_root: &self.config.server_root,
+        };
+        match control.check(&request, env_vars) {
+            AccessOutcome::Granted { user: Some(user), auth_type } => Ok(Some((user, auth_type.unwrap_or("Basic")))),
+            AccessOutcome::Granted { user: None, .. } => Ok(None),
+            AccessOutcome::Denied { status, challenge } => Err(Dispatch::Denied(status, challenge)),
+        }
+    }
+
+    /// Access control for a URL no alias maps: what guards it answers
+    /// first, else 404.
+    fn not_found(&self, server: &Server, head: &RequestHead, hostname: &str, log: &dyn ErrorLog) -> Dispatch {
+        let Ok(path) = normalize_path(head.raw_path()) else { return Dispatch::Error(404) };
+        let path = String::from_utf8_lossy(&path).into_owned();
+        let settings = self.config.settings_for(server, &path, None);
+        let environ = cgi_environ(head, hostname);
+        let facts = AccessFacts { head, settings: &settings, hostname, filename: &path, log };
+        match self.check_access(&facts, &environ, &settings.env_vars()) {
+            Ok(_) => Dispatch::Error(404),
+            Err(denied) => denied,
+        }
+    }
+
+    fn static_file(&self, server: &Server, head: &RequestHead, hostname: &str, log: &dyn ErrorLog) -> Option<Dispatch> {
         if server.aliases.is_empty() && self.config.main_server.aliases.is_empty() {
             return None;
         }
@@ -287,14 +408,57 @@ impl Site {
                     PathBuf::from(target)
                 }
             };
+            let settings = self.config.settings_for(server, &path, Some(&file));
+            let filename = file.display().to_string();
+            let facts = AccessFacts { head, settings: &settings, hostname, filename: &filename, log };
+            let user = match self.check_access(&facts, &cgi_environ(head, hostname), &settings.env_vars()) {
+                Ok(user) => user.map(|(user, _)| user),
+                Err(denied) => return Some(denied),
+            };
             return Some(match std::fs::metadata(&file) {
-                Ok(meta) if meta.is_file() => Dispatch::File(file),
+                Ok(meta) if meta.is_file() => Dispatch::File(file, user),
                 Ok(_) => Dispatch::Error(403),
                 Err(_) => Dispatch::Error(404),
             });
         }
         None
     }
+}
+
+/// What access control knows of a request besides its environ.
+struct AccessFacts<'a> {
+    head: &'a RequestHead,
+    settings: &'a DirSettings,
+    hostname: &'a str,
+    filename: &'a str,
+    log: &'a dyn ErrorLog,
+}
+
+/// Whether `settings` control access: `Require`, `AuthType` or
+/// `WSGIAccessScript`.
+fn has_access_control(settings: &DirSettings) -> bool {
+    settings.authz.is_some() || settings.auth_type.is_some() || settings.access_script.is_some()
+}
+
+/// The CGI variables of a request that runs no application (a static
+/// file, or a URL nothing maps), for access scripts.
+fn cgi_environ(head: &RequestHead, hostname: &str) -> Environ {
+    let mut environ = Environ { entries: Vec::with_capacity(head.headers.len() + 10) };
+    for (name, value) in &head.headers {
+        if let Some(key) = crate::environ_build::http_variable_name(name) {
+            environ.set_str(key, value.clone());
+        }
+    }
+    environ.set_str("REQUEST_METHOD", head.method.clone());
+    environ.set_str("QUERY_STRING", head.query().to_string());
+    environ.set_str("REQUEST_URI", head.raw_uri.clone());
+    environ.set_str("SERVER_PROTOCOL", head.protocol.clone());
+    environ.set_str("SERVER_NAME", crate::environ_build::server_name(head, hostname));
+    environ.set_str("SERVER_PORT", server_port(head).to_string());
+    environ.set_str("SERVER_ADDR", head.local.ip().to_string());
+    environ.set_str("REMOTE_ADDR", head.peer.ip().to_string());
+    environ.set_str("REMOTE_PORT", head.peer.port().to_string());
+    environ
 }
 
 /// The rest of `path` after an `Alias` prefix, matched on segment boundaries.
@@ -334,6 +498,12 @@ pub fn content_type(path: &Path) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    struct NoLog;
+
+    impl ErrorLog for NoLog {
+        fn log(&self, _: crate::LogLevel, _: &str) {}
+    }
     use wsgi_config::tree::ReadOptions;
 
     fn site(text: &str) -> Site {
@@ -382,7 +552,7 @@ mod tests {
         );
         let site = site(&text);
         let Dispatch::App(app) =
-            site.dispatch(&head("GET", "/app/x?y=1", &[("Host", "site.example:8000")]), stats(), None)
+            site.dispatch(&head("GET", "/app/x?y=1", &[("Host", "site.example:8000")]), stats(), None, &NoLog)
         else {
             panic!("not an app")
         };
@@ -401,7 +571,7 @@ mod tests {
         let dir = temp("errors");
         std::fs::write(dir.join("app.wsgi"), "").unwrap();
         let site = site(&format!("WSGIScriptAlias /app {}/app.wsgi\nLimitRequestBody 10\n", dir.display()));
-        let status = |h: RequestHead| match site.dispatch(&h, stats(), None) {
+        let status = |h: RequestHead| match site.dispatch(&h, stats(), None, &NoLog) {
             Dispatch::Error(status) => status,
             other => panic!("{other:?}"),
         };
@@ -420,8 +590,11 @@ mod tests {
         std::fs::write(dir.join("app.wsgi"), "").unwrap();
         std::fs::write(dir.join("logo.png"), "png").unwrap();
         let site = site(&format!("WSGIScriptAlias / {0}/app.wsgi\nAlias /static {0}\n", dir.display()));
-        assert!(matches!(site.dispatch(&head("GET", "/static/logo.png", &[]), stats(), None), Dispatch::File(_)));
-        assert!(matches!(site.dispatch(&head("GET", "/other", &[]), stats(), None), Dispatch::App(_)));
+        assert!(matches!(
+            site.dispatch(&head("GET", "/static/logo.png", &[]), stats(), None, &NoLog),
+            Dispatch::File(..)
+        ));
+        assert!(matches!(site.dispatch(&head("GET", "/other", &[]), stats(), None, &NoLog), Dispatch::App(_)));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -432,9 +605,9 @@ mod tests {
         std::fs::write(dir.join("css/site.css"), "body{}").unwrap();
         let site =
             site(&format!("Alias /static/ {}/\nAliasMatch ^/img/(.*)$ {}/css/$1\n", dir.display(), dir.display()));
-        let dispatch = |uri: &str| site.dispatch(&head("GET", uri, &[]), stats(), None);
-        assert!(matches!(dispatch("/static/css/site.css"), Dispatch::File(p) if p == dir.join("css/site.css")));
-        assert!(matches!(dispatch("/img/site.css"), Dispatch::File(p) if p == dir.join("css/site.css")));
+        let dispatch = |uri: &str| site.dispatch(&head("GET", uri, &[]), stats(), None, &NoLog);
+        assert!(matches!(dispatch("/static/css/site.css"), Dispatch::File(p, _) if p == dir.join("css/site.css")));
+        assert!(matches!(dispatch("/img/site.css"), Dispatch::File(p, _) if p == dir.join("css/site.css")));
         assert!(matches!(dispatch("/static/css"), Dispatch::Error(403)));
         assert!(matches!(dispatch("/static/none.css"), Dispatch::Error(404)));
         assert!(matches!(dispatch("/static/../../etc/passwd"), Dispatch::Error(400 | 404)));

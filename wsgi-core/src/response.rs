@@ -420,12 +420,14 @@ pub fn apache_omits_header(status: u16, head_only: bool, name: &str, value: &str
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         400 => "Bad Request",
+        401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         411 => "Length Required",
         413 => "Content Too Large",
+        414 => "URI Too Long",
         416 => "Range Not Satisfiable",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
@@ -457,6 +459,7 @@ pub fn error_page(status: u16) -> String {
     let reason = reason_phrase(status);
     let detail = match status {
         400 => "Your browser sent a request that this server could not understand.<br />\n",
+        401 => "This server could not verify that you\nare authorized to access the document\nrequested.  Either you supplied the wrong\ncredentials (e.g., bad password), or your\nbrowser doesn't understand how to supply\nthe credentials required.",
         403 => "You don't have permission to access this resource.",
         404 => "The requested URL was not found on this server.",
         411 => "A request of the requested method requires a valid Content-length.<br />\n",

@@ -238,6 +238,72 @@ pub fn duplicate_fd(fd: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
+/// The host name of `ip` by Apache's double-reverse lookup: the name its
+/// reverse lookup gives, if that name's forward lookup gives `ip` back.
+pub fn double_reverse_lookup(ip: std::net::IpAddr) -> Option<String> {
+    use std::net::ToSocketAddrs;
+    let name = reverse_lookup(ip)?;
+    let forward = (name.as_str(), 0).to_socket_addrs().ok()?;
+    forward.into_iter().any(|address| address.ip() == ip).then_some(name)
+}
+
+fn reverse_lookup(ip: std::net::IpAddr) -> Option<String> {
+    let socket = sockaddr_of(ip);
+    let mut host = [0 as libc::c_char; 1025];
+    // SAFETY: `socket` is a valid sockaddr of the given length; `host` is
+    // a writable buffer of its length; no service name is asked for.
+    let status = unsafe {
+        libc::getnameinfo(
+            (&raw const socket.0).cast(),
+            socket.1,
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        )
+    };
+    if status != 0 {
+        return None;
+    }
+    // SAFETY: getnameinfo wrote a NUL-terminated name into `host`.
+    let name = unsafe { std::ffi::CStr::from_ptr(host.as_ptr()) };
+    Some(name.to_string_lossy().into_owned())
+}
+
+/// `ip` as a `sockaddr_storage` and its length.
+fn sockaddr_of(ip: std::net::IpAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: an all-zero sockaddr_storage is valid.
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match ip {
+        std::net::IpAddr::V4(v4) => {
+            let address = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 0,
+                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(v4.octets()) },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is large and aligned enough for any
+            // sockaddr.
+            unsafe { std::ptr::write((&raw mut storage).cast(), address) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        std::net::IpAddr::V6(v6) => {
+            let address = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: 0,
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr { s6_addr: v6.octets() },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: as above.
+            unsafe { std::ptr::write((&raw mut storage).cast(), address) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (storage, len as libc::socklen_t)
+}
+
 /// The calling thread's `pthread_self()`: the id Python knows it by
 /// (`threading.get_ident()`).
 pub fn current_thread() -> u64 {

@@ -27,6 +27,7 @@
 //! each interpreter, detached from their request when it ends.
 
 mod api;
+pub mod auth;
 pub use api::{read_scoreboard_with, ProcessScore, Scoreboard, ScoreboardReader, WorkerScore};
 mod call;
 mod ffi;

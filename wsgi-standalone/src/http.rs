@@ -576,7 +576,7 @@ async fn handle(
     if close {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
-    let env = response.extensions_mut().remove::<RequestEnv>().map(|env| env.0).unwrap_or_default();
+    let facts = response.extensions_mut().remove::<RequestFacts>().unwrap_or_default();
     let record = (!logs.access.is_empty()).then(|| {
         let kept_alive = !close && !wants_close(&head);
         Box::new(PendingRecord {
@@ -588,7 +588,7 @@ async fn handle(
             started,
             keepalives,
             kept_alive,
-            env,
+            facts,
             logs,
         })
     });
@@ -625,7 +625,7 @@ struct PendingRecord {
     started: Instant,
     keepalives: u64,
     kept_alive: bool,
-    env: Vec<(String, String)>,
+    facts: RequestFacts,
     logs: Arc<crate::logging::ServerLogs>,
 }
 
@@ -642,8 +642,8 @@ impl PendingRecord {
             keepalives: self.keepalives,
             kept_alive: self.kept_alive,
             server_name: &self.logs.server_name,
-            remote_user: None,
-            env: &self.env,
+            remote_user: self.facts.user.as_deref(),
+            env: &self.facts.env,
         };
         for log in &self.logs.access {
             log.record(&record);
@@ -727,7 +727,7 @@ async fn respond(
     let request_start = now_us();
     let request_id = new_request_id(request_start, shared.pid);
     let total_requests = shared.pool.total() as i64;
-    let dispatch = move |shared: &Shared, head: &RequestHead, request_id: &str| {
+    let dispatch = move |shared: &Shared, head: &RequestHead, request_id: &str, log: &ServerLog| {
         let stats = RequestStats {
             request_id,
             request_start_us: request_start,
@@ -736,15 +736,18 @@ async fn respond(
             thread_requests: 0,
             total_requests,
         };
-        shared.site.dispatch(head, stats, None)
+        shared.site.dispatch(head, stats, None, &log.for_request(&head.peer, request_id))
     };
-    let dispatched = if shared.site.runs_dispatch_scripts() {
-        // A WSGIDispatchScript runs Python, which may wait: not on this
-        // I/O thread, which serves every connection.
-        let (on_pool, head_copy, id) = (shared.clone(), head.clone(), request_id.clone());
-        tokio::task::spawn_blocking(move || dispatch(&on_pool, &head_copy, &id)).await.unwrap_or(Dispatch::Error(500))
+    let dispatched = if shared.site.dispatch_may_block() {
+        // A WSGIDispatchScript or an auth script runs Python, which may
+        // wait, and a bcrypt hash takes its time: not on this I/O thread,
+        // which serves every connection.
+        let (on_pool, head_copy, id, log) = (shared.clone(), head.clone(), request_id.clone(), log.clone());
+        tokio::task::spawn_blocking(move || dispatch(&on_pool, &head_copy, &id, &log))
+            .await
+            .unwrap_or(Dispatch::Error(500))
     } else {
-        dispatch(shared, head, &request_id)
+        dispatch(shared, head, &request_id, log)
     };
     match dispatched {
         Dispatch::Error(status) => error_response(status, software),
@@ -752,22 +755,34 @@ async fn respond(
             log.log(LogLevel::Error, &why);
             error_response(status, software)
         }
-        Dispatch::File(path) => static_file(path, head, software).await,
-        Dispatch::App(mut app) => {
-            let env_vars = std::mem::take(&mut app.env_vars);
-            let mut response = run_app(req, app, &request_id, head, shared, log, connection).await;
-            if !env_vars.is_empty() {
-                response.extensions_mut().insert(RequestEnv(env_vars));
+        Dispatch::Denied(status, challenge) => {
+            let mut response = error_response(status, software);
+            if let Some(value) = challenge.and_then(|c| http::HeaderValue::from_str(&c).ok()) {
+                response.headers_mut().insert(http::header::WWW_AUTHENTICATE, value);
             }
+            response
+        }
+        Dispatch::File(path, user) => {
+            let mut response = static_file(path, head, software).await;
+            response.extensions_mut().insert(RequestFacts { env: Vec::new(), user });
+            response
+        }
+        Dispatch::App(mut app) => {
+            let facts = RequestFacts { env: std::mem::take(&mut app.env_vars), user: app.remote_user.clone() };
+            let mut response = run_app(req, app, &request_id, head, shared, log, connection).await;
+            response.extensions_mut().insert(facts);
             response
         }
     }
 }
 
-/// mod_env's variables of a request, carried on its response to the
-/// access log.
-#[derive(Clone)]
-struct RequestEnv(Vec<(String, String)>);
+/// What the access log needs to know of a request beyond its head: its
+/// mod_env variables and its authenticated user, carried on its response.
+#[derive(Clone, Default)]
+struct RequestFacts {
+    env: Vec<(String, String)>,
+    user: Option<String>,
+}
 
 /// Runs `app` on a worker and answers with what it produces (or with
 /// the error a timeout or a full queue calls for).

@@ -12,9 +12,12 @@ use wsgi_config::lexer::quote_word;
 use wsgi_config::support::{standalone_other_module, OtherModule};
 use wsgi_config::tree::ReadOptions;
 use wsgi_config::Config;
+use wsgi_core::access::{AuthScripts, HostNames};
 use wsgi_core::environ_build::{Versions, WsgiFlags};
+use wsgi_core::pipeline::AccessParts;
 use wsgi_core::pipeline::{Site, SiteOptions};
 use wsgi_core::LogLevel;
+use wsgi_interp::auth::ScriptAuth;
 use wsgi_interp::{EmbeddedRunner, ProcessFacts, PythonConfig, PythonRuntime, ScriptDispatcher};
 
 use crate::cli::{read_options, ServerArgs};
@@ -188,6 +191,35 @@ impl Identity {
     }
 }
 
+/// Names hosts for `Require host` with the system's resolver.
+struct SystemHostNames;
+
+impl HostNames for SystemHostNames {
+    fn double_reverse(&self, ip: std::net::IpAddr) -> Option<String> {
+        wsgi_daemon::sys::double_reverse_lookup(ip)
+    }
+}
+
+/// Where the top process hands serving processes the secret of Digest
+/// nonces, so that any of them accepts a nonce another made.
+const NONCE_SECRET_ENV: &str = "WSGI_RS_DIGEST_SECRET";
+
+/// The secret of this server's Digest nonces: inherited from the top
+/// process, or made now from the system's random source (and handed to
+/// serving processes in their environment).
+fn digest_nonce_secret() -> Result<Vec<u8>, String> {
+    if let Ok(hex) = std::env::var(NONCE_SECRET_ENV) {
+        // Taken: applications do not see it.
+        std::env::remove_var(NONCE_SECRET_ENV);
+        return Ok(hex.into_bytes());
+    }
+    let mut secret = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut random| std::io::Read::read_exact(&mut random, &mut secret))
+        .map_err(|e| format!("cannot read /dev/urandom for the Digest nonce secret: {e}"))?;
+    Ok(secret.iter().map(|b| format!("{b:02x}")).collect::<String>().into_bytes())
+}
+
 /// The default `--access-log` format: Apache's combined, with `%b`.
 const DEFAULT_ACCESS_LOG_FORMAT: &str = "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\"";
 
@@ -264,7 +296,7 @@ fn warn_of_decorations(config: &Config, log: &ServerLog) {
     let ignored: Vec<String> = config
         .other_directives()
         .iter()
-        .filter(|d| standalone_other_module(&d.name, &d.args) == OtherModule::NoEffect)
+        .filter(|d| standalone_other_module(&d.name) == OtherModule::NoEffect)
         .map(|d| format!("{} ({}:{})", d.name, d.location.file.display(), d.location.line))
         .collect();
     if !ignored.is_empty() {
@@ -289,6 +321,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     config.group = args.group.clone().or(config.group);
     let identity = Identity::of(&config)?;
     let inherited = supervisor::inherited_listeners();
+    let nonce_secret = digest_nonce_secret()?;
     let (log_files, logs) = open_logs(&config, &args, inherited.is_some())?;
     let log = logs.main().error.clone();
     // A group's socket timeout defaults to its server's Timeout, as under
@@ -345,7 +378,11 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
                     &listeners,
                     args.processes as usize,
                     Duration::from_secs(args.graceful_timeout),
-                    &[(daemon::SOCKETS_ENV, &sockets_env), (log_env, &log_fds_text)],
+                    &[
+                        (daemon::SOCKETS_ENV, &sockets_env),
+                        (log_env, &log_fds_text),
+                        (NONCE_SECRET_ENV, &String::from_utf8_lossy(&nonce_secret)),
+                    ],
                     log_fds,
                     &log,
                 )?;
@@ -414,6 +451,14 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         // WSGIDispatchScript: run before the request is queued, on a
         // blocking thread (http.rs), as Apache runs it in the request's.
         site = site.with_dispatch_script(Arc::new(ScriptDispatcher::new(python.clone(), log.clone())));
+    }
+    if site.controls_access() {
+        let scripts = python_runner.clone().map(|python| Arc::new(ScriptAuth::new(python)) as Arc<dyn AuthScripts>);
+        site = site.with_access(AccessParts {
+            scripts,
+            hosts: Arc::new(SystemHostNames),
+            nonce_secret: nonce_secret.clone(),
+        });
     }
     let pool = workers::Pool::start(
         workers::PoolSettings {

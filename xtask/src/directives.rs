@@ -124,15 +124,14 @@ fn render() -> String {
         "\n## Directives of other Apache modules in the standalone server\n\n\
          Apache reads these itself. `wsgi-standalone` refuses, at `file:line`, the ones \
          whose loss would change who may see what or what is served: access control \
-         (`Require`, `Auth*`, `Order`/`Allow`/`Deny`, `Satisfy`, `AllowOverride`, \
-         `<RequireAll>`/`<RequireAny>`/`<RequireNone>`, `<Limit>`), TLS (`SSL*`), \
+         beyond the directives above (`Auth*` of other providers, `Order`/`Allow`/`Deny`, \
+         `Satisfy`, `AllowOverride`, `<Limit>`), TLS (`SSL*`), \
          rewriting, redirecting and proxying (`Rewrite*`, `Proxy*`, `Redirect*`), header \
          edits (`Header`, `RequestHeader`), handler mappings (`SetHandler`, `AddHandler`, \
          `Action`, `ScriptAlias`), client-address replacement (`RemoteIP*`), per-host \
          identity (`ChrootDir`, `SuexecUserGroup`, `AssignUserID`), and every container \
          it does not evaluate (`<If>`, `<Proxy>`, `<IfVersion>`, ...). The others only \
-         decorate what Apache would serve; one warning at start-up names them. \
-         `Require all granted` alone is honoured: it grants what the server grants.\n",
+         decorate what Apache would serve; one warning at start-up names them.\n",
     );
     page
 }
