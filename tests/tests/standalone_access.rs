@@ -64,6 +64,12 @@ WSGIScriptAlias /app {dir}/app.wsgi
     WSGIAuthUserScript {dir}/auth.wsgi
     Require valid-user
 </Location>
+<Location /app/digestfile>
+    AuthType Digest
+    AuthName "Digest File"
+    AuthUserFile {dir}/htdigest
+    Require valid-user
+</Location>
 <Location /app/group>
     AuthType Basic
     AuthName "Group Area"
@@ -125,6 +131,13 @@ fn site() -> TempDir {
         let status = command.arg(&file).args([user, password]).status().expect("htpasswd runs");
         assert!(status.success(), "htpasswd {flag} {user}");
     }
+    // htdigest's format: user:realm:MD5(user:realm:password).
+    let ha1 = Command::new("sh")
+        .args(["-c", "printf '%s' 'bob:Digest File:builder' | md5sum"])
+        .output()
+        .expect("md5sum runs");
+    let ha1 = String::from_utf8_lossy(&ha1.stdout).split_whitespace().next().unwrap_or_default().to_string();
+    site.write("htdigest", &format!("bob:Digest File:{ha1}\n"));
     let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(site.path()).status();
     site
 }
@@ -181,6 +194,7 @@ fn requests() -> Vec<Case> {
         ("merged And, carol", "GET", "/app/all/merged", auth("carol", "sea")),
         ("method GET", "GET", "/app/method", vec![]),
         ("method POST", "POST", "/app/method", vec![]),
+        ("method HEAD counts as GET", "HEAD", "/app/method", vec![]),
         ("unprotected", "GET", "/app/open", vec![]),
     ]
 }
@@ -215,10 +229,15 @@ fn protected_locations_answer_as_apache_does_request_for_request() {
         }
     }
     // Digest, as curl speaks it, both ways.
-    for (credentials, name) in [("alice:secret", "digest, good"), ("alice:wrong", "digest, wrong password")] {
+    for (path, credentials, name) in [
+        ("/app/digest", "alice:secret", "digest, good"),
+        ("/app/digest", "alice:wrong", "digest, wrong password"),
+        ("/app/digestfile", "bob:builder", "digest from htdigest, good"),
+        ("/app/digestfile", "bob:wrong", "digest from htdigest, wrong password"),
+    ] {
         let args = ["--digest", "-u", credentials];
-        let expected = curl(&format!("http://127.0.0.1:{}/app/digest", apache.port()), &args);
-        let got = curl(&format!("http://127.0.0.1:{}/app/digest", standalone.port()), &args);
+        let expected = curl(&format!("http://127.0.0.1:{}{path}", apache.port()), &args);
+        let got = curl(&format!("http://127.0.0.1:{}{path}", standalone.port()), &args);
         if got != expected {
             differences.push(format!("{name}: Apache {expected:?}, standalone {got:?}"));
         }
@@ -271,7 +290,9 @@ fn providers_and_containers_it_cannot_evaluate_are_refused() {
                 <Location /y>\nAuthType Form\n</Location>\n\
                 <Location /z>\nAuthBasicProvider dbm\n</Location>\n\
                 <Location /w>\n<RequireAll>\nRequire not ip 10.1.1.1\n</RequireAll>\n</Location>\n\
-                <Location /v>\nAuthGroupFile /etc/groups\n</Location>\n";
+                <Location /v>\nAuthGroupFile /etc/groups\n</Location>\n\
+                <Location /u>\nRequire valid-user\nRequire not ip 10.6.6.6\n</Location>\n\
+                <Location /t>\nRequire not env badbot\n</Location>\n";
     let file = site.write("bad.conf", text);
     let out = Command::new(tests::standalone_binary()).arg("check-config").arg(&file).output().unwrap();
     assert!(!out.status.success());
@@ -280,8 +301,10 @@ fn providers_and_containers_it_cannot_evaluate_are_refused() {
         (2, "provider ldap-group"),
         (5, "Form"),
         (8, "file or wsgi"),
-        (11, "negative Require directive has no effect"),
+        (11, "contains only negative authorization directives"),
         (16, "AuthGroupFile is not supported by the standalone server"),
+        (18, "negative Require directive has no effect in <RequireAny>"),
+        (23, "provider env"),
     ] {
         let prefix = format!("{}:{line}: ", file.display());
         assert!(

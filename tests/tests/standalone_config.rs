@@ -227,7 +227,7 @@ const REFUSED: &[(&str, &str)] = &[
     ("RewriteRule ^/old /new [R]", "RewriteRule"),
     ("ProxyPass /api http://127.0.0.1:9/", "ProxyPass"),
     ("Header set X-Frame-Options DENY", "Header"),
-    ("RedirectMatch ^/x /y", "RedirectMatch"),
+    ("ProxyPassReverse /api http://127.0.0.1:9/", "ProxyPassReverse"),
     ("SetHandler wsgi-script", "SetHandler"),
     ("AddHandler wsgi-script .wsgi", "AddHandler"),
     ("RemoteIPHeader X-Forwarded-For", "RemoteIPHeader"),
@@ -392,4 +392,29 @@ fn set_env_pass_env_and_unset_env_reach_the_environ_as_under_apache() {
         assert_eq!(standalone.get(path).text(), expected, "{path}");
     }
     assert!(standalone.get("/app/sub/y").text().contains("('APP_MODE', 'staging')"));
+}
+
+#[test]
+fn redirects_answer_as_mod_alias_does() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let dir = site.path().display();
+    let config = format!(
+        "Redirect /old /app/new\nRedirect permanent /moved http://elsewhere.example/there\n\
+         RedirectMatch 303 ^/items/([0-9]+)$ /app/item/$1\nRedirect gone /retired\n\
+         RedirectTemp /temp /app/temporary\nRedirectPermanent /perm /app/permanent\n\
+         WSGIScriptAlias /app {dir}/app.wsgi"
+    );
+    let apache = Apache::start(&ApacheOptions { modules: vec!["alias"], ..ApacheOptions::ours(config.clone()) });
+    let standalone = start(&site, &config, &[]);
+    for path in
+        ["/old/page?x=1", "/old", "/moved/a", "/items/42", "/items/x", "/retired/y", "/temp", "/perm/z", "/app/z"]
+    {
+        let seen = |response: tests::HttpResponse, port: u16| {
+            let location = response.header("location").map(|l| l.replace(&port.to_string(), "PORT"));
+            (response.status(), location)
+        };
+        let expected = seen(apache.get(path), apache.port());
+        assert_eq!(seen(standalone.get(path), standalone.port()), expected, "{path}");
+    }
 }

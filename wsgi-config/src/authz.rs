@@ -97,20 +97,24 @@ impl AuthzSection {
         }
     }
 
-    /// Why Apache would refuse this section: one whose every child is
-    /// negative can never grant.
+    /// Why Apache would refuse this section, as mod_authz_core does: a
+    /// negative child of a section that grants when one child grants (it
+    /// could never decide), or a section of negative children only.
     pub fn problem(&self) -> Option<String> {
         let negative = |node: &AuthzNode| match node {
             AuthzNode::Require(r) => r.negated,
             AuthzNode::Section(s) => s.negated,
         };
-        if !self.children.is_empty() && self.children.iter().all(negative) {
-            let name = match (self.logic, self.negated) {
-                (Logic::And, _) => "<RequireAll>",
-                (Logic::Or, false) => "<RequireAny>",
-                (Logic::Or, true) => "<RequireNone>",
-            };
+        let name = match (self.logic, self.negated) {
+            (Logic::And, _) => "<RequireAll>",
+            (Logic::Or, false) => "<RequireAny>",
+            (Logic::Or, true) => "<RequireNone>",
+        };
+        if self.logic == Logic::Or && self.children.iter().any(negative) {
             return Some(format!("negative Require directive has no effect in {name} directive"));
+        }
+        if !self.children.is_empty() && self.children.iter().all(negative) {
+            return Some(format!("{name} directive contains only negative authorization directives"));
         }
         None
     }
@@ -263,7 +267,13 @@ mod tests {
         let mut section = AuthzSection::new(Logic::Or, false);
         section.children.push(AuthzNode::Require(parse_require(&words("not ip 10.1.1.1")).unwrap()));
         assert!(section.problem().unwrap().contains("<RequireAny>"));
+        // In an OR section, a negative line is refused even beside others.
         section.children.push(AuthzNode::Require(parse_require(&words("valid-user")).unwrap()));
-        assert!(section.problem().is_none());
+        assert!(section.problem().is_some());
+        let mut all = AuthzSection::new(Logic::And, false);
+        all.children.push(AuthzNode::Require(parse_require(&words("not ip 10.1.1.1")).unwrap()));
+        assert!(all.problem().unwrap().contains("only negative"));
+        all.children.push(AuthzNode::Require(parse_require(&words("valid-user")).unwrap()));
+        assert!(all.problem().is_none());
     }
 }

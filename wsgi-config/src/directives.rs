@@ -327,6 +327,8 @@ pub enum CoreSetting {
     CustomLog(CustomLog),
     /// `LogLevel` words, as written.
     LogLevel(Vec<String>),
+    /// `Redirect`, `RedirectMatch`, `RedirectPermanent`, `RedirectTemp`.
+    Redirect(Redirect),
     /// `LogFormat format [nickname]`.
     LogFormat {
         /// The format string.
@@ -503,6 +505,26 @@ pub struct Alias {
     pub url: UrlPattern,
     /// The file or directory (with `$N` references for a pattern).
     pub target: String,
+}
+
+/// mod_alias's `Redirect`, `RedirectPermanent`, `RedirectTemp` and
+/// `RedirectMatch`.
+#[derive(Debug, Clone)]
+pub struct Redirect {
+    /// The directive as written (`Redirect`, `RedirectMatch`, ...).
+    pub directive: &'static str,
+    /// The URL path prefix or pattern.
+    pub url: UrlPattern,
+    /// The status: 301, 302, 303, another 3xx, or 410 (gone).
+    pub status: u16,
+    /// Where to (with `$N` references for a pattern); `None` for 410.
+    pub target: Option<String>,
+}
+
+impl PartialEq for Redirect {
+    fn eq(&self, other: &Redirect) -> bool {
+        self.url == other.url && self.status == other.status && self.target == other.target
+    }
 }
 
 /// `CustomLog file|pipe format|nickname [env=...]`.
@@ -737,6 +759,21 @@ impl CoreSetting {
                 ("CustomLog", words)
             }
             LogLevel(ws) => ("LogLevel", one(ws)),
+            Redirect(r) => {
+                let pattern = match &r.url {
+                    UrlPattern::Prefix(p) => p.clone(),
+                    UrlPattern::Regex(re) => re.as_str().to_string(),
+                };
+                // RedirectPermanent and RedirectTemp imply their status.
+                let mut words = if r.directive.starts_with("RedirectP") || r.directive.starts_with("RedirectT") {
+                    Vec::new()
+                } else {
+                    vec![r.status.to_string()]
+                };
+                words.push(pattern);
+                words.extend(r.target.clone());
+                (r.directive, words)
+            }
             LogFormat { format, nickname } => {
                 let mut words = vec![format.clone()];
                 words.extend(nickname.clone());
@@ -1239,6 +1276,55 @@ fn alias(directive: &'static str, regex: bool, args: &[String]) -> Result<Settin
     Ok(Setting::Core(CoreSetting::Alias(Alias { url, target: target.clone() })))
 }
 
+/// `Redirect [status] URL-path URL` (and its kin): status words as
+/// mod_alias reads them.
+fn redirect(
+    directive: &'static str,
+    regex: bool,
+    fixed: Option<u16>,
+    args: &[String],
+) -> Result<Setting, DirectiveError> {
+    let usage = || DirectiveError::ArgCount { directive, expected: "[status] URL-path URL" };
+    let (status, rest) = match (fixed, args.split_first()) {
+        (Some(status), _) => (status, args),
+        (None, Some((first, rest))) => match first.to_ascii_lowercase().as_str() {
+            "permanent" => (301, rest),
+            "temp" => (302, rest),
+            "seeother" => (303, rest),
+            "gone" => (410, rest),
+            word if word.len() == 3 && word.bytes().all(|b| b.is_ascii_digit()) => {
+                let status: u16 = word.parse().map_err(|_| usage())?;
+                if !(300..400).contains(&status) && status != 410 {
+                    return Err(DirectiveError::InvalidValue {
+                        directive,
+                        value: word.to_string(),
+                        reason: "a redirect status is 3xx, or 410".into(),
+                    });
+                }
+                (status, rest)
+            }
+            _ => (302, args),
+        },
+        (None, None) => return Err(usage()),
+    };
+    let (pattern, target) = match rest {
+        [pattern] if status == 410 || !(300..400).contains(&status) => (pattern, None),
+        [pattern, target] if status != 410 => (pattern, Some(target.clone())),
+        _ => return Err(usage()),
+    };
+    if let Some(target) = &target {
+        if !target.contains("://") && !target.starts_with('/') {
+            return Err(DirectiveError::InvalidValue {
+                directive,
+                value: target.clone(),
+                reason: "the target must be a full URL or a path starting with /".into(),
+            });
+        }
+    }
+    let url = if regex { UrlPattern::Regex(compile(directive, pattern)?) } else { UrlPattern::Prefix(pattern.clone()) };
+    Ok(Setting::Core(CoreSetting::Redirect(Redirect { directive, url, status, target })))
+}
+
 fn custom_log(args: &[String]) -> Result<Setting, DirectiveError> {
     match args {
         [target, format] | [target, format, _] => {
@@ -1538,6 +1624,14 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     }),
     spec!("Alias", RSRC, false, false, "URL-path file-path", |args| alias("Alias", false, args)),
     spec!("AliasMatch", RSRC, false, false, "regex file-path", |args| alias("AliasMatch", true, args)),
+    spec!("Redirect", RSRC, false, false, "[status] URL-path URL", |args| redirect("Redirect", false, None, args)),
+    spec!("RedirectMatch", RSRC, false, false, "[status] regex URL", |args| {
+        redirect("RedirectMatch", true, None, args)
+    }),
+    spec!("RedirectPermanent", RSRC, false, false, "URL-path URL", |args| {
+        redirect("RedirectPermanent", false, Some(301), args)
+    }),
+    spec!("RedirectTemp", RSRC, false, false, "URL-path URL", |args| redirect("RedirectTemp", false, Some(302), args)),
     spec!("DocumentRoot", RSRC, false, false, "directory", |args| {
         non_empty_arg("DocumentRoot", args).map(|p| Setting::Core(CoreSetting::DocumentRoot(p.into())))
     }),

@@ -234,6 +234,8 @@ pub struct Server {
     pub script_aliases: Vec<ScriptAlias>,
     /// `Alias`/`AliasMatch` in this server, in order.
     pub aliases: Vec<Alias>,
+    /// `Redirect` and its kin in this server, in order.
+    pub redirects: Vec<crate::directives::Redirect>,
     /// Mergeable settings given at server level.
     pub settings: DirSettings,
     /// `<Directory>`, `<Location>` and `<Files>` sections, in order.
@@ -309,6 +311,7 @@ impl Server {
             ServerAlias(v) => self.server_aliases.extend(v),
             DocumentRoot(v) => self.document_root = Some(v),
             Alias(v) => self.aliases.push(v),
+            Redirect(v) => self.redirects.push(v),
             Timeout(v) => self.timeout = Some(v),
             KeepAlive(v) => self.keep_alive = Some(v),
             KeepAliveTimeout(v) => self.keep_alive_timeout = Some(v),
@@ -335,6 +338,7 @@ impl Server {
         }
         out.extend(self.document_root.clone().map(DocumentRoot));
         out.extend(self.aliases.iter().cloned().map(Alias));
+        out.extend(self.redirects.iter().cloned().map(Redirect));
         out.extend(self.timeout.map(Timeout));
         out.extend(self.keep_alive.map(KeepAlive));
         out.extend(self.keep_alive_timeout.map(KeepAliveTimeout));

@@ -201,6 +201,10 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     each("UnsetEnv", "-", Status::ApacheOwn, H),
     each("Alias", "-", Status::ApacheOwn, H),
     each("AliasMatch", "-", Status::ApacheOwn, H),
+    each("Redirect", "-", Status::ApacheOwn, H),
+    each("RedirectMatch", "-", Status::ApacheOwn, H),
+    each("RedirectPermanent", "-", Status::ApacheOwn, H),
+    each("RedirectTemp", "-", Status::ApacheOwn, H),
     each("DocumentRoot", "-", Status::ApacheOwn, H),
     each("Timeout", "60", Status::ApacheOwn, H),
     each("KeepAlive", "On", Status::ApacheOwn, H),
@@ -311,7 +315,6 @@ pub fn standalone_other_module(name: &str) -> OtherModule {
     let has_prefix = |prefixes: &[&str]| prefixes.iter().any(|p| lower.starts_with(p));
     let why = match lower.as_str() {
         "satisfy" | "order" | "allow" | "deny" | "allowoverride" | "allowoverridelist" => ACCESS,
-        "redirect" | "redirectmatch" | "redirectpermanent" | "redirecttemp" => REWRITE,
         "header" | "requestheader" => HEADERS,
         "sethandler" | "addhandler" | "action" | "scriptalias" | "scriptaliasmatch" => HANDLER,
         "chrootdir" | "suexecusergroup" | "assignuserid" | "assignuseridexpr" => IDENTITY,
@@ -389,7 +392,14 @@ fn refuse_standalone_value(setting: &Setting) -> Result<(), DirectiveError> {
             Provider::Other(name) => refused(
                 "Require",
                 &format!("provider {name}"),
-                "the standalone server knows all, ip, host, local, user, valid-user, env, method and wsgi-group",
+                "the standalone server knows all, ip, host, local, user, valid-user, method and wsgi-group",
+            ),
+            // What Require env tests, SetEnvIf sets; without it a `not env`
+            // rule could never deny.
+            Provider::Env(_) => refused(
+                "Require",
+                "provider env",
+                "the standalone server sets no variables before authorization (no SetEnvIf)",
             ),
             _ => Ok(()),
         },

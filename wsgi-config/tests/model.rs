@@ -72,7 +72,9 @@ fn other_modules_directives_are_kept_not_refused() {
     assert_eq!(names, ["LoadModule", "RewriteEngine"]);
     assert_eq!(c.virtual_hosts[0].other_directives[0].name, "Header");
     let dir = &c.virtual_hosts[0].sections[0];
-    assert_eq!(dir.other_directives.len(), 2);
+    // Require is modelled (access control); Options is kept as written.
+    assert_eq!(dir.other_directives.len(), 1);
+    assert!(dir.settings.authz.is_some());
 }
 
 #[test]

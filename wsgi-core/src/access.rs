@@ -149,7 +149,8 @@ impl AccessControl<'_> {
     /// Apache's access phases for `request`: the access script, the
     /// authorization a request without a user gets, and when it needs one,
     /// authentication and authorization with the user. `env` holds the
-    /// request's mod_env variables (`Require env`).
+    /// variables set before authorization (`Require env`): mod_env's are
+    /// set after it, in Apache's fixups, so they are not among them.
     pub fn check(&self, request: &AuthRequest<'_>, env: &[(String, String)]) -> AccessOutcome {
         let settings = request.settings;
         if let Some(script) = &settings.access_script {
@@ -249,7 +250,11 @@ impl AccessControl<'_> {
                 granted(names.iter().any(|n| host == *n || host.ends_with(&format!(".{}", n.trim_start_matches('.')))))
             }
             Provider::Env(names) => granted(names.iter().any(|n| env.iter().any(|(name, _)| name == n))),
-            Provider::Method(methods) => granted(methods.contains(&head.method)),
+            // Apache's method numbers make HEAD a GET.
+            Provider::Method(methods) => {
+                let method = if head.method == "HEAD" { "GET" } else { head.method.as_str() };
+                granted(methods.iter().any(|m| m == method))
+            }
             Provider::User(users) => match user {
                 None => Authz::DeniedNoUser,
                 Some(user) => granted(users.iter().any(|u| u == user)),
@@ -339,40 +344,47 @@ impl AccessControl<'_> {
         }
     }
 
-    /// mod_authn_file's check of a Basic password.
+    /// mod_authn_file's check of a Basic password (Latin-1 text: the
+    /// bytes the client sent).
     fn file_password(&self, request: &AuthRequest<'_>, user: &str, password: &str) -> Authn {
-        match self.user_file_entry(request, user) {
-            Ok(Some(hash)) => {
-                match verify_password(&hash, password) {
-                    Some(true) => Authn::Granted,
-                    Some(false) => Authn::Denied,
-                    None => {
-                        request.log.log(
-                        LogLevel::Error,
-                        &format!("user {user}: the password hash in AuthUserFile is of a kind this server does not check"),
-                    );
-                        Authn::Denied
-                    }
-                }
+        let hash = match self.user_file_entry(request, &[user]) {
+            Ok(Some(hash)) => hash,
+            Ok(None) => return Authn::UserNotFound,
+            Err(()) => return Authn::GeneralError,
+        };
+        match verify_password(&hash, &crate::route::latin1_bytes(password)) {
+            Some(true) => Authn::Granted,
+            Some(false) => Authn::Denied,
+            None => {
+                let why = "the password hash in AuthUserFile is of a kind this server does not check";
+                request.log.log(LogLevel::Error, &format!("user {user}: {why}"));
+                Authn::Denied
             }
-            Ok(None) => Authn::UserNotFound,
-            Err(()) => Authn::GeneralError,
         }
     }
 
-    /// The rest of `user`'s line in `AuthUserFile` (`Ok(None)`: no line).
-    fn user_file_entry(&self, request: &AuthRequest<'_>, user: &str) -> Result<Option<String>, ()> {
+    /// The last field of the `AuthUserFile` line whose first fields are
+    /// `keys` (`user` in htpasswd; `user`, `realm` in htdigest), compared
+    /// as bytes; `Ok(None)`: no such line.
+    fn user_file_entry(&self, request: &AuthRequest<'_>, keys: &[&str]) -> Result<Option<String>, ()> {
         let Some(file) = &request.settings.auth_user_file else {
             request.log.log(LogLevel::Error, "AuthUserFile not specified in the configuration");
             return Err(());
         };
         let path = self.server_root.join(file);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let bytes = std::fs::read(&path).map_err(|e| {
             request.log.log(LogLevel::Error, &format!("Could not open password file: {}: {e}", path.display()));
         })?;
-        Ok(text.lines().filter(|line| !line.starts_with('#')).find_map(|line| {
-            line.split_once(':').filter(|(name, _)| *name == user).map(|(_, rest)| rest.trim_end().to_string())
-        }))
+        let mut prefix = Vec::new();
+        for key in keys {
+            prefix.extend_from_slice(&crate::route::latin1_bytes(key));
+            prefix.push(b':');
+        }
+        Ok(bytes
+            .split(|&b| b == b'\n')
+            .filter(|line| !line.starts_with(b"#"))
+            .find_map(|line| line.strip_prefix(prefix.as_slice()))
+            .map(|rest| String::from_utf8_lossy(rest).trim_end().to_string()))
     }
 
     fn digest(&self, realm: &str, request: &AuthRequest<'_>) -> Result<String, AccessOutcome> {
@@ -405,7 +417,7 @@ impl AccessControl<'_> {
         let mut answer = Authn::UserNotFound;
         for provider in providers {
             answer = match provider.as_str() {
-                "file" => match self.user_file_entry(request, &format!("{user}:{realm}")) {
+                "file" => match self.user_file_entry(request, &[&user, realm]) {
                     Ok(Some(hash)) => Authn::RealmHash(hash.into_bytes()),
                     Ok(None) => Authn::UserNotFound,
                     Err(()) => Authn::GeneralError,
@@ -451,10 +463,11 @@ impl AccessControl<'_> {
 
     /// A 401 asking for credentials of `auth_type`.
     fn challenge(&self, auth_type: AuthType, request: &AuthRequest<'_>, stale: bool) -> AccessOutcome {
-        let realm = request.settings.auth_name.as_deref().unwrap_or_default().replace('"', "\\\"");
+        let raw_realm = request.settings.auth_name.as_deref().unwrap_or_default();
+        let realm = raw_realm.replace('"', "\\\"");
         let challenge = match auth_type {
             AuthType::Digest => {
-                let nonce = make_nonce(&realm, self.nonce_secret, SystemTime::now());
+                let nonce = make_nonce(raw_realm, self.nonce_secret, SystemTime::now());
                 let stale = if stale { ", stale=true" } else { "" };
                 format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"{stale}")
             }
@@ -537,19 +550,19 @@ pub fn basic_credentials(value: &str) -> Option<(String, String)> {
 /// Checks `password` against an htpasswd hash: bcrypt (`$2y$`, `$2a$`,
 /// `$2b$`), APR1-MD5 (`$apr1$`, and `$1$`), SHA-1 (`{SHA}`). `None` for a
 /// kind of hash this server does not check (crypt(3)'s DES and SHA-2).
-pub fn verify_password(hash: &str, password: &str) -> Option<bool> {
+pub fn verify_password(hash: &str, password: &[u8]) -> Option<bool> {
     if hash.starts_with("$2y$") || hash.starts_with("$2a$") || hash.starts_with("$2b$") {
         return Some(bcrypt::verify(password, hash).unwrap_or(false));
     }
     if let Some(rest) = hash.strip_prefix("{SHA}") {
-        let digest = sha1::Sha1::digest(password.as_bytes());
+        let digest = sha1::Sha1::digest(password);
         let encoded = base64::engine::general_purpose::STANDARD.encode(digest);
         return Some(constant_time_eq(encoded.as_bytes(), rest.as_bytes()));
     }
     for magic in ["$apr1$", "$1$"] {
         if let Some(rest) = hash.strip_prefix(magic) {
             let salt = rest.split('$').next().unwrap_or_default();
-            let computed = md5_crypt(password.as_bytes(), salt.as_bytes(), magic.as_bytes());
+            let computed = md5_crypt(password, salt.as_bytes(), magic.as_bytes());
             return Some(constant_time_eq(computed.as_bytes(), hash.as_bytes()));
         }
     }
@@ -738,7 +751,11 @@ fn check_nonce(nonce: &str, realm: &str, secret: &[u8], now: SystemTime) -> Nonc
     }
     let Ok(made) = u64::from_str_radix(stamp, 16) else { return NonceState::Invalid };
     let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    if now.saturating_sub(made) > NONCE_LIFETIME.as_secs() {
+    // This server makes every nonce, and never ahead of its clock.
+    if made > now.saturating_add(1) {
+        return NonceState::Invalid;
+    }
+    if now - made > NONCE_LIFETIME.as_secs() {
         NonceState::Stale
     } else {
         NonceState::Valid
@@ -809,13 +826,13 @@ mod tests {
     #[test]
     fn htpasswd_hashes_verify() {
         // Made with Apache's htpasswd: -m (APR1), -s (SHA-1), -B (bcrypt).
-        assert_eq!(verify_password("$apr1$lZL6V/ci$eIMz/iKDkbtys/uU7LEK00", "password"), Some(true));
-        assert_eq!(verify_password("$apr1$lZL6V/ci$eIMz/iKDkbtys/uU7LEK00", "passwort"), Some(false));
-        assert_eq!(verify_password("{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "password"), Some(true));
+        assert_eq!(verify_password("$apr1$lZL6V/ci$eIMz/iKDkbtys/uU7LEK00", b"password"), Some(true));
+        assert_eq!(verify_password("$apr1$lZL6V/ci$eIMz/iKDkbtys/uU7LEK00", b"passwort"), Some(false));
+        assert_eq!(verify_password("{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", b"password"), Some(true));
         let bcrypt = bcrypt::hash("password", 4).unwrap();
-        assert_eq!(verify_password(&bcrypt, "password"), Some(true));
-        assert_eq!(verify_password(&bcrypt, "nope"), Some(false));
-        assert_eq!(verify_password("$6$salt$hash", "password"), None);
+        assert_eq!(verify_password(&bcrypt, b"password"), Some(true));
+        assert_eq!(verify_password(&bcrypt, b"nope"), Some(false));
+        assert_eq!(verify_password("$6$salt$hash", b"password"), None);
     }
 
     #[test]
@@ -839,5 +856,7 @@ mod tests {
         assert_eq!(check_nonce(&nonce, "other", b"secret", now), NonceState::Invalid);
         assert_eq!(check_nonce(&nonce, "realm", b"secret", now + Duration::from_secs(301)), NonceState::Stale);
         assert_eq!(check_nonce("short", "realm", b"secret", now), NonceState::Invalid);
+        let ahead = make_nonce("realm", b"secret", now + Duration::from_secs(60));
+        assert_eq!(check_nonce(&ahead, "realm", b"secret", now), NonceState::Invalid);
     }
 }

@@ -75,6 +75,8 @@ pub enum Dispatch {
     /// credentials or the configuration are wrong), with the
     /// `WWW-Authenticate` challenge of a 401.
     Denied(u16, Option<String>),
+    /// mod_alias's `Redirect`: this status (3xx or 410), to this location.
+    Redirect(u16, Option<String>),
 }
 
 /// Access control's parts that live outside this crate: the Python of
@@ -189,8 +191,12 @@ impl Site {
             .host_name()
             .or_else(|| self.config.main_server.host_name())
             .unwrap_or_else(|| "localhost".to_string());
-        // mod_alias translates before mod_wsgi: an Alias wins over a
-        // WSGIScriptAlias that also matches (such as one mounted at /).
+        // mod_alias translates before mod_wsgi: a Redirect, then an Alias,
+        // wins over a WSGIScriptAlias that also matches (such as one
+        // mounted at /).
+        if let Some(dispatch) = self.redirect(server, head, &hostname) {
+            return dispatch;
+        }
         if let Some(dispatch) = self.static_file(server, head, &hostname, log) {
             return dispatch;
         }
@@ -199,13 +205,15 @@ impl Site {
             Ok(Some(route)) => route,
             // Access control answers first, as Apache's does before its
             // handler finds nothing.
-            Ok(None) => return self.not_found(server, head, &hostname, log),
-            Err(e) => return Dispatch::Error(e.status()),
+            Ok(None) => return self.not_found(server, head, &hostname, 404, log),
+            Err(e) => return self.not_found(server, head, &hostname, e.status(), log),
         };
         let Some(alias) = self.config.script_aliases(server).nth(route.alias_index) else {
             return Dispatch::Error(500);
         };
-        let url = format!("{}{}", route.script_name, route.path_info);
+        // Sections match the path as configuration text is read: the
+        // decoded bytes as UTF-8, as for static files.
+        let url = location_path(&format!("{}{}", route.script_name, route.path_info));
         let settings = self.config.settings_for(server, &url, Some(&route.script_filename));
         // Checked once access is: Apache reads the body in its handler.
         let body = check_body(head, settings.effective_limit_request_body(), settings.effective_chunked_request());
@@ -265,7 +273,12 @@ impl Site {
         }
         let filename = route.script_filename.display().to_string();
         let access = AccessFacts { head, settings: &settings, hostname: &hostname, filename: &filename, log };
-        let remote_user = match self.check_access(&access, &environ, &env_vars) {
+        // The scripts see the connection's own facts, not what trusted
+        // proxy headers make of them in the application's environ.
+        let mut cgi = cgi_environ(head, &hostname);
+        cgi.set_str("SCRIPT_NAME", route.script_name.clone());
+        cgi.set_str("PATH_INFO", route.path_info.clone());
+        let remote_user = match self.check_access(&access, &cgi) {
             Ok(user) => user,
             Err(denied) => return denied,
         };
@@ -339,7 +352,6 @@ impl Site {
         &self,
         facts: &AccessFacts<'_>,
         environ: &Environ,
-        env_vars: &[(String, String)],
     ) -> Result<Option<(String, &'static str)>, Dispatch> {
         if !has_access_control(facts.settings) {
             return Ok(None);
@@ -364,25 +376,78 @@ impl Site {
             nonce_secret: &parts.nonce_secret,
             server_root: &self.config.server_root,
         };
-        match control.check(&request, env_vars) {
+        // mod_env sets its variables after authorization: none are set
+        // before it here.
+        match control.check(&request, &[]) {
             AccessOutcome::Granted { user: Some(user), auth_type } => Ok(Some((user, auth_type.unwrap_or("Basic")))),
             AccessOutcome::Granted { user: None, .. } => Ok(None),
             AccessOutcome::Denied { status, challenge } => Err(Dispatch::Denied(status, challenge)),
         }
     }
 
-    /// Access control for a URL no alias maps: what guards it answers
-    /// first, else 404.
-    fn not_found(&self, server: &Server, head: &RequestHead, hostname: &str, log: &dyn ErrorLog) -> Dispatch {
-        let Ok(path) = normalize_path(head.raw_path()) else { return Dispatch::Error(404) };
+    /// Access control for a URL no script answers: what guards it answers
+    /// first, else `status` (404, or the routing error's).
+    fn not_found(
+        &self,
+        server: &Server,
+        head: &RequestHead,
+        hostname: &str,
+        status: u16,
+        log: &dyn ErrorLog,
+    ) -> Dispatch {
+        let Ok(path) = normalize_path(head.raw_path()) else { return Dispatch::Error(status) };
         let path = String::from_utf8_lossy(&path).into_owned();
         let settings = self.config.settings_for(server, &path, None);
         let environ = cgi_environ(head, hostname);
         let facts = AccessFacts { head, settings: &settings, hostname, filename: &path, log };
-        match self.check_access(&facts, &environ, &settings.env_vars()) {
-            Ok(_) => Dispatch::Error(404),
+        match self.check_access(&facts, &environ) {
+            Ok(_) => Dispatch::Error(status),
             Err(denied) => denied,
         }
+    }
+
+    /// mod_alias's redirects: the server's, then the main server's; the
+    /// first that matches the request's path answers.
+    fn redirect(&self, server: &Server, head: &RequestHead, hostname: &str) -> Option<Dispatch> {
+        if server.redirects.is_empty() && self.config.main_server.redirects.is_empty() {
+            return None;
+        }
+        let path = normalize_path(head.raw_path()).ok()?;
+        let path = String::from_utf8_lossy(&path).into_owned();
+        let inherited: &[wsgi_config::directives::Redirect] =
+            if std::ptr::eq(server, &self.config.main_server) { &[] } else { &self.config.main_server.redirects };
+        for redirect in server.redirects.iter().chain(inherited) {
+            let target = match &redirect.url {
+                UrlPattern::Prefix(prefix) => {
+                    let Some(rest) = alias_rest(prefix, &path) else { continue };
+                    redirect.target.as_ref().map(|t| format!("{t}{rest}"))
+                }
+                UrlPattern::Regex(regex) => {
+                    let Some(captures) = regex.captures(&path) else { continue };
+                    redirect.target.as_ref().map(|t| {
+                        let mut target = String::new();
+                        captures.expand(t, &mut target);
+                        target
+                    })
+                }
+            };
+            let location = target.map(|target| {
+                let mut location = if target.starts_with('/') {
+                    // A path: this server's scheme and the host asked for.
+                    let host = head.header("host").map_or_else(|| hostname.to_string(), str::to_string);
+                    format!("{}://{host}{}", head.scheme.as_str(), escape_path(&target))
+                } else {
+                    target
+                };
+                if !head.query().is_empty() {
+                    location.push('?');
+                    location.push_str(head.query());
+                }
+                location
+            });
+            return Some(Dispatch::Redirect(redirect.status, location));
+        }
+        None
     }
 
     fn static_file(&self, server: &Server, head: &RequestHead, hostname: &str, log: &dyn ErrorLog) -> Option<Dispatch> {
@@ -411,7 +476,7 @@ impl Site {
             let settings = self.config.settings_for(server, &path, Some(&file));
             let filename = file.display().to_string();
             let facts = AccessFacts { head, settings: &settings, hostname, filename: &filename, log };
-            let user = match self.check_access(&facts, &cgi_environ(head, hostname), &settings.env_vars()) {
+            let user = match self.check_access(&facts, &cgi_environ(head, hostname)) {
                 Ok(user) => user.map(|(user, _)| user),
                 Err(denied) => return Some(denied),
             };
@@ -423,6 +488,45 @@ impl Site {
         }
         None
     }
+}
+
+/// A path with the characters a URL cannot carry as they are escaped, as
+/// Apache's `ap_escape_uri` does (Latin-1 text: one byte per character).
+fn escape_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        match c {
+            'A'..='Z'
+            | 'a'..='z'
+            | '0'..='9'
+            | '/'
+            | '-'
+            | '_'
+            | '.'
+            | '~'
+            | '!'
+            | '$'
+            | '&'
+            | '\''
+            | '('
+            | ')'
+            | '*'
+            | '+'
+            | ','
+            | ';'
+            | '='
+            | ':'
+            | '@' => out.push(c),
+            other => out.push_str(&format!("%{:02x}", u32::from(other) & 0xff)),
+        }
+    }
+    out
+}
+
+/// A path as sections match it: Latin-1 text (one character per decoded
+/// byte) read back as the UTF-8 configuration text is.
+fn location_path(latin1_text: &str) -> String {
+    String::from_utf8_lossy(&crate::route::latin1_bytes(latin1_text)).into_owned()
 }
 
 /// What access control knows of a request besides its environ.

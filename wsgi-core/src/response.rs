@@ -419,12 +419,18 @@ pub fn apache_omits_header(status: u16, head_only: bool, name: &str, value: &str
 /// The reason phrase of the statuses a server produces itself.
 pub fn reason_phrase(status: u16) -> &'static str {
     match status {
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        410 => "Gone",
         411 => "Length Required",
         413 => "Content Too Large",
         414 => "URI Too Long",
@@ -462,6 +468,7 @@ pub fn error_page(status: u16) -> String {
         401 => "This server could not verify that you\nare authorized to access the document\nrequested.  Either you supplied the wrong\ncredentials (e.g., bad password), or your\nbrowser doesn't understand how to supply\nthe credentials required.",
         403 => "You don't have permission to access this resource.",
         404 => "The requested URL was not found on this server.",
+        410 => "The requested resource is no longer available on this server and there is no forwarding address.\nPlease remove all references to this resource.",
         411 => "A request of the requested method requires a valid Content-length.<br />\n",
         413 => "The requested resource does not allow request data with this method, or the amount of data provided in the request exceeds the capacity limit.",
         414 => "The requested URL's length exceeds the capacity\nlimit for this server.<br />\n",
@@ -469,6 +476,19 @@ pub fn error_page(status: u16) -> String {
         503 => "The server is temporarily unable to service your\nrequest due to maintenance downtime or capacity\nproblems. Please try again later.",
         504 => "The gateway did not receive a timely response\nfrom the upstream server or application.",
         _ => "The server could not complete your request.",
+    };
+    format!(
+        "{ERROR_PAGE_DOCTYPE}\n<html><head>\n<title>{status} {reason}</title>\n</head><body>\n<h1>{reason}</h1>\n<p>{detail}</p>\n</body></html>\n"
+    )
+}
+
+/// The page Apache sends with a redirect to `location`.
+pub fn redirect_page(status: u16, location: &str) -> String {
+    let reason = reason_phrase(status);
+    let location = location.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let detail = match status {
+        303 => format!("The answer to your request is located <a href=\"{location}\">here</a>."),
+        _ => format!("The document has moved <a href=\"{location}\">here</a>."),
     };
     format!(
         "{ERROR_PAGE_DOCTYPE}\n<html><head>\n<title>{status} {reason}</title>\n</head><body>\n<h1>{reason}</h1>\n<p>{detail}</p>\n</body></html>\n"

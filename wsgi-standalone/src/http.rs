@@ -324,6 +324,9 @@ fn head_limit_status(req: &Request<Incoming>, limits: &ConnectionSettings) -> Op
 }
 
 fn request_head(req: &Request<Incoming>, peer: SocketAddr, local: SocketAddr) -> RequestHead {
+    // An IPv4 client of a dual-stack socket is an IPv4 client.
+    let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+    let local = SocketAddr::new(local.ip().to_canonical(), local.port());
     let mut headers: Vec<(String, String)> = req
         .headers()
         .iter()
@@ -360,6 +363,24 @@ fn error_response(status: u16, software: &str) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(page))));
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/html; charset=iso-8859-1"));
+    headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
+    set_server(headers, software);
+    response
+}
+
+/// mod_alias's answer: the status, `Location`, and Apache's page (the
+/// error page for 410).
+fn redirect_response(status: u16, location: Option<&str>, software: &str) -> Response<ResponseBody> {
+    let Some(location) = location.and_then(|l| http::HeaderValue::from_str(l).ok().map(|v| (l, v))) else {
+        return error_response(status, software);
+    };
+    let page = wsgi_core::response::redirect_page(status, location.0);
+    let length = page.len();
+    let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(page))));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
+    let headers = response.headers_mut();
+    headers.insert(http::header::LOCATION, location.1);
     headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/html; charset=iso-8859-1"));
     headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
     set_server(headers, software);
@@ -755,6 +776,7 @@ async fn respond(
             log.log(LogLevel::Error, &why);
             error_response(status, software)
         }
+        Dispatch::Redirect(status, location) => redirect_response(status, location.as_deref(), software),
         Dispatch::Denied(status, challenge) => {
             let mut response = error_response(status, software);
             if let Some(value) = challenge.and_then(|c| http::HeaderValue::from_str(&c).ok()) {

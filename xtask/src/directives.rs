@@ -126,7 +126,7 @@ fn render() -> String {
          whose loss would change who may see what or what is served: access control \
          beyond the directives above (`Auth*` of other providers, `Order`/`Allow`/`Deny`, \
          `Satisfy`, `AllowOverride`, `<Limit>`), TLS (`SSL*`), \
-         rewriting, redirecting and proxying (`Rewrite*`, `Proxy*`, `Redirect*`), header \
+         rewriting and proxying (`Rewrite*`, `Proxy*`), header \
          edits (`Header`, `RequestHeader`), handler mappings (`SetHandler`, `AddHandler`, \
          `Action`, `ScriptAlias`), client-address replacement (`RemoteIP*`), per-host \
          identity (`ChrootDir`, `SuexecUserGroup`, `AssignUserID`), and every container \
@@ -153,6 +153,11 @@ const NOT_READERS: &[&str] = &[
     "empty",
     "from_tree",
 ];
+
+/// Fields whose whole effect is on how a section's settings merge with
+/// the outer sections' (`DirSettings::merged_with`): code that asks
+/// `Config::settings_for` acts on them.
+const MERGE_SETTINGS: &[&str] = &["auth_merging"];
 
 /// `(front end, row)` pairs the table calls honoured although no code of
 /// that front end reads the model field behind them.
@@ -188,7 +193,8 @@ fn honoured_but_unread(root: &Path) -> Result<Vec<String>, String> {
             if row.status(*front_end) != Status::Honoured {
                 continue;
             }
-            let direct = mentions_field(code, field);
+            let direct = mentions_field(code, field)
+                || (MERGE_SETTINGS.contains(&field.as_str()) && code.contains(".settings_for("));
             let through = accessors.iter().any(|(function, body)| {
                 !NOT_READERS.contains(&function.as_str())
                     && mentions_field(body, field)
