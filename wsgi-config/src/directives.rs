@@ -329,6 +329,26 @@ pub enum CoreSetting {
     LogLevel(Vec<String>),
     /// `Redirect`, `RedirectMatch`, `RedirectPermanent`, `RedirectTemp`.
     Redirect(Redirect),
+    /// mod_ssl's `SSLEngine`.
+    SslEngine(bool),
+    /// mod_ssl's `SSLCertificateFile`, as written.
+    SslCertificateFile(String),
+    /// mod_ssl's `SSLCertificateKeyFile`, as written.
+    SslCertificateKeyFile(String),
+    /// mod_ssl's `SSLCertificateChainFile`, as written.
+    SslCertificateChainFile(String),
+    /// mod_ssl's `SSLProtocol` words.
+    SslProtocol(Vec<String>),
+    /// mod_ssl's `SSLCipherSuite [protocol] spec`: the spec, for TLS 1.3
+    /// when the protocol is `TLSv1.3`.
+    SslCipherSuite {
+        /// `SSLCipherSuite TLSv1.3 ...`.
+        tls13: bool,
+        /// The cipher string.
+        spec: String,
+    },
+    /// mod_ssl's `SSLHonorCipherOrder`.
+    SslHonorCipherOrder(bool),
     /// `LogFormat format [nickname]`.
     LogFormat {
         /// The format string.
@@ -774,6 +794,14 @@ impl CoreSetting {
                 words.extend(r.target.clone());
                 (r.directive, words)
             }
+            SslEngine(b) => ("SSLEngine", vec![flag_word(*b).to_string()]),
+            SslCertificateFile(p) => ("SSLCertificateFile", vec![p.clone()]),
+            SslCertificateKeyFile(p) => ("SSLCertificateKeyFile", vec![p.clone()]),
+            SslCertificateChainFile(p) => ("SSLCertificateChainFile", vec![p.clone()]),
+            SslProtocol(ws) => ("SSLProtocol", one(ws)),
+            SslCipherSuite { tls13: true, spec } => ("SSLCipherSuite", vec!["TLSv1.3".into(), spec.clone()]),
+            SslCipherSuite { tls13: false, spec } => ("SSLCipherSuite", vec![spec.clone()]),
+            SslHonorCipherOrder(b) => ("SSLHonorCipherOrder", vec![flag_word(*b).to_string()]),
             LogFormat { format, nickname } => {
                 let mut words = vec![format.clone()];
                 words.extend(nickname.clone());
@@ -1675,4 +1703,33 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     spec!("CustomLog", RSRC, false, false, "file|pipe format|nickname [env=...]", custom_log),
     spec!("LogLevel", ACCESS_RSRC, false, false, "level [module:level] ...", log_level),
     spec!("LogFormat", RSRC, false, false, "format [nickname]", log_format),
+    spec!("SSLEngine", RSRC, false, false, "On|Off", |args| {
+        // mod_ssl also takes `optional`, for TLS upgrades nobody uses.
+        flag_arg("SSLEngine", args).map(|b| Setting::Core(CoreSetting::SslEngine(b)))
+    }),
+    spec!("SSLCertificateFile", RSRC, false, false, "path", |args| {
+        non_empty_arg("SSLCertificateFile", args).map(|p| Setting::Core(CoreSetting::SslCertificateFile(p)))
+    }),
+    spec!("SSLCertificateKeyFile", RSRC, false, false, "path", |args| {
+        non_empty_arg("SSLCertificateKeyFile", args).map(|p| Setting::Core(CoreSetting::SslCertificateKeyFile(p)))
+    }),
+    spec!("SSLCertificateChainFile", RSRC, false, false, "path", |args| {
+        non_empty_arg("SSLCertificateChainFile", args).map(|p| Setting::Core(CoreSetting::SslCertificateChainFile(p)))
+    }),
+    spec!("SSLProtocol", RSRC, false, false, "[+|-]protocol ...", |args| {
+        at_least_one("SSLProtocol", args).map(|()| Setting::Core(CoreSetting::SslProtocol(args.to_vec())))
+    }),
+    spec!("SSLCipherSuite", RSRC, false, false, "[protocol] cipher-spec", |args| match args {
+        [spec] => Ok(Setting::Core(CoreSetting::SslCipherSuite { tls13: false, spec: spec.clone() })),
+        [protocol, spec] if protocol.eq_ignore_ascii_case("TLSv1.3") => {
+            Ok(Setting::Core(CoreSetting::SslCipherSuite { tls13: true, spec: spec.clone() }))
+        }
+        [protocol, spec] if protocol.eq_ignore_ascii_case("SSL") => {
+            Ok(Setting::Core(CoreSetting::SslCipherSuite { tls13: false, spec: spec.clone() }))
+        }
+        _ => Err(DirectiveError::ArgCount { directive: "SSLCipherSuite", expected: "[SSL|TLSv1.3] cipher-spec" }),
+    }),
+    spec!("SSLHonorCipherOrder", RSRC, false, false, "On|Off", |args| {
+        flag_arg("SSLHonorCipherOrder", args).map(|b| Setting::Core(CoreSetting::SslHonorCipherOrder(b)))
+    }),
 ];

@@ -24,6 +24,7 @@ pub mod directives;
 pub mod dump;
 pub mod model;
 pub mod support;
+pub mod tls;
 pub mod values;
 
 pub use daemon::DaemonProcess;

@@ -230,6 +230,8 @@ pub struct Server {
     pub log_level: Option<Vec<String>>,
     /// `LogFormat` lines: (nickname, format), in order.
     pub log_formats: Vec<(Option<String>, String)>,
+    /// mod_ssl's settings.
+    pub ssl: SslSettings,
     /// `WSGIScriptAlias`/`WSGIScriptAliasMatch` in this server, in order.
     pub script_aliases: Vec<ScriptAlias>,
     /// `Alias`/`AliasMatch` in this server, in order.
@@ -262,6 +264,21 @@ pub struct EnvCondition {
     pub name: String,
     /// `env=!NAME`: log when it is not set.
     pub negated: bool,
+}
+
+/// mod_ssl's settings of one server, as written (see
+/// [`Config::ssl_settings`] for the ones in effect).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[allow(missing_docs)] // Each field is the directive of the same name.
+pub struct SslSettings {
+    pub engine: Option<bool>,
+    pub certificate_file: Option<String>,
+    pub certificate_key_file: Option<String>,
+    pub certificate_chain_file: Option<String>,
+    pub protocol: Option<Vec<String>>,
+    pub cipher_suite: Option<String>,
+    pub cipher_suite_tls13: Option<String>,
+    pub honor_cipher_order: Option<bool>,
 }
 
 /// Apache core's connection settings for one server: its own values, the
@@ -323,6 +340,14 @@ impl Server {
             CustomLog(v) => self.custom_logs.push(v),
             LogLevel(v) => self.log_level = Some(v),
             LogFormat { format, nickname } => self.log_formats.push((nickname, format)),
+            SslEngine(v) => self.ssl.engine = Some(v),
+            SslCertificateFile(v) => self.ssl.certificate_file = Some(v),
+            SslCertificateKeyFile(v) => self.ssl.certificate_key_file = Some(v),
+            SslCertificateChainFile(v) => self.ssl.certificate_chain_file = Some(v),
+            SslProtocol(v) => self.ssl.protocol = Some(v),
+            SslCipherSuite { tls13: false, spec } => self.ssl.cipher_suite = Some(spec),
+            SslCipherSuite { tls13: true, spec } => self.ssl.cipher_suite_tls13 = Some(spec),
+            SslHonorCipherOrder(v) => self.ssl.honor_cipher_order = Some(v),
             Listen(_) | ServerRoot(_) | User(_) | Group(_) => {
                 unreachable!("process-wide core directives are applied to the Config")
             }
@@ -354,6 +379,15 @@ impl Server {
                 .iter()
                 .map(|(nickname, format)| LogFormat { format: format.clone(), nickname: nickname.clone() }),
         );
+        let ssl = &self.ssl;
+        out.extend(ssl.engine.map(SslEngine));
+        out.extend(ssl.certificate_file.clone().map(SslCertificateFile));
+        out.extend(ssl.certificate_key_file.clone().map(SslCertificateKeyFile));
+        out.extend(ssl.certificate_chain_file.clone().map(SslCertificateChainFile));
+        out.extend(ssl.protocol.clone().map(SslProtocol));
+        out.extend(ssl.cipher_suite.clone().map(|spec| SslCipherSuite { tls13: false, spec }));
+        out.extend(ssl.cipher_suite_tls13.clone().map(|spec| SslCipherSuite { tls13: true, spec }));
+        out.extend(ssl.honor_cipher_order.map(SslHonorCipherOrder));
         out
     }
 }
@@ -865,6 +899,25 @@ impl Config {
         by_name.unwrap_or(first)
     }
 
+    /// The servers that may answer on `local`: the virtual hosts whose
+    /// addresses name it (its IP, or a wildcard for its port), as
+    /// [`Config::select_server`] chooses among them; the main server when
+    /// none does.
+    pub fn servers_at(&self, local: SocketAddr) -> Vec<&Server> {
+        let exact: Vec<&Server> =
+            self.virtual_hosts.iter().filter(|v| v.addresses.iter().any(|a| address_matches(a, local, true))).collect();
+        let servers = if exact.is_empty() {
+            self.virtual_hosts.iter().filter(|v| v.addresses.iter().any(|a| address_matches(a, local, false))).collect()
+        } else {
+            exact
+        };
+        if servers.is_empty() {
+            vec![&self.main_server]
+        } else {
+            servers
+        }
+    }
+
     /// The position of `server`, one of this configuration's: 0 for the
     /// main server, then 1 + its index among the virtual hosts.
     pub fn server_index(&self, server: &Server) -> usize {
@@ -998,6 +1051,24 @@ impl Config {
             limit_request_line: server.limit_request_line.or(main.limit_request_line).unwrap_or(8190),
             limit_request_field_size: server.limit_request_field_size.or(main.limit_request_field_size).unwrap_or(8190),
             limit_request_fields: server.limit_request_fields.or(main.limit_request_fields).unwrap_or(100),
+        }
+    }
+
+    /// mod_ssl's settings in effect for `server`: its own, else the main
+    /// server's, as mod_ssl merges them; file paths resolved under
+    /// `ServerRoot`.
+    pub fn ssl_settings(&self, server: &Server) -> SslSettings {
+        let (own, main) = (&server.ssl, &self.main_server.ssl);
+        let path = |p: &Option<String>| p.as_deref().map(|p| self.server_root_relative(p).display().to_string());
+        SslSettings {
+            engine: own.engine.or(main.engine),
+            certificate_file: path(&own.certificate_file).or_else(|| path(&main.certificate_file)),
+            certificate_key_file: path(&own.certificate_key_file).or_else(|| path(&main.certificate_key_file)),
+            certificate_chain_file: path(&own.certificate_chain_file).or_else(|| path(&main.certificate_chain_file)),
+            protocol: own.protocol.clone().or_else(|| main.protocol.clone()),
+            cipher_suite: own.cipher_suite.clone().or_else(|| main.cipher_suite.clone()),
+            cipher_suite_tls13: own.cipher_suite_tls13.clone().or_else(|| main.cipher_suite_tls13.clone()),
+            honor_cipher_order: own.honor_cipher_order.or(main.honor_cipher_order),
         }
     }
 

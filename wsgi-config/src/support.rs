@@ -219,6 +219,13 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     each("CustomLog", "-", Status::ApacheOwn, H),
     each("LogLevel", "warn", Status::ApacheOwn, H),
     each("LogFormat", "-", Status::ApacheOwn, H),
+    each("SSLEngine", "Off", Status::ApacheOwn, H),
+    each("SSLCertificateFile", "-", Status::ApacheOwn, H),
+    each("SSLCertificateKeyFile", "-", Status::ApacheOwn, H),
+    each("SSLCertificateChainFile", "-", Status::ApacheOwn, H),
+    each("SSLProtocol", "all", Status::ApacheOwn, H),
+    each("SSLCipherSuite", "DEFAULT", Status::ApacheOwn, H),
+    each("SSLHonorCipherOrder", "Off", Status::ApacheOwn, H),
 ];
 
 /// The `<WSGIInterpreterOptions>` container (mod_wsgi 6).
@@ -305,7 +312,8 @@ pub enum OtherModule {
 pub fn standalone_other_module(name: &str) -> OtherModule {
     const ACCESS: &str = "the standalone server implements mod_authz_core's Require, Basic and Digest \
                           authentication with the file and wsgi providers, not this";
-    const TLS: &str = "TLS is not implemented in the standalone server yet";
+    const TLS: &str = "the standalone server's TLS takes SSLEngine, the certificate and key files, \
+                       SSLProtocol, SSLCipherSuite and SSLHonorCipherOrder only";
     const REWRITE: &str = "the standalone server does not rewrite, redirect or proxy requests";
     const HEADERS: &str = "the standalone server does not edit request or response headers";
     const HANDLER: &str = "handler mappings are not read by the standalone server: map scripts with WSGIScriptAlias";
@@ -403,6 +411,14 @@ fn refuse_standalone_value(setting: &Setting) -> Result<(), DirectiveError> {
             ),
             _ => Ok(()),
         },
+        Setting::Core(CoreSetting::SslProtocol(words)) => match crate::tls::protocols(words) {
+            Ok(_) => Ok(()),
+            Err(why) => Err(DirectiveError::Other { directive: "SSLProtocol", message: why }),
+        },
+        Setting::Core(CoreSetting::SslCipherSuite { tls13, spec }) => {
+            let checked = if *tls13 { crate::tls::tls13_suites(spec) } else { crate::tls::tls12_suites(spec) };
+            checked.map(|_| ()).map_err(|why| DirectiveError::Other { directive: "SSLCipherSuite", message: why })
+        }
         Setting::Dir(DirSetting::AuthType(Err(name))) => {
             refused("AuthType", name, "the standalone server authenticates with Basic and Digest only")
         }

@@ -113,6 +113,13 @@ const PROMISED: &[&str] = &[
     "CustomLog",
     "LogLevel",
     "LogFormat",
+    "SSLEngine",
+    "SSLCertificateFile",
+    "SSLCertificateKeyFile",
+    "SSLCertificateChainFile",
+    "SSLProtocol",
+    "SSLCipherSuite",
+    "SSLHonorCipherOrder",
 ];
 
 #[test]
@@ -222,6 +229,13 @@ fn examples() -> Vec<(&'static str, &'static str)> {
         ("CustomLog", "/var/log/apache2/access.log combined env=!dontlog"),
         ("LogLevel", "warn wsgi:info"),
         ("LogFormat", "\"%h %l %u %t \\\"%r\\\" %>s %b\" common"),
+        ("SSLEngine", "On"),
+        ("SSLCertificateFile", "/etc/ssl/site.crt"),
+        ("SSLCertificateKeyFile", "/etc/ssl/site.key"),
+        ("SSLCertificateChainFile", "/etc/ssl/chain.pem"),
+        ("SSLProtocol", "-all +TLSv1.2 +TLSv1.3"),
+        ("SSLCipherSuite", "HIGH:!aNULL:!MD5"),
+        ("SSLHonorCipherOrder", "On"),
     ]
 }
 

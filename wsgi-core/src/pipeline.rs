@@ -267,6 +267,10 @@ impl Site {
             daemon,
             content_filters: false,
         });
+        // mod_wsgi's HTTPS, when mod_ssl says the connection is secure.
+        if head.scheme == crate::request::Scheme::Https {
+            environ.set_str("HTTPS", "1");
+        }
         let env_vars = settings.env_vars();
         for (name, value) in &env_vars {
             environ.set_str(name.clone(), value.clone());

@@ -167,6 +167,20 @@ pub(crate) struct ServerArgs {
     /// beyond) [default: what the three limits above allow].
     #[arg(long)]
     pub(crate) max_header_size: Option<usize>,
+    /// Also serve HTTPS on this port, with --ssl-certificate-file and
+    /// --ssl-certificate-key-file. (With --config, use Listen ... https and
+    /// SSLEngine in the file.)
+    #[arg(long, value_name = "PORT", conflicts_with = "config")]
+    pub(crate) https_port: Option<u16>,
+    /// The certificate (PEM, with its chain) of --https-port.
+    #[arg(long, value_name = "FILE", requires = "https_port")]
+    pub(crate) ssl_certificate_file: Option<PathBuf>,
+    /// The private key (PEM) of --https-port.
+    #[arg(long, value_name = "FILE", requires = "https_port")]
+    pub(crate) ssl_certificate_key_file: Option<PathBuf>,
+    /// Answer plain HTTP requests with a redirect to --https-port.
+    #[arg(long, requires = "https_port")]
+    pub(crate) https_only: bool,
     /// When started as root: the user the serving and daemon processes run
     /// as (a name or #uid), set before any Python runs; the top process
     /// keeps root to bind the sockets and supervise them. Replaces the

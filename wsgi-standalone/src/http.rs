@@ -49,6 +49,8 @@ pub struct HttpSettings {
     /// Largest request head (request line and headers) in bytes (431
     /// beyond); `None`: what the connection's limits allow.
     pub max_head_size: Option<usize>,
+    /// `--https-only`: plain HTTP requests are sent to this HTTPS port.
+    pub https_redirect: Option<u16>,
     /// `Server` header and `SERVER_SOFTWARE`.
     pub server_software: String,
 }
@@ -156,19 +158,21 @@ impl Body for ResponseBody {
 
 /// Serves `listeners` until SIGTERM or SIGINT, then finishes in-flight
 /// requests for up to the graceful timeout.
-pub async fn serve(listeners: Vec<std::net::TcpListener>, shared: Arc<Shared>) -> io::Result<()> {
-    let (accepted_tx, mut accepted) = mpsc::channel::<(tokio::net::TcpStream, SocketAddr)>(64);
+pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<()> {
+    type Accepted = (tokio::net::TcpStream, SocketAddr, Option<tokio_rustls::TlsAcceptor>);
+    let (accepted_tx, mut accepted) = mpsc::channel::<Accepted>(64);
     let mut acceptors = Vec::new();
-    for listener in listeners {
-        listener.set_nonblocking(true)?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
+    for Listener { socket, tls } in listeners {
+        socket.set_nonblocking(true)?;
+        let socket = tokio::net::TcpListener::from_std(socket)?;
+        let tls = tls.map(tokio_rustls::TlsAcceptor::from);
         let tx = accepted_tx.clone();
         let log = shared.log.clone();
         acceptors.push(tokio::spawn(async move {
             loop {
-                match listener.accept().await {
-                    Ok(conn) => {
-                        if tx.send(conn).await.is_err() {
+                match socket.accept().await {
+                    Ok((stream, peer)) => {
+                        if tx.send((stream, peer, tls.clone())).await.is_err() {
                             break;
                         }
                     }
@@ -188,26 +192,25 @@ pub async fn serve(listeners: Vec<std::net::TcpListener>, shared: Arc<Shared>) -
     loop {
         tokio::select! {
             conn = accepted.recv() => {
-                let Some((stream, peer)) = conn else { break };
+                let Some((stream, peer, tls)) = conn else { break };
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr()?;
-                let config = shared.site.config();
-                // Apache reads a request with the settings of the server
-                // its address selects, before the Host header is known.
-                let connection = Connection::new(config.connection_settings(config.select_server(local, None)));
-                let builder = http1_builder(&connection.settings, &shared.settings);
-                let in_flight = InFlight::default();
-                let stream = IdleStream::new(stream, connection.settings.keep_alive_timeout, in_flight.clone());
-                let connection_shared = shared.clone();
-                let connection = Arc::new(connection);
-                let service = service_fn(move |req| {
-                    handle(req, connection_shared.clone(), connection.clone(), peer, local, in_flight.enter())
-                });
-                let conn = builder.serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
+                let (shared, watcher) = (shared.clone(), graceful.watcher());
+                match tls {
+                    None => {
+                        tokio::spawn(serve_connection(stream, Scheme::Http, peer, local, shared, watcher));
+                    }
+                    Some(acceptor) => {
+                        tokio::spawn(async move {
+                            // A client that never finishes its handshake
+                            // is as slow as one that never sends its head.
+                            let handshake = tokio::time::timeout(shared.settings.header_timeout, acceptor.accept(stream));
+                            if let Ok(Ok(stream)) = handshake.await {
+                                serve_connection(stream, Scheme::Https, peer, local, shared, watcher).await;
+                            }
+                        });
+                    }
+                }
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
@@ -323,7 +326,40 @@ fn head_limit_status(req: &Request<Incoming>, limits: &ConnectionSettings) -> Op
     None
 }
 
-fn request_head(req: &Request<Incoming>, peer: SocketAddr, local: SocketAddr) -> RequestHead {
+/// A listening socket, and its TLS setup when it speaks TLS.
+pub struct Listener {
+    /// The socket.
+    pub socket: std::net::TcpListener,
+    /// rustls's configuration (`None`: plain HTTP).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Serves HTTP/1.1 on one connection (plain, or TLS once its handshake is
+/// done) until it closes, counted by the graceful shutdown's `watcher`.
+async fn serve_connection<S>(
+    stream: S,
+    scheme: Scheme,
+    peer: SocketAddr,
+    local: SocketAddr,
+    shared: Arc<Shared>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let config = shared.site.config();
+    // Apache reads a request with the settings of the server its address
+    // selects, before the Host header is known.
+    let connection = Connection::new(config.connection_settings(config.select_server(local, None)));
+    let builder = http1_builder(&connection.settings, &shared.settings);
+    let in_flight = InFlight::default();
+    let stream = IdleStream::new(stream, connection.settings.keep_alive_timeout, in_flight.clone());
+    let connection = Arc::new(connection);
+    let service =
+        service_fn(move |req| handle(req, shared.clone(), connection.clone(), scheme, peer, local, in_flight.enter()));
+    let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await;
+}
+
+fn request_head(req: &Request<Incoming>, scheme: Scheme, peer: SocketAddr, local: SocketAddr) -> RequestHead {
     // An IPv4 client of a dual-stack socket is an IPv4 client.
     let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
     let local = SocketAddr::new(local.ip().to_canonical(), local.port());
@@ -353,7 +389,7 @@ fn request_head(req: &Request<Incoming>, peer: SocketAddr, local: SocketAddr) ->
         headers,
         peer,
         local,
-        scheme: Scheme::Http,
+        scheme,
     }
 }
 
@@ -367,6 +403,14 @@ fn error_response(status: u16, software: &str) -> Response<ResponseBody> {
     headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
     set_server(headers, software);
     response
+}
+
+/// The host of a `Host` header value, without its port.
+fn host_without_port(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => name,
+        _ => host,
+    }
 }
 
 /// mod_alias's answer: the status, `Location`, and Apache's page (the
@@ -583,6 +627,7 @@ async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
     connection: Arc<Connection>,
+    scheme: Scheme,
     peer: SocketAddr,
     local: SocketAddr,
     in_flight: InFlightGuard,
@@ -590,7 +635,7 @@ async fn handle(
     let (received, started) = (std::time::SystemTime::now(), Instant::now());
     let keepalives = connection.requests.load(std::sync::atomic::Ordering::Relaxed);
     let keep = connection.keep_after_this();
-    let head = request_head(&req, peer, local);
+    let head = request_head(&req, scheme, peer, local);
     let logs = shared.logs.for_request(shared.site.config(), &head).clone();
     let mut response = respond(req, &head, &shared, &logs, &connection.settings).await;
     let close = !keep || shared.draining.load(std::sync::atomic::Ordering::Relaxed);
@@ -729,6 +774,12 @@ async fn respond(
         // Apache closes the connection after a head it would not read.
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
         return response;
+    }
+    if let (Some(port), Scheme::Http) = (shared.settings.https_redirect, head.scheme) {
+        let host =
+            head.header("host").map_or_else(|| head.local.ip().to_string(), |h| host_without_port(h).to_string());
+        let location = format!("https://{host}:{port}{}", head.raw_uri);
+        return redirect_response(301, Some(&location), software);
     }
     // HTTP/1.1 needs exactly one Host (RFC 9112 section 3.2), as Apache
     // insists; two could select one virtual host and report another.

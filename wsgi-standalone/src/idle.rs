@@ -44,22 +44,23 @@ impl Drop for InFlightGuard {
     }
 }
 
-/// A connection that reads as closed once it has been idle too long.
-pub struct IdleStream {
-    inner: TcpStream,
+/// A connection (TCP, or TLS over it) that reads as closed once it has
+/// been idle too long.
+pub struct IdleStream<S = TcpStream> {
+    inner: S,
     idle_limit: Duration,
     in_flight: InFlight,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl IdleStream {
+impl<S> IdleStream<S> {
     /// Wraps `inner`; `idle_limit` zero means no limit.
-    pub fn new(inner: TcpStream, idle_limit: Duration, in_flight: InFlight) -> IdleStream {
+    pub fn new(inner: S, idle_limit: Duration, in_flight: InFlight) -> IdleStream<S> {
         IdleStream { inner, idle_limit, in_flight, timer: None }
     }
 }
 
-impl AsyncRead for IdleStream {
+impl<S: AsyncRead + Unpin> AsyncRead for IdleStream<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
@@ -85,7 +86,7 @@ impl AsyncRead for IdleStream {
     }
 }
 
-impl AsyncWrite for IdleStream {
+impl<S: AsyncWrite + Unpin> AsyncWrite for IdleStream<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }

@@ -17,6 +17,7 @@ mod logging;
 mod reload;
 mod serve;
 mod supervisor;
+mod tls;
 mod workers;
 
 use std::process::ExitCode;

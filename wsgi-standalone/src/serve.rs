@@ -87,8 +87,26 @@ fn script_config(args: &ServerArgs, script: &Path) -> Result<Config, String> {
         alias.push(format!("process-group={group}"));
     }
     line(alias);
+    line(vec!["Listen".into(), format!("{}:{}", args.host, args.port)]);
+    if let Some(port) = args.https_port {
+        // As mod_wsgi-express writes it: a virtual host for the TLS port.
+        let (Some(cert), Some(key)) = (&args.ssl_certificate_file, &args.ssl_certificate_key_file) else {
+            return Err("--https-port needs --ssl-certificate-file and --ssl-certificate-key-file".into());
+        };
+        line(vec!["Listen".into(), format!("{}:{port}", args.host), "https".into()]);
+        line(vec!["<VirtualHost".into(), format!("{}:{port}>", args.host)]);
+        line(vec!["SSLEngine".into(), "On".into()]);
+        line(vec!["SSLCertificateFile".into(), absolute(cert)?]);
+        line(vec!["SSLCertificateKeyFile".into(), absolute(key)?]);
+        line(vec!["</VirtualHost>".into()]);
+    }
     wsgi_config::load_str(&text, Path::new("<start-server options>"), &ReadOptions::standalone("/"))
         .map_err(|errors| errors.to_string())
+}
+
+/// A path made absolute, as the configuration text of a script needs it.
+fn absolute(path: &Path) -> Result<String, String> {
+    std::fs::canonicalize(path).map(|p| p.display().to_string()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The daemon group of `start-server --daemon`: `HOST:PORT`, as
@@ -97,8 +115,11 @@ fn daemon_group_name(args: &ServerArgs) -> String {
     format!("{}:{}", args.host, args.port)
 }
 
+/// The addresses to listen on: the configuration's `Listen` lines (a
+/// script's configuration has them from the flags), else `--host` and
+/// `--port`.
 fn listen_addresses(config: &Config, args: &ServerArgs) -> Result<Vec<SocketAddr>, String> {
-    let specs: Vec<(String, u16)> = if config.listen.is_empty() || args.script.is_some() {
+    let specs: Vec<(String, u16)> = if config.listen.is_empty() {
         vec![(args.host.clone(), args.port)]
     } else {
         config.listen.iter().map(|l| (l.address.clone().unwrap_or_else(|| "0.0.0.0".into()), l.port)).collect()
@@ -110,6 +131,34 @@ fn listen_addresses(config: &Config, args: &ServerArgs) -> Result<Vec<SocketAddr
         addresses.extend(found.take(1));
     }
     Ok(addresses)
+}
+
+/// The listening sockets with their TLS setups: an address speaks TLS
+/// when its servers have `SSLEngine on`, and must when its `Listen` line
+/// says `https`.
+fn with_tls(config: &Config, sockets: Vec<TcpListener>) -> Result<Vec<http::Listener>, String> {
+    sockets
+        .into_iter()
+        .map(|socket| {
+            let local = socket.local_addr().map_err(|e| format!("listening socket: {e}"))?;
+            let https = config.listen.iter().any(|l| {
+                l.port == local.port() && l.protocol.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("https"))
+            });
+            let tls = crate::tls::server_config(config, local, https)?;
+            Ok(http::Listener { socket, tls })
+        })
+        .collect()
+}
+
+/// `serving on http://ADDRESS/` or `https://`, as the address speaks.
+fn serving_on(listeners: &[http::Listener]) -> Vec<String> {
+    listeners
+        .iter()
+        .filter_map(|l| {
+            let address = l.socket.local_addr().ok()?;
+            Some(format!("{}://{address}/", if l.tls.is_some() { "https" } else { "http" }))
+        })
+        .collect()
 }
 
 /// The command-line flags that stand for Apache core directives replace
@@ -339,8 +388,10 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     // supervises find their sockets in the environment.
     let mut groups: Option<daemon::Groups> = None;
     let listeners = match inherited {
-        Some(listeners) => {
-            // A serving process: its user's before any Python runs.
+        Some(sockets) => {
+            // A serving process: its user's before any Python runs (its
+            // certificates read before, as Apache's children get theirs).
+            let listeners = with_tls(&config, sockets)?;
             identity.become_it()?;
             listeners
         }
@@ -349,10 +400,12 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             warn_of_decorations(&config, &log);
             identity.warn_if_root(&log);
             let addresses = listen_addresses(&config, &args)?;
-            let listeners = addresses
+            let sockets = addresses
                 .iter()
                 .map(|addr| TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}")))
                 .collect::<Result<Vec<_>, _>>()?;
+            // Certificates are checked before anything serves.
+            let listeners = with_tls(&config, sockets)?;
             let started = daemon::start_groups(&config, identity.uid_gid(), &log)?;
             let sockets_env = started.sockets_env();
             groups = Some(started);
@@ -362,20 +415,18 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             // Another user serves from processes of its own: this one
             // keeps root, as Apache's parent does.
             if front_end_processes || args.reload_on_changes || identity.switches() {
-                for address in &addresses {
+                for url in serving_on(&listeners) {
                     log.log(
                         LogLevel::Info,
-                        &format!(
-                            "serving on http://{address}/ with {} processes x {} threads",
-                            args.processes, args.threads
-                        ),
+                        &format!("serving on {url} with {} processes x {} threads", args.processes, args.threads),
                     );
                 }
                 // Serving processes find the daemon groups' sockets in
                 // their environment.
                 let (log_fds, (log_env, log_fds_text)) = log_files.for_children();
+                let sockets: Vec<TcpListener> = listeners.into_iter().map(|l| l.socket).collect();
                 supervisor::supervise(
-                    &listeners,
+                    &sockets,
                     args.processes as usize,
                     Duration::from_secs(args.graceful_timeout),
                     &[
@@ -389,8 +440,8 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
                 log.log(LogLevel::Info, "stopped");
                 return Ok(());
             }
-            for address in &addresses {
-                log.log(LogLevel::Info, &format!("serving on http://{address}/ with {} worker threads", args.threads));
+            for url in serving_on(&listeners) {
+                log.log(LogLevel::Info, &format!("serving on {url} with {} worker threads", args.threads));
             }
             listeners
         }
@@ -479,6 +530,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             queue_timeout: Duration::from_secs(args.queue_timeout),
             graceful_timeout: Duration::from_secs(args.graceful_timeout),
             max_head_size: args.max_header_size,
+            https_redirect: args.https_only.then_some(args.https_port).flatten(),
             server_software: software,
         },
         recycle: http::Recycle::new(args.maximum_requests, control),
