@@ -329,6 +329,8 @@ pub enum CoreSetting {
     LogLevel(Vec<String>),
     /// `Redirect`, `RedirectMatch`, `RedirectPermanent`, `RedirectTemp`.
     Redirect(Redirect),
+    /// `Protocols`: `h2`, `h2c`, `http/1.1`.
+    Protocols(Vec<String>),
     /// mod_ssl's `SSLEngine`.
     SslEngine(bool),
     /// mod_ssl's `SSLCertificateFile`, as written.
@@ -794,6 +796,7 @@ impl CoreSetting {
                 words.extend(r.target.clone());
                 (r.directive, words)
             }
+            Protocols(ps) => ("Protocols", one(ps)),
             SslEngine(b) => ("SSLEngine", vec![flag_word(*b).to_string()]),
             SslCertificateFile(p) => ("SSLCertificateFile", vec![p.clone()]),
             SslCertificateKeyFile(p) => ("SSLCertificateKeyFile", vec![p.clone()]),
@@ -1703,6 +1706,19 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     spec!("CustomLog", RSRC, false, false, "file|pipe format|nickname [env=...]", custom_log),
     spec!("LogLevel", ACCESS_RSRC, false, false, "level [module:level] ...", log_level),
     spec!("LogFormat", RSRC, false, false, "format [nickname]", log_format),
+    spec!("Protocols", RSRC, false, false, "protocol ...", |args| {
+        at_least_one("Protocols", args)?;
+        for word in args {
+            if !["h2", "h2c", "http/1.1"].contains(&word.to_ascii_lowercase().as_str()) {
+                return Err(DirectiveError::InvalidValue {
+                    directive: "Protocols",
+                    value: word.clone(),
+                    reason: "expected h2, h2c or http/1.1".into(),
+                });
+            }
+        }
+        Ok(Setting::Core(CoreSetting::Protocols(args.iter().map(|a| a.to_ascii_lowercase()).collect())))
+    }),
     spec!("SSLEngine", RSRC, false, false, "On|Off", |args| {
         // mod_ssl also takes `optional`, for TLS upgrades nobody uses.
         flag_arg("SSLEngine", args).map(|b| Setting::Core(CoreSetting::SslEngine(b)))

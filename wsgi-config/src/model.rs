@@ -230,6 +230,8 @@ pub struct Server {
     pub log_level: Option<Vec<String>>,
     /// `LogFormat` lines: (nickname, format), in order.
     pub log_formats: Vec<(Option<String>, String)>,
+    /// `Protocols`.
+    pub protocols: Option<Vec<String>>,
     /// mod_ssl's settings.
     pub ssl: SslSettings,
     /// `WSGIScriptAlias`/`WSGIScriptAliasMatch` in this server, in order.
@@ -340,6 +342,7 @@ impl Server {
             CustomLog(v) => self.custom_logs.push(v),
             LogLevel(v) => self.log_level = Some(v),
             LogFormat { format, nickname } => self.log_formats.push((nickname, format)),
+            Protocols(v) => self.protocols = Some(v),
             SslEngine(v) => self.ssl.engine = Some(v),
             SslCertificateFile(v) => self.ssl.certificate_file = Some(v),
             SslCertificateKeyFile(v) => self.ssl.certificate_key_file = Some(v),
@@ -379,6 +382,7 @@ impl Server {
                 .iter()
                 .map(|(nickname, format)| LogFormat { format: format.clone(), nickname: nickname.clone() }),
         );
+        out.extend(self.protocols.clone().map(Protocols));
         let ssl = &self.ssl;
         out.extend(ssl.engine.map(SslEngine));
         out.extend(ssl.certificate_file.clone().map(SslCertificateFile));
@@ -1052,6 +1056,16 @@ impl Config {
             limit_request_field_size: server.limit_request_field_size.or(main.limit_request_field_size).unwrap_or(8190),
             limit_request_fields: server.limit_request_fields.or(main.limit_request_fields).unwrap_or(100),
         }
+    }
+
+    /// The `Protocols` of `server` (its own, else the main server's;
+    /// Apache's default `http/1.1`).
+    pub fn protocols(&self, server: &Server) -> Vec<String> {
+        server
+            .protocols
+            .clone()
+            .or_else(|| self.main_server.protocols.clone())
+            .unwrap_or_else(|| vec!["http/1.1".to_string()])
     }
 
     /// mod_ssl's settings in effect for `server`: its own, else the main

@@ -219,6 +219,7 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     each("CustomLog", "-", Status::ApacheOwn, H),
     each("LogLevel", "warn", Status::ApacheOwn, H),
     each("LogFormat", "-", Status::ApacheOwn, H),
+    each("Protocols", "http/1.1", Status::ApacheOwn, H),
     each("SSLEngine", "Off", Status::ApacheOwn, H),
     each("SSLCertificateFile", "-", Status::ApacheOwn, H),
     each("SSLCertificateKeyFile", "-", Status::ApacheOwn, H),

@@ -442,7 +442,7 @@ fn http_and_https_share_a_daemon() {
 
     let tls = vhost(&config, "192.0.2.10:443", Some("shop.meadow.test"), "shop.meadow.test");
     assert!(std::ptr::eq(tls, &config.virtual_hosts[1]), "port 443 picks the second virtual host");
-    assert!(other_names(tls).contains(&"SSLEngine"));
+    assert_eq!(config.ssl_settings(tls).engine, Some(true));
     let s = settings(&config, tls, "/checkout", "/srv/meadow/shop/wsgi.py");
     assert_eq!(s.effective_process_group(), "meadow-shop");
     assert_eq!(s.effective_application_group(), "%{GLOBAL}");

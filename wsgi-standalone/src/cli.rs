@@ -37,7 +37,7 @@ pub(crate) enum Command {
         file: PathBuf,
     },
     /// Serve a WSGI script (or the script aliases of a configuration file)
-    /// over HTTP/1.1, as mod_wsgi-express start-server does.
+    /// over HTTP (1.1, and 2 when asked), as mod_wsgi-express start-server does.
     StartServer(Box<ServerArgs>),
     /// Print the lines that load the Apache module (`mod_wsgi.so`) into
     /// Apache httpd, as mod_wsgi-express module-config does.
@@ -178,6 +178,11 @@ pub(crate) struct ServerArgs {
     /// The private key (PEM) of --https-port.
     #[arg(long, value_name = "FILE", requires = "https_port")]
     pub(crate) ssl_certificate_key_file: Option<PathBuf>,
+    /// Speak HTTP/2 too: over TLS to clients that ask for it (ALPN), and
+    /// in clear to clients that start with it (h2c with prior knowledge);
+    /// `Protocols h2 h2c http/1.1` in every server of --config.
+    #[arg(long)]
+    pub(crate) http2: bool,
     /// Answer plain HTTP requests with a redirect to --https-port.
     #[arg(long, requires = "https_port")]
     pub(crate) https_only: bool,

@@ -1,5 +1,6 @@
-//! HTTP/1.1 over hyper: connections, the hand-off of requests to the
-//! worker pool, static files, and graceful shutdown.
+//! HTTP/1.1 and HTTP/2 over hyper, in clear or over TLS: connections, the
+//! hand-off of requests to the worker pool, static files, and graceful
+//! shutdown.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -159,10 +160,10 @@ impl Body for ResponseBody {
 /// Serves `listeners` until SIGTERM or SIGINT, then finishes in-flight
 /// requests for up to the graceful timeout.
 pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<()> {
-    type Accepted = (tokio::net::TcpStream, SocketAddr, Option<tokio_rustls::TlsAcceptor>);
+    type Accepted = (tokio::net::TcpStream, SocketAddr, Option<tokio_rustls::TlsAcceptor>, bool);
     let (accepted_tx, mut accepted) = mpsc::channel::<Accepted>(64);
     let mut acceptors = Vec::new();
-    for Listener { socket, tls } in listeners {
+    for Listener { socket, tls, h2c } in listeners {
         socket.set_nonblocking(true)?;
         let socket = tokio::net::TcpListener::from_std(socket)?;
         let tls = tls.map(tokio_rustls::TlsAcceptor::from);
@@ -172,7 +173,7 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
             loop {
                 match socket.accept().await {
                     Ok((stream, peer)) => {
-                        if tx.send((stream, peer, tls.clone())).await.is_err() {
+                        if tx.send((stream, peer, tls.clone(), h2c)).await.is_err() {
                             break;
                         }
                     }
@@ -192,13 +193,14 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
     loop {
         tokio::select! {
             conn = accepted.recv() => {
-                let Some((stream, peer, tls)) = conn else { break };
+                let Some((stream, peer, tls, h2c)) = conn else { break };
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr()?;
                 let (shared, watcher) = (shared.clone(), graceful.watcher());
                 match tls {
                     None => {
-                        tokio::spawn(serve_connection(stream, Scheme::Http, peer, local, shared, watcher));
+                        let wire = if h2c { Wire::Either } else { Wire::Http1 };
+                        tokio::spawn(serve_connection(stream, Scheme::Http, wire, peer, local, shared, watcher));
                     }
                     Some(acceptor) => {
                         tokio::spawn(async move {
@@ -206,7 +208,9 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
                             // is as slow as one that never sends its head.
                             let handshake = tokio::time::timeout(shared.settings.header_timeout, acceptor.accept(stream));
                             if let Ok(Ok(stream)) = handshake.await {
-                                serve_connection(stream, Scheme::Https, peer, local, shared, watcher).await;
+                                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                                let wire = if h2 { Wire::Http2 } else { Wire::Http1 };
+                                serve_connection(stream, Scheme::Https, wire, peer, local, shared, watcher).await;
                             }
                         });
                     }
@@ -271,26 +275,49 @@ const UNLIMITED_FIELDS: usize = 1000;
 /// connections answered, and a head large enough for the limits, which
 /// [`head_limit_status`] then checks with Apache's statuses.
 fn http1_builder(connection: &ConnectionSettings, settings: &HttpSettings) -> hyper::server::conn::http1::Builder {
-    let fields = match connection.limit_request_fields {
-        0 => UNLIMITED_FIELDS,
-        n => n as usize,
-    };
-    let head_limit = settings.max_head_size.unwrap_or_else(|| {
-        let line = connection.limit_request_line as usize + 2;
-        line.saturating_add(fields.saturating_mul(connection.limit_request_field_size as usize + 2)).saturating_add(2)
-    });
+    let limits = HeadLimits::of(connection, settings);
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout)
         .keep_alive(connection.keep_alive && !connection.keep_alive_timeout.is_zero())
         .half_close(true)
-        // Room beyond the limit, so that exceeding it is seen here (400,
-        // as Apache answers); hyper answers 431 only far beyond it.
-        .max_headers(fields.saturating_mul(HYPER_FIELDS_FACTOR).max(HYPER_INLINE_FIELDS))
-        .max_header_size(head_limit.max(1024))
-        .max_buf_size(head_limit.saturating_add(8192).max(HYPER_DEFAULT_BUF_SIZE));
+        .max_headers(limits.fields)
+        .max_header_size(limits.head.max(1024))
+        .max_buf_size(limits.buffer);
     builder
+}
+
+/// What hyper is told of a request head's size, so that the limits are
+/// seen and answered as Apache answers them ([`head_limit_status`]).
+struct HeadLimits {
+    /// Header fields hyper parses: room beyond `LimitRequestFields`, so
+    /// that exceeding it is seen here (400); hyper answers 431 only far
+    /// beyond it.
+    fields: usize,
+    /// The largest head in bytes (431 beyond).
+    head: usize,
+    /// hyper's read buffer.
+    buffer: usize,
+}
+
+impl HeadLimits {
+    fn of(connection: &ConnectionSettings, settings: &HttpSettings) -> HeadLimits {
+        let fields = match connection.limit_request_fields {
+            0 => UNLIMITED_FIELDS,
+            n => n as usize,
+        };
+        let head = settings.max_head_size.unwrap_or_else(|| {
+            let line = connection.limit_request_line as usize + 2;
+            line.saturating_add(fields.saturating_mul(connection.limit_request_field_size as usize + 2))
+                .saturating_add(2)
+        });
+        HeadLimits {
+            fields: fields.saturating_mul(HYPER_FIELDS_FACTOR).max(HYPER_INLINE_FIELDS),
+            head,
+            buffer: head.saturating_add(8192).max(HYPER_DEFAULT_BUF_SIZE),
+        }
+    }
 }
 
 /// How many times `LimitRequestFields` hyper parses (an array of that
@@ -332,6 +359,19 @@ pub struct Listener {
     pub socket: std::net::TcpListener,
     /// rustls's configuration (`None`: plain HTTP).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Plain HTTP/2 for clients that start with its preface (h2c).
+    pub h2c: bool,
+}
+
+/// How a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// HTTP/1.1.
+    Http1,
+    /// HTTP/2 (chosen by ALPN).
+    Http2,
+    /// HTTP/1.1, or HTTP/2 when the client starts with its preface.
+    Either,
 }
 
 /// Serves HTTP/1.1 on one connection (plain, or TLS once its handshake is
@@ -339,6 +379,7 @@ pub struct Listener {
 async fn serve_connection<S>(
     stream: S,
     scheme: Scheme,
+    wire: Wire,
     peer: SocketAddr,
     local: SocketAddr,
     shared: Arc<Shared>,
@@ -349,14 +390,50 @@ async fn serve_connection<S>(
     let config = shared.site.config();
     // Apache reads a request with the settings of the server its address
     // selects, before the Host header is known.
-    let connection = Connection::new(config.connection_settings(config.select_server(local, None)));
-    let builder = http1_builder(&connection.settings, &shared.settings);
+    let settings = config.connection_settings(config.select_server(local, None));
     let in_flight = InFlight::default();
-    let stream = IdleStream::new(stream, connection.settings.keep_alive_timeout, in_flight.clone());
-    let connection = Arc::new(connection);
+    let stream = TokioIo::new(IdleStream::new(stream, settings.keep_alive_timeout, in_flight.clone()));
+    let connection = Arc::new(Connection::new(settings));
+    let http_settings = shared.settings.clone();
     let service =
         service_fn(move |req| handle(req, shared.clone(), connection.clone(), scheme, peer, local, in_flight.enter()));
-    let _ = watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await;
+    match wire {
+        Wire::Http1 => {
+            let _ = watcher.watch(http1_builder(&settings, &http_settings).serve_connection(stream, service)).await;
+        }
+        Wire::Http2 => {
+            let _ = watcher.watch(http2_builder(&settings, &http_settings).serve_connection(stream, service)).await;
+        }
+        Wire::Either => {
+            let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let limits = HeadLimits::of(&settings, &http_settings);
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(http_settings.header_timeout)
+                .keep_alive(settings.keep_alive && !settings.keep_alive_timeout.is_zero())
+                .half_close(true)
+                .max_headers(limits.fields)
+                .max_buf_size(limits.buffer);
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .max_header_list_size(u32::try_from(limits.head).unwrap_or(u32::MAX));
+            let _ = watcher.watch(builder.serve_connection(stream, service)).await;
+        }
+    }
+}
+
+/// hyper's HTTP/2 settings for a connection: the request head bounded as
+/// for HTTP/1.1.
+fn http2_builder(
+    connection: &ConnectionSettings,
+    settings: &HttpSettings,
+) -> hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor> {
+    let limits = HeadLimits::of(connection, settings);
+    let mut builder = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+    builder.timer(TokioTimer::new()).max_header_list_size(u32::try_from(limits.head).unwrap_or(u32::MAX));
+    builder
 }
 
 fn request_head(req: &Request<Incoming>, scheme: Scheme, peer: SocketAddr, local: SocketAddr) -> RequestHead {
@@ -371,13 +448,23 @@ fn request_head(req: &Request<Incoming>, scheme: Scheme, peer: SocketAddr, local
     // An absolute-form target names the host itself, which then wins over
     // the Host header (RFC 9112 section 3.2.2); REQUEST_URI keeps the
     // target as sent, as Apache's does.
+    let path_and_query =
+        || req.uri().path_and_query().map_or_else(|| req.uri().path().to_string(), |pq| pq.as_str().to_string());
     let raw_uri = match req.uri().authority() {
+        // HTTP/2's :authority is its Host; its target is the path, as
+        // mod_http2 gives it.
+        Some(authority) if req.version() == http::Version::HTTP_2 => {
+            if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+                headers.push(("host".to_string(), authority.as_str().to_string()));
+            }
+            path_and_query()
+        }
         Some(authority) => {
             headers.retain(|(name, _)| !name.eq_ignore_ascii_case("host"));
             headers.push(("host".to_string(), authority.as_str().to_string()));
             req.uri().to_string()
         }
-        None => req.uri().path_and_query().map_or_else(|| req.uri().path().to_string(), |pq| pq.as_str().to_string()),
+        None => path_and_query(),
     };
     // The target's bytes, read as Latin-1 as RequestHead carries text:
     // raw UTF-8 bytes reach PATH_INFO as PEP 3333 and mod_wsgi give them.
@@ -638,7 +725,9 @@ async fn handle(
     let head = request_head(&req, scheme, peer, local);
     let logs = shared.logs.for_request(shared.site.config(), &head).clone();
     let mut response = respond(req, &head, &shared, &logs, &connection.settings).await;
-    let close = !keep || shared.draining.load(std::sync::atomic::Ordering::Relaxed);
+    // HTTP/2 has no Connection field: its connection outlives requests.
+    let http1 = head.protocol != "HTTP/2.0";
+    let close = http1 && (!keep || shared.draining.load(std::sync::atomic::Ordering::Relaxed));
     if close {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }

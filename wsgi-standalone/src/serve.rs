@@ -144,8 +144,11 @@ fn with_tls(config: &Config, sockets: Vec<TcpListener>) -> Result<Vec<http::List
             let https = config.listen.iter().any(|l| {
                 l.port == local.port() && l.protocol.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("https"))
             });
-            let tls = crate::tls::server_config(config, local, https)?;
-            Ok(http::Listener { socket, tls })
+            // The address's first server's Protocols decide HTTP/2.
+            let protocols = config.servers_at(local).first().map(|s| config.protocols(s)).unwrap_or_default();
+            let tls = crate::tls::server_config(config, local, https, protocols.iter().any(|p| p == "h2"))?;
+            let h2c = tls.is_none() && protocols.iter().any(|p| p == "h2c");
+            Ok(http::Listener { socket, tls, h2c })
         })
         .collect()
 }
@@ -177,6 +180,9 @@ fn apply_directive_flags(config: &mut Config, args: &ServerArgs) {
         server.limit_request_fields = args.limit_request_fields.or(server.limit_request_fields);
         if let Some(level) = &args.log_level {
             server.log_level = Some(vec![level.clone()]);
+        }
+        if args.http2 {
+            server.protocols = Some(["h2", "h2c", "http/1.1"].map(String::from).to_vec());
         }
     }
 }

@@ -3,7 +3,7 @@
 //! `https`); each of them brings its certificate, chosen by the name the
 //! client asks for (SNI), the first being the default; `SSLProtocol`,
 //! `SSLCipherSuite` and `SSLHonorCipherOrder` of that first server set
-//! what the address offers.
+//! what the address offers, and its `Protocols` whether HTTP/2 is.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +19,12 @@ use wsgi_config::{Config, Server};
 
 /// The TLS setup of the address `local`, if it speaks TLS: `https` says
 /// whether its `Listen` line asked for it.
-pub fn server_config(config: &Config, local: SocketAddr, https: bool) -> Result<Option<Arc<ServerConfig>>, String> {
+pub fn server_config(
+    config: &Config,
+    local: SocketAddr,
+    https: bool,
+    h2: bool,
+) -> Result<Option<Arc<ServerConfig>>, String> {
     let servers = config.servers_at(local);
     let secured: Vec<&Server> =
         servers.iter().copied().filter(|s| config.ssl_settings(s).engine == Some(true)).collect();
@@ -73,7 +78,9 @@ pub fn server_config(config: &Config, local: SocketAddr, https: bool) -> Result<
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(BySni { sites }));
     server_config.ignore_client_order = first.honor_cipher_order == Some(true);
-    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // `Protocols h2`: HTTP/2 for the clients that ask for it by ALPN.
+    server_config.alpn_protocols =
+        if h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
     Ok(Some(Arc::new(server_config)))
 }
 
