@@ -289,40 +289,25 @@ impl AccessControl<'_> {
             return Err(AccessOutcome::status(500));
         };
         match auth_type {
-            AuthType::Basic => self.basic(realm, request),
+            AuthType::Basic => self.basic(request),
             AuthType::Digest => self.digest(realm, request),
             AuthType::None => Err(AccessOutcome::status(500)),
         }
     }
 
-    fn basic(&self, realm: &str, request: &AuthRequest<'_>) -> Result<String, AccessOutcome> {
+    fn basic(&self, request: &AuthRequest<'_>) -> Result<String, AccessOutcome> {
         let challenge = || self.challenge(AuthType::Basic, request, false);
         let Some(credentials) = request.head.header("authorization") else { return Err(challenge()) };
         let Some((user, password)) = basic_credentials(credentials) else {
             request.log.log(LogLevel::Error, "client used wrong authentication scheme: Basic expected");
             return Err(challenge());
         };
-        let providers = providers(&request.settings.auth_basic_provider);
-        let mut answer = Authn::UserNotFound;
-        for provider in providers {
-            answer = match provider.as_str() {
-                "file" => self.file_password(request, &user, &password),
-                _ => match (&request.settings.auth_user_script, self.scripts) {
-                    (Some(script), Some(scripts)) => scripts.check_password(script, request, &user, &password),
-                    _ => {
-                        request.log.log(
-                            LogLevel::Error,
-                            "mod_wsgi: Location of WSGI user authentication script not provided.",
-                        );
-                        Authn::GeneralError
-                    }
-                },
-            };
-            if answer != Authn::UserNotFound {
-                break;
-            }
-        }
-        let _ = realm;
+        let answer = self.ask_providers(
+            &request.settings.auth_basic_provider,
+            request,
+            || self.file_password(request, &user, &password),
+            |scripts, script| scripts.check_password(script, request, &user, &password),
+        );
         match answer {
             Authn::Granted => Ok(user),
             Authn::GrantedAs(name) => Ok(name),
@@ -342,6 +327,36 @@ impl AccessControl<'_> {
             }
             Authn::GeneralError => Err(AccessOutcome::status(500)),
         }
+    }
+
+    /// Asks the providers of `configured` (default `file`) in turn until
+    /// one knows the user: `file` is mod_authn_file, `wsgi` the
+    /// `WSGIAuthUserScript`.
+    fn ask_providers(
+        &self,
+        configured: &Option<Vec<String>>,
+        request: &AuthRequest<'_>,
+        file: impl Fn() -> Authn,
+        script: impl Fn(&dyn AuthScripts, &ScriptRef) -> Authn,
+    ) -> Authn {
+        let mut answer = Authn::UserNotFound;
+        for provider in providers(configured) {
+            answer = match provider.as_str() {
+                "file" => file(),
+                _ => match (&request.settings.auth_user_script, self.scripts) {
+                    (Some(path), Some(scripts)) => script(scripts, path),
+                    _ => {
+                        let missing = "mod_wsgi: Location of WSGI user authentication script not provided.";
+                        request.log.log(LogLevel::Error, missing);
+                        Authn::GeneralError
+                    }
+                },
+            };
+            if answer != Authn::UserNotFound {
+                break;
+            }
+        }
+        answer
     }
 
     /// mod_authn_file's check of a Basic password (Latin-1 text: the
@@ -413,30 +428,16 @@ impl AccessControl<'_> {
             }
         }
         let user = params.username.clone();
-        let providers = providers(&request.settings.auth_digest_provider);
-        let mut answer = Authn::UserNotFound;
-        for provider in providers {
-            answer = match provider.as_str() {
-                "file" => match self.user_file_entry(request, &[&user, realm]) {
-                    Ok(Some(hash)) => Authn::RealmHash(hash.into_bytes()),
-                    Ok(None) => Authn::UserNotFound,
-                    Err(()) => Authn::GeneralError,
-                },
-                _ => match (&request.settings.auth_user_script, self.scripts) {
-                    (Some(script), Some(scripts)) => scripts.get_realm_hash(script, request, &user, realm),
-                    _ => {
-                        request.log.log(
-                            LogLevel::Error,
-                            "mod_wsgi: Location of WSGI user authentication script not provided.",
-                        );
-                        Authn::GeneralError
-                    }
-                },
-            };
-            if answer != Authn::UserNotFound {
-                break;
-            }
-        }
+        let answer = self.ask_providers(
+            &request.settings.auth_digest_provider,
+            request,
+            || match self.user_file_entry(request, &[&user, realm]) {
+                Ok(Some(hash)) => Authn::RealmHash(hash.into_bytes()),
+                Ok(None) => Authn::UserNotFound,
+                Err(()) => Authn::GeneralError,
+            },
+            |scripts, script| scripts.get_realm_hash(script, request, &user, realm),
+        );
         match answer {
             Authn::RealmHash(ha1) => {
                 let expected = params.expected_response(&String::from_utf8_lossy(&ha1), &request.head.method);

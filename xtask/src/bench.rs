@@ -50,12 +50,35 @@ pub(crate) struct Case {
     pub name: &'static str,
     pub path: &'static str,
     pub script: Option<&'static str>,
+    /// How the load is sent.
+    pub over: Over,
+}
+
+/// The protocol a case's load speaks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Over {
+    /// HTTP/1.1 in clear (wrk).
+    Http,
+    /// HTTP/1.1 over TLS (wrk).
+    Https,
+    /// HTTP/2 over TLS, by ALPN (h2load).
+    Http2,
 }
 
 const CASES: [Case; 3] = [
-    Case { name: "hello world (12 B)", path: "/hello", script: None },
-    Case { name: "10 KB response", path: "/10k", script: None },
-    Case { name: "1 MB upload echo", path: "/echo", script: Some("upload.lua") },
+    Case { name: "hello world (12 B)", path: "/hello", script: None, over: Over::Http },
+    Case { name: "10 KB response", path: "/10k", script: None, over: Over::Http },
+    Case { name: "1 MB upload echo", path: "/echo", script: Some("upload.lua"), over: Over::Http },
+];
+
+const TLS_CASES: [Case; 2] = [
+    Case { name: "HTTPS hello world", path: "/hello", script: None, over: Over::Https },
+    Case { name: "HTTPS 10 KB response", path: "/10k", script: None, over: Over::Https },
+];
+
+const HTTP2_CASES: [Case; 2] = [
+    Case { name: "HTTP/2 hello world", path: "/hello", script: None, over: Over::Http2 },
+    Case { name: "HTTP/2 10 KB response", path: "/10k", script: None, over: Over::Http2 },
 ];
 
 /// The median of `runs` by requests/s (the upper one of an even count),
@@ -205,8 +228,9 @@ fn parse_latency_ms(text: &str) -> Option<f64> {
     })
 }
 
-/// Runs wrk against 127.0.0.1:`port` with `case`, sampling the resident
-/// set of `pid` and its descendants every 100 ms while it runs.
+/// Runs wrk (h2load for HTTP/2) against 127.0.0.1:`port` with `case`,
+/// sampling the resident set of `pid` and its descendants every 100 ms
+/// while it runs.
 pub(crate) fn run_wrk(
     port: u16,
     case: &Case,
@@ -214,6 +238,9 @@ pub(crate) fn run_wrk(
     dir: &Path,
     pid: u32,
 ) -> std::result::Result<Result, String> {
+    if case.over == Over::Http2 {
+        return run_h2load(port, case, load, pid);
+    }
     let mut wrk = Command::new("wrk");
     wrk.args(["-t", &load.wrk_threads.to_string(), "-c", &load.connections.to_string()]).args([
         "-d",
@@ -223,7 +250,8 @@ pub(crate) fn run_wrk(
     if let Some(script) = case.script {
         wrk.arg("-s").arg(dir.join(script));
     }
-    wrk.arg(format!("http://127.0.0.1:{port}{}", case.path)).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let scheme = if case.over == Over::Https { "https" } else { "http" };
+    wrk.arg(format!("{scheme}://127.0.0.1:{port}{}", case.path)).stdout(Stdio::piped()).stderr(Stdio::piped());
     let child = wrk.spawn().map_err(|e| format!("cannot run wrk: {e}"))?;
     let (mut peak, mut processes) = (0, 0);
     let output = {
@@ -257,6 +285,54 @@ pub(crate) fn run_wrk(
         errors.push(line.trim().to_string());
     }
     Ok(Result { requests_per_sec, p50_ms: p50, p99_ms: p99, peak_rss_kib: peak, processes, errors: errors.join("; ") })
+}
+
+/// Runs h2load (HTTP/2 over TLS, the same connections, 10 streams each)
+/// against 127.0.0.1:`port`, sampling the resident set as [`run_wrk`].
+/// h2load reports a mean time per request, given here as the p50 column;
+/// it has no p99.
+fn run_h2load(port: u16, case: &Case, load: &Load, pid: u32) -> std::result::Result<Result, String> {
+    let mut child = Command::new("h2load")
+        .args(["-c", &load.connections.to_string(), "-t", &load.wrk_threads.to_string(), "-m", "10"])
+        .args(["-D", &load.duration_secs.to_string()])
+        .arg(format!("https://127.0.0.1:{port}{}", case.path))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run h2load: {e}"))?;
+    let (mut peak, mut processes) = (0, 0);
+    let started = Instant::now();
+    while child.try_wait().map_err(|e| e.to_string())?.is_none() {
+        let (rss, count) = tree_rss_kib(pid);
+        peak = peak.max(rss);
+        processes = processes.max(count);
+        if started.elapsed() > Duration::from_secs(load.duration_secs + 60) {
+            let _ = child.kill();
+            return Err("h2load did not finish".into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    // "finished in 10.00s, 12345.60 req/s, 1.20MB/s"
+    let requests_per_sec = text
+        .lines()
+        .find_map(|l| l.strip_prefix("finished in ")?.split(", ").nth(1)?.strip_suffix(" req/s")?.parse().ok())
+        .ok_or_else(|| format!("h2load said:\n{text}"))?;
+    // "time for request:   1.2ms   30ms   3.4ms   2.1ms  80.00%"
+    let mean = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("time for request:"))
+        .and_then(|rest| rest.split_whitespace().nth(2).and_then(parse_latency_ms))
+        .unwrap_or(f64::NAN);
+    // "requests: 100 total, 100 started, 100 done, 100 succeeded, 0 failed, 0 errored, 0 timeout"
+    let errors = text
+        .lines()
+        .find(|l| l.starts_with("requests:"))
+        .filter(|l| !l.contains(" 0 failed, 0 errored"))
+        .map(|l| l.trim().to_string())
+        .unwrap_or_default();
+    Ok(Result { requests_per_sec, p50_ms: mean, p99_ms: f64::NAN, peak_rss_kib: peak, processes, errors })
 }
 
 struct Peer {
@@ -362,7 +438,76 @@ pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
     println!();
     println!("| case | server | requests/s | p50 ms | p99 ms | peak RSS MiB | vs granian req/s | errors |");
     println!("|---|---|---:|---:|---:|---:|---:|---|");
-    print_rows(&peers, &CASES, load, &dir, "granian")
+    print_rows(&peers, &CASES, load, &dir, "granian")?;
+    tls_tables(root, load, &dir, &venv_bin)
+}
+
+/// The HTTPS (wrk) and HTTP/2 over TLS (h2load) tables: our server and
+/// granian with the same self-signed certificate, the same load.
+fn tls_tables(root: &Path, load: &Load, dir: &Path, venv_bin: &Path) -> std::result::Result<(), String> {
+    let (cert, key) = (dir.join("bench.crt"), dir.join("bench.key"));
+    if !cert.exists() {
+        crate::run(
+            Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj", "/CN=127.0.0.1"])
+                .arg("-keyout")
+                .arg(&key)
+                .arg("-out")
+                .arg(&cert),
+        )?;
+    }
+    let threads = load.python_threads.to_string();
+    let ours = root.join("target/release/wsgi-standalone");
+    let peers = |http2: bool| -> Vec<Peer> {
+        vec![
+            Peer {
+                name: "mod_wsgi-rs",
+                command: Box::new({
+                    let (ours, app, cert, key, threads) =
+                        (ours.clone(), dir.join("app.py"), cert.clone(), key.clone(), threads.clone());
+                    move |port| {
+                        // The plain port is not measured; the TLS one is.
+                        let plain = free_port().unwrap_or(0);
+                        let mut c = Command::new(&ours);
+                        c.arg("start-server").arg(&app).args(["--port", &plain.to_string(), "--threads", &threads]);
+                        c.args(["--https-port", &port.to_string(), "--ssl-certificate-file"]).arg(&cert);
+                        c.arg("--ssl-certificate-key-file").arg(&key).args(["--log-level", "warn"]);
+                        if http2 {
+                            c.arg("--http2");
+                        }
+                        c
+                    }
+                }),
+            },
+            Peer {
+                name: "granian",
+                command: Box::new({
+                    let (bin, app_dir, cert, key, threads) =
+                        (venv_bin.to_path_buf(), dir.to_path_buf(), cert.clone(), key.clone(), threads.clone());
+                    move |port| {
+                        let mut c = Command::new(bin.join("granian"));
+                        c.current_dir(&app_dir).args(["--interface", "wsgi", "--host", "127.0.0.1"]);
+                        c.args(["--port", &port.to_string(), "--workers", "1", "--blocking-threads", &threads]);
+                        c.arg("--ssl-certificate").arg(&cert).arg("--ssl-keyfile").arg(&key);
+                        c.args(["--http", if http2 { "2" } else { "1" }, "--no-ws", "app:application"]);
+                        c
+                    }
+                }),
+            },
+        ]
+    };
+    println!();
+    println!("HTTPS (TLS 1.3), wrk, same load:");
+    println!();
+    println!("| case | server | requests/s | p50 ms | p99 ms | peak RSS MiB | vs granian req/s | errors |");
+    println!("|---|---|---:|---:|---:|---:|---:|---|");
+    print_rows(&peers(false), &TLS_CASES, load, dir, "granian")?;
+    println!();
+    println!("HTTP/2 over TLS, h2load -m 10 (the p50 column is h2load's mean time per request; no p99):");
+    println!();
+    println!("| case | server | requests/s | mean ms | p99 ms | peak RSS MiB | vs granian req/s | errors |");
+    println!("|---|---|---:|---:|---:|---:|---:|---|");
+    print_rows(&peers(true), &HTTP2_CASES, load, dir, "granian")
 }
 
 /// `cargo xtask bench --apache --daemon`'s second table: the standalone

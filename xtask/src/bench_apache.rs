@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::bench::{descendants, free_port, processes, run_wrk, Case, Load, Proc, Result, APP};
+use crate::bench::{descendants, free_port, processes, run_wrk, Case, Load, Over, Proc, Result, APP};
 
 const APACHE: &str = "/usr/sbin/apache2";
 const MODULES_DIR: &str = "/usr/lib/apache2/modules";
@@ -75,8 +75,8 @@ const HELLO: &[u8] = b"Hello world!";
 /// `WSGIScriptAlias /`) and for the static file (under the DocumentRoot),
 /// and both answer the same body.
 const CASES: [(Case, usize); 2] = [
-    (Case { name: "hello world (12 B)", path: "/hello", script: None }, 12),
-    (Case { name: "10 KB response", path: "/10k", script: None }, 10240),
+    (Case { name: "hello world (12 B)", path: "/hello", script: None, over: Over::Http }, 12),
+    (Case { name: "10 KB response", path: "/10k", script: None, over: Over::Http }, 10240),
 ];
 
 /// One server set-up.

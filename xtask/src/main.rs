@@ -45,8 +45,10 @@ const SYSTEM_PACKAGES: &[&str] = &[
     "strace",
     // The certificate of the HTTPS tests (mod_ssl comes with apache2).
     "openssl",
-    // The benchmark's load generator, and the venv for its peers.
+    // The benchmark's load generators (h2load for HTTP/2), and the venv
+    // for its peers.
     "wrk",
+    "nghttp2-client",
     "python3-venv",
 ];
 
@@ -68,8 +70,10 @@ commands:
                         the standalone server against granian and gunicorn
                         (installed into target/bench-venv), and hyper alone
                         as the ceiling, side by side under the same wrk
-                        load; prints a table. --rounds N measures every
-                        server N times in turn and shows each one's median
+                        load; prints a table, then HTTPS (wrk) and HTTP/2
+                        over TLS (h2load) tables against granian with the
+                        same certificate. --rounds N measures every server
+                        N times in turn and shows each one's median
   bench --apache [--daemon [--processes N] [--threads N]] [--duration S]
         [--rounds N] [--connections N]
                         Apache httpd (mpm_event) with our mod_wsgi.so, with
