@@ -275,16 +275,20 @@ impl Site {
         for (name, value) in &env_vars {
             environ.set_str(name.clone(), value.clone());
         }
-        let filename = route.script_filename.display().to_string();
-        let access = AccessFacts { head, settings: &settings, hostname: &hostname, filename: &filename, log };
-        // The scripts see the connection's own facts, not what trusted
-        // proxy headers make of them in the application's environ.
-        let mut cgi = cgi_environ(head, &hostname);
-        cgi.set_str("SCRIPT_NAME", route.script_name.clone());
-        cgi.set_str("PATH_INFO", route.path_info.clone());
-        let remote_user = match self.check_access(&access, &cgi) {
-            Ok(user) => user,
-            Err(denied) => return denied,
+        let remote_user = if has_access_control(&settings) {
+            let filename = route.script_filename.display().to_string();
+            let access = AccessFacts { head, settings: &settings, hostname: &hostname, filename: &filename, log };
+            // The scripts see the connection's own facts, not what trusted
+            // proxy headers make of them in the application's environ.
+            let mut cgi = cgi_environ(head, &hostname);
+            cgi.set_str("SCRIPT_NAME", route.script_name.clone());
+            cgi.set_str("PATH_INFO", route.path_info.clone());
+            match self.check_access(&access, &cgi) {
+                Ok(user) => user,
+                Err(denied) => return denied,
+            }
+        } else {
+            None
         };
         if let Some((user, auth_type)) = &remote_user {
             environ.set_str("REMOTE_USER", user.clone());
@@ -478,11 +482,15 @@ impl Site {
                 }
             };
             let settings = self.config.settings_for(server, &path, Some(&file));
-            let filename = file.display().to_string();
-            let facts = AccessFacts { head, settings: &settings, hostname, filename: &filename, log };
-            let user = match self.check_access(&facts, &cgi_environ(head, hostname)) {
-                Ok(user) => user.map(|(user, _)| user),
-                Err(denied) => return Some(denied),
+            let user = if has_access_control(&settings) {
+                let filename = file.display().to_string();
+                let facts = AccessFacts { head, settings: &settings, hostname, filename: &filename, log };
+                match self.check_access(&facts, &cgi_environ(head, hostname)) {
+                    Ok(user) => user.map(|(user, _)| user),
+                    Err(denied) => return Some(denied),
+                }
+            } else {
+                None
             };
             return Some(match std::fs::metadata(&file) {
                 Ok(meta) if meta.is_file() => Dispatch::File(file, user),

@@ -291,9 +291,10 @@ fn http1_builder(connection: &ConnectionSettings, settings: &HttpSettings) -> hy
 /// What hyper is told of a request head's size, so that the limits are
 /// seen and answered as Apache answers them ([`head_limit_status`]).
 struct HeadLimits {
-    /// Header fields hyper parses: room beyond `LimitRequestFields`, so
-    /// that exceeding it is seen here (400); hyper answers 431 only far
-    /// beyond it.
+    /// Header fields hyper parses: one more than `LimitRequestFields` (at
+    /// least the 100 it keeps on the stack), so that exceeding it is seen
+    /// here (400); hyper answers 431 to more than that, where a larger
+    /// array per request would cost every request.
     fields: usize,
     /// The largest head in bytes (431 beyond).
     head: usize,
@@ -313,16 +314,12 @@ impl HeadLimits {
                 .saturating_add(2)
         });
         HeadLimits {
-            fields: fields.saturating_mul(HYPER_FIELDS_FACTOR).max(HYPER_INLINE_FIELDS),
+            fields: (fields + 1).max(HYPER_INLINE_FIELDS),
             head,
             buffer: head.saturating_add(8192).max(HYPER_DEFAULT_BUF_SIZE),
         }
     }
 }
-
-/// How many times `LimitRequestFields` hyper parses (an array of that
-/// size per request head).
-const HYPER_FIELDS_FACTOR: usize = 4;
 
 /// The fields hyper parses into an array on the stack: fewer cost
 /// nothing.
@@ -926,13 +923,18 @@ async fn respond(
         }
         Dispatch::File(path, user) => {
             let mut response = static_file(path, head, software).await;
-            response.extensions_mut().insert(RequestFacts { env: Vec::new(), user });
+            if !logs.access.is_empty() {
+                response.extensions_mut().insert(RequestFacts { env: Vec::new(), user });
+            }
             response
         }
         Dispatch::App(mut app) => {
             let facts = RequestFacts { env: std::mem::take(&mut app.env_vars), user: app.remote_user.clone() };
             let mut response = run_app(req, app, &request_id, head, shared, log, connection).await;
-            response.extensions_mut().insert(facts);
+            // Only the access log reads them: no map for them otherwise.
+            if !logs.access.is_empty() {
+                response.extensions_mut().insert(facts);
+            }
             response
         }
     }

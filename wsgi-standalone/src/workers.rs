@@ -325,7 +325,9 @@ struct Dispatch {
 impl Pool {
     /// Starts `settings.threads` workers running jobs with `runner`.
     pub fn start(settings: PoolSettings, runner: Arc<dyn WsgiRunner>, log: Arc<ServerLog>) -> io::Result<Pool> {
-        let backlog_limit = (settings.threads * 16).max(100);
+        // Room for every stream of a few HTTP/2 clients (h2load's 50 x 10)
+        // before new requests get 503.
+        let backlog_limit = (settings.threads * 32).max(512);
         let dispatch = Arc::new(Mutex::new(Dispatch { backlog_limit, ..Dispatch::default() }));
         for index in 0..settings.threads.max(1) {
             let dispatch = dispatch.clone();
