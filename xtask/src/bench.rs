@@ -600,12 +600,13 @@ fn print_rows(
         let base = results.iter().find(|(n, _)| *n == baseline).map(|(_, r)| r.requests_per_sec);
         for (name, r) in &results {
             let ratio = base.map_or("-".to_string(), |g| format!("{:.2}x", r.requests_per_sec / g));
+            let ms = |v: f64| if v.is_nan() { "-".to_string() } else { format!("{v:.2}") };
             println!(
-                "| {} | {name} | {:.0} | {:.2} | {:.2} | {:.1} | {ratio} | {} |",
+                "| {} | {name} | {:.0} | {} | {} | {:.1} | {ratio} | {} |",
                 case.name,
                 r.requests_per_sec,
-                r.p50_ms,
-                r.p99_ms,
+                ms(r.p50_ms),
+                ms(r.p99_ms),
                 r.peak_rss_kib as f64 / 1024.0,
                 if r.errors.is_empty() { "-" } else { &r.errors },
             );
