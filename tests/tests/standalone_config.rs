@@ -326,6 +326,20 @@ fn started_as_root_with_user_the_application_runs_as_that_user() {
     let daemon = server.get("/daemon").text();
     assert_eq!(daemon, format!("{uid} {gid} {expected_groups} ids"), "{}", server.stderr());
     assert!(!server.stderr().contains("started as root with no user"), "{}", server.stderr());
+    // Processes that changed user still die with the process that started
+    // them (the kernel drops the parent-death signal on a user change).
+    let mut family = Vec::new();
+    let mut generation = vec![server.pid()];
+    while !generation.is_empty() {
+        generation = generation.iter().flat_map(|pid| tests::child_pids(*pid)).collect();
+        family.extend(&generation);
+    }
+    assert!(family.len() >= 3, "serving process, manager and daemon process expected: {family:?}");
+    Command::new("kill").args(["-9", &server.pid().to_string()]).status().unwrap();
+    let gone = tests::wait_for(Duration::from_secs(10), || {
+        family.iter().all(|pid| !Path::new(&format!("/proc/{pid}/status")).exists() || is_zombie(*pid)).then_some(())
+    });
+    assert!(gone.is_some(), "processes outlived the top process: {family:?}");
     drop(server);
     // From --user, over the file's User.
     let server = start(&site, &format!("User root\nWSGIScriptAlias /embedded {dir}/ids.wsgi"), &["--user", "www-data"]);
@@ -417,4 +431,8 @@ fn redirects_answer_as_mod_alias_does() {
         let expected = seen(apache.get(path), apache.port());
         assert_eq!(seen(standalone.get(path), standalone.port()), expected, "{path}");
     }
+}
+
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| s.contains("State:\tZ"))
 }

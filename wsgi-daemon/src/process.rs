@@ -169,6 +169,7 @@ pub fn daemon_main(
         libc::SIGXCPU,
     ]);
     // A daemon process never outlives its manager.
+    let manager = std::os::unix::process::parent_id();
     sys::die_with_parent(libc::SIGKILL);
     let pid = std::process::id();
     if let Err(message) = become_daemon(process, identity) {
@@ -176,6 +177,12 @@ pub fn daemon_main(
             LogLevel::Error,
             &format!("mod_wsgi (pid={pid}): daemon process of group '{}': {message}", process.name),
         );
+        sys::exit_now(1);
+    }
+    // The kernel forgets the parent-death signal when the user changes:
+    // set it again, and go if the manager is already gone.
+    sys::die_with_parent(libc::SIGKILL);
+    if std::os::unix::process::parent_id() != manager {
         sys::exit_now(1);
     }
     let stop: OwnedFd = match sys::on_signals(&[libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGXCPU]) {

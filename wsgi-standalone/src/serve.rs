@@ -230,7 +230,15 @@ impl Identity {
     /// Becomes the user, with its supplementary groups.
     fn become_it(&self) -> Result<(), String> {
         if let Some((name, _)) = &self.user {
+            let parent = std::os::unix::process::parent_id();
             wsgi_daemon::process::switch_identity(name, self.group.as_ref().map(|(g, _)| g.as_str()), &[])?;
+            // The kernel forgets the parent-death signal when credentials
+            // change: set it again, so that a serving process never
+            // outlives its top process, and go if that is already gone.
+            wsgi_daemon::sys::die_with_parent(libc::SIGTERM);
+            if std::os::unix::process::parent_id() != parent {
+                return Err("the top process is gone".into());
+            }
         }
         Ok(())
     }
