@@ -1044,6 +1044,12 @@ impl Config {
         out
     }
 
+    /// The host name `server` answers as: its `ServerName`'s host, else
+    /// the main server's, else `localhost`.
+    pub fn server_hostname(&self, server: &Server) -> String {
+        server.host_name().or_else(|| self.main_server.host_name()).unwrap_or_else(|| "localhost".to_string())
+    }
+
     /// The connection settings of `server` (see [`ConnectionSettings`]).
     pub fn connection_settings(&self, server: &Server) -> ConnectionSettings {
         let main = &self.main_server;

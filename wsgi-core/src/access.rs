@@ -148,10 +148,8 @@ pub struct AccessControl<'a> {
 impl AccessControl<'_> {
     /// Apache's access phases for `request`: the access script, the
     /// authorization a request without a user gets, and when it needs one,
-    /// authentication and authorization with the user. `env` holds the
-    /// variables set before authorization (`Require env`): mod_env's are
-    /// set after it, in Apache's fixups, so they are not among them.
-    pub fn check(&self, request: &AuthRequest<'_>, env: &[(String, String)]) -> AccessOutcome {
+    /// authentication and authorization with the user.
+    pub fn check(&self, request: &AuthRequest<'_>) -> AccessOutcome {
         let settings = request.settings;
         if let Some(script) = &settings.access_script {
             match self.allow_access(script, request) {
@@ -172,7 +170,7 @@ impl AccessControl<'_> {
             }
             return AccessOutcome::Granted { user: None, auth_type: None };
         };
-        match self.evaluate(section, request, None, env) {
+        match self.evaluate(section, request, None) {
             Authz::Granted => return AccessOutcome::Granted { user: None, auth_type: None },
             Authz::DeniedNoUser => {}
             Authz::Denied | Authz::Neutral => {
@@ -198,7 +196,7 @@ impl AccessControl<'_> {
             Ok(user) => user,
             Err(denied) => return denied,
         };
-        match self.evaluate(section, request, Some(&user), env) {
+        match self.evaluate(section, request, Some(&user)) {
             Authz::Granted => AccessOutcome::Granted { user: Some(user), auth_type: Some(auth_type.name()) },
             Authz::GeneralError => AccessOutcome::status(500),
             Authz::Denied | Authz::Neutral | Authz::DeniedNoUser => {
@@ -220,24 +218,12 @@ impl AccessControl<'_> {
     }
 
     /// mod_authz_core's evaluation of a section for `user`.
-    fn evaluate(
-        &self,
-        section: &AuthzSection,
-        request: &AuthRequest<'_>,
-        user: Option<&str>,
-        env: &[(String, String)],
-    ) -> Authz {
-        evaluate(section, &mut |requirement| self.provider(requirement, request, user, env))
+    fn evaluate(&self, section: &AuthzSection, request: &AuthRequest<'_>, user: Option<&str>) -> Authz {
+        evaluate(section, &mut |requirement| self.provider(requirement, request, user))
     }
 
     /// One `Require` line's provider, before any `not`.
-    fn provider(
-        &self,
-        requirement: &Requirement,
-        request: &AuthRequest<'_>,
-        user: Option<&str>,
-        env: &[(String, String)],
-    ) -> Authz {
+    fn provider(&self, requirement: &Requirement, request: &AuthRequest<'_>, user: Option<&str>) -> Authz {
         let head = request.head;
         let granted = |yes: bool| if yes { Authz::Granted } else { Authz::Denied };
         match &requirement.provider {
@@ -249,7 +235,10 @@ impl AccessControl<'_> {
                 let host = host.to_ascii_lowercase();
                 granted(names.iter().any(|n| host == *n || host.ends_with(&format!(".{}", n.trim_start_matches('.')))))
             }
-            Provider::Env(names) => granted(names.iter().any(|n| env.iter().any(|(name, _)| name == n))),
+            // No variable is set before authorization here: mod_env sets
+            // its variables after it, in Apache's fixups, and SetEnvIf is
+            // not implemented (the standalone server refuses the line).
+            Provider::Env(_) => Authz::Denied,
             // Apache's method numbers make HEAD a GET.
             Provider::Method(methods) => {
                 let method = if head.method == "HEAD" { "GET" } else { head.method.as_str() };

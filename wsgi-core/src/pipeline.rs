@@ -99,8 +99,10 @@ pub struct Site {
     dispatch_script: Option<Arc<dyn DispatchScript + Send + Sync>>,
     /// Access control's outside parts, when the configuration has any.
     access: Option<AccessParts>,
-    /// [`Site::dispatch_may_block`], worked out once.
-    may_block: bool,
+    /// [`Site::runs_dispatch_scripts`] and [`Site::controls_access`],
+    /// worked out once: requests ask.
+    runs_dispatch_scripts: bool,
+    controls_access: bool,
     /// One router per server: the main server's, then each virtual host's.
     routers: Vec<Router>,
     options: SiteOptions,
@@ -114,25 +116,15 @@ impl Site {
             .chain(&config.virtual_hosts)
             .map(|server| Router::new(config.script_aliases(server), case_sensitive))
             .collect();
-        let mut site = Site { config, dispatch_script: None, access: None, may_block: false, routers, options };
-        site.may_block = site.runs_dispatch_scripts() || site.controls_access();
-        site
-    }
-
-    /// Whether some settings of the configuration satisfy `wanted`.
-    fn any_settings(&self, wanted: impl Fn(&DirSettings) -> bool) -> bool {
-        fn in_sections(sections: &[wsgi_config::model::DirSection], wanted: &dyn Fn(&DirSettings) -> bool) -> bool {
-            sections.iter().any(|s| wanted(&s.settings) || in_sections(&s.nested, wanted))
-        }
-        std::iter::once(&self.config.main_server)
-            .chain(&self.config.virtual_hosts)
-            .any(|server| wanted(&server.settings) || in_sections(&server.sections, &wanted))
+        let runs_dispatch_scripts = any_settings(&config, |settings| settings.dispatch_script.is_some());
+        let controls_access = any_settings(&config, has_access_control);
+        Site { config, dispatch_script: None, access: None, runs_dispatch_scripts, controls_access, routers, options }
     }
 
     /// Whether the configuration controls access anywhere (`Require`,
     /// `AuthType`, `WSGIAccessScript`).
     pub fn controls_access(&self) -> bool {
-        self.any_settings(has_access_control)
+        self.controls_access
     }
 
     /// The site with access control's outside parts.
@@ -144,13 +136,13 @@ impl Site {
     /// [`Site::dispatch`] may then run Python, so a front end whose thread
     /// must not block calls it where it may.
     pub fn runs_dispatch_scripts(&self) -> bool {
-        self.any_settings(|settings| settings.dispatch_script.is_some())
+        self.runs_dispatch_scripts
     }
 
     /// Whether [`Site::dispatch`] may block: it runs dispatch scripts, or
     /// checks access (Python scripts, bcrypt, host-name lookups).
     pub fn dispatch_may_block(&self) -> bool {
-        self.may_block
+        self.runs_dispatch_scripts || self.controls_access
     }
 
     /// This site with `script` to run its `WSGIDispatchScript`s (without
@@ -187,10 +179,7 @@ impl Site {
         log: &dyn ErrorLog,
     ) -> Dispatch {
         let server = self.config.select_server(head.local, head.header("host"));
-        let hostname = server
-            .host_name()
-            .or_else(|| self.config.main_server.host_name())
-            .unwrap_or_else(|| "localhost".to_string());
+        let hostname = self.config.server_hostname(server);
         // mod_alias translates before mod_wsgi: a Redirect, then an Alias,
         // wins over a WSGIScriptAlias that also matches (such as one
         // mounted at /).
@@ -275,20 +264,18 @@ impl Site {
         for (name, value) in &env_vars {
             environ.set_str(name.clone(), value.clone());
         }
-        let remote_user = if has_access_control(&settings) {
-            let filename = route.script_filename.display().to_string();
-            let access = AccessFacts { head, settings: &settings, hostname: &hostname, filename: &filename, log };
+        let filename = route.script_filename.display();
+        let access = AccessFacts { head, settings: &settings, hostname: &hostname, filename: &filename, log };
+        let remote_user = match self.check_access(&access, || {
             // The scripts see the connection's own facts, not what trusted
             // proxy headers make of them in the application's environ.
             let mut cgi = cgi_environ(head, &hostname);
             cgi.set_str("SCRIPT_NAME", route.script_name.clone());
             cgi.set_str("PATH_INFO", route.path_info.clone());
-            match self.check_access(&access, &cgi) {
-                Ok(user) => user,
-                Err(denied) => return denied,
-            }
-        } else {
-            None
+            cgi
+        }) {
+            Ok(user) => user,
+            Err(denied) => return denied,
         };
         if let Some((user, auth_type)) = &remote_user {
             environ.set_str("REMOTE_USER", user.clone());
@@ -354,16 +341,18 @@ impl Site {
         Some(Dispatch::Refused(500, format!("mod_wsgi: {refusal}")))
     }
 
-    /// Checks access for a request the configuration has controls for:
-    /// the authenticated user and `AUTH_TYPE`, or the answer.
+    /// Checks access where the settings control it: the authenticated
+    /// user and `AUTH_TYPE` (none where nothing is controlled), or the
+    /// answer. `environ` makes the scripts' environ, only when needed.
     fn check_access(
         &self,
         facts: &AccessFacts<'_>,
-        environ: &Environ,
+        environ: impl FnOnce() -> Environ,
     ) -> Result<Option<(String, &'static str)>, Dispatch> {
         if !has_access_control(facts.settings) {
             return Ok(None);
         }
+        let (environ, filename) = (environ(), facts.filename.to_string());
         let Some(parts) = &self.access else {
             return Err(Dispatch::Refused(
                 500,
@@ -372,10 +361,10 @@ impl Site {
         };
         let request = AuthRequest {
             head: facts.head,
-            environ,
+            environ: &environ,
             settings: facts.settings,
             server_hostname: facts.hostname,
-            filename: facts.filename,
+            filename: &filename,
             log: facts.log,
         };
         let control = AccessControl {
@@ -384,9 +373,7 @@ impl Site {
             nonce_secret: &parts.nonce_secret,
             server_root: &self.config.server_root,
         };
-        // mod_env sets its variables after authorization: none are set
-        // before it here.
-        match control.check(&request, &[]) {
+        match control.check(&request) {
             AccessOutcome::Granted { user: Some(user), auth_type } => Ok(Some((user, auth_type.unwrap_or("Basic")))),
             AccessOutcome::Granted { user: None, .. } => Ok(None),
             AccessOutcome::Denied { status, challenge } => Err(Dispatch::Denied(status, challenge)),
@@ -404,14 +391,28 @@ impl Site {
         log: &dyn ErrorLog,
     ) -> Dispatch {
         let Ok(path) = normalize_path(head.raw_path()) else { return Dispatch::Error(status) };
+        if !self.controls_access {
+            return Dispatch::Error(status);
+        }
         let path = String::from_utf8_lossy(&path).into_owned();
         let settings = self.config.settings_for(server, &path, None);
-        let environ = cgi_environ(head, hostname);
         let facts = AccessFacts { head, settings: &settings, hostname, filename: &path, log };
-        match self.check_access(&facts, &environ) {
+        match self.check_access(&facts, || cgi_environ(head, hostname)) {
             Ok(_) => Dispatch::Error(status),
             Err(denied) => denied,
         }
+    }
+
+    /// What `list` gives of `server`, then of the main server, which a
+    /// virtual host inherits (mod_alias's merge).
+    fn with_main_servers<'a, T: 'a>(
+        &'a self,
+        server: &'a Server,
+        list: fn(&Server) -> &Vec<T>,
+    ) -> impl Iterator<Item = &'a T> {
+        let inherited: &[T] =
+            if std::ptr::eq(server, &self.config.main_server) { &[] } else { list(&self.config.main_server) };
+        list(server).iter().chain(inherited)
     }
 
     /// mod_alias's redirects: the server's, then the main server's; the
@@ -422,37 +423,12 @@ impl Site {
         }
         let path = normalize_path(head.raw_path()).ok()?;
         let path = String::from_utf8_lossy(&path).into_owned();
-        let inherited: &[wsgi_config::directives::Redirect] =
-            if std::ptr::eq(server, &self.config.main_server) { &[] } else { &self.config.main_server.redirects };
-        for redirect in server.redirects.iter().chain(inherited) {
-            let target = match &redirect.url {
-                UrlPattern::Prefix(prefix) => {
-                    let Some(rest) = alias_rest(prefix, &path) else { continue };
-                    redirect.target.as_ref().map(|t| format!("{t}{rest}"))
-                }
-                UrlPattern::Regex(regex) => {
-                    let Some(captures) = regex.captures(&path) else { continue };
-                    redirect.target.as_ref().map(|t| {
-                        let mut target = String::new();
-                        captures.expand(t, &mut target);
-                        target
-                    })
-                }
+        for redirect in self.with_main_servers(server, |s| &s.redirects) {
+            // A 410 has no target: only whether the path matches counts.
+            let Some(mapped) = map_url(&redirect.url, redirect.target.as_deref().unwrap_or_default(), &path) else {
+                continue;
             };
-            let location = target.map(|target| {
-                let mut location = if target.starts_with('/') {
-                    // A path: this server's scheme and the host asked for.
-                    let host = head.header("host").map_or_else(|| hostname.to_string(), str::to_string);
-                    format!("{}://{host}{}", head.scheme.as_str(), escape_path(&target))
-                } else {
-                    target
-                };
-                if !head.query().is_empty() {
-                    location.push('?');
-                    location.push_str(head.query());
-                }
-                location
-            });
+            let location = redirect.target.is_some().then(|| redirect_location(head, hostname, mapped));
             return Some(Dispatch::Redirect(redirect.status, location));
         }
         None
@@ -466,26 +442,13 @@ impl Site {
             return Some(Dispatch::Error(400));
         };
         let path = String::from_utf8_lossy(&path).into_owned();
-        let inherited: &[wsgi_config::directives::Alias] =
-            if std::ptr::eq(server, &self.config.main_server) { &[] } else { &self.config.main_server.aliases };
-        for alias in server.aliases.iter().chain(inherited) {
-            let file = match &alias.url {
-                UrlPattern::Prefix(prefix) => {
-                    let Some(rest) = alias_rest(prefix, &path) else { continue };
-                    PathBuf::from(format!("{}{rest}", alias.target))
-                }
-                UrlPattern::Regex(regex) => {
-                    let Some(captures) = regex.captures(&path) else { continue };
-                    let mut target = String::new();
-                    captures.expand(&alias.target, &mut target);
-                    PathBuf::from(target)
-                }
-            };
-            let settings = self.config.settings_for(server, &path, Some(&file));
-            let user = if has_access_control(&settings) {
-                let filename = file.display().to_string();
+        for alias in self.with_main_servers(server, |s| &s.aliases) {
+            let Some(file) = map_url(&alias.url, &alias.target, &path).map(PathBuf::from) else { continue };
+            let user = if self.controls_access {
+                let settings = self.config.settings_for(server, &path, Some(&file));
+                let filename = file.display();
                 let facts = AccessFacts { head, settings: &settings, hostname, filename: &filename, log };
-                match self.check_access(&facts, &cgi_environ(head, hostname)) {
+                match self.check_access(&facts, || cgi_environ(head, hostname)) {
                     Ok(user) => user.map(|(user, _)| user),
                     Err(denied) => return Some(denied),
                 }
@@ -500,6 +463,23 @@ impl Site {
         }
         None
     }
+}
+
+/// The `Location` of a redirect to `target`: a path gets this server's
+/// scheme and the host asked for (escaped, as `ap_construct_url`), and the
+/// request's query goes along.
+fn redirect_location(head: &RequestHead, hostname: &str, target: String) -> String {
+    let mut location = if target.starts_with('/') {
+        let host = head.header("host").unwrap_or(hostname);
+        format!("{}://{host}{}", head.scheme.as_str(), escape_path(&target))
+    } else {
+        target
+    };
+    if !head.query().is_empty() {
+        location.push('?');
+        location.push_str(head.query());
+    }
+    location
 }
 
 /// A path with the characters a URL cannot carry as they are escaped, as
@@ -546,7 +526,8 @@ struct AccessFacts<'a> {
     head: &'a RequestHead,
     settings: &'a DirSettings,
     hostname: &'a str,
-    filename: &'a str,
+    /// What the request maps to, for log lines.
+    filename: &'a dyn std::fmt::Display,
     log: &'a dyn ErrorLog,
 }
 
@@ -575,6 +556,31 @@ fn cgi_environ(head: &RequestHead, hostname: &str) -> Environ {
     environ.set_str("REMOTE_ADDR", head.peer.ip().to_string());
     environ.set_str("REMOTE_PORT", head.peer.port().to_string());
     environ
+}
+
+/// Whether some settings of `config` satisfy `wanted`: its servers' and
+/// their sections'.
+fn any_settings(config: &Config, wanted: impl Fn(&DirSettings) -> bool) -> bool {
+    fn in_sections(sections: &[wsgi_config::model::DirSection], wanted: &dyn Fn(&DirSettings) -> bool) -> bool {
+        sections.iter().any(|s| wanted(&s.settings) || in_sections(&s.nested, wanted))
+    }
+    std::iter::once(&config.main_server)
+        .chain(&config.virtual_hosts)
+        .any(|server| wanted(&server.settings) || in_sections(&server.sections, &wanted))
+}
+
+/// Where mod_alias maps `path` by `url` (an `Alias`' or `Redirect`'s
+/// pattern) to `target`: the prefix's rest appended, or a pattern's
+/// captures substituted; `None` when it does not match.
+fn map_url(url: &UrlPattern, target: &str, path: &str) -> Option<String> {
+    match url {
+        UrlPattern::Prefix(prefix) => alias_rest(prefix, path).map(|rest| format!("{target}{rest}")),
+        UrlPattern::Regex(regex) => regex.captures(path).map(|captures| {
+            let mut mapped = String::new();
+            captures.expand(target, &mut mapped);
+            mapped
+        }),
+    }
 }
 
 /// The rest of `path` after an `Alias` prefix, matched on segment boundaries.

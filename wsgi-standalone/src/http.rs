@@ -257,13 +257,14 @@ impl Connection {
         Connection { settings, requests: std::sync::atomic::AtomicU64::new(0) }
     }
 
-    /// Counts a request; whether the connection may be kept alive after
-    /// it. As Apache counts: `MaxKeepAliveRequests N` keeps a connection
-    /// for N requests after the first.
-    fn keep_after_this(&self) -> bool {
+    /// Counts a request: the requests the connection carried before it,
+    /// and whether the connection may be kept alive after it. As Apache
+    /// counts: `MaxKeepAliveRequests N` keeps a connection for N requests
+    /// after the first.
+    fn count_request(&self) -> (u64, bool) {
         let before = self.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let max = self.settings.max_keep_alive_requests;
-        max == 0 || before < max
+        (before, max == 0 || before < max)
     }
 }
 
@@ -271,20 +272,36 @@ impl Connection {
 /// needs a bound (an array of this size per request).
 const UNLIMITED_FIELDS: usize = 1000;
 
+/// Sets a builder's HTTP/1.1 options (hyper's own builder and
+/// hyper-util's auto builder have the same methods, not a common trait);
+/// the value is the builder, for more.
+macro_rules! http1_options {
+    ($builder:expr, $connection:expr, $settings:expr, $limits:expr) => {
+        $builder
+            .timer(TokioTimer::new())
+            .header_read_timeout($settings.header_timeout)
+            .keep_alive($connection.keep_alive && !$connection.keep_alive_timeout.is_zero())
+            .half_close(true)
+            .max_headers($limits.fields)
+            .max_buf_size($limits.buffer)
+    };
+}
+
+/// Sets a builder's HTTP/2 options, as `http1_options` does: the request
+/// head bounded as for HTTP/1.1.
+macro_rules! http2_options {
+    ($builder:expr, $limits:expr) => {
+        $builder.timer(TokioTimer::new()).max_header_list_size(u32::try_from($limits.head).unwrap_or(u32::MAX))
+    };
+}
+
 /// hyper's HTTP/1.1 settings for a connection: keep-alive, half-closed
 /// connections answered, and a head large enough for the limits, which
 /// [`head_limit_status`] then checks with Apache's statuses.
 fn http1_builder(connection: &ConnectionSettings, settings: &HttpSettings) -> hyper::server::conn::http1::Builder {
     let limits = HeadLimits::of(connection, settings);
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(settings.header_timeout)
-        .keep_alive(connection.keep_alive && !connection.keep_alive_timeout.is_zero())
-        .half_close(true)
-        .max_headers(limits.fields)
-        .max_header_size(limits.head.max(1024))
-        .max_buf_size(limits.buffer);
+    http1_options!(builder, connection, settings, limits).max_header_size(limits.head.max(1024));
     builder
 }
 
@@ -404,32 +421,23 @@ async fn serve_connection<S>(
         Wire::Either => {
             let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
             let limits = HeadLimits::of(&settings, &http_settings);
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(http_settings.header_timeout)
-                .keep_alive(settings.keep_alive && !settings.keep_alive_timeout.is_zero())
-                .half_close(true)
-                .max_headers(limits.fields)
-                .max_buf_size(limits.buffer);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_header_list_size(u32::try_from(limits.head).unwrap_or(u32::MAX));
+            // The auto builder has no max_header_size: its buffer bounds
+            // the head.
+            http1_options!(builder.http1(), settings, http_settings, limits);
+            http2_options!(builder.http2(), limits);
             let _ = watcher.watch(builder.serve_connection(stream, service)).await;
         }
     }
 }
 
-/// hyper's HTTP/2 settings for a connection: the request head bounded as
-/// for HTTP/1.1.
+/// hyper's HTTP/2 settings for a connection.
 fn http2_builder(
     connection: &ConnectionSettings,
     settings: &HttpSettings,
 ) -> hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor> {
     let limits = HeadLimits::of(connection, settings);
     let mut builder = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
-    builder.timer(TokioTimer::new()).max_header_list_size(u32::try_from(limits.head).unwrap_or(u32::MAX));
+    http2_options!(builder, limits);
     builder
 }
 
@@ -487,14 +495,6 @@ fn error_response(status: u16, software: &str) -> Response<ResponseBody> {
     headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(length));
     set_server(headers, software);
     response
-}
-
-/// The host of a `Host` header value, without its port.
-fn host_without_port(host: &str) -> &str {
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':') => name,
-        _ => host,
-    }
 }
 
 /// mod_alias's answer: the status, `Location`, and Apache's page (the
@@ -717,8 +717,7 @@ async fn handle(
     in_flight: InFlightGuard,
 ) -> Result<Response<TrackedBody>, Infallible> {
     let (received, started) = (std::time::SystemTime::now(), Instant::now());
-    let keepalives = connection.requests.load(std::sync::atomic::Ordering::Relaxed);
-    let keep = connection.keep_after_this();
+    let (keepalives, keep) = connection.count_request();
     let head = request_head(&req, scheme, peer, local);
     let logs = shared.logs.for_request(shared.site.config(), &head).clone();
     let mut response = respond(req, &head, &shared, &logs, &connection.settings).await;
@@ -862,8 +861,8 @@ async fn respond(
         return response;
     }
     if let (Some(port), Scheme::Http) = (shared.settings.https_redirect, head.scheme) {
-        let host =
-            head.header("host").map_or_else(|| head.local.ip().to_string(), |h| host_without_port(h).to_string());
+        // As mod_wsgi-express writes it: https://%{SERVER_NAME}:PORT.
+        let host = wsgi_core::environ_build::server_name(head, &head.local.ip().to_string());
         let location = format!("https://{host}:{port}{}", head.raw_uri);
         return redirect_response(301, Some(&location), software);
     }

@@ -242,8 +242,8 @@ fn render(field: &LogField, r: &AccessRecord<'_>, out: &mut String) {
             Ok(())
         }
         LogField::RequestedHost => {
-            let host = head.header("host").map(|h| h.rsplit_once(':').map_or(h, |(name, _)| name));
-            escape_into(host.filter(|h| !h.is_empty()).unwrap_or(r.server_name), out);
+            let host = head.header("host").map(|h| wsgi_core::environ_build::parse_host_header(h).0);
+            escape_into(host.as_deref().filter(|h| !h.is_empty()).unwrap_or(r.server_name), out);
             Ok(())
         }
         LogField::ConnectionStatus => {

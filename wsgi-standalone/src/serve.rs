@@ -299,9 +299,8 @@ fn open_logs(config: &Config, args: &ServerArgs, serving_process: bool) -> Resul
     for server in servers.iter().skip(1) {
         paths.extend(own_error(server));
     }
-    for server in &servers {
-        paths.extend(config.access_logs(server).into_iter().map(|log| log.path));
-    }
+    let access_specs: Vec<_> = servers.iter().map(|server| config.access_logs(server)).collect();
+    paths.extend(access_specs.iter().flatten().map(|spec| spec.path.clone()));
     let files = if serving_process { LogFiles::inherited() } else { LogFiles::open(&paths, main_error.as_deref())? };
     let sink = |path: &Path| {
         files.sink(path).ok_or_else(|| format!("{}: the log is not open in this process", path.display()))
@@ -326,7 +325,7 @@ fn open_logs(config: &Config, args: &ServerArgs, serving_process: bool) -> Resul
         (Some(_), Some(path)) => Some(shared_sink(path)?),
     };
     let mut logs = Vec::new();
-    for (index, server) in servers.iter().enumerate() {
+    for (index, (server, specs)) in servers.iter().zip(access_specs).enumerate() {
         let error = match own_error(server).filter(|_| index > 0) {
             Some(path) => Arc::new(ServerLog::new(sink(&path)?, level(server))),
             None if index > 0 && server.log_level.is_some() => {
@@ -335,7 +334,7 @@ fn open_logs(config: &Config, args: &ServerArgs, serving_process: bool) -> Resul
             None => main_log.clone(),
         };
         let mut access = Vec::new();
-        for spec in config.access_logs(server) {
+        for spec in specs {
             access.push(AccessLog::new(shared_sink(&spec.path)?, spec.format, spec.condition));
         }
         if let (Some(sink), true) = (&flag_log, access.is_empty()) {
@@ -345,9 +344,7 @@ fn open_logs(config: &Config, args: &ServerArgs, serving_process: bool) -> Resul
             };
             access.push(AccessLog::new(sink.clone(), format, None));
         }
-        let server_name =
-            server.host_name().or_else(|| config.main_server.host_name()).unwrap_or_else(|| "localhost".into());
-        logs.push(Arc::new(ServerLogs { error, access, server_name }));
+        logs.push(Arc::new(ServerLogs { error, access, server_name: config.server_hostname(server) }));
     }
     Ok((files, SiteLogs::new(logs)))
 }
