@@ -1,7 +1,9 @@
 //! mod_ssl under real Apache: the `mod_ssl.is_https` and
 //! `mod_ssl.var_lookup` callables mod_wsgi puts in the environ of access,
 //! authentication and group scripts, and the application's environ over
-//! HTTPS, each compared with Debian's mod_wsgi on the same configuration.
+//! HTTPS, each compared with Debian's mod_wsgi on the same configuration;
+//! and the standalone server's answers to the same, compared with mod_ssl's
+//! under Apache, including `SSLOptions +StdEnvVars +ExportCertData`.
 //!
 //! mod_wsgi 4.x gives the two callables to the auth scripts only (its code
 //! adding them to the WSGI application's environ is compiled out), and
@@ -136,7 +138,8 @@ fn available() -> bool {
 
 /// One child process (so an earlier request's objects are found again),
 /// the hooks on `/guarded`, `/secure` and `/login`, the application on
-/// everything; with `ssl_port`, a TLS virtual host on it.
+/// everything; with `ssl_port`, a TLS virtual host on it, and mod_ssl's
+/// variables in the environ under `/stdenv`.
 fn config(site: &TempDir, ssl_port: Option<u16>) -> String {
     let dir = site.path().display();
     let mut text = String::from(
@@ -147,7 +150,8 @@ fn config(site: &TempDir, ssl_port: Option<u16>) -> String {
         text.push_str(&format!(
             "Listen 127.0.0.1:{port}\n\
              <VirtualHost 127.0.0.1:{port}>\n  SSLEngine on\n\
-               SSLCertificateFile {dir}/cert.pem\n  SSLCertificateKeyFile {dir}/key.pem\n</VirtualHost>\n"
+               SSLCertificateFile {dir}/cert.pem\n  SSLCertificateKeyFile {dir}/key.pem\n</VirtualHost>\n\
+             <Location /stdenv>\n  SSLOptions +StdEnvVars +ExportCertData\n</Location>\n"
         ));
     }
     text.push_str(&format!(
@@ -162,11 +166,17 @@ fn config(site: &TempDir, ssl_port: Option<u16>) -> String {
     text
 }
 
-/// A server (ours or Debian's mod_wsgi) and its TLS port, if any.
+/// A server (Apache with ours or Debian's mod_wsgi, or the standalone
+/// server) and its TLS port, if any.
 struct Server {
     name: &'static str,
-    apache: Apache,
+    front_end: FrontEnd,
     ssl_port: Option<u16>,
+}
+
+enum FrontEnd {
+    Apache(Apache),
+    Standalone(tests::Server),
 }
 
 impl Server {
@@ -177,7 +187,33 @@ impl Server {
             modules.push("ssl");
         }
         let apache = Apache::start(&ApacheOptions { module, modules, ..ApacheOptions::ours(config(site, ssl_port)) });
-        Server { name, apache, ssl_port }
+        Server { name, front_end: FrontEnd::Apache(apache), ssl_port }
+    }
+
+    /// The standalone server on the same configuration, in one process.
+    fn start_standalone(site: &TempDir) -> Server {
+        let ssl_port = free_port();
+        let file = site.path().join("standalone.conf");
+        let standalone = tests::Server::start_with(|port| {
+            let text = format!("Listen 127.0.0.1:{port}\n{}", config(site, Some(ssl_port)));
+            std::fs::write(&file, text).expect("write the configuration");
+            vec!["--config".into(), file.clone().into(), "--processes".into(), "1".into()]
+        });
+        Server { name: "standalone", front_end: FrontEnd::Standalone(standalone), ssl_port: Some(ssl_port) }
+    }
+
+    fn port(&self) -> u16 {
+        match &self.front_end {
+            FrontEnd::Apache(apache) => apache.port(),
+            FrontEnd::Standalone(server) => server.port(),
+        }
+    }
+
+    fn error_log(&self) -> String {
+        match &self.front_end {
+            FrontEnd::Apache(apache) => apache.error_log(),
+            FrontEnd::Standalone(server) => server.stderr(),
+        }
     }
 
     /// `curl` over HTTPS (certificate not checked) or HTTP: status and body.
@@ -185,7 +221,7 @@ impl Server {
         let url = match (https, self.ssl_port) {
             (true, Some(port)) => format!("https://127.0.0.1:{port}{path}"),
             (true, None) => panic!("{}: no TLS port", self.name),
-            (false, _) => format!("http://127.0.0.1:{}{path}", self.apache.port()),
+            (false, _) => format!("http://127.0.0.1:{}{path}", self.port()),
         };
         let args: Vec<&str> = std::iter::once("-k").chain(args.iter().copied()).collect();
         tests::apache::curl(&url, &args)
@@ -200,12 +236,12 @@ impl Server {
     /// As [`Server::environ`], with more curl arguments.
     fn environ_with(&self, https: bool, path: &str, args: &[&str]) -> BTreeMap<String, String> {
         let (status, body) = self.curl(https, path, args);
-        assert_eq!(status, 200, "{} {path}: {body}\n{}", self.name, self.apache.error_log());
+        assert_eq!(status, 200, "{} {path}: {body}\n{}", self.name, self.error_log());
         let mut body = body;
         if let Some(port) = self.ssl_port {
             body = body.replace(&port.to_string(), "SSLPORT");
         }
-        body = body.replace(&self.apache.port().to_string(), "PORT");
+        body = body.replace(&self.port().to_string(), "PORT");
         body.lines()
             .filter_map(|line| line.split_once('\t'))
             .map(|(key, value)| (key.to_string(), value.to_string()))
@@ -242,9 +278,9 @@ fn run_hooks(server: &Server, site: &TempDir, https: bool, prefix: &str) -> BTre
     for round in 1..=2 {
         let token = format!("{prefix}-{round}");
         let (status, body) = server.curl(https, &format!("/guarded/x?{token}"), &[]);
-        assert_eq!(status, 200, "{} /guarded: {body}\n{}", server.name, server.apache.error_log());
+        assert_eq!(status, 200, "{} /guarded: {body}\n{}", server.name, server.error_log());
         let (status, body) = server.curl(https, &format!("/login/x?{token}"), &["-u", "alice:secret"]);
-        assert_eq!(status, 200, "{} /login: {body}\n{}", server.name, server.apache.error_log());
+        assert_eq!(status, 200, "{} /login: {body}\n{}", server.name, server.error_log());
         for hook in ["access", "authn", "authz"] {
             out.insert(format!("{hook} {round}"), result(site, &token, hook));
         }
@@ -279,7 +315,7 @@ fn auth_hooks_get_mod_ssl_callables_like_mod_wsgi() {
         let expected = if https { 200 } else { 403 };
         for server in [&ours, &reference] {
             let (status, _) = server.curl(https, &format!("/secure/x?{}-secure-{scheme}", server.name), &[]);
-            assert_eq!(status, expected, "{} /secure over {scheme}\n{}", server.name, server.apache.error_log());
+            assert_eq!(status, expected, "{} /secure over {scheme}\n{}", server.name, server.error_log());
         }
     }
     assert!(problems.is_empty(), "differences from mod_wsgi:\n{}", problems.join("\n"));
@@ -340,4 +376,70 @@ fn a_trusted_scheme_header_decides_the_url_scheme_over_tls_too() {
     }
     assert_eq!(scheme(&ours, true, Some("http")), "'http'", "ours: the trusted proxy's scheme");
     assert_eq!(scheme(&reference, true, Some("http")), "'https'", "mod_wsgi 4.9.4: the TLS connection's");
+}
+
+/// The standalone server answers access and authentication scripts as
+/// mod_ssl does under Apache, over HTTPS and plain HTTP, and puts mod_ssl's
+/// variables in the application's environ where `SSLOptions` asks.
+#[test]
+fn the_standalone_server_gives_the_tls_variables_mod_ssl_gives() {
+    if !available() {
+        return;
+    }
+    let site = site();
+    let apache = Server::start("ours", WsgiModule::Ours, &site, true);
+    let standalone = Server::start_standalone(&site);
+
+    let mut problems = Vec::new();
+    for https in [true, false] {
+        let scheme = if https { "https" } else { "http" };
+        let a = run_hooks(&standalone, &site, https, &format!("standalone-{scheme}"));
+        let b = run_hooks(&apache, &site, https, &format!("apache-{scheme}"));
+        for (key, text) in &a {
+            problems.extend(differences(&format!("{scheme} {key}"), text, &b[key]));
+        }
+    }
+    // mod_ssl also answers the request's own variables (SERVER_NAME, ...),
+    // which the standalone server's lookup leaves empty.
+    problems.retain(|line| !line.contains("var_lookup('SERVER_NAME')"));
+    assert!(problems.is_empty(), "differences from mod_ssl:\n{}", problems.join("\n"));
+
+    let tls_keys = |environ: BTreeMap<String, String>| -> BTreeMap<String, String> {
+        environ.into_iter().filter(|(key, _)| key.starts_with("SSL_") || key == "HTTPS").collect()
+    };
+    let ours = tls_keys(standalone.environ(true, "/stdenv/x"));
+    let theirs = tls_keys(apache.environ(true, "/stdenv/x"));
+    assert!(ours.contains_key("SSL_SERVER_CERT") && ours.contains_key("SSL_CIPHER"), "{ours:?}");
+    // What names the TLS library, the session id rustls keeps to itself, and
+    // the standalone server's HTTPS=1 (as mod_wsgi-express users expect;
+    // mod_wsgi under Apache turns it into wsgi.url_scheme only).
+    const OWN: &[&str] = &["SSL_VERSION_INTERFACE", "SSL_VERSION_LIBRARY", "SSL_SESSION_ID", "HTTPS"];
+    let mut differing = Vec::new();
+    for key in ours.keys().chain(theirs.keys()) {
+        if !OWN.contains(&key.as_str())
+            && ours.get(key) != theirs.get(key)
+            && !differing.iter().any(|d: &String| d.starts_with(&format!("{key}:")))
+        {
+            differing.push(format!("{key}: standalone {:?}, mod_ssl {:?}", ours.get(key), theirs.get(key)));
+        }
+    }
+    assert!(differing.is_empty(), "environ differences from mod_ssl:\n{}", differing.join("\n"));
+    // Elsewhere the application sees no TLS variables, as under Apache.
+    let ssl_only = |environ: BTreeMap<String, String>| -> Vec<String> {
+        environ.into_keys().filter(|key| key.starts_with("SSL_")).collect()
+    };
+    assert_eq!(ssl_only(standalone.environ(true, "/env/x")), Vec::<String>::new());
+    assert_eq!(ssl_only(apache.environ(true, "/env/x")), Vec::<String>::new());
+    // A client that names the server (SNI) finds its name in SSL_TLS_SNI,
+    // with or without SSLOptions, as mod_ssl sets it.
+    for server in [&standalone, &apache] {
+        let port = server.ssl_port.expect("a TLS port");
+        let resolve = format!("localhost:{port}:127.0.0.1");
+        for path in ["/stdenv/x", "/env/x"] {
+            let url = format!("https://localhost:{port}{path}");
+            let (status, body) = tests::apache::curl(&url, &["-k", "--resolve", &resolve]);
+            assert_eq!(status, 200, "{} {path}: {body}", server.name);
+            assert!(body.contains("SSL_TLS_SNI\t'localhost'"), "{} {path}: {body}", server.name);
+        }
+    }
 }

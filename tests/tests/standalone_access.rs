@@ -292,7 +292,8 @@ fn providers_and_containers_it_cannot_evaluate_are_refused() {
                 <Location /w>\n<RequireAll>\nRequire not ip 10.1.1.1\n</RequireAll>\n</Location>\n\
                 <Location /v>\nAuthGroupFile /etc/groups\n</Location>\n\
                 <Location /u>\nRequire valid-user\nRequire not ip 10.6.6.6\n</Location>\n\
-                <Location /t>\nRequire not env badbot\n</Location>\n";
+                <Location /t>\nRequire not env badbot\n</Location>\n\
+                <Location /s>\nSSLOptions +StdEnvVars +FakeBasicAuth\n</Location>\n";
     let file = site.write("bad.conf", text);
     let out = Command::new(tests::standalone_binary()).arg("check-config").arg(&file).output().unwrap();
     assert!(!out.status.success());
@@ -305,6 +306,7 @@ fn providers_and_containers_it_cannot_evaluate_are_refused() {
         (16, "AuthGroupFile is not supported by the standalone server"),
         (18, "negative Require directive has no effect in <RequireAny>"),
         (23, "provider env"),
+        (26, "SSLOptions: option FakeBasicAuth is refused"),
     ] {
         let prefix = format!("{}:{line}: ", file.display());
         assert!(

@@ -222,7 +222,7 @@ const REFUSED: &[(&str, &str)] = &[
     ("Satisfy Any", "Satisfy"),
     ("Order deny,allow", "Order"),
     ("SSLVerifyClient require", "SSLVerifyClient"),
-    ("SSLOptions +StdEnvVars", "SSLOptions"),
+    ("SSLRequire %{SSL_CIPHER_USEKEYSIZE} >= 128", "SSLRequire"),
     ("RewriteEngine on", "RewriteEngine"),
     ("RewriteRule ^/old /new [R]", "RewriteRule"),
     ("ProxyPass /api http://127.0.0.1:9/", "ProxyPass"),

@@ -258,6 +258,8 @@ pub enum DirSetting {
     LimitRequestBody(u64),
     /// mod_env's `SetEnv`, `PassEnv` and `UnsetEnv`.
     Env(EnvChange),
+    /// mod_ssl's `SSLOptions`.
+    SslOptions(crate::tls::SslOptionsLine),
     /// A `Require` line.
     Require(Requirement),
     /// A `<RequireAll>`, `<RequireAny>` or `<RequireNone>` container.
@@ -735,6 +737,7 @@ impl DirSetting {
             Env(EnvChange::Set(name, value)) => ("SetEnv", vec![name.clone(), value.clone()]),
             Env(EnvChange::Pass(names)) => ("PassEnv", names.clone()),
             Env(EnvChange::Unset(names)) => ("UnsetEnv", names.clone()),
+            SslOptions(line) => ("SSLOptions", line.words()),
             Require(r) => ("Require", require_words(r)),
             // Rendered whole by `Setting::to_line`.
             Authz(_) => ("<RequireAny>", Vec::new()),
@@ -1747,5 +1750,11 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     }),
     spec!("SSLHonorCipherOrder", RSRC, false, false, "On|Off", |args| {
         flag_arg("SSLHonorCipherOrder", args).map(|b| Setting::Core(CoreSetting::SslHonorCipherOrder(b)))
+    }),
+    spec!("SSLOptions", ANYWHERE, false, false, "[+|-]option ...", |args| {
+        at_least_one("SSLOptions", args)?;
+        crate::tls::SslOptionsLine::parse(args)
+            .map(|line| Setting::Dir(DirSetting::SslOptions(line)))
+            .map_err(|message| DirectiveError::Other { directive: "SSLOptions", message })
     }),
 ];

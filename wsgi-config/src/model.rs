@@ -438,6 +438,8 @@ pub struct DirSettings {
     pub limit_request_body: Option<u64>,
     /// mod_env's changes, outer scopes' first.
     pub env: Vec<EnvChange>,
+    /// mod_ssl's `SSLOptions` lines, outer scopes' first.
+    pub ssl_options: Vec<crate::tls::SslOptionsLine>,
     /// The `Require` lines and containers in effect (those of one section
     /// combine as `<RequireAny>`).
     pub authz: Option<AuthzSection>,
@@ -505,6 +507,7 @@ impl DirSettings {
             }
             LimitRequestBody(v) => self.limit_request_body = Some(v),
             Env(v) => self.env.push(v),
+            SslOptions(v) => self.ssl_options.push(v),
             Require(r) => self
                 .authz
                 .get_or_insert_with(|| AuthzSection::new(Logic::Or, false))
@@ -537,6 +540,7 @@ impl DirSettings {
                         scripts
                     },
                     env: self.env.iter().chain(&child.env).cloned().collect(),
+                    ssl_options: self.ssl_options.iter().chain(&child.ssl_options).cloned().collect(),
                     authz: merge_authz(self.authz.as_ref(), child.authz.as_ref(), child.auth_merging),
                     auth_merging: child.auth_merging,
                 }
@@ -622,6 +626,7 @@ impl DirSettings {
         }
         out.extend(self.handler_scripts.values().cloned().map(HandlerScript));
         out.extend(self.env.iter().cloned().map(Env));
+        out.extend(self.ssl_options.iter().cloned().map(SslOptions));
         out
     }
 
@@ -690,6 +695,11 @@ impl DirSettings {
             }
         }
         vars
+    }
+
+    /// The `SSLOptions` in effect (none by default).
+    pub fn effective_ssl_options(&self) -> Vec<crate::tls::SslOption> {
+        crate::tls::effective_ssl_options(&self.ssl_options)
     }
 
     /// Effective `LimitRequestBody` (default 1 GiB; 0 means unlimited).

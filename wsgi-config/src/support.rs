@@ -227,6 +227,7 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     each("SSLProtocol", "all", Status::ApacheOwn, H),
     each("SSLCipherSuite", "DEFAULT", Status::ApacheOwn, H),
     each("SSLHonorCipherOrder", "Off", Status::ApacheOwn, H),
+    each("SSLOptions", "-", Status::ApacheOwn, H),
 ];
 
 /// The `<WSGIInterpreterOptions>` container (mod_wsgi 6).
@@ -314,7 +315,7 @@ pub fn standalone_other_module(name: &str) -> OtherModule {
     const ACCESS: &str = "the standalone server implements mod_authz_core's Require, Basic and Digest \
                           authentication with the file and wsgi providers, not this";
     const TLS: &str = "the standalone server's TLS takes SSLEngine, the certificate and key files, \
-                       SSLProtocol, SSLCipherSuite and SSLHonorCipherOrder only";
+                       SSLProtocol, SSLCipherSuite, SSLHonorCipherOrder and SSLOptions only";
     const REWRITE: &str = "the standalone server does not rewrite, redirect or proxy requests";
     const HEADERS: &str = "the standalone server does not edit request or response headers";
     const HANDLER: &str = "handler mappings are not read by the standalone server: map scripts with WSGIScriptAlias";
@@ -419,6 +420,17 @@ fn refuse_standalone_value(setting: &Setting) -> Result<(), DirectiveError> {
         Setting::Core(CoreSetting::SslCipherSuite { tls13, spec }) => {
             let checked = if *tls13 { crate::tls::tls13_suites(spec) } else { crate::tls::tls12_suites(spec) };
             checked.map(|_| ()).map_err(|why| DirectiveError::Other { directive: "SSLCipherSuite", message: why })
+        }
+        Setting::Dir(DirSetting::SslOptions(line)) => {
+            use crate::tls::SslOption::{ExportCertData, StdEnvVars};
+            match line.add.iter().find(|o| !matches!(o, StdEnvVars | ExportCertData)) {
+                Some(option) => refused(
+                    "SSLOptions",
+                    &format!("option {}", option.name()),
+                    "the standalone server's TLS takes StdEnvVars and ExportCertData only (no client certificates)",
+                ),
+                None => Ok(()),
+            }
         }
         Setting::Dir(DirSetting::AuthType(Err(name))) => {
             refused("AuthType", name, "the standalone server authenticates with Basic and Digest only")

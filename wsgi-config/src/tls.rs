@@ -133,6 +133,111 @@ pub fn tls13_suites(spec: &str) -> Result<Vec<&'static str>, String> {
     Ok(selected)
 }
 
+/// An option of mod_ssl's `SSLOptions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SslOption {
+    /// `StdEnvVars`: the TLS variables in the request's environment.
+    StdEnvVars,
+    /// `ExportCertData`: the certificates too, in PEM.
+    ExportCertData,
+    /// `FakeBasicAuth`: the client certificate's subject as a Basic user.
+    FakeBasicAuth,
+    /// `StrictRequire`: `SSLRequire` denies even under `Satisfy any`.
+    StrictRequire,
+    /// `OptRenegotiate`: renegotiation per directory.
+    OptRenegotiate,
+    /// `LegacyDNStringFormat`: distinguished names in OpenSSL's old format.
+    LegacyDnStringFormat,
+}
+
+impl SslOption {
+    const ALL: [SslOption; 6] = [
+        SslOption::StdEnvVars,
+        SslOption::ExportCertData,
+        SslOption::FakeBasicAuth,
+        SslOption::StrictRequire,
+        SslOption::OptRenegotiate,
+        SslOption::LegacyDnStringFormat,
+    ];
+
+    /// The option's name, as mod_ssl's manual writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SslOption::StdEnvVars => "StdEnvVars",
+            SslOption::ExportCertData => "ExportCertData",
+            SslOption::FakeBasicAuth => "FakeBasicAuth",
+            SslOption::StrictRequire => "StrictRequire",
+            SslOption::OptRenegotiate => "OptRenegotiate",
+            SslOption::LegacyDnStringFormat => "LegacyDNStringFormat",
+        }
+    }
+
+    /// The option a word names (in any case).
+    pub fn from_name(word: &str) -> Option<SslOption> {
+        SslOption::ALL.into_iter().find(|o| o.name().eq_ignore_ascii_case(word))
+    }
+}
+
+/// One `SSLOptions` line. As mod_ssl merges them: a line whose options all
+/// carry `+` or `-` changes what the enclosing scope set; a line with a
+/// bare option replaces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SslOptionsLine {
+    /// Whether the line replaces the enclosing scope's options.
+    pub replaces: bool,
+    /// The options it sets (bare) or adds (`+`).
+    pub add: Vec<SslOption>,
+    /// The options it removes (`-`).
+    pub remove: Vec<SslOption>,
+}
+
+impl SslOptionsLine {
+    /// Parses the words of an `SSLOptions` line.
+    pub fn parse(words: &[String]) -> Result<SslOptionsLine, String> {
+        let mut line = SslOptionsLine { replaces: false, add: Vec::new(), remove: Vec::new() };
+        for word in words {
+            let (sign, name) = match word.chars().next() {
+                Some(sign @ ('+' | '-')) => (Some(sign), &word[1..]),
+                _ => (None, word.as_str()),
+            };
+            let Some(option) = SslOption::from_name(name) else {
+                return Err(format!("Illegal option '{name}'"));
+            };
+            match sign {
+                Some('-') => line.remove.push(option),
+                Some(_) => line.add.push(option),
+                None => {
+                    line.replaces = true;
+                    line.add.push(option);
+                }
+            }
+        }
+        Ok(line)
+    }
+
+    /// The line's words, as [`SslOptionsLine::parse`] reads them back.
+    pub fn words(&self) -> Vec<String> {
+        let sign = if self.replaces { "" } else { "+" };
+        let added = self.add.iter().map(|o| format!("{sign}{}", o.name()));
+        added.chain(self.remove.iter().map(|o| format!("-{}", o.name()))).collect()
+    }
+}
+
+/// The options in effect after `lines`, the outermost scope's first.
+pub fn effective_ssl_options(lines: &[SslOptionsLine]) -> Vec<SslOption> {
+    let mut options: Vec<SslOption> = Vec::new();
+    for line in lines {
+        if line.replaces {
+            options.clear();
+        }
+        options.extend(&line.add);
+        options.retain(|o| !line.remove.contains(o));
+        options.sort();
+        options.dedup();
+    }
+    options
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,5 +266,19 @@ mod tests {
         assert!(tls12_suites("DHE-RSA-AES128-GCM-SHA256").unwrap_err().contains("DHE-RSA-AES128-GCM-SHA256"));
         assert_eq!(tls13_suites("TLS_AES_128_GCM_SHA256").unwrap(), ["TLS_AES_128_GCM_SHA256"]);
         assert!(tls13_suites("TLS_AES_128_CCM_SHA256").is_err());
+    }
+    #[test]
+    fn ssl_options_merge_as_mod_ssl_documents() {
+        let line = |text: &str| SslOptionsLine::parse(&words(text)).unwrap();
+        let server = line("+StdEnvVars +ExportCertData");
+        assert_eq!(
+            effective_ssl_options(std::slice::from_ref(&server)),
+            [SslOption::StdEnvVars, SslOption::ExportCertData]
+        );
+        // Signed options change the enclosing scope's; a bare one replaces them.
+        assert_eq!(effective_ssl_options(&[server.clone(), line("-ExportCertData")]), [SslOption::StdEnvVars]);
+        assert_eq!(effective_ssl_options(&[server, line("StrictRequire")]), [SslOption::StrictRequire]);
+        assert_eq!(line("stdenvvars -ExportCertData").words(), ["StdEnvVars", "-ExportCertData"]);
+        assert_eq!(SslOptionsLine::parse(&words("+StdEnvVar")).unwrap_err(), "Illegal option 'StdEnvVar'");
     }
 }

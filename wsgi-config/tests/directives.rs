@@ -121,6 +121,7 @@ const PROMISED: &[&str] = &[
     "SSLProtocol",
     "SSLCipherSuite",
     "SSLHonorCipherOrder",
+    "SSLOptions",
 ];
 
 #[test]
@@ -238,6 +239,7 @@ fn examples() -> Vec<(&'static str, &'static str)> {
         ("SSLProtocol", "-all +TLSv1.2 +TLSv1.3"),
         ("SSLCipherSuite", "HIGH:!aNULL:!MD5"),
         ("SSLHonorCipherOrder", "On"),
+        ("SSLOptions", "+StdEnvVars -ExportCertData"),
     ]
 }
 

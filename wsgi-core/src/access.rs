@@ -76,6 +76,9 @@ pub struct AuthRequest<'a> {
     pub server_hostname: &'a str,
     /// The file it maps to (or its URL path), for log lines.
     pub filename: &'a str,
+    /// What the front end's TLS layer knows of its connection, for
+    /// `mod_ssl.is_https` and `mod_ssl.var_lookup`.
+    pub ssl: Option<&'a dyn crate::app::SslLookup>,
     /// The error log.
     pub log: &'a dyn ErrorLog,
 }

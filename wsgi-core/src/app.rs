@@ -78,6 +78,16 @@ pub trait SslLookup {
     /// answers `""` for a variable it does not know). A NUL ends the name,
     /// as it would in C.
     fn var_lookup(&self, name: &[u8]) -> Option<Vec<u8>>;
+
+    /// The variables mod_ssl puts in a secure request's environment: those
+    /// it always sets (`SSL_TLS_SNI`); with `standard`, those of
+    /// `SSLOptions +StdEnvVars`; with `certificates`, the certificates in
+    /// PEM (`+ExportCertData`). None by default, for a front end whose TLS
+    /// module sets them itself (Apache's mod_ssl).
+    fn environment(&self, standard: bool, certificates: bool) -> Vec<(String, String)> {
+        let _ = (standard, certificates);
+        Vec::new()
+    }
 }
 
 /// How a request ended, for the front end's logs and connection handling.

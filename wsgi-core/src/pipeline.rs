@@ -13,7 +13,7 @@ use wsgi_config::directives::UrlPattern;
 use wsgi_config::{Config, DirSettings, Server};
 
 use crate::access::{AccessControl, AccessOutcome, AuthRequest, AuthScripts, HostNames};
-use crate::app::{AppTarget, ErrorLog};
+use crate::app::{AppTarget, ErrorLog, SslLookup};
 use crate::body::{check_body, BodyKind};
 use crate::environ::Environ;
 use crate::environ_build::{
@@ -168,12 +168,14 @@ impl Site {
         self.config.virtual_hosts.iter().position(|v| std::ptr::eq(v, server)).map_or(0, |i| i + 1)
     }
 
-    /// Decides what to do with a request. `stats` identifies it;
-    /// `daemon` is set when the request will run in a daemon process;
-    /// access control logs to `log`.
+    /// Decides what to do with a request. `ssl` is what the front end's
+    /// TLS layer knows of its connection, for access scripts and
+    /// `SSLOptions`; `stats` identifies it; `daemon` is set when the
+    /// request will run in a daemon process; access control logs to `log`.
     pub fn dispatch(
         &self,
         head: &RequestHead,
+        ssl: Option<&dyn SslLookup>,
         stats: RequestStats<'_>,
         daemon: Option<DaemonFacts>,
         log: &dyn ErrorLog,
@@ -186,7 +188,7 @@ impl Site {
         if let Some(dispatch) = self.redirect(server, head, &hostname) {
             return dispatch;
         }
-        if let Some(dispatch) = self.static_file(server, head, &hostname, log) {
+        if let Some(dispatch) = self.static_file(server, head, &hostname, ssl, log) {
             return dispatch;
         }
         let router = &self.routers[self.server_index(server)];
@@ -194,8 +196,8 @@ impl Site {
             Ok(Some(route)) => route,
             // Access control answers first, as Apache's does before its
             // handler finds nothing.
-            Ok(None) => return self.not_found(server, head, &hostname, 404, log),
-            Err(e) => return self.not_found(server, head, &hostname, e.status(), log),
+            Ok(None) => return self.not_found(server, head, &hostname, 404, ssl, log),
+            Err(e) => return self.not_found(server, head, &hostname, e.status(), ssl, log),
         };
         let Some(alias) = self.config.script_aliases(server).nth(route.alias_index) else {
             return Dispatch::Error(500);
@@ -264,8 +266,9 @@ impl Site {
         for (name, value) in &env_vars {
             environ.set_str(name.clone(), value.clone());
         }
+        add_tls_variables(&mut environ, &settings, ssl);
         let filename = route.script_filename.display();
-        let access = AccessFacts { head, settings: &settings, hostname: &hostname, filename: &filename, log };
+        let access = AccessFacts { head, settings: &settings, hostname: &hostname, filename: &filename, ssl, log };
         let remote_user = match self.check_access(&access, || {
             // The scripts see the connection's own facts, not what trusted
             // proxy headers make of them in the application's environ.
@@ -365,6 +368,7 @@ impl Site {
             settings: facts.settings,
             server_hostname: facts.hostname,
             filename: &filename,
+            ssl: facts.ssl,
             log: facts.log,
         };
         let control = AccessControl {
@@ -388,6 +392,7 @@ impl Site {
         head: &RequestHead,
         hostname: &str,
         status: u16,
+        ssl: Option<&dyn SslLookup>,
         log: &dyn ErrorLog,
     ) -> Dispatch {
         let Ok(path) = normalize_path(head.raw_path()) else { return Dispatch::Error(status) };
@@ -396,7 +401,7 @@ impl Site {
         }
         let path = String::from_utf8_lossy(&path).into_owned();
         let settings = self.config.settings_for(server, &path, None);
-        let facts = AccessFacts { head, settings: &settings, hostname, filename: &path, log };
+        let facts = AccessFacts { head, settings: &settings, hostname, filename: &path, ssl, log };
         match self.check_access(&facts, || cgi_environ(head, hostname)) {
             Ok(_) => Dispatch::Error(status),
             Err(denied) => denied,
@@ -434,7 +439,14 @@ impl Site {
         None
     }
 
-    fn static_file(&self, server: &Server, head: &RequestHead, hostname: &str, log: &dyn ErrorLog) -> Option<Dispatch> {
+    fn static_file(
+        &self,
+        server: &Server,
+        head: &RequestHead,
+        hostname: &str,
+        ssl: Option<&dyn SslLookup>,
+        log: &dyn ErrorLog,
+    ) -> Option<Dispatch> {
         if server.aliases.is_empty() && self.config.main_server.aliases.is_empty() {
             return None;
         }
@@ -447,7 +459,7 @@ impl Site {
             let user = if self.controls_access {
                 let settings = self.config.settings_for(server, &path, Some(&file));
                 let filename = file.display();
-                let facts = AccessFacts { head, settings: &settings, hostname, filename: &filename, log };
+                let facts = AccessFacts { head, settings: &settings, hostname, filename: &filename, ssl, log };
                 match self.check_access(&facts, || cgi_environ(head, hostname)) {
                     Ok(user) => user.map(|(user, _)| user),
                     Err(denied) => return Some(denied),
@@ -528,7 +540,22 @@ struct AccessFacts<'a> {
     hostname: &'a str,
     /// What the request maps to, for log lines.
     filename: &'a dyn std::fmt::Display,
+    ssl: Option<&'a dyn SslLookup>,
     log: &'a dyn ErrorLog,
+}
+
+/// The TLS variables mod_ssl puts in a secure connection's environ, where
+/// the front end's TLS layer supplies them: always `SSL_TLS_SNI`, and more
+/// where `SSLOptions` asks (`+StdEnvVars`, `+ExportCertData`).
+fn add_tls_variables(environ: &mut Environ, settings: &DirSettings, ssl: Option<&dyn SslLookup>) {
+    use wsgi_config::tls::SslOption;
+    let Some(ssl) = ssl.filter(|ssl| ssl.is_https()) else { return };
+    let options = settings.effective_ssl_options();
+    let (standard, certificates) =
+        (options.contains(&SslOption::StdEnvVars), options.contains(&SslOption::ExportCertData));
+    for (name, value) in ssl.environment(standard, certificates) {
+        environ.set_str(name, value);
+    }
 }
 
 /// Whether `settings` control access: `Require`, `AuthType` or
@@ -674,7 +701,7 @@ mod tests {
         );
         let site = site(&text);
         let Dispatch::App(app) =
-            site.dispatch(&head("GET", "/app/x?y=1", &[("Host", "site.example:8000")]), stats(), None, &NoLog)
+            site.dispatch(&head("GET", "/app/x?y=1", &[("Host", "site.example:8000")]), None, stats(), None, &NoLog)
         else {
             panic!("not an app")
         };
@@ -693,7 +720,7 @@ mod tests {
         let dir = temp("errors");
         std::fs::write(dir.join("app.wsgi"), "").unwrap();
         let site = site(&format!("WSGIScriptAlias /app {}/app.wsgi\nLimitRequestBody 10\n", dir.display()));
-        let status = |h: RequestHead| match site.dispatch(&h, stats(), None, &NoLog) {
+        let status = |h: RequestHead| match site.dispatch(&h, None, stats(), None, &NoLog) {
             Dispatch::Error(status) => status,
             other => panic!("{other:?}"),
         };
@@ -713,10 +740,10 @@ mod tests {
         std::fs::write(dir.join("logo.png"), "png").unwrap();
         let site = site(&format!("WSGIScriptAlias / {0}/app.wsgi\nAlias /static {0}\n", dir.display()));
         assert!(matches!(
-            site.dispatch(&head("GET", "/static/logo.png", &[]), stats(), None, &NoLog),
+            site.dispatch(&head("GET", "/static/logo.png", &[]), None, stats(), None, &NoLog),
             Dispatch::File(..)
         ));
-        assert!(matches!(site.dispatch(&head("GET", "/other", &[]), stats(), None, &NoLog), Dispatch::App(_)));
+        assert!(matches!(site.dispatch(&head("GET", "/other", &[]), None, stats(), None, &NoLog), Dispatch::App(_)));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -727,7 +754,7 @@ mod tests {
         std::fs::write(dir.join("css/site.css"), "body{}").unwrap();
         let site =
             site(&format!("Alias /static/ {}/\nAliasMatch ^/img/(.*)$ {}/css/$1\n", dir.display(), dir.display()));
-        let dispatch = |uri: &str| site.dispatch(&head("GET", uri, &[]), stats(), None, &NoLog);
+        let dispatch = |uri: &str| site.dispatch(&head("GET", uri, &[]), None, stats(), None, &NoLog);
         assert!(matches!(dispatch("/static/css/site.css"), Dispatch::File(p, _) if p == dir.join("css/site.css")));
         assert!(matches!(dispatch("/img/site.css"), Dispatch::File(p, _) if p == dir.join("css/site.css")));
         assert!(matches!(dispatch("/static/css"), Dispatch::Error(403)));

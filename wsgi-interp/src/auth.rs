@@ -246,7 +246,16 @@ where
             case_sensitive: true,
             env: &no_env,
         };
-        AuthCall::new(&self.runner, script, request.settings, request.environ.clone(), &ctx, None, None, request.log)
+        AuthCall::new(
+            &self.runner,
+            script,
+            request.settings,
+            request.environ.clone(),
+            &ctx,
+            None,
+            request.ssl,
+            request.log,
+        )
     }
 }
 

@@ -19,6 +19,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{mpsc, oneshot};
 use wsgi_config::ConnectionSettings;
+use wsgi_core::app::SslLookup;
 use wsgi_core::body::BodyKind;
 use wsgi_core::environ_build::{new_request_id, now_us, RequestStats};
 use wsgi_core::pipeline::{content_type, Dispatch, Site};
@@ -30,6 +31,8 @@ use crate::idle::{IdleStream, InFlight, InFlightGuard};
 
 mod static_files;
 use crate::logging::ServerLog;
+use crate::tls::TlsSetup;
+use crate::tls_vars::{PlainConnection, TlsConnection};
 use crate::workers::{BodySource, ClientFacts, Head, Job, Pool, Start};
 
 /// Bodies up to this size are read before the request is queued, so that
@@ -160,13 +163,13 @@ impl Body for ResponseBody {
 /// Serves `listeners` until SIGTERM or SIGINT, then finishes in-flight
 /// requests for up to the graceful timeout.
 pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<()> {
-    type Accepted = (tokio::net::TcpStream, SocketAddr, Option<tokio_rustls::TlsAcceptor>, bool);
+    type Accepted = (tokio::net::TcpStream, SocketAddr, Option<Arc<TlsSetup>>, bool);
     let (accepted_tx, mut accepted) = mpsc::channel::<Accepted>(64);
     let mut acceptors = Vec::new();
     for Listener { socket, tls, h2c } in listeners {
         socket.set_nonblocking(true)?;
         let socket = tokio::net::TcpListener::from_std(socket)?;
-        let tls = tls.map(tokio_rustls::TlsAcceptor::from);
+        let tls = tls.map(Arc::new);
         let tx = accepted_tx.clone();
         let log = shared.log.clone();
         acceptors.push(tokio::spawn(async move {
@@ -200,17 +203,19 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
                 match tls {
                     None => {
                         let wire = if h2c { Wire::Either } else { Wire::Http1 };
-                        tokio::spawn(serve_connection(stream, Scheme::Http, wire, peer, local, shared, watcher));
+                        tokio::spawn(serve_connection(stream, None, wire, peer, local, shared, watcher));
                     }
-                    Some(acceptor) => {
+                    Some(setup) => {
                         tokio::spawn(async move {
                             // A client that never finishes its handshake
                             // is as slow as one that never sends its head.
+                            let acceptor = tokio_rustls::TlsAcceptor::from(setup.config.clone());
                             let handshake = tokio::time::timeout(shared.settings.header_timeout, acceptor.accept(stream));
                             if let Ok(Ok(stream)) = handshake.await {
+                                let tls = setup.connection(stream.get_ref().1);
                                 let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
                                 let wire = if h2 { Wire::Http2 } else { Wire::Http1 };
-                                serve_connection(stream, Scheme::Https, wire, peer, local, shared, watcher).await;
+                                serve_connection(stream, Some(Arc::new(tls)), wire, peer, local, shared, watcher).await;
                             }
                         });
                     }
@@ -245,16 +250,26 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
     Ok(())
 }
 
-/// What one connection knows: its server's settings, and how many
-/// requests it has served (for `MaxKeepAliveRequests`).
+/// What one connection knows: its server's settings, what its TLS layer
+/// negotiated, and how many requests it has served (for
+/// `MaxKeepAliveRequests`).
 struct Connection {
     settings: ConnectionSettings,
+    tls: Option<Arc<TlsConnection>>,
     requests: std::sync::atomic::AtomicU64,
 }
 
 impl Connection {
-    fn new(settings: ConnectionSettings) -> Connection {
-        Connection { settings, requests: std::sync::atomic::AtomicU64::new(0) }
+    fn new(settings: ConnectionSettings, tls: Option<Arc<TlsConnection>>) -> Connection {
+        Connection { settings, tls, requests: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    fn scheme(&self) -> Scheme {
+        if self.tls.is_some() {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        }
     }
 
     /// Counts a request: the requests the connection carried before it,
@@ -371,8 +386,8 @@ fn head_limit_status(req: &Request<Incoming>, limits: &ConnectionSettings) -> Op
 pub struct Listener {
     /// The socket.
     pub socket: std::net::TcpListener,
-    /// rustls's configuration (`None`: plain HTTP).
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How it speaks TLS (`None`: plain HTTP).
+    pub tls: Option<TlsSetup>,
     /// Plain HTTP/2 for clients that start with its preface (h2c).
     pub h2c: bool,
 }
@@ -389,10 +404,11 @@ enum Wire {
 }
 
 /// Serves HTTP/1.1 on one connection (plain, or TLS once its handshake is
-/// done) until it closes, counted by the graceful shutdown's `watcher`.
+/// done, as `tls` says) until it closes, counted by the graceful
+/// shutdown's `watcher`.
 async fn serve_connection<S>(
     stream: S,
-    scheme: Scheme,
+    tls: Option<Arc<TlsConnection>>,
     wire: Wire,
     peer: SocketAddr,
     local: SocketAddr,
@@ -407,10 +423,10 @@ async fn serve_connection<S>(
     let settings = config.connection_settings(config.select_server(local, None));
     let in_flight = InFlight::default();
     let stream = TokioIo::new(IdleStream::new(stream, settings.keep_alive_timeout, in_flight.clone()));
-    let connection = Arc::new(Connection::new(settings));
+    let connection = Arc::new(Connection::new(settings, tls));
     let http_settings = shared.settings.clone();
     let service =
-        service_fn(move |req| handle(req, shared.clone(), connection.clone(), scheme, peer, local, in_flight.enter()));
+        service_fn(move |req| handle(req, shared.clone(), connection.clone(), peer, local, in_flight.enter()));
     match wire {
         Wire::Http1 => {
             let _ = watcher.watch(http1_builder(&settings, &http_settings).serve_connection(stream, service)).await;
@@ -711,16 +727,15 @@ async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
     connection: Arc<Connection>,
-    scheme: Scheme,
     peer: SocketAddr,
     local: SocketAddr,
     in_flight: InFlightGuard,
 ) -> Result<Response<TrackedBody>, Infallible> {
     let (received, started) = (std::time::SystemTime::now(), Instant::now());
     let (keepalives, keep) = connection.count_request();
-    let head = request_head(&req, scheme, peer, local);
+    let head = request_head(&req, connection.scheme(), peer, local);
     let logs = shared.logs.for_request(shared.site.config(), &head).clone();
-    let mut response = respond(req, &head, &shared, &logs, &connection.settings).await;
+    let mut response = respond(req, &head, &shared, &logs, &connection).await;
     // HTTP/2 has no Connection field: its connection outlives requests.
     let http1 = head.protocol != "HTTP/2.0";
     let close = http1 && (!keep || shared.draining.load(std::sync::atomic::Ordering::Relaxed));
@@ -850,11 +865,11 @@ async fn respond(
     head: &RequestHead,
     shared: &Arc<Shared>,
     logs: &crate::logging::ServerLogs,
-    connection: &ConnectionSettings,
+    connection: &Connection,
 ) -> Response<ResponseBody> {
     let software = shared.settings.server_software.as_str();
     let log = &logs.error;
-    if let Some(status) = head_limit_status(&req, connection) {
+    if let Some(status) = head_limit_status(&req, &connection.settings) {
         let mut response = error_response(status, software);
         // Apache closes the connection after a head it would not read.
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
@@ -884,6 +899,7 @@ async fn respond(
     let request_start = now_us();
     let request_id = new_request_id(request_start, shared.pid);
     let total_requests = shared.pool.total() as i64;
+    let tls = connection.tls.clone();
     let dispatch = move |shared: &Shared, head: &RequestHead, request_id: &str, log: &ServerLog| {
         let stats = RequestStats {
             request_id,
@@ -893,7 +909,13 @@ async fn respond(
             thread_requests: 0,
             total_requests,
         };
-        shared.site.dispatch(head, stats, None, &log.for_request(&head.peer, request_id))
+        // mod_ssl's answers to access scripts: "not HTTPS" on a plain
+        // connection.
+        let ssl: &dyn SslLookup = match &tls {
+            Some(tls) => &**tls,
+            None => &PlainConnection,
+        };
+        shared.site.dispatch(head, Some(ssl), stats, None, &log.for_request(&head.peer, request_id))
     };
     let dispatched = if shared.site.dispatch_may_block() {
         // A WSGIDispatchScript or an auth script runs Python, which may
@@ -929,7 +951,7 @@ async fn respond(
         }
         Dispatch::App(mut app) => {
             let facts = RequestFacts { env: std::mem::take(&mut app.env_vars), user: app.remote_user.clone() };
-            let mut response = run_app(req, app, &request_id, head, shared, log, connection).await;
+            let mut response = run_app(req, app, &request_id, head, shared, log, &connection.settings).await;
             // Only the access log reads them: no map for them otherwise.
             if !logs.access.is_empty() {
                 response.extensions_mut().insert(facts);

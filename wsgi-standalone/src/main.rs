@@ -18,6 +18,7 @@ mod reload;
 mod serve;
 mod supervisor;
 mod tls;
+mod tls_vars;
 mod workers;
 
 use std::process::ExitCode;

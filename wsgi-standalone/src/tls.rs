@@ -17,14 +17,29 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use wsgi_config::tls::TlsVersion;
 use wsgi_config::{Config, Server};
 
+use crate::tls_vars::{ServerCertificate, TlsConnection};
+
+/// How an address speaks TLS: rustls's configuration, and the variables
+/// of the certificates it presents.
+pub struct TlsSetup {
+    /// rustls's configuration.
+    pub config: Arc<ServerConfig>,
+    certificates: Arc<BySni>,
+}
+
+impl TlsSetup {
+    /// The facts of a connection whose handshake is done.
+    pub fn connection(&self, connection: &rustls::ServerConnection) -> TlsConnection {
+        let wanted = connection.server_name().map(str::to_ascii_lowercase);
+        // There is a first site: an address without one has no TLS.
+        let site = self.certificates.site(wanted.as_deref()).unwrap_or(&self.certificates.sites[0]);
+        TlsConnection::of(connection, site.variables.clone())
+    }
+}
+
 /// The TLS setup of the address `local`, if it speaks TLS: `https` says
 /// whether its `Listen` line asked for it.
-pub fn server_config(
-    config: &Config,
-    local: SocketAddr,
-    https: bool,
-    h2: bool,
-) -> Result<Option<Arc<ServerConfig>>, String> {
+pub fn server_config(config: &Config, local: SocketAddr, https: bool, h2: bool) -> Result<Option<TlsSetup>, String> {
     let servers = config.servers_at(local);
     let secured: Vec<&Server> =
         servers.iter().copied().filter(|s| config.ssl_settings(s).engine == Some(true)).collect();
@@ -43,10 +58,12 @@ pub fn server_config(
     let mut sites = Vec::new();
     for server in &secured {
         let key = certified_key(config, server)?;
+        let variables = Arc::new(ServerCertificate::parse(&key.cert[0])?);
         let mut names: Vec<String> = server.host_name().into_iter().collect();
         names.extend(server.server_aliases.iter().map(|a| a.to_ascii_lowercase()));
-        sites.push((names, key));
+        sites.push(Site { names, key, variables });
     }
+    let certificates = Arc::new(BySni { sites });
     let first = config.ssl_settings(secured[0]);
     let versions = wsgi_config::tls::protocols(first.protocol.as_deref().unwrap_or(&["all".to_string()]))?;
     let mut suites: Vec<SupportedCipherSuite> = Vec::new();
@@ -76,12 +93,12 @@ pub fn server_config(
         .with_protocol_versions(&versions)
         .map_err(|e| format!("{local}: TLS setup: {e}"))?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(BySni { sites }));
+        .with_cert_resolver(certificates.clone());
     server_config.ignore_client_order = first.honor_cipher_order == Some(true);
     // `Protocols h2`: HTTP/2 for the clients that ask for it by ALPN.
     server_config.alpn_protocols =
         if h2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
-    Ok(Some(Arc::new(server_config)))
+    Ok(Some(TlsSetup { config: Arc::new(server_config), certificates }))
 }
 
 /// A suite by its IANA name.
@@ -131,17 +148,33 @@ fn certified_key(config: &Config, server: &Server) -> Result<Arc<CertifiedKey>, 
 /// address's first server's, as Apache picks the default virtual host.
 #[derive(Debug)]
 struct BySni {
-    /// Each server's names (`ServerName`, `ServerAlias` patterns) and key.
-    sites: Vec<(Vec<String>, Arc<CertifiedKey>)>,
+    /// Each server's names, key and certificate variables.
+    sites: Vec<Site>,
+}
+
+/// One server's TLS identity.
+#[derive(Debug)]
+struct Site {
+    /// `ServerName`, and `ServerAlias` patterns, lower-cased.
+    names: Vec<String>,
+    key: Arc<CertifiedKey>,
+    variables: Arc<ServerCertificate>,
+}
+
+impl BySni {
+    /// The site named `wanted` (lower-cased), else the first.
+    fn site(&self, wanted: Option<&str>) -> Option<&Site> {
+        let named = wanted.and_then(|wanted| {
+            self.sites.iter().find(|site| site.names.iter().any(|name| name == wanted || glob_matches(name, wanted)))
+        });
+        named.or_else(|| self.sites.first())
+    }
 }
 
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let wanted = hello.server_name().map(str::to_ascii_lowercase);
-        let named = wanted.as_deref().and_then(|wanted| {
-            self.sites.iter().find(|(names, _)| names.iter().any(|name| name == wanted || glob_matches(name, wanted)))
-        });
-        named.or_else(|| self.sites.first()).map(|(_, key)| key.clone())
+        self.site(wanted.as_deref()).map(|site| site.key.clone())
     }
 }
 
