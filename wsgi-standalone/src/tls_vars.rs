@@ -138,9 +138,9 @@ impl TlsConnection {
             "SSL_VERSION_INTERFACE" => Some(format!("mod_wsgi-rs/{}", env!("CARGO_PKG_VERSION"))),
             "SSL_VERSION_LIBRARY" => text("rustls/0.23"),
             "SSL_PROTOCOL" => text(self.protocol),
-            // rustls always takes part in secure renegotiation's signalling
-            // (and never renegotiates).
-            "SSL_SECURE_RENEG" => text("true"),
+            // rustls signals secure renegotiation in TLS 1.2 (and never
+            // renegotiates); TLS 1.3 has none, as OpenSSL 3.5 reports.
+            "SSL_SECURE_RENEG" => text(if self.protocol == "TLSv1.2" { "true" } else { "false" }),
             "SSL_COMPRESS_METHOD" => text("NULL"),
             "SSL_CIPHER" => Some(self.cipher.clone()),
             "SSL_CIPHER_EXPORT" => text("false"),

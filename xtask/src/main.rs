@@ -5,6 +5,7 @@ mod architecture;
 mod bench;
 mod bench_apache;
 mod bindings;
+mod debian13;
 mod directives;
 mod release;
 
@@ -66,6 +67,11 @@ commands:
                         read by that front end's code, then run fmt --check, clippy
                         -D warnings, doc without warnings and every test of
                         the workspace
+  test --python 3.13    build the workspace against Debian 13's Python 3.13
+                        and run every test there, with Debian 13's Apache
+                        and mod_wsgi 5.x as the reference, inside a Debian
+                        13 root under target/debian13 (made with
+                        debootstrap when missing)
   bench [--duration S] [--rounds N] [--connections N] [--threads N]
                         the standalone server against granian and gunicorn
                         (installed into target/bench-venv), and hyper alone
@@ -126,9 +132,19 @@ fn main() -> ExitCode {
 
 fn test(args: &[String]) -> Result<(), String> {
     let mut install = true;
-    for arg in args {
+    let mut words = args.iter();
+    while let Some(arg) = words.next() {
         match arg.as_str() {
             "--no-install" => install = false,
+            "--python" => {
+                return match (words.next().map(String::as_str), words.next()) {
+                    (Some("3.13"), None) => {
+                        debian13::test(&workspace_root(), &["test", "--workspace", "--no-fail-fast"])
+                    }
+                    (Some("3.11"), None) => Err("test: 3.11 is the default: run `cargo xtask test`".into()),
+                    _ => Err(format!("test: --python takes 3.13 (Debian 13's), alone\n\n{USAGE}")),
+                };
+            }
             other => return Err(format!("test: unknown option '{other}'\n\n{USAGE}")),
         }
     }

@@ -1,0 +1,147 @@
+//! `cargo xtask test --python 3.13`: the workspace built and its whole
+//! suite run against Debian 13's Python 3.13, Apache and mod_wsgi 5.x,
+//! inside a Debian 13 root under `target/debian13/root`.
+//!
+//! The root is made with debootstrap the first time (and given the
+//! packages it lacks after that). Each run enters it in a private mount
+//! namespace (`unshare --mount`), with this workspace and the Rust
+//! toolchain bound in at their own paths, so nothing stays mounted after
+//! the run, and builds into its own target directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Debian release whose Python is tested, and its Python.
+const SUITE: &str = "trixie";
+const PYTHON: &str = "python3.13";
+
+/// What the build and the suite need inside the root: the counterpart of
+/// [`crate::SYSTEM_PACKAGES`] for Debian 13.
+const PACKAGES: &[&str] = &[
+    "python3",
+    "python3-dev",
+    "libpython3.13",
+    "build-essential",
+    "pkg-config",
+    "ca-certificates",
+    "python3-flask",
+    "python3-django",
+    "python3-pyramid",
+    "python3-bottle",
+    "python3-falcon",
+    "python3-webob",
+    "python3-cherrypy3",
+    "apache2",
+    "apache2-utils",
+    "libapache2-mod-wsgi-py3",
+    "curl",
+    "procps",
+    "iproute2",
+    "strace",
+    "openssl",
+    "nghttp2-client",
+];
+
+/// The root's directory.
+fn root_dir(workspace: &Path) -> PathBuf {
+    crate::target_dir(workspace).join("debian13").join("root")
+}
+
+/// Builds the workspace against Debian 13's Python and runs `cargo` with
+/// `args` (the suite) inside its root.
+pub fn test(workspace: &Path, cargo_args: &[&str]) -> Result<(), String> {
+    let root = ensure_root(workspace)?;
+    let target = crate::target_dir(workspace).join("debian13").join("target");
+    let command = format!(
+        "cd {workspace} && cargo {args}",
+        workspace = quoted(workspace),
+        args = cargo_args.iter().map(|a| quoted(Path::new(a))).collect::<Vec<_>>().join(" ")
+    );
+    inside(workspace, &root, &[("CARGO_TARGET_DIR", &target.display().to_string())], &command)
+}
+
+/// The root, made or completed.
+fn ensure_root(workspace: &Path) -> Result<PathBuf, String> {
+    let root = root_dir(workspace);
+    if !root.join("usr/bin").join(PYTHON).exists() {
+        if crate::which("debootstrap").is_none() {
+            crate::install_system_packages(&["debootstrap"])?;
+        }
+        std::fs::create_dir_all(&root).map_err(|e| format!("{}: {e}", root.display()))?;
+        eprintln!("xtask: making a Debian 13 root in {} (debootstrap)", root.display());
+        crate::run(Command::new("debootstrap").args([
+            "--variant=minbase",
+            &format!("--include={}", PACKAGES.join(",")),
+            SUITE,
+            &root.display().to_string(),
+            "http://deb.debian.org/debian",
+        ]))?;
+    }
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|package| {
+            let status = Command::new("chroot")
+                .arg(&root)
+                .args(["dpkg-query", "-W", "-f=${Status}", package])
+                .output()
+                .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+                .unwrap_or_default();
+            !status.contains("install ok installed")
+        })
+        .collect();
+    if !missing.is_empty() {
+        eprintln!("xtask: installing into the Debian 13 root: {}", missing.join(" "));
+        let install = format!(
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {}",
+            missing.join(" ")
+        );
+        inside(workspace, &root, &[], &install)?;
+    }
+    Ok(root)
+}
+
+/// Runs `script` with `sh` inside `root`, in a private mount namespace with
+/// `/proc`, `/sys`, `/dev`, the workspace and the Rust toolchain bound in.
+fn inside(workspace: &Path, root: &Path, env: &[(&str, &str)], script: &str) -> Result<(), String> {
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".to_string());
+    let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo"));
+    let rustup_home = std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{home}/.rustup"));
+    let r = quoted(root);
+    let mut setup = vec![
+        "set -e".to_string(),
+        format!("mount -t proc proc {r}/proc"),
+        format!("mount --rbind /sys {r}/sys"),
+        format!("mount --rbind /dev {r}/dev"),
+        format!("mount -t tmpfs tmpfs {r}/tmp"),
+        format!("cp /etc/resolv.conf {r}/etc/resolv.conf"),
+    ];
+    for dir in [workspace.display().to_string(), cargo_home.clone(), rustup_home.clone()] {
+        let d = quoted(Path::new(&dir));
+        setup.push(format!("mkdir -p {r}{d} && mount --bind {d} {r}{d}"));
+    }
+    let mut variables = vec![
+        format!("HOME={}", quoted(Path::new(&home))),
+        format!("CARGO_HOME={}", quoted(Path::new(&cargo_home))),
+        format!("RUSTUP_HOME={}", quoted(Path::new(&rustup_home))),
+        format!("PATH={}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", cargo_home),
+        "LANG=C.UTF-8".to_string(),
+    ];
+    for name in ["CI", "RUST_BACKTRACE"] {
+        if let Ok(value) = std::env::var(name) {
+            variables.push(format!("{name}={}", quoted(Path::new(&value))));
+        }
+    }
+    variables.extend(env.iter().map(|(k, v)| format!("{k}={}", quoted(Path::new(v)))));
+    setup.push(format!(
+        "exec chroot {r} /usr/bin/env -i {} /bin/sh -c {}",
+        variables.join(" "),
+        quoted(Path::new(script))
+    ));
+    crate::run(Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &setup.join("\n")]))
+}
+
+/// `text` quoted for `sh`.
+fn quoted(text: &Path) -> String {
+    format!("'{}'", text.display().to_string().replace('\'', "'\\''"))
+}
