@@ -15,32 +15,14 @@ use std::process::Command;
 const SUITE: &str = "trixie";
 const PYTHON: &str = "python3.13";
 
-/// What the build and the suite need inside the root: the counterpart of
-/// [`crate::SYSTEM_PACKAGES`] for Debian 13.
-const PACKAGES: &[&str] = &[
-    "python3",
-    "python3-dev",
-    "libpython3.13",
-    "build-essential",
-    "pkg-config",
-    "ca-certificates",
-    "python3-flask",
-    "python3-django",
-    "python3-pyramid",
-    "python3-bottle",
-    "python3-falcon",
-    "python3-webob",
-    "python3-cherrypy3",
-    "apache2",
-    "apache2-utils",
-    "libapache2-mod-wsgi-py3",
-    "curl",
-    "procps",
-    "iproute2",
-    "strace",
-    "openssl",
-    "nghttp2-client",
-];
+/// What the build and the suite need inside the root: the host's
+/// [`crate::SYSTEM_PACKAGES`] with Debian 13's libpython, less the bench's
+/// tools, plus the toolchain's C side and `debootstrap`'s minimal base
+/// lacks.
+fn packages() -> Vec<&'static str> {
+    let host = crate::SYSTEM_PACKAGES.iter().copied().filter(|p| !["libpython3.11", "wrk", "python3-venv"].contains(p));
+    host.chain(["libpython3.13", "build-essential", "pkg-config", "ca-certificates", "apache2-utils"]).collect()
+}
 
 /// The root's directory.
 fn root_dir(workspace: &Path) -> PathBuf {
@@ -71,15 +53,14 @@ fn ensure_root(workspace: &Path) -> Result<PathBuf, String> {
         eprintln!("xtask: making a Debian 13 root in {} (debootstrap)", root.display());
         crate::run(Command::new("debootstrap").args([
             "--variant=minbase",
-            &format!("--include={}", PACKAGES.join(",")),
+            &format!("--include={}", packages().join(",")),
             SUITE,
             &root.display().to_string(),
             "http://deb.debian.org/debian",
         ]))?;
     }
-    let missing: Vec<&str> = PACKAGES
-        .iter()
-        .copied()
+    let missing: Vec<&str> = packages()
+        .into_iter()
         .filter(|package| {
             let status = Command::new("chroot")
                 .arg(&root)
