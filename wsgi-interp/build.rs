@@ -19,6 +19,9 @@ const PROBE: &str = "import sys\n\
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
+    // `Py_3_12` and the like, for the code that differs by version: the
+    // version pyo3-ffi builds against, never a guess.
+    pyo3_build_config::use_pyo3_cfgs();
     let config = pyo3_build_config::get();
     let version = config.version();
     let Some(executable) = config.executable() else {

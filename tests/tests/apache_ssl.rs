@@ -255,10 +255,13 @@ fn result(site: &TempDir, token: &str, hook: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| format!("<no result: {e}>"))
 }
 
-/// The lines of `text` that differ from `reference`'s.
+/// The lines of `text` that differ from `reference`'s. What callables kept
+/// from an earlier request answer is left to the callers' own assertions:
+/// mod_wsgi 5.0.2 (Debian 13) at times loads an unchanged hook script again
+/// between requests (its log says so), which drops what the module kept.
 fn differences(what: &str, ours: &str, reference: &str) -> Vec<String> {
-    let ours: Vec<&str> = ours.lines().collect();
-    let theirs: Vec<&str> = reference.lines().collect();
+    let ours: Vec<&str> = ours.lines().filter(|l| !l.starts_with("stale ")).collect();
+    let theirs: Vec<&str> = reference.lines().filter(|l| !l.starts_with("stale ")).collect();
     let mut out = Vec::new();
     for index in 0..ours.len().max(theirs.len()) {
         let (a, b) = (ours.get(index), theirs.get(index));
@@ -304,6 +307,7 @@ fn auth_hooks_get_mod_ssl_callables_like_mod_wsgi() {
         let access = &a["access 2"];
         assert!(access.contains("keys\t['mod_ssl.is_https', 'mod_ssl.var_lookup']"), "{access}");
         assert!(access.contains("stale is_https()\traised RuntimeError"), "{access}");
+        assert!(access.contains("stale var_lookup()\traised RuntimeError"), "{access}");
         if https {
             assert!(access.contains("is_https()\tint 1"), "{access}");
             assert!(access.contains("var_lookup('SSL_PROTOCOL')\tstr 'TLSv1."), "{access}");
@@ -395,6 +399,10 @@ fn the_standalone_server_gives_the_tls_variables_mod_ssl_gives() {
         let scheme = if https { "https" } else { "http" };
         let a = run_hooks(&standalone, &site, https, &format!("standalone-{scheme}"));
         let b = run_hooks(&apache, &site, https, &format!("apache-{scheme}"));
+        // A callable kept past its request refuses to answer.
+        for hook in ["access 2", "authn 2", "authz 2"] {
+            assert!(a[hook].contains("stale var_lookup()\traised RuntimeError"), "{hook}: {}", a[hook]);
+        }
         for (key, text) in &a {
             problems.extend(differences(&format!("{scheme} {key}"), text, &b[key]));
         }

@@ -190,6 +190,23 @@ pub(crate) struct PythonError {
 ///
 /// # Safety
 /// The GIL is held.
+#[cfg(Py_3_12)]
+unsafe fn fetch_exception() -> Option<[Option<Obj>; 3]> {
+    // SAFETY: the GIL is held; the raised exception (normalised since
+    // 3.12) and the new references taken from it become Obj.
+    unsafe {
+        let value = Obj::from_owned(py::PyErr_GetRaisedException())?;
+        let kind = Obj::from_borrowed(py::Py_TYPE(value.as_ptr()).cast());
+        let tb = py::PyException_GetTraceback(value.as_ptr());
+        Some([Some(kind), Some(value), Obj::from_owned(tb)])
+    }
+}
+
+/// The current exception, as [`fetch_exception`] gives it before 3.12.
+///
+/// # Safety
+/// The GIL is held.
+#[cfg(not(Py_3_12))]
 unsafe fn fetch_exception() -> Option<[Option<Obj>; 3]> {
     // SAFETY: the GIL is held; the fetched references become Obj.
     unsafe {

@@ -67,11 +67,12 @@ commands:
                         read by that front end's code, then run fmt --check, clippy
                         -D warnings, doc without warnings and every test of
                         the workspace
-  test --python 3.13    build the workspace against Debian 13's Python 3.13
-                        and run every test there, with Debian 13's Apache
-                        and mod_wsgi 5.x as the reference, inside a Debian
-                        13 root under target/debian13 (made with
-                        debootstrap when missing)
+  test --python 3.13    build the workspace against Debian 13's Python 3.13,
+                        run clippy -D warnings and every test there, with
+                        Debian 13's Apache and mod_wsgi 5.x as the
+                        reference, inside a Debian 13 root under
+                        target/debian13 (made with debootstrap when
+                        missing; as root)
   bench [--duration S] [--rounds N] [--connections N] [--threads N]
                         the standalone server against granian and gunicorn
                         (installed into target/bench-venv), and hyper alone
@@ -138,9 +139,7 @@ fn test(args: &[String]) -> Result<(), String> {
             "--no-install" => install = false,
             "--python" => {
                 return match (words.next().map(String::as_str), words.next()) {
-                    (Some("3.13"), None) => {
-                        debian13::test(&workspace_root(), &["test", "--workspace", "--no-fail-fast"])
-                    }
+                    (Some("3.13"), None) => debian13::test(&workspace_root()),
                     (Some("3.11"), None) => Err("test: 3.11 is the default: run `cargo xtask test`".into()),
                     _ => Err(format!("test: --python takes 3.13 (Debian 13's), alone\n\n{USAGE}")),
                 };
