@@ -108,7 +108,7 @@ pub(crate) fn interpreter_options_block(command: &crate::ffi::Command, args: &st
     }
     for (name, args, line) in command.children() {
         let words = wsgi_config::lexer::split_args(&args).map_err(|e| format!("line {line}: {name}: {e}"))?;
-        block.add(&name, &words).map_err(|e| format!("line {line}: {e}"))?;
+        block.add(&name, &words, wsgi_interp::PYTHON_FEATURES).map_err(|e| format!("line {line}: {e}"))?;
     }
     let server = command.server_config_mut::<ServerConfig>().ok_or("mod_wsgi: no server configuration")?;
     server.interpreter_options.push(block);
@@ -123,7 +123,8 @@ pub(crate) fn apply_directive(site: DirectiveSite<'_>) -> Result<(), String> {
         Some(parsed) => parsed.map_err(|e| e.to_string())?,
         None => return Err(format!("{}: unknown directive", site.name)),
     };
-    support::check(FrontEnd::Apache, site.name, &words, &setting).map_err(|e| e.to_string())?;
+    support::check(FrontEnd::Apache, wsgi_interp::PYTHON_FEATURES, site.name, &words, &setting)
+        .map_err(|e| e.to_string())?;
     match setting {
         Setting::ScriptAlias(alias) => site.server.script_aliases.push(alias),
         Setting::DaemonProcess(process) => {

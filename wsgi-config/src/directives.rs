@@ -1487,10 +1487,11 @@ macro_rules! global_flag {
 /// the embedded 3.11 has: `Off` is accepted, `On` refused with what it
 /// needs (issue 18 brings those Pythons).
 macro_rules! python_feature_flag {
-    ($name:literal, $variant:ident, $needs:literal) => {
-        spec!($name, RSRC, true, true, "On|Off", |args| match flag_arg($name, args)? {
-            false => Ok(Setting::Global(GlobalSetting::$variant(false))),
-            true => Err(DirectiveError::NeedsPython { directive: $name, needs: $needs }),
+    ($name:literal, $variant:ident) => {
+        // `On` needs a Python that has the feature: the front end's check
+        // refuses it otherwise (`support::PythonFeatures`).
+        spec!($name, RSRC, true, true, "On|Off", |args| {
+            flag_arg($name, args).map(|b| Setting::Global(GlobalSetting::$variant(b)))
         })
     };
 }
@@ -1540,8 +1541,8 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     spec!("WSGIPythonHashSeed", RSRC, true, false, "random|0..4294967295", wsgi_python_hash_seed),
     spec!("WSGISwitchInterval", RSRC, true, true, "seconds", wsgi_switch_interval),
     global_flag!("WSGIDestroyInterpreter", DestroyInterpreter, false),
-    python_feature_flag!("WSGIPerInterpreterGIL", PerInterpreterGil, "Python 3.12 or later (a GIL per interpreter)"),
-    python_feature_flag!("WSGIFreeThreading", FreeThreading, "a free-threaded Python 3.13 or later (3.13t)"),
+    python_feature_flag!("WSGIPerInterpreterGIL", PerInterpreterGil),
+    python_feature_flag!("WSGIFreeThreading", FreeThreading),
     global_flag!("WSGIRestrictEmbedded", RestrictEmbedded, false),
     global_flag!("WSGIRestrictStdin", RestrictStdin, true),
     global_flag!("WSGIRestrictStdout", RestrictStdout, true),

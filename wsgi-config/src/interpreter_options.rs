@@ -60,14 +60,16 @@ impl InterpreterOptions {
     /// `application-group=` selector is refused, because the embedded
     /// Python's GIL (and so its switch interval) is shared by all the
     /// process's interpreters.
-    pub fn add(&mut self, name: &str, args: &[String]) -> Result<(), String> {
+    pub fn add(&mut self, name: &str, args: &[String], python: crate::support::PythonFeatures) -> Result<(), String> {
         let Some(spec) = directives::find(name).filter(|spec| spec.interpreter_scoped) else {
             return Err(format!(
                 "{name} is not allowed inside <WSGIInterpreterOptions>; only WSGIPythonPath, WSGISwitchInterval, \
                  WSGIPerInterpreterGIL, WSGIFreeThreading and WSGIRestrictStdin/Stdout/Signal are"
             ));
         };
-        let setting = match (spec.parse)(args).map_err(|e| e.to_string())? {
+        let parsed = (spec.parse)(args).map_err(|e| e.to_string())?;
+        python.check(&parsed).map_err(|e| e.to_string())?;
+        let setting = match parsed {
             Setting::Global(setting) => setting,
             _ => return Err(format!("{name}: not an interpreter setting")),
         };
@@ -115,6 +117,8 @@ pub struct InterpreterLayers {
     pub restrict_stdout: Option<bool>,
     /// `WSGIRestrictSignal`, likewise.
     pub restrict_signal: Option<bool>,
+    /// `WSGIPerInterpreterGIL`, likewise.
+    pub per_interpreter_gil: Option<bool>,
 }
 
 impl InterpreterLayers {
@@ -139,8 +143,9 @@ impl InterpreterLayers {
                     GlobalSetting::RestrictStdin(on) => layers.restrict_stdin = Some(*on),
                     GlobalSetting::RestrictStdout(on) => layers.restrict_stdout = Some(*on),
                     GlobalSetting::RestrictSignal(on) => layers.restrict_signal = Some(*on),
-                    // The GIL modes only take Off (they need a newer
-                    // Python), which changes nothing.
+                    GlobalSetting::PerInterpreterGil(on) => layers.per_interpreter_gil = Some(*on),
+                    // WSGIFreeThreading only takes Off (no free-threaded
+                    // build is supported), which changes nothing.
                     _ => {}
                 }
             }
@@ -159,7 +164,7 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         for (name, args) in lines {
             let args: Vec<String> = args.split_whitespace().map(String::from).collect();
-            block.add(name, &args).unwrap();
+            block.add(name, &args, Default::default()).unwrap();
         }
         block
     }
@@ -184,12 +189,18 @@ mod tests {
     #[test]
     fn what_cannot_be_honoured_is_refused() {
         let mut scoped = block(&["application-group=app1"], &[]);
-        let err = scoped.add("WSGISwitchInterval", &["0.01".into()]).unwrap_err();
+        let err = scoped.add("WSGISwitchInterval", &["0.01".into()], Default::default()).unwrap_err();
         assert!(err.contains("is refused: it needs WSGIPerInterpreterGIL On"), "{err}");
-        assert!(scoped.add("WSGIPythonHome", &["/x".into()]).unwrap_err().contains("not allowed inside"));
+        assert!(scoped
+            .add("WSGIPythonHome", &["/x".into()], Default::default())
+            .unwrap_err()
+            .contains("not allowed inside"));
         // The GIL modes refuse On here as anywhere (they need a newer Python).
-        assert!(scoped.add("WSGIPerInterpreterGIL", &["On".into()]).unwrap_err().contains("needs Python 3.12"));
-        assert!(scoped.add("WSGIFreeThreading", &["On".into()]).is_err());
+        assert!(scoped
+            .add("WSGIPerInterpreterGIL", &["On".into()], Default::default())
+            .unwrap_err()
+            .contains("needs Python 3.12"));
+        assert!(scoped.add("WSGIFreeThreading", &["On".into()], Default::default()).is_err());
         let (_, problems) =
             InterpreterOptions::open(&["application-group=%{ENV:APP}".into()], Location::new("test.conf", 1));
         assert!(problems[0].contains("only literal names"), "{problems:?}");

@@ -51,7 +51,7 @@ fn build(
     (nodes, mut errors): (Vec<tree::Node>, Vec<ConfigError>),
     options: &tree::ReadOptions,
 ) -> Result<Config, ConfigErrors> {
-    match Config::from_tree(&nodes, options.server_root.clone(), options.front_end) {
+    match Config::from_tree(&nodes, options.server_root.clone(), options.front_end, options.python) {
         Ok(config) if errors.is_empty() => Ok(config),
         Ok(_) => Err(ConfigErrors(errors)),
         Err(more) => {

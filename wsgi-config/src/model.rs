@@ -860,9 +860,11 @@ impl Config {
         nodes: &[Node],
         server_root: PathBuf,
         front_end: Option<FrontEnd>,
+        python: support::PythonFeatures,
     ) -> Result<Config, Vec<ConfigError>> {
         let mut builder = Builder {
             front_end,
+            python,
             config: Config::empty(server_root),
             errors: Vec::new(),
             group_refs: Vec::new(),
@@ -1275,6 +1277,8 @@ struct GroupRef {
 
 struct Builder {
     front_end: Option<FrontEnd>,
+    /// What the front end's Python can do.
+    python: support::PythonFeatures,
     config: Config,
     errors: Vec<ConfigError>,
     group_refs: Vec<GroupRef>,
@@ -1535,7 +1539,7 @@ impl Builder {
         for node in &section.children {
             match node {
                 Node::Directive(d) => {
-                    if let Err(message) = block.add(&d.name, &d.args) {
+                    if let Err(message) = block.add(&d.name, &d.args, self.python) {
                         self.error(&d.location, message);
                     }
                 }
@@ -1577,7 +1581,9 @@ impl Builder {
     fn parse_directive_unchecked(&mut self, directive: &Directive) -> Option<Setting> {
         let spec = directives::find(&directive.name)?;
         let parsed = (spec.parse)(&directive.args).and_then(|setting| match self.front_end {
-            Some(front_end) => support::check(front_end, spec.name, &directive.args, &setting).map(|()| setting),
+            Some(front_end) => {
+                support::check(front_end, self.python, spec.name, &directive.args, &setting).map(|()| setting)
+            }
             None => Ok(setting),
         });
         match parsed {

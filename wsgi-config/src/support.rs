@@ -360,13 +360,55 @@ pub fn option(name: &str) -> Option<&'static Support> {
     OPTION_SUPPORT.iter().find(|row| row.name == name)
 }
 
-/// Refuses a parsed directive line that `front_end` would not act on.
-/// `args` are the line's words, `setting` what they parsed to.
-pub fn check(front_end: FrontEnd, name: &str, args: &[String], setting: &Setting) -> Result<(), DirectiveError> {
+/// What the Python a front end embeds can do, for the directives that need
+/// a newer one. wsgi-interp knows it (the Python it was built against);
+/// the default is what Python 3.11 has: neither.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PythonFeatures {
+    /// A GIL per interpreter (Python 3.12 or later): `WSGIPerInterpreterGIL`.
+    pub own_gil: bool,
+    /// Free threading (a free-threaded 3.13 or later): `WSGIFreeThreading`.
+    pub free_threading: bool,
+}
+
+impl PythonFeatures {
+    /// Refuses `WSGIPerInterpreterGIL On` and `WSGIFreeThreading On` where
+    /// the Python lacks the feature: `Ok(true)` when `setting` is one of
+    /// them and allowed, `Ok(false)` when it is neither.
+    pub fn check(self, setting: &Setting) -> Result<bool, DirectiveError> {
+        use crate::directives::GlobalSetting;
+        let needs = match setting {
+            Setting::Global(GlobalSetting::PerInterpreterGil(true)) if !self.own_gil => {
+                ("WSGIPerInterpreterGIL", "Python 3.12 or later (a GIL per interpreter)")
+            }
+            Setting::Global(GlobalSetting::FreeThreading(true)) if !self.free_threading => {
+                ("WSGIFreeThreading", "a free-threaded Python 3.13 or later (3.13t)")
+            }
+            Setting::Global(GlobalSetting::PerInterpreterGil(_) | GlobalSetting::FreeThreading(_)) => return Ok(true),
+            _ => return Ok(false),
+        };
+        Err(DirectiveError::NeedsPython { directive: needs.0, needs: needs.1 })
+    }
+}
+
+/// Refuses a parsed directive line that `front_end`, embedding a Python
+/// with `python`'s features, would not act on. `args` are the line's words,
+/// `setting` what they parsed to.
+pub fn check(
+    front_end: FrontEnd,
+    python: PythonFeatures,
+    name: &str,
+    args: &[String],
+    setting: &Setting,
+) -> Result<(), DirectiveError> {
     let Some(row) = directive(name) else {
         return Ok(());
     };
-    refuse(row.name, args, row.status(front_end))?;
+    // The table's "only Off" for the Python features is the rule for a
+    // Python without them; one with them honours On.
+    if !python.check(setting)? {
+        refuse(row.name, args, row.status(front_end))?;
+    }
     if front_end == FrontEnd::Standalone {
         refuse_standalone_value(setting)?;
     }
@@ -508,7 +550,7 @@ mod tests {
     fn check_line(front_end: FrontEnd, name: &str, args: &str) -> Result<(), DirectiveError> {
         let args = words(args);
         let setting = crate::directives::parse(name, &args).unwrap().unwrap();
-        check(front_end, name, &args, &setting)
+        check(front_end, PythonFeatures::default(), name, &args, &setting)
     }
 
     #[test]

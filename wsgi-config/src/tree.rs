@@ -65,6 +65,9 @@ pub struct ReadOptions {
     /// what it honours ([`crate::support::check`]). `None` builds the model
     /// of mod_wsgi's semantics alone, as a reference.
     pub front_end: Option<FrontEnd>,
+    /// What the front end's Python can do (the directives that need a newer
+    /// one are refused without it).
+    pub python: crate::support::PythonFeatures,
 }
 
 impl ReadOptions {
@@ -108,7 +111,13 @@ impl ReadOptions {
             defines: BTreeSet::new(),
             modules,
             front_end: Some(FrontEnd::Standalone),
+            python: crate::support::PythonFeatures::default(),
         }
+    }
+
+    /// These options for a front end whose Python has `python`'s features.
+    pub fn with_python(self, python: crate::support::PythonFeatures) -> Self {
+        ReadOptions { python, ..self }
     }
 
     /// These options, building the model of mod_wsgi's semantics without

@@ -330,8 +330,6 @@ fn invalid_lines_are_refused_with_the_directive_named() {
         ("WSGIAccessScript", "", "location of access script not supplied"),
         ("WSGIAuthUserScript", "application-group=x", "location of auth user script not supplied"),
         ("WSGIMapHEADToGET", "sometimes", "WSGIMapHEADToGET must be one of: Off | On | Auto"),
-        ("WSGIPerInterpreterGIL", "On", "WSGIPerInterpreterGIL On needs Python 3.12 or later (a GIL per interpreter)"),
-        ("WSGIFreeThreading", "on", "WSGIFreeThreading On needs a free-threaded Python 3.13 or later (3.13t)"),
         ("WSGITrustedProxies", "10.0.0.0/33", "WSGITrustedProxies: invalid value '10.0.0.0/33'"),
         ("WSGITrustedProxies", "proxy.example.com", "unable to parse trusted proxy"),
         ("WSGITrustedProxyHeaders", "X_Forwarded_For", "WSGITrustedProxyHeaders: invalid value 'X_Forwarded_For'"),
@@ -387,5 +385,32 @@ fn contexts_follow_mod_wsgi() {
     }
     for name in ["WSGIScriptAlias", "WSGIImportScript", "WSGIDaemonProcess"] {
         assert!(!directives::find(name).unwrap().global_only, "{name}");
+    }
+}
+
+/// `WSGIPerInterpreterGIL On` and `WSGIFreeThreading On` parse (mod_wsgi 6
+/// has them); a front end refuses them unless its Python has the feature.
+#[test]
+fn python_features_gate_the_gil_directives() {
+    use wsgi_config::support::{check, FrontEnd, PythonFeatures};
+    let words = |text: &str| split_args(text).unwrap();
+    let per_interpreter = ok("WSGIPerInterpreterGIL", "On");
+    let free_threading = ok("WSGIFreeThreading", "on");
+    let refused = |python: PythonFeatures, name: &str, setting: &Setting| {
+        check(FrontEnd::Standalone, python, name, &words("On"), setting).map_err(|e| e.to_string())
+    };
+    let old = PythonFeatures::default();
+    assert_eq!(
+        refused(old, "WSGIPerInterpreterGIL", &per_interpreter).unwrap_err(),
+        "WSGIPerInterpreterGIL On needs Python 3.12 or later (a GIL per interpreter), which this server does not \
+         embed: refused rather than ignored"
+    );
+    assert!(refused(old, "WSGIFreeThreading", &free_threading).unwrap_err().contains("free-threaded Python 3.13"));
+    let newer = PythonFeatures { own_gil: true, free_threading: false };
+    assert!(refused(newer, "WSGIPerInterpreterGIL", &per_interpreter).is_ok());
+    assert!(refused(newer, "WSGIFreeThreading", &free_threading).is_err());
+    let off = ok("WSGIPerInterpreterGIL", "Off");
+    for python in [old, newer] {
+        assert!(check(FrontEnd::Apache, python, "WSGIPerInterpreterGIL", &words("Off"), &off).is_ok());
     }
 }

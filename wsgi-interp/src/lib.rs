@@ -65,3 +65,10 @@ pub enum InterpError {
     #[error(transparent)]
     Home(#[from] HomeError),
 }
+
+/// What the Python this library is built against can do, for the
+/// directives that need a newer one (front ends pass it to wsgi-config's
+/// checks): a GIL per interpreter from 3.12. Free threading is not
+/// offered: this library does not run on a free-threaded build.
+pub const PYTHON_FEATURES: wsgi_config::support::PythonFeatures =
+    wsgi_config::support::PythonFeatures { own_gil: cfg!(Py_3_12), free_threading: false };

@@ -65,6 +65,11 @@ pub struct PythonConfig {
     /// `WSGIDestroyInterpreter` (default On): whether a stop runs Python's
     /// `atexit` handlers (the shutdown callbacks run either way).
     pub destroy_interpreter: bool,
+    /// `WSGIPerInterpreterGIL` (Python 3.12 or later): application groups'
+    /// sub-interpreters get a GIL of their own; the main interpreter keeps
+    /// the shared one. `<WSGIInterpreterOptions>` may say otherwise per
+    /// interpreter.
+    pub per_interpreter_gil: bool,
     /// The `<WSGIInterpreterOptions>` blocks: each interpreter layers the
     /// ones matching its process and application group over the settings
     /// above.
@@ -138,6 +143,7 @@ impl PythonConfig {
             switch_interval: global.switch_interval,
             eggs: global.python_eggs.clone(),
             destroy_interpreter: global.destroy_interpreter.unwrap_or(true),
+            per_interpreter_gil: global.per_interpreter_gil.unwrap_or(false),
             interpreter_options: Vec::new(),
             process: ProcessFacts::default(),
             apache: None,
@@ -216,6 +222,10 @@ pub fn check_homes<'a>(
 pub(crate) struct Interpreter {
     pub(crate) state: *mut py::PyInterpreterState,
     pub(crate) group: String,
+    /// Whether a thread entering through this module holds this
+    /// interpreter's GIL (a hint, see [`take_gil`]); the interpreters that
+    /// share a GIL share the main interpreter's flag.
+    gil_held: Arc<AtomicBool>,
     /// Per-interpreter objects; only touched with this interpreter's GIL.
     pub(crate) helpers: HelperTypes,
     /// Loaded scripts; only touched with this interpreter's GIL.
@@ -255,15 +265,11 @@ impl Interpreter {
         // SAFETY: `tstate` belongs to this thread and this interpreter and is
         // not current (no nested entry: Entered borrows the interpreter and
         // the runner never enters while inside).
-        unsafe { take_gil(tstate) };
-        Entered { _interpreter: std::marker::PhantomData }
+        unsafe { take_gil(tstate, &self.gil_held) };
+        ENTERED_GIL.with(|entered| *entered.borrow_mut() = Some(self.gil_held.clone()));
+        Entered { gil_held: &self.gil_held }
     }
 }
-
-/// Whether one of the threads entering Python through this module holds
-/// the GIL (a hint: Python's own releases, around blocking I/O, are not
-/// seen here).
-static GIL_HELD: AtomicBool = AtomicBool::new(false);
 
 /// Times a thread gives up the processor, while the GIL is held, before it
 /// queues for the GIL.
@@ -280,26 +286,30 @@ const GIL_YIELDS: usize = 8;
 /// When the holder is in fact blocked in I/O (Python released the GIL
 /// without our knowing), the cost is the few yields.
 ///
+/// `held` says whether one of the threads entering Python through this
+/// module holds that GIL (a hint: Python's own releases, around blocking
+/// I/O, are not seen here).
+///
 /// # Safety
 /// As for `PyEval_RestoreThread`: `tstate` is this thread's, not current.
-unsafe fn take_gil(tstate: *mut py::PyThreadState) {
+unsafe fn take_gil(tstate: *mut py::PyThreadState, held: &AtomicBool) {
     for _ in 0..GIL_YIELDS {
-        if !GIL_HELD.load(Ordering::Relaxed) {
+        if !held.load(Ordering::Relaxed) {
             break;
         }
         std::thread::yield_now();
     }
     // SAFETY: as the caller promises.
     unsafe { py::PyEval_RestoreThread(tstate) };
-    GIL_HELD.store(true, Ordering::Relaxed);
+    held.store(true, Ordering::Relaxed);
 }
 
 /// Releases the GIL (`PyEval_SaveThread`), returning the thread state.
 ///
 /// # Safety
-/// As for `PyEval_SaveThread`: this thread holds the GIL.
-unsafe fn release_gil() -> *mut py::PyThreadState {
-    GIL_HELD.store(false, Ordering::Relaxed);
+/// As for `PyEval_SaveThread`: this thread holds the GIL `held` tracks.
+unsafe fn release_gil(held: &AtomicBool) -> *mut py::PyThreadState {
+    held.store(false, Ordering::Relaxed);
     // SAFETY: as the caller promises.
     unsafe { py::PyEval_SaveThread() }
 }
@@ -307,29 +317,40 @@ unsafe fn release_gil() -> *mut py::PyThreadState {
 /// Proof that the current thread holds an interpreter's GIL; leaving
 /// releases it.
 pub(crate) struct Entered<'a> {
-    _interpreter: std::marker::PhantomData<&'a Interpreter>,
+    gil_held: &'a AtomicBool,
 }
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
+        ENTERED_GIL.with(|entered| *entered.borrow_mut() = None);
         // SAFETY: we entered with take_gil on this thread.
-        unsafe { release_gil() };
+        unsafe { release_gil(self.gil_held) };
     }
+}
+
+thread_local! {
+    /// The hint of the GIL this thread entered through [`Interpreter::enter`],
+    /// for [`without_gil`], which Python callbacks call without knowing the
+    /// interpreter.
+    static ENTERED_GIL: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` with the GIL released, re-taking it afterwards, also when `f`
 /// panics (so that unwinding finds the GIL held, as the code around expects).
 pub(crate) fn without_gil<T>(f: impl FnOnce() -> T) -> T {
-    struct Retake(*mut py::PyThreadState);
+    struct Retake(*mut py::PyThreadState, Arc<AtomicBool>);
     impl Drop for Retake {
         fn drop(&mut self) {
             // SAFETY: `self.0` is this thread's state, released below.
-            unsafe { take_gil(self.0) };
+            unsafe { take_gil(self.0, &self.1) };
         }
     }
+    // Outside an entry made here (a thread Python itself started), the
+    // hint is one nobody reads.
+    let held = ENTERED_GIL.with(|entered| entered.borrow().clone()).unwrap_or_default();
     // SAFETY: called only while holding the GIL (inside an `Entered` scope
     // or a Python callback); the guard restores the same thread state.
-    let _retake = Retake(unsafe { release_gil() });
+    let _retake = Retake(unsafe { release_gil(&held) }, held);
     f()
 }
 
@@ -461,7 +482,7 @@ impl PythonRuntime {
         };
         // SAFETY: the main thread state is current on this thread.
         let state = unsafe { py::PyThreadState_GetInterpreter(main_tstate) };
-        let main = Self::prepare(state, String::new(), &config);
+        let main = Self::prepare(state, String::new(), &config, Arc::default());
         // The initial thread state stays alive for good (this thread keeps
         // using it, as its PyGILState state): CPython 3.11 reuses an
         // interpreter's preallocated initial state, and aborts, once all of
@@ -471,11 +492,13 @@ impl PythonRuntime {
         Ok(PythonRuntime { config, main: Arc::new(main?), groups: Mutex::new(HashMap::new()) })
     }
 
-    /// Sets up an interpreter whose GIL the current thread holds.
+    /// Sets up an interpreter whose GIL the current thread holds;
+    /// `gil_held` is the hint of that GIL (see [`take_gil`]).
     fn prepare(
         state: *mut py::PyInterpreterState,
         group: String,
         config: &PythonConfig,
+        gil_held: Arc<AtomicBool>,
     ) -> Result<Interpreter, InterpError> {
         // SAFETY: the GIL of `state` is held by the caller.
         let helpers = unsafe { HelperTypes::create() }.map_err(|e| InterpError::Python(e.traceback))?;
@@ -494,6 +517,7 @@ impl PythonRuntime {
         Ok(Interpreter {
             state,
             group,
+            gil_held,
             api,
             helpers,
             scripts: Mutex::new(ScriptCache::default()),
@@ -522,17 +546,27 @@ impl PythonRuntime {
     }
 
     fn create_sub_interpreter(&self, group: &str) -> Result<Interpreter, InterpError> {
+        let layers =
+            InterpreterLayers::resolve(&self.config.interpreter_options, &self.config.process.process_group, group);
+        let own_gil = layers.per_interpreter_gil.unwrap_or(self.config.per_interpreter_gil);
         let main_entered = self.main.enter();
-        // SAFETY: we hold the (shared) GIL through the main interpreter;
-        // Py_NewInterpreter makes the new interpreter's state current.
-        let tstate = unsafe { py::Py_NewInterpreter() };
-        if tstate.is_null() {
-            drop(main_entered);
-            return Err(InterpError::Init(format!("could not create a sub-interpreter for group '{group}'")));
-        }
+        // SAFETY: we hold the main interpreter's GIL; the new interpreter's
+        // state is current afterwards, with its GIL held (and, when it has
+        // its own, the main one released).
+        let tstate = unsafe { new_interpreter(own_gil) };
+        let tstate = match tstate {
+            Ok(tstate) => tstate,
+            Err(why) => {
+                drop(main_entered);
+                return Err(InterpError::Init(format!(
+                    "could not create a sub-interpreter for group '{group}': {why}"
+                )));
+            }
+        };
         // SAFETY: `tstate` is current on this thread.
         let state = unsafe { py::PyThreadState_GetInterpreter(tstate) };
-        let prepared = Self::prepare(state, group.to_string(), &self.config);
+        let gil_held = if own_gil { Arc::default() } else { self.main.gil_held.clone() };
+        let prepared = Self::prepare(state, group.to_string(), &self.config, gil_held);
         if prepared.is_err() {
             // SAFETY: `tstate` is current and its interpreter's GIL held; no
             // thread state is current (and no GIL held) afterwards.
@@ -706,6 +740,45 @@ unsafe fn configure(pyconfig: &mut py::PyConfig, config: &PythonConfig) -> Resul
         }
     }
     Ok(())
+}
+
+/// A new sub-interpreter, made current on this thread: with a GIL of its
+/// own when `own_gil` (3.12 or later), configured as PEP 684 requires
+/// (its own allocator, and only extension modules that declare support
+/// for such interpreters); threads, daemon threads and `exec` (so
+/// `subprocess`) stay allowed, `fork` does not.
+///
+/// # Safety
+/// The calling thread holds the main interpreter's GIL, its state current.
+unsafe fn new_interpreter(own_gil: bool) -> Result<*mut py::PyThreadState, String> {
+    #[cfg(Py_3_12)]
+    if own_gil {
+        let config = py::PyInterpreterConfig {
+            use_main_obmalloc: 0,
+            allow_fork: 0,
+            allow_exec: 1,
+            allow_threads: 1,
+            allow_daemon_threads: 1,
+            check_multi_interp_extensions: 1,
+            gil: py::PyInterpreterConfig_OWN_GIL,
+        };
+        let mut tstate = std::ptr::null_mut();
+        // SAFETY: as the caller promises; `config` outlives the call.
+        let status = unsafe { py::Py_NewInterpreterFromConfig(&mut tstate, &config) };
+        // SAFETY: `status` was just returned.
+        if unsafe { py::PyStatus_Exception(status) } != 0 || tstate.is_null() {
+            return Err(status_message(&status));
+        }
+        return Ok(tstate);
+    }
+    #[cfg(not(Py_3_12))]
+    let _ = own_gil;
+    // SAFETY: as the caller promises.
+    let tstate = unsafe { py::Py_NewInterpreter() };
+    if tstate.is_null() {
+        return Err("Py_NewInterpreter failed".into());
+    }
+    Ok(tstate)
 }
 
 fn status_message(status: &py::PyStatus) -> String {

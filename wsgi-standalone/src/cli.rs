@@ -266,7 +266,7 @@ pub(crate) fn read_options(file: &Path, server_root: Option<PathBuf>) -> ReadOpt
     let server_root = server_root.unwrap_or_else(|| {
         file.parent().filter(|p| !p.as_os_str().is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
     });
-    ReadOptions::standalone(server_root)
+    ReadOptions::standalone(server_root).with_python(wsgi_interp::PYTHON_FEATURES)
 }
 
 pub(crate) fn check_config(file: &Path, server_root: Option<PathBuf>, define: Vec<String>, dump: bool) -> ExitCode {

@@ -144,7 +144,7 @@ pub fn manager_main(group_name: &str, socket: &Path) -> Result<(), String> {
     // configuration nor the socket's descriptor in their environment.
     std::env::remove_var(CONFIG_ENV);
     std::env::remove_var(SOCKET_FD_ENV);
-    let options = wsgi_config::tree::ReadOptions::standalone("/");
+    let options = wsgi_config::tree::ReadOptions::standalone("/").with_python(wsgi_interp::PYTHON_FEATURES);
     let config = wsgi_config::load_str(&text, Path::new("<server configuration>"), &options)
         .map_err(|errors| errors.to_string())?;
     // Standard error is the server's error log, inherited.

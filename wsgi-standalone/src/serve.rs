@@ -100,8 +100,12 @@ fn script_config(args: &ServerArgs, script: &Path) -> Result<Config, String> {
         line(vec!["SSLCertificateKeyFile".into(), absolute(key)?]);
         line(vec!["</VirtualHost>".into()]);
     }
-    wsgi_config::load_str(&text, Path::new("<start-server options>"), &ReadOptions::standalone("/"))
-        .map_err(|errors| errors.to_string())
+    wsgi_config::load_str(
+        &text,
+        Path::new("<start-server options>"),
+        &ReadOptions::standalone("/").with_python(wsgi_interp::PYTHON_FEATURES),
+    )
+    .map_err(|errors| errors.to_string())
 }
 
 /// A path made absolute, as the configuration text of a script needs it.
