@@ -155,6 +155,10 @@ pub enum GlobalSetting {
     SwitchInterval(f64),
     /// `WSGIDestroyInterpreter`.
     DestroyInterpreter(bool),
+    /// `WSGIApplicationGroupFallback %{GLOBAL}` (ours): an application
+    /// whose extension modules refuse sub-interpreters runs in the main
+    /// interpreter instead.
+    ApplicationGroupFallback,
     /// `WSGIPerInterpreterGIL`.
     PerInterpreterGil(bool),
     /// `WSGIFreeThreading`.
@@ -654,6 +658,7 @@ impl GlobalSetting {
             PythonHashSeed(s) => ("WSGIPythonHashSeed", vec![s.to_string()]),
             SwitchInterval(s) => ("WSGISwitchInterval", vec![s.to_string()]),
             DestroyInterpreter(b) => ("WSGIDestroyInterpreter", flag(b)),
+            ApplicationGroupFallback => ("WSGIApplicationGroupFallback", vec!["%{GLOBAL}".to_string()]),
             PerInterpreterGil(b) => ("WSGIPerInterpreterGIL", flag(b)),
             FreeThreading(b) => ("WSGIFreeThreading", flag(b)),
             RestrictEmbedded(b) => ("WSGIRestrictEmbedded", flag(b)),
@@ -1541,6 +1546,15 @@ pub static DIRECTIVES: &[DirectiveSpec] = &[
     spec!("WSGIPythonHashSeed", RSRC, true, false, "random|0..4294967295", wsgi_python_hash_seed),
     spec!("WSGISwitchInterval", RSRC, true, true, "seconds", wsgi_switch_interval),
     global_flag!("WSGIDestroyInterpreter", DestroyInterpreter, false),
+    spec!("WSGIApplicationGroupFallback", RSRC, true, false, "%{GLOBAL}", |args| match args {
+        [group] if group == "%{GLOBAL}" => Ok(Setting::Global(GlobalSetting::ApplicationGroupFallback)),
+        [other] => Err(DirectiveError::InvalidValue {
+            directive: "WSGIApplicationGroupFallback",
+            value: other.clone(),
+            reason: "the only fallback is %{GLOBAL}, the main interpreter".into(),
+        }),
+        _ => Err(DirectiveError::ArgCount { directive: "WSGIApplicationGroupFallback", expected: "%{GLOBAL}" }),
+    }),
     python_feature_flag!("WSGIPerInterpreterGIL", PerInterpreterGil),
     python_feature_flag!("WSGIFreeThreading", FreeThreading),
     global_flag!("WSGIRestrictEmbedded", RestrictEmbedded, false),

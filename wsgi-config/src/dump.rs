@@ -104,6 +104,10 @@ impl Dump<'_> {
             ("WSGIDontWriteBytecode", flag_or_default(g.dont_write_bytecode, false)),
             ("WSGISwitchInterval", or_not_set(g.switch_interval)),
             ("WSGIDestroyInterpreter", flag_or_default(g.destroy_interpreter, true)),
+            (
+                "WSGIApplicationGroupFallback",
+                if g.application_group_fallback == Some(true) { "%{GLOBAL}".into() } else { "(not set)".into() },
+            ),
             ("WSGIPerInterpreterGIL", flag_or_default(g.per_interpreter_gil, false)),
             ("WSGIFreeThreading", flag_or_default(g.free_threading, false)),
             ("WSGILazyInitialization", flag_or_default(g.lazy_initialization, true)),

@@ -74,6 +74,8 @@ pub struct GlobalSettings {
     pub python_hash_seed: Option<HashSeed>,
     pub switch_interval: Option<f64>,
     pub destroy_interpreter: Option<bool>,
+    /// `WSGIApplicationGroupFallback %{GLOBAL}`.
+    pub application_group_fallback: Option<bool>,
     pub per_interpreter_gil: Option<bool>,
     pub free_threading: Option<bool>,
     pub restrict_embedded: Option<bool>,
@@ -113,6 +115,7 @@ impl GlobalSettings {
             PythonHashSeed(v) => self.python_hash_seed = Some(v),
             SwitchInterval(v) => self.switch_interval = Some(v),
             DestroyInterpreter(v) => self.destroy_interpreter = Some(v),
+            ApplicationGroupFallback => self.application_group_fallback = Some(true),
             PerInterpreterGil(v) => self.per_interpreter_gil = Some(v),
             FreeThreading(v) => self.free_threading = Some(v),
             RestrictEmbedded(v) => self.restrict_embedded = Some(v),
@@ -158,6 +161,9 @@ impl GlobalSettings {
         put!(python_hash_seed, PythonHashSeed);
         put!(switch_interval, SwitchInterval);
         put!(destroy_interpreter, DestroyInterpreter);
+        if self.application_group_fallback == Some(true) {
+            out.push(ApplicationGroupFallback);
+        }
         put!(per_interpreter_gil, PerInterpreterGil);
         put!(free_threading, FreeThreading);
         put!(restrict_embedded, RestrictEmbedded);

@@ -124,6 +124,7 @@ pub static DIRECTIVE_SUPPORT: &[Support] = &[
     both("WSGIPythonHashSeed", "-", H),
     both("WSGISwitchInterval", "0.005", H),
     both("WSGIDestroyInterpreter", "On", H),
+    both("WSGIApplicationGroupFallback", "-", H),
     both("WSGIPerInterpreterGIL", "Off", Status::OnlyValue("Off", "a GIL per interpreter needs Python 3.12 or later")),
     both(
         "WSGIFreeThreading",

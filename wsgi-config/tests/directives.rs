@@ -159,6 +159,7 @@ fn examples() -> Vec<(&'static str, &'static str)> {
         ("WSGIPythonHashSeed", "random"),
         ("WSGISwitchInterval", "0.01"),
         ("WSGIDestroyInterpreter", "Off"),
+        ("WSGIApplicationGroupFallback", "%{GLOBAL}"),
         ("WSGIPerInterpreterGIL", "Off"),
         ("WSGIFreeThreading", "Off"),
         ("WSGIRestrictEmbedded", "On"),

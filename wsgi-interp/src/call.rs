@@ -23,12 +23,15 @@ use crate::script::LoadError;
 /// daemon processes): the [`WsgiRunner`] of wsgi-interp.
 pub struct EmbeddedRunner {
     runtime: Arc<PythonRuntime>,
+    /// The (application group, script) pairs that run in the main
+    /// interpreter instead (`WSGIApplicationGroupFallback`).
+    fallen_back: std::sync::Mutex<std::collections::HashSet<(String, std::path::PathBuf)>>,
 }
 
 impl EmbeddedRunner {
     /// A runner over an initialised runtime.
     pub fn new(runtime: Arc<PythonRuntime>) -> EmbeddedRunner {
-        EmbeddedRunner { runtime }
+        EmbeddedRunner { runtime, fallen_back: Default::default() }
     }
 
     /// The runner of a daemon process: Python initialised from `config`
@@ -92,7 +95,83 @@ enum After {
     TimedOut,
     /// The script (or its callable) did not load.
     NotLoaded,
+    /// The script did not load because it imports an extension module that
+    /// refuses this sub-interpreter; the request is untouched.
+    Refused {
+        module: String,
+        environ: Environ,
+    },
     ClientGone,
+}
+
+impl EmbeddedRunner {
+    /// Runs the request in the interpreter of `group`.
+    fn run_in(
+        &self,
+        group: &str,
+        target: &AppTarget,
+        environ: Environ,
+        body: &mut dyn Read,
+        response: &mut ResponseWriter<'_>,
+        log: &dyn ErrorLog,
+    ) -> After {
+        match self.runtime.interpreter(group) {
+            Ok(interp) => {
+                let _entered = interp.enter();
+                // SAFETY: we hold the interpreter's GIL for the whole call;
+                // every Python object made inside is dropped before leaving.
+                unsafe { run_app(&interp, target, environ, body, response, log) }
+            }
+            Err(e) => {
+                log.log(
+                    LogLevel::Error,
+                    &format!("mod_wsgi: cannot create interpreter for application group '{group}': {e}"),
+                );
+                After::Fail
+            }
+        }
+    }
+
+    /// Runs the request in its application group's interpreter, or in the
+    /// main one where `WSGIApplicationGroupFallback` moved the script.
+    fn run_with_fallback(
+        &self,
+        target: &AppTarget,
+        environ: Environ,
+        body: &mut dyn Read,
+        response: &mut ResponseWriter<'_>,
+        log: &dyn ErrorLog,
+    ) -> After {
+        let fallback = self.runtime.config().application_group_fallback;
+        let key = || (target.application_group.clone(), target.script.clone());
+        let moved = fallback && self.fallen_back.lock().unwrap_or_else(|e| e.into_inner()).contains(&key());
+        let (group, mut environ) = (if moved { "" } else { target.application_group.as_str() }, environ);
+        if moved {
+            environ.set_str("mod_wsgi.application_group", "");
+        }
+        match self.run_in(group, target, environ, body, response, log) {
+            After::Refused { module, mut environ } if fallback => {
+                log.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "mod_wsgi: '{}' imports the extension module '{module}', which does not support \
+                         sub-interpreters: it runs in the main interpreter (%{{GLOBAL}}) instead of application \
+                         group '{}', as WSGIApplicationGroupFallback says",
+                        target.script.display(),
+                        target.application_group
+                    ),
+                );
+                self.fallen_back.lock().unwrap_or_else(|e| e.into_inner()).insert(key());
+                environ.set_str("mod_wsgi.application_group", "");
+                self.run_in("", target, environ, body, response, log)
+            }
+            After::Refused { module, .. } => {
+                log.log(LogLevel::Error, &refusal_message(&target.script, &target.application_group, &module));
+                After::NotLoaded
+            }
+            after => after,
+        }
+    }
 }
 
 impl WsgiRunner for EmbeddedRunner {
@@ -104,25 +183,7 @@ impl WsgiRunner for EmbeddedRunner {
         response: &mut ResponseWriter<'_>,
         log: &dyn ErrorLog,
     ) -> RunOutcome {
-        let after = match self.runtime.interpreter(&target.application_group) {
-            Ok(interp) => {
-                let _entered = interp.enter();
-                // SAFETY: we hold the interpreter's GIL for the whole call;
-                // every Python object made inside is dropped before leaving.
-                unsafe { run_app(&interp, target, environ, body, response, log) }
-            }
-            Err(e) => {
-                log.log(
-                    LogLevel::Error,
-                    &format!(
-                        "mod_wsgi: cannot create interpreter for application group '{}': {e}",
-                        target.application_group
-                    ),
-                );
-                After::Fail
-            }
-        };
-        match after {
+        match self.run_with_fallback(target, environ, body, response, log) {
             After::Finish => match response.finish() {
                 Ok(summary) => {
                     if summary.is_short(response.discards_body()) {
@@ -166,7 +227,7 @@ impl WsgiRunner for EmbeddedRunner {
                 let _ = response.fail();
                 RunOutcome::Failed
             }
-            After::NotLoaded => {
+            After::NotLoaded | After::Refused { .. } => {
                 let _ = response.fail();
                 RunOutcome::NotLoaded
             }
@@ -199,11 +260,16 @@ pub(crate) fn report_load_error(
     error: LoadError,
     log: &dyn ErrorLog,
 ) {
+    let script_path = script;
     let script = script.display();
     let message = match error {
         LoadError::Unreadable(why) => format!("mod_wsgi: Target WSGI script '{script}' cannot be loaded: {why}"),
         LoadError::NoCallable => {
             format!("mod_wsgi: Target WSGI script '{script}' does not contain WSGI application '{callable}'.")
+        }
+        LoadError::Import(e) if !interp.is_main() && refused_extension(&e.traceback).is_some() => {
+            log.log(LogLevel::Debug, &e.traceback);
+            refusal_message(script_path, &interp.group, refused_extension(&e.traceback).unwrap_or_default())
         }
         LoadError::Import(e) => {
             let mut message = format!(
@@ -222,6 +288,27 @@ pub(crate) fn report_load_error(
         }
     };
     log.log(LogLevel::Error, &message);
+}
+
+/// The extension module a sub-interpreter refused, from the traceback of
+/// the `ImportError` CPython raises (3.12 and later) for a module that does
+/// not declare support for such interpreters.
+fn refused_extension(traceback: &str) -> Option<&str> {
+    const REFUSED: &str = " does not support loading in subinterpreters";
+    let line = traceback.lines().rev().find(|line| line.contains(REFUSED))?;
+    let before = &line[..line.find(REFUSED)?];
+    before.rsplit("module ").next().filter(|name| !name.is_empty() && !name.contains(' '))
+}
+
+/// The one line that says an application cannot load in its application
+/// group, and what to do about it.
+fn refusal_message(script: &std::path::Path, group: &str, module: &str) -> String {
+    format!(
+        "mod_wsgi: '{}' cannot load in application group '{group}': the extension module '{module}' does not \
+         support sub-interpreters; run it in the main interpreter with WSGIApplicationGroup %{{GLOBAL}}, or \
+         set WSGIApplicationGroupFallback %{{GLOBAL}}",
+        script.display()
+    )
 }
 
 fn report_exception(target: &AppTarget, error: &PythonError, log: &dyn ErrorLog) {
@@ -379,6 +466,14 @@ unsafe fn run_app(
         };
         let app = match app {
             Ok(app) => app,
+            Err(LoadError::Import(e)) if !interp.is_main() && refused_extension(&e.traceback).is_some() => {
+                if let Some(request) = request {
+                    interp.api.end(request, Default::default());
+                }
+                log.log(LogLevel::Debug, &e.traceback);
+                let module = refused_extension(&e.traceback).unwrap_or_default().to_string();
+                return After::Refused { module, environ };
+            }
             Err(e) => {
                 report_load_error(interp, &target.script, &target.callable, e, log);
                 if let Some(request) = request {
@@ -605,5 +700,18 @@ impl RequestCtx {
             self.io.wrote(n as usize, started);
         }
         sent
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::refused_extension;
+
+    #[test]
+    fn the_refused_module_is_read_from_cpythons_import_error() {
+        let traceback = "Traceback (most recent call last):\n  File \"/app.wsgi\", line 1, in <module>\n    \
+                         import psycopg2\nImportError: module _psycopg does not support loading in subinterpreters";
+        assert_eq!(refused_extension(traceback), Some("_psycopg"));
+        assert_eq!(refused_extension("ImportError: No module named 'x'"), None);
     }
 }

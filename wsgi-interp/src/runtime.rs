@@ -70,6 +70,10 @@ pub struct PythonConfig {
     /// the shared one. `<WSGIInterpreterOptions>` may say otherwise per
     /// interpreter.
     pub per_interpreter_gil: bool,
+    /// `WSGIApplicationGroupFallback %{GLOBAL}`: an application whose
+    /// extension modules refuse its sub-interpreter runs in the main
+    /// interpreter instead (with a warning).
+    pub application_group_fallback: bool,
     /// The `<WSGIInterpreterOptions>` blocks: each interpreter layers the
     /// ones matching its process and application group over the settings
     /// above.
@@ -144,6 +148,7 @@ impl PythonConfig {
             eggs: global.python_eggs.clone(),
             destroy_interpreter: global.destroy_interpreter.unwrap_or(true),
             per_interpreter_gil: global.per_interpreter_gil.unwrap_or(false),
+            application_group_fallback: global.application_group_fallback.unwrap_or(false),
             interpreter_options: Vec::new(),
             process: ProcessFacts::default(),
             apache: None,
@@ -266,8 +271,8 @@ impl Interpreter {
         // not current (no nested entry: Entered borrows the interpreter and
         // the runner never enters while inside).
         unsafe { take_gil(tstate, &self.gil_held) };
-        ENTERED_GIL.with(|entered| *entered.borrow_mut() = Some(self.gil_held.clone()));
-        Entered { gil_held: &self.gil_held }
+        let outer = ENTERED_GIL.with(|entered| entered.borrow_mut().replace(self.gil_held.clone()));
+        Entered { gil_held: &self.gil_held, outer }
     }
 }
 
@@ -318,11 +323,15 @@ unsafe fn release_gil(held: &AtomicBool) -> *mut py::PyThreadState {
 /// releases it.
 pub(crate) struct Entered<'a> {
     gil_held: &'a AtomicBool,
+    /// The entry this one is nested in (the main interpreter entered from
+    /// a sub-interpreter's import), restored on leaving.
+    outer: Option<Arc<AtomicBool>>,
 }
 
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
-        ENTERED_GIL.with(|entered| *entered.borrow_mut() = None);
+        let outer = self.outer.take();
+        ENTERED_GIL.with(|entered| *entered.borrow_mut() = outer);
         // SAFETY: we entered with take_gil on this thread.
         unsafe { release_gil(self.gil_held) };
     }
@@ -508,6 +517,17 @@ impl PythonRuntime {
             let globals = Obj::from_owned(py::PyDict_New()).ok_or_else(|| InterpError::Init("PyDict_New".into()))?;
             let builtins = py::PyEval_GetBuiltins();
             py::PyDict_SetItemString(globals.as_ptr(), c"__builtins__".as_ptr(), builtins);
+            let import_in_main = if config.application_group_fallback && !group.is_empty() {
+                Obj::from_owned(py::PyCFunction_NewEx(
+                    &raw mut IMPORT_IN_MAIN_DEF,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                ))
+                .ok_or_else(|| InterpError::Python(ffi::take_exception().traceback))?
+            } else {
+                Obj::from_borrowed(py::Py_None())
+            };
+            py::PyDict_SetItemString(globals.as_ptr(), c"_import_in_main".as_ptr(), import_in_main.as_ptr());
             ffi::run_source(&setup, globals.as_ptr()).map_err(|e| InterpError::Python(e.traceback))?;
         }
         // SAFETY: as above.
@@ -527,6 +547,11 @@ impl PythonRuntime {
 
     /// The interpreter of an (expanded) application group: `""` is the main
     /// interpreter; any other name gets a sub-interpreter on first use.
+    /// The configuration Python was started with.
+    pub(crate) fn config(&self) -> &PythonConfig {
+        &self.config
+    }
+
     /// The main interpreter.
     pub(crate) fn main_interpreter(&self) -> &Interpreter {
         &self.main
@@ -742,25 +767,30 @@ unsafe fn configure(pyconfig: &mut py::PyConfig, config: &PythonConfig) -> Resul
     Ok(())
 }
 
-/// A new sub-interpreter, made current on this thread: with a GIL of its
-/// own when `own_gil` (3.12 or later), configured as PEP 684 requires
-/// (its own allocator, and only extension modules that declare support
-/// for such interpreters); threads, daemon threads and `exec` (so
-/// `subprocess`) stay allowed, `fork` does not.
+/// A new sub-interpreter, made current on this thread.
+///
+/// From 3.12 it imports only the extension modules that declare support
+/// for sub-interpreters: the others (single-phase initialisation, or
+/// marked unsupported) raise `ImportError` there, which the runner reports
+/// with the fix (see `call::refused_extension`), where they would otherwise
+/// load half-working or crash. Threads, daemon threads and `exec` (so
+/// `subprocess`) stay allowed, as before 3.12; `fork` too, unless the
+/// interpreter has a GIL of its own (`own_gil`), which PEP 684 also gives
+/// its own allocator. On 3.11, `Py_NewInterpreter`: every module loads.
 ///
 /// # Safety
 /// The calling thread holds the main interpreter's GIL, its state current.
 unsafe fn new_interpreter(own_gil: bool) -> Result<*mut py::PyThreadState, String> {
     #[cfg(Py_3_12)]
-    if own_gil {
+    {
         let config = py::PyInterpreterConfig {
-            use_main_obmalloc: 0,
-            allow_fork: 0,
+            use_main_obmalloc: i32::from(!own_gil),
+            allow_fork: i32::from(!own_gil),
             allow_exec: 1,
             allow_threads: 1,
             allow_daemon_threads: 1,
             check_multi_interp_extensions: 1,
-            gil: py::PyInterpreterConfig_OWN_GIL,
+            gil: if own_gil { py::PyInterpreterConfig_OWN_GIL } else { py::PyInterpreterConfig_SHARED_GIL },
         };
         let mut tstate = std::ptr::null_mut();
         // SAFETY: as the caller promises; `config` outlives the call.
@@ -769,16 +799,57 @@ unsafe fn new_interpreter(own_gil: bool) -> Result<*mut py::PyThreadState, Strin
         if unsafe { py::PyStatus_Exception(status) } != 0 || tstate.is_null() {
             return Err(status_message(&status));
         }
-        return Ok(tstate);
+        Ok(tstate)
     }
     #[cfg(not(Py_3_12))]
-    let _ = own_gil;
-    // SAFETY: as the caller promises.
-    let tstate = unsafe { py::Py_NewInterpreter() };
-    if tstate.is_null() {
-        return Err("Py_NewInterpreter failed".into());
+    {
+        let _ = own_gil;
+        // SAFETY: as the caller promises.
+        let tstate = unsafe { py::Py_NewInterpreter() };
+        if tstate.is_null() {
+            return Err("Py_NewInterpreter failed".into());
+        }
+        Ok(tstate)
     }
-    Ok(tstate)
+}
+
+static mut IMPORT_IN_MAIN_DEF: py::PyMethodDef = crate::objects::method(c"_import_in_main", import_in_main, py::METH_O);
+
+/// `_import_in_main(name)`, for `WSGIApplicationGroupFallback`: imports
+/// module `name` in the main interpreter, ignoring any failure there. A
+/// sub-interpreter calls it before it loads an extension module itself:
+/// CPython (3.12 and later) keeps the first initialisation of a
+/// single-phase module for the whole process, and one a sub-interpreter
+/// refused would leave the main interpreter a broken copy; imported there
+/// first, the module works there and the sub-interpreter refuses it
+/// cleanly.
+unsafe extern "C" fn import_in_main(_: *mut py::PyObject, name: *mut py::PyObject) -> *mut py::PyObject {
+    crate::objects::guarded(|| {
+        let mut size: py::Py_ssize_t = 0;
+        // SAFETY: called by Python with the GIL held; `name` is borrowed.
+        let text = unsafe { py::PyUnicode_AsUTF8AndSize(name, &mut size) };
+        if text.is_null() {
+            return std::ptr::null_mut();
+        }
+        // SAFETY: UTF-8 of `size` bytes, alive while `name` is.
+        let name = unsafe { std::slice::from_raw_parts(text.cast::<u8>(), size as usize) };
+        let name = CString::new(name).unwrap_or_default();
+        if let Some(runtime) = RUNTIME.get() {
+            without_gil(|| {
+                let _entered = runtime.main.enter();
+                // SAFETY: we hold the main interpreter's GIL; the result is
+                // owned and dropped, a failure cleared.
+                unsafe {
+                    match Obj::from_owned(py::PyImport_ImportModule(name.as_ptr())) {
+                        Some(_module) => {}
+                        None => py::PyErr_Clear(),
+                    }
+                }
+            });
+        }
+        // SAFETY: the GIL is held again; a new reference to None.
+        unsafe { Obj::from_borrowed(py::Py_None()).into_ptr() }
+    })
 }
 
 fn status_message(status: &py::PyStatus) -> String {
@@ -811,6 +882,22 @@ fn setup_source(config: &PythonConfig, application_group: &str) -> String {
         r#"
 import sys, site
 sys.argv = ['mod_wsgi']
+if _import_in_main is not None:
+    import importlib.machinery as _machinery
+
+    class _MainInterpreterFirst:
+        """WSGIApplicationGroupFallback: every extension module is imported
+        in the main interpreter before this one loads it."""
+
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            spec = _machinery.PathFinder.find_spec(name, path)
+            if spec is not None and isinstance(spec.loader, _machinery.ExtensionFileLoader):
+                _import_in_main(name)
+            return None
+
+    sys.meta_path.insert(0, _MainInterpreterFirst)
+    del _MainInterpreterFirst
 for _layer in [{path_layers}]:
     _before = list(sys.path)
     for _dir in _layer:

@@ -32,6 +32,10 @@ const SYSTEM_PACKAGES: &[&str] = &[
     "python3-falcon",
     "python3-webob",
     "python3-cherrypy3",
+    // A C extension of single-phase initialisation (psycopg2's _psycopg,
+    // mod_wsgi issue #915): what Python 3.12 and later refuse in a
+    // sub-interpreter (tests/tests/subinterpreter_extensions.rs).
+    "python3-psycopg2",
     // Real Apache for the module's end-to-end tests, and Debian's mod_wsgi
     // as the reference they compare against.
     "apache2",
