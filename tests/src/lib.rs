@@ -702,6 +702,17 @@ impl Load {
     }
 }
 
+/// Whether the Python the workspace is built against (`PYO3_PYTHON`:
+/// Debian's `/usr/bin/python3`, 3.11 by default and 3.13 in the Debian 13
+/// root of `cargo xtask test --python 3.13`) is at least `major.minor`.
+pub fn built_python_at_least(major: u32, minor: u32) -> bool {
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", &format!("import sys; print(sys.version_info >= ({major}, {minor}))")])
+        .output()
+        .expect("/usr/bin/python3 runs");
+    String::from_utf8_lossy(&out.stdout).trim() == "True"
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -58,16 +58,6 @@ def application(environ, start_response):
     return [body.encode()]
 "#;
 
-/// Whether the Python the workspace is built against (`PYO3_PYTHON`,
-/// Debian's `/usr/bin/python3`) has a GIL per interpreter.
-fn built_with_own_gil() -> bool {
-    let out = Command::new("/usr/bin/python3")
-        .args(["-c", "import sys; print(sys.version_info >= (3, 12))"])
-        .output()
-        .expect("python3 runs");
-    String::from_utf8_lossy(&out.stdout).trim() == "True"
-}
-
 fn site() -> TempDir {
     let site = TempDir::new("own-gil");
     let app = APP.replace("COUNTER = [0]", &format!("COUNTER = [0]\nSITE = {:?}", site.path().display().to_string()));
@@ -114,7 +104,7 @@ fn hold_and_release(site: &Path, get: impl Fn(&str) -> (u16, String) + Sync) -> 
 
 #[test]
 fn groups_with_their_own_gil_run_in_parallel_under_the_standalone_server() {
-    if !built_with_own_gil() {
+    if !tests::built_python_at_least(3, 12) {
         return refused_where_the_python_has_no_gil_per_interpreter();
     }
     let site = site();
@@ -147,7 +137,7 @@ fn groups_with_their_own_gil_run_in_parallel_under_the_standalone_server() {
 #[test]
 fn groups_with_their_own_gil_run_in_parallel_under_apache() {
     tests::require!(tests::apache::APACHE_BINARY, "/usr/bin/curl");
-    if !built_with_own_gil() {
+    if !tests::built_python_at_least(3, 12) {
         return;
     }
     let site = site();
@@ -160,7 +150,7 @@ fn groups_with_their_own_gil_run_in_parallel_under_apache() {
 /// connections at once, all answered by the right group.
 #[test]
 fn a_soak_over_four_groups_with_their_own_gil_runs_without_a_crash() {
-    if !built_with_own_gil() {
+    if !tests::built_python_at_least(3, 12) {
         return;
     }
     let site = site();

@@ -7,8 +7,6 @@
 //! with a warning. Python 3.11 loads them in a sub-interpreter, as it
 //! always has.
 
-use std::process::Command;
-
 use tests::apache::{Apache, ApacheOptions};
 use tests::{Server, TempDir};
 
@@ -22,16 +20,6 @@ def application(environ, start_response):
 "#;
 
 const PSYCOPG2: &str = "/usr/lib/python3/dist-packages/psycopg2/__init__.py";
-
-/// Whether the Python the workspace is built against refuses such modules
-/// in sub-interpreters (3.12 or later).
-fn python_refuses_them() -> bool {
-    let out = Command::new("/usr/bin/python3")
-        .args(["-c", "import sys; print(sys.version_info >= (3, 12))"])
-        .output()
-        .expect("python3 runs");
-    String::from_utf8_lossy(&out.stdout).trim() == "True"
-}
 
 /// The line the error log must carry for the script `app.wsgi` of `site`
 /// in application group `group`.
@@ -62,7 +50,7 @@ fn an_extension_that_refuses_sub_interpreters_gets_a_clear_error_or_the_fallback
 
     let server = standalone(&site, &alias);
     let first = server.get("/app/");
-    if !python_refuses_them() {
+    if !tests::built_python_at_least(3, 12) {
         // 3.11: the sub-interpreter loads it, as mod_wsgi's always have.
         assert_eq!((first.status(), first.text()), (200, "psycopg2 in 'shop'".to_string()), "{}", server.stderr());
         return;
@@ -92,7 +80,7 @@ fn an_extension_that_refuses_sub_interpreters_gets_a_clear_error_or_the_fallback
 #[test]
 fn apache_reports_the_refusal_and_falls_back_alike() {
     tests::require!(tests::apache::APACHE_BINARY, PSYCOPG2, "/usr/bin/curl");
-    if !python_refuses_them() {
+    if !tests::built_python_at_least(3, 12) {
         return;
     }
     let site = TempDir::new("subinterp-ext-apache");

@@ -200,7 +200,7 @@ pub(crate) fn descendants(pid: u32) -> Vec<Proc> {
 
 /// The resident set of a process and all its descendants, in KiB, and how
 /// many processes that is.
-fn tree_rss_kib(pid: u32) -> (u64, usize) {
+pub(crate) fn tree_rss_kib(pid: u32) -> (u64, usize) {
     let tree: Vec<Proc> = descendants(pid).into_iter().filter(|p| p.state != 'Z').collect();
     let total = tree
         .iter()

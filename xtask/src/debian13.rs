@@ -33,13 +33,22 @@ fn root_dir(workspace: &Path) -> PathBuf {
 /// it with clippy there (code branches on the Python version), and runs
 /// every test, all of them even after a failure.
 pub fn test(workspace: &Path) -> Result<(), String> {
+    run(workspace, "cargo clippy --workspace --all-targets -- -D warnings && cargo test --workspace --no-fail-fast")
+}
+
+/// Runs `script` (sh) in the workspace inside the root (made when
+/// missing), building into the root's own target directory.
+pub fn run(workspace: &Path, script: &str) -> Result<(), String> {
+    crate::run(&mut command(workspace, script)?)
+}
+
+/// The command that runs `script` as [`run`] does, to spawn (a server the
+/// bench measures: its process is the one `script` `exec`s).
+pub fn command(workspace: &Path, script: &str) -> Result<Command, String> {
     let root = ensure_root(workspace)?;
     let target = crate::target_dir(workspace).join("debian13").join("target");
-    let command = format!(
-        "cd {} && cargo clippy --workspace --all-targets -- -D warnings && cargo test --workspace --no-fail-fast",
-        quoted(workspace)
-    );
-    inside(workspace, &root, &[("CARGO_TARGET_DIR", &target.display().to_string())], &command)
+    let script = format!("cd {} && {script}", quoted(workspace));
+    Ok(inside(workspace, &root, &[("CARGO_TARGET_DIR", &target.display().to_string())], &script))
 }
 
 /// The root, made or completed.
@@ -77,14 +86,15 @@ fn ensure_root(workspace: &Path) -> Result<PathBuf, String> {
             "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends {}",
             missing.join(" ")
         );
-        inside(workspace, &root, &[], &install)?;
+        crate::run(&mut inside(workspace, &root, &[], &install))?;
     }
     Ok(root)
 }
 
-/// Runs `script` with `sh` inside `root`, in a private mount namespace with
-/// `/proc`, `/sys`, `/dev`, the workspace and the Rust toolchain bound in.
-fn inside(workspace: &Path, root: &Path, env: &[(&str, &str)], script: &str) -> Result<(), String> {
+/// The command that runs `script` with `sh` inside `root`, in a private
+/// mount namespace with `/proc`, `/sys`, `/dev`, the workspace and the Rust
+/// toolchain bound in.
+fn inside(workspace: &Path, root: &Path, env: &[(&str, &str)], script: &str) -> Command {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/root".to_string());
     let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo"));
     let rustup_home = std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{home}/.rustup"));
@@ -119,7 +129,9 @@ fn inside(workspace: &Path, root: &Path, env: &[(&str, &str)], script: &str) -> 
         variables.join(" "),
         quoted(Path::new(script))
     ));
-    crate::run(Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &setup.join("\n")]))
+    let mut command = Command::new("unshare");
+    command.args(["--mount", "--propagation", "private", "sh", "-c", &setup.join("\n")]);
+    command
 }
 
 /// `text` quoted for `sh`.

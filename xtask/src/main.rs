@@ -4,6 +4,7 @@
 mod architecture;
 mod bench;
 mod bench_apache;
+mod bench_groups;
 mod bindings;
 mod debian13;
 mod directives;
@@ -96,6 +97,13 @@ commands:
                         2) and threads= (default 15), followed by the
                         standalone server's --daemon mode against its
                         embedded mode with those processes and threads
+  bench --groups [--duration S] [--rounds N] [--connections N]
+                        two application groups doing ~5 ms of Python per
+                        request in one daemon process with 2 threads: on
+                        3.11 (one GIL), and in the Debian 13 root on 3.13
+                        with one GIL and with a GIL per group; prints
+                        requests/s, the ratio to 3.13 with one GIL and the
+                        memory one more group costs (default -c8)
   release               build mod_wsgi.so and wsgi-standalone in release mode
                         and write them with SHA256SUMS to target/dist/
   directives            write docs/directives.md from wsgi-config's directive
@@ -165,7 +173,7 @@ fn test(args: &[String]) -> Result<(), String> {
 
 fn bench_command(args: &[String]) -> Result<(), String> {
     let mut load = bench::Load { duration_secs: 10, rounds: 1, connections: 50, wrk_threads: 2, python_threads: 5 };
-    let (mut apache, mut daemon) = (false, false);
+    let (mut apache, mut daemon, mut groups) = (false, false, false);
     let (mut processes, mut threads) = (None, None);
     let mut words = args.iter();
     while let Some(word) = words.next() {
@@ -180,6 +188,7 @@ fn bench_command(args: &[String]) -> Result<(), String> {
             "--processes" => processes = Some(value("--processes")? as u32),
             "--apache" => apache = true,
             "--daemon" => daemon = true,
+            "--groups" => groups = true,
             other => return Err(format!("bench: unknown option '{other}'\n\n{USAGE}")),
         }
     }
@@ -195,7 +204,14 @@ fn bench_command(args: &[String]) -> Result<(), String> {
     if processes == Some(0) || threads == Some(0) {
         return Err("bench: --processes and --threads must be at least 1".to_string());
     }
+    if groups && (apache || threads.is_some() || processes.is_some()) {
+        return Err(format!("bench: --groups takes only --duration, --rounds and --connections\n\n{USAGE}"));
+    }
     deps()?;
+    if groups {
+        let load = bench::Load { connections: if load.connections == 50 { 8 } else { load.connections }, ..load };
+        return bench_groups::bench(&workspace_root(), &load);
+    }
     if apache {
         let mode = if daemon {
             bench_apache::Mode::Daemon { processes: processes.unwrap_or(2), threads: threads.unwrap_or(15) }
