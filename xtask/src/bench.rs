@@ -564,6 +564,12 @@ fn run_peer(peer: &Peer, case: &Case, load: &Load, dir: &Path) -> std::result::R
         let _ = run_wrk(port, case, &warm_up, dir, child.id());
         run_wrk(port, case, load, dir, child.id())
     });
+    stop(&mut child);
+    result
+}
+
+/// Stops a server: SIGTERM, up to 10 s to finish, then SIGKILL.
+pub(crate) fn stop(child: &mut std::process::Child) {
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let deadline = Instant::now() + Duration::from_secs(10);
     while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
@@ -571,7 +577,6 @@ fn run_peer(peer: &Peer, case: &Case, load: &Load, dir: &Path) -> std::result::R
     }
     let _ = child.kill();
     let _ = child.wait();
-    result
 }
 
 /// Runs every case against every peer and prints a row each, with the

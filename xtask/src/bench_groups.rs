@@ -172,13 +172,7 @@ fn run_variant(
         let _ = run_wrk(port, case, &warm_up, dir, child.id());
         Ok((run_wrk(port, case, load, dir, child.id())?, two as i64 - one as i64))
     })();
-    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    crate::bench::stop(&mut child);
     measured
 }
 
