@@ -77,8 +77,11 @@ fn config(site: &TempDir, own_gil: bool) -> String {
 }
 
 fn standalone(site: &TempDir, own_gil: bool) -> Server {
+    standalone_with(site, &config(site, own_gil))
+}
+
+fn standalone_with(site: &TempDir, text: &str) -> Server {
     let file = site.path().join("site.conf");
-    let text = config(site, own_gil);
     Server::start_with(|port| {
         std::fs::write(&file, format!("Listen 127.0.0.1:{port}\n{text}")).unwrap();
         vec!["--config".into(), file.clone().into(), "--threads".into(), "8".into()]
@@ -132,6 +135,33 @@ fn groups_with_their_own_gil_run_in_parallel_under_the_standalone_server() {
         (response.status(), response.text())
     };
     assert_eq!(hold_and_release(site.path(), get), "gave up", "{}", shared.stderr());
+}
+
+/// `<WSGIInterpreterOptions application-group=NAME>` with
+/// `WSGIPerInterpreterGIL On` gives just those groups their own GIL.
+#[test]
+fn the_interpreter_options_form_gives_the_groups_it_selects_their_own_gil() {
+    if !tests::built_python_at_least(3, 12) {
+        return;
+    }
+    let site = site();
+    // Selecting a and b, the holder and the releaser run at once; selecting
+    // c and d, they share the main GIL.
+    for (selected, expected) in [(["a", "b"], "saw it"), (["c", "d"], "gave up")] {
+        let mut text = config(&site, false);
+        for group in selected {
+            text.push_str(&format!(
+                "<WSGIInterpreterOptions application-group={group}>\nWSGIPerInterpreterGIL On\n\
+                 </WSGIInterpreterOptions>\n"
+            ));
+        }
+        let server = standalone_with(&site, &text);
+        let get = |path: &str| {
+            let response = server.get(path);
+            (response.status(), response.text())
+        };
+        assert_eq!(hold_and_release(site.path(), get), expected, "{selected:?}: {}", server.stderr());
+    }
 }
 
 #[test]
