@@ -75,8 +75,8 @@ pub trait SslLookup {
     /// The value of the TLS variable `name` (`HTTPS`, `SSL_PROTOCOL`,
     /// `SSL_CIPHER`, certificate fields, ...), as the TLS layer's bytes;
     /// `None` when the server has no TLS layer or it has no answer (mod_ssl
-    /// answers `""` for a variable it does not know). A NUL ends the name,
-    /// as it would in C.
+    /// answers `""` for a variable it does not know). `name` holds no NUL:
+    /// the caller ends it at the first, as C would.
     fn var_lookup(&self, name: &[u8]) -> Option<Vec<u8>>;
 
     /// The variables mod_ssl puts in a secure request's environment: those

@@ -959,6 +959,8 @@ unsafe extern "C" fn auth_ssl_var_lookup(slf: *mut py::PyObject, args: *mut py::
             ffi::raise(py::PyExc_TypeError, &format!("byte string value expected, value of type {kind} found"));
             return ptr::null_mut();
         };
+        // A NUL ends the name, as it would in C.
+        let name = name.split(|&b| b == 0).next().unwrap_or_default();
         match ssl.and_then(|ssl| ssl.var_lookup(name)) {
             Some(value) => {
                 py::PyUnicode_DecodeLatin1(value.as_ptr().cast(), value.len() as py::Py_ssize_t, ptr::null())

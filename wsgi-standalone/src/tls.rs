@@ -31,9 +31,7 @@ impl TlsSetup {
     /// The facts of a connection whose handshake is done.
     pub fn connection(&self, connection: &rustls::ServerConnection) -> TlsConnection {
         let wanted = connection.server_name().map(str::to_ascii_lowercase);
-        // There is a first site: an address without one has no TLS.
-        let site = self.certificates.site(wanted.as_deref()).unwrap_or(&self.certificates.sites[0]);
-        TlsConnection::of(connection, site.variables.clone())
+        TlsConnection::of(connection, self.certificates.site(wanted.as_deref()).variables.clone())
     }
 }
 
@@ -107,7 +105,7 @@ fn suite(name: &str) -> Option<SupportedCipherSuite> {
 }
 
 /// The IANA name of a suite (rustls names the TLS 1.3 ones `TLS13_...`).
-fn iana_name(suite: rustls::CipherSuite) -> String {
+pub(crate) fn iana_name(suite: rustls::CipherSuite) -> String {
     let name = format!("{suite:?}");
     match name.strip_prefix("TLS13_") {
         Some(rest) => format!("TLS_{rest}"),
@@ -162,19 +160,20 @@ struct Site {
 }
 
 impl BySni {
-    /// The site named `wanted` (lower-cased), else the first.
-    fn site(&self, wanted: Option<&str>) -> Option<&Site> {
+    /// The site named `wanted` (lower-cased), else the first: there is
+    /// one, as an address without a secured server has no TLS setup.
+    fn site(&self, wanted: Option<&str>) -> &Site {
         let named = wanted.and_then(|wanted| {
             self.sites.iter().find(|site| site.names.iter().any(|name| name == wanted || glob_matches(name, wanted)))
         });
-        named.or_else(|| self.sites.first())
+        named.unwrap_or(&self.sites[0])
     }
 }
 
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let wanted = hello.server_name().map(str::to_ascii_lowercase);
-        self.site(wanted.as_deref()).map(|site| site.key.clone())
+        Some(self.site(wanted.as_deref()).key.clone())
     }
 }
 

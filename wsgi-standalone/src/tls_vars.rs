@@ -75,15 +75,14 @@ impl ServerCertificate {
         if let Ok(Some(san)) = cert.subject_alternative_name() {
             let (mut dns, mut email) = (0, 0);
             for name in &san.value.general_names {
-                let (key, value) = match name {
-                    GeneralName::DNSName(value) => (format!("SSL_SERVER_SAN_DNS_{dns}"), value),
-                    GeneralName::RFC822Name(value) => (format!("SSL_SERVER_SAN_Email_{email}"), value),
+                // Each kind numbered from 0.
+                let (kind, count, value) = match name {
+                    GeneralName::DNSName(value) => ("DNS", &mut dns, value),
+                    GeneralName::RFC822Name(value) => ("Email", &mut email, value),
                     _ => continue,
                 };
-                match name {
-                    GeneralName::DNSName(_) => dns += 1,
-                    _ => email += 1,
-                }
+                let key = format!("SSL_SERVER_SAN_{kind}_{count}");
+                *count += 1;
                 extracted.push(key.clone());
                 variables.push((key, value.to_string()));
             }
@@ -159,7 +158,6 @@ impl SslLookup for TlsConnection {
     }
 
     fn var_lookup(&self, name: &[u8]) -> Option<Vec<u8>> {
-        let name = name.split(|&b| b == 0).next().unwrap_or_default();
         let name = std::str::from_utf8(name).unwrap_or_default();
         // mod_ssl answers "" for a variable it has no value for.
         Some(self.variable(name).unwrap_or_default().into_bytes())
@@ -198,22 +196,19 @@ impl SslLookup for PlainConnection {
     }
 
     fn var_lookup(&self, name: &[u8]) -> Option<Vec<u8>> {
-        let name = name.split(|&b| b == 0).next().unwrap_or_default();
         Some(if name == b"HTTPS" { b"off".to_vec() } else { Vec::new() })
     }
 }
 
-/// OpenSSL's name of a suite, and its key size in bits.
+/// OpenSSL's name of a suite, and its key size in bits. OpenSSL names the
+/// TLS 1.3 suites as IANA does.
 fn openssl_cipher(suite: rustls::CipherSuite) -> (String, u32) {
-    let iana = format!("{suite:?}");
+    let iana = crate::tls::iana_name(suite);
     let bits = if iana.contains("AES_128") { 128 } else { 256 };
-    let name = match iana.strip_prefix("TLS13_") {
-        Some(rest) => format!("TLS_{rest}"),
-        None => wsgi_config::tls::TLS12_SUITES
-            .iter()
-            .find(|(name, _)| *name == iana)
-            .map_or(iana.clone(), |(_, openssl)| openssl.to_string()),
-    };
+    let name = wsgi_config::tls::TLS12_SUITES
+        .iter()
+        .find(|(name, _)| *name == iana)
+        .map_or(iana.clone(), |(_, openssl)| openssl.to_string());
     (name, bits)
 }
 
@@ -330,19 +325,8 @@ fn algorithm_name(oid: &str) -> String {
 
 /// The certificate in PEM, 64 characters a line.
 fn pem(der: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut encoded = String::with_capacity(der.len() * 4 / 3 + 4);
-    for chunk in der.chunks(3) {
-        let bytes = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
-        let n = (u32::from(bytes[0]) << 16) | (u32::from(bytes[1]) << 8) | u32::from(bytes[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                encoded.push(ALPHABET[(n >> shift & 63) as usize] as char);
-            } else {
-                encoded.push('=');
-            }
-        }
-    }
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
     for line in encoded.as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(line).unwrap_or_default());

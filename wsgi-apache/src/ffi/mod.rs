@@ -689,7 +689,7 @@ impl Request {
     }
 
     /// `ssl_var_lookup(r->pool, r->server, r->connection, r, name)`: the
-    /// value of a TLS variable (a NUL ends `name`); `None` when no module
+    /// value of a TLS variable (`name` holds no NUL); `None` when no module
     /// registered the optional function or it answers NULL.
     pub(crate) fn ssl_var_lookup(&self, name: &[u8]) -> Option<Vec<u8>> {
         let function = optional_fn(c"ssl_var_lookup")?;
@@ -697,7 +697,7 @@ impl Request {
         // (char *(apr_pool_t *, server_rec *, conn_rec *, request_rec *,
         // char *)).
         let function = unsafe { std::mem::transmute::<OptionalFn, SslVarLookup>(function) };
-        let mut name: Vec<u8> = name.split(|&b| b == 0).next().unwrap_or_default().to_vec();
+        let mut name = name.to_vec();
         name.push(0);
         let rec = self.rec();
         // SAFETY: the request, its pool, server and connection are live and
