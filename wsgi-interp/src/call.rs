@@ -80,7 +80,10 @@ impl EmbeddedRunner {
             Ok(_) => true,
             Err(e) => {
                 drop(scripts);
-                report_load_error(&interp, script, "", e, log);
+                match refused_module(&interp, &e, log) {
+                    Some(module) => log.log(LogLevel::Error, &refusal_message(script, &interp.group, &module)),
+                    None => report_load_error(&interp, script, "", e, log),
+                }
                 false
             }
         }
@@ -137,7 +140,7 @@ impl EmbeddedRunner {
     fn run_with_fallback(
         &self,
         target: &AppTarget,
-        environ: Environ,
+        mut environ: Environ,
         body: &mut dyn Read,
         response: &mut ResponseWriter<'_>,
         log: &dyn ErrorLog,
@@ -145,7 +148,7 @@ impl EmbeddedRunner {
         let fallback = self.runtime.config().application_group_fallback;
         let key = || (target.application_group.clone(), target.script.clone());
         let moved = fallback && self.fallen_back.lock().unwrap_or_else(|e| e.into_inner()).contains(&key());
-        let (group, mut environ) = (if moved { "" } else { target.application_group.as_str() }, environ);
+        let group = if moved { "" } else { target.application_group.as_str() };
         if moved {
             environ.set_str("mod_wsgi.application_group", "");
         }
@@ -260,16 +263,11 @@ pub(crate) fn report_load_error(
     error: LoadError,
     log: &dyn ErrorLog,
 ) {
-    let script_path = script;
     let script = script.display();
     let message = match error {
         LoadError::Unreadable(why) => format!("mod_wsgi: Target WSGI script '{script}' cannot be loaded: {why}"),
         LoadError::NoCallable => {
             format!("mod_wsgi: Target WSGI script '{script}' does not contain WSGI application '{callable}'.")
-        }
-        LoadError::Import(e) if !interp.is_main() && refused_extension(&e.traceback).is_some() => {
-            log.log(LogLevel::Debug, &e.traceback);
-            refusal_message(script_path, &interp.group, refused_extension(&e.traceback).unwrap_or_default())
         }
         LoadError::Import(e) => {
             let mut message = format!(
@@ -288,6 +286,16 @@ pub(crate) fn report_load_error(
         }
     };
     log.log(LogLevel::Error, &message);
+}
+
+/// The extension module `interp`, a sub-interpreter, refused to load,
+/// when that is why the script did not load; its traceback then goes to
+/// the debug level, as the one line that names the module says enough.
+fn refused_module(interp: &Interpreter, error: &LoadError, log: &dyn ErrorLog) -> Option<String> {
+    let LoadError::Import(e) = error else { return None };
+    let module = refused_extension(&e.traceback).filter(|_| !interp.is_main())?;
+    log.log(LogLevel::Debug, &e.traceback);
+    Some(module.to_string())
 }
 
 /// The extension module a sub-interpreter refused, from the traceback of
@@ -466,20 +474,20 @@ unsafe fn run_app(
         };
         let app = match app {
             Ok(app) => app,
-            Err(LoadError::Import(e)) if !interp.is_main() && refused_extension(&e.traceback).is_some() => {
-                if let Some(request) = request {
-                    interp.api.end(request, Default::default());
-                }
-                log.log(LogLevel::Debug, &e.traceback);
-                let module = refused_extension(&e.traceback).unwrap_or_default().to_string();
-                return After::Refused { module, environ };
-            }
             Err(e) => {
-                report_load_error(interp, &target.script, &target.callable, e, log);
+                // A refusal is reported by the caller, which may instead
+                // run the script in the main interpreter.
+                let refused = refused_module(interp, &e, log);
+                if refused.is_none() {
+                    report_load_error(interp, &target.script, &target.callable, e, log);
+                }
                 if let Some(request) = request {
                     interp.api.end(request, Default::default());
                 }
-                return After::NotLoaded;
+                return match refused {
+                    Some(module) => After::Refused { module, environ },
+                    None => After::NotLoaded,
+                };
             }
         };
         let mut ctx = RequestCtx::new(body, response, log);
