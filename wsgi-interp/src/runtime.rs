@@ -545,8 +545,6 @@ impl PythonRuntime {
         })
     }
 
-    /// The interpreter of an (expanded) application group: `""` is the main
-    /// interpreter; any other name gets a sub-interpreter on first use.
     /// The configuration Python was started with.
     pub(crate) fn config(&self) -> &PythonConfig {
         &self.config
@@ -557,6 +555,8 @@ impl PythonRuntime {
         &self.main
     }
 
+    /// The interpreter of an (expanded) application group: `""` is the main
+    /// interpreter; any other name gets a sub-interpreter on first use.
     pub(crate) fn interpreter(&self, group: &str) -> Result<Arc<Interpreter>, InterpError> {
         if group.is_empty() {
             return Ok(self.main.clone());
