@@ -88,6 +88,14 @@ fn standalone_with(site: &TempDir, text: &str) -> Server {
     })
 }
 
+/// `GET path` on the standalone `server`: status and body.
+fn status_and_text(server: &Server) -> impl Fn(&str) -> (u16, String) + Sync + '_ {
+    |path| {
+        let response = server.get(path);
+        (response.status(), response.text())
+    }
+}
+
 /// What `/a/hold` answers while `/b/release` is sent once it holds its GIL.
 fn hold_and_release(site: &Path, get: impl Fn(&str) -> (u16, String) + Sync) -> String {
     let flag = format!("flag-{}", std::process::id());
@@ -112,11 +120,7 @@ fn groups_with_their_own_gil_run_in_parallel_under_the_standalone_server() {
     }
     let site = site();
     let server = standalone(&site, true);
-    let get = |path: &str| {
-        let response = server.get(path);
-        (response.status(), response.text())
-    };
-    assert_eq!(hold_and_release(site.path(), get), "saw it", "{}", server.stderr());
+    assert_eq!(hold_and_release(site.path(), status_and_text(&server)), "saw it", "{}", server.stderr());
     // Each group keeps its own module state and sys.modules.
     let a1 = server.get("/a/count").text();
     let b1 = server.get("/b/count").text();
@@ -130,11 +134,7 @@ fn groups_with_their_own_gil_run_in_parallel_under_the_standalone_server() {
 
     // The same test fails with one GIL for all: it tells the two apart.
     let shared = standalone(&site, false);
-    let get = |path: &str| {
-        let response = shared.get(path);
-        (response.status(), response.text())
-    };
-    assert_eq!(hold_and_release(site.path(), get), "gave up", "{}", shared.stderr());
+    assert_eq!(hold_and_release(site.path(), status_and_text(&shared)), "gave up", "{}", shared.stderr());
 }
 
 /// `<WSGIInterpreterOptions application-group=NAME>` with
@@ -156,11 +156,12 @@ fn the_interpreter_options_form_gives_the_groups_it_selects_their_own_gil() {
             ));
         }
         let server = standalone_with(&site, &text);
-        let get = |path: &str| {
-            let response = server.get(path);
-            (response.status(), response.text())
-        };
-        assert_eq!(hold_and_release(site.path(), get), expected, "{selected:?}: {}", server.stderr());
+        assert_eq!(
+            hold_and_release(site.path(), status_and_text(&server)),
+            expected,
+            "{selected:?}: {}",
+            server.stderr()
+        );
     }
 }
 
