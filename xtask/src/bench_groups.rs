@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::bench::{free_port, median, print_rounds, run_wrk, Case, Load, Over, Result};
+use crate::debian13::Root;
 
 /// About 5 ms of pure Python per request on this machine's 3.11.
 const APP: &str = r#"
@@ -49,7 +50,8 @@ const VARIANTS: [Variant; 3] = [
 
 pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
     crate::cargo(root, &["build", "--release", "--package", "wsgi-standalone"], &[])?;
-    crate::debian13::run(root, "cargo build --release --package wsgi-standalone")?;
+    let debian13 = crate::debian13::Root::ensure(root)?;
+    debian13.run("cargo build --release --package wsgi-standalone")?;
     let dir = crate::target_dir(root).join("bench-groups");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("app.py"), APP).map_err(|e| e.to_string())?;
@@ -72,7 +74,7 @@ pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
     let mut group_cost: Vec<Vec<i64>> = VARIANTS.iter().map(|_| Vec::new()).collect();
     for _round in 0..load.rounds.max(1) {
         for (index, variant) in VARIANTS.iter().enumerate() {
-            match run_variant(root, &dir, variant, &case, load) {
+            match run_variant(root, &debian13, &dir, variant, &case, load) {
                 Ok((result, cost)) => {
                     runs[index].push(result);
                     group_cost[index].push(cost);
@@ -115,7 +117,13 @@ pub fn bench(root: &Path, load: &Load) -> std::result::Result<(), String> {
 
 /// The server's command for `variant`: the standalone server with one
 /// daemon process of two threads, serving groups `a` and `b`.
-fn server(root: &Path, dir: &Path, variant: &Variant, port: u16) -> std::result::Result<Command, String> {
+fn server(
+    root: &Path,
+    debian13: &Root,
+    dir: &Path,
+    variant: &Variant,
+    port: u16,
+) -> std::result::Result<Command, String> {
     let app = dir.join("app.py");
     let config = format!(
         "WSGIPerInterpreterGIL {gil}\n\
@@ -130,7 +138,7 @@ fn server(root: &Path, dir: &Path, variant: &Variant, port: u16) -> std::result:
     let args = format!("start-server --config {} --port {port} --log-level warn", file.display());
     if variant.debian13 {
         let binary = crate::target_dir(root).join("debian13/target/release/wsgi-standalone");
-        crate::debian13::command(root, &format!("exec {} {args}", binary.display()))
+        Ok(debian13.command(&format!("exec {} {args}", binary.display())))
     } else {
         let mut command = Command::new(crate::target_dir(root).join("release/wsgi-standalone"));
         command.args(args.split(' '));
@@ -142,13 +150,14 @@ fn server(root: &Path, dir: &Path, variant: &Variant, port: u16) -> std::result:
 /// to the resident set of the server's processes, in KiB.
 fn run_variant(
     root: &Path,
+    debian13: &Root,
     dir: &Path,
     variant: &Variant,
     case: &Case,
     load: &Load,
 ) -> std::result::Result<(Result, i64), String> {
     let port = free_port().map_err(|e| e.to_string())?;
-    let mut child = server(root, dir, variant, port)?
+    let mut child = server(root, debian13, dir, variant, port)?
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -33,22 +33,36 @@ fn root_dir(workspace: &Path) -> PathBuf {
 /// it with clippy there (code branches on the Python version), and runs
 /// every test, all of them even after a failure.
 pub fn test(workspace: &Path) -> Result<(), String> {
-    run(workspace, "cargo clippy --workspace --all-targets -- -D warnings && cargo test --workspace --no-fail-fast")
+    Root::ensure(workspace)?
+        .run("cargo clippy --workspace --all-targets -- -D warnings && cargo test --workspace --no-fail-fast")
 }
 
-/// Runs `script` (sh) in the workspace inside the root (made when
-/// missing), building into the root's own target directory.
-pub fn run(workspace: &Path, script: &str) -> Result<(), String> {
-    crate::run(&mut command(workspace, script)?)
+/// The Debian 13 root of a workspace, made and complete.
+pub struct Root {
+    workspace: PathBuf,
+    dir: PathBuf,
 }
 
-/// The command that runs `script` as [`run`] does, to spawn (a server the
-/// bench measures: its process is the one `script` `exec`s).
-pub fn command(workspace: &Path, script: &str) -> Result<Command, String> {
-    let root = ensure_root(workspace)?;
-    let target = crate::target_dir(workspace).join("debian13").join("target");
-    let script = format!("cd {} && {script}", quoted(workspace));
-    Ok(inside(workspace, &root, &[("CARGO_TARGET_DIR", &target.display().to_string())], &script))
+impl Root {
+    /// The root of `workspace`, made when missing and given the packages it
+    /// lacks.
+    pub fn ensure(workspace: &Path) -> Result<Root, String> {
+        Ok(Root { workspace: workspace.to_path_buf(), dir: ensure_root(workspace)? })
+    }
+
+    /// Runs `script` (sh) in the workspace inside the root, building into
+    /// the root's own target directory.
+    pub fn run(&self, script: &str) -> Result<(), String> {
+        crate::run(&mut self.command(script))
+    }
+
+    /// The command that runs `script` as [`Root::run`] does, to spawn (a
+    /// server the bench measures: its process is the one `script` `exec`s).
+    pub fn command(&self, script: &str) -> Command {
+        let target = crate::target_dir(&self.workspace).join("debian13").join("target");
+        let script = format!("cd {} && {script}", quoted(&self.workspace));
+        inside(&self.workspace, &self.dir, &[("CARGO_TARGET_DIR", &target.display().to_string())], &script)
+    }
 }
 
 /// The root, made or completed.
@@ -68,18 +82,19 @@ fn ensure_root(workspace: &Path) -> Result<PathBuf, String> {
             "http://deb.debian.org/debian",
         ]))?;
     }
-    let missing: Vec<&str> = packages()
-        .into_iter()
-        .filter(|package| {
-            let status = Command::new("chroot")
-                .arg(&root)
-                .args(["dpkg-query", "-W", "-f=${Status}", package])
-                .output()
-                .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
-                .unwrap_or_default();
-            !status.contains("install ok installed")
-        })
-        .collect();
+    // One query for them all: a line per package dpkg knows.
+    let wanted = packages();
+    let listed = Command::new("chroot")
+        .arg(&root)
+        .args(["dpkg-query", "-W", "-f=${Package} ${Status}\\n"])
+        .args(&wanted)
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default();
+    let installed = |package: &str| {
+        listed.lines().any(|line| line.strip_prefix(package).is_some_and(|s| s == " install ok installed"))
+    };
+    let missing: Vec<&str> = wanted.into_iter().filter(|package| !installed(package)).collect();
     if !missing.is_empty() {
         eprintln!("xtask: installing into the Debian 13 root: {}", missing.join(" "));
         let install = format!(
