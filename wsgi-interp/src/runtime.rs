@@ -491,7 +491,8 @@ impl PythonRuntime {
         };
         // SAFETY: the main thread state is current on this thread.
         let state = unsafe { py::PyThreadState_GetInterpreter(main_tstate) };
-        let main = Self::prepare(state, String::new(), &config, Arc::default());
+        let layers = InterpreterLayers::resolve(&config.interpreter_options, &config.process.process_group, "");
+        let main = Self::prepare(state, String::new(), &config, &layers, Arc::default());
         // The initial thread state stays alive for good (this thread keeps
         // using it, as its PyGILState state): CPython 3.11 reuses an
         // interpreter's preallocated initial state, and aborts, once all of
@@ -501,17 +502,19 @@ impl PythonRuntime {
         Ok(PythonRuntime { config, main: Arc::new(main?), groups: Mutex::new(HashMap::new()) })
     }
 
-    /// Sets up an interpreter whose GIL the current thread holds;
-    /// `gil_held` is the hint of that GIL (see [`take_gil`]).
+    /// Sets up an interpreter whose GIL the current thread holds, with
+    /// `layers`, its `<WSGIInterpreterOptions>`; `gil_held` is the hint of
+    /// that GIL (see [`take_gil`]).
     fn prepare(
         state: *mut py::PyInterpreterState,
         group: String,
         config: &PythonConfig,
+        layers: &InterpreterLayers,
         gil_held: Arc<AtomicBool>,
     ) -> Result<Interpreter, InterpError> {
         // SAFETY: the GIL of `state` is held by the caller.
         let helpers = unsafe { HelperTypes::create() }.map_err(|e| InterpError::Python(e.traceback))?;
-        let setup = CString::new(setup_source(config, &group)).map_err(|e| InterpError::Init(e.to_string()))?;
+        let setup = CString::new(setup_source(config, layers)).map_err(|e| InterpError::Init(e.to_string()))?;
         // SAFETY: as above; the dict is owned by an Obj.
         unsafe {
             let globals = Obj::from_owned(py::PyDict_New()).ok_or_else(|| InterpError::Init("PyDict_New".into()))?;
@@ -591,7 +594,7 @@ impl PythonRuntime {
         // SAFETY: `tstate` is current on this thread.
         let state = unsafe { py::PyThreadState_GetInterpreter(tstate) };
         let gil_held = if own_gil { Arc::default() } else { self.main.gil_held.clone() };
-        let prepared = Self::prepare(state, group.to_string(), &self.config, gil_held);
+        let prepared = Self::prepare(state, group.to_string(), &self.config, &layers, gil_held);
         if prepared.is_err() {
             // SAFETY: `tstate` is current and its interpreter's GIL held; no
             // thread state is current (and no GIL held) afterwards.
@@ -861,12 +864,10 @@ fn status_message(status: &py::PyStatus) -> String {
 }
 
 /// The Python run in every interpreter as it is created: the path
-/// additions and the stdin/stdout/signal restrictions, with the
-/// `<WSGIInterpreterOptions>` blocks matching the interpreter of
-/// `application_group` layered over the process-wide settings.
-fn setup_source(config: &PythonConfig, application_group: &str) -> String {
-    let layers =
-        InterpreterLayers::resolve(&config.interpreter_options, &config.process.process_group, application_group);
+/// additions and the stdin/stdout/signal restrictions, with `layers` (the
+/// `<WSGIInterpreterOptions>` blocks matching the interpreter) over the
+/// process-wide settings.
+fn setup_source(config: &PythonConfig, layers: &InterpreterLayers) -> String {
     // The base layer, then each block's, least specific first: each is
     // hoisted to the front of sys.path in turn.
     let path_layers: Vec<String> = std::iter::once(&config.path)
