@@ -165,6 +165,24 @@ impl Server {
     /// server's environment (over the test's own).
     pub fn start_with_env(
         env: &[(&str, &std::ffi::OsStr)],
+        args: impl FnMut(u16) -> Vec<std::ffi::OsString>,
+    ) -> Server {
+        Server::launch(env, None, args)
+    }
+
+    /// As [`Server::start_with_env`], run from the directory `dir`.
+    pub fn start_in<I, S>(dir: &Path, env: &[(&str, &std::ffi::OsStr)], args: I) -> Server
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+        Server::launch(env, Some(dir), |_port| args.clone())
+    }
+
+    fn launch(
+        env: &[(&str, &std::ffi::OsStr)],
+        dir: Option<&Path>,
         mut args: impl FnMut(u16) -> Vec<std::ffi::OsString>,
     ) -> Server {
         use std::process::Stdio;
@@ -177,7 +195,11 @@ impl Server {
             let port_args = args(port);
             let stdout = std::fs::File::create(logs.path().join("stdout")).expect("create stdout file");
             let stderr = std::fs::File::create(logs.path().join("stderr")).expect("create stderr file");
-            let mut child = Command::new(binary)
+            let mut command = Command::new(binary);
+            if let Some(dir) = dir {
+                command.current_dir(dir);
+            }
+            let mut child = command
                 .arg("start-server")
                 .args(&port_args)
                 .arg("--port")

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use wsgi_config::tree::ReadOptions;
 
+use crate::app_target::ApplicationType;
+
 #[derive(Parser)]
 #[command(name = "wsgi-standalone", version, about = "Host Python WSGI applications; reads mod_wsgi configuration")]
 pub(crate) struct Cli {
@@ -68,9 +70,25 @@ pub(crate) enum Command {
 
 #[derive(Args)]
 pub(crate) struct ServerArgs {
-    /// The WSGI script file to serve (omit with --config).
-    #[arg(required_unless_present = "config", conflicts_with = "config")]
+    /// What to serve (omit with --config): a WSGI script file, or a
+    /// module's callable as `package.module:callable`, or
+    /// `package.module:factory()` to call a factory once per interpreter.
+    #[arg(value_name = "TARGET", required_unless_present_any = ["config", "entry_point"], conflicts_with = "config")]
     pub(crate) script: Option<PathBuf>,
+    /// TARGET given as an option, as mod_wsgi-express takes it.
+    #[arg(long, value_name = "TARGET", conflicts_with_all = ["config", "script"])]
+    pub(crate) entry_point: Option<PathBuf>,
+    /// How TARGET is read: `script` (a file) or `module` (`module`,
+    /// `module:callable` or `module:factory()`; a bare module's callable is
+    /// --callable-object) [default: module when TARGET has a colon and
+    /// names no file, else script].
+    #[arg(long, value_enum, conflicts_with = "config")]
+    pub(crate) application_type: Option<ApplicationType>,
+    /// Change to DIR before loading anything, and put it first on the
+    /// Python path [default: a module target's path has the current
+    /// directory first, as gunicorn's has].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) working_directory: Option<PathBuf>,
     /// Serve the virtual hosts, WSGIScriptAlias/WSGIScriptAliasMatch and
     /// Alias mappings of an Apache-style configuration file instead.
     #[arg(long, value_name = "FILE")]
@@ -113,7 +131,8 @@ pub(crate) struct ServerArgs {
     /// --config, use Alias in the file.)
     #[arg(long, num_args = 2, value_names = ["URL-PATH", "PATH"], action = clap::ArgAction::Append, conflicts_with = "config")]
     pub(crate) url_alias: Vec<String>,
-    /// Name of the WSGI callable in the script.
+    /// Name of the WSGI callable in the script (or in a module TARGET
+    /// that names none).
     #[arg(long, default_value = "application")]
     pub(crate) callable_object: String,
     /// Application group (Python interpreter) to run the script in.

@@ -7,6 +7,7 @@
 //! wsgi-config, the request pipeline from wsgi-core, Python from
 //! wsgi-interp, processes from wsgi-daemon).
 
+mod app_target;
 mod cli;
 mod daemon;
 mod dates;

@@ -20,6 +20,7 @@ use wsgi_core::LogLevel;
 use wsgi_interp::auth::ScriptAuth;
 use wsgi_interp::{EmbeddedRunner, ProcessFacts, PythonConfig, PythonRuntime, ScriptDispatcher};
 
+use crate::app_target::{AppTarget, ServedScript};
 use crate::cli::{read_options, ServerArgs};
 use crate::log_files::LogFiles;
 use crate::logging::{self, AccessLog, LogSink, ServerLog, ServerLogs, SiteLogs};
@@ -30,19 +31,20 @@ use wsgi_config::log_format::LogFormat;
 /// The configuration `start-server SCRIPT` serves, written as the
 /// directives mod_wsgi-express would generate, so that it goes through the
 /// same parser and checks as any configuration file.
-fn script_config(args: &ServerArgs, script: &Path) -> Result<Config, String> {
-    let script = std::fs::canonicalize(script).map_err(|e| format!("{}: {e}", script.display()))?;
-    if !script.is_file() {
-        return Err(format!("{}: not a file", script.display()));
-    }
+fn script_config(args: &ServerArgs, served: &ServedScript, path_first: Option<&Path>) -> Result<Config, String> {
+    let script = &served.path;
     let mut text = String::new();
     let mut line = |words: Vec<String>| {
         text.push_str(&words.iter().map(|w| quote_word(w)).collect::<Vec<_>>().join(" "));
         text.push('\n');
     };
-    if !args.python_path.is_empty() {
-        let paths: Vec<String> = args.python_path.iter().map(|p| p.display().to_string()).collect();
-        line(vec!["WSGIPythonPath".into(), paths.join(":")]);
+    let python_path: Vec<String> = path_first
+        .into_iter()
+        .chain(args.python_path.iter().map(PathBuf::as_path))
+        .map(|p| p.display().to_string())
+        .collect();
+    if !python_path.is_empty() {
+        line(vec!["WSGIPythonPath".into(), python_path.join(":")]);
     }
     if let Some(home) = &args.python_home {
         line(vec!["WSGIPythonHome".into(), home.display().to_string()]);
@@ -62,7 +64,7 @@ fn script_config(args: &ServerArgs, script: &Path) -> Result<Config, String> {
         args.mount_point.clone(),
         script.display().to_string(),
         format!("application-group={}", args.application_group),
-        format!("callable-object={}", args.callable_object),
+        format!("callable-object={}", served.callable),
     ];
     if args.daemon {
         let group = daemon_group_name(args);
@@ -82,6 +84,11 @@ fn script_config(args: &ServerArgs, script: &Path) -> Result<Config, String> {
         }
         if let Some(home) = &args.python_home {
             daemon.push(format!("python-home={}", home.display()));
+        }
+        if let Some(dir) = &args.working_directory {
+            // Daemon processes start in their home= (by default their
+            // user's home directory, as under mod_wsgi).
+            daemon.push(format!("home={}", absolute(dir)?));
         }
         line(daemon);
         alias.push(format!("process-group={group}"));
@@ -374,12 +381,43 @@ fn warn_of_decorations(config: &Config, log: &ServerLog) {
     }
 }
 
-pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
-    let mut config = match (&args.config, &args.script) {
-        (Some(file), _) => wsgi_config::load_file(file, &read_options(file, None)).map_err(|e| e.to_string())?,
-        (None, Some(script)) => script_config(&args, script)?,
-        (None, None) => return Err("give a WSGI script or --config FILE".into()),
+/// `--working-directory`: the top process changes to it (the processes it
+/// starts inherit it) and returns it, absolute, for the Python path; a
+/// module target without it has the current directory on the path.
+fn enter_working_directory(args: &ServerArgs, target: Option<&AppTarget>) -> Result<Option<PathBuf>, String> {
+    let inherited = std::env::var_os(supervisor::LISTEN_FDS_ENV).is_some();
+    if let (Some(dir), false) = (&args.working_directory, inherited) {
+        std::env::set_current_dir(dir).map_err(|e| format!("--working-directory {}: {e}", dir.display()))?;
+    }
+    if args.working_directory.is_some() || matches!(target, Some(AppTarget::Module { .. })) {
+        return std::env::current_dir().map(Some).map_err(|e| format!("the current directory: {e}"));
+    }
+    Ok(None)
+}
+
+/// The configuration to serve: the file of --config, or the directives of
+/// a target (and the script that serves it, kept while the server runs).
+fn configuration(args: &ServerArgs) -> Result<(Config, Option<ServedScript>), String> {
+    let target = match args.script.as_ref().or(args.entry_point.as_ref()) {
+        Some(target) => Some(AppTarget::parse(target, args.application_type, &args.callable_object)?),
+        None => None,
     };
+    let path_first = enter_working_directory(args, target.as_ref())?;
+    match (&args.config, target) {
+        (Some(file), _) => {
+            let config = wsgi_config::load_file(file, &read_options(file, None)).map_err(|e| e.to_string())?;
+            Ok((config, None))
+        }
+        (None, Some(target)) => {
+            let served = ServedScript::of(&target, &args.callable_object)?;
+            Ok((script_config(args, &served, path_first.as_deref())?, Some(served)))
+        }
+        (None, None) => Err("give a WSGI script, a module:callable or --config FILE".into()),
+    }
+}
+
+pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
+    let (mut config, served) = configuration(&args)?;
     apply_directive_flags(&mut config, &args);
     config.user = args.user.clone().or(config.user);
     config.group = args.group.clone().or(config.group);
@@ -479,14 +517,12 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         let runtime = PythonRuntime::initialize(python).map_err(|e| e.to_string())?;
         let runner = Arc::new(EmbeddedRunner::new(runtime.clone()));
         runner.preload_all(&config.preloads(""), log.as_ref());
-        if let Some(script) = &args.script {
+        if let Some(served) = &served {
             // As mod_wsgi-express does: the application is imported before
             // the process serves (and so before a replacement reports ready).
             let group =
                 if args.application_group == "%{GLOBAL}" { String::new() } else { args.application_group.clone() };
-            if let Ok(script) = std::fs::canonicalize(script) {
-                runner.preload(&script, &group, log.as_ref());
-            }
+            runner.preload(&served.path, &group, log.as_ref());
         }
         reload_watch = args.reload_on_changes.then(|| runtime.clone());
         python_runner = Some(runner.clone());
