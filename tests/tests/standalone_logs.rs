@@ -94,7 +94,7 @@ fn custom_log_writes_the_fields_of_its_log_format() {
     let expected_start = format!(
         "\"GET /app/a%20b?x=1 HTTP/1.1\" 200 5 5 tester/1.0 app logs.example {} {} /app/a b ?x=1 HTTP/1.1 GET ",
         server.port(),
-        server.pid()
+        tests::child_pids(server.pid())[0]
     );
     assert!(rest.starts_with(&expected_start), "{rest}\nexpected to start with\n{expected_start}");
     let numbers: Vec<&str> = rest[expected_start.len()..].split(' ').collect();

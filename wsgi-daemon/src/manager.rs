@@ -68,6 +68,21 @@ pub struct GroupSpec {
     /// Stop with [`ManagerError::GaveUp`] once this many processes in a
     /// row died before they were ready (`None`: keep trying, backing off).
     pub give_up_after: Option<u32>,
+    /// Told to stop (SIGTERM, SIGINT), first send the processes this
+    /// notice and let them serve on for its delay (`None`: stop them at
+    /// once).
+    pub stop_notice: Option<StopNotice>,
+}
+
+/// What a manager tells its processes before it stops them, and how long
+/// they serve on after it: time for a load balancer's health checks to
+/// see the processes leave before their listeners close.
+#[derive(Debug, Clone, Copy)]
+pub struct StopNotice {
+    /// The signal sent to every process.
+    pub signal: i32,
+    /// How long they serve on.
+    pub delay: Duration,
 }
 
 impl GroupSpec {
@@ -89,6 +104,7 @@ impl GroupSpec {
             socket: Some(socket),
             kind: "daemon process",
             give_up_after: None,
+            stop_notice: None,
         }
     }
 }
@@ -227,10 +243,49 @@ pub fn become_manager_process() {
 /// Runs the manager in this process until it is told to stop (SIGTERM,
 /// SIGINT, SIGHUP, or SIGUSR2 from its successor) or, with
 /// [`GroupSpec::give_up_after`], its processes keep dying before they are
-/// ready. Its processes are stopped before it returns.
+/// ready. Its processes are stopped before it returns. SIGUSR1 replaces
+/// every process, each successor serving before its predecessor stops.
 pub fn run(spec: &GroupSpec, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) -> Result<(), ManagerError> {
-    let signals = sys::on_signals(&[libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR2])
-        .map_err(ManagerError::Signals)?;
+    run_with_hangup(spec, starter, log, None)
+}
+
+/// What a server's top process does around its manager's work: the
+/// manager of its serving processes asks it before a SIGHUP replaces
+/// them, and tells it when it starts to stop.
+pub trait ServerControl {
+    /// Whether SIGHUP's replacement of every process goes ahead (false
+    /// keeps the running processes, e.g. when a configuration no longer
+    /// reads).
+    fn before_replacing(&mut self) -> bool;
+    /// The manager was told to stop (SIGTERM or SIGINT), and now starts to.
+    fn stopping(&mut self);
+}
+
+/// As [`run`], except that SIGHUP replaces every process, once `control`
+/// agrees, `control` hears when the manager stops, and SIGUSR1 is left
+/// to the server.
+pub fn run_for_server(
+    spec: &GroupSpec,
+    starter: &mut dyn ProcessStarter,
+    log: &dyn Fn(&str),
+    control: &mut dyn ServerControl,
+) -> Result<(), ManagerError> {
+    run_with_hangup(spec, starter, log, Some(control))
+}
+
+fn run_with_hangup(
+    spec: &GroupSpec,
+    starter: &mut dyn ProcessStarter,
+    log: &dyn Fn(&str),
+    mut control: Option<&mut dyn ServerControl>,
+) -> Result<(), ManagerError> {
+    // A server's top process keeps SIGUSR1 for itself (the standalone
+    // server reopens its logs on it).
+    let mut handled = vec![libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR2];
+    if control.is_none() {
+        handled.push(libc::SIGUSR1);
+    }
+    let signals = sys::on_signals(&handled).map_err(ManagerError::Signals)?;
     let mut signals = File::from(signals);
     let mut manager =
         Manager { spec, processes: HashMap::new(), vacant: Vec::new(), failures: 0, retired_predecessor: false };
@@ -248,12 +303,24 @@ pub fn run(spec: &GroupSpec, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str
             for &signal in &buf[..n] {
                 match i32::from(signal) {
                     libc::SIGCHLD => manager.reap(starter, log)?,
+                    libc::SIGUSR1 => manager.replace_all(starter, log),
+                    libc::SIGHUP if control.is_some() => {
+                        if control.as_mut().is_some_and(|control| control.before_replacing()) {
+                            manager.replace_all(starter, log);
+                        }
+                    }
                     libc::SIGUSR2 => {
                         // Retired by a successor, which keeps the socket.
                         manager.stop_all(log);
                         return Ok(());
                     }
                     _ => {
+                        if let Some(control) = control.as_mut() {
+                            control.stopping();
+                        }
+                        if let Some(notice) = spec.stop_notice {
+                            manager.give_notice(notice, &mut signals, starter, log)?;
+                        }
                         manager.stop_all(log);
                         if let Some(socket) = &spec.socket {
                             let _ = std::fs::remove_file(socket);
@@ -395,11 +462,27 @@ impl Manager<'_> {
         if process.stopping || process.successor.is_some() {
             return;
         }
-        let slot = process.slot;
         log(&format!(
             "{} {pid} of group '{}' asked to be replaced; starting its successor",
             self.spec.kind, self.spec.name
         ));
+        self.start_successor(pid, starter, log);
+    }
+
+    /// Replaces every process that is not already being replaced: each
+    /// successor starts now, and its predecessor stops once it is ready.
+    fn replace_all(&mut self, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) {
+        let mut pids: Vec<i32> =
+            self.processes.iter().filter(|(_, p)| !p.stopping && p.successor.is_none()).map(|(pid, _)| *pid).collect();
+        pids.sort_unstable();
+        log(&format!("replacing the {} {}es of group '{}'", pids.len(), self.spec.kind, self.spec.name));
+        for pid in pids {
+            self.start_successor(pid, starter, log);
+        }
+    }
+
+    fn start_successor(&mut self, pid: i32, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) {
+        let Some(slot) = self.processes.get(&pid).map(|p| p.slot) else { return };
         if let Some(successor) = self.start(slot, starter, log) {
             if let Some(process) = self.processes.get_mut(&pid) {
                 process.successor = Some(successor);
@@ -482,6 +565,37 @@ impl Manager<'_> {
             if started.is_none() {
                 self.failed(log)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Sends every process `notice`'s signal, then keeps them (restarting
+    /// any that dies) for its delay, or until SIGTERM or SIGINT again.
+    fn give_notice(
+        &mut self,
+        notice: StopNotice,
+        signals: &mut File,
+        starter: &mut dyn ProcessStarter,
+        log: &dyn Fn(&str),
+    ) -> Result<(), ManagerError> {
+        log(&format!(
+            "stopping: the {}es of group '{}' serve on for {:?} before they stop",
+            self.spec.kind, self.spec.name, notice.delay
+        ));
+        for pid in self.processes.keys() {
+            sys::kill(*pid, notice.signal);
+        }
+        let deadline = Instant::now() + notice.delay;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+            let ready = sys::poll_readable(&[signals.as_raw_fd()], Some(left)).unwrap_or_default();
+            if ready.first().copied().unwrap_or(false) {
+                let mut buf = [0u8; 64];
+                let n = signals.read(&mut buf).unwrap_or(0);
+                if buf[..n].iter().any(|&s| matches!(i32::from(s), libc::SIGTERM | libc::SIGINT)) {
+                    break;
+                }
+            }
+            self.reap(starter, log)?;
         }
         Ok(())
     }

@@ -615,13 +615,32 @@ pub fn group_socket(
             set_buffer_size(listener.as_raw_fd(), option, size)?;
         }
     }
-    let backlog = libc::c_int::try_from(process.listen_backlog).unwrap_or(libc::c_int::MAX);
-    // SAFETY: the descriptor is the listener's own; listen() on a listening
-    // socket only changes its backlog.
-    if unsafe { libc::listen(listener.as_raw_fd(), backlog) } != 0 {
+    set_listen_backlog(listener.as_raw_fd(), process.listen_backlog)?;
+    Ok(listener)
+}
+
+/// The address family of the socket `fd` (`libc::AF_INET`, `AF_INET6`,
+/// `AF_UNIX`), or `None` if it is no socket.
+pub fn socket_domain(fd: RawFd) -> Option<i32> {
+    let mut domain: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `domain`, an int
+    // on this stack, and `len` says how many it wrote.
+    let status =
+        unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_DOMAIN, (&raw mut domain).cast(), &raw mut len) };
+    (status == 0).then_some(domain)
+}
+
+/// Sets the queue of connections not yet accepted of the listening socket
+/// `fd` (the kernel caps it at `net.core.somaxconn`).
+pub fn set_listen_backlog(fd: RawFd, backlog: u32) -> io::Result<()> {
+    let backlog = libc::c_int::try_from(backlog).unwrap_or(libc::c_int::MAX);
+    // SAFETY: listen() with integer arguments; on a socket that already
+    // listens it only changes the backlog.
+    if unsafe { libc::listen(fd, backlog) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(listener)
+    Ok(())
 }
 
 /// `sendfile(2)`: `len` bytes of `file` from `offset` to the socket `out`,

@@ -239,10 +239,66 @@ pub(crate) struct ServerArgs {
     /// --config's LogLevel) [default: info, or the file's LogLevel].
     #[arg(long, value_parser = ["error", "warn", "info", "debug"])]
     pub(crate) log_level: Option<String>,
+    /// Listen on a UNIX domain socket at PATH instead of --host/--port (a
+    /// stale socket file there is replaced).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["config", "https_port"])]
+    pub(crate) uds: Option<PathBuf>,
+    /// The --uds socket file's mode, in octal (e.g. 660) [default: as the
+    /// umask leaves it].
+    #[arg(long, value_name = "MODE", requires = "uds", value_parser = octal_mode)]
+    pub(crate) uds_permissions: Option<u32>,
+    /// Write the top process's id to FILE (removed when it stops).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pid_file: Option<PathBuf>,
+    /// The queue of connections not yet accepted, per listening socket
+    /// (the kernel caps it at net.core.somaxconn).
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    pub(crate) server_backlog: u32,
+    /// Add NAME=VALUE to every request's environ, as Apache's SetEnv does;
+    /// may be repeated. (With --config, use SetEnv in the file.)
+    #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append, conflicts_with = "config")]
+    pub(crate) setenv: Vec<String>,
+    /// The name `ps` and `top` show for the top and serving processes (15
+    /// bytes at most are kept).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) process_name: Option<String>,
+    /// With --maximum-requests: add a random 0..=N to each serving
+    /// process's maximum, so that processes started together are not all
+    /// replaced at once.
+    #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "daemon")]
+    pub(crate) max_requests_jitter: u64,
+    /// Answer this path from the front end, before the application: 200
+    /// while the server serves, 503 once it is stopping, for a load
+    /// balancer's health checks.
+    #[arg(long, value_name = "URL-PATH", value_parser = absolute_url_path)]
+    pub(crate) health_path: Option<String>,
+    /// With --health-path: seconds the server keeps serving after SIGTERM,
+    /// its health path answering 503, before it stops accepting, so that
+    /// a load balancer stops sending first [default: 5].
+    #[arg(long, value_name = "SECONDS", requires = "health_path")]
+    pub(crate) drain_delay: Option<u64>,
     /// Log to the terminal (the default here; accepted for mod_wsgi-express
     /// compatibility).
     #[arg(long)]
     pub(crate) log_to_terminal: bool,
+}
+
+/// A file mode in octal, as chmod takes it.
+fn octal_mode(text: &str) -> Result<u32, String> {
+    let digits = text.strip_prefix("0o").unwrap_or(text);
+    u32::from_str_radix(digits, 8)
+        .ok()
+        .filter(|mode| *mode <= 0o7777)
+        .ok_or_else(|| format!("'{text}' is not an octal file mode"))
+}
+
+/// A URL path as a flag takes it: starting with `/`.
+fn absolute_url_path(text: &str) -> Result<String, String> {
+    if text.starts_with('/') && !text.contains(['?', '#', ' ']) {
+        Ok(text.to_string())
+    } else {
+        Err("a URL path starts with '/' and has no query".into())
+    }
 }
 
 /// `module-config`: the `LoadModule` and `WSGIPythonHome` lines.

@@ -34,14 +34,22 @@ pub struct Groups {
 }
 
 impl Groups {
+    /// Has every group's manager replace its daemon processes, each
+    /// successor serving before its predecessor stops.
+    pub fn replace_all(&self) {
+        for manager in &self.managers {
+            wsgi_daemon::sys::kill(manager.id() as i32, libc::SIGUSR1);
+        }
+    }
+
+    /// Whether there are daemon groups.
+    pub fn is_empty(&self) -> bool {
+        self.managers.is_empty()
+    }
+
     /// `SOCKETS_ENV`'s value for serving processes.
     pub fn sockets_env(&self) -> String {
         self.sockets.iter().map(|(name, path)| format!("{name}\t{}\n", path.display())).collect()
-    }
-
-    /// The sockets by group name.
-    pub fn sockets(&self) -> &[(String, PathBuf)] {
-        &self.sockets
     }
 }
 
@@ -107,9 +115,9 @@ pub fn start_groups(config: &Config, serving: Option<(u32, u32)>, log: &ServerLo
     Ok(groups)
 }
 
-/// The clients of the daemon groups for a serving process: from the top
-/// process's `groups`, or from `SOCKETS_ENV` in a supervised child.
-pub fn clients(config: &Config, sockets: &[(String, PathBuf)]) -> HashMap<String, GroupClient> {
+/// The clients of the daemon groups for a serving process, whose sockets
+/// the top process named in `SOCKETS_ENV`.
+pub fn clients(config: &Config) -> HashMap<String, GroupClient> {
     let inherited_text = std::env::var(SOCKETS_ENV);
     // Taken: the applications' os.environ does not show it.
     std::env::remove_var(SOCKETS_ENV);
@@ -122,9 +130,8 @@ pub fn clients(config: &Config, sockets: &[(String, PathBuf)]) -> HashMap<String
                 .collect()
         })
         .unwrap_or_default();
-    let sockets = if sockets.is_empty() { &inherited[..] } else { sockets };
     let mut clients = HashMap::new();
-    for (name, socket) in sockets {
+    for (name, socket) in &inherited {
         let Some(group) = config.daemon_processes.iter().find(|g| &g.process.name == name) else { continue };
         let process = &group.process;
         clients.insert(name.clone(), GroupClient::for_group(socket.clone(), process));

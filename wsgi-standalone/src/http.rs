@@ -28,6 +28,7 @@ use wsgi_core::{LogLevel, RequestHead, Scheme};
 use wsgi_daemon::control::ControlPipe;
 
 use crate::idle::{IdleStream, InFlight, InFlightGuard};
+use crate::listen::ListenSocket;
 
 mod static_files;
 use crate::logging::ServerLog;
@@ -77,6 +78,50 @@ pub struct Shared {
     pub logs: crate::logging::SiteLogs,
     /// This process's id (for request ids).
     pub pid: u32,
+    /// `--health-path`.
+    pub health: Health,
+}
+
+/// `--health-path`: a path the front end answers itself, 200 while the
+/// process serves and 503 once it is leaving (told with SIGUSR2 by the top
+/// process, which stops it after `--drain-delay`, or draining), so that a
+/// load balancer stops sending before the listeners close. It is answered
+/// before anything else looks at the request (HAProxy's checks send no
+/// Host), for any method.
+#[derive(Default)]
+pub struct Health {
+    path: Option<String>,
+    /// Set on SIGUSR2.
+    leaving: std::sync::atomic::AtomicBool,
+    /// Set when the process drains.
+    draining: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
+    /// Health answers at `path`, if any.
+    pub fn new(path: Option<String>) -> Health {
+        Health { path, ..Default::default() }
+    }
+
+    fn answer(&self, head: &RequestHead, software: &str) -> Option<Response<ResponseBody>> {
+        let path = self.path.as_deref()?;
+        let target = head.raw_uri.split_once('?').map_or(head.raw_uri.as_str(), |(path, _)| path);
+        if target != path {
+            return None;
+        }
+        let leaving = self.leaving.load(std::sync::atomic::Ordering::Relaxed)
+            || self.draining.load(std::sync::atomic::Ordering::Relaxed);
+        let (status, text) = if leaving { (503, "draining\n") } else { (200, "OK\n") };
+        let body = (head.method != "HEAD").then(|| Bytes::from_static(text.as_bytes()));
+        let mut response = Response::new(ResponseBody::Full(body));
+        *response.status_mut() = StatusCode::from_u16(status).expect("a valid status");
+        let headers = response.headers_mut();
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+        headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(text.len()));
+        headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+        set_server(headers, software);
+        Some(response)
+    }
 }
 
 /// A serving process's part in recycling: say [`wsgi_daemon::control::READY`]
@@ -160,43 +205,95 @@ impl Body for ResponseBody {
     }
 }
 
+/// A connection an acceptor took.
+enum Accepted {
+    /// Over TCP: the client's address, the listener's TLS setup, and
+    /// whether it speaks h2c.
+    Tcp(tokio::net::TcpStream, SocketAddr, Option<Arc<TlsSetup>>, bool),
+    /// Over a UNIX socket, and whether it speaks h2c.
+    Unix(tokio::net::UnixStream, bool),
+}
+
+/// What a request over a UNIX socket reports as the client's address
+/// (`REMOTE_ADDR`): the client is a process of this machine.
+const UNIX_PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+/// What it reports as the server's: port 80 of this machine, as a proxy
+/// in front would have addressed it.
+const UNIX_LOCAL: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 80);
+
+/// Hands an accepted connection to the serving loop; false when the loop
+/// is gone. A failed accept (out of descriptors) is logged and waited
+/// out briefly.
+async fn pass_on(accepted: io::Result<Accepted>, tx: &mpsc::Sender<Accepted>, log: &ServerLog) -> bool {
+    match accepted {
+        Ok(connection) => tx.send(connection).await.is_ok(),
+        Err(e) => {
+            log.log(LogLevel::Warn, &format!("accept failed: {e}"));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            true
+        }
+    }
+}
+
 /// Serves `listeners` until SIGTERM or SIGINT, then finishes in-flight
 /// requests for up to the graceful timeout.
 pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<()> {
-    type Accepted = (tokio::net::TcpStream, SocketAddr, Option<Arc<TlsSetup>>, bool);
     let (accepted_tx, mut accepted) = mpsc::channel::<Accepted>(64);
     let mut acceptors = Vec::new();
     for Listener { socket, tls, h2c } in listeners {
-        socket.set_nonblocking(true)?;
-        let socket = tokio::net::TcpListener::from_std(socket)?;
         let tls = tls.map(Arc::new);
         let tx = accepted_tx.clone();
         let log = shared.log.clone();
-        acceptors.push(tokio::spawn(async move {
-            loop {
-                match socket.accept().await {
-                    Ok((stream, peer)) => {
-                        if tx.send((stream, peer, tls.clone(), h2c)).await.is_err() {
+        let acceptor = match socket {
+            ListenSocket::Tcp(socket) => {
+                socket.set_nonblocking(true)?;
+                let socket = tokio::net::TcpListener::from_std(socket)?;
+                tokio::spawn(async move {
+                    loop {
+                        let accepted = socket.accept().await.map(|(s, peer)| Accepted::Tcp(s, peer, tls.clone(), h2c));
+                        if !pass_on(accepted, &tx, &log).await {
                             break;
                         }
                     }
-                    Err(e) => {
-                        log.log(LogLevel::Warn, &format!("accept failed: {e}"));
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                }
+                })
             }
-        }));
+            ListenSocket::Unix(socket) => {
+                socket.set_nonblocking(true)?;
+                let socket = tokio::net::UnixListener::from_std(socket)?;
+                tokio::spawn(async move {
+                    loop {
+                        let accepted = socket.accept().await.map(|(s, _)| Accepted::Unix(s, h2c));
+                        if !pass_on(accepted, &tx, &log).await {
+                            break;
+                        }
+                    }
+                })
+            }
+        };
+        acceptors.push(acceptor);
     }
     drop(accepted_tx);
     shared.recycle.ready();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut leaving = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())?;
+    // SIGHUP is the top process's (it replaces this one); a hangup of the
+    // whole process group (a closed terminal) leaves serving processes be.
+    let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     loop {
         tokio::select! {
             conn = accepted.recv() => {
-                let Some((stream, peer, tls, h2c)) = conn else { break };
+                let (stream, peer, tls, h2c) = match conn {
+                    None => break,
+                    Some(Accepted::Tcp(stream, peer, tls, h2c)) => (stream, peer, tls, h2c),
+                    Some(Accepted::Unix(stream, h2c)) => {
+                        let wire = if h2c { Wire::Either } else { Wire::Http1 };
+                        let (shared, watcher) = (shared.clone(), graceful.watcher());
+                        tokio::spawn(serve_connection(stream, None, wire, UNIX_PEER, UNIX_LOCAL, shared, watcher));
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr()?;
                 let (shared, watcher) = (shared.clone(), graceful.watcher());
@@ -223,6 +320,7 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
+            _ = leaving.recv() => shared.health.leaving.store(true, std::sync::atomic::Ordering::Relaxed),
         }
     }
     for acceptor in acceptors {
@@ -234,6 +332,7 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
     // each connection is closed after its next response instead, and the
     // ones that stay idle go when their idle timeout expires.
     shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    shared.health.draining.store(true, std::sync::atomic::Ordering::Relaxed);
     let deadline = tokio::time::Instant::now() + shared.settings.graceful_timeout;
     let config = shared.site.config();
     let keep_alive_timeout = config.connection_settings(&config.main_server).keep_alive_timeout;
@@ -385,7 +484,7 @@ fn head_limit_status(req: &Request<Incoming>, limits: &ConnectionSettings) -> Op
 /// A listening socket, and its TLS setup when it speaks TLS.
 pub struct Listener {
     /// The socket.
-    pub socket: std::net::TcpListener,
+    pub socket: crate::listen::ListenSocket,
     /// How it speaks TLS (`None`: plain HTTP).
     pub tls: Option<TlsSetup>,
     /// Plain HTTP/2 for clients that start with its preface (h2c).
@@ -873,6 +972,9 @@ async fn respond(
         let mut response = error_response(status, software);
         // Apache closes the connection after a head it would not read.
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        return response;
+    }
+    if let Some(response) = shared.health.answer(head, software) {
         return response;
     }
     if let (Some(port), Scheme::Http) = (shared.settings.https_redirect, head.scheme) {

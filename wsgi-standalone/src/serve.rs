@@ -22,9 +22,10 @@ use wsgi_interp::{EmbeddedRunner, ProcessFacts, PythonConfig, PythonRuntime, Scr
 
 use crate::app_target::{AppTarget, ServedScript};
 use crate::cli::{read_options, ServerArgs};
+use crate::listen::{self, ListenSocket};
 use crate::log_files::LogFiles;
 use crate::logging::{self, AccessLog, LogSink, ServerLog, ServerLogs, SiteLogs};
-use crate::{daemon, http, reload, supervisor, workers};
+use crate::{daemon, hangup, http, reload, supervisor, workers};
 use std::path::PathBuf;
 use wsgi_config::log_format::LogFormat;
 
@@ -56,6 +57,9 @@ fn script_config(args: &ServerArgs, served: &ServedScript, path_first: Option<&P
     // --reload-on-changes (a fresh process), not by stat()ing the script on
     // every request.
     line(vec!["WSGIScriptReloading".into(), "Off".into()]);
+    for pair in args.setenv.chunks(2) {
+        line(vec!["SetEnv".into(), pair[0].clone(), pair[1].clone()]);
+    }
     for pair in args.url_alias.chunks(2) {
         line(vec!["Alias".into(), pair[0].clone(), pair[1].clone()]);
     }
@@ -144,14 +148,57 @@ fn listen_addresses(config: &Config, args: &ServerArgs) -> Result<Vec<SocketAddr
     Ok(addresses)
 }
 
+/// A listening socket on `address` with `backlog` as its queue.
+fn bind(address: &SocketAddr, backlog: u32) -> Result<TcpListener, String> {
+    let socket = TcpListener::bind(address).map_err(|e| format!("cannot listen on {address}: {e}"))?;
+    wsgi_daemon::sys::set_listen_backlog(std::os::fd::AsRawFd::as_raw_fd(&socket), backlog)
+        .map_err(|e| format!("cannot set the backlog of {address}: {e}"))?;
+    Ok(socket)
+}
+
+/// `--pid-file`: the top process's id, in a file removed when it stops.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn write(path: &Path) -> Result<PidFile, String> {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("--pid-file {}: {e}", path.display()))?;
+        Ok(PidFile(path.to_path_buf()))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// How many requests this serving process takes before it asks to be
+/// replaced: `--maximum-requests` plus a random share of
+/// `--max-requests-jitter` (0: never).
+fn recycle_after(args: &ServerArgs) -> u64 {
+    if args.maximum_requests == 0 || args.max_requests_jitter == 0 {
+        return args.maximum_requests;
+    }
+    use std::hash::{BuildHasher, Hasher};
+    // A randomly keyed hasher is the standard library's random source.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    args.maximum_requests + hasher.finish() % (args.max_requests_jitter + 1)
+}
+
 /// The listening sockets with their TLS setups: an address speaks TLS
 /// when its servers have `SSLEngine on`, and must when its `Listen` line
-/// says `https`.
-fn with_tls(config: &Config, sockets: Vec<TcpListener>) -> Result<Vec<http::Listener>, String> {
+/// says `https`. A UNIX socket speaks plain HTTP, as the main server's
+/// `Protocols` say.
+fn with_tls(config: &Config, sockets: Vec<ListenSocket>) -> Result<Vec<http::Listener>, String> {
     sockets
         .into_iter()
         .map(|socket| {
-            let local = socket.local_addr().map_err(|e| format!("listening socket: {e}"))?;
+            let Some(local) = socket.tcp_address() else {
+                let h2c = config.protocols(&config.main_server).iter().any(|p| p == "h2c");
+                return Ok(http::Listener { socket, tls: None, h2c });
+            };
             let https = config.listen.iter().any(|l| {
                 l.port == local.port() && l.protocol.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("https"))
             });
@@ -164,15 +211,31 @@ fn with_tls(config: &Config, sockets: Vec<TcpListener>) -> Result<Vec<http::List
         .collect()
 }
 
-/// `serving on http://ADDRESS/` or `https://`, as the address speaks.
+/// `serving on http://ADDRESS/`, `https://`, or `unix:PATH`, as each
+/// socket speaks.
 fn serving_on(listeners: &[http::Listener]) -> Vec<String> {
-    listeners
-        .iter()
-        .filter_map(|l| {
-            let address = l.socket.local_addr().ok()?;
-            Some(format!("{}://{address}/", if l.tls.is_some() { "https" } else { "http" }))
-        })
-        .collect()
+    listeners.iter().map(|l| l.socket.describe(if l.tls.is_some() { "https" } else { "http" })).collect()
+}
+
+/// The top process's listening sockets: systemd's when it passed some,
+/// else `--uds`, else the configuration's `Listen` addresses (or `--host`
+/// and `--port`). A UNIX socket's file goes with the returned guard.
+fn listening_sockets(
+    config: &Config,
+    args: &ServerArgs,
+    log: &ServerLog,
+) -> Result<(Vec<ListenSocket>, Option<listen::SocketFile>), String> {
+    if let Some(sockets) = listen::activated()? {
+        log.log(LogLevel::Info, &format!("serving on the {} sockets systemd passed (LISTEN_FDS)", sockets.len()));
+        return Ok((sockets, None));
+    }
+    if let Some(path) = &args.uds {
+        let (socket, file) = listen::bind_unix(path, args.uds_permissions, args.server_backlog)?;
+        return Ok((vec![socket], Some(file)));
+    }
+    let addresses = listen_addresses(config, args)?;
+    let sockets = addresses.iter().map(|addr| bind(addr, args.server_backlog)).collect::<Result<Vec<_>, _>>()?;
+    Ok((sockets.into_iter().map(ListenSocket::Tcp).collect(), None))
 }
 
 /// The command-line flags that stand for Apache core directives replace
@@ -195,6 +258,23 @@ fn apply_directive_flags(config: &mut Config, args: &ServerArgs) {
         if args.http2 {
             server.protocols = Some(["h2", "h2c", "http/1.1"].map(String::from).to_vec());
         }
+    }
+}
+
+/// The configuration as this server runs it: the flags that stand for
+/// directives applied, and each daemon group's socket timeout defaulting
+/// to its server's `Timeout`, as under Apache.
+pub(crate) fn settle(config: &mut Config, args: &ServerArgs) {
+    apply_directive_flags(config, args);
+    config.user = args.user.clone().or(config.user.take());
+    config.group = args.group.clone().or(config.group.take());
+    for index in 0..config.daemon_processes.len() {
+        let server = match config.daemon_processes[index].virtual_host {
+            Some(host) => &config.virtual_hosts[host],
+            None => &config.main_server,
+        };
+        let timeout = config.connection_settings(server).timeout;
+        config.daemon_processes[index].process.default_socket_timeout(timeout);
     }
 }
 
@@ -225,11 +305,6 @@ impl Identity {
             _ => None,
         };
         Ok(Identity { user, group, root })
-    }
-
-    /// Whether serving processes change user.
-    fn switches(&self) -> bool {
-        self.user.is_some()
     }
 
     /// The uid and gid serving processes run as, when they change.
@@ -418,28 +493,19 @@ fn configuration(args: &ServerArgs) -> Result<(Config, Option<ServedScript>), St
 
 pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     let (mut config, served) = configuration(&args)?;
-    apply_directive_flags(&mut config, &args);
-    config.user = args.user.clone().or(config.user);
-    config.group = args.group.clone().or(config.group);
+    settle(&mut config, &args);
     let identity = Identity::of(&config)?;
-    let inherited = supervisor::inherited_listeners();
+    if args.max_requests_jitter > 0 && args.maximum_requests == 0 {
+        return Err("--max-requests-jitter needs --maximum-requests".into());
+    }
+    if let Some(name) = &args.process_name {
+        wsgi_daemon::sys::set_process_name(name);
+    }
+    let inherited = supervisor::inherited_listeners().transpose()?;
     let nonce_secret = digest_nonce_secret()?;
     let (log_files, logs) = open_logs(&config, &args, inherited.is_some())?;
     let log = logs.main().error.clone();
-    // A group's socket timeout defaults to its server's Timeout, as under
-    // Apache.
-    for index in 0..config.daemon_processes.len() {
-        let server = match config.daemon_processes[index].virtual_host {
-            Some(host) => &config.virtual_hosts[host],
-            None => &config.main_server,
-        };
-        let timeout = config.connection_settings(server).timeout;
-        config.daemon_processes[index].process.default_socket_timeout(timeout);
-    }
     let control = wsgi_daemon::control::ControlPipe::inherited();
-    // Daemon groups run as long as the top process; serving processes it
-    // supervises find their sockets in the environment.
-    let mut groups: Option<daemon::Groups> = None;
     let listeners = match inherited {
         Some(sockets) => {
             // A serving process: its user's before any Python runs (its
@@ -452,51 +518,55 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             wsgi_interp::check_homes(&config.global, config.daemon_processes.iter().map(|g| &g.process), log.as_ref())?;
             warn_of_decorations(&config, &log);
             identity.warn_if_root(&log);
-            let addresses = listen_addresses(&config, &args)?;
-            let sockets = addresses
-                .iter()
-                .map(|addr| TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}")))
-                .collect::<Result<Vec<_>, _>>()?;
+            let (sockets, _socket_file) = listening_sockets(&config, &args, &log)?;
             // Certificates are checked before anything serves.
             let listeners = with_tls(&config, sockets)?;
-            let started = daemon::start_groups(&config, identity.uid_gid(), &log)?;
-            let sockets_env = started.sockets_env();
-            groups = Some(started);
-            // With --daemon, the processes and their recycling are the
-            // daemon group's; one serving process relays to it.
-            let front_end_processes = !args.daemon && (args.processes > 1 || args.maximum_requests > 0);
-            // Another user serves from processes of its own: this one
-            // keeps root, as Apache's parent does.
-            if front_end_processes || args.reload_on_changes || identity.switches() {
-                for url in serving_on(&listeners) {
-                    log.log(
-                        LogLevel::Info,
-                        &format!("serving on {url} with {} processes x {} threads", args.processes, args.threads),
-                    );
-                }
-                // Serving processes find the daemon groups' sockets in
-                // their environment.
-                let (log_fds, (log_env, log_fds_text)) = log_files.for_children();
-                let sockets: Vec<TcpListener> = listeners.into_iter().map(|l| l.socket).collect();
-                supervisor::supervise(
-                    &sockets,
-                    args.processes as usize,
-                    Duration::from_secs(args.graceful_timeout),
-                    &[
-                        (daemon::SOCKETS_ENV, &sockets_env),
-                        (log_env, &log_fds_text),
-                        (NONCE_SECRET_ENV, &String::from_utf8_lossy(&nonce_secret)),
-                    ],
-                    log_fds,
-                    &log,
-                )?;
-                log.log(LogLevel::Info, "stopped");
-                return Ok(());
-            }
+            // Stopped when this returns.
+            let groups = daemon::start_groups(&config, identity.uid_gid(), &log)?;
+            let sockets_env = groups.sockets_env();
+            // The top process only supervises, as gunicorn's and
+            // granian's masters do: serving processes can then be replaced
+            // (SIGHUP, --maximum-requests, --reload-on-changes) and run as
+            // another user while this one keeps root, as Apache's parent
+            // does. With --daemon, the processes and their recycling are
+            // the daemon group's; one serving process relays to it.
             for url in serving_on(&listeners) {
-                log.log(LogLevel::Info, &format!("serving on {url} with {} worker threads", args.threads));
+                log.log(
+                    LogLevel::Info,
+                    &format!("serving on {url} with {} processes x {} threads", args.processes, args.threads),
+                );
             }
-            listeners
+            // Serving processes find the daemon groups' sockets in
+            // their environment.
+            let (log_fds, (log_env, log_fds_text)) = log_files.for_children();
+            let sockets: Vec<ListenSocket> = listeners.into_iter().map(|l| l.socket).collect();
+            let supervision = supervisor::Supervision {
+                processes: if args.daemon { 1 } else { args.processes as usize },
+                graceful: Duration::from_secs(args.graceful_timeout),
+                drain_delay: args.health_path.as_ref().map(|_| Duration::from_secs(args.drain_delay.unwrap_or(5))),
+            };
+            let _pid_file = args.pid_file.as_deref().map(PidFile::write).transpose()?;
+            let systemd = listen::Notifier::from_env();
+            let mut control =
+                hangup::TopProcess { args: &args, running: &config, groups: &groups, log: &log, systemd: &systemd };
+            // The sockets listen: connections queue until the serving
+            // processes accept them.
+            systemd.notify(&format!("READY=1\nMAINPID={}", std::process::id()));
+            let result = supervisor::supervise(
+                &sockets,
+                &supervision,
+                &[
+                    (daemon::SOCKETS_ENV, &sockets_env),
+                    (log_env, &log_fds_text),
+                    (NONCE_SECRET_ENV, &String::from_utf8_lossy(&nonce_secret)),
+                ],
+                log_fds,
+                &log,
+                &mut control,
+            );
+            result?;
+            log.log(LogLevel::Info, "stopped");
+            return Ok(());
         }
     };
 
@@ -528,8 +598,9 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         python_runner = Some(runner.clone());
         embedded = Some(runner);
     }
-    let sockets = groups.as_ref().map(|g| g.sockets().to_vec()).unwrap_or_default();
-    let clients = daemon::clients(&config, &sockets);
+    // Daemon groups run as long as the top process; serving processes
+    // find their sockets in the environment.
+    let clients = daemon::clients(&config);
     let runner = if clients.is_empty() && embedded.is_some() {
         embedded.clone().expect("checked")
     } else {
@@ -584,10 +655,11 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             https_redirect: args.https_only.then_some(args.https_port).flatten(),
             server_software: software,
         },
-        recycle: http::Recycle::new(args.maximum_requests, control),
+        recycle: http::Recycle::new(recycle_after(&args), control),
         draining: std::sync::atomic::AtomicBool::new(false),
         logs,
         pid: std::process::id(),
+        health: http::Health::new(args.health_path.clone()),
     });
     if let Some(runtime) = reload_watch {
         // The baseline is taken before serving, so that no edit can slip in
@@ -609,7 +681,6 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         embedded.stop("", Duration::from_secs(args.shutdown_timeout));
     }
     PythonRuntime::prepare_for_exit();
-    drop(groups);
     log.log(LogLevel::Info, "stopped");
     drop(log_files);
     Ok(())

@@ -11,14 +11,14 @@
 //! it finishes its requests in flight). One that dies is started again;
 //! five in a row that die before serving stop the server.
 
-use std::net::TcpListener;
 use std::os::fd::{AsRawFd, RawFd};
 use std::process::Command;
 use std::time::Duration;
 
 use wsgi_core::LogLevel;
-use wsgi_daemon::manager::{self, GroupSpec, ProgramStarter};
+use wsgi_daemon::manager::{self, GroupSpec, ProgramStarter, ServerControl, StopNotice};
 
+use crate::listen::ListenSocket;
 use crate::logging::ServerLog;
 
 /// The environment variable naming the inherited listening descriptors.
@@ -32,17 +32,29 @@ const FAILED_STARTS_LIMIT: u32 = 5;
 /// they are killed.
 const STOP_MARGIN: Duration = Duration::from_secs(5);
 
-/// Runs `processes` serving processes, each with the variables of `env`
-/// set and the descriptors `inherit` open, until SIGTERM, SIGINT or
-/// SIGHUP; returns when all of them have stopped (each given `graceful`
-/// to finish its requests).
+/// How the serving processes are kept.
+pub struct Supervision {
+    /// How many.
+    pub processes: usize,
+    /// How long each may take to finish its requests once told to stop.
+    pub graceful: Duration,
+    /// `--health-path`'s `--drain-delay`: how long they serve on, their
+    /// health path answering 503, once the server is told to stop.
+    pub drain_delay: Option<Duration>,
+}
+
+/// Runs the serving processes, each with the variables of `env` set and
+/// the descriptors `inherit` open, until SIGTERM or SIGINT; returns when
+/// all of them have stopped. SIGHUP replaces every one of them, once
+/// `control` agrees, each replacement serving before the process it
+/// replaces stops.
 pub fn supervise(
-    listeners: &[TcpListener],
-    processes: usize,
-    graceful: Duration,
+    listeners: &[ListenSocket],
+    supervision: &Supervision,
     env: &[(&str, &str)],
     inherit: Vec<RawFd>,
     log: &ServerLog,
+    control: &mut dyn ServerControl,
 ) -> Result<(), String> {
     let listen_fds: Vec<RawFd> = listeners.iter().map(AsRawFd::as_raw_fd).collect();
     let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
@@ -54,24 +66,25 @@ pub fn supervise(
     };
     let spec = GroupSpec {
         name: "serving".into(),
-        processes,
+        processes: supervision.processes,
         restart_interval: Duration::ZERO,
         startup_timeout: Duration::ZERO,
-        shutdown_timeout: graceful + STOP_MARGIN,
+        shutdown_timeout: supervision.graceful + STOP_MARGIN,
         succeeds: None,
         socket: None,
         kind: "serving process",
         give_up_after: Some(FAILED_STARTS_LIMIT),
+        stop_notice: supervision.drain_delay.map(|delay| StopNotice { signal: libc::SIGUSR2, delay }),
     };
     let log_line = |message: &str| log.log(LogLevel::Info, message);
     let mut starter = ProgramStarter::new(command, listen_fds.into_iter().chain(inherit).collect());
-    let result = manager::run(&spec, &mut starter, &log_line);
+    let result = manager::run_for_server(&spec, &mut starter, &log_line, control);
     result.map_err(|e| e.to_string())
 }
 
 /// The listening sockets inherited from the top process, if this is a
 /// serving process.
-pub fn inherited_listeners() -> Option<Vec<TcpListener>> {
+pub fn inherited_listeners() -> Option<Result<Vec<ListenSocket>, String>> {
     let fds = std::env::var(LISTEN_FDS_ENV).ok()?;
     // Taken: a program the application starts must not take them too.
     std::env::remove_var(LISTEN_FDS_ENV);
@@ -79,7 +92,7 @@ pub fn inherited_listeners() -> Option<Vec<TcpListener>> {
         .split(',')
         .filter_map(|fd| fd.parse::<RawFd>().ok())
         .filter_map(wsgi_daemon::sys::inherited_fd)
-        .map(TcpListener::from)
+        .map(ListenSocket::from_fd)
         .collect();
     Some(listeners)
 }

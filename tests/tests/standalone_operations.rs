@@ -1,0 +1,311 @@
+//! Running the standalone server the way operators run servers: a UNIX
+//! socket, systemd's socket activation and readiness messages, a pid
+//! file, the listen backlog, environ variables, process names, recycling
+//! jitter, health checks while draining, and SIGHUP replacing every
+//! process (re-reading `--config` first) under load without a failure.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tests::{child_pids, http_request, standalone_binary, wait_for, Load, Server, TempDir};
+
+/// Reports the process, the environ variable `GREETING` and a counter of
+/// this process's requests.
+const APP: &str = r#"
+import os
+count = 0
+
+def application(environ, start_response):
+    global count
+    count += 1
+    body = 'pid=%d greeting=%s count=%d' % (os.getpid(), environ.get('GREETING', '-'), count)
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [body.encode()]
+"#;
+
+fn site() -> TempDir {
+    let dir = TempDir::new("operations");
+    dir.write("app.wsgi", APP);
+    dir
+}
+
+fn arg(path: &Path) -> &str {
+    path.to_str().expect("a UTF-8 path")
+}
+
+/// `wsgi-standalone start-server ARGS` run by hand (for what
+/// [`Server`] cannot wait on), its error log in `log`.
+fn spawn(args: &[&str], env: &[(&str, &str)], log: &Path) -> Child {
+    Command::new(standalone_binary())
+        .arg("start-server")
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("create the log"))
+        .spawn()
+        .expect("spawn wsgi-standalone")
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    wait_for(Duration::from_secs(30), || child.try_wait().expect("poll the server")).expect("the server stops")
+}
+
+fn curl_unix(socket: &Path, path: &str) -> Option<String> {
+    let output = Command::new("curl")
+        .args(["-sS", "--max-time", "5", "--unix-socket", arg(socket), &format!("http://localhost{path}")])
+        .output()
+        .expect("curl runs");
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn a_unix_socket_serves_with_its_permissions_and_goes_when_the_server_stops() {
+    let site = site();
+    let socket = site.path().join("app.sock");
+    let log = site.path().join("error.log");
+    // A stale socket file from a server that died is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("a stale socket"));
+    let mut server =
+        spawn(&[arg(&site.path().join("app.wsgi")), "--uds", arg(&socket), "--uds-permissions", "660"], &[], &log);
+    let body = wait_for(Duration::from_secs(20), || curl_unix(&socket, "/"));
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let body = body.unwrap_or_else(|| panic!("no answer on the socket:\n{}", log_text()));
+    assert!(body.contains("greeting=-"), "{body}");
+    let mode = std::fs::metadata(&socket).expect("the socket exists").permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o660);
+    assert!(log_text().contains(&format!("serving on unix:{}", socket.display())), "{}", log_text());
+    assert!(terminate(&mut server).success(), "{}", log_text());
+    assert!(!socket.exists(), "the socket file stays after the server stopped");
+}
+
+/// Binds a TCP socket, puts it at descriptor 3 and runs the server with
+/// `LISTEN_FDS=1` and its own pid as `LISTEN_PID`, as systemd does.
+const ACTIVATE: &str = r#"
+import os, socket, sys
+listener = socket.socket()
+listener.bind(('127.0.0.1', int(sys.argv[1])))
+listener.listen(16)
+if listener.fileno() != 3:
+    os.dup2(listener.fileno(), 3)
+os.set_inheritable(3, True)
+os.environ['LISTEN_FDS'] = '1'
+os.environ['LISTEN_PID'] = str(os.getpid())
+os.execv(sys.argv[2], sys.argv[2:])
+"#;
+
+#[test]
+fn systemd_passes_the_socket_and_hears_ready_and_stopping() {
+    let site = site();
+    let harness = site.write("activate.py", ACTIVATE);
+    let notify_path = site.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind the notify socket");
+    notify.set_read_timeout(Some(Duration::from_secs(20))).expect("a read timeout");
+    let port = tests::free_port();
+    let log = site.path().join("error.log");
+    let mut server = Command::new("/usr/bin/python3")
+        .arg(&harness)
+        .arg(port.to_string())
+        .arg(standalone_binary())
+        // --port is not where it listens: systemd's socket is.
+        .args(["start-server", arg(&site.path().join("app.wsgi")), "--port", "1"])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("create the log"))
+        .spawn()
+        .expect("run the harness");
+    let mut message = [0u8; 256];
+    let n = notify.recv(&mut message).expect("READY=1 arrives");
+    let ready = String::from_utf8_lossy(&message[..n]).into_owned();
+    assert_eq!(ready, format!("READY=1\nMAINPID={}", server.id()));
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let response = http_request(address, "GET", "/", &[], b"").expect("served on the passed socket");
+    assert_eq!(response.status(), 200);
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(log_text.contains("serving on the 1 sockets systemd passed"), "{log_text}");
+    // What the application sees of the environment: not systemd's.
+    Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill runs");
+    let n = notify.recv(&mut message).expect("STOPPING=1 arrives");
+    assert_eq!(&message[..n], b"STOPPING=1");
+    let status = wait_for(Duration::from_secs(30), || server.try_wait().expect("poll")).expect("the server stops");
+    assert!(status.success());
+}
+
+#[test]
+fn the_pid_file_names_the_top_process_until_it_stops() {
+    let site = site();
+    let pid_file = site.path().join("server.pid");
+    let mut server = Server::start([arg(&site.path().join("app.wsgi")), "--pid-file", arg(&pid_file)]);
+    let written = std::fs::read_to_string(&pid_file).expect("the pid file exists");
+    assert_eq!(written.trim(), server.pid().to_string());
+    server.terminate();
+    assert!(server.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()));
+    assert!(!pid_file.exists(), "the pid file stays after the server stopped");
+}
+
+#[test]
+fn backlog_setenv_and_process_name_take_effect() {
+    let site = site();
+    let server = Server::start([
+        arg(&site.path().join("app.wsgi")),
+        "--server-backlog",
+        "73",
+        "--setenv",
+        "GREETING",
+        "hello there",
+        "--process-name",
+        "shopfront",
+    ]);
+    assert!(server.get("/").text().contains("greeting=hello there"));
+    // A listening socket's Send-Q is its backlog.
+    let ss = Command::new("ss").args(["-ltnH", &format!("sport = :{}", server.port())]).output().expect("ss runs");
+    let ss = String::from_utf8_lossy(&ss.stdout);
+    let backlog: Vec<&str> = ss.split_whitespace().collect();
+    assert_eq!(backlog.get(2).copied(), Some("73"), "{ss}");
+    let names: Vec<String> = std::iter::once(server.pid())
+        .chain(child_pids(server.pid()))
+        .map(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string())
+        .collect();
+    assert!(names.len() >= 2 && names.iter().all(|n| n == "shopfront"), "{names:?}");
+}
+
+#[test]
+fn jitter_adds_a_share_to_each_processes_maximum_requests() {
+    let site = site();
+    let server =
+        Server::start([arg(&site.path().join("app.wsgi")), "--maximum-requests", "5", "--max-requests-jitter", "5"]);
+    for _ in 0..40 {
+        assert_eq!(server.get("/").status(), 200);
+    }
+    let stderr = server.stderr();
+    let maxima: Vec<u64> = stderr
+        .lines()
+        .filter_map(|line| line.split("reached its maximum requests (").nth(1))
+        .filter_map(|rest| rest.split(')').next()?.parse().ok())
+        .collect();
+    assert!(!maxima.is_empty() && maxima.iter().all(|m| (5..=10).contains(m)), "{maxima:?}\n{stderr}");
+    let refused = Command::new(standalone_binary())
+        .args(["start-server", arg(&site.path().join("app.wsgi")), "--max-requests-jitter", "5"])
+        .output()
+        .expect("run wsgi-standalone");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--max-requests-jitter needs --maximum-requests"));
+}
+
+#[test]
+fn the_health_path_answers_503_while_the_server_drains_and_serves_on() {
+    let site = site();
+    let mut server = Server::start([
+        arg(&site.path().join("app.wsgi")),
+        "--health-path",
+        "/healthz",
+        "--drain-delay",
+        "3",
+        "--processes",
+        "2",
+    ]);
+    let health = server.get("/healthz");
+    assert_eq!((health.status(), health.text()), (200, "OK\n".to_string()));
+    // No Host, as HAProxy's checks send it: still answered.
+    let bare = http_request(server.address(), "GET", "/healthz", &[], b"").expect("answered");
+    assert_eq!(bare.status(), 200);
+    server.terminate();
+    let draining = wait_for(Duration::from_secs(2), || (server.get("/healthz").status() == 503).then_some(()));
+    assert!(draining.is_some(), "the health path never answered 503: {}", server.stderr());
+    // Everything else is still served until the delay is over.
+    assert_eq!(server.get("/").status(), 200);
+    assert!(server.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()), "{}", server.stderr());
+}
+
+/// The processes that run the application under the top process `pid`:
+/// its serving processes and the daemon processes of its groups' managers
+/// (which SIGHUP keeps).
+fn serving(pid: u32) -> Vec<u32> {
+    let manager = |pid: &u32| {
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.windows(14).any(|w| w == b"daemon-manager"))
+    };
+    let (managers, mut serving): (Vec<u32>, Vec<u32>) = child_pids(pid).into_iter().partition(manager);
+    serving.extend(managers.into_iter().flat_map(child_pids));
+    serving.sort_unstable();
+    serving
+}
+
+/// Waits until `count` processes serve under `pid`, none of them one of
+/// `old`; returns them.
+fn replaced(pid: u32, count: usize, old: &[u32]) -> Option<Vec<u32>> {
+    wait_for(Duration::from_secs(60), || {
+        let now = serving(pid);
+        (now.len() == count && now.iter().all(|p| !old.contains(p))).then_some(now)
+    })
+}
+
+fn hangup(server: &Server) {
+    Command::new("kill").args(["-HUP", &server.pid().to_string()]).status().expect("kill runs");
+}
+
+/// The pids that answer, as the application reports them.
+fn answering_pids(report: &tests::LoadReport) -> std::collections::BTreeSet<String> {
+    report.bodies.iter().filter_map(|b| b.split_whitespace().next().map(String::from)).collect()
+}
+
+#[test]
+fn sighup_replaces_every_serving_and_daemon_process_under_load_without_a_failure() {
+    let site = site();
+    let script = site.path().join("app.wsgi");
+    for mode in [&["--processes", "3"][..], &["--daemon", "--processes", "2", "--threads", "2"][..]] {
+        let mut args = vec![arg(&script)];
+        args.extend_from_slice(mode);
+        let server = Server::start(&args);
+        // With --daemon: one serving process and two daemon processes.
+        let count = 3;
+        let before = replaced(server.pid(), count, &[]).expect("every process starts");
+        let load = Load::start(server.address(), "/", 8);
+        std::thread::sleep(Duration::from_millis(500));
+        hangup(&server);
+        // Every process of before is gone, and as many serve again.
+        let replaced = replaced(server.pid(), count, &before);
+        std::thread::sleep(Duration::from_millis(500));
+        let report = load.finish();
+        eprintln!("{mode:?}: {} requests through SIGHUP, {} failed", report.bodies.len(), report.failures.len());
+        assert!(replaced.is_some(), "{mode:?}: not every process was replaced: {before:?}\n{}", server.stderr());
+        assert!(
+            report.failures.is_empty(),
+            "{mode:?}: {} failed: {:?}",
+            report.failures.len(),
+            &report.failures[..5.min(report.failures.len())]
+        );
+        assert!(answering_pids(&report).len() > if mode[0] == "--daemon" { 2 } else { 3 }, "{mode:?}");
+        assert!(server.stderr().contains("SIGHUP: replacing every serving and daemon process"), "{}", server.stderr());
+    }
+}
+
+#[test]
+fn sighup_rereads_the_configuration_and_keeps_serving_when_it_no_longer_reads() {
+    let site = site();
+    let config = |greeting: &str| {
+        format!("WSGIScriptAlias / {}\nSetEnv GREETING \"{greeting}\"\n", site.path().join("app.wsgi").display())
+    };
+    let file: PathBuf = site.write("site.conf", &config("first"));
+    let server = Server::start(["--config", arg(&file), "--processes", "2"]);
+    let first = replaced(server.pid(), 2, &[]).expect("both processes start");
+    assert!(server.get("/").text().contains("greeting=first"));
+    site.write("site.conf", &config("second"));
+    hangup(&server);
+    assert!(replaced(server.pid(), 2, &first).is_some(), "{}", server.stderr());
+    for _ in 0..6 {
+        let text = server.get("/").text();
+        assert!(text.contains("greeting=second"), "{text}\n{}", server.stderr());
+    }
+    // A file that no longer reads keeps what runs, and says why.
+    site.write("site.conf", &format!("{}WSGINoSuchDirective On\n", config("third")));
+    let before = serving(server.pid());
+    hangup(&server);
+    let logged = wait_for(Duration::from_secs(10), || server.stderr().contains("no longer reads").then_some(()));
+    assert!(logged.is_some(), "{}", server.stderr());
+    assert!(server.stderr().contains("site.conf:3:"), "{}", server.stderr());
+    assert_eq!(serving(server.pid()), before);
+    let text = server.get("/").text();
+    assert!(text.contains("greeting=second"), "{text}\n{}", server.stderr());
+}
