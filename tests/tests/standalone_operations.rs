@@ -20,7 +20,8 @@ count = 0
 def application(environ, start_response):
     global count
     count += 1
-    body = 'pid=%d greeting=%s count=%d' % (os.getpid(), environ.get('GREETING', '-'), count)
+    body = 'pid=%d greeting=%s count=%d remote=%s' % (
+        os.getpid(), environ.get('GREETING', '-'), count, environ['REMOTE_ADDR'])
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [body.encode()]
 "#;
@@ -308,4 +309,65 @@ fn sighup_rereads_the_configuration_and_keeps_serving_when_it_no_longer_reads() 
     assert_eq!(serving(server.pid()), before);
     let text = server.get("/").text();
     assert!(text.contains("greeting=second"), "{text}\n{}", server.stderr());
+}
+
+/// `GET /` after `preamble` on a new connection; the response, or what
+/// went wrong.
+fn get_after(server: &Server, preamble: &[u8]) -> std::io::Result<tests::HttpResponse> {
+    let mut connection = server.connect();
+    let mut bytes = preamble.to_vec();
+    bytes.extend_from_slice(b"GET / HTTP/1.1\r\nHost: proxied.example\r\nConnection: close\r\n\r\n");
+    connection.send(&bytes)?;
+    connection.read_response(false)
+}
+
+fn proxy_v2(client: [u8; 4], port: u16) -> Vec<u8> {
+    let mut bytes = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    bytes.extend([0x21, 0x11, 0, 12]);
+    bytes.extend(client);
+    bytes.extend([127, 0, 0, 1]);
+    bytes.extend(port.to_be_bytes());
+    bytes.extend(80u16.to_be_bytes());
+    bytes
+}
+
+#[test]
+fn the_proxy_protocol_gives_the_client_address_from_allowed_proxies_only() {
+    let site = site();
+    let script = site.path().join("app.wsgi");
+    let server = Server::start([arg(&script), "--proxy-protocol"]);
+    let v1 = get_after(&server, b"PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n").expect("an answer");
+    assert!(v1.text().ends_with("remote=203.0.113.9"), "{}", v1.text());
+    let v2 = get_after(&server, &proxy_v2([198, 51, 100, 23], 4444)).expect("an answer");
+    assert!(v2.text().ends_with("remote=198.51.100.23"), "{}", v2.text());
+    let local = get_after(&server, b"PROXY UNKNOWN\r\n").expect("an answer");
+    assert!(local.text().ends_with("remote=127.0.0.1"), "{}", local.text());
+    // No header, or a broken one: closed unanswered; the server serves on.
+    for bad in [&b""[..], b"PROXY TCP4 1.2.3.4 5.6.7.8 01 80\r\n"] {
+        let answer = get_after(&server, bad);
+        assert!(answer.is_err(), "{:?}", answer.map(|r| r.text()));
+    }
+    assert!(get_after(&server, b"PROXY TCP4 192.0.2.1 127.0.0.1 1 80\r\n")
+        .expect("served on")
+        .text()
+        .ends_with("remote=192.0.2.1"));
+    // A proxy not allowed is not believed.
+    let strict = Server::start([arg(&script), "--proxy-protocol", "--proxy-allow-from", "10.0.0.0/8"]);
+    assert!(get_after(&strict, b"PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n").is_err());
+    assert!(strict.stderr().contains("not a proxy of --proxy-allow-from"), "{}", strict.stderr());
+}
+
+#[test]
+fn trusted_proxy_headers_give_the_client_address_from_trusted_proxies_only() {
+    let site = site();
+    let script = site.path().join("app.wsgi");
+    let forwarded = [("X-Forwarded-For", "203.0.113.50")];
+    let trusting =
+        Server::start([arg(&script), "--trust-proxy-header", "X-Forwarded-For", "--trust-proxy", "127.0.0.1"]);
+    let text = trusting.request("GET", "/", &forwarded, b"").text();
+    assert!(text.ends_with("remote=203.0.113.50"), "{text}");
+    let elsewhere =
+        Server::start([arg(&script), "--trust-proxy-header", "X-Forwarded-For", "--trust-proxy", "10.1.2.3"]);
+    let text = elsewhere.request("GET", "/", &forwarded, b"").text();
+    assert!(text.ends_with("remote=127.0.0.1"), "{text}");
 }

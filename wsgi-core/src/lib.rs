@@ -25,6 +25,7 @@ pub mod environ;
 pub mod environ_build;
 pub mod group;
 pub mod pipeline;
+pub mod proxy_protocol;
 pub mod request;
 pub mod response;
 pub mod route;

@@ -247,6 +247,24 @@ pub(crate) struct ServerArgs {
     /// umask leaves it].
     #[arg(long, value_name = "MODE", requires = "uds", value_parser = octal_mode)]
     pub(crate) uds_permissions: Option<u32>,
+    /// Trust this header from a proxy (X-Forwarded-For, X-Real-IP,
+    /// X-Forwarded-Proto, X-Forwarded-Host, ...), as WSGITrustedProxyHeaders
+    /// does; may be repeated. (With --config, use the directive.)
+    #[arg(long, value_name = "HEADER", conflicts_with = "config")]
+    pub(crate) trust_proxy_header: Vec<String>,
+    /// Trust the proxy headers only from this address or subnet, as
+    /// WSGITrustedProxies does; may be repeated.
+    #[arg(long, value_name = "ADDRESS[/BITS]", conflicts_with = "config", requires = "trust_proxy_header")]
+    pub(crate) trust_proxy: Vec<String>,
+    /// Every TCP connection starts with a PROXY protocol header (v1 or
+    /// v2, as HAProxy's send-proxy sends it), whose client address becomes
+    /// REMOTE_ADDR; connections without one are closed.
+    #[arg(long)]
+    pub(crate) proxy_protocol: bool,
+    /// With --proxy-protocol: the proxies allowed to connect (an address
+    /// or subnet; may be repeated) [default: 127.0.0.1 and ::1].
+    #[arg(long, value_name = "ADDRESS[/BITS]", requires = "proxy_protocol", value_parser = wsgi_config::values::IpSubnet::parse)]
+    pub(crate) proxy_allow_from: Vec<wsgi_config::values::IpSubnet>,
     /// Write the top process's id to FILE (removed when it stops).
     #[arg(long, value_name = "FILE")]
     pub(crate) pid_file: Option<PathBuf>,

@@ -18,11 +18,13 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{mpsc, oneshot};
+use wsgi_config::values::IpSubnet;
 use wsgi_config::ConnectionSettings;
 use wsgi_core::app::SslLookup;
 use wsgi_core::body::BodyKind;
 use wsgi_core::environ_build::{new_request_id, now_us, RequestStats};
 use wsgi_core::pipeline::{content_type, Dispatch, Site};
+use wsgi_core::proxy_protocol;
 use wsgi_core::response::error_page;
 use wsgi_core::{LogLevel, RequestHead, Scheme};
 use wsgi_daemon::control::ControlPipe;
@@ -58,6 +60,9 @@ pub struct HttpSettings {
     pub https_redirect: Option<u16>,
     /// `Server` header and `SERVER_SOFTWARE`.
     pub server_software: String,
+    /// `--proxy-protocol`: every TCP connection starts with a PROXY
+    /// header, accepted from these proxies only.
+    pub proxy_protocol: Option<Vec<IpSubnet>>,
 }
 
 /// What every connection shares.
@@ -221,6 +226,72 @@ const UNIX_PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv
 /// in front would have addressed it.
 const UNIX_LOCAL: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 80);
 
+/// Serves a TCP connection: its PROXY header first where the listeners
+/// expect one, then its TLS handshake where it speaks TLS.
+async fn open_tcp(
+    mut stream: tokio::net::TcpStream,
+    mut peer: SocketAddr,
+    local: SocketAddr,
+    tls: Option<Arc<TlsSetup>>,
+    h2c: bool,
+    shared: Arc<Shared>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    if let Some(allowed) = &shared.settings.proxy_protocol {
+        if !allowed.iter().any(|subnet| subnet.contains(peer.ip().to_canonical())) {
+            shared
+                .log
+                .log(LogLevel::Warn, &format!("closed a connection from {peer}: not a proxy of --proxy-allow-from"));
+            return;
+        }
+        match tokio::time::timeout(shared.settings.header_timeout, read_proxy_header(&mut stream)).await {
+            Ok(Ok(client)) => peer = client.unwrap_or(peer),
+            Ok(Err(e)) => {
+                shared.log.log(LogLevel::Warn, &format!("closed a connection from {peer}: {e}"));
+                return;
+            }
+            Err(_) => return,
+        }
+    }
+    let Some(setup) = tls else {
+        let wire = if h2c { Wire::Either } else { Wire::Http1 };
+        serve_connection(stream, None, wire, peer, local, shared, watcher).await;
+        return;
+    };
+    // A client that never finishes its handshake is as slow as one that
+    // never sends its head.
+    let acceptor = tokio_rustls::TlsAcceptor::from(setup.config.clone());
+    let handshake = tokio::time::timeout(shared.settings.header_timeout, acceptor.accept(stream));
+    if let Ok(Ok(stream)) = handshake.await {
+        let tls = setup.connection(stream.get_ref().1);
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        let wire = if h2 { Wire::Http2 } else { Wire::Http1 };
+        serve_connection(stream, Some(Arc::new(tls)), wire, peer, local, shared, watcher).await;
+    }
+}
+
+/// Reads a PROXY protocol header, no further than its end: the client's
+/// address it names (`None`: the proxy's own connection).
+async fn read_proxy_header(stream: &mut tokio::net::TcpStream) -> Result<Option<SocketAddr>, String> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::with_capacity(64);
+    loop {
+        match proxy_protocol::parse(&received).map_err(|e| e.to_string())? {
+            proxy_protocol::Parsed::Header { addresses, .. } => {
+                return Ok(addresses.map(|(client, _)| SocketAddr::new(client.ip().to_canonical(), client.port())));
+            }
+            proxy_protocol::Parsed::Incomplete(needed) => {
+                let start = received.len();
+                received.resize(needed, 0);
+                stream
+                    .read_exact(&mut received[start..])
+                    .await
+                    .map_err(|e| format!("reading its PROXY header: {e}"))?;
+            }
+        }
+    }
+}
+
 /// Hands an accepted connection to the serving loop; false when the loop
 /// is gone. A failed accept (out of descriptors) is logged and waited
 /// out briefly.
@@ -297,26 +368,7 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
                 let _ = stream.set_nodelay(true);
                 let local = stream.local_addr()?;
                 let (shared, watcher) = (shared.clone(), graceful.watcher());
-                match tls {
-                    None => {
-                        let wire = if h2c { Wire::Either } else { Wire::Http1 };
-                        tokio::spawn(serve_connection(stream, None, wire, peer, local, shared, watcher));
-                    }
-                    Some(setup) => {
-                        tokio::spawn(async move {
-                            // A client that never finishes its handshake
-                            // is as slow as one that never sends its head.
-                            let acceptor = tokio_rustls::TlsAcceptor::from(setup.config.clone());
-                            let handshake = tokio::time::timeout(shared.settings.header_timeout, acceptor.accept(stream));
-                            if let Ok(Ok(stream)) = handshake.await {
-                                let tls = setup.connection(stream.get_ref().1);
-                                let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                                let wire = if h2 { Wire::Http2 } else { Wire::Http1 };
-                                serve_connection(stream, Some(Arc::new(tls)), wire, peer, local, shared, watcher).await;
-                            }
-                        });
-                    }
-                }
+                tokio::spawn(open_tcp(stream, peer, local, tls, h2c, shared, watcher));
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,

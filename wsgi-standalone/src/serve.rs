@@ -57,6 +57,16 @@ fn script_config(args: &ServerArgs, served: &ServedScript, path_first: Option<&P
     // --reload-on-changes (a fresh process), not by stat()ing the script on
     // every request.
     line(vec!["WSGIScriptReloading".into(), "Off".into()]);
+    if !args.trust_proxy_header.is_empty() {
+        line(
+            std::iter::once("WSGITrustedProxyHeaders".to_string())
+                .chain(args.trust_proxy_header.iter().cloned())
+                .collect(),
+        );
+    }
+    if !args.trust_proxy.is_empty() {
+        line(std::iter::once("WSGITrustedProxies".to_string()).chain(args.trust_proxy.iter().cloned()).collect());
+    }
     for pair in args.setenv.chunks(2) {
         line(vec!["SetEnv".into(), pair[0].clone(), pair[1].clone()]);
     }
@@ -154,6 +164,14 @@ fn bind(address: &SocketAddr, backlog: u32) -> Result<TcpListener, String> {
     wsgi_daemon::sys::set_listen_backlog(std::os::fd::AsRawFd::as_raw_fd(&socket), backlog)
         .map_err(|e| format!("cannot set the backlog of {address}: {e}"))?;
     Ok(socket)
+}
+
+/// `--proxy-allow-from`, or this machine.
+fn proxy_allow_from(args: &ServerArgs) -> Vec<wsgi_config::values::IpSubnet> {
+    if !args.proxy_allow_from.is_empty() {
+        return args.proxy_allow_from.clone();
+    }
+    ["127.0.0.1", "::1"].iter().filter_map(|a| wsgi_config::values::IpSubnet::parse(a).ok()).collect()
 }
 
 /// `--pid-file`: the top process's id, in a file removed when it stops.
@@ -654,6 +672,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             max_head_size: args.max_header_size,
             https_redirect: args.https_only.then_some(args.https_port).flatten(),
             server_software: software,
+            proxy_protocol: args.proxy_protocol.then(|| proxy_allow_from(&args)),
         },
         recycle: http::Recycle::new(recycle_after(&args), control),
         draining: std::sync::atomic::AtomicBool::new(false),
