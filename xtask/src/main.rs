@@ -6,6 +6,7 @@ mod bench;
 mod bench_apache;
 mod bench_groups;
 mod bindings;
+mod deb;
 mod debian13;
 mod directives;
 mod release;
@@ -49,6 +50,10 @@ const SYSTEM_PACKAGES: &[&str] = &[
     // WSGIEnableSendfile's sendfile calls.
     "iproute2",
     "strace",
+    // `cargo xtask deb` and its test (tests/tests/deb_package.rs): dpkg-deb
+    // with dpkg-shlibdeps, strip and readelf.
+    "dpkg-dev",
+    "binutils",
     // The certificate of the HTTPS tests (mod_ssl comes with apache2).
     "openssl",
     // The benchmark's load generators (h2load for HTTP/2), and the venv
@@ -106,6 +111,10 @@ commands:
                         memory one more group costs (default -c8)
   release               build mod_wsgi.so and wsgi-standalone in release mode
                         and write them with SHA256SUMS to target/dist/
+  deb                   build the module in release mode and package it as
+                        target/debian/libapache2-mod-wsgi-rs_<version>_<arch>.deb
+                        (dpkg-deb; installs mod_wsgi_rs.so and the
+                        wsgi_rs.load/.conf that `a2enmod wsgi_rs` enables)
   directives            write docs/directives.md from wsgi-config's directive
                         and support tables (test fails when it is stale)
   bindings              regenerate wsgi-apache's Apache/APR bindings from the
@@ -124,6 +133,10 @@ fn main() -> ExitCode {
         Some("release") => match &args[1..] {
             [] => release::release(&workspace_root()),
             [other, ..] => Err(format!("release: unknown option '{other}'\n\n{USAGE}")),
+        },
+        Some("deb") => match &args[1..] {
+            [] => deb::deb(&workspace_root()),
+            [other, ..] => Err(format!("deb: unknown option '{other}'\n\n{USAGE}")),
         },
         Some("bindings") => bindings::bindings(&workspace_root()),
         Some("directives") => directives::write(&workspace_root()),
