@@ -47,17 +47,32 @@ pub fn standalone_binary() -> &'static Path {
     BINARY.get_or_init(|| build_binary("wsgi-standalone", "wsgi-standalone"))
 }
 
+/// Path of the example `example` of `package`, built (at each call) in the
+/// same profile as the tests.
+pub fn example_binary(package: &str, example: &str) -> PathBuf {
+    build_target(package, "--example", example);
+    target_dir().join("debug").join("examples").join(example)
+}
+
 fn build_binary(package: &str, binary: &str) -> PathBuf {
+    build_target(package, "--bin", binary);
+    target_dir().join("debug").join(binary)
+}
+
+/// Builds one target (`kind` is `--bin` or `--example`) of `package`.
+fn build_target(package: &str, kind: &str, name: &str) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(workspace_root())
-        .args(["build", "--quiet", "--package", package, "--bin", binary])
+        .args(["build", "--quiet", "--package", package, kind, name])
         .status()
         .expect("cargo runs");
-    assert!(status.success(), "building {binary} failed");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
-    target.join("debug").join(binary)
+    assert!(status.success(), "building {name} failed");
+}
+
+/// The workspace's target directory.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// A fresh world-readable directory under the system temp dir, removed on drop.
