@@ -371,3 +371,66 @@ fn trusted_proxy_headers_give_the_client_address_from_trusted_proxies_only() {
     let text = elsewhere.request("GET", "/", &forwarded, b"").text();
     assert!(text.ends_with("remote=127.0.0.1"), "{text}");
 }
+
+/// The `ExecStart` of a unit file, its continuation lines joined, as words.
+fn exec_start(unit: &str) -> Vec<String> {
+    let joined = unit.replace("\\\n", " ");
+    let line = joined.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("an ExecStart line");
+    line.split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn the_shipped_systemd_units_serve_through_socket_activation() {
+    let root = tests::workspace_root().join("examples/systemd");
+    let service = std::fs::read_to_string(root.join("mysite.service")).expect("the shipped service");
+    let socket = std::fs::read_to_string(root.join("mysite.socket")).expect("the shipped socket");
+    assert!(socket.contains("ListenStream=127.0.0.1:8001") && service.contains("Type=notify"));
+    assert!(service.contains("ExecReload=/bin/kill -HUP $MAINPID"));
+    // The service's command, run as systemd would run it: the socket's
+    // port on a free one, the paths in a temporary site.
+    let site = site();
+    std::fs::create_dir(site.path().join("mysite")).expect("the package");
+    site.write("mysite/__init__.py", "");
+    site.write("mysite/wsgi.py", APP);
+    let logs = TempDir::new("unit-logs");
+    let harness = site.write("activate.py", ACTIVATE);
+    let notify_path = site.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).expect("bind the notify socket");
+    notify.set_read_timeout(Some(Duration::from_secs(20))).expect("a read timeout");
+    let words: Vec<String> = exec_start(&service)
+        .into_iter()
+        .map(|word| match word.as_str() {
+            "/usr/local/bin/wsgi-standalone" => standalone_binary().display().to_string(),
+            "/srv/mysite" => site.path().display().to_string(),
+            _ => word.replace("/var/log/mysite", &logs.path().display().to_string()),
+        })
+        .collect();
+    let port = tests::free_port();
+    let mut server = Command::new("/usr/bin/python3")
+        .arg(&harness)
+        .arg(port.to_string())
+        .args(&words)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdin(Stdio::null())
+        .stderr(std::fs::File::create(site.path().join("stderr")).expect("create stderr"))
+        .spawn()
+        .expect("run the harness");
+    let mut message = [0u8; 256];
+    let ready = notify.recv(&mut message).map(|n| String::from_utf8_lossy(&message[..n]).into_owned());
+    let error_log = || std::fs::read_to_string(logs.path().join("error.log")).unwrap_or_default();
+    assert!(ready.as_deref().is_ok_and(|r| r.starts_with("READY=1")), "{ready:?}\n{}", error_log());
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let response = wait_for(Duration::from_secs(20), || http_request(address, "GET", "/", &[], b"").ok());
+    assert!(response.is_some_and(|r| r.status() == 200 && r.text().contains("greeting=-")), "{}", error_log());
+    assert_eq!(http_request(address, "GET", "/healthz", &[], b"").expect("health").status(), 200);
+    // ExecReload, then systemctl stop.
+    Command::new("kill").args(["-HUP", &server.id().to_string()]).status().expect("kill runs");
+    let reloaded = wait_for(Duration::from_secs(20), || error_log().contains("SIGHUP: replacing").then_some(()));
+    assert!(reloaded.is_some(), "{}", error_log());
+    assert!(error_log().contains("www-data") || !error_log().contains("started as root with no user"));
+    Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill runs");
+    let stopped = wait_for(Duration::from_secs(40), || server.try_wait().expect("poll"));
+    assert!(stopped.is_some_and(|s| s.success()), "{}", error_log());
+    let access = std::fs::read_to_string(logs.path().join("access.log")).unwrap_or_default();
+    assert!(access.contains("\"GET / HTTP/1.1\" 200"), "{access}");
+}

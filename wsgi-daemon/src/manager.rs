@@ -569,7 +569,7 @@ impl Manager<'_> {
         Ok(())
     }
 
-    /// Sends every process `notice`'s signal, then keeps them (restarting
+    /// Sends every ready process `notice`'s signal, then keeps them (restarting
     /// any that dies) for its delay, or until SIGTERM or SIGINT again.
     fn give_notice(
         &mut self,
@@ -582,8 +582,12 @@ impl Manager<'_> {
             "stopping: the {}es of group '{}' serve on for {:?} before they stop",
             self.spec.kind, self.spec.name, notice.delay
         ));
-        for pid in self.processes.keys() {
-            sys::kill(*pid, notice.signal);
+        // Only a ready process has its handler for the notice; one still
+        // starting serves nothing yet, and simply stops with the rest.
+        for (pid, process) in &self.processes {
+            if process.ready && !process.stopping {
+                sys::kill(*pid, notice.signal);
+            }
         }
         let deadline = Instant::now() + notice.delay;
         while let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {

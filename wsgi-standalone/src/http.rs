@@ -344,7 +344,6 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
         acceptors.push(acceptor);
     }
     drop(accepted_tx);
-    shared.recycle.ready();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -352,6 +351,9 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
     // SIGHUP is the top process's (it replaces this one); a hangup of the
     // whole process group (a closed terminal) leaves serving processes be.
     let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    // Ready once its signals are handled: the supervisor's notices (and
+    // its SIGTERM) then reach the handlers, not the default actions.
+    shared.recycle.ready();
     loop {
         tokio::select! {
             conn = accepted.recv() => {

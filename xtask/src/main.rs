@@ -59,6 +59,9 @@ const SYSTEM_PACKAGES: &[&str] = &[
     // The benchmark's load generators (h2load for HTTP/2), and the venv
     // for its peers.
     "wrk",
+    // The load balancer of the scale-out recipe (docs/deploy.md,
+    // tests/tests/scale_out.rs).
+    "haproxy",
     "nghttp2-client",
     "python3-venv",
 ];
