@@ -165,10 +165,20 @@ impl Server {
     /// server's environment (over the test's own).
     pub fn start_with_env(
         env: &[(&str, &std::ffi::OsStr)],
+        args: impl FnMut(u16) -> Vec<std::ffi::OsString>,
+    ) -> Server {
+        Server::start_program(standalone_binary(), env, args)
+    }
+
+    /// As [`Server::start_with_env`], running `binary` (a `wsgi-standalone`
+    /// installed elsewhere, such as a virtual environment's) instead of the
+    /// workspace's.
+    pub fn start_program(
+        binary: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
         mut args: impl FnMut(u16) -> Vec<std::ffi::OsString>,
     ) -> Server {
         use std::process::Stdio;
-        let binary = standalone_binary();
         let logs = TempDir::new("wsgi-server-logs");
         let mut last_failure = String::new();
         let mut last_args = Vec::new();

@@ -9,6 +9,7 @@ mod bindings;
 mod debian13;
 mod directives;
 mod release;
+mod wheel;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -52,7 +53,8 @@ const SYSTEM_PACKAGES: &[&str] = &[
     // The certificate of the HTTPS tests (mod_ssl comes with apache2).
     "openssl",
     // The benchmark's load generators (h2load for HTTP/2), and the venv
-    // for its peers.
+    // (with pip) for its peers, for the wheel's build tools (`cargo xtask
+    // wheel`) and for the environment tests/tests/wheel.rs installs it in.
     "wrk",
     "nghttp2-client",
     "python3-venv",
@@ -106,6 +108,12 @@ commands:
                         memory one more group costs (default -c8)
   release               build mod_wsgi.so and wsgi-standalone in release mode
                         and write them with SHA256SUMS to target/dist/
+  wheel [--offline]     build the Python wheel into target/wheels/ with
+                        maturin (pinned, installed once into
+                        target/wheel-venv-X.Y): the wsgi-standalone command
+                        and the Apache module in the mod_wsgi_rs package,
+                        built against PYO3_PYTHON and tagged cpXY-cpXY;
+                        --offline: no network (cargo --offline, no pip)
   directives            write docs/directives.md from wsgi-config's directive
                         and support tables (test fails when it is stale)
   bindings              regenerate wsgi-apache's Apache/APR bindings from the
@@ -125,6 +133,7 @@ fn main() -> ExitCode {
             [] => release::release(&workspace_root()),
             [other, ..] => Err(format!("release: unknown option '{other}'\n\n{USAGE}")),
         },
+        Some("wheel") => wheel::wheel(&workspace_root(), &args[1..]),
         Some("bindings") => bindings::bindings(&workspace_root()),
         Some("directives") => directives::write(&workspace_root()),
         Some("-h" | "--help" | "help") => {
