@@ -182,7 +182,7 @@ impl Server {
         env: &[(&str, &std::ffi::OsStr)],
         args: impl FnMut(u16) -> Vec<std::ffi::OsString>,
     ) -> Server {
-        Server::launch(env, None, args)
+        Server::launch(standalone_binary(), env, None, args)
     }
 
     /// As [`Server::start_with_env`], run from the directory `dir`.
@@ -192,16 +192,27 @@ impl Server {
         S: AsRef<std::ffi::OsStr>,
     {
         let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
-        Server::launch(env, Some(dir), |_port| args.clone())
+        Server::launch(standalone_binary(), env, Some(dir), |_port| args.clone())
+    }
+
+    /// As [`Server::start_with_env`], running `binary` (a `wsgi-standalone`
+    /// installed elsewhere, such as a virtual environment's) instead of the
+    /// workspace's.
+    pub fn start_program(
+        binary: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+        args: impl FnMut(u16) -> Vec<std::ffi::OsString>,
+    ) -> Server {
+        Server::launch(binary, env, None, args)
     }
 
     fn launch(
+        binary: &Path,
         env: &[(&str, &std::ffi::OsStr)],
         dir: Option<&Path>,
         mut args: impl FnMut(u16) -> Vec<std::ffi::OsString>,
     ) -> Server {
         use std::process::Stdio;
-        let binary = standalone_binary();
         let logs = TempDir::new("wsgi-server-logs");
         let mut last_failure = String::new();
         let mut last_args = Vec::new();

@@ -1,5 +1,5 @@
-//! The command line: its commands and options (clap), and the two
-//! commands that serve nothing: `check-config` and `module-config`.
+//! The command line: its commands and options (clap), and `check-config`
+//! (the commands about the Apache module are `install`'s).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -41,19 +41,34 @@ pub(crate) enum Command {
     /// Serve a WSGI script (or the script aliases of a configuration file)
     /// over HTTP (1.1, and 2 when asked), as mod_wsgi-express start-server does.
     StartServer(Box<ServerArgs>),
-    /// Print the lines that load the Apache module (`mod_wsgi.so`) into
-    /// Apache httpd, as mod_wsgi-express module-config does.
+    /// Print the lines that load the Apache module into Apache httpd, as
+    /// mod_wsgi-express module-config does.
     ///
     /// Prints a `LoadModule wsgi_module` line with the module's absolute
-    /// path and a `WSGIPythonHome` line with the prefix of /usr/bin/python3,
-    /// for a `.load` file or the server configuration. The module is looked
-    /// for next to this executable: `mod_wsgi.so` (the layout of
-    /// `cargo xtask release`'s target/dist/), then `libmod_wsgi.so` (Cargo's
-    /// target/release/ or target/debug/). Exits 1 if there is none.
+    /// path and a `WSGIPythonHome` line: the virtual environment this
+    /// program is installed in (so that Apache's Python sees its packages),
+    /// else the prefix of the Python it was built against. The module is
+    /// looked for next to this executable, `mod_wsgi.so` (`cargo xtask
+    /// release`'s target/dist/) then `libmod_wsgi.so` (Cargo's
+    /// target/release/), then in the `mod_wsgi_rs` Python package installed
+    /// with it (`pip install` of the wheel). Exits 1 if there is none, or
+    /// if the virtual environment is of another Python version.
     ModuleConfig {
-        /// Use this module file instead of looking next to the executable.
+        /// Use this module file instead of looking for it.
         #[arg(long, value_name = "PATH")]
         module: Option<PathBuf>,
+    },
+    /// Print the absolute path of the Apache module (found as
+    /// module-config finds it), as mod_wsgi-express module-location does.
+    ModuleLocation,
+    /// Copy the Apache module into Apache's modules directory, as
+    /// `mod_wsgi_rs-pyXY.so`, and print the lines that load that copy, as
+    /// mod_wsgi-express install-module does.
+    InstallModule {
+        /// Apache's modules directory [default: `apxs -q LIBEXECDIR`, else
+        /// /usr/lib/apache2/modules].
+        #[arg(long, value_name = "DIR")]
+        modules_directory: Option<PathBuf>,
     },
     /// Internal: the manager of one daemon process group (started by
     /// start-server, with the configuration in the environment).
@@ -317,42 +332,6 @@ fn absolute_url_path(text: &str) -> Result<String, String> {
     } else {
         Err("a URL path starts with '/' and has no query".into())
     }
-}
-
-/// `module-config`: the `LoadModule` and `WSGIPythonHome` lines.
-pub(crate) fn module_config(module: Option<PathBuf>) -> Result<(), String> {
-    let module = match module {
-        Some(path) => std::fs::canonicalize(&path).map_err(|e| format!("{}: {e}", path.display()))?,
-        None => {
-            let exe = std::env::current_exe().map_err(|e| format!("cannot find this executable: {e}"))?;
-            let dir = exe.parent().ok_or("this executable has no directory")?;
-            let candidates = [dir.join("mod_wsgi.so"), dir.join("libmod_wsgi.so")];
-            let found = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
-                format!(
-                    "no Apache module next to this executable (looked for {} and {}); \
-                     build it with `cargo xtask release` or give --module PATH",
-                    candidates[0].display(),
-                    candidates[1].display()
-                )
-            })?;
-            std::fs::canonicalize(found).map_err(|e| format!("{}: {e}", found.display()))?
-        }
-    };
-    if !module.is_file() {
-        return Err(format!("{}: not a file", module.display()));
-    }
-    // The home of the Python the module embeds: the installation it was
-    // built against.
-    let prefix = wsgi_interp::home::Installation::built_against().home();
-    println!("LoadModule wsgi_module {}", always_quoted(&module.display().to_string()));
-    println!("WSGIPythonHome {}", always_quoted(&prefix.display().to_string()));
-    Ok(())
-}
-
-/// A word double-quoted for Apache's configuration syntax, as
-/// mod_wsgi-express writes paths.
-pub(crate) fn always_quoted(word: &str) -> String {
-    format!("\"{}\"", word.replace('"', "\\\""))
 }
 
 pub(crate) fn read_options(file: &Path, server_root: Option<PathBuf>) -> ReadOptions {

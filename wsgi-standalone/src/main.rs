@@ -1,6 +1,7 @@
 //! `wsgi-standalone`: the standalone front end of mod_wsgi-rs.
 //!
-//! A thin binary: the command line (`cli`), serving (`serve`: the
+//! A thin binary: the command line (`cli`), the Apache module's commands
+//! and the installed layout (`install`), serving (`serve`: the
 //! configuration, sockets, processes and daemon groups; `http` over hyper;
 //! the Python worker pool in `workers`) and `--reload-on-changes`
 //! (`reload`), wired over the library crates (configuration from
@@ -14,6 +15,7 @@ mod dates;
 mod hangup;
 mod http;
 mod idle;
+mod install;
 mod listen;
 mod log_files;
 mod logging;
@@ -28,7 +30,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{check_config, module_config, Cli, Command};
+use crate::cli::{check_config, Cli, Command};
 use crate::serve::start_server;
 
 /// Requests allocate many small strings (the environ, headers); mimalloc
@@ -39,8 +41,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig { dump, server_root, define, file } => check_config(&file, server_root, define, dump),
-        Command::StartServer(args) => report(start_server(*args)),
-        Command::ModuleConfig { module } => report(module_config(module)),
+        Command::StartServer(args) => {
+            report(install::adopt_installed_venv(args.python_home.is_some()).and_then(|()| start_server(*args)))
+        }
+        Command::ModuleConfig { module } => report(install::module_config(module)),
+        Command::ModuleLocation => report(install::module_location()),
+        Command::InstallModule { modules_directory } => report(install::install_module(modules_directory)),
         Command::DaemonManager { group, socket } => report(daemon::manager_main(&group, &socket)),
     }
 }

@@ -10,6 +10,7 @@ mod deb;
 mod debian13;
 mod directives;
 mod release;
+mod wheel;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -57,7 +58,8 @@ const SYSTEM_PACKAGES: &[&str] = &[
     // The certificate of the HTTPS tests (mod_ssl comes with apache2).
     "openssl",
     // The benchmark's load generators (h2load for HTTP/2), and the venv
-    // for its peers.
+    // (with pip) for its peers, for the wheel's build tools (`cargo xtask
+    // wheel`) and for the environment tests/tests/wheel.rs installs it in.
     "wrk",
     // The load balancer of the scale-out recipe (docs/deploy.md,
     // tests/tests/scale_out.rs).
@@ -118,6 +120,12 @@ commands:
                         target/debian/libapache2-mod-wsgi-rs_<version>_<arch>.deb
                         (dpkg-deb; installs mod_wsgi_rs.so and the
                         wsgi_rs.load/.conf that `a2enmod wsgi_rs` enables)
+  wheel [--offline]     build the Python wheel into target/wheels/ with
+                        maturin (pinned, installed once into
+                        target/wheel-venv-X.Y): the wsgi-standalone command
+                        and the Apache module in the mod_wsgi_rs package,
+                        built against PYO3_PYTHON and tagged cpXY-cpXY;
+                        --offline: no network (cargo --offline, no pip)
   directives            write docs/directives.md from wsgi-config's directive
                         and support tables (test fails when it is stale)
   bindings              regenerate wsgi-apache's Apache/APR bindings from the
@@ -141,6 +149,7 @@ fn main() -> ExitCode {
             [] => deb::deb(&workspace_root()),
             [other, ..] => Err(format!("deb: unknown option '{other}'\n\n{USAGE}")),
         },
+        Some("wheel") => wheel::wheel(&workspace_root(), &args[1..]),
         Some("bindings") => bindings::bindings(&workspace_root()),
         Some("directives") => directives::write(&workspace_root()),
         Some("-h" | "--help" | "help") => {
