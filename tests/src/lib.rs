@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 pub mod apache;
 pub mod modes;
+pub mod wheel;
 
 /// Returns from the test when a system file it needs is missing: under CI
 /// (`CI` set) it fails instead, since `cargo xtask test` installs every
@@ -182,7 +183,7 @@ impl Server {
         env: &[(&str, &std::ffi::OsStr)],
         args: impl FnMut(u16) -> Vec<std::ffi::OsString>,
     ) -> Server {
-        Server::launch(standalone_binary(), env, None, args)
+        Server::launch(standalone_binary(), &["start-server"], env, None, args)
     }
 
     /// As [`Server::start_with_env`], run from the directory `dir`.
@@ -192,7 +193,7 @@ impl Server {
         S: AsRef<std::ffi::OsStr>,
     {
         let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
-        Server::launch(standalone_binary(), env, Some(dir), |_port| args.clone())
+        Server::launch(standalone_binary(), &["start-server"], env, Some(dir), |_port| args.clone())
     }
 
     /// As [`Server::start_with_env`], running `binary` (a `wsgi-standalone`
@@ -203,11 +204,25 @@ impl Server {
         env: &[(&str, &std::ffi::OsStr)],
         args: impl FnMut(u16) -> Vec<std::ffi::OsString>,
     ) -> Server {
-        Server::launch(binary, env, None, args)
+        Server::launch(binary, &["start-server"], env, None, args)
+    }
+
+    /// A server started by another program: `program LEADING ARGS --port
+    /// P`, run from `dir` (such as `python manage.py runwsgi`, which runs
+    /// `wsgi-standalone start-server`), waited for as [`Server::start`]
+    /// waits.
+    pub fn start_command(
+        program: &Path,
+        leading: &[&str],
+        dir: &Path,
+        args: impl FnMut(u16) -> Vec<std::ffi::OsString>,
+    ) -> Server {
+        Server::launch(program, leading, &[], Some(dir), args)
     }
 
     fn launch(
         binary: &Path,
+        leading: &[&str],
         env: &[(&str, &std::ffi::OsStr)],
         dir: Option<&Path>,
         mut args: impl FnMut(u16) -> Vec<std::ffi::OsString>,
@@ -226,7 +241,7 @@ impl Server {
                 command.current_dir(dir);
             }
             let mut child = command
-                .arg("start-server")
+                .args(leading)
                 .args(&port_args)
                 .arg("--port")
                 .arg(port.to_string())

@@ -362,6 +362,33 @@ fn log_tail(host: &Host) -> String {
     lines[lines.len().saturating_sub(80)..].join("\n")
 }
 
+/// How `client`'s exchanges with `host` (named `name`) differ from
+/// mod_wsgi's `expected`, and the checks it failed, with the end of the
+/// log when it failed any.
+fn differences(name: &str, expected: &[Exchange], client: &Client, host: &Host) -> Vec<String> {
+    let mut differences = Vec::new();
+    for failure in &client.failures {
+        differences.push(format!("{name}: {failure}"));
+    }
+    if client.exchanges.len() != expected.len() {
+        differences.push(format!("{name}: {} exchanges, mod_wsgi had {}", client.exchanges.len(), expected.len()));
+    }
+    for (ours, theirs) in client.exchanges.iter().zip(expected) {
+        if ours.title != theirs.title {
+            differences.push(format!("{name}: {}, where mod_wsgi had {}", ours.title, theirs.title));
+        } else if ours.shape != theirs.shape {
+            differences.push(format!("{name}: {}\n{}", ours.title, first_difference(&theirs.shape, &ours.shape)));
+        } else if !Framing::agrees(ours.framing, theirs.framing, ours.body_len) {
+            differences
+                .push(format!("{name}: {}: framing {:?}, mod_wsgi's {:?}", ours.title, ours.framing, theirs.framing));
+        }
+    }
+    if !client.failures.is_empty() {
+        differences.push(format!("--- {name} log (the end)\n{}", log_tail(host)));
+    }
+    differences
+}
+
 /// Serves `deployment` with mod_wsgi (embedded, then in daemon mode) and
 /// with each of our modes, runs `drive` against each, and compares every
 /// exchange with the reference's. Panics with every difference and every
@@ -386,43 +413,8 @@ fn compare_with_mod_wsgi(suite: &str, deployment: &Deployment, drive: impl Fn(&m
             let host = Host::start(mode, deployment);
             let mut client = Client::new(&host);
             drive(&mut client);
-            let mut differences = Vec::new();
-            for failure in &client.failures {
-                differences.push(format!("{}: {failure}", mode.name()));
-            }
-            if client.exchanges.len() != expected.len() {
-                differences.push(format!(
-                    "{}: {} exchanges, mod_wsgi had {}",
-                    mode.name(),
-                    client.exchanges.len(),
-                    expected.len()
-                ));
-            }
-            for (ours, theirs) in client.exchanges.iter().zip(&expected) {
-                if ours.title != theirs.title {
-                    differences.push(format!("{}: {}, where mod_wsgi had {}", mode.name(), ours.title, theirs.title));
-                } else if ours.shape != theirs.shape {
-                    differences.push(format!(
-                        "{}: {}\n{}",
-                        mode.name(),
-                        ours.title,
-                        first_difference(&theirs.shape, &ours.shape)
-                    ));
-                } else if !Framing::agrees(ours.framing, theirs.framing, ours.body_len) {
-                    differences.push(format!(
-                        "{}: {}: framing {:?}, mod_wsgi's {:?}",
-                        mode.name(),
-                        ours.title,
-                        ours.framing,
-                        theirs.framing
-                    ));
-                }
-            }
             compared.insert(mode.name(), client.exchanges.len());
-            if !client.failures.is_empty() {
-                differences.push(format!("--- {} log (the end)\n{}", mode.name(), log_tail(&host)));
-            }
-            report.extend(differences);
+            report.extend(differences(mode.name(), &expected, &client, &host));
         }
     }
     eprintln!("{suite}: responses compared with mod_wsgi's: {compared:?}");
@@ -688,6 +680,67 @@ fn django_admin_forms_uploads_files_and_errors_agree_with_mod_wsgi_in_every_mode
     let static_dir = format!("{}/", site.path().join("static").display());
     let deployment = Deployment::script(site.path().join("django.wsgi")).alias("/static/", static_dir);
     compare_with_mod_wsgi("django", &deployment, |client| drive_django(client, site.path()));
+}
+
+/// The project's `manage.py`, as `django-admin startproject` writes it,
+/// with the settings that add the wheel's Django application.
+const DJANGO_MANAGE: &str = r#"#!/usr/bin/env python3
+import os
+import sys
+
+if __name__ == '__main__':
+    os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings_runwsgi')
+    from django.core.management import execute_from_command_line
+    execute_from_command_line(sys.argv)
+"#;
+
+/// The settings `manage.py runwsgi` runs with: the project's, with
+/// mod_wsgi_rs's Django application and a `WSGI_APPLICATION`, as
+/// `startproject` writes it.
+const DJANGO_RUNWSGI_SETTINGS: &str = "from proj.settings import *  # noqa\n\
+INSTALLED_APPS = INSTALLED_APPS + ['mod_wsgi_rs.django']\n\
+WSGI_APPLICATION = 'proj.wsgi.application'\n";
+
+const DJANGO_PROJECT_WSGI: &str = "import os\n\
+os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings_runwsgi')\n\
+from django.core.wsgi import get_wsgi_application\n\
+application = get_wsgi_application()\n";
+
+#[test]
+fn django_manage_py_runwsgi_from_the_wheel_serves_the_project_as_mod_wsgi_does() {
+    tests::require!(tests::apache::APACHE_BINARY, tests::apache::REFERENCE_MODULE, PYTHON);
+    require_frameworks();
+    let site = django_site();
+    let manage = site.write("manage.py", DJANGO_MANAGE);
+    site.write("proj/settings_runwsgi.py", DJANGO_RUNWSGI_SETTINGS);
+    site.write("proj/wsgi.py", DJANGO_PROJECT_WSGI);
+    // The wheel in a virtual environment that sees Debian's Django.
+    let venv_dir = TempDir::new("runwsgi-venv");
+    let venv = venv_dir.path().join("venv");
+    tests::wheel::install(&venv, true);
+
+    let static_dir = format!("{}/", site.path().join("static").display());
+    let deployment = Deployment::script(site.path().join("django.wsgi")).alias("/static/", static_dir);
+    let reference = Host::reference(false, &deployment);
+    let mut client = Client::new(&reference);
+    drive_django(&mut client, site.path());
+    assert!(client.failures.is_empty(), "mod_wsgi: {}", client.failures.join("\n"));
+    let expected = client.exchanges;
+    drop(reference);
+
+    // `manage.py runwsgi` with a start-server option passed through.
+    let manage = manage.to_str().expect("a UTF-8 path");
+    let host = Host::Standalone(tests::Server::start_command(
+        &venv.join("bin/python"),
+        &[manage, "runwsgi"],
+        site.path(),
+        |_port| vec!["--threads".into(), "4".into()],
+    ));
+    let mut client = Client::new(&host);
+    drive_django(&mut client, site.path());
+    eprintln!("django: manage.py runwsgi: {} responses compared with mod_wsgi's", client.exchanges.len());
+    let report = differences("manage.py runwsgi", &expected, &client, &host);
+    assert!(report.is_empty(), "manage.py runwsgi differs from mod_wsgi:\n{}", report.join("\n"));
 }
 
 // ---------------------------------------------------------------------------

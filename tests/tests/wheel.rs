@@ -10,7 +10,6 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 use tests::apache::{Apache, ApacheOptions, WsgiModule};
 use tests::{workspace_root, Server, TempDir};
@@ -33,30 +32,8 @@ def app(environ, start_response):
 /// standalone server takes `mypkg:app` itself).
 const SCRIPT: &str = "from mypkg import app as application\n";
 
-/// The wheel, built once per test process by `cargo xtask wheel`.
 fn wheel() -> &'static Path {
-    static WHEEL: OnceLock<PathBuf> = OnceLock::new();
-    WHEEL.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let output = Command::new(cargo)
-            .current_dir(workspace_root())
-            .args(["run", "--quiet", "--package", "xtask", "--", "wheel"])
-            .output()
-            .expect("cargo runs");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "cargo xtask wheel failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let wheel = stdout
-            .lines()
-            .find_map(|line| line.strip_prefix("wrote ")?.split(" (").next())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| panic!("cargo xtask wheel named no wheel:\n{stdout}"));
-        assert!(wheel.is_file(), "{}", wheel.display());
-        wheel
-    })
+    tests::wheel::built()
 }
 
 /// `X.Y` of Debian's Python.
@@ -104,10 +81,7 @@ impl Venv {
     fn new() -> Venv {
         let dir = TempDir::new("wheel-venv");
         let path = std::fs::canonicalize(dir.path()).expect("the temp dir exists").join("venv");
-        run(Command::new(PYTHON).args(["-m", "venv"]).arg(&path));
-        run(Command::new(path.join("bin/pip"))
-            .args(["install", "--no-index", "--disable-pip-version-check", "--quiet"])
-            .arg(wheel()));
+        tests::wheel::install(&path, false);
         let (major, minor) = python_version();
         let site = path.join(format!("lib/python{major}.{minor}/site-packages"));
         std::fs::create_dir(site.join("mypkg")).expect("create mypkg");
