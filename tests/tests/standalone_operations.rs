@@ -20,8 +20,9 @@ count = 0
 def application(environ, start_response):
     global count
     count += 1
-    body = 'pid=%d greeting=%s count=%d remote=%s' % (
-        os.getpid(), environ.get('GREETING', '-'), count, environ['REMOTE_ADDR'])
+    body = 'pid=%d greeting=%s count=%d request=%s %s notify=%s remote=%s' % (
+        os.getpid(), environ.get('GREETING', '-'), count, environ['REQUEST_METHOD'], environ['PATH_INFO'],
+        os.environ.get('NOTIFY_SOCKET', '-'), environ['REMOTE_ADDR'])
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [body.encode()]
 "#;
@@ -125,9 +126,10 @@ fn systemd_passes_the_socket_and_hears_ready_and_stopping() {
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let response = http_request(address, "GET", "/", &[], b"").expect("served on the passed socket");
     assert_eq!(response.status(), 200);
+    // What the application sees of the environment: not systemd's.
+    assert!(response.text().contains("notify=-"), "{}", response.text());
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(log_text.contains("serving on the 1 sockets systemd passed"), "{log_text}");
-    // What the application sees of the environment: not systemd's.
     Command::new("kill").args(["-TERM", &server.id().to_string()]).status().expect("kill runs");
     let n = notify.recv(&mut message).expect("STOPPING=1 arrives");
     assert_eq!(&message[..n], b"STOPPING=1");
@@ -176,18 +178,27 @@ fn backlog_setenv_and_process_name_take_effect() {
 #[test]
 fn jitter_adds_a_share_to_each_processes_maximum_requests() {
     let site = site();
-    let server =
-        Server::start([arg(&site.path().join("app.wsgi")), "--maximum-requests", "5", "--max-requests-jitter", "5"]);
-    for _ in 0..40 {
-        assert_eq!(server.get("/").status(), 200);
-    }
-    let stderr = server.stderr();
-    let maxima: Vec<u64> = stderr
-        .lines()
-        .filter_map(|line| line.split("reached its maximum requests (").nth(1))
-        .filter_map(|rest| rest.split(')').next()?.parse().ok())
-        .collect();
-    assert!(!maxima.is_empty() && maxima.iter().all(|m| (5..=10).contains(m)), "{maxima:?}\n{stderr}");
+    let server = Server::start([
+        arg(&site.path().join("app.wsgi")),
+        "--processes",
+        "4",
+        "--maximum-requests",
+        "100",
+        "--max-requests-jitter",
+        "1000000000",
+    ]);
+    let maxima = wait_for(Duration::from_secs(20), || {
+        let stderr = server.stderr();
+        let maxima: Vec<u64> = stderr
+            .lines()
+            .filter_map(|line| line.split(" recycles after ").nth(1))
+            .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+            .collect();
+        (maxima.len() == 4).then_some(maxima)
+    })
+    .unwrap_or_else(|| panic!("four processes did not log their maximum:\n{}", server.stderr()));
+    assert!(maxima.iter().all(|m| (100..=1_000_000_100).contains(m)), "{maxima:?}");
+    assert!(maxima.iter().any(|m| *m != maxima[0]), "the same maximum for every process: {maxima:?}");
     let refused = Command::new(standalone_binary())
         .args(["start-server", arg(&site.path().join("app.wsgi")), "--max-requests-jitter", "5"])
         .output()
@@ -203,7 +214,7 @@ fn the_health_path_answers_503_while_the_server_drains_and_serves_on() {
         "--health-path",
         "/healthz",
         "--drain-delay",
-        "3",
+        "600",
         "--processes",
         "2",
     ]);
@@ -213,10 +224,12 @@ fn the_health_path_answers_503_while_the_server_drains_and_serves_on() {
     let bare = http_request(server.address(), "GET", "/healthz", &[], b"").expect("answered");
     assert_eq!(bare.status(), 200);
     server.terminate();
-    let draining = wait_for(Duration::from_secs(2), || (server.get("/healthz").status() == 503).then_some(()));
+    let draining = wait_for(Duration::from_secs(20), || (server.get("/healthz").status() == 503).then_some(()));
     assert!(draining.is_some(), "the health path never answered 503: {}", server.stderr());
-    // Everything else is still served until the delay is over.
+    // Everything else is still served until the delay is over, which a
+    // second SIGTERM ends.
     assert_eq!(server.get("/").status(), 200);
+    server.terminate();
     assert!(server.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()), "{}", server.stderr());
 }
 
@@ -309,6 +322,15 @@ fn sighup_rereads_the_configuration_and_keeps_serving_when_it_no_longer_reads() 
     assert_eq!(serving(server.pid()), before);
     let text = server.get("/").text();
     assert!(text.contains("greeting=second"), "{text}\n{}", server.stderr());
+    // A change only a restart applies (a new log file) is refused too.
+    let log_file = site.path().join("access.log");
+    site.write("site.conf", &format!("{}CustomLog {} common\n", config("fourth"), log_file.display()));
+    hangup(&server);
+    let refused = wait_for(Duration::from_secs(10), || server.stderr().contains("which takes a restart").then_some(()));
+    assert!(refused.is_some(), "{}", server.stderr());
+    assert!(server.stderr().contains("ErrorLog/CustomLog changed"), "{}", server.stderr());
+    assert_eq!(serving(server.pid()), before);
+    assert!(server.get("/").text().contains("greeting=second"));
 }
 
 /// `GET /` after `preamble` on a new connection; the response, or what
@@ -338,10 +360,14 @@ fn the_proxy_protocol_gives_the_client_address_from_allowed_proxies_only() {
     let server = Server::start([arg(&script), "--proxy-protocol"]);
     let v1 = get_after(&server, b"PROXY TCP4 203.0.113.9 127.0.0.1 5555 80\r\n").expect("an answer");
     assert!(v1.text().ends_with("remote=203.0.113.9"), "{}", v1.text());
+    // Nothing of the request was taken with the header.
+    assert!(v1.text().contains("request=GET / "), "{}", v1.text());
     let v2 = get_after(&server, &proxy_v2([198, 51, 100, 23], 4444)).expect("an answer");
     assert!(v2.text().ends_with("remote=198.51.100.23"), "{}", v2.text());
     let local = get_after(&server, b"PROXY UNKNOWN\r\n").expect("an answer");
     assert!(local.text().ends_with("remote=127.0.0.1"), "{}", local.text());
+    assert!(local.text().contains("request=GET / "), "{}", local.text());
+    assert!(v2.text().contains("request=GET / "), "{}", v2.text());
     // No header, or a broken one: closed unanswered; the server serves on.
     for bad in [&b""[..], b"PROXY TCP4 1.2.3.4 5.6.7.8 01 80\r\n"] {
         let answer = get_after(&server, bad);

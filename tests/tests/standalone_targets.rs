@@ -91,6 +91,18 @@ fn the_express_options_name_the_module_and_the_working_directory() {
 }
 
 #[test]
+fn a_relative_working_directory_is_the_one_daemon_processes_start_in() {
+    let site = site();
+    let canonical = std::fs::canonicalize(site.path()).expect("the site exists");
+    let parent = canonical.parent().expect("a parent");
+    let name = canonical.file_name().expect("a name").to_str().expect("UTF-8");
+    let args = ["shop.web:where", "--working-directory", name, "--daemon"];
+    let server = serve(parent, &site, args);
+    let expected = format!("cwd={0} path0={0}", canonical.display());
+    assert_eq!(server.get("/").text(), expected, "{}", server.stderr());
+}
+
+#[test]
 fn a_script_path_keeps_working_and_can_be_forced_with_the_application_type() {
     let site = site();
     site.write("hello:world.wsgi", "from shop.web import app as application\n");

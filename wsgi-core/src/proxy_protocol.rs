@@ -46,10 +46,19 @@ pub enum ProxyHeaderError {
 }
 
 /// Reads a PROXY header (v1 or v2) from the start of `bytes`.
+///
+/// It never asks for more than the header: at first for the twelve bytes
+/// of v2's signature (the shortest v1 header, `PROXY UNKNOWN\r\n`, has
+/// fifteen), so that a reader that reads exactly what it is asked for
+/// takes none of the connection's own data.
 pub fn parse(bytes: &[u8]) -> Result<Parsed, ProxyHeaderError> {
     let prefix = bytes.len().min(V2_SIGNATURE.len());
     if bytes[..prefix] == V2_SIGNATURE[..prefix] {
-        return if bytes.len() < V2_SIGNATURE.len() { Ok(Parsed::Incomplete(16)) } else { parse_v2(bytes) };
+        return if bytes.len() < V2_SIGNATURE.len() {
+            Ok(Parsed::Incomplete(V2_SIGNATURE.len()))
+        } else {
+            parse_v2(bytes)
+        };
     }
     let prefix = bytes.len().min(6);
     if bytes[..prefix] == b"PROXY "[..prefix] {
@@ -168,7 +177,30 @@ mod tests {
     fn a_partial_header_asks_for_more() {
         assert_eq!(header(b"PROX"), Ok(Parsed::Incomplete(5)));
         assert_eq!(header(b"PROXY TCP4 1.2.3.4"), Ok(Parsed::Incomplete(19)));
-        assert_eq!(header(&V2_SIGNATURE[..5]), Ok(Parsed::Incomplete(16)));
+        assert_eq!(header(&V2_SIGNATURE[..5]), Ok(Parsed::Incomplete(12)));
+        assert_eq!(header(b""), Ok(Parsed::Incomplete(12)));
+        assert_eq!(header(V2_SIGNATURE), Ok(Parsed::Incomplete(16)));
+    }
+
+    /// Reads as a front end does, exactly what is asked for, and returns
+    /// what is left for HTTP.
+    fn rest_after_header(stream: &[u8]) -> &[u8] {
+        let mut taken = 0;
+        loop {
+            match parse(&stream[..taken]).expect("a header") {
+                Parsed::Incomplete(needed) => taken = needed,
+                Parsed::Header { length, .. } => return &stream[length..],
+            }
+        }
+    }
+
+    #[test]
+    fn reading_what_is_asked_for_takes_nothing_beyond_the_header() {
+        for header in [&b"PROXY UNKNOWN\r\n"[..], b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n", &v2(0, 0, &[])] {
+            let mut stream = header.to_vec();
+            stream.extend_from_slice(b"GET / HTTP/1.1\r\n");
+            assert_eq!(rest_after_header(&stream), b"GET / HTTP/1.1\r\n");
+        }
     }
 
     #[test]

@@ -257,6 +257,9 @@ pub trait ServerControl {
     /// keeps the running processes, e.g. when a configuration no longer
     /// reads).
     fn before_replacing(&mut self) -> bool;
+    /// The manager handles its signals and has started its processes: the
+    /// server may say it is ready.
+    fn started(&mut self);
     /// The manager was told to stop (SIGTERM or SIGINT), and now starts to.
     fn stopping(&mut self);
 }
@@ -280,10 +283,11 @@ fn run_with_hangup(
     mut control: Option<&mut dyn ServerControl>,
 ) -> Result<(), ManagerError> {
     // A server's top process keeps SIGUSR1 for itself (the standalone
-    // server reopens its logs on it).
-    let mut handled = vec![libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGUSR2];
+    // server reopens its logs on it), and has no successor to retire it
+    // (SIGUSR2).
+    let mut handled = vec![libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP];
     if control.is_none() {
-        handled.push(libc::SIGUSR1);
+        handled.extend([libc::SIGUSR1, libc::SIGUSR2]);
     }
     let signals = sys::on_signals(&handled).map_err(ManagerError::Signals)?;
     let mut signals = File::from(signals);
@@ -291,6 +295,9 @@ fn run_with_hangup(
         Manager { spec, processes: HashMap::new(), vacant: Vec::new(), failures: 0, retired_predecessor: false };
     for slot in 0..spec.processes.max(1) {
         manager.fill(slot, starter, log)?;
+    }
+    if let Some(control) = control.as_mut() {
+        control.started();
     }
     loop {
         let mut fds = vec![signals.as_raw_fd()];
@@ -539,6 +546,21 @@ impl Manager<'_> {
                 ChildExit::Signal(signal) => format!("signal {signal}"),
             };
             let spec = self.spec;
+            // The process this one was to succeed, still serving its slot.
+            let predecessor = self.processes.iter().find(|(_, p)| p.successor == Some(pid)).map(|(&pid, _)| pid);
+            if let (Some(predecessor), false) = (predecessor, process.ready) {
+                // A replacement that cannot start (a reload of broken
+                // code, say) leaves its predecessor serving, rather than
+                // counting towards giving up on the whole group.
+                log(&format!(
+                    "{} {pid} of group '{}' exited before it was ready ({how}); {predecessor} keeps serving",
+                    spec.kind, spec.name
+                ));
+                if let Some(waiting) = self.processes.get_mut(&predecessor) {
+                    waiting.successor = None;
+                }
+                continue;
+            }
             log(&format!("{} {pid} of group '{}' exited unexpectedly ({how}); starting another", spec.kind, spec.name));
             if !process.ready {
                 self.failed(log)?;
@@ -549,8 +571,6 @@ impl Manager<'_> {
                     continue;
                 }
             }
-            // The process this one was to succeed, still serving its slot.
-            let predecessor = self.processes.iter().find(|(_, p)| p.successor == Some(pid)).map(|(&pid, _)| pid);
             let Some(predecessor) = predecessor else {
                 self.fill(process.slot, starter, log)?;
                 continue;

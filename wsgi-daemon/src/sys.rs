@@ -159,6 +159,16 @@ pub fn kill(pid: i32, signal: i32) {
     }
 }
 
+/// Whether a process `pid` exists (one of another user's included).
+pub fn process_exists(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    let status = unsafe { libc::kill(pid, 0) };
+    status == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Asks the kernel to send `signal` to this process when its parent dies.
 pub fn die_with_parent(signal: i32) {
     // SAFETY: prctl with integer arguments.
@@ -171,9 +181,15 @@ pub fn new_process_group() {
     unsafe { libc::setpgid(0, 0) };
 }
 
-/// Sets the process name shown by `ps -o comm` and `top` (15 bytes).
+/// Sets the process name shown by `ps -o comm` and `top`: its first 15
+/// bytes, cut at a character boundary (a name with a NUL byte is left
+/// unset).
 pub fn set_process_name(name: &str) {
-    let Ok(name) = CString::new(name.chars().take(15).collect::<String>()) else {
+    let mut end = name.len().min(15);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    let Ok(name) = CString::new(&name[..end]) else {
         return;
     };
     // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
@@ -629,6 +645,20 @@ pub fn socket_domain(fd: RawFd) -> Option<i32> {
     let status =
         unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_DOMAIN, (&raw mut domain).cast(), &raw mut len) };
     (status == 0).then_some(domain)
+}
+
+/// Whether the socket `fd` is a stream socket that listens (what a server
+/// accepts connections on).
+pub fn is_listening_stream(fd: RawFd) -> bool {
+    let option = |name: libc::c_int| {
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `value`, an
+        // int on this stack.
+        let status = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, name, (&raw mut value).cast(), &raw mut len) };
+        (status == 0).then_some(value)
+    };
+    option(libc::SO_TYPE) == Some(libc::SOCK_STREAM) && option(libc::SO_ACCEPTCONN) == Some(1)
 }
 
 /// Sets the queue of connections not yet accepted of the listening socket

@@ -7,8 +7,10 @@
 //! that it goes through the same loading, interpreters and daemon groups
 //! as any script. The script is loaded once per interpreter, so a factory
 //! is called once per interpreter. The top process writes the handler into
-//! a fresh directory and hands its path to the processes it starts.
+//! a fresh directory and hands its path to the serving processes it
+//! starts (daemon processes find it in the configuration).
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// Where the top process hands the generated handler's path to serving
@@ -127,13 +129,28 @@ impl ServedScript {
         }
         let dir = make_private_dir()?;
         let path = dir.join("handler.wsgi");
-        std::fs::write(&path, source).map_err(|e| format!("{}: {e}", path.display()))?;
-        // Serving processes may run as another user: readable by all, as
-        // the directory is; writable by none but this one.
-        set_mode(&path, 0o644)?;
-        std::env::set_var(HANDLER_ENV, &path);
+        write_new(&path, source.as_bytes())?;
         Ok(ServedScript { path, callable: "application".into(), owned_dir: Some(dir) })
     }
+
+    /// The variable that hands a generated handler to the processes the
+    /// top process starts (`None` for a script, or in those processes).
+    pub(crate) fn handler_env(&self) -> Option<(&'static str, String)> {
+        self.owned_dir.as_ref().map(|_| (HANDLER_ENV, self.path.display().to_string()))
+    }
+}
+
+/// Writes a new file (never one that is there, nor through a symbolic
+/// link), readable by all, as serving processes of another user need it,
+/// and writable by none but this user.
+fn write_new(path: &Path, contents: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let error = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o644).open(path).map_err(error)?;
+    file.write_all(contents).map_err(error)?;
+    // The mode given at creation passed through the umask.
+    set_mode(path, 0o644)
 }
 
 impl Drop for ServedScript {
@@ -145,14 +162,16 @@ impl Drop for ServedScript {
 }
 
 /// A new directory of this process's alone under the temporary
-/// directory (made with `create_dir`, which fails if the name is taken,
-/// so nobody else can have prepared it), readable by all.
+/// directory (made with mkdir, which fails if the name is taken, so
+/// nobody else can have prepared it), readable by all.
 fn make_private_dir() -> Result<PathBuf, String> {
     let base = std::env::temp_dir();
     for attempt in 0..100u32 {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
         let dir = base.join(format!("wsgi-standalone-app.{}.{nanos:x}.{attempt}", std::process::id()));
-        match std::fs::create_dir(&dir) {
+        // Made with no write access for others from the start (the umask
+        // can only take more away), then opened up for reading.
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {
                 set_mode(&dir, 0o755)?;
                 return Ok(dir);

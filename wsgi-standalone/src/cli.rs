@@ -99,10 +99,11 @@ pub(crate) struct ServerArgs {
     /// names no file, else script].
     #[arg(long, value_enum, conflicts_with = "config")]
     pub(crate) application_type: Option<ApplicationType>,
-    /// Change to DIR before loading anything, and put it first on the
-    /// Python path [default: a module target's path has the current
-    /// directory first, as gunicorn's has].
-    #[arg(long, value_name = "DIR")]
+    /// Change to DIR before reading TARGET or loading anything (daemon
+    /// processes start there too), and put it first on the Python path
+    /// [default: a module target's path has the current directory first,
+    /// as gunicorn's has].
+    #[arg(long, value_name = "DIR", conflicts_with = "config")]
     pub(crate) working_directory: Option<PathBuf>,
     /// Serve the virtual hosts, WSGIScriptAlias/WSGIScriptAliasMatch and
     /// Alias mappings of an Apache-style configuration file instead.
@@ -264,7 +265,8 @@ pub(crate) struct ServerArgs {
     pub(crate) uds_permissions: Option<u32>,
     /// Trust this header from a proxy (X-Forwarded-For, X-Real-IP,
     /// X-Forwarded-Proto, X-Forwarded-Host, ...), as WSGITrustedProxyHeaders
-    /// does; may be repeated. (With --config, use the directive.)
+    /// does: without --trust-proxy, from any client, as mod_wsgi trusts
+    /// it; may be repeated. (With --config, use the directive.)
     #[arg(long, value_name = "HEADER", conflicts_with = "config")]
     pub(crate) trust_proxy_header: Vec<String>,
     /// Trust the proxy headers only from this address or subnet, as
@@ -291,14 +293,15 @@ pub(crate) struct ServerArgs {
     /// may be repeated. (With --config, use SetEnv in the file.)
     #[arg(long, num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append, conflicts_with = "config")]
     pub(crate) setenv: Vec<String>,
-    /// The name `ps` and `top` show for the top and serving processes (15
-    /// bytes at most are kept).
-    #[arg(long, value_name = "NAME")]
+    /// The name `ps -o comm`, `pgrep` and `top` show for the top and
+    /// serving processes (its first 15 bytes).
+    #[arg(long, value_name = "NAME", value_parser = process_name)]
     pub(crate) process_name: Option<String>,
     /// With --maximum-requests: add a random 0..=N to each serving
     /// process's maximum, so that processes started together are not all
     /// replaced at once.
-    #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "daemon")]
+    #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "daemon",
+          value_parser = clap::value_parser!(u64).range(0..=1_000_000_000))]
     pub(crate) max_requests_jitter: u64,
     /// Answer this path from the front end, before the application: 200
     /// while the server serves, 503 once it is stopping, for a load
@@ -314,6 +317,15 @@ pub(crate) struct ServerArgs {
     /// compatibility).
     #[arg(long)]
     pub(crate) log_to_terminal: bool,
+}
+
+/// A process name: text without NUL bytes.
+fn process_name(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.contains('\0') {
+        Err("a process name is text without NUL bytes".into())
+    } else {
+        Ok(text.to_string())
+    }
 }
 
 /// A file mode in octal, as chmod takes it.

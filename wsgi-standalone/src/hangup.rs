@@ -7,7 +7,8 @@
 //! so what they apply (servers, routes, access, limits, certificates)
 //! changes with them. What the top process owns (the listening sockets,
 //! the identity, the daemon groups' definitions, the log files) changes
-//! only on a restart, which the log says when the file changes it.
+//! only on a restart: a file that changes it is refused, as one that no
+//! longer reads, and the running processes keep serving.
 
 use wsgi_config::Config;
 use wsgi_core::LogLevel;
@@ -38,13 +39,20 @@ impl ServerControl for TopProcess<'_> {
         before_replacing(self.args, self.running, self.groups, self.log)
     }
 
+    fn started(&mut self) {
+        // The signals are handled and the serving processes started: the
+        // sockets listen, and connections queue until they accept.
+        self.systemd.notify(&format!("READY=1\nMAINPID={}", std::process::id()));
+    }
+
     fn stopping(&mut self) {
         self.systemd.notify("STOPPING=1");
     }
 }
 
 /// Whether to go ahead with a SIGHUP's replacement: a `--config` that no
-/// longer reads keeps the running processes (and logs why). Tells the
+/// longer reads, or that changes what only a restart applies, keeps the
+/// running processes (and logs why). Tells the
 /// daemon groups' managers to replace their processes when it goes ahead.
 fn before_replacing(args: &ServerArgs, running: &Config, groups: &Groups, log: &ServerLog) -> bool {
     if let Some(file) = &args.config {
@@ -53,14 +61,18 @@ fn before_replacing(args: &ServerArgs, running: &Config, groups: &Groups, log: &
                 crate::serve::settle(&mut reread, args);
                 let changed = restart_only_changes(running, &reread);
                 if !changed.is_empty() {
+                    // New serving processes would read what the top
+                    // process does not provide (its sockets, log files,
+                    // daemon groups, identity).
                     log.log(
-                        LogLevel::Warn,
+                        LogLevel::Error,
                         &format!(
-                            "SIGHUP: {} changed in {}; that takes a restart, the rest applies now",
+                            "SIGHUP: {} changed in {}, which takes a restart; the running processes keep serving",
                             changed.join(", "),
                             file.display()
                         ),
                     );
+                    return false;
                 }
             }
             Err(errors) => {

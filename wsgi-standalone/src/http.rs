@@ -60,8 +60,8 @@ pub struct HttpSettings {
     pub https_redirect: Option<u16>,
     /// `Server` header and `SERVER_SOFTWARE`.
     pub server_software: String,
-    /// `--proxy-protocol`: every TCP connection starts with a PROXY
-    /// header, accepted from these proxies only.
+    /// `--proxy-protocol`: every connection starts with a PROXY header,
+    /// over TCP accepted from these proxies only.
     pub proxy_protocol: Option<Vec<IpSubnet>>,
 }
 
@@ -98,8 +98,6 @@ pub struct Health {
     path: Option<String>,
     /// Set on SIGUSR2.
     leaving: std::sync::atomic::AtomicBool,
-    /// Set when the process drains.
-    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Health {
@@ -108,14 +106,15 @@ impl Health {
         Health { path, ..Default::default() }
     }
 
-    fn answer(&self, head: &RequestHead, software: &str) -> Option<Response<ResponseBody>> {
+    /// The answer to `head` if it asks for the health path; `draining`:
+    /// the process is stopping.
+    fn answer(&self, head: &RequestHead, draining: bool, software: &str) -> Option<Response<ResponseBody>> {
         let path = self.path.as_deref()?;
         let target = head.raw_uri.split_once('?').map_or(head.raw_uri.as_str(), |(path, _)| path);
         if target != path {
             return None;
         }
-        let leaving = self.leaving.load(std::sync::atomic::Ordering::Relaxed)
-            || self.draining.load(std::sync::atomic::Ordering::Relaxed);
+        let leaving = draining || self.leaving.load(std::sync::atomic::Ordering::Relaxed);
         let (status, text) = if leaving { (503, "draining\n") } else { (200, "OK\n") };
         let body = (head.method != "HEAD").then(|| Bytes::from_static(text.as_bytes()));
         let mut response = Response::new(ResponseBody::Full(body));
@@ -244,13 +243,9 @@ async fn open_tcp(
                 .log(LogLevel::Warn, &format!("closed a connection from {peer}: not a proxy of --proxy-allow-from"));
             return;
         }
-        match tokio::time::timeout(shared.settings.header_timeout, read_proxy_header(&mut stream)).await {
-            Ok(Ok(client)) => peer = client.unwrap_or(peer),
-            Ok(Err(e)) => {
-                shared.log.log(LogLevel::Warn, &format!("closed a connection from {peer}: {e}"));
-                return;
-            }
-            Err(_) => return,
+        match proxied_client(&mut stream, &shared, peer).await {
+            Some(client) => peer = client,
+            None => return,
         }
     }
     let Some(setup) = tls else {
@@ -270,9 +265,49 @@ async fn open_tcp(
     }
 }
 
+/// Serves a connection over a UNIX socket, after its PROXY header where
+/// the listeners expect one (the socket file's permissions say who may
+/// connect).
+async fn open_unix(
+    mut stream: tokio::net::UnixStream,
+    h2c: bool,
+    shared: Arc<Shared>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let mut peer = UNIX_PEER;
+    if shared.settings.proxy_protocol.is_some() {
+        match proxied_client(&mut stream, &shared, peer).await {
+            Some(client) => peer = client,
+            None => return,
+        }
+    }
+    let wire = if h2c { Wire::Either } else { Wire::Http1 };
+    serve_connection(stream, None, wire, peer, UNIX_LOCAL, shared, watcher).await;
+}
+
+/// The client a connection's PROXY header names (the connection's own
+/// `peer` for the proxy's own connections), read within the header
+/// timeout; `None`, logged, when there is no valid header.
+async fn proxied_client<S>(stream: &mut S, shared: &Shared, peer: SocketAddr) -> Option<SocketAddr>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    match tokio::time::timeout(shared.settings.header_timeout, read_proxy_header(stream)).await {
+        Ok(Ok(client)) => Some(client.unwrap_or(peer)),
+        Ok(Err(e)) => {
+            shared.log.log(LogLevel::Warn, &format!("closed a connection from {peer}: {e}"));
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// Reads a PROXY protocol header, no further than its end: the client's
 /// address it names (`None`: the proxy's own connection).
-async fn read_proxy_header(stream: &mut tokio::net::TcpStream) -> Result<Option<SocketAddr>, String> {
+async fn read_proxy_header<S>(stream: &mut S) -> Result<Option<SocketAddr>, String>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
     use tokio::io::AsyncReadExt;
     let mut received = Vec::with_capacity(64);
     loop {
@@ -361,9 +396,8 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
                     None => break,
                     Some(Accepted::Tcp(stream, peer, tls, h2c)) => (stream, peer, tls, h2c),
                     Some(Accepted::Unix(stream, h2c)) => {
-                        let wire = if h2c { Wire::Either } else { Wire::Http1 };
                         let (shared, watcher) = (shared.clone(), graceful.watcher());
-                        tokio::spawn(serve_connection(stream, None, wire, UNIX_PEER, UNIX_LOCAL, shared, watcher));
+                        tokio::spawn(open_unix(stream, h2c, shared, watcher));
                         continue;
                     }
                 };
@@ -386,7 +420,6 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
     // each connection is closed after its next response instead, and the
     // ones that stay idle go when their idle timeout expires.
     shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
-    shared.health.draining.store(true, std::sync::atomic::Ordering::Relaxed);
     let deadline = tokio::time::Instant::now() + shared.settings.graceful_timeout;
     let config = shared.site.config();
     let keep_alive_timeout = config.connection_settings(&config.main_server).keep_alive_timeout;
@@ -1028,7 +1061,8 @@ async fn respond(
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
         return response;
     }
-    if let Some(response) = shared.health.answer(head, software) {
+    let draining = shared.draining.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some(response) = shared.health.answer(head, draining, software) {
         return response;
     }
     if let (Some(port), Scheme::Http) = (shared.settings.https_redirect, head.scheme) {

@@ -19,6 +19,11 @@ impl ListenSocket {
     /// An inherited listening socket, by its address family.
     pub fn from_fd(fd: OwnedFd) -> Result<ListenSocket, String> {
         let raw = fd.as_raw_fd();
+        if wsgi_daemon::sys::socket_domain(raw).is_some() && !wsgi_daemon::sys::is_listening_stream(raw) {
+            return Err(format!(
+                "descriptor {raw} is not a listening stream socket (a socket unit needs ListenStream= and Accept=no)"
+            ));
+        }
         match wsgi_daemon::sys::socket_domain(raw) {
             Some(libc::AF_INET | libc::AF_INET6) => Ok(ListenSocket::Tcp(TcpListener::from(fd))),
             Some(libc::AF_UNIX) => Ok(ListenSocket::Unix(UnixListener::from(fd))),
@@ -60,23 +65,37 @@ impl AsRawFd for ListenSocket {
     }
 }
 
-/// `--uds PATH`: a UNIX socket at PATH (a stale socket file there is
-/// replaced), with `--uds-permissions` as its mode; the file is removed
-/// when the returned guard goes.
-pub fn bind_unix(path: &Path, mode: Option<u32>, backlog: u32) -> Result<(ListenSocket, SocketFile), String> {
+/// `--uds PATH`: a UNIX socket at PATH (a stale socket file there, one
+/// nobody listens on, is replaced), with `--uds-permissions` as its mode,
+/// given to the serving user (`owner`) when the server switches user; the
+/// file is removed when the returned guard goes.
+pub fn bind_unix(
+    path: &Path,
+    mode: Option<u32>,
+    owner: Option<(u32, u32)>,
+    backlog: u32,
+) -> Result<(ListenSocket, SocketFile), String> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     if let Ok(existing) = std::fs::symlink_metadata(path) {
         if !existing.file_type().is_socket() {
             return Err(format!("--uds {}: exists and is not a socket", path.display()));
         }
-        // A server still listening there keeps its socket.
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(format!("--uds {}: another server listens there", path.display()));
+        // Only a socket that refuses connections is stale: one that
+        // answers, or that this user may not reach, is another server's.
+        match std::os::unix::net::UnixStream::connect(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                std::fs::remove_file(path).map_err(|e| format!("--uds {}: {e}", path.display()))?;
+            }
+            Ok(_) => return Err(format!("--uds {}: another server listens there", path.display())),
+            Err(e) => return Err(format!("--uds {}: a socket that is not stale: {e}", path.display())),
         }
-        std::fs::remove_file(path).map_err(|e| format!("--uds {}: {e}", path.display()))?;
     }
     let socket = UnixListener::bind(path).map_err(|e| format!("cannot listen on unix:{}: {e}", path.display()))?;
     let file = SocketFile(path.to_path_buf());
+    if let Some((uid, gid)) = owner {
+        wsgi_daemon::sys::chown(path, uid, gid)
+            .map_err(|e| format!("--uds {}: cannot give it to the serving user: {e}", path.display()))?;
+    }
     if let Some(mode) = mode {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
             .map_err(|e| format!("--uds-permissions: {}: {e}", path.display()))?;

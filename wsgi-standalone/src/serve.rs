@@ -99,10 +99,10 @@ fn script_config(args: &ServerArgs, served: &ServedScript, path_first: Option<&P
         if let Some(home) = &args.python_home {
             daemon.push(format!("python-home={}", home.display()));
         }
-        if let Some(dir) = &args.working_directory {
+        if let (Some(_), Some(dir)) = (&args.working_directory, path_first) {
             // Daemon processes start in their home= (by default their
             // user's home directory, as under mod_wsgi).
-            daemon.push(format!("home={}", absolute(dir)?));
+            daemon.push(format!("home={}", dir.display()));
         }
         line(daemon);
         alias.push(format!("process-group={group}"));
@@ -178,16 +178,38 @@ fn proxy_allow_from(args: &ServerArgs) -> Vec<wsgi_config::values::IpSubnet> {
 struct PidFile(PathBuf);
 
 impl PidFile {
+    /// Writes this process's id to `path`, refusing a file that names a
+    /// live process (another server), and never following a symbolic
+    /// link there.
     fn write(path: &Path) -> Result<PidFile, String> {
-        std::fs::write(path, format!("{}\n", std::process::id()))
-            .map_err(|e| format!("--pid-file {}: {e}", path.display()))?;
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let error = |e: std::io::Error| format!("--pid-file {}: {e}", path.display());
+        if let Some(pid) = std::fs::read_to_string(path).ok().and_then(|text| text.trim().parse::<i32>().ok()) {
+            if pid != std::process::id() as i32 && wsgi_daemon::sys::process_exists(pid) {
+                return Err(format!("--pid-file {}: process {pid} (another server?) is running", path.display()));
+            }
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(error)?;
+        writeln!(file, "{}", std::process::id()).map_err(error)?;
         Ok(PidFile(path.to_path_buf()))
     }
 }
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        // Only while it still names this process.
+        let ours = std::fs::read_to_string(&self.0).is_ok_and(|text| text.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 
@@ -195,14 +217,16 @@ impl Drop for PidFile {
 /// replaced: `--maximum-requests` plus a random share of
 /// `--max-requests-jitter` (0: never).
 fn recycle_after(args: &ServerArgs) -> u64 {
-    if args.maximum_requests == 0 || args.max_requests_jitter == 0 {
-        return args.maximum_requests;
+    // With --daemon the daemon group recycles; its relay does not.
+    if args.daemon || args.maximum_requests == 0 || args.max_requests_jitter == 0 {
+        return if args.daemon { 0 } else { args.maximum_requests };
     }
     use std::hash::{BuildHasher, Hasher};
     // A randomly keyed hasher is the standard library's random source.
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
-    args.maximum_requests + hasher.finish() % (args.max_requests_jitter + 1)
+    let share = hasher.finish() % args.max_requests_jitter.saturating_add(1);
+    args.maximum_requests.saturating_add(share)
 }
 
 /// The listening sockets with their TLS setups: an address speaks TLS
@@ -241,14 +265,26 @@ fn serving_on(listeners: &[http::Listener]) -> Vec<String> {
 fn listening_sockets(
     config: &Config,
     args: &ServerArgs,
+    activated: Option<Vec<ListenSocket>>,
+    serving: Option<(u32, u32)>,
     log: &ServerLog,
 ) -> Result<(Vec<ListenSocket>, Option<listen::SocketFile>), String> {
-    if let Some(sockets) = listen::activated()? {
-        log.log(LogLevel::Info, &format!("serving on the {} sockets systemd passed (LISTEN_FDS)", sockets.len()));
+    if let Some(sockets) = activated {
+        if args.uds.is_some() {
+            return Err("--uds: systemd passed the sockets to serve on (LISTEN_FDS); give one or the other".into());
+        }
+        log.log(
+            LogLevel::Info,
+            &format!(
+                "serving on the {} sockets systemd passed (LISTEN_FDS), not --host/--port or Listen; their \
+                 backlog is the socket unit's",
+                sockets.len()
+            ),
+        );
         return Ok((sockets, None));
     }
     if let Some(path) = &args.uds {
-        let (socket, file) = listen::bind_unix(path, args.uds_permissions, args.server_backlog)?;
+        let (socket, file) = listen::bind_unix(path, args.uds_permissions, serving, args.server_backlog)?;
         return Ok((vec![socket], Some(file)));
     }
     let addresses = listen_addresses(config, args)?;
@@ -477,12 +513,18 @@ fn warn_of_decorations(config: &Config, log: &ServerLog) {
 /// `--working-directory`: the top process changes to it (the processes it
 /// starts inherit it) and returns it, absolute, for the Python path; a
 /// module target without it has the current directory on the path.
-fn enter_working_directory(args: &ServerArgs, target: Option<&AppTarget>) -> Result<Option<PathBuf>, String> {
+fn enter_working_directory(args: &ServerArgs) -> Result<(), String> {
     let inherited = std::env::var_os(supervisor::LISTEN_FDS_ENV).is_some();
     if let (Some(dir), false) = (&args.working_directory, inherited) {
         std::env::set_current_dir(dir).map_err(|e| format!("--working-directory {}: {e}", dir.display()))?;
     }
-    if args.working_directory.is_some() || matches!(target, Some(AppTarget::Module { .. })) {
+    Ok(())
+}
+
+/// The directory first on a target's Python path: the working directory,
+/// when `--working-directory` names it or the target is a module.
+fn path_first(args: &ServerArgs, target: &AppTarget) -> Result<Option<PathBuf>, String> {
+    if args.working_directory.is_some() || matches!(target, AppTarget::Module { .. }) {
         return std::env::current_dir().map(Some).map_err(|e| format!("the current directory: {e}"));
     }
     Ok(None)
@@ -491,11 +533,12 @@ fn enter_working_directory(args: &ServerArgs, target: Option<&AppTarget>) -> Res
 /// The configuration to serve: the file of --config, or the directives of
 /// a target (and the script that serves it, kept while the server runs).
 fn configuration(args: &ServerArgs) -> Result<(Config, Option<ServedScript>), String> {
+    // Relative paths (the target, the script) are the working directory's.
+    enter_working_directory(args)?;
     let target = match args.script.as_ref().or(args.entry_point.as_ref()) {
         Some(target) => Some(AppTarget::parse(target, args.application_type, &args.callable_object)?),
         None => None,
     };
-    let path_first = enter_working_directory(args, target.as_ref())?;
     match (&args.config, target) {
         (Some(file), _) => {
             let config = wsgi_config::load_file(file, &read_options(file, None)).map_err(|e| e.to_string())?;
@@ -503,13 +546,18 @@ fn configuration(args: &ServerArgs) -> Result<(Config, Option<ServedScript>), St
         }
         (None, Some(target)) => {
             let served = ServedScript::of(&target, &args.callable_object)?;
-            Ok((script_config(args, &served, path_first.as_deref())?, Some(served)))
+            let first = path_first(args, &target)?;
+            Ok((script_config(args, &served, first.as_deref())?, Some(served)))
         }
         (None, None) => Err("give a WSGI script, a module:callable or --config FILE".into()),
     }
 }
 
 pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
+    // systemd's variables are taken before any other thread runs, and so
+    // that no process this one starts sees them.
+    let systemd = listen::Notifier::from_env();
+    let activated = listen::activated()?;
     let (mut config, served) = configuration(&args)?;
     settle(&mut config, &args);
     let identity = Identity::of(&config)?;
@@ -536,7 +584,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             wsgi_interp::check_homes(&config.global, config.daemon_processes.iter().map(|g| &g.process), log.as_ref())?;
             warn_of_decorations(&config, &log);
             identity.warn_if_root(&log);
-            let (sockets, _socket_file) = listening_sockets(&config, &args, &log)?;
+            let (sockets, _socket_file) = listening_sockets(&config, &args, activated, identity.uid_gid(), &log)?;
             // Certificates are checked before anything serves.
             let listeners = with_tls(&config, sockets)?;
             // Stopped when this returns.
@@ -564,24 +612,17 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
                 drain_delay: args.health_path.as_ref().map(|_| Duration::from_secs(args.drain_delay.unwrap_or(5))),
             };
             let _pid_file = args.pid_file.as_deref().map(PidFile::write).transpose()?;
-            let systemd = listen::Notifier::from_env();
             let mut control =
                 hangup::TopProcess { args: &args, running: &config, groups: &groups, log: &log, systemd: &systemd };
-            // The sockets listen: connections queue until the serving
-            // processes accept them.
-            systemd.notify(&format!("READY=1\nMAINPID={}", std::process::id()));
-            let result = supervisor::supervise(
-                &sockets,
-                &supervision,
-                &[
-                    (daemon::SOCKETS_ENV, &sockets_env),
-                    (log_env, &log_fds_text),
-                    (NONCE_SECRET_ENV, &String::from_utf8_lossy(&nonce_secret)),
-                ],
-                log_fds,
-                &log,
-                &mut control,
-            );
+            let nonce_text = String::from_utf8_lossy(&nonce_secret).into_owned();
+            let mut env = vec![
+                (daemon::SOCKETS_ENV, sockets_env.as_str()),
+                (log_env, log_fds_text.as_str()),
+                (NONCE_SECRET_ENV, nonce_text.as_str()),
+            ];
+            let handler = served.as_ref().and_then(ServedScript::handler_env);
+            env.extend(handler.as_ref().map(|(name, path)| (*name, path.as_str())));
+            let result = supervisor::supervise(&sockets, &supervision, &env, log_fds, &log, &mut control);
             result?;
             log.log(LogLevel::Info, "stopped");
             return Ok(());
@@ -651,6 +692,10 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             nonce_secret: nonce_secret.clone(),
         });
     }
+    let after = recycle_after(&args);
+    if args.max_requests_jitter > 0 && after > 0 {
+        log.log(LogLevel::Info, &format!("process {} recycles after {after} requests", std::process::id()));
+    }
     let pool = workers::Pool::start(
         workers::PoolSettings {
             threads: pool_threads as usize,
@@ -674,7 +719,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             server_software: software,
             proxy_protocol: args.proxy_protocol.then(|| proxy_allow_from(&args)),
         },
-        recycle: http::Recycle::new(recycle_after(&args), control),
+        recycle: http::Recycle::new(after, control),
         draining: std::sync::atomic::AtomicBool::new(false),
         logs,
         pid: std::process::id(),
