@@ -1,6 +1,7 @@
-//! The scale-out recipe of docs/deploy.md, run: three standalone servers
-//! behind HAProxy on loopback (health checks on `--health-path`, the
-//! client address through the PROXY protocol), under wrk's load, while
+//! The scale-out recipes of docs/deploy.md, run: three standalone servers
+//! behind HAProxy (health checks on `--health-path`, the client address
+//! through the PROXY protocol) or nginx (retries, X-Forwarded-For) on
+//! loopback, under wrk's load, while
 //! the servers are restarted one by one (SIGTERM, then started again: a
 //! rolling deploy) and then reloaded one by one (SIGHUP). The client must
 //! see no failed request.
@@ -35,6 +36,71 @@ fn haproxy_config(front: u16, backends: &[u16], dir: &Path) -> String {
     )
 }
 
+/// docs/deploy.md's nginx configuration, on the ports of this test.
+fn nginx_config(front: u16, backends: &[u16], dir: &Path) -> String {
+    let servers: String =
+        backends.iter().map(|port| format!("        server 127.0.0.1:{port} max_fails=0;\n")).collect();
+    let dir = dir.display();
+    format!(
+        "user root;\nworker_processes 1;\npid {dir}/nginx.pid;\nerror_log stderr;\ndaemon off;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n    access_log off;\n\
+         \x20   client_body_temp_path {dir}/body;\n    proxy_temp_path {dir}/proxy;\n\
+         \x20   fastcgi_temp_path {dir}/fastcgi;\n    uwsgi_temp_path {dir}/uwsgi;\n    scgi_temp_path {dir}/scgi;\n\
+         \x20   upstream app {{\n{servers}        keepalive 32;\n    }}\n\
+         \x20   server {{\n        listen 127.0.0.1:{front};\n        location / {{\n\
+         \x20           proxy_pass http://app;\n            proxy_http_version 1.1;\n\
+         \x20           proxy_set_header Connection \"\";\n            proxy_set_header Host $host;\n\
+         \x20           proxy_set_header X-Forwarded-For $remote_addr;\n\
+         \x20           proxy_next_upstream error timeout;\n        }}\n    }}\n}}\n"
+    )
+}
+
+/// The balancers of docs/deploy.md, and how each wants the instances.
+#[derive(Clone, Copy, Debug)]
+enum Balancer {
+    /// Health checks on --health-path, the client through PROXY v2.
+    Haproxy,
+    /// Retries on refused connections, the client in X-Forwarded-For.
+    Nginx,
+}
+
+impl Balancer {
+    /// The instances' options for this balancer, as docs/deploy.md gives
+    /// them.
+    fn instance_args(self) -> &'static [&'static str] {
+        match self {
+            Balancer::Haproxy => &["--proxy-protocol", "--health-path", "/healthz", "--drain-delay", "2"],
+            Balancer::Nginx => &["--trust-proxy-header", "X-Forwarded-For", "--trust-proxy", "127.0.0.1"],
+        }
+    }
+
+    /// A request that says the instance serves, as the balancer sends it.
+    fn probe(self) -> &'static [u8] {
+        match self {
+            Balancer::Haproxy => b"PROXY UNKNOWN\r\nGET /healthz HTTP/1.0\r\n\r\n",
+            Balancer::Nginx => b"GET / HTTP/1.0\r\nX-Forwarded-For: 127.0.0.1\r\n\r\n",
+        }
+    }
+
+    /// Starts the balancer in the foreground in `dir`, its log in
+    /// `dir/balancer.log`.
+    fn start(self, front: u16, backends: &[u16], dir: &TempDir) -> Balancing {
+        let log = std::fs::File::create(dir.path().join("balancer.log")).expect("create the log");
+        let child = match self {
+            Balancer::Haproxy => {
+                let config = dir.write("haproxy.cfg", &haproxy_config(front, backends, dir.path()));
+                Command::new("haproxy").args(["-db", "-f", config.to_str().expect("UTF-8")]).stderr(log).spawn()
+            }
+            Balancer::Nginx => {
+                let config = dir.write("nginx.conf", &nginx_config(front, backends, dir.path()));
+                Command::new("nginx").args(["-c", config.to_str().expect("UTF-8")]).stderr(log).spawn()
+            }
+        };
+        Balancing(child.unwrap_or_else(|e| panic!("{self:?} runs (its Debian package): {e}")))
+    }
+}
+
 /// One instance: `wsgi-standalone start-server` on `port`, as
 /// docs/deploy.md starts it.
 struct Instance {
@@ -43,29 +109,28 @@ struct Instance {
 }
 
 impl Instance {
-    fn start(script: &Path, port: u16, log: &Path) -> Instance {
+    fn start(script: &Path, port: u16, balancer: Balancer, log: &Path) -> Instance {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open the log");
         let child = Command::new(standalone_binary())
             .args(["start-server", script.to_str().expect("UTF-8"), "--port", &port.to_string()])
-            .args(["--processes", "2", "--threads", "4", "--proxy-protocol"])
-            .args(["--health-path", "/healthz", "--drain-delay", "2"])
+            .args(["--processes", "2", "--threads", "4"])
+            .args(balancer.instance_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("spawn wsgi-standalone");
         let instance = Instance { port, child };
-        assert!(instance.wait_healthy(), "instance on {port} never became healthy");
+        assert!(instance.wait_serving(balancer), "instance on {port} never served");
         instance
     }
 
-    /// Whether the instance answers its health path (with a PROXY
-    /// header, as HAProxy's checks send it) within 20 s.
-    fn wait_healthy(&self) -> bool {
+    /// Whether the instance answers the balancer's probe within 20 s.
+    fn wait_serving(&self, balancer: Balancer) -> bool {
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
         wait_for(Duration::from_secs(20), || {
             let mut connection = tests::HttpConnection::try_open(address).ok()?;
-            connection.send(b"PROXY UNKNOWN\r\nGET /healthz HTTP/1.0\r\n\r\n").ok()?;
+            connection.send(balancer.probe()).ok()?;
             (connection.read_response(false).ok()?.status() == 200).then_some(())
         })
         .is_some()
@@ -90,13 +155,17 @@ impl Drop for Instance {
     }
 }
 
-/// HAProxy in the foreground, killed on drop.
-struct Haproxy(Child);
+/// A balancer in the foreground, stopped on drop (SIGTERM: nginx's
+/// master stops its workers then, where SIGKILL would leave them).
+struct Balancing(Child);
 
-impl Drop for Haproxy {
+impl Drop for Balancing {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        if wait_for(Duration::from_secs(10), || self.0.try_wait().ok().flatten()).is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
     }
 }
 
@@ -143,32 +212,28 @@ fn under_load(port: u16, seconds: u64, act: impl FnOnce()) -> WrkCount {
     WrkCount { requests, failed, summary }
 }
 
-#[test]
-fn rolling_restarts_and_reloads_behind_haproxy_fail_no_request() {
+/// Three instances behind `balancer` under wrk's load: restarted one by
+/// one, then reloaded one by one; panics unless no request failed.
+fn rolling_restart_and_reload(balancer: Balancer) {
+    // One recipe at a time: each loads the machine as much as it can.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = TempDir::new("scale-out");
     let script = dir.write("app.wsgi", APP);
     let log = dir.path().join("instances.log");
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let mut instances: Vec<Option<Instance>> =
-        ports.iter().map(|&port| Some(Instance::start(&script, port, &log))).collect();
+        ports.iter().map(|&port| Some(Instance::start(&script, port, balancer, &log))).collect();
     let front = free_port();
-    let config = dir.write("haproxy.cfg", &haproxy_config(front, &ports, dir.path()));
-    let haproxy = Haproxy(
-        Command::new("haproxy")
-            .args(["-db", "-f", config.to_str().expect("UTF-8")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("haproxy.log")).expect("create the log"))
-            .spawn()
-            .expect("haproxy runs (Debian package haproxy)"),
-    );
+    let balancing = balancer.start(front, &ports, &dir);
     let through = wait_for(Duration::from_secs(20), || {
         let response =
             tests::http_request(std::net::SocketAddr::from(([127, 0, 0, 1], front)), "GET", "/", &[], b"").ok()?;
         (response.status() == 200).then(|| response.text())
     })
-    .expect("HAProxy serves");
-    // The client address came through the PROXY protocol.
+    .unwrap_or_else(|| panic!("{balancer:?} does not serve: {}", read(&dir.path().join("balancer.log"))));
+    // The client's address came through the PROXY protocol, or the
+    // trusted X-Forwarded-For.
     assert!(through.ends_with("for 127.0.0.1\n"), "{through}");
 
     let rolling = under_load(front, 22, || {
@@ -176,7 +241,7 @@ fn rolling_restarts_and_reloads_behind_haproxy_fail_no_request() {
             let instance = slot.take().expect("running");
             let port = instance.port;
             instance.stop();
-            *slot = Some(Instance::start(&script, port, &log));
+            *slot = Some(Instance::start(&script, port, balancer, &log));
             // HAProxy takes it back after two good checks.
             std::thread::sleep(Duration::from_secs(1));
         }
@@ -187,32 +252,50 @@ fn rolling_restarts_and_reloads_behind_haproxy_fail_no_request() {
             std::thread::sleep(Duration::from_secs(3));
         }
     });
-    eprintln!("rolling restart: {} requests, {} failed", rolling.requests, rolling.failed);
-    eprintln!("SIGHUP reloads: {} requests, {} failed", reloads.requests, reloads.failed);
-    // HAProxy's lines of slow or retried requests: timers
-    // (TR/Tw/Tc/Tr/Ta) beyond a second, or a termination state.
-    let haproxy_log = std::fs::read_to_string(dir.path().join("haproxy.log")).unwrap_or_default();
-    let unusual: Vec<&str> = haproxy_log
-        .lines()
-        .filter(|line| {
-            line.split_whitespace().any(|field| {
-                let numbers: Vec<i64> =
-                    field.split('/').filter_map(|n| n.trim_start_matches('+').parse().ok()).collect();
-                numbers.len() == 5 && numbers.iter().any(|n| !(0..1000).contains(n))
-            }) || !line.contains(" ---- ")
-        })
-        .take(40)
-        .collect();
+    eprintln!("{balancer:?}: rolling restart: {} requests, {} failed", rolling.requests, rolling.failed);
+    eprintln!("{balancer:?}: SIGHUP reloads: {} requests, {} failed", reloads.requests, reloads.failed);
     let logs = format!(
-        "{}\n--- HAProxy, unusual requests ---\n{}",
-        std::fs::read_to_string(&log).unwrap_or_default(),
-        unusual.join("\n")
+        "{}\n--- {balancer:?}, unusual requests ---\n{}",
+        read(&log),
+        unusual_lines(&read(&dir.path().join("balancer.log")))
     );
     assert_eq!(rolling.failed, 0, "{}\n{logs}", rolling.summary);
     assert_eq!(reloads.failed, 0, "{}\n{logs}", reloads.summary);
     assert!(rolling.requests > 1000 && reloads.requests > 1000, "{rolling:?} {reloads:?}");
-    drop(haproxy);
+    drop(balancing);
     for instance in instances.into_iter().flatten() {
         instance.stop();
     }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// HAProxy's lines of slow or retried requests (timers TR/Tw/Tc/Tr/Ta
+/// beyond a second, or a termination state), or nginx's error lines.
+fn unusual_lines(log: &str) -> String {
+    let unusual: Vec<&str> = log
+        .lines()
+        .filter(|line| {
+            let slow = line.split_whitespace().any(|field| {
+                let numbers: Vec<i64> =
+                    field.split('/').filter_map(|n| n.trim_start_matches('+').parse().ok()).collect();
+                numbers.len() == 5 && numbers.iter().any(|n| !(0..1000).contains(n))
+            });
+            slow || !line.contains(" ---- ")
+        })
+        .take(40)
+        .collect();
+    unusual.join("\n")
+}
+
+#[test]
+fn rolling_restarts_and_reloads_behind_haproxy_fail_no_request() {
+    rolling_restart_and_reload(Balancer::Haproxy);
+}
+
+#[test]
+fn rolling_restarts_and_reloads_behind_nginx_fail_no_request() {
+    rolling_restart_and_reload(Balancer::Nginx);
 }

@@ -61,9 +61,10 @@ const SYSTEM_PACKAGES: &[&str] = &[
     // (with pip) for its peers, for the wheel's build tools (`cargo xtask
     // wheel`) and for the environment tests/tests/wheel.rs installs it in.
     "wrk",
-    // The load balancer of the scale-out recipe (docs/deploy.md,
+    // The load balancers of the scale-out recipes (docs/deploy.md,
     // tests/tests/scale_out.rs).
     "haproxy",
+    "nginx",
     "nghttp2-client",
     "python3-venv",
 ];
