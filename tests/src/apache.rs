@@ -306,8 +306,9 @@ impl Drop for Apache {
     }
 }
 
-/// Pids of the processes whose command line names `config`.
-fn processes_running(config: &Path) -> Vec<u32> {
+/// Pids of the processes whose command line names `config` (an Apache
+/// and its children).
+pub fn processes_running(config: &Path) -> Vec<u32> {
     let needle = config.as_os_str().as_encoded_bytes().to_vec();
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     entries

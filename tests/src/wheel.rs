@@ -51,7 +51,8 @@ pub fn install(path: &Path, system_site_packages: bool) {
         .arg(built()));
 }
 
-fn run(command: &mut Command) {
+/// Runs `command`, panicking with its output unless it succeeds.
+pub fn run(command: &mut Command) -> std::process::Output {
     let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
     assert!(
         output.status.success(),
@@ -60,4 +61,5 @@ fn run(command: &mut Command) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    output
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use tests::apache::{APACHE_BINARY, REFERENCE_MODULE};
+use tests::apache::{processes_running, APACHE_BINARY, REFERENCE_MODULE};
 use tests::{free_port, http_request, wait_for, workspace_root, TempDir};
 
 const PACKAGE: &str = "libapache2-mod-wsgi-rs";
@@ -201,20 +201,6 @@ impl Drop for RunningApache {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-/// Processes whose command line names `config` (Apache's children).
-fn processes_running(config: &Path) -> Vec<u32> {
-    let needle = config.as_os_str().as_encoded_bytes().to_vec();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmdline| cmdline.windows(needle.len()).any(|w| w == needle.as_slice()))
-        })
-        .collect()
 }
 
 fn read(path: &Path) -> String {

@@ -44,18 +44,7 @@ fn python_version() -> (u32, u32) {
     (words.next().expect("major"), words.next().expect("minor"))
 }
 
-/// Runs `command`, panicking with its output unless it succeeds.
-fn run(command: &mut Command) -> Output {
-    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    assert!(
-        output.status.success(),
-        "{command:?} failed with {}:\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
+use tests::wheel::run;
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
