@@ -16,11 +16,11 @@ const SUITE: &str = "trixie";
 const PYTHON: &str = "python3.13";
 
 /// What the build and the suite need inside the root: the host's
-/// [`crate::SYSTEM_PACKAGES`] with Debian 13's libpython, less the bench's
-/// tools, plus the toolchain's C side and `debootstrap`'s minimal base
-/// lacks.
+/// [`crate::SYSTEM_PACKAGES`] with Debian 13's libpython (wrk and
+/// python3-venv included: the scale-out and wheel tests use them), plus
+/// the toolchain's C side and what `debootstrap`'s minimal base lacks.
 fn packages() -> Vec<&'static str> {
-    let host = crate::SYSTEM_PACKAGES.iter().copied().filter(|p| !["libpython3.11", "wrk", "python3-venv"].contains(p));
+    let host = crate::SYSTEM_PACKAGES.iter().copied().filter(|p| *p != "libpython3.11");
     host.chain(["libpython3.13", "build-essential", "pkg-config", "ca-certificates", "apache2-utils"]).collect()
 }
 
