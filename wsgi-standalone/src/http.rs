@@ -225,6 +225,26 @@ const UNIX_PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv
 /// in front would have addressed it.
 const UNIX_LOCAL: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 80);
 
+/// Serves an accepted connection on a task of its own, watched by the
+/// graceful shutdown.
+fn open_accepted(
+    connection: Accepted,
+    shared: &Arc<Shared>,
+    graceful: &hyper_util::server::graceful::GracefulShutdown,
+) {
+    let (shared, watcher) = (shared.clone(), graceful.watcher());
+    match connection {
+        Accepted::Tcp(stream, peer, tls, h2c) => {
+            let _ = stream.set_nodelay(true);
+            let Ok(local) = stream.local_addr() else { return };
+            tokio::spawn(open_tcp(stream, peer, local, tls, h2c, shared, watcher));
+        }
+        Accepted::Unix(stream, h2c) => {
+            tokio::spawn(open_unix(stream, h2c, shared, watcher));
+        }
+    }
+}
+
 /// Serves a TCP connection: its PROXY header first where the listeners
 /// expect one, then its TLS handshake where it speaks TLS.
 async fn open_tcp(
@@ -345,6 +365,10 @@ async fn pass_on(accepted: io::Result<Accepted>, tx: &mpsc::Sender<Accepted>, lo
 /// requests for up to the graceful timeout.
 pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<()> {
     let (accepted_tx, mut accepted) = mpsc::channel::<Accepted>(64);
+    // Told to stop, an acceptor ends between accepts (accepting is
+    // cancel-safe), never while it hands a connection on, so that no
+    // connection it took is dropped unanswered.
+    let (stop_accepting, stop) = tokio::sync::watch::channel(false);
     let mut acceptors = Vec::new();
     for Listener { socket, tls, h2c } in listeners {
         let tls = tls.map(Arc::new);
@@ -354,9 +378,15 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
             ListenSocket::Tcp(socket) => {
                 socket.set_nonblocking(true)?;
                 let socket = tokio::net::TcpListener::from_std(socket)?;
+                let mut stop = stop.clone();
                 tokio::spawn(async move {
                     loop {
-                        let accepted = socket.accept().await.map(|(s, peer)| Accepted::Tcp(s, peer, tls.clone(), h2c));
+                        let accepted = tokio::select! {
+                            biased;
+                            _ = stop.changed() => break,
+                            accepted = socket.accept() => accepted,
+                        };
+                        let accepted = accepted.map(|(s, peer)| Accepted::Tcp(s, peer, tls.clone(), h2c));
                         if !pass_on(accepted, &tx, &log).await {
                             break;
                         }
@@ -366,9 +396,15 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
             ListenSocket::Unix(socket) => {
                 socket.set_nonblocking(true)?;
                 let socket = tokio::net::UnixListener::from_std(socket)?;
+                let mut stop = stop.clone();
                 tokio::spawn(async move {
                     loop {
-                        let accepted = socket.accept().await.map(|(s, _)| Accepted::Unix(s, h2c));
+                        let accepted = tokio::select! {
+                            biased;
+                            _ = stop.changed() => break,
+                            accepted = socket.accept() => accepted,
+                        };
+                        let accepted = accepted.map(|(s, _)| Accepted::Unix(s, h2c));
                         if !pass_on(accepted, &tx, &log).await {
                             break;
                         }
@@ -391,28 +427,14 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
     shared.recycle.ready();
     loop {
         tokio::select! {
-            conn = accepted.recv() => {
-                let (stream, peer, tls, h2c) = match conn {
-                    None => break,
-                    Some(Accepted::Tcp(stream, peer, tls, h2c)) => (stream, peer, tls, h2c),
-                    Some(Accepted::Unix(stream, h2c)) => {
-                        let (shared, watcher) = (shared.clone(), graceful.watcher());
-                        tokio::spawn(open_unix(stream, h2c, shared, watcher));
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let local = stream.local_addr()?;
-                let (shared, watcher) = (shared.clone(), graceful.watcher());
-                tokio::spawn(open_tcp(stream, peer, local, tls, h2c, shared, watcher));
-            }
+            conn = accepted.recv() => match conn {
+                Some(connection) => open_accepted(connection, &shared, &graceful),
+                None => break,
+            },
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
             _ = leaving.recv() => shared.health.leaving.store(true, std::sync::atomic::Ordering::Relaxed),
         }
-    }
-    for acceptor in acceptors {
-        acceptor.abort();
     }
     shared.log.log(LogLevel::Info, "shutting down: no new connections; finishing requests in flight");
     // Drain rather than cut: closing an idle kept-alive connection races
@@ -420,6 +442,15 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
     // each connection is closed after its next response instead, and the
     // ones that stay idle go when their idle timeout expires.
     shared.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+    // The connections the acceptors took before they stopped are served
+    // (the channel ends when the last acceptor does).
+    let _ = stop_accepting.send(true);
+    while let Some(connection) = accepted.recv().await {
+        open_accepted(connection, &shared, &graceful);
+    }
+    for acceptor in acceptors {
+        let _ = acceptor.await;
+    }
     let deadline = tokio::time::Instant::now() + shared.settings.graceful_timeout;
     let config = shared.site.config();
     let keep_alive_timeout = config.connection_settings(&config.main_server).keep_alive_timeout;
