@@ -265,16 +265,17 @@ mod tests {
 
     #[test]
     fn a_virtual_environment_of_another_version_is_refused_naming_both() {
-        let dir = scratch("venv313");
-        std::fs::write(dir.join("pyvenv.cfg"), "home = /opt/py/bin\nversion = 3.13.5\n").unwrap();
+        let dir = scratch("venv-other");
         let built = Installation::built_against();
+        // A version other than the one built against (3.11 or 3.13).
+        let other = if built.version.minor == 13 { 11 } else { 13 };
+        std::fs::write(dir.join("pyvenv.cfg"), format!("home = /opt/py/bin\nversion = 3.{other}.5\n")).unwrap();
         let error = check_venv(&dir, &built).unwrap_err();
-        let found = PythonVersion { major: 3, minor: 13 };
+        let found = PythonVersion { major: 3, minor: other };
         assert_eq!(error, version_mismatch(&dir, found, built.version));
         assert!(error.starts_with(&format!("this wsgi-standalone was built for Python {}", built.version)));
-        assert!(
-            error.contains(&format!("{}, the virtual environment it is installed in, is Python 3.13", dir.display()))
-        );
+        assert!(error
+            .contains(&format!("{}, the virtual environment it is installed in, is Python 3.{other}", dir.display())));
 
         std::fs::write(dir.join("pyvenv.cfg"), format!("version = {}.1\n", built.version)).unwrap();
         assert_eq!(check_venv(&dir, &built), Ok(()));

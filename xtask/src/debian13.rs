@@ -103,7 +103,40 @@ fn ensure_root(workspace: &Path) -> Result<PathBuf, String> {
         );
         crate::run(&mut inside(workspace, &root, &[], &install))?;
     }
+    trust_what_the_host_trusts(workspace, &root)?;
     Ok(root)
+}
+
+/// The host's own certificate authorities (`/usr/local/share/ca-certificates`,
+/// such as a network's egress proxy's) and its `/etc/pip.conf`, copied
+/// into the root, so that pip there (the wheel's build venv) reaches PyPI
+/// as it does on the host.
+fn trust_what_the_host_trusts(workspace: &Path, root: &Path) -> Result<(), String> {
+    let local = Path::new("/usr/local/share/ca-certificates");
+    let certificates: Vec<PathBuf> = std::fs::read_dir(local)
+        .map(|entries| {
+            entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "crt")).collect()
+        })
+        .unwrap_or_default();
+    let mut changed = false;
+    for certificate in &certificates {
+        let copy = root.join(certificate.strip_prefix("/").expect("an absolute path"));
+        if std::fs::read(&copy).ok() != std::fs::read(certificate).ok() {
+            std::fs::create_dir_all(copy.parent().expect("a directory"))
+                .map_err(|e| format!("{}: {e}", copy.display()))?;
+            std::fs::copy(certificate, &copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+            changed = true;
+        }
+    }
+    if changed {
+        crate::run(&mut inside(workspace, root, &[], "update-ca-certificates >/dev/null"))?;
+    }
+    let pip_conf = Path::new("/etc/pip.conf");
+    if pip_conf.is_file() {
+        let copy = root.join("etc/pip.conf");
+        std::fs::copy(pip_conf, &copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+    }
+    Ok(())
 }
 
 /// The command that runs `script` with `sh` inside `root`, in a private
