@@ -55,6 +55,17 @@ pub fn wheel(root: &Path, args: &[String]) -> Result<(), String> {
         std::fs::remove_dir_all(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
     }
     copy_tree(&root.join("packaging/wheel"), &stage)?;
+    // The copy's manifest-path, absolute: the stage is under the target
+    // directory, which need not be the workspace's target/ (the Debian 13
+    // root builds into target/debian13/target).
+    let pyproject = stage.join("pyproject.toml");
+    let text = std::fs::read_to_string(&pyproject).map_err(|e| format!("{}: {e}", pyproject.display()))?;
+    let manifest = root.join("wsgi-standalone/Cargo.toml");
+    let text = text.replace(
+        "manifest-path = \"../../wsgi-standalone/Cargo.toml\"",
+        &format!("manifest-path = \"{}\"", manifest.display()),
+    );
+    std::fs::write(&pyproject, text).map_err(|e| format!("{}: {e}", pyproject.display()))?;
     let package = stage.join("python").join(PACKAGE);
     let module_name = format!("{PACKAGE}-py{major}{minor}.so");
     let server = package.join("server");
