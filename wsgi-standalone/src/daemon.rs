@@ -42,11 +42,6 @@ impl Groups {
         }
     }
 
-    /// Whether there are daemon groups.
-    pub fn is_empty(&self) -> bool {
-        self.managers.is_empty()
-    }
-
     /// `SOCKETS_ENV`'s value for serving processes.
     pub fn sockets_env(&self) -> String {
         self.sockets.iter().map(|(name, path)| format!("{name}\t{}\n", path.display())).collect()

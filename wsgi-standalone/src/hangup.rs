@@ -88,9 +88,7 @@ fn before_replacing(args: &ServerArgs, running: &Config, groups: &Groups, log: &
         }
     }
     log.log(LogLevel::Info, "SIGHUP: replacing every serving and daemon process");
-    if !groups.is_empty() {
-        groups.replace_all();
-    }
+    groups.replace_all();
     true
 }
 

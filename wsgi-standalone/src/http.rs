@@ -347,6 +347,27 @@ where
     }
 }
 
+/// A listening socket of the I/O runtime, with what its connections
+/// need to know of it.
+enum Acceptor {
+    /// TCP, its TLS setup, and whether it speaks h2c.
+    Tcp(tokio::net::TcpListener, Option<Arc<TlsSetup>>, bool),
+    /// A UNIX socket, and whether it speaks h2c.
+    Unix(tokio::net::UnixListener, bool),
+}
+
+impl Acceptor {
+    /// The next connection (cancel-safe, as tokio's accept is).
+    async fn accept(&self) -> io::Result<Accepted> {
+        match self {
+            Acceptor::Tcp(socket, tls, h2c) => {
+                socket.accept().await.map(|(s, peer)| Accepted::Tcp(s, peer, tls.clone(), *h2c))
+            }
+            Acceptor::Unix(socket, h2c) => socket.accept().await.map(|(s, _)| Accepted::Unix(s, *h2c)),
+        }
+    }
+}
+
 /// Hands an accepted connection to the serving loop; false when the loop
 /// is gone. A failed accept (out of descriptors) is logged and waited
 /// out briefly.
@@ -374,44 +395,29 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
         let tls = tls.map(Arc::new);
         let tx = accepted_tx.clone();
         let log = shared.log.clone();
-        let acceptor = match socket {
+        let socket = match socket {
             ListenSocket::Tcp(socket) => {
                 socket.set_nonblocking(true)?;
-                let socket = tokio::net::TcpListener::from_std(socket)?;
-                let mut stop = stop.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let accepted = tokio::select! {
-                            biased;
-                            _ = stop.changed() => break,
-                            accepted = socket.accept() => accepted,
-                        };
-                        let accepted = accepted.map(|(s, peer)| Accepted::Tcp(s, peer, tls.clone(), h2c));
-                        if !pass_on(accepted, &tx, &log).await {
-                            break;
-                        }
-                    }
-                })
+                Acceptor::Tcp(tokio::net::TcpListener::from_std(socket)?, tls, h2c)
             }
             ListenSocket::Unix(socket) => {
                 socket.set_nonblocking(true)?;
-                let socket = tokio::net::UnixListener::from_std(socket)?;
-                let mut stop = stop.clone();
-                tokio::spawn(async move {
-                    loop {
-                        let accepted = tokio::select! {
-                            biased;
-                            _ = stop.changed() => break,
-                            accepted = socket.accept() => accepted,
-                        };
-                        let accepted = accepted.map(|(s, _)| Accepted::Unix(s, h2c));
-                        if !pass_on(accepted, &tx, &log).await {
-                            break;
-                        }
-                    }
-                })
+                Acceptor::Unix(tokio::net::UnixListener::from_std(socket)?, h2c)
             }
         };
+        let mut stop = stop.clone();
+        let acceptor = tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    biased;
+                    _ = stop.changed() => break,
+                    accepted = socket.accept() => accepted,
+                };
+                if !pass_on(accepted, &tx, &log).await {
+                    break;
+                }
+            }
+        });
         acceptors.push(acceptor);
     }
     drop(accepted_tx);

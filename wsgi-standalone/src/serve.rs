@@ -218,8 +218,11 @@ impl Drop for PidFile {
 /// `--max-requests-jitter` (0: never).
 fn recycle_after(args: &ServerArgs) -> u64 {
     // With --daemon the daemon group recycles; its relay does not.
-    if args.daemon || args.maximum_requests == 0 || args.max_requests_jitter == 0 {
-        return if args.daemon { 0 } else { args.maximum_requests };
+    if args.daemon {
+        return 0;
+    }
+    if args.maximum_requests == 0 || args.max_requests_jitter == 0 {
+        return args.maximum_requests;
     }
     use std::hash::{BuildHasher, Hasher};
     // A randomly keyed hasher is the standard library's random source.
