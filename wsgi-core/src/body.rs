@@ -4,7 +4,9 @@
 //! - `chunked` without `WSGIChunkedRequest On` is a 411;
 //! - `chunked` together with `Content-Length` is a 400 (a smuggling risk);
 //! - a malformed `Content-Length` (not digits, or differing values) is a 400;
-//! - a `Content-Length` above `LimitRequestBody` is a 413.
+//! - a `Content-Length` above `LimitRequestBody` is a 413;
+//! - a trailer field that only means something in the head
+//!   ([`forbidden_trailer`]) is a 400.
 //!
 //! A chunked body's size is unknown up front, so [`LimitedReader`] enforces
 //! the limit while the application reads, failing with an error that
@@ -51,11 +53,59 @@ impl BodyError {
         BodyError::new(400, message)
     }
 
+    /// A trailer field the request must not send ([`forbidden_trailer`]):
+    /// 400.
+    pub fn forbidden_trailer(name: &str) -> BodyError {
+        BodyError::new(400, format!("forbidden field '{name}' in the request's trailer section"))
+    }
+
     /// This error as the `io::Error` a body reader returns;
     /// [`body_error_status`] reads the status back out of it.
     pub fn into_io_error(self) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, self)
     }
+}
+
+/// The fields RFC 9110 section 6.5.1 forbids in a trailer section,
+/// lower-case: those that frame the message (`Content-Length`,
+/// `Transfer-Encoding`, `Trailer`, `TE`) or the connection (`Connection`,
+/// `Keep-Alive`, `Upgrade`, `Proxy-Connection`), route it (`Host`),
+/// modify the request (`Expect`, `Range`, `Max-Forwards`, the
+/// conditionals, `Cache-Control`, `Pragma`), authenticate it, or say how
+/// to process its content (`Content-Type`, `Content-Encoding`,
+/// `Content-Range`). A request sending one could be read two ways (the
+/// field read as if in the head, or ignored), so it is refused.
+pub const FORBIDDEN_TRAILERS: &[&str] = &[
+    "content-length",
+    "transfer-encoding",
+    "trailer",
+    "te",
+    "host",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "proxy-connection",
+    "expect",
+    "range",
+    "max-forwards",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "cache-control",
+    "pragma",
+    "authorization",
+    "proxy-authorization",
+    "content-type",
+    "content-encoding",
+    "content-range",
+];
+
+/// Whether a trailer field named `name` is one of [`FORBIDDEN_TRAILERS`]
+/// (compared case-insensitively).
+pub fn forbidden_trailer(name: &str) -> bool {
+    FORBIDDEN_TRAILERS.iter().any(|forbidden| forbidden.eq_ignore_ascii_case(name))
 }
 
 /// Checks the body headers of `head` against the policy. `limit` is
@@ -232,6 +282,17 @@ mod tests {
         assert_eq!(status(&[("Transfer-Encoding", "chunked"), ("Content-Length", "3")], 10, true), Err(400));
         assert_eq!(status(&[("Transfer-Encoding", "chunked"), ("Content-Length", "x")], 10, true), Err(400));
         assert_eq!(status(&[("Transfer-Encoding", "gzip"), ("Content-Length", "x")], 10, true), Err(501));
+    }
+
+    #[test]
+    fn forbidden_trailers() {
+        for name in ["Content-Length", "transfer-encoding", "HOST", "Trailer", "Content-Type", "If-Match"] {
+            assert!(forbidden_trailer(name), "{name}");
+        }
+        for name in ["X-Checksum", "Server-Timing", "Digest", "Content-MD5"] {
+            assert!(!forbidden_trailer(name), "{name}");
+        }
+        assert_eq!(BodyError::forbidden_trailer("Host").status, 400);
     }
 
     #[test]

@@ -32,6 +32,7 @@ use wsgi_daemon::control::ControlPipe;
 use crate::idle::{IdleStream, InFlight, InFlightGuard};
 use crate::listen::ListenSocket;
 
+mod framing;
 mod static_files;
 use crate::logging::ServerLog;
 use crate::tls::TlsSetup;
@@ -480,11 +481,18 @@ struct Connection {
     settings: ConnectionSettings,
     tls: Option<Arc<TlsConnection>>,
     requests: std::sync::atomic::AtomicU64,
+    /// The request whose head had both `Content-Length` and
+    /// `Transfer-Encoding`, if any (HTTP/1.1).
+    ambiguous: framing::AmbiguousHead,
 }
 
 impl Connection {
-    fn new(settings: ConnectionSettings, tls: Option<Arc<TlsConnection>>) -> Connection {
-        Connection { settings, tls, requests: std::sync::atomic::AtomicU64::new(0) }
+    fn new(
+        settings: ConnectionSettings,
+        tls: Option<Arc<TlsConnection>>,
+        ambiguous: framing::AmbiguousHead,
+    ) -> Connection {
+        Connection { settings, tls, requests: std::sync::atomic::AtomicU64::new(0), ambiguous }
     }
 
     fn scheme(&self) -> Scheme {
@@ -645,8 +653,10 @@ async fn serve_connection<S>(
     // selects, before the Host header is known.
     let settings = config.connection_settings(config.select_server(local, None));
     let in_flight = InFlight::default();
+    let ambiguous = framing::AmbiguousHead::default();
+    let stream = framing::FramingWatch::new(stream, ambiguous.clone(), wire != Wire::Http2);
     let stream = TokioIo::new(IdleStream::new(stream, settings.keep_alive_timeout, in_flight.clone()));
-    let connection = Arc::new(Connection::new(settings, tls));
+    let connection = Arc::new(Connection::new(settings, tls, ambiguous));
     let http_settings = shared.settings.clone();
     let service =
         service_fn(move |req| handle(req, shared.clone(), connection.clone(), peer, local, in_flight.enter()));
@@ -724,10 +734,54 @@ fn request_head(req: &Request<Incoming>, scheme: Scheme, peer: SocketAddr, local
     }
 }
 
+/// Marks a response the server made itself (an error, not the
+/// application's), so that [`handle`] closes the connection after the
+/// statuses Apache closes it after.
+#[derive(Clone, Copy)]
+struct ServerError;
+
+/// The statuses after which Apache closes the connection
+/// (`ap_status_drops_connection`): the request, or its body, may not have
+/// been read as the client meant it.
+fn drops_connection(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 408 | 411 | 413 | 414 | 500 | 501 | 503)
+}
+
+/// Whether `value` is a valid `Host` field value (RFC 9112 section 3.2:
+/// `uri-host [ ":" port ]`, RFC 3986's host: an IP literal in brackets, or
+/// a name of unreserved characters, percent-encodings and sub-delims);
+/// empty is valid (RFC 9110 section 7.2).
+fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = match value.strip_prefix(b"[") {
+        Some(rest) => {
+            let Some(end) = rest.iter().position(|&b| b == b']') else { return false };
+            let (literal, after) = (&rest[..end], &rest[end + 1..]);
+            let literal_ok = !literal.is_empty()
+                && literal.iter().all(|&b| b.is_ascii_alphanumeric() || b":.-_~!$&'()*+,;=".contains(&b));
+            if !literal_ok {
+                return false;
+            }
+            match after {
+                [] => (&b""[..], None),
+                [b':', port @ ..] => (&b""[..], Some(port)),
+                _ => return false,
+            }
+        }
+        None => match value.iter().rposition(|&b| b == b':') {
+            Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
+            None => (value, None),
+        },
+    };
+    let port_ok = port.is_none_or(|port| port.iter().all(u8::is_ascii_digit));
+    let host_ok = host.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
+    port_ok && host_ok
+}
+
 fn error_response(status: u16, software: &str) -> Response<ResponseBody> {
     let page = error_page(status);
     let length = page.len();
     let mut response = Response::new(ResponseBody::Full(Some(Bytes::from(page))));
+    response.extensions_mut().insert(ServerError);
     *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/html; charset=iso-8859-1"));
@@ -946,6 +1000,57 @@ async fn read_body(body: Incoming, timeout: Duration) -> Result<Bytes, u16> {
     }
 }
 
+/// How much of a chunked body was read before its request is queued.
+enum ChunkedStart {
+    /// All of it (up to [`BUFFERED_BODY_LIMIT`]), its trailer section
+    /// checked.
+    Whole(Bytes),
+    /// The first part, longer than [`BUFFERED_BODY_LIMIT`], and the rest,
+    /// which the worker reads (and whose trailer section it checks).
+    Part(Bytes, Incoming),
+}
+
+/// Reads a chunked body up to [`BUFFERED_BODY_LIMIT`] within `timeout`:
+/// a small body, the common case, is read whole, so that a trailer section
+/// with a field it must not carry ([`forbidden_trailer`]) refuses the
+/// request before the application sees it. At most the limit and one
+/// chunk are held in memory.
+async fn read_chunked_start(mut body: Incoming, timeout: Duration) -> Result<ChunkedStart, wsgi_core::body::BodyError> {
+    use http_body_util::BodyExt;
+    use wsgi_core::body::BodyError;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut held = bytes::BytesMut::new();
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => {
+                return Err(BodyError { status: 408, message: "request body not received within the timeout".into() })
+            }
+            Ok(None) => return Ok(ChunkedStart::Whole(held.freeze())),
+            Ok(Some(Err(e))) => return Err(BodyError::malformed(format!("malformed chunked request body: {e}"))),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        match frame.into_data() {
+            Ok(data) => {
+                held.extend_from_slice(&data);
+                if held.len() as u64 > BUFFERED_BODY_LIMIT {
+                    return Ok(ChunkedStart::Part(held.freeze(), body));
+                }
+            }
+            Err(frame) => {
+                if let Some(name) = frame.trailers_ref().and_then(forbidden_trailer) {
+                    return Err(BodyError::forbidden_trailer(&name));
+                }
+            }
+        }
+    }
+}
+
+/// The first field of a request's trailer section that RFC 9110 section
+/// 6.5.1 forbids there ([`wsgi_core::body::forbidden_trailer`]), if any.
+pub(crate) fn forbidden_trailer(trailers: &http::HeaderMap) -> Option<String> {
+    trailers.keys().find(|name| wsgi_core::body::forbidden_trailer(name.as_str())).map(|name| name.as_str().to_string())
+}
+
 async fn handle(
     req: Request<Incoming>,
     shared: Arc<Shared>,
@@ -958,10 +1063,29 @@ async fn handle(
     let (keepalives, keep) = connection.count_request();
     let head = request_head(&req, connection.scheme(), peer, local);
     let logs = shared.logs.for_request(shared.site.config(), &head).clone();
-    let mut response = respond(req, &head, &shared, &logs, &connection).await;
+    let mut response = if connection.ambiguous.is(keepalives) {
+        // hyper dropped the Content-Length and would read the chunked body:
+        // a request another server could read the other way is refused,
+        // unread, and its connection closed (RFC 9112 section 6.1).
+        logs.error.log(
+            LogLevel::Info,
+            &format!("client {} sent both Content-Length and Transfer-Encoding: refused (400)", head.peer),
+        );
+        let mut response = error_response(400, &shared.settings.server_software);
+        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        response
+    } else {
+        respond(req, &head, &shared, &logs, &connection).await
+    };
     // HTTP/2 has no Connection field: its connection outlives requests.
     let http1 = head.protocol != "HTTP/2.0";
-    let close = http1 && (!keep || shared.draining.load(std::sync::atomic::Ordering::Relaxed));
+    // As Apache, an error of the server's own after which the rest of the
+    // connection cannot be trusted closes it.
+    let server_error = response.extensions_mut().remove::<ServerError>().is_some();
+    let close = http1
+        && (!keep
+            || shared.draining.load(std::sync::atomic::Ordering::Relaxed)
+            || (server_error && drops_connection(response.status())));
     if close {
         response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
     }
@@ -1114,6 +1238,14 @@ async fn respond(
     if hosts > 1 || (hosts == 0 && req.version() == http::Version::HTTP_11) {
         return error_response(400, software);
     }
+    // So is a Host that is no host (RFC 9112 section 3.2).
+    if req.headers().get(http::header::HOST).is_some_and(|host| !valid_host(host.as_bytes())) {
+        return error_response(400, software);
+    }
+    // The asterisk form is for OPTIONS only (RFC 9112 section 3.2.4).
+    if head.raw_uri == "*" && head.method != "OPTIONS" {
+        return error_response(400, software);
+    }
     // `OPTIONS *` asks about the server, not a resource: answered here, as
     // Apache does.
     if head.method == "OPTIONS" && head.raw_uri == "*" {
@@ -1217,7 +1349,21 @@ async fn run_app(
             Ok(bytes) => BodySource::Buffered(bytes),
             Err(status) => return error_response(status, software),
         },
-        BodyKind::Length(_) | BodyKind::Chunked => BodySource::Streamed(req.into_body()),
+        BodyKind::Chunked => match read_chunked_start(req.into_body(), body_timeout).await {
+            Ok(ChunkedStart::Whole(bytes)) => BodySource::Buffered(bytes),
+            Ok(ChunkedStart::Part(first, rest)) => BodySource::Streamed(first, rest),
+            Err(error) => {
+                log.log(LogLevel::Info, &format!("mod_wsgi: request from {peer} refused: {}", error.message));
+                let mut response = error_response(error.status, software);
+                if head.protocol != "HTTP/2.0" {
+                    // The rest of the connection cannot be trusted to be
+                    // read as the client meant it.
+                    response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+                }
+                return response;
+            }
+        },
+        BodyKind::Length(_) => BodySource::Streamed(Bytes::new(), req.into_body()),
     };
     let client =
         ClientFacts { peer, request_id: request_id.to_string(), timeout: connection.timeout, log: log.clone() };
@@ -1266,5 +1412,30 @@ async fn run_app(
             app_response(head, ResponseBody::Channel(body.into(), rest), head_request, software)
         }
         None => error_response(500, software),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_values() {
+        for good in ["localhost", "localhost:8080", "a.example", "", "[::1]", "[::1]:80", "127.0.0.1:80", "x_y-z~"] {
+            assert!(valid_host(good.as_bytes()), "{good:?}");
+        }
+        for bad in ["local/host", "a b", "host:8o", "[::1", "[::1]x", "a@b", "a\\b", "[]", "h?q", "h#f"] {
+            assert!(!valid_host(bad.as_bytes()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_that_drop_the_connection() {
+        for status in [400, 408, 411, 413, 414, 500, 501, 503] {
+            assert!(drops_connection(StatusCode::from_u16(status).unwrap()), "{status}");
+        }
+        for status in [200, 304, 401, 403, 404, 405, 416, 504] {
+            assert!(!drops_connection(StatusCode::from_u16(status).unwrap()), "{status}");
+        }
     }
 }

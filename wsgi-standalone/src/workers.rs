@@ -85,9 +85,10 @@ pub enum BodySource {
     /// client never holds a Python thread.
     Buffered(Bytes),
     /// Read from the connection by the worker as the application asks for
-    /// it: nothing of it is read, or held in memory, while the request
-    /// waits in the queue.
-    Streamed(Incoming),
+    /// it, after the part already read (a chunked body's first
+    /// [`crate::http`] buffer, or nothing): no more of it is read, or held
+    /// in memory, while the request waits in the queue.
+    Streamed(Bytes, Incoming),
 }
 
 /// Reads a [`BodySource`] from a worker thread, waiting for each part of a
@@ -121,12 +122,16 @@ impl BodyReader {
         loop {
             match std::pin::Pin::new(&mut *body).poll_frame(&mut cx) {
                 std::task::Poll::Ready(None) => return Ok(None),
-                std::task::Poll::Ready(Some(Ok(frame))) => {
-                    // Trailers carry no data.
-                    if let Ok(data) = frame.into_data() {
-                        return Ok(Some(data));
+                std::task::Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => return Ok(Some(data)),
+                    // Trailers carry no data, but may make the request one
+                    // to refuse.
+                    Err(frame) => {
+                        if let Some(name) = frame.trailers_ref().and_then(crate::http::forbidden_trailer) {
+                            return Err(BodyError::forbidden_trailer(&name).into_io_error());
+                        }
                     }
-                }
+                },
                 std::task::Poll::Ready(Some(Err(e))) => {
                     return Err(BodyError::malformed(format!("malformed request body: {e}")).into_io_error());
                 }
@@ -418,8 +423,8 @@ fn run_job(job: Job, worker: usize, runner: &dyn WsgiRunner, queue_timeout: Dura
     } else {
         let mut reader = match body {
             BodySource::Buffered(bytes) => BodyReader { current: bytes, source: None, timeout: socket_timeout },
-            BodySource::Streamed(body) => {
-                BodyReader { current: Bytes::new(), source: Some(body), timeout: socket_timeout }
+            BodySource::Streamed(first, body) => {
+                BodyReader { current: first, source: Some(body), timeout: socket_timeout }
             }
         };
         let AppRequest { target, environ, body: kind, body_limit, .. } = *app;
