@@ -3,10 +3,13 @@
 //! reaches the application, and `Authorization` does exactly when
 //! `WSGIPassAuthorization` is On.
 
+mod support;
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use proptest::prelude::*;
+use support::cases_or;
 use wsgi_config::values::IpSubnet;
 use wsgi_config::DirSettings;
 use wsgi_core::environ_build::{
@@ -183,7 +186,9 @@ fn is_valid_name(name: &str) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    // PROPTEST_CASES, when set, overrides the count (`cargo xtask memcheck` runs
+    // fewer cases under valgrind).
+    #![proptest_config(ProptestConfig { cases: cases_or(2000), ..ProptestConfig::default() })]
 
     #[test]
     fn environ_rules_hold_for_any_request(case in case()) {

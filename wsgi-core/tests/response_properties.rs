@@ -2,7 +2,10 @@
 //! `validate_header` and `start_response` never panic, and nothing with
 //! CR, LF or NUL is ever accepted.
 
+mod support;
+
 use proptest::prelude::*;
+use support::cases_or;
 use wsgi_core::response::{parse_status, validate_header};
 use wsgi_core::testing::RecordingSink;
 use wsgi_core::ResponseWriter;
@@ -22,7 +25,9 @@ fn tricky() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    // PROPTEST_CASES, when set, overrides the count (`cargo xtask memcheck` runs
+    // fewer cases under valgrind).
+    #![proptest_config(ProptestConfig { cases: cases_or(3000), ..ProptestConfig::default() })]
 
     #[test]
     fn statuses_with_breaks_are_refused(status in tricky()) {

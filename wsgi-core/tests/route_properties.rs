@@ -3,12 +3,15 @@
 //! encoded slashes or symlinks the path uses), and `SCRIPT_NAME` +
 //! `PATH_INFO` always add up to the normalized path.
 
+mod support;
+
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
+use support::cases_or;
 use wsgi_config::directives::{ScriptAlias, UrlPattern};
 use wsgi_core::route::{latin1, normalize_path, MatchPolicy, RouteError, Router};
 
@@ -223,7 +226,9 @@ fn hostile_paths_never_escape() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    // PROPTEST_CASES, when set, overrides the count (`cargo xtask memcheck` runs
+    // fewer cases under valgrind).
+    #![proptest_config(ProptestConfig { cases: cases_or(2000), ..ProptestConfig::default() })]
 
     #[test]
     fn normalization_is_total_and_idempotent(raw in any::<String>()) {

@@ -341,7 +341,7 @@ struct Peer {
 }
 
 /// Installs granian and gunicorn into a venv under target/ if missing.
-fn ensure_venv(root: &Path) -> std::result::Result<PathBuf, String> {
+pub(crate) fn ensure_venv(root: &Path) -> std::result::Result<PathBuf, String> {
     let venv = root.join("target/bench-venv");
     let bin = venv.join("bin");
     if bin.join("granian").exists() && bin.join("gunicorn").exists() {

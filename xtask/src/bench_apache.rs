@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use crate::bench::{descendants, free_port, processes, run_wrk, Case, Load, Over, Proc, Result, APP};
 
-const APACHE: &str = "/usr/sbin/apache2";
-const MODULES_DIR: &str = "/usr/lib/apache2/modules";
+pub(crate) const APACHE: &str = "/usr/sbin/apache2";
+pub(crate) const MODULES_DIR: &str = "/usr/lib/apache2/modules";
 const REFERENCE_MODULE: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
 
 /// The MPM and its settings, the same for every server: two event-MPM
@@ -24,7 +24,7 @@ const REFERENCE_MODULE: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
 /// every wrk connection (otherwise a child whose threads are all busy
 /// closes its idle keep-alive connections, which wrk counts as read
 /// errors), and unlimited keep-alive requests.
-fn mpm_settings(threads_per_child: u32) -> String {
+pub(crate) fn mpm_settings(threads_per_child: u32) -> String {
     format!(
         "LoadModule mpm_event_module {MODULES_DIR}/mod_mpm_event.so\n\
          StartServers 2\n\
@@ -99,10 +99,10 @@ impl Variant {
 
 /// A directory under the system temp dir, world-readable (Apache's children
 /// run as www-data), removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    fn new(prefix: &str) -> std::result::Result<TempDir, String> {
+    pub(crate) fn new(prefix: &str) -> std::result::Result<TempDir, String> {
         static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
@@ -113,7 +113,7 @@ impl TempDir {
         Ok(TempDir(path))
     }
 
-    fn write(&self, name: &str, contents: &[u8]) -> std::result::Result<PathBuf, String> {
+    pub(crate) fn write(&self, name: &str, contents: &[u8]) -> std::result::Result<PathBuf, String> {
         let path = self.0.join(name);
         std::fs::write(&path, contents).map_err(|e| format!("{}: {e}", path.display()))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
@@ -138,7 +138,7 @@ fn run_dir_prefix() -> String {
 
 /// A running `apache2 -DFOREGROUND` in its own process group, stopped on
 /// drop (so on every error path too).
-struct Apache {
+pub(crate) struct Apache {
     child: Child,
     port: u16,
     run_dir: TempDir,
@@ -152,31 +152,7 @@ impl Apache {
         threads_per_child: u32,
         mode: Mode,
     ) -> std::result::Result<Apache, String> {
-        let run_dir = TempDir::new("bench-apache-run")?;
-        let port = free_port().map_err(|e| e.to_string())?;
-        let root = run_dir.0.display().to_string();
-        // `AllowOverride None` as Debian's apache2.conf sets it for `/`:
-        // without it every request looks for an .htaccess in each directory
-        // above the file, which inflates every server's cost alike and so
-        // lowers the static ceiling the modules are measured against.
-        let mut config = format!(
-            "ServerRoot {root}\n\
-             Listen 127.0.0.1:{port}\n\
-             PidFile {root}/httpd.pid\n\
-             ErrorLog {root}/error.log\n\
-             LogLevel warn\n\
-             DefaultRuntimeDir {root}\n\
-             Mutex file:{root} default\n\
-             User www-data\n\
-             Group www-data\n\
-             ServerName localhost\n\
-             DocumentRoot {site}\n\
-             <Directory />\n  AllowOverride None\n</Directory>\n\
-             LoadModule authz_core_module {MODULES_DIR}/mod_authz_core.so\n\
-             {mpm}",
-            site = site.display(),
-            mpm = mpm_settings(threads_per_child),
-        );
+        let mut config = mpm_settings(threads_per_child);
         match (variant, mode) {
             (Variant::Static, _) => {}
             (Variant::Ours | Variant::ModWsgi, Mode::Embedded) => {
@@ -191,7 +167,7 @@ impl Apache {
                 let site = site.display();
                 config.push_str(&format!(
                     "LoadModule wsgi_module {module}\n\
-                     WSGISocketPrefix {root}/wsgi\n\
+                     WSGISocketPrefix %RUN%/wsgi\n\
                      WSGIDaemonProcess {GROUP} processes={processes} threads={threads}\n\
                      WSGIScriptAlias /process-group {site}/group.wsgi process-group={GROUP} application-group=%{{GLOBAL}}\n\
                      WSGIScriptAlias / {site}/app.wsgi process-group={GROUP} application-group=%{{GLOBAL}}\n",
@@ -199,6 +175,38 @@ impl Apache {
                 ));
             }
         }
+        Apache::start_with(site, &config)
+    }
+
+    /// Starts Apache serving `site` as its DocumentRoot with `settings`
+    /// after the common part of the configuration (`%RUN%` in them stands
+    /// for the run directory): the MPM, modules and handlers.
+    pub(crate) fn start_with(site: &Path, settings: &str) -> std::result::Result<Apache, String> {
+        let run_dir = TempDir::new("bench-apache-run")?;
+        let port = free_port().map_err(|e| e.to_string())?;
+        let root = run_dir.0.display().to_string();
+        // `AllowOverride None` as Debian's apache2.conf sets it for `/`:
+        // without it every request looks for an .htaccess in each directory
+        // above the file, which inflates every server's cost alike and so
+        // lowers the static ceiling the modules are measured against.
+        let config = format!(
+            "ServerRoot {root}\n\
+             Listen 127.0.0.1:{port}\n\
+             PidFile {root}/httpd.pid\n\
+             ErrorLog {root}/error.log\n\
+             LogLevel warn\n\
+             DefaultRuntimeDir {root}\n\
+             Mutex file:{root} default\n\
+             User www-data\n\
+             Group www-data\n\
+             ServerName localhost\n\
+             DocumentRoot {site}\n\
+             <Directory />\n  AllowOverride None\n</Directory>\n\
+             LoadModule authz_core_module {MODULES_DIR}/mod_authz_core.so\n\
+             {settings}",
+            site = site.display(),
+            settings = settings.replace("%RUN%", &root),
+        );
         let conf = run_dir.write("httpd.conf", config.as_bytes())?;
         let stderr = std::fs::File::create(run_dir.0.join("stderr.log")).map_err(|e| e.to_string())?;
         // Its own process group: on shutdown Apache may signal its whole
@@ -215,6 +223,16 @@ impl Apache {
         let mut apache = Apache { child, port, run_dir };
         apache.wait_ready()?;
         Ok(apache)
+    }
+
+    /// The port Apache listens on (127.0.0.1).
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The pid of Apache's parent process.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn wait_ready(&mut self) -> std::result::Result<(), String> {
@@ -239,7 +257,7 @@ impl Apache {
         std::fs::read_to_string(self.run_dir.0.join("error.log")).unwrap_or_default()
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         let stderr = std::fs::read_to_string(self.run_dir.0.join("stderr.log")).unwrap_or_default();
         format!("--- stderr\n{stderr}--- error.log\n{}", self.error_log())
     }

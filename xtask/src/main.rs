@@ -9,7 +9,9 @@ mod bindings;
 mod deb;
 mod debian13;
 mod directives;
+mod memcheck;
 mod release;
+mod stress;
 mod wheel;
 
 use std::path::{Path, PathBuf};
@@ -115,6 +117,26 @@ commands:
                         with one GIL and with a GIL per group; prints
                         requests/s, the ratio to 3.13 with one GIL and the
                         memory one more group costs (default -c8)
+  stress [--soak-requests N] [--stalled N] [--idle N] [--transfers N]
+         [--transfer-mb N] [--read-kb-per-sec N] [--duration S] [--threads N]
+         [--only soak,slowloris,idle,transfers]
+                        the standalone server, the Apache module (embedded,
+                        mpm_event), granian and gunicorn under hostile
+                        loads, one table each: a soak of 2,000,000 requests
+                        (memory growth after the first 100,000), 3,000
+                        slowloris connections held while wrk runs (the
+                        throughput against unloaded; the header time-out
+                        must close each), 1,000 idle keep-alive connections
+                        under load, 20 parallel 100 MB uploads and 20
+                        parallel 100 MB downloads read at 1000 KB/s (peak
+                        memory); wrk runs of --duration (default 10) s,
+                        --threads (default 25) Python threads each;
+                        --only runs the loads it names
+  memcheck              the tests of wsgi-core, wsgi-daemon and wsgi-interp,
+                        then a short end-to-end run of the standalone
+                        server (its serving process included), under
+                        valgrind's memcheck (installed when missing); prints
+                        the errors and definitely lost bytes of each run
   release               build mod_wsgi.so and wsgi-standalone in release mode
                         and write them with SHA256SUMS to target/dist/
   deb                   build the module in release mode and package it as
@@ -142,6 +164,11 @@ fn main() -> ExitCode {
             [other, ..] => Err(format!("deps: unknown option '{other}'\n\n{USAGE}")),
         },
         Some("bench") => bench_command(&args[1..]),
+        Some("stress") => stress_command(&args[1..]),
+        Some("memcheck") => match &args[1..] {
+            [] => memcheck::memcheck(&workspace_root()),
+            [other, ..] => Err(format!("memcheck: unknown option '{other}'\n\n{USAGE}")),
+        },
         Some("release") => match &args[1..] {
             [] => release::release(&workspace_root()),
             [other, ..] => Err(format!("release: unknown option '{other}'\n\n{USAGE}")),
@@ -249,6 +276,53 @@ fn bench_command(args: &[String]) -> Result<(), String> {
         load.python_threads = threads.unwrap_or(load.python_threads);
         bench::bench(&workspace_root(), &load)
     }
+}
+
+fn stress_command(args: &[String]) -> Result<(), String> {
+    let mut settings = stress::Settings {
+        soak_requests: 2_000_000,
+        stalled: 3000,
+        idle: 1000,
+        transfers: 20,
+        transfer_bytes: 100_000_000,
+        read_rate: 1_000_000,
+        duration_secs: 10,
+        threads: 25,
+        only: Vec::new(),
+    };
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        let value = |name: &str, value: Option<&String>| -> Result<u64, String> {
+            value
+                .and_then(|v| v.parse().ok())
+                .filter(|v| *v > 0)
+                .ok_or_else(|| format!("stress: {name} takes a whole number above 0"))
+        };
+        if word == "--only" {
+            let names = words.next().ok_or("stress: --only takes load names")?;
+            for name in names.split(',') {
+                if !stress::LOADS.contains(&name) {
+                    return Err(format!("stress: --only: no load '{name}' (the loads: {})", stress::LOADS.join(", ")));
+                }
+                settings.only.push(name.to_string());
+            }
+            continue;
+        }
+        let given = value(word, words.next());
+        match word.as_str() {
+            "--soak-requests" => settings.soak_requests = given?,
+            "--stalled" => settings.stalled = given? as usize,
+            "--idle" => settings.idle = given? as usize,
+            "--transfers" => settings.transfers = given? as usize,
+            "--transfer-mb" => settings.transfer_bytes = given? * 1_000_000,
+            "--read-kb-per-sec" => settings.read_rate = given? * 1000,
+            "--duration" => settings.duration_secs = given?,
+            "--threads" => settings.threads = given? as u32,
+            other => return Err(format!("stress: unknown option '{other}'\n\n{USAGE}")),
+        }
+    }
+    deps()?;
+    stress::stress(&workspace_root(), &settings)
 }
 
 /// `cargo xtask deps`: the missing [`SYSTEM_PACKAGES`], installed.
