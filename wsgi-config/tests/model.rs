@@ -452,3 +452,26 @@ fn preloads_are_the_import_scripts_and_fixed_aliases_of_a_process_group() {
     // /b names no application group: it is not imported ahead of a request.
     assert_eq!(paths("d"), vec![("/srv/daemon.py".into(), "app".into()), ("/srv/a.wsgi".into(), "%{GLOBAL}".into())]);
 }
+
+// The config fuzz target's Include trees held in memory.
+#[test]
+fn includes_come_from_a_file_source_in_memory() {
+    use wsgi_config::tree::MemoryFiles;
+    let mut files = MemoryFiles::default();
+    files.insert("/etc/site/conf.d/b.conf", "WSGIScriptAlias /b /srv/b.wsgi\n");
+    files.insert("/etc/site/conf.d/a.conf", "WSGIScriptAlias /a /srv/a.wsgi\n");
+    files.insert("/etc/site/conf.d/sub/c.conf", "WSGIScriptAlias /c /srv/c.wsgi\n");
+    files.insert("/etc/site/loop.conf", "Include loop.conf\n");
+    let options = ReadOptions::standalone("/etc/site");
+    let text = "Include conf.d/*.conf\nInclude conf.d/sub\n<IfFile conf.d/a.conf>\nWSGIScriptAlias /d /srv/d.wsgi\n</IfFile>\n";
+    let config = wsgi_config::load_str_from(&files, text, Path::new("main.conf"), &options).unwrap();
+    let urls: Vec<&str> = config.main_server.script_aliases.iter().map(|a| a.url.as_str()).collect();
+    assert_eq!(urls, ["/a", "/b", "/c", "/d"]);
+
+    let errors =
+        wsgi_config::load_str_from(&files, "Include loop.conf\nInclude none.conf\n", Path::new("main.conf"), &options)
+            .unwrap_err();
+    let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert!(messages[0].contains("nested more than"), "{messages:?}");
+    assert!(messages[1].starts_with("main.conf:2: Include: no file matches"), "{messages:?}");
+}
