@@ -453,6 +453,15 @@ fn preloads_are_the_import_scripts_and_fixed_aliases_of_a_process_group() {
     assert_eq!(paths("d"), vec![("/srv/daemon.py".into(), "app".into()), ("/srv/a.wsgi".into(), "%{GLOBAL}".into())]);
 }
 
+// Found by the config fuzz target: a directive name with a character of
+// several bytes within its first four panicked (a byte slice of the name).
+#[test]
+fn directive_names_with_multibyte_characters_are_other_modules_directives() {
+    assert!(load("WSG\u{e9}Thing on\nW\u{fffd}\n\u{e9}\u{e9}\u{e9}x y\n").is_ok());
+    assert!(wsgi_config::directives::is_wsgi_name("WSGIThing"));
+    assert!(!wsgi_config::directives::is_wsgi_name("WSG\u{e9}Thing"));
+}
+
 // The config fuzz target's Include trees held in memory.
 #[test]
 fn includes_come_from_a_file_source_in_memory() {
