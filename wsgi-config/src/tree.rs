@@ -253,6 +253,11 @@ impl FileSource for MemoryFiles {
 /// How deep `Include` may nest before we call it a loop.
 const MAX_INCLUDE_DEPTH: usize = 32;
 
+/// How many files the includes of one configuration may read in all: a
+/// file that includes two copies of itself (a wildcard matching it and a
+/// sibling) would otherwise be read 2^32 times before the depth limit.
+const MAX_INCLUDED_FILES: usize = 10_000;
+
 /// Reads the configuration file at `path`, following includes.
 ///
 /// Every problem found is returned; the tree is only returned when there is
@@ -327,6 +332,11 @@ struct Reader<'f> {
     defines: BTreeMap<String, Option<String>>,
     modules: BTreeSet<String>,
     errors: Vec<ConfigError>,
+    /// Files read by includes so far ([`MAX_INCLUDED_FILES`]).
+    included: usize,
+    /// The files being read, outermost first: one that includes a file
+    /// among them includes itself.
+    reading: Vec<PathBuf>,
 }
 
 /// A frame of the open-container stack within one file.
@@ -346,6 +356,8 @@ impl<'f> Reader<'f> {
             defines: options.defines.iter().map(|d| (d.clone(), None)).collect(),
             modules: options.modules.clone(),
             errors: Vec::new(),
+            included: 0,
+            reading: Vec::new(),
         }
     }
 
@@ -366,6 +378,13 @@ impl<'f> Reader<'f> {
     }
 
     fn read_text(&mut self, text: &str, file: &Path, depth: usize) -> Vec<Node> {
+        self.reading.push(file.to_path_buf());
+        let nodes = self.read_lines(text, file, depth);
+        self.reading.pop();
+        nodes
+    }
+
+    fn read_lines(&mut self, text: &str, file: &Path, depth: usize) -> Vec<Node> {
         let mut stack: Vec<Open> = Vec::new();
         let mut top: Vec<Node> = Vec::new();
         for LogicalLine { line, text } in logical_lines(text) {
@@ -585,6 +604,26 @@ impl<'f> Reader<'f> {
         if files.is_empty() && !optional {
             self.errors.push(ConfigError::at(location, format!("{name}: no file matches '{}'", full.display())));
         }
+        let (files, cycle): (Vec<PathBuf>, Vec<PathBuf>) =
+            files.into_iter().partition(|file| !self.reading.contains(file));
+        if let Some(file) = cycle.first() {
+            self.errors.push(ConfigError::at(
+                location,
+                format!("{name}: '{}' includes itself (it is being read already)", file.display()),
+            ));
+        }
+        if self.included + files.len() > MAX_INCLUDED_FILES {
+            // Once: the includes still open would each say it again.
+            if self.included <= MAX_INCLUDED_FILES {
+                self.errors.push(ConfigError::at(
+                    location,
+                    format!("{name}: more than {MAX_INCLUDED_FILES} files included; does a file include itself?"),
+                ));
+            }
+            self.included = MAX_INCLUDED_FILES + 1;
+            return Vec::new();
+        }
+        self.included += files.len();
         let mut nodes = Vec::new();
         for file in files {
             nodes.extend(self.read_path(&file, depth + 1));
@@ -728,7 +767,7 @@ mod tests {
 
         std::fs::write(dir.join("loop.conf"), "Include loop.conf\n").unwrap();
         let errors = read_str("Include loop.conf\n", Path::new("main.conf"), &options).unwrap_err();
-        assert!(errors[0].message.contains("nested more than"), "{errors:?}");
+        assert!(errors[0].message.contains("loop.conf' includes itself"), "{errors:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

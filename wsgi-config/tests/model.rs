@@ -481,6 +481,40 @@ fn includes_come_from_a_file_source_in_memory() {
         wsgi_config::load_str_from(&files, "Include loop.conf\nInclude none.conf\n", Path::new("main.conf"), &options)
             .unwrap_err();
     let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
-    assert!(messages[0].contains("nested more than"), "{messages:?}");
+    assert!(
+        messages[0].starts_with("/etc/site/loop.conf:1: Include: '/etc/site/loop.conf' includes itself"),
+        "{messages:?}"
+    );
     assert!(messages[1].starts_with("main.conf:2: Include: no file matches"), "{messages:?}");
+}
+
+// Found by the config fuzz target: a file that includes itself twice (a
+// wildcard matching it and a sibling) was read 2^32 times before the
+// depth limit stopped it, which takes forever. A file that includes
+// itself is an error at once, and includes that multiply without a cycle
+// stop at a total.
+#[test]
+fn includes_that_multiply_stop() {
+    use wsgi_config::tree::MemoryFiles;
+    let mut files = MemoryFiles::default();
+    files.insert("/etc/site/loop/a.conf", "Include loop/*.conf\n");
+    files.insert("/etc/site/loop/b.conf", "Include loop/*.conf\n");
+    // Each level includes the next one twice: 2^20 reads without a total.
+    for level in 0..20 {
+        let next = format!("Include dag/{}.conf\n", level + 1);
+        files.insert(format!("/etc/site/dag/{level}.conf"), next.repeat(2));
+    }
+    files.insert("/etc/site/dag/20.conf", "WSGIScriptAlias / /srv/app.wsgi\n");
+    let options = ReadOptions::standalone("/etc/site");
+    let started = std::time::Instant::now();
+    let errors =
+        wsgi_config::load_str_from(&files, "Include loop/*.conf\n", Path::new("main.conf"), &options).unwrap_err();
+    let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert!(messages.iter().all(|m| m.contains("includes itself")), "{messages:?}");
+    let errors =
+        wsgi_config::load_str_from(&files, "Include dag/0.conf\n", Path::new("main.conf"), &options).unwrap_err();
+    let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("more than 10000 files included"), "{messages:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
 }
