@@ -101,7 +101,8 @@ pub fn find(name: &str) -> Option<&'static DirectiveSpec> {
 /// Whether `name` belongs to mod_wsgi's namespace (`WSGI...`), where an
 /// unknown name is an error rather than another module's directive.
 pub fn is_wsgi_name(name: &str) -> bool {
-    name.len() > 4 && name[..4].eq_ignore_ascii_case("wsgi")
+    // By bytes: a name may start with a character of several.
+    name.len() > 4 && name.as_bytes()[..4].eq_ignore_ascii_case(b"wsgi")
 }
 
 /// Parses one directive by name: the entry point for any front end.

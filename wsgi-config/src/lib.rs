@@ -45,6 +45,27 @@ pub fn load_str(text: &str, name: &Path, options: &tree::ReadOptions) -> Result<
     build(tree::read_str_lenient(text, name, options), options)
 }
 
+/// Reads configuration text into a model, with the files it includes from
+/// `files` (files held in memory: [`tree::MemoryFiles`]).
+pub fn load_str_from(
+    files: &dyn tree::FileSource,
+    text: &str,
+    name: &Path,
+    options: &tree::ReadOptions,
+) -> Result<Config, ConfigErrors> {
+    build(tree::read_str_lenient_from(files, text, name, options), options)
+}
+
+/// Reads the configuration file at `path` into a model, with it and the
+/// files it includes from `files`.
+pub fn load_file_from(
+    files: &dyn tree::FileSource,
+    path: &Path,
+    options: &tree::ReadOptions,
+) -> Result<Config, ConfigErrors> {
+    build(tree::read_file_lenient_from(files, path, options), options)
+}
+
 /// Builds the model even from a tree with errors, so that one run reports
 /// the structural errors and the directive errors together.
 fn build(

@@ -6,8 +6,14 @@
 //! conditionals, which are decided while reading (as Apache does) so an
 //! inactive branch never includes files. Directives of other modules pass
 //! through untouched; the model layer decides what each one means.
+//!
+//! The files an `Include` brings in come from a [`FileSource`]: the file
+//! system ([`DiskFiles`], what [`read_file`] and [`read_str`] use), or
+//! files held in memory ([`MemoryFiles`]), for a caller that generates its
+//! configuration, and for tests and fuzzing.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{ConfigError, Location};
@@ -127,8 +133,130 @@ impl ReadOptions {
     }
 }
 
+/// Where the reader finds the files `Include` names and `<IfFile>` tests.
+///
+/// Paths arrive absolute or relative to the process's directory, as the
+/// reader resolved them against the server root.
+pub trait FileSource {
+    /// The contents of the file at `path`.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Whether a file or directory exists at `path`.
+    fn exists(&self, path: &Path) -> bool;
+    /// Whether `path` is a directory (an `Include` of it takes every file
+    /// under it).
+    fn is_dir(&self, path: &Path) -> bool;
+    /// The entries of directory `path`, in any order.
+    fn dir_entries(&self, path: &Path) -> Vec<PathBuf>;
+    /// The paths that the wildcard `pattern` (`*`, `?`, `[...]`, which do
+    /// not cross `/`) matches, in any order; `Err` with the reason for a
+    /// malformed pattern.
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String>;
+}
+
+/// The file system, as Apache reads it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiskFiles;
+
+impl FileSource for DiskFiles {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    fn dir_entries(&self, path: &Path) -> Vec<PathBuf> {
+        match std::fs::read_dir(path) {
+            Ok(entries) => entries.flatten().map(|entry| entry.path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
+        let paths = glob::glob(pattern).map_err(|e| e.to_string())?;
+        Ok(paths.flatten().collect())
+    }
+}
+
+/// Files held in memory, by path; the directories are those the paths
+/// imply.
+///
+/// ```
+/// use std::path::Path;
+/// use wsgi_config::tree::{read_str_from, MemoryFiles, Node, ReadOptions};
+///
+/// let mut files = MemoryFiles::default();
+/// files.insert("/etc/site/conf.d/app.conf", "WSGIScriptAlias / /srv/app.wsgi\n");
+/// let options = ReadOptions::standalone("/etc/site");
+/// let nodes = read_str_from(&files, "Include conf.d/*.conf\n", Path::new("main.conf"), &options).unwrap();
+/// assert!(matches!(&nodes[0], Node::Directive(d) if d.name == "WSGIScriptAlias"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryFiles {
+    files: BTreeMap<PathBuf, Vec<u8>>,
+}
+
+impl MemoryFiles {
+    /// Adds (or replaces) the file at `path`.
+    pub fn insert(&mut self, path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) {
+        self.files.insert(path.into(), contents.into());
+    }
+
+    /// Every file and directory, each once.
+    fn all_paths(&self) -> BTreeSet<&Path> {
+        let mut paths = BTreeSet::new();
+        for file in self.files.keys() {
+            paths.extend(file.ancestors().filter(|p| !p.as_os_str().is_empty()));
+        }
+        paths
+    }
+}
+
+impl FileSource for MemoryFiles {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        match self.files.get(path) {
+            Some(contents) => Ok(contents.clone()),
+            None if self.is_dir(path) => Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory")),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, "no such file")),
+        }
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        self.files.contains_key(path) || self.is_dir(path)
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        self.files.keys().any(|file| file != path && file.starts_with(path))
+    }
+
+    fn dir_entries(&self, path: &Path) -> Vec<PathBuf> {
+        self.all_paths().into_iter().filter(|p| p.parent() == Some(path)).map(Path::to_path_buf).collect()
+    }
+
+    fn glob(&self, pattern: &str) -> Result<Vec<PathBuf>, String> {
+        let pattern = glob::Pattern::new(pattern).map_err(|e| e.to_string())?;
+        let options = glob::MatchOptions { require_literal_separator: true, ..glob::MatchOptions::new() };
+        Ok(self
+            .all_paths()
+            .into_iter()
+            .filter(|p| pattern.matches_path_with(p, options))
+            .map(Path::to_path_buf)
+            .collect())
+    }
+}
+
 /// How deep `Include` may nest before we call it a loop.
 const MAX_INCLUDE_DEPTH: usize = 32;
+
+/// How many files the includes of one configuration may read in all: a
+/// file that includes two copies of itself (a wildcard matching it and a
+/// sibling) would otherwise be read 2^32 times before the depth limit.
+const MAX_INCLUDED_FILES: usize = 10_000;
 
 /// Reads the configuration file at `path`, following includes.
 ///
@@ -141,7 +269,17 @@ pub fn read_file(path: &Path, options: &ReadOptions) -> Result<Vec<Node>, Vec<Co
 /// Like [`read_file`], but returns what could be read along with every
 /// error, so that a caller can go on to find later errors too.
 pub fn read_file_lenient(path: &Path, options: &ReadOptions) -> (Vec<Node>, Vec<ConfigError>) {
-    let mut reader = Reader::new(options);
+    read_file_lenient_from(&DiskFiles, path, options)
+}
+
+/// Like [`read_file_lenient`], with the files (the one at `path` too) from
+/// `files`.
+pub fn read_file_lenient_from(
+    files: &dyn FileSource,
+    path: &Path,
+    options: &ReadOptions,
+) -> (Vec<Node>, Vec<ConfigError>) {
+    let mut reader = Reader::new(options, files);
     let nodes = reader.read_path(path, 0);
     (nodes, reader.errors)
 }
@@ -155,7 +293,27 @@ pub fn read_str(text: &str, name: &Path, options: &ReadOptions) -> Result<Vec<No
 
 /// Like [`read_str`], but returns what could be read along with every error.
 pub fn read_str_lenient(text: &str, name: &Path, options: &ReadOptions) -> (Vec<Node>, Vec<ConfigError>) {
-    let mut reader = Reader::new(options);
+    read_str_lenient_from(&DiskFiles, text, name, options)
+}
+
+/// Like [`read_str`], with the included files from `files`.
+pub fn read_str_from(
+    files: &dyn FileSource,
+    text: &str,
+    name: &Path,
+    options: &ReadOptions,
+) -> Result<Vec<Node>, Vec<ConfigError>> {
+    into_result(read_str_lenient_from(files, text, name, options))
+}
+
+/// Like [`read_str_lenient`], with the included files from `files`.
+pub fn read_str_lenient_from(
+    files: &dyn FileSource,
+    text: &str,
+    name: &Path,
+    options: &ReadOptions,
+) -> (Vec<Node>, Vec<ConfigError>) {
+    let mut reader = Reader::new(options, files);
     let nodes = reader.read_text(text, name, 0);
     (nodes, reader.errors)
 }
@@ -168,11 +326,17 @@ fn into_result((nodes, errors): (Vec<Node>, Vec<ConfigError>)) -> Result<Vec<Nod
     }
 }
 
-struct Reader {
+struct Reader<'f> {
+    files: &'f dyn FileSource,
     server_root: PathBuf,
     defines: BTreeMap<String, Option<String>>,
     modules: BTreeSet<String>,
     errors: Vec<ConfigError>,
+    /// Files read by includes so far ([`MAX_INCLUDED_FILES`]).
+    included: usize,
+    /// The files being read, outermost first: one that includes a file
+    /// among them includes itself.
+    reading: Vec<PathBuf>,
 }
 
 /// A frame of the open-container stack within one file.
@@ -184,18 +348,21 @@ struct Open {
     active: bool,
 }
 
-impl Reader {
-    fn new(options: &ReadOptions) -> Self {
+impl<'f> Reader<'f> {
+    fn new(options: &ReadOptions, files: &'f dyn FileSource) -> Self {
         Reader {
+            files,
             server_root: options.server_root.clone(),
             defines: options.defines.iter().map(|d| (d.clone(), None)).collect(),
             modules: options.modules.clone(),
             errors: Vec::new(),
+            included: 0,
+            reading: Vec::new(),
         }
     }
 
     fn read_path(&mut self, path: &Path, depth: usize) -> Vec<Node> {
-        match std::fs::read(path) {
+        match self.files.read(path) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => self.read_text(&text, path, depth),
                 Err(_) => {
@@ -211,6 +378,13 @@ impl Reader {
     }
 
     fn read_text(&mut self, text: &str, file: &Path, depth: usize) -> Vec<Node> {
+        self.reading.push(file.to_path_buf());
+        let nodes = self.read_lines(text, file, depth);
+        self.reading.pop();
+        nodes
+    }
+
+    fn read_lines(&mut self, text: &str, file: &Path, depth: usize) -> Vec<Node> {
         let mut stack: Vec<Open> = Vec::new();
         let mut top: Vec<Node> = Vec::new();
         for LogicalLine { line, text } in logical_lines(text) {
@@ -295,10 +469,10 @@ impl Reader {
     /// `Some(truth)` for the conditional containers, `None` for others.
     fn condition(&mut self, section: &Section) -> Option<bool> {
         let kind = section.name.to_ascii_lowercase();
-        let test: fn(&Reader, &str) -> bool = match kind.as_str() {
+        let test: fn(&Reader<'_>, &str) -> bool = match kind.as_str() {
             "ifmodule" => |r, name| r.modules.contains(name),
             "ifdefine" => |r, name| r.defines.contains_key(name),
-            "iffile" => |r, name| r.resolve(name).exists(),
+            "iffile" => |r, name| r.files.exists(&r.resolve(name)),
             _ => return None,
         };
         let [arg] = section.args.as_slice() else {
@@ -430,6 +604,26 @@ impl Reader {
         if files.is_empty() && !optional {
             self.errors.push(ConfigError::at(location, format!("{name}: no file matches '{}'", full.display())));
         }
+        let (files, cycle): (Vec<PathBuf>, Vec<PathBuf>) =
+            files.into_iter().partition(|file| !self.reading.contains(file));
+        if let Some(file) = cycle.first() {
+            self.errors.push(ConfigError::at(
+                location,
+                format!("{name}: '{}' includes itself (it is being read already)", file.display()),
+            ));
+        }
+        if self.included + files.len() > MAX_INCLUDED_FILES {
+            // Once: the includes still open would each say it again.
+            if self.included <= MAX_INCLUDED_FILES {
+                self.errors.push(ConfigError::at(
+                    location,
+                    format!("{name}: more than {MAX_INCLUDED_FILES} files included; does a file include itself?"),
+                ));
+            }
+            self.included = MAX_INCLUDED_FILES + 1;
+            return Vec::new();
+        }
+        self.included += files.len();
         let mut nodes = Vec::new();
         for file in files {
             nodes.extend(self.read_path(&file, depth + 1));
@@ -443,24 +637,22 @@ impl Reader {
         let text = full.to_string_lossy();
         let mut files = Vec::new();
         if text.contains(['*', '?', '[']) {
-            let paths = glob::glob(&text).map_err(|e| format!("bad wildcard pattern: {e}"))?;
-            for path in paths.flatten() {
-                collect_files(&path, &mut files);
+            let paths = self.files.glob(&text).map_err(|e| format!("bad wildcard pattern: {e}"))?;
+            for path in paths {
+                collect_files(self.files, &path, &mut files);
             }
-        } else if full.exists() {
-            collect_files(full, &mut files);
+        } else if self.files.exists(full) {
+            collect_files(self.files, full, &mut files);
         }
         files.sort();
         Ok(files)
     }
 }
 
-fn collect_files(path: &Path, out: &mut Vec<PathBuf>) {
-    if path.is_dir() {
-        if let Ok(entries) = std::fs::read_dir(path) {
-            for entry in entries.flatten() {
-                collect_files(&entry.path(), out);
-            }
+fn collect_files(files: &dyn FileSource, path: &Path, out: &mut Vec<PathBuf>) {
+    if files.is_dir(path) {
+        for entry in files.dir_entries(path) {
+            collect_files(files, &entry, out);
         }
     } else {
         out.push(path.to_path_buf());
@@ -575,7 +767,7 @@ mod tests {
 
         std::fs::write(dir.join("loop.conf"), "Include loop.conf\n").unwrap();
         let errors = read_str("Include loop.conf\n", Path::new("main.conf"), &options).unwrap_err();
-        assert!(errors[0].message.contains("nested more than"), "{errors:?}");
+        assert!(errors[0].message.contains("loop.conf' includes itself"), "{errors:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -452,3 +452,69 @@ fn preloads_are_the_import_scripts_and_fixed_aliases_of_a_process_group() {
     // /b names no application group: it is not imported ahead of a request.
     assert_eq!(paths("d"), vec![("/srv/daemon.py".into(), "app".into()), ("/srv/a.wsgi".into(), "%{GLOBAL}".into())]);
 }
+
+// Found by the config fuzz target: a directive name with a character of
+// several bytes within its first four panicked (a byte slice of the name).
+#[test]
+fn directive_names_with_multibyte_characters_are_other_modules_directives() {
+    assert!(load("WSG\u{e9}Thing on\nW\u{fffd}\n\u{e9}\u{e9}\u{e9}x y\n").is_ok());
+    assert!(wsgi_config::directives::is_wsgi_name("WSGIThing"));
+    assert!(!wsgi_config::directives::is_wsgi_name("WSG\u{e9}Thing"));
+}
+
+// The config fuzz target's Include trees held in memory.
+#[test]
+fn includes_come_from_a_file_source_in_memory() {
+    use wsgi_config::tree::MemoryFiles;
+    let mut files = MemoryFiles::default();
+    files.insert("/etc/site/conf.d/b.conf", "WSGIScriptAlias /b /srv/b.wsgi\n");
+    files.insert("/etc/site/conf.d/a.conf", "WSGIScriptAlias /a /srv/a.wsgi\n");
+    files.insert("/etc/site/conf.d/sub/c.conf", "WSGIScriptAlias /c /srv/c.wsgi\n");
+    files.insert("/etc/site/loop.conf", "Include loop.conf\n");
+    let options = ReadOptions::standalone("/etc/site");
+    let text = "Include conf.d/*.conf\nInclude conf.d/sub\n<IfFile conf.d/a.conf>\nWSGIScriptAlias /d /srv/d.wsgi\n</IfFile>\n";
+    let config = wsgi_config::load_str_from(&files, text, Path::new("main.conf"), &options).unwrap();
+    let urls: Vec<&str> = config.main_server.script_aliases.iter().map(|a| a.url.as_str()).collect();
+    assert_eq!(urls, ["/a", "/b", "/c", "/d"]);
+
+    let errors =
+        wsgi_config::load_str_from(&files, "Include loop.conf\nInclude none.conf\n", Path::new("main.conf"), &options)
+            .unwrap_err();
+    let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert!(
+        messages[0].starts_with("/etc/site/loop.conf:1: Include: '/etc/site/loop.conf' includes itself"),
+        "{messages:?}"
+    );
+    assert!(messages[1].starts_with("main.conf:2: Include: no file matches"), "{messages:?}");
+}
+
+// Found by the config fuzz target: a file that includes itself twice (a
+// wildcard matching it and a sibling) was read 2^32 times before the
+// depth limit stopped it, which takes forever. A file that includes
+// itself is an error at once, and includes that multiply without a cycle
+// stop at a total.
+#[test]
+fn includes_that_multiply_stop() {
+    use wsgi_config::tree::MemoryFiles;
+    let mut files = MemoryFiles::default();
+    files.insert("/etc/site/loop/a.conf", "Include loop/*.conf\n");
+    files.insert("/etc/site/loop/b.conf", "Include loop/*.conf\n");
+    // Each level includes the next one twice: 2^20 reads without a total.
+    for level in 0..20 {
+        let next = format!("Include dag/{}.conf\n", level + 1);
+        files.insert(format!("/etc/site/dag/{level}.conf"), next.repeat(2));
+    }
+    files.insert("/etc/site/dag/20.conf", "WSGIScriptAlias / /srv/app.wsgi\n");
+    let options = ReadOptions::standalone("/etc/site");
+    let started = std::time::Instant::now();
+    let errors =
+        wsgi_config::load_str_from(&files, "Include loop/*.conf\n", Path::new("main.conf"), &options).unwrap_err();
+    let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert!(messages.iter().all(|m| m.contains("includes itself")), "{messages:?}");
+    let errors =
+        wsgi_config::load_str_from(&files, "Include dag/0.conf\n", Path::new("main.conf"), &options).unwrap_err();
+    let messages: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(messages[0].contains("more than 10000 files included"), "{messages:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

@@ -223,6 +223,123 @@ impl<R: Read> Read for LimitedReader<R> {
     }
 }
 
+/// The largest single read [`InputBuffer`] makes from the body.
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// The buffering behind `wsgi.input`: `read(size)`, `readline(size)` and
+/// iteration by lines over a body that arrives in reads of any size.
+///
+/// It holds the body bytes read but not yet handed to the application: at
+/// most one line plus one read, however the body is read. It does not read
+/// by itself: each call is given the function that reads from the body
+/// (`read`, as [`Read::read`]), so that an interpreter can release its lock
+/// around the blocking read and count it. Once `read` returns 0 the body
+/// is over and it is not called again.
+#[derive(Debug, Default)]
+pub struct InputBuffer {
+    pending: Vec<u8>,
+    start: usize,
+    done: bool,
+}
+
+/// The body reading function an [`InputBuffer`] is given.
+pub type ReadFn<'a> = dyn FnMut(&mut [u8]) -> io::Result<usize> + 'a;
+
+impl InputBuffer {
+    /// An empty buffer over a body not yet read.
+    pub fn new() -> InputBuffer {
+        InputBuffer::default()
+    }
+
+    /// Body bytes read but not yet consumed.
+    pub fn buffered(&self) -> &[u8] {
+        &self.pending[self.start..]
+    }
+
+    /// Whether the body has ended (a read returned 0).
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Takes the first `n` buffered bytes (`n` at most
+    /// [`InputBuffer::buffered`]'s length).
+    pub fn consume(&mut self, n: usize) -> Vec<u8> {
+        let out = self.pending[self.start..self.start + n].to_vec();
+        self.start += n;
+        if self.start == self.pending.len() {
+            self.pending.clear();
+            self.start = 0;
+        }
+        out
+    }
+
+    /// Reads once more from the body into the buffer, at most `want` bytes
+    /// (at least 1, at most [`READ_CHUNK`]); `Ok(false)` at the end.
+    pub fn fill(&mut self, want: usize, read: &mut ReadFn<'_>) -> io::Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        // Drop what was consumed, so the buffer holds at most one line
+        // plus one read, however the body is read.
+        if self.start > 0 {
+            self.pending.drain(..self.start);
+            self.start = 0;
+        }
+        let mut chunk = vec![0u8; want.clamp(1, READ_CHUNK)];
+        let n = read(&mut chunk)?;
+        if n == 0 {
+            self.done = true;
+            return Ok(false);
+        }
+        self.pending.extend_from_slice(&chunk[..n]);
+        Ok(true)
+    }
+
+    /// Reads from the body straight into `dst`, once, for a caller that
+    /// found nothing buffered; `Ok(0)` at the end.
+    pub fn read_direct(&mut self, dst: &mut [u8], read: &mut ReadFn<'_>) -> io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        let n = read(dst)?;
+        if n == 0 {
+            self.done = true;
+        }
+        Ok(n)
+    }
+
+    /// `read(size)` with `limit` the size (`usize::MAX`: all of it): the
+    /// next `limit` bytes, fewer only at the end of the body.
+    pub fn read(&mut self, limit: usize, read: &mut ReadFn<'_>) -> io::Result<Vec<u8>> {
+        while self.buffered().len() < limit {
+            if !self.fill(limit - self.buffered().len(), read)? {
+                break;
+            }
+        }
+        let n = self.buffered().len().min(limit);
+        Ok(self.consume(n))
+    }
+
+    /// `readline(size)` with `limit` the size (`usize::MAX`: no limit):
+    /// one line with its newline, or `limit` bytes of a longer one, or
+    /// what is left at the end of the body (empty: nothing).
+    pub fn read_line(&mut self, limit: usize, read: &mut ReadFn<'_>) -> io::Result<Vec<u8>> {
+        loop {
+            let buffered = self.buffered();
+            if let Some(pos) = buffered.iter().position(|&b| b == b'\n') {
+                return Ok(self.consume((pos + 1).min(limit)));
+            }
+            if buffered.len() >= limit {
+                return Ok(self.consume(limit));
+            }
+            if !self.fill(READ_CHUNK, read)? {
+                let n = self.buffered().len().min(limit);
+                return Ok(self.consume(n));
+            }
+        }
+    }
+}
+
 /// The HTTP status an I/O error from body reading stands for: the status of
 /// a [`BodyError`] inside it (e.g. 413 from [`LimitedReader`]).
 pub fn body_error_status(error: &io::Error) -> Option<u16> {
@@ -324,5 +441,25 @@ mod tests {
         assert_eq!(reader.into_inner().len(), 0);
         assert_eq!(body_error_status(&io::Error::other("client gone")), None);
         assert_eq!(body_error_status(&io::Error::from(io::ErrorKind::BrokenPipe)), None);
+    }
+
+    #[test]
+    fn input_buffer_reads_sizes_and_lines_over_short_reads() {
+        let mut body = &b"one\ntwo\nthree"[..];
+        // The body arrives two bytes at a time.
+        let mut read = |buf: &mut [u8]| {
+            let n = buf.len().min(2);
+            body.read(&mut buf[..n])
+        };
+        let mut input = InputBuffer::new();
+        assert_eq!(input.read_line(usize::MAX, &mut read).unwrap(), b"one\n");
+        assert_eq!(input.read_line(2, &mut read).unwrap(), b"tw");
+        assert_eq!(input.read(3, &mut read).unwrap(), b"o\nt");
+        assert!(!input.is_done());
+        assert_eq!(input.read_line(usize::MAX, &mut read).unwrap(), b"hree");
+        assert!(input.is_done());
+        assert_eq!(input.read_line(usize::MAX, &mut read).unwrap(), b"");
+        assert_eq!(input.read(usize::MAX, &mut read).unwrap(), b"");
+        assert_eq!(input.read_direct(&mut [0u8; 4], &mut read).unwrap(), 0);
     }
 }

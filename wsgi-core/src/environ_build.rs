@@ -444,7 +444,29 @@ fn header_variables(head: &RequestHead) -> HeaderVariables {
             None => variables.push((key, value.clone())),
         }
     }
+    if let Some((_, length)) = variables.iter_mut().find(|(key, _)| key == "CONTENT_LENGTH") {
+        single_content_length(length);
+    }
     HeaderVariables { variables, authorization }
+}
+
+/// A Content-Length given more than once (in several fields, or as a list
+/// in one), which the body policy (`body::check_body`) accepts when every
+/// copy is the same number, reaches the application once, as that number:
+/// applications read `CONTENT_LENGTH` with `int()`. Anything else is left
+/// as it came.
+fn single_content_length(length: &mut String) {
+    if !length.contains(',') {
+        return;
+    }
+    let mut values = length.split(',').map(|item| {
+        let item = item.trim_matches([' ', '\t']);
+        (!item.is_empty() && item.bytes().all(|b| b.is_ascii_digit())).then(|| item.parse::<u64>().ok()).flatten()
+    });
+    let Some(Some(first)) = values.next() else { return };
+    if values.all(|value| value == Some(first)) {
+        *length = first.to_string();
+    }
 }
 
 fn join_value(slot: &mut Option<String>, value: &str) {
@@ -824,6 +846,26 @@ mod tests {
             trusted_proxies: proxies.map(|p| p.iter().map(|s| IpSubnet::parse(s).unwrap()).collect()),
             ..DirSettings::default()
         }
+    }
+
+    // Found by the route_environ fuzz target: a Content-Length the body
+    // policy accepts as repeated copies of one number reached the
+    // application as `5, 5`, which `int()` refuses.
+    #[test]
+    fn a_repeated_content_length_reaches_the_application_once() {
+        for headers in [
+            &[("Content-Length", "5, 5")][..],
+            &[("Content-Length", "5"), ("content-length", "5")],
+            &[("Content-Length", "5,\t005")],
+        ] {
+            let env = build(&head("POST", "/app", headers), &DirSettings::default());
+            assert_eq!(env.get_str("CONTENT_LENGTH"), Some("5"), "{headers:?}");
+        }
+        // What the body policy refuses is left alone (the request never runs).
+        let env = build(&head("POST", "/app", &[("Content-Length", "5, 6")]), &DirSettings::default());
+        assert_eq!(env.get_str("CONTENT_LENGTH"), Some("5, 6"));
+        let env = build(&head("POST", "/app", &[("Content-Length", "007")]), &DirSettings::default());
+        assert_eq!(env.get_str("CONTENT_LENGTH"), Some("007"));
     }
 
     #[test]

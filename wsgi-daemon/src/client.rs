@@ -327,6 +327,9 @@ impl DaemonClient {
                 Err(e) => return Attempt::Done(Err(ForwardError::Broken(e.to_string()))),
             };
             match frame {
+                Frame::ResponseStart(_) if head_sent => {
+                    return Attempt::Done(Err(ForwardError::Broken("a second response head".into())));
+                }
                 Frame::ResponseStart(head) => {
                     // As mod_wsgi reads each header line into its buffer.
                     let too_long =
@@ -336,10 +339,27 @@ impl DaemonClient {
                             "Truncated or oversized response headers received from daemon process".into(),
                         )));
                     }
+                    // The daemon's response writer checked them, but what
+                    // reaches the client is checked here too: a daemon
+                    // process runs the application's code, possibly as
+                    // another user, and must not be able to put a CR or LF
+                    // into the front end's response head.
+                    if let Err(reason) = check_head(&head) {
+                        return Attempt::Done(Err(ForwardError::BadResponse(format!(
+                            "Malformed response headers ({reason}) received from daemon process"
+                        ))));
+                    }
                     head_sent = true;
                     if let Err(e) = sink.send_head(head.status, &head.reason, &head.headers) {
                         return Attempt::Done(Err(ForwardError::ClientGone(e)));
                     }
+                }
+                // Nothing of the response went out: the front end answers
+                // with an error of its own.
+                Frame::ResponseChunk(_) | Frame::ResponseEnd if !head_sent => {
+                    return Attempt::Done(Err(ForwardError::BadResponse(
+                        "Response without headers received from daemon process".into(),
+                    )));
                 }
                 Frame::ResponseChunk(data) => {
                     if let Err(e) = relay_chunk(sink, &data, !connection.reader.buffer().is_empty()) {
@@ -356,7 +376,12 @@ impl DaemonClient {
                     return Attempt::Done(Ok(()));
                 }
                 Frame::Error(message) => {
-                    let status = message.get(..3).and_then(|s| s.parse().ok()).unwrap_or(500);
+                    // The daemon names an error status; anything else is 500.
+                    let status = message
+                        .get(..3)
+                        .and_then(|s| s.parse().ok())
+                        .filter(|status| (400..=599).contains(status))
+                        .unwrap_or(500);
                     return Attempt::Done(Err(if head_sent {
                         ForwardError::Broken(message)
                     } else {
@@ -364,12 +389,35 @@ impl DaemonClient {
                     }));
                 }
                 Frame::Pong | Frame::Ping => {}
+                other if !head_sent => {
+                    return Attempt::Done(Err(ForwardError::BadResponse(format!(
+                        "Unexpected {} frame received from daemon process",
+                        other.kind()
+                    ))));
+                }
                 other => {
                     return Attempt::Done(Err(ForwardError::Broken(format!("unexpected {} frame", other.kind()))));
                 }
             }
         }
     }
+}
+
+/// Whether a response head from a daemon process may go to the client: a
+/// three-digit status, and a reason and headers that
+/// [`wsgi_core::response::validate_header`] accepts (no CR, LF or other
+/// control character; header names are tokens).
+fn check_head(head: &protocol::ResponseStart) -> Result<(), String> {
+    if !(100..=999).contains(&head.status) {
+        return Err(format!("status {}", head.status));
+    }
+    if head.reason.chars().any(char::is_control) {
+        return Err("a control character in the reason phrase".into());
+    }
+    for (name, value) in &head.headers {
+        wsgi_core::response::validate_header(name, value).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Passes response data on to the client, flushing only when nothing more

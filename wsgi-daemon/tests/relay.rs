@@ -12,7 +12,7 @@ use wsgi_core::testing::RecordingSink;
 use wsgi_core::{AppTarget, Environ, ErrorLog, LogLevel, ResponseWriter, RunOutcome, WsgiRunner};
 use wsgi_daemon::client::{DaemonClient, ForwardError};
 use wsgi_daemon::control::ControlPipe;
-use wsgi_daemon::protocol::RequestStart;
+use wsgi_daemon::protocol::{write_frame, write_handshake, Frame, RequestStart, ResponseStart};
 use wsgi_daemon::worker::{serve, WorkerOptions};
 
 /// Echoes the body with the PATH_INFO; `/fail` fails, `/slow` sleeps.
@@ -173,4 +173,91 @@ fn no_daemon_listening_is_unavailable_after_the_connect_timeout() {
         other => panic!("expected unavailable, got {other:?}"),
     }
     let _ = std::fs::remove_file(&path);
+}
+
+/// Relays a request to a fake daemon process that answers with the frames
+/// `answer` (after its handshake) and closes; what reached the client.
+fn relay_from_fake_daemon(name: &str, answer: &[Frame]) -> (Result<(), ForwardError>, RecordingSink) {
+    let path = socket_path(name);
+    let listener = UnixListener::bind(&path).unwrap();
+    let mut bytes = Vec::new();
+    write_handshake(&mut bytes).unwrap();
+    for frame in answer {
+        write_frame(&mut bytes, frame).unwrap();
+    }
+    let daemon = std::thread::spawn(move || {
+        let (mut connection, _) = listener.accept().unwrap();
+        connection.write_all(&bytes).unwrap();
+        connection.shutdown(std::net::Shutdown::Write).unwrap();
+        let _ = std::io::copy(&mut connection, &mut std::io::sink());
+    });
+    let client = DaemonClient::new(path.clone(), Duration::from_secs(5), Duration::from_secs(5));
+    let mut sink = RecordingSink::default();
+    let result = client.forward(&request("/", false), &mut std::io::empty(), &mut sink);
+    drop(client);
+    daemon.join().unwrap();
+    let _ = std::fs::remove_file(path);
+    (result, sink)
+}
+
+fn head(status: u16, reason: &str, headers: &[(&str, &str)]) -> Frame {
+    Frame::ResponseStart(ResponseStart {
+        status,
+        reason: reason.into(),
+        headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+    })
+}
+
+// Found by the protocol_exchange fuzz target: a daemon process's head went
+// to the client unchecked, control characters (CR, LF) included.
+#[test]
+fn a_daemon_head_with_control_characters_never_reaches_the_client() {
+    for (i, bad) in [
+        head(200, "OK", &[("Set-Cookie", "a=\u{5}")]),
+        head(200, "OK", &[("X-Injected", "a\r\nLocation: http://evil.example/")]),
+        head(200, "OK", &[("Bad Name", "v")]),
+        head(200, "OK\r\nX: y", &[]),
+        head(0, "Zero", &[]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (result, sink) = relay_from_fake_daemon(&format!("badhead{i}"), &[bad, Frame::ResponseEnd]);
+        assert!(matches!(result, Err(ForwardError::BadResponse(_))), "{result:?}");
+        assert_eq!(sink.heads, 0);
+    }
+}
+
+// Found by the protocol_exchange fuzz target: a response end (or data)
+// before any head was relayed as a finished response with no head at all,
+// and a second head went to the client as well.
+#[test]
+fn a_daemon_response_out_of_order_is_refused() {
+    let (result, sink) = relay_from_fake_daemon("nohead", &[Frame::ResponseEnd]);
+    assert!(matches!(result, Err(ForwardError::BadResponse(_))), "{result:?}");
+    assert_eq!((sink.heads, sink.finished), (0, false));
+
+    let chunk = Frame::ResponseChunk(bytes::Bytes::from_static(b"data"));
+    let (result, sink) = relay_from_fake_daemon("datafirst", &[chunk, Frame::ResponseEnd]);
+    assert!(matches!(result, Err(ForwardError::BadResponse(_))), "{result:?}");
+    assert!(sink.body.is_empty());
+
+    let (result, sink) = relay_from_fake_daemon("bodyend", &[Frame::BodyEnd]);
+    assert!(matches!(result, Err(ForwardError::BadResponse(_))), "{result:?}");
+    assert_eq!(sink.heads, 0);
+
+    let ok = head(200, "OK", &[]);
+    let (result, sink) = relay_from_fake_daemon("twoheads", &[ok.clone(), ok, Frame::ResponseEnd]);
+    assert!(matches!(result, Err(ForwardError::Broken(_))), "{result:?}");
+    assert_eq!(sink.heads, 1);
+}
+
+// Found by the protocol_exchange fuzz target: an Error frame's status was
+// whatever three digits began its message.
+#[test]
+fn a_daemon_error_names_an_error_status_or_means_500() {
+    for (message, status) in [("504 request timed out", 504), ("413 too large", 413), ("000 x", 500), ("200 OK", 500)] {
+        let (result, _) = relay_from_fake_daemon("errorstatus", &[Frame::Error(message.into())]);
+        assert_eq!(result.unwrap_err().recovery(), wsgi_daemon::client::Recovery::Answer(status), "{message}");
+    }
 }

@@ -16,15 +16,13 @@ use std::time::Instant;
 
 use pyo3_ffi as py;
 use wsgi_core::app::SslLookup;
+use wsgi_core::body::{InputBuffer, ReadFn, READ_CHUNK};
 use wsgi_core::response::{StartResponseError, WriteError};
 use wsgi_core::{ErrorLog, LogLevel, ResponseWriter};
 
 use crate::api::IoStats;
 use crate::ffi::{self, Obj, PythonError};
 use crate::runtime::without_gil;
-
-/// The size of one read from the request body.
-const READ_CHUNK: usize = 64 * 1024;
 
 /// The state one request's objects share. Lives on the runner's stack for
 /// the duration of the call; the objects point at it.
@@ -35,9 +33,7 @@ pub(crate) struct RequestCtx {
     /// The front end's TLS facts, for `mod_ssl.*` (auth scripts only).
     ssl: Option<*const (dyn SslLookup + 'static)>,
     /// Body bytes read from the client but not yet handed to Python.
-    pending: Vec<u8>,
-    pending_start: usize,
-    body_done: bool,
+    input: InputBuffer,
     /// A partial line written to `wsgi.errors`.
     error_line: String,
     /// Set when writing to the client failed.
@@ -66,9 +62,7 @@ impl RequestCtx {
             // SAFETY: as for `body`.
             log: unsafe { std::mem::transmute::<*const (dyn ErrorLog + '_), *const (dyn ErrorLog + 'static)>(log) },
             ssl: None,
-            pending: Vec::new(),
-            pending_start: 0,
-            body_done: false,
+            input: InputBuffer::new(),
             error_line: String::new(),
             client_gone: false,
             thread: std::thread::current().id(),
@@ -104,72 +98,47 @@ impl RequestCtx {
 
     /// Buffered body bytes not yet consumed.
     fn buffered(&self) -> &[u8] {
-        &self.pending[self.pending_start..]
+        self.input.buffered()
     }
 
-    fn consume(&mut self, n: usize) -> Vec<u8> {
-        let out = self.pending[self.pending_start..self.pending_start + n].to_vec();
-        self.pending_start += n;
-        if self.pending_start == self.pending.len() {
-            self.pending.clear();
-            self.pending_start = 0;
-        }
-        out
-    }
-
-    /// Reads more body into the buffer, without the GIL. `Ok(false)` at EOF.
-    fn fill(&mut self, want: usize) -> std::io::Result<bool> {
-        if self.body_done {
-            return Ok(false);
-        }
-        // Drop what was consumed, so the buffer holds at most one line
-        // plus one read, however the body is read.
-        if self.pending_start > 0 {
-            self.pending.drain(..self.pending_start);
-            self.pending_start = 0;
-        }
+    /// Runs `f` on the body buffer with the function that reads the body:
+    /// without the GIL, counted in the request's I/O statistics.
+    fn with_body<T>(&mut self, f: impl FnOnce(&mut InputBuffer, &mut ReadFn<'_>) -> T) -> T {
         let body = self.body;
-        let mut chunk = vec![0u8; want.clamp(1, READ_CHUNK)];
-        let started = Instant::now();
-        let n = without_gil(|| loop {
-            // SAFETY: `body` is valid while attached; the GIL is released
-            // only around the blocking read, which touches no Python object.
-            match unsafe { (*body).read(&mut chunk) } {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        })?;
-        self.io.read(n, started);
-        if n == 0 {
-            self.body_done = true;
-            return Ok(false);
-        }
-        self.pending.extend_from_slice(&chunk[..n]);
-        Ok(true)
+        let io = &mut self.io;
+        let mut read = |dst: &mut [u8]| {
+            let started = Instant::now();
+            let n = without_gil(|| loop {
+                // SAFETY: `body` is valid while attached; the GIL is
+                // released only around the blocking read, which touches no
+                // Python object, and `dst` is memory no Python code can
+                // reach (the buffer's, or the caller's new, unshared bytes
+                // object).
+                match unsafe { (*body).read(dst) } {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            })?;
+            io.read(n, started);
+            Ok(n)
+        };
+        f(&mut self.input, &mut read)
+    }
+
+    /// `read(size)` from the buffer, reading more body as needed.
+    fn read(&mut self, limit: usize) -> std::io::Result<Vec<u8>> {
+        self.with_body(|input, read| input.read(limit, read))
+    }
+
+    /// One line of at most `limit` bytes (with its newline), or less at EOF.
+    fn read_line(&mut self, limit: usize) -> std::io::Result<Vec<u8>> {
+        self.with_body(|input, read| input.read_line(limit, read))
     }
 
     /// Reads body straight into `dst` (nothing may be buffered), without
     /// the GIL. `Ok(0)` at EOF.
     fn read_direct(&mut self, dst: &mut [u8]) -> std::io::Result<usize> {
-        if self.body_done {
-            return Ok(0);
-        }
-        let body = self.body;
-        let started = Instant::now();
-        let n = without_gil(|| loop {
-            // SAFETY: `body` is valid while attached; the GIL is released
-            // only around the blocking read, and `dst` is memory no Python
-            // code can reach yet (the caller's new, unshared bytes object).
-            match unsafe { (*body).read(dst) } {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                other => break other,
-            }
-        })?;
-        self.io.read(n, started);
-        if n == 0 {
-            self.body_done = true;
-        }
-        Ok(n)
+        self.with_body(|input, read| input.read_direct(dst, read))
     }
 
     /// The response writer (valid while attached).
@@ -602,16 +571,10 @@ unsafe extern "C" fn input_read(slf: *mut py::PyObject, args: *mut py::PyObject)
         if (READ_CHUNK..=DIRECT_READ_LIMIT).contains(&limit) && ctx.buffered().is_empty() {
             return read_into_new_bytes(ctx, limit);
         }
-        while ctx.buffered().len() < limit {
-            match ctx.fill(limit.saturating_sub(ctx.buffered().len())) {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => return body_error_in(ctx, &e),
-            }
+        match ctx.read(limit) {
+            Ok(data) => ffi::new_bytes(&data).map_or(ptr::null_mut(), Obj::into_ptr),
+            Err(e) => body_error_in(ctx, &e),
         }
-        let n = ctx.buffered().len().min(limit);
-        let data = ctx.consume(n);
-        ffi::new_bytes(&data).map_or(ptr::null_mut(), Obj::into_ptr)
     })
 }
 
@@ -651,30 +614,13 @@ unsafe fn read_into_new_bytes(ctx: &mut RequestCtx, size: usize) -> *mut py::PyO
     }
 }
 
-/// One line of at most `limit` bytes (with its newline), or less at EOF.
-unsafe fn read_line(ctx: &mut RequestCtx, limit: usize) -> Result<Vec<u8>, std::io::Error> {
-    loop {
-        let buffered = ctx.buffered();
-        if let Some(pos) = buffered.iter().position(|&b| b == b'\n') {
-            return Ok(ctx.consume((pos + 1).min(limit)));
-        }
-        if buffered.len() >= limit {
-            return Ok(ctx.consume(limit));
-        }
-        if !ctx.fill(READ_CHUNK)? {
-            let n = ctx.buffered().len().min(limit);
-            return Ok(ctx.consume(n));
-        }
-    }
-}
-
 unsafe extern "C" fn input_readline(slf: *mut py::PyObject, args: *mut py::PyObject) -> *mut py::PyObject {
     // SAFETY: called by Python with the GIL held.
     guarded(|| unsafe {
         let Some(size) = size_arg(args) else { return ptr::null_mut() };
         let Some(ctx) = ctx_of(slf) else { return ptr::null_mut() };
         let limit = if size < 0 { usize::MAX } else { size as usize };
-        match read_line(ctx, limit) {
+        match ctx.read_line(limit) {
             Ok(line) => ffi::new_bytes(&line).map_or(ptr::null_mut(), Obj::into_ptr),
             Err(e) => body_error_in(ctx, &e),
         }
@@ -689,7 +635,7 @@ unsafe extern "C" fn input_readlines(slf: *mut py::PyObject, args: *mut py::PyOb
         let Some(list) = Obj::from_owned(py::PyList_New(0)) else { return ptr::null_mut() };
         let mut total = 0usize;
         loop {
-            let line = match read_line(ctx, usize::MAX) {
+            let line = match ctx.read_line(usize::MAX) {
                 Ok(line) => line,
                 Err(e) => return body_error_in(ctx, &e),
             };
@@ -720,7 +666,7 @@ unsafe extern "C" fn input_next(slf: *mut py::PyObject) -> *mut py::PyObject {
     // set ends the iteration.
     guarded(|| unsafe {
         let Some(ctx) = ctx_of(slf) else { return ptr::null_mut() };
-        match read_line(ctx, usize::MAX) {
+        match ctx.read_line(usize::MAX) {
             Ok(line) if line.is_empty() => ptr::null_mut(),
             Ok(line) => ffi::new_bytes(&line).map_or(ptr::null_mut(), Obj::into_ptr),
             Err(e) => body_error_in(ctx, &e),

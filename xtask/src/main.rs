@@ -9,6 +9,7 @@ mod bindings;
 mod deb;
 mod debian13;
 mod directives;
+mod fuzz;
 mod memcheck;
 mod release;
 mod stress;
@@ -84,7 +85,8 @@ commands:
                         current and that every setting it calls honoured is
                         read by that front end's code, then run fmt --check, clippy
                         -D warnings, doc without warnings and every test of
-                        the workspace
+                        the workspace, then every fuzz target for a few
+                        seconds (after its regression inputs)
   test --python 3.13    build the workspace against Debian 13's Python 3.13,
                         run clippy -D warnings and every test there, with
                         Debian 13's Apache and mod_wsgi 5.x as the
@@ -149,6 +151,14 @@ commands:
                         and the Apache module in the mod_wsgi_rs package,
                         built against PYO3_PYTHON and tagged cpXY-cpXY;
                         --offline: no network (cargo --offline, no pip)
+  fuzz [--seconds N] [--target NAME]
+                        run every fuzz target of fuzz/ (cargo +nightly fuzz,
+                        installing cargo-fuzz when missing), or NAME, for N
+                        seconds each (default 60): first the crash inputs
+                        of fuzz/regressions/<target>/, then from the seeds
+                        of fuzz/corpus/<target>/ with a work corpus in
+                        target/fuzz-corpus/; prints executions, coverage
+                        and corpus size per target
   directives            write docs/directives.md from wsgi-config's directive
                         and support tables (test fails when it is stale)
   bindings              regenerate wsgi-apache's Apache/APR bindings from the
@@ -180,6 +190,7 @@ fn main() -> ExitCode {
         Some("wheel") => wheel::wheel(&workspace_root(), &args[1..]),
         Some("bindings") => bindings::bindings(&workspace_root()),
         Some("directives") => directives::write(&workspace_root()),
+        Some("fuzz") => fuzz_command(&args[1..]),
         Some("-h" | "--help" | "help") => {
             print!("{USAGE}");
             Ok(())
@@ -221,7 +232,31 @@ fn test(args: &[String]) -> Result<(), String> {
     cargo(&root, &["fmt", "--all", "--check"], &[])?;
     cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
     cargo(&root, &["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
-    cargo(&root, &["test", "--workspace"], &[])
+    cargo(&root, &["test", "--workspace"], &[])?;
+    // The fuzz targets' smoke run.
+    fuzz::fuzz(&root, FUZZ_SMOKE_SECONDS, None)
+}
+
+/// How long `test` runs each fuzz target.
+const FUZZ_SMOKE_SECONDS: u64 = 5;
+
+fn fuzz_command(args: &[String]) -> Result<(), String> {
+    let (mut seconds, mut target) = (60, None);
+    let mut words = args.iter();
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--seconds" => {
+                seconds = words
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("fuzz: --seconds takes a whole number of seconds")?;
+            }
+            "--target" => target = Some(words.next().ok_or("fuzz: --target takes a target's name")?.as_str()),
+            other => return Err(format!("fuzz: unknown option '{other}'\n\n{USAGE}")),
+        }
+    }
+    fuzz::fuzz(&workspace_root(), seconds, target)
 }
 
 fn bench_command(args: &[String]) -> Result<(), String> {
