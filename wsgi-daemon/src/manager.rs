@@ -317,7 +317,11 @@ fn run_with_hangup(
                         }
                     }
                     libc::SIGUSR2 => {
-                        // Retired by a successor, which keeps the socket.
+                        // Retired by a successor, which keeps the socket,
+                        // and serves: a predecessor this manager had not
+                        // retired yet (restarts in quick succession) goes
+                        // too, or it would serve on, unsupervised.
+                        manager.retire_predecessor();
                         manager.stop_all(log);
                         return Ok(());
                     }
@@ -456,7 +460,14 @@ impl Manager<'_> {
             }
         }
         let all_ready = self.processes.values().filter(|p| !p.stopping).all(|p| p.ready);
-        if all_ready && !self.retired_predecessor {
+        if all_ready {
+            self.retire_predecessor();
+        }
+    }
+
+    /// Retires the manager this one succeeds (SIGUSR2), once.
+    fn retire_predecessor(&mut self) {
+        if !self.retired_predecessor {
             self.retired_predecessor = true;
             if let Some(old_manager) = self.spec.succeeds {
                 sys::kill(old_manager, libc::SIGUSR2);
