@@ -106,6 +106,12 @@ pub struct DaemonClient {
     /// daemon may send, plus one: `header-buffer-size=`, else mod_wsgi's
     /// 32768.
     header_buffer_size: usize,
+    /// The group's `request-timeout` (zero: none): a daemon connection
+    /// lost before the response head, once the request has run this long,
+    /// is the process replaced for its time-outs (its own check, or its
+    /// manager's liveness check when it could not run one), and answers
+    /// 504 rather than 502.
+    request_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -134,6 +140,7 @@ impl DaemonClient {
         let socket_timeout =
             if process.socket_timeout.is_zero() { Duration::from_secs(300) } else { process.socket_timeout };
         let mut client = DaemonClient::new(socket, process.connect_timeout, socket_timeout);
+        client.request_timeout = process.request_timeout;
         if process.header_buffer_size > 0 {
             client.header_buffer_size = usize::try_from(process.header_buffer_size).unwrap_or(usize::MAX);
         }
@@ -147,6 +154,7 @@ impl DaemonClient {
             connect_timeout,
             socket_timeout,
             header_buffer_size: DEFAULT_HEADER_BUFFER,
+            request_timeout: Duration::ZERO,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -163,13 +171,14 @@ impl DaemonClient {
         // A request may be retried only while nothing of its body has been
         // consumed, once, and then on a new connection: the kept ones may
         // all belong to a daemon process that is stopping.
+        let began = Instant::now();
         for attempt in 0..2 {
             let pooled = if attempt == 0 { self.take_idle(start.has_body) } else { None };
             let (connection, reused) = match pooled {
                 Some(connection) => (connection, true),
                 None => (self.connect()?, false),
             };
-            match self.attempt(connection, reused, start, body, sink) {
+            match self.attempt(connection, reused, began, start, body, sink) {
                 Attempt::Done(result) => return result,
                 Attempt::Retry => continue,
             }
@@ -236,6 +245,7 @@ impl DaemonClient {
         &self,
         mut connection: Connection,
         reused: bool,
+        began: Instant,
         start: &RequestStart,
         body: &mut dyn Read,
         sink: &mut dyn ResponseSink,
@@ -256,6 +266,21 @@ impl DaemonClient {
         let gone = |e: &dyn std::fmt::Display| ForwardError::Failed {
             status: 502,
             message: format!("daemon process connection lost: {e}"),
+        };
+        // Lost while the daemon ran the request (before its head): past
+        // the request timeout, the process was replaced for it.
+        let lost = |e: &dyn std::fmt::Display| {
+            if !self.request_timeout.is_zero() && began.elapsed() >= self.request_timeout {
+                ForwardError::Failed {
+                    status: 504,
+                    message: format!(
+                        "daemon process connection lost after the request ran past the request timeout of {:?}: {e}",
+                        self.request_timeout
+                    ),
+                }
+            } else {
+                gone(e)
+            }
         };
         if let Err(e) = protocol::write_request_start(&mut connection.writer, start) {
             return retry_or(gone(&e), false, true);
@@ -310,7 +335,7 @@ impl DaemonClient {
             }
             let frame = match protocol::read_frame_buffered(&mut connection.reader) {
                 Ok(Some(frame)) => frame,
-                Ok(None) if !head_sent => return Attempt::Done(Err(gone(&"closed"))),
+                Ok(None) if !head_sent => return Attempt::Done(Err(lost(&"closed"))),
                 Ok(None) => return Attempt::Done(Err(ForwardError::Broken("daemon closed the connection".into()))),
                 // socket-timeout ran out waiting for the head: the daemon
                 // is still at work, so no retry; 504, as mod_wsgi.
@@ -322,7 +347,7 @@ impl DaemonClient {
                 }
                 Err(e) if !head_sent => {
                     let untaken = e.is_reset();
-                    return retry_or(gone(&e), consumed, untaken);
+                    return retry_or(lost(&e), consumed, untaken);
                 }
                 Err(e) => return Attempt::Done(Err(ForwardError::Broken(e.to_string()))),
             };
