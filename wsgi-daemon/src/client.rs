@@ -8,6 +8,12 @@
 //! (`Environ::announces_body`) is relayed without reading or sending one.
 //! Response data already in the reader's buffer is passed on from there,
 //! not copied.
+//!
+//! A connection is kept for [`REUSE_FOR`] after it was opened, no longer:
+//! connections stick to the daemon process that accepted them, and new
+//! ones are how a process that started since (a replacement, a new
+//! generation) gets its share of the requests, the kernel handing each to
+//! a process with a free thread.
 
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::AsRawFd;
@@ -23,6 +29,11 @@ use crate::sys;
 
 /// The size of the request body pieces sent to the daemon.
 pub const BODY_CHUNK: usize = 32 * 1024;
+
+/// How long after it was opened a connection to a daemon process is kept
+/// for another request (one connect and handshake a second per kept
+/// connection).
+pub const REUSE_FOR: Duration = Duration::from_secs(1);
 
 /// Why a request could not be relayed in full.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +106,7 @@ impl ForwardError {
 struct Connection {
     reader: BufReader<UnixStream>,
     writer: BufWriter<UnixStream>,
+    opened: Instant,
 }
 
 /// Relays requests to one daemon group.
@@ -195,6 +207,9 @@ impl DaemonClient {
         loop {
             // The lock is held only to pop: many front-end threads share it.
             let connection = self.idle.lock().ok()?.pop()?;
+            if connection.opened.elapsed() >= REUSE_FOR {
+                continue;
+            }
             if !check || !sys::peer_closed_or_data(connection.reader.get_ref().as_raw_fd()) {
                 return Some(connection);
             }
@@ -220,6 +235,7 @@ impl DaemonClient {
         let _ = stream.set_write_timeout(Some(self.connect_timeout.max(Duration::from_millis(100))));
         let write_half = stream.try_clone().map_err(|e| ForwardError::Unavailable(e.to_string()))?;
         let mut connection = Connection {
+            opened: Instant::now(),
             reader: BufReader::with_capacity(64 * 1024, stream),
             writer: BufWriter::with_capacity(64 * 1024, write_half),
         };
@@ -375,8 +391,10 @@ impl DaemonClient {
                     if let Err(e) = sink.finish() {
                         return Attempt::Done(Err(ForwardError::ClientGone(e)));
                     }
-                    if let Ok(mut idle) = self.idle.lock() {
-                        idle.push(connection);
+                    if connection.opened.elapsed() < REUSE_FOR {
+                        if let Ok(mut idle) = self.idle.lock() {
+                            idle.push(connection);
+                        }
                     }
                     return Attempt::Done(Ok(()));
                 }
