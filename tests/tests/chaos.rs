@@ -6,9 +6,9 @@
 //!
 //! Each test prints one `chaos:` line with what it measured (requests,
 //! failures by status, hangs, how long a replacement took to serve), so
-//! the numbers can be quoted. They run in parallel (one file, cargo's test
-//! threads): the two kill tests and the graceful one take a minute each,
-//! together.
+//! the numbers can be quoted. They run in parallel: the short ones on
+//! cargo's test threads, the two kill scenarios and the graceful one,
+//! which take a minute each, in one test of three threads.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -353,7 +353,35 @@ fn kill_nine_under_load(
     assert!(matches!(get(address, "/app/x", HANG), Outcome::Status(200, _)), "{}", log());
 }
 
+/// The three minute-long scenarios, at once: cargo runs as many tests at a
+/// time as the machine has CPUs (two on the CI machine), which would run
+/// them one after the other. Each runs to its end; the failures of all
+/// are reported together.
 #[test]
+fn a_minute_of_kills_and_graceful_restarts_under_load() {
+    let scenarios: [(&str, fn()); 3] = [
+        ("apache kill-9", apache_kill_nine_every_two_seconds_fails_only_requests_in_flight),
+        ("standalone kill-9", standalone_kill_nine_every_two_seconds_fails_only_requests_in_flight),
+        ("apache graceful", apache_graceful_every_two_seconds_fails_no_request),
+    ];
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let running: Vec<_> = scenarios.iter().map(|&(name, run)| (name, scope.spawn(run))).collect();
+        running
+            .into_iter()
+            .filter_map(|(name, scenario)| {
+                let panic = scenario.join().err()?;
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Some(format!("{name}: {message}"))
+            })
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
 fn apache_kill_nine_every_two_seconds_fails_only_requests_in_flight() {
     tests::require!(tests::apache::APACHE_BINARY);
     let site = site("chaos-apache-kill");
@@ -381,7 +409,6 @@ fn standalone(site: &TempDir, daemon: &str, extra: &[&str]) -> Server {
     Server::start(args)
 }
 
-#[test]
 fn standalone_kill_nine_every_two_seconds_fails_only_requests_in_flight() {
     let site = site("chaos-standalone-kill");
     let mut server = standalone(&site, "chaosksa processes=3 threads=4", &[]);
@@ -396,7 +423,6 @@ fn stop(server: &mut Server) {
     assert!(server.wait_exit(Duration::from_secs(30)).is_some(), "the server did not stop\n{}", server.stderr());
 }
 
-#[test]
 fn apache_graceful_every_two_seconds_fails_no_request() {
     tests::require!(tests::apache::APACHE_BINARY);
     let site = site("chaos-apache-graceful");
