@@ -83,6 +83,9 @@ pub struct ApacheOptions {
     /// Variables set in Apache's environment (over the test's own), which
     /// its children and daemon processes inherit.
     pub env: Vec<(&'static str, std::ffi::OsString)>,
+    /// The main server's error log (`None`: `error.log` in the run
+    /// directory).
+    pub error_log: Option<PathBuf>,
 }
 
 impl ApacheOptions {
@@ -94,6 +97,7 @@ impl ApacheOptions {
             config: config.into(),
             modules: Vec::new(),
             env: Vec::new(),
+            error_log: None,
         }
     }
 }
@@ -103,6 +107,7 @@ pub struct Apache {
     child: Child,
     port: u16,
     run_dir: TempDir,
+    error_log: PathBuf,
 }
 
 impl Apache {
@@ -157,12 +162,13 @@ impl Apache {
             WsgiModule::InConfig => None,
         };
         let (mpm_name, mpm_file) = options.mpm.module();
+        let error_log = options.error_log.clone().unwrap_or_else(|| run_dir.path().join("error.log"));
         let mut config = format!(
             "Define PORT {port}\n\
              ServerRoot {root}\n\
              Listen 127.0.0.1:{port}\n\
              PidFile {root}/httpd.pid\n\
-             ErrorLog {root}/error.log\n\
+             ErrorLog {error_log}\n\
              LogLevel info\n\
              DefaultRuntimeDir {root}\n\
              Mutex file:{root} default\n\
@@ -173,6 +179,7 @@ impl Apache {
              LoadModule {mpm_name} {MODULES_DIR}/{mpm_file}\n\
              LoadModule authz_core_module {MODULES_DIR}/mod_authz_core.so\n",
             root = run_dir.path().display(),
+            error_log = error_log.display(),
         );
         if options.mpm == Mpm::Prefork {
             config.push_str("StartServers 2\nMinSpareServers 1\nMaxSpareServers 4\n");
@@ -202,7 +209,7 @@ impl Apache {
             .stderr(stderr)
             .spawn()
             .expect("start apache2");
-        Apache { child, port, run_dir }
+        Apache { child, port, run_dir, error_log }
     }
 
     /// Its private ServerRoot (also DefaultRuntimeDir).
@@ -222,7 +229,7 @@ impl Apache {
 
     /// The error log so far.
     pub fn error_log(&self) -> String {
-        crate::read_text(&self.run_dir.path().join("error.log"))
+        crate::read_text(&self.error_log)
     }
 
     /// What Apache wrote to its standard error (startup problems).

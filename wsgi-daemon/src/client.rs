@@ -8,6 +8,12 @@
 //! (`Environ::announces_body`) is relayed without reading or sending one.
 //! Response data already in the reader's buffer is passed on from there,
 //! not copied.
+//!
+//! A connection is kept for [`REUSE_FOR`] after it was opened, no longer:
+//! connections stick to the daemon process that accepted them, and new
+//! ones are how a process that started since (a replacement, a new
+//! generation) gets its share of the requests, the kernel handing each to
+//! a process with a free thread.
 
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::fd::AsRawFd;
@@ -23,6 +29,11 @@ use crate::sys;
 
 /// The size of the request body pieces sent to the daemon.
 pub const BODY_CHUNK: usize = 32 * 1024;
+
+/// How long after it was opened a connection to a daemon process is kept
+/// for another request (one connect and handshake a second per kept
+/// connection).
+pub const REUSE_FOR: Duration = Duration::from_secs(1);
 
 /// Why a request could not be relayed in full.
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +106,7 @@ impl ForwardError {
 struct Connection {
     reader: BufReader<UnixStream>,
     writer: BufWriter<UnixStream>,
+    opened: Instant,
 }
 
 /// Relays requests to one daemon group.
@@ -106,6 +118,12 @@ pub struct DaemonClient {
     /// daemon may send, plus one: `header-buffer-size=`, else mod_wsgi's
     /// 32768.
     header_buffer_size: usize,
+    /// The group's `request-timeout` (zero: none): a daemon connection
+    /// lost before the response head, once the request has run this long,
+    /// is the process replaced for its time-outs (its own check, or its
+    /// manager's liveness check when it could not run one), and answers
+    /// 504 rather than 502.
+    request_timeout: Duration,
     idle: Mutex<Vec<Connection>>,
 }
 
@@ -134,6 +152,7 @@ impl DaemonClient {
         let socket_timeout =
             if process.socket_timeout.is_zero() { Duration::from_secs(300) } else { process.socket_timeout };
         let mut client = DaemonClient::new(socket, process.connect_timeout, socket_timeout);
+        client.request_timeout = process.request_timeout;
         if process.header_buffer_size > 0 {
             client.header_buffer_size = usize::try_from(process.header_buffer_size).unwrap_or(usize::MAX);
         }
@@ -147,6 +166,7 @@ impl DaemonClient {
             connect_timeout,
             socket_timeout,
             header_buffer_size: DEFAULT_HEADER_BUFFER,
+            request_timeout: Duration::ZERO,
             idle: Mutex::new(Vec::new()),
         }
     }
@@ -163,13 +183,14 @@ impl DaemonClient {
         // A request may be retried only while nothing of its body has been
         // consumed, once, and then on a new connection: the kept ones may
         // all belong to a daemon process that is stopping.
+        let began = Instant::now();
         for attempt in 0..2 {
             let pooled = if attempt == 0 { self.take_idle(start.has_body) } else { None };
             let (connection, reused) = match pooled {
                 Some(connection) => (connection, true),
                 None => (self.connect()?, false),
             };
-            match self.attempt(connection, reused, start, body, sink) {
+            match self.attempt(connection, reused, began, start, body, sink) {
                 Attempt::Done(result) => return result,
                 Attempt::Retry => continue,
             }
@@ -186,6 +207,9 @@ impl DaemonClient {
         loop {
             // The lock is held only to pop: many front-end threads share it.
             let connection = self.idle.lock().ok()?.pop()?;
+            if connection.opened.elapsed() >= REUSE_FOR {
+                continue;
+            }
             if !check || !sys::peer_closed_or_data(connection.reader.get_ref().as_raw_fd()) {
                 return Some(connection);
             }
@@ -211,6 +235,7 @@ impl DaemonClient {
         let _ = stream.set_write_timeout(Some(self.connect_timeout.max(Duration::from_millis(100))));
         let write_half = stream.try_clone().map_err(|e| ForwardError::Unavailable(e.to_string()))?;
         let mut connection = Connection {
+            opened: Instant::now(),
             reader: BufReader::with_capacity(64 * 1024, stream),
             writer: BufWriter::with_capacity(64 * 1024, write_half),
         };
@@ -236,6 +261,7 @@ impl DaemonClient {
         &self,
         mut connection: Connection,
         reused: bool,
+        began: Instant,
         start: &RequestStart,
         body: &mut dyn Read,
         sink: &mut dyn ResponseSink,
@@ -256,6 +282,21 @@ impl DaemonClient {
         let gone = |e: &dyn std::fmt::Display| ForwardError::Failed {
             status: 502,
             message: format!("daemon process connection lost: {e}"),
+        };
+        // Lost while the daemon ran the request (before its head): past
+        // the request timeout, the process was replaced for it.
+        let lost = |e: &dyn std::fmt::Display| {
+            if !self.request_timeout.is_zero() && began.elapsed() >= self.request_timeout {
+                ForwardError::Failed {
+                    status: 504,
+                    message: format!(
+                        "daemon process connection lost after the request ran past the request timeout of {:?}: {e}",
+                        self.request_timeout
+                    ),
+                }
+            } else {
+                gone(e)
+            }
         };
         if let Err(e) = protocol::write_request_start(&mut connection.writer, start) {
             return retry_or(gone(&e), false, true);
@@ -310,7 +351,7 @@ impl DaemonClient {
             }
             let frame = match protocol::read_frame_buffered(&mut connection.reader) {
                 Ok(Some(frame)) => frame,
-                Ok(None) if !head_sent => return Attempt::Done(Err(gone(&"closed"))),
+                Ok(None) if !head_sent => return Attempt::Done(Err(lost(&"closed"))),
                 Ok(None) => return Attempt::Done(Err(ForwardError::Broken("daemon closed the connection".into()))),
                 // socket-timeout ran out waiting for the head: the daemon
                 // is still at work, so no retry; 504, as mod_wsgi.
@@ -322,7 +363,7 @@ impl DaemonClient {
                 }
                 Err(e) if !head_sent => {
                     let untaken = e.is_reset();
-                    return retry_or(gone(&e), consumed, untaken);
+                    return retry_or(lost(&e), consumed, untaken);
                 }
                 Err(e) => return Attempt::Done(Err(ForwardError::Broken(e.to_string()))),
             };
@@ -370,8 +411,10 @@ impl DaemonClient {
                     if let Err(e) = sink.finish() {
                         return Attempt::Done(Err(ForwardError::ClientGone(e)));
                     }
-                    if let Ok(mut idle) = self.idle.lock() {
-                        idle.push(connection);
+                    if connection.opened.elapsed() < REUSE_FOR {
+                        if let Ok(mut idle) = self.idle.lock() {
+                            idle.push(connection);
+                        }
                     }
                     return Attempt::Done(Ok(()));
                 }

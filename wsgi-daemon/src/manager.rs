@@ -22,7 +22,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use crate::control::{ControlPipe, CONTROL_FD_ENV, READY, RECYCLE};
+use crate::control::{ControlPipe, CONTROL_FD_ENV, HEARTBEAT, READY, RECYCLE};
 use crate::sys::{self, ChildExit};
 
 /// Why a manager stopped other than when told to.
@@ -72,6 +72,12 @@ pub struct GroupSpec {
     /// notice and let them serve on for its delay (`None`: stop them at
     /// once).
     pub stop_notice: Option<StopNotice>,
+    /// A ready process that sends nothing on its control pipe for this
+    /// long (daemon processes send [`HEARTBEAT`] every second) is killed
+    /// with SIGKILL and replaced: a process stopped with SIGSTOP, or
+    /// frozen whole, cannot run its own time-out checks. One that is
+    /// stopping gets its shutdown timeout on top. Zero: not watched.
+    pub liveness_timeout: Duration,
 }
 
 /// What a manager tells its processes before it stops them, and how long
@@ -105,6 +111,7 @@ impl GroupSpec {
             kind: "daemon process",
             give_up_after: None,
             stop_notice: None,
+            liveness_timeout: crate::process::liveness_timeout(process),
         }
     }
 }
@@ -186,6 +193,10 @@ struct Process {
     control: File,
     started: Instant,
     ready: bool,
+    /// When the process last said anything on its control pipe.
+    heard: Instant,
+    /// Killed for its silence (logged once).
+    silenced: bool,
     /// Asked to stop; its death is expected.
     stopping: bool,
     /// Asked to be replaced; stopped once `successor` is ready.
@@ -317,7 +328,11 @@ fn run_with_hangup(
                         }
                     }
                     libc::SIGUSR2 => {
-                        // Retired by a successor, which keeps the socket.
+                        // Retired by a successor, which keeps the socket,
+                        // and serves: a predecessor this manager had not
+                        // retired yet (restarts in quick succession) goes
+                        // too, or it would serve on, unsupervised.
+                        manager.retire_predecessor();
                         manager.stop_all(log);
                         return Ok(());
                     }
@@ -416,6 +431,8 @@ impl Manager<'_> {
                         control: File::from(read),
                         started: Instant::now(),
                         ready: false,
+                        heard: Instant::now(),
+                        silenced: false,
                         stopping: false,
                         successor: None,
                     },
@@ -432,11 +449,18 @@ impl Manager<'_> {
     fn message(&mut self, pid: i32, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) {
         let mut buf = [0u8; 16];
         let n = match self.processes.get_mut(&pid) {
-            Some(process) => process.control.read(&mut buf).unwrap_or(0),
+            Some(process) => {
+                let n = process.control.read(&mut buf).unwrap_or(0);
+                if n > 0 {
+                    process.heard = Instant::now();
+                }
+                n
+            }
             None => return,
         };
         for &message in &buf[..n] {
             match message {
+                HEARTBEAT => {}
                 READY => self.ready(pid),
                 RECYCLE => self.recycle(pid, starter, log),
                 _ => {}
@@ -456,7 +480,14 @@ impl Manager<'_> {
             }
         }
         let all_ready = self.processes.values().filter(|p| !p.stopping).all(|p| p.ready);
-        if all_ready && !self.retired_predecessor {
+        if all_ready {
+            self.retire_predecessor();
+        }
+    }
+
+    /// Retires the manager this one succeeds (SIGUSR2), once.
+    fn retire_predecessor(&mut self) {
+        if !self.retired_predecessor {
             self.retired_predecessor = true;
             if let Some(old_manager) = self.spec.succeeds {
                 sys::kill(old_manager, libc::SIGUSR2);
@@ -504,6 +535,7 @@ impl Manager<'_> {
             self.fill(slot, starter, log)?;
         }
         let spec = self.spec;
+        self.kill_silent(log);
         let mut recycle = Vec::new();
         for (pid, process) in &self.processes {
             if process.stopping {
@@ -528,6 +560,32 @@ impl Manager<'_> {
             self.recycle(pid, starter, log);
         }
         Ok(())
+    }
+
+    /// Kills (SIGKILL) each ready process silent for longer than the
+    /// liveness timeout (plus the shutdown timeout for one that is
+    /// stopping): it is not running at all, so its own time-out checks
+    /// cannot act. Reaped as any other, it is then replaced; the front
+    /// ends see its connections close.
+    fn kill_silent(&mut self, log: &dyn Fn(&str)) {
+        let spec = self.spec;
+        if spec.liveness_timeout.is_zero() {
+            return;
+        }
+        for (pid, process) in &mut self.processes {
+            let limit =
+                if process.stopping { spec.liveness_timeout + spec.shutdown_timeout } else { spec.liveness_timeout };
+            if process.ready && !process.silenced && process.heard.elapsed() > limit {
+                process.silenced = true;
+                log(&format!(
+                    "{} {pid} of group '{}' has not responded for {:?} (stopped or frozen); killing it",
+                    spec.kind,
+                    spec.name,
+                    Duration::from_secs(process.heard.elapsed().as_secs())
+                ));
+                sys::kill(*pid, libc::SIGKILL);
+            }
+        }
     }
 
     /// The processes of this manager that have exited, reaped.

@@ -65,6 +65,28 @@ pub fn request_timeout_fire_point(process: &DaemonProcess) -> std::time::Duratio
     process.request_timeout.mul_f64(1.0 + threads.ln())
 }
 
+/// How long a ready daemon process of the group may stay silent on its
+/// control pipe before its manager kills it
+/// ([`crate::manager::GroupSpec::liveness_timeout`]): the sooner of
+/// `deadlock-timeout` and the request timeout's fire point, the time-outs
+/// the process enforces itself while it runs, plus two
+/// [`crate::control::HEARTBEAT_INTERVAL`]s (a heartbeat may come up to
+/// one late, and the process is then surely past its limits); zero when
+/// neither is set.
+///
+/// mod_wsgi's own checks run inside the daemon process, so a process
+/// stopped with SIGSTOP (or frozen whole) is never replaced there; here
+/// the manager notices the silence. By then every request in flight on
+/// the process has run past its time limit, and the front end answers 504
+/// when its connection closes ([`crate::client::DaemonClient`]).
+pub fn liveness_timeout(process: &DaemonProcess) -> std::time::Duration {
+    let limits = [process.deadlock_timeout, request_timeout_fire_point(process)];
+    match limits.into_iter().filter(|limit| !limit.is_zero()).min() {
+        Some(limit) => limit + 2 * crate::control::HEARTBEAT_INTERVAL,
+        None => std::time::Duration::ZERO,
+    }
+}
+
 /// Applies the group's process settings to the current (freshly forked)
 /// process. Errors name what failed.
 pub fn become_daemon(process: &DaemonProcess, identity: &DefaultIdentity) -> Result<(), String> {
@@ -212,8 +234,10 @@ pub fn daemon_main(
         // request threads; it runs until told to stop.
         control.say(crate::control::READY);
         loop {
-            match sys::poll_readable(&[stop_fd], None) {
+            // Alive, for the manager's liveness check, while it waits.
+            match sys::poll_readable(&[stop_fd], Some(crate::control::HEARTBEAT_INTERVAL)) {
                 Ok(ready) if ready == [true] => break,
+                Ok(_) => control.say(crate::control::HEARTBEAT),
                 Err(e) if e.kind() != std::io::ErrorKind::Interrupted => break,
                 _ => {}
             }
@@ -251,5 +275,19 @@ mod tests {
         process.threads = 10;
         let fire = super::request_timeout_fire_point(&process).as_secs_f64();
         assert!((fire - 33.03).abs() < 0.01, "{fire}");
+    }
+
+    #[test]
+    fn liveness_is_the_sooner_time_out_plus_two_heartbeats() {
+        use std::time::Duration;
+        let mut process = wsgi_config::DaemonProcess::new("g");
+        process.threads = 1;
+        // mod_wsgi's default deadlock-timeout of 300 s.
+        assert_eq!(super::liveness_timeout(&process), Duration::from_secs(302));
+        process.request_timeout = Duration::from_secs(5);
+        assert_eq!(super::liveness_timeout(&process), Duration::from_secs(7));
+        process.request_timeout = Duration::ZERO;
+        process.deadlock_timeout = Duration::ZERO;
+        assert_eq!(super::liveness_timeout(&process), Duration::ZERO);
     }
 }

@@ -294,9 +294,15 @@ pub fn serve(
         }
         control.say(crate::control::READY);
         // This thread watches the clock: request and inactivity timeouts,
-        // and the interpreter's liveness.
+        // and the interpreter's liveness; and it tells the manager that
+        // the process runs (its liveness check).
+        let mut heartbeat = Instant::now();
         loop {
             std::thread::sleep(Duration::from_millis(100));
+            if heartbeat.elapsed() >= crate::control::HEARTBEAT_INTERVAL {
+                heartbeat = Instant::now();
+                control.say(crate::control::HEARTBEAT);
+            }
             if let Some(end) = shared.end.get() {
                 if let (ServeEnd::TimedOut, Some(shutdown_timeout)) = (end, options.exit_after_graceful_timeout) {
                     // Returning would wait for the requests still running.

@@ -261,3 +261,38 @@ fn a_daemon_error_names_an_error_status_or_means_500() {
         assert_eq!(result.unwrap_err().recovery(), wsgi_daemon::client::Recovery::Answer(status), "{message}");
     }
 }
+
+/// A daemon process that takes one request and goes away after `after`
+/// without answering (killed while it ran the request).
+fn daemon_that_dies(path: &std::path::Path, after: Duration) -> std::thread::JoinHandle<()> {
+    let listener = UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        wsgi_daemon::protocol::write_handshake(&mut writer).unwrap();
+        writer.flush().unwrap();
+        wsgi_daemon::protocol::read_handshake(&mut reader).unwrap();
+        let _ = wsgi_daemon::protocol::read_frame_buffered(&mut reader).unwrap();
+        std::thread::sleep(after);
+    })
+}
+
+#[test]
+fn a_daemon_lost_past_the_request_timeout_answers_504_and_before_it_502() {
+    let mut process = wsgi_config::DaemonProcess::new("g");
+    process.request_timeout = Duration::from_millis(300);
+    process.connect_timeout = Duration::from_secs(2);
+    for (after, status) in [(Duration::ZERO, 502), (Duration::from_millis(600), 504)] {
+        let path = socket_path(&format!("dies-{status}"));
+        let daemon = daemon_that_dies(&path, after);
+        let client = DaemonClient::for_group(path.clone(), &process);
+        let mut sink = RecordingSink::default();
+        match client.forward(&request("/", false), &mut std::io::empty(), &mut sink) {
+            Err(ForwardError::Failed { status: got, .. }) => assert_eq!(got, status, "closed after {after:?}"),
+            other => panic!("closed after {after:?}: expected {status}, got {other:?}"),
+        }
+        daemon.join().unwrap();
+        let _ = std::fs::remove_file(&path);
+    }
+}

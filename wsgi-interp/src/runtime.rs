@@ -923,6 +923,31 @@ class _Restricted:
     def __iter__(self):
         self._refuse()
 
+class _ErrorLogStream:
+    """sys.stderr as mod_wsgi's log object behaves: what the error log
+    cannot take (its disk full) is lost, never raised into the code that
+    wrote it (an application's print() would otherwise fail its request)."""
+    def __init__(self, stream):
+        self._stream = stream
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError:
+            return len(text)
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+    def flush(self):
+        try:
+            self._stream.flush()
+        except OSError:
+            pass
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+if sys.stderr is not None and not isinstance(sys.stderr, _ErrorLogStream):
+    sys.stderr = _ErrorLogStream(sys.stderr)
+
 if {restrict_stdin}:
     sys.stdin = _Restricted('stdin')
 if {restrict_stdout}:

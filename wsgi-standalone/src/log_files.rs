@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use wsgi_daemon::sys;
 
-use crate::logging::LogSink;
+use wsgi_core::LogLevel;
+
+use crate::logging::{LogSink, ServerLog};
 
 /// The environment variable naming, for serving processes, the inherited
 /// write end of each log file's pipe (`FD\tPATH` lines).
@@ -61,11 +63,15 @@ impl LogFiles {
             let file = open_log(path)?;
             let (read, write) = sys::pipe().map_err(|e| format!("cannot make a pipe for {}: {e}", path.display()))?;
             writers.insert(path.clone(), Arc::new(write));
-            relayed.push(Relayed { path: path.clone(), pipe: File::from(read), file, open: true });
+            relayed.push(Relayed { path: path.clone(), pipe: File::from(read), file, open: true, lost: None });
         }
         if relayed.is_empty() {
             return Ok(LogFiles::none());
         }
+        // Where a file that cannot be written is reported: standard error
+        // as it was before the error log took its place.
+        let report =
+            sys::duplicate_fd(2).ok().map(|fd| ServerLog::new(LogSink::from_file(File::from(fd)), LogLevel::Info));
         let mut original_stderr = None;
         if let Some(writer) = error_log.and_then(|path| writers.get(path)) {
             original_stderr = Some(sys::duplicate_fd(2).map_err(|e| format!("cannot keep standard error: {e}"))?);
@@ -75,7 +81,7 @@ impl LogFiles {
         let stop_seen = stop.clone();
         let thread = std::thread::Builder::new()
             .name("log-relay".into())
-            .spawn(move || relay(relayed, &stop_seen))
+            .spawn(move || relay(relayed, &stop_seen, report.as_ref()))
             .map_err(|e| format!("cannot start the log relay: {e}"))?;
         Ok(LogFiles { writers, relay: Some(Relay { thread, stop, original_stderr }) })
     }
@@ -141,6 +147,48 @@ struct Relayed {
     file: File,
     /// Until every writer has closed the pipe.
     open: bool,
+    /// While the file cannot be written (a full disk): the bytes lost
+    /// since it failed.
+    lost: Option<u64>,
+}
+
+impl Relayed {
+    /// Writes what came through the pipe to the file. A file that cannot
+    /// be written loses the lines (the writers must never block on it):
+    /// that is reported once when it starts, and once when the file is
+    /// written again, never per line.
+    fn write(&mut self, data: &[u8], report: Option<&ServerLog>) {
+        match self.file.write_all(data) {
+            Ok(()) => {
+                if let Some(lost) = self.lost.take() {
+                    if let Some(report) = report {
+                        report.log(
+                            LogLevel::Warn,
+                            &format!(
+                                "wsgi-standalone: log file {} is written again; about {lost} bytes of log lines were lost",
+                                self.path.display()
+                            ),
+                        );
+                    }
+                }
+            }
+            Err(e) => match &mut self.lost {
+                Some(lost) => *lost += data.len() as u64,
+                None => {
+                    self.lost = Some(data.len() as u64);
+                    if let Some(report) = report {
+                        report.log(
+                            LogLevel::Error,
+                            &format!(
+                                "wsgi-standalone: cannot write to log file {}: {e}; its lines are lost until it can be written again (serving goes on)",
+                                self.path.display()
+                            ),
+                        );
+                    }
+                }
+            },
+        }
+    }
 }
 
 fn open_log(path: &Path) -> Result<File, String> {
@@ -150,7 +198,7 @@ fn open_log(path: &Path) -> Result<File, String> {
 /// Copies each pipe to its file until every pipe is closed, or until
 /// `stop` is set and nothing is left to read, reopening the files whenever
 /// SIGUSR1 arrived.
-fn relay(mut logs: Vec<Relayed>, stop: &AtomicBool) {
+fn relay(mut logs: Vec<Relayed>, stop: &AtomicBool, report: Option<&ServerLog>) {
     let mut reopened = sys::signals_seen(libc::SIGUSR1);
     let mut buf = vec![0u8; 64 * 1024];
     while logs.iter().any(|log| log.open) {
@@ -165,11 +213,7 @@ fn relay(mut logs: Vec<Relayed>, stop: &AtomicBool) {
             if ready.get(index).copied().unwrap_or(false) {
                 match log.pipe.read(&mut buf) {
                     Ok(0) | Err(_) => log.open = false,
-                    // A file that cannot be written loses the lines; the
-                    // writers must never block on it.
-                    Ok(n) => {
-                        let _ = log.file.write_all(&buf[..n]);
-                    }
+                    Ok(n) => log.write(&buf[..n], report),
                 }
             }
         }
@@ -182,5 +226,36 @@ fn relay(mut logs: Vec<Relayed>, stop: &AtomicBool) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_that_cannot_be_written_is_reported_once_and_again_when_it_can() {
+        let dir = std::env::temp_dir().join(format!("wsgi-log-files-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let report_path = dir.join("report");
+        let report = ServerLog::new(LogSink::from_file(File::create(&report_path).unwrap()), LogLevel::Info);
+        let (read, _write) = sys::pipe().unwrap();
+        // /dev/full: every write fails with ENOSPC, as on a full disk.
+        let full = std::fs::OpenOptions::new().append(true).open("/dev/full").unwrap();
+        let mut log =
+            Relayed { path: PathBuf::from("/dev/full"), pipe: File::from(read), file: full, open: true, lost: None };
+        for _ in 0..100 {
+            log.write(b"a line of the log\n", Some(&report));
+        }
+        let text = std::fs::read_to_string(&report_path).unwrap();
+        assert_eq!(text.matches("cannot write to log file /dev/full").count(), 1, "{text}");
+        assert!(text.contains("No space left on device"), "{text}");
+        log.file = File::create(dir.join("log")).unwrap();
+        log.write(b"written\n", Some(&report));
+        log.write(b"written\n", Some(&report));
+        let text = std::fs::read_to_string(&report_path).unwrap();
+        assert_eq!(text.matches("is written again; about 1800 bytes").count(), 1, "{text}");
+        assert_eq!(std::fs::read_to_string(dir.join("log")).unwrap(), "written\nwritten\n");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -75,6 +75,8 @@ pub fn supervise(
         kind: "serving process",
         give_up_after: Some(FAILED_STARTS_LIMIT),
         stop_notice: supervision.drain_delay.map(|delay| StopNotice { signal: libc::SIGUSR2, delay }),
+        // Serving processes send no heartbeat.
+        liveness_timeout: Duration::ZERO,
     };
     let log_line = |message: &str| log.log(LogLevel::Info, message);
     let mut starter = ProgramStarter::new(command, listen_fds.into_iter().chain(inherit).collect());
