@@ -1063,7 +1063,7 @@ async fn handle(
     let (keepalives, keep) = connection.count_request();
     let head = request_head(&req, connection.scheme(), peer, local);
     let logs = shared.logs.for_request(shared.site.config(), &head).clone();
-    let mut response = if connection.ambiguous.is(keepalives) {
+    let mut response = if connection.ambiguous.was_ambiguous(keepalives) {
         // hyper dropped the Content-Length and would read the chunked body:
         // a request another server could read the other way is refused,
         // unread, and its connection closed (RFC 9112 section 6.1).
