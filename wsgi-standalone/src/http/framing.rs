@@ -139,11 +139,29 @@ impl Framing {
                     bytes = &bytes[n as usize..];
                     self.state = if left == n { State::ChunkEnd } else { State::ChunkData(left - n) };
                 }
+                // Within a line whose bytes do not matter: on to its end.
+                State::RequestLine { preface: false, .. } | State::Trailer | State::ChunkEnd => {
+                    bytes = self.skip_line(bytes);
+                }
+                State::Value if self.field != Field::ContentLength => bytes = self.skip_line(bytes),
                 _ => {
                     self.byte(bytes[0]);
                     bytes = &bytes[1..];
                 }
             }
+        }
+    }
+
+    /// `bytes` from the end of the current line on (its `\n` still to be
+    /// followed), or nothing when the line goes on past them.
+    fn skip_line<'a>(&mut self, bytes: &'a [u8]) -> &'a [u8] {
+        match memchr::memchr(b'\n', bytes) {
+            Some(end) => {
+                let end_byte = bytes[end];
+                self.byte(end_byte);
+                &bytes[end + 1..]
+            }
+            None => &[],
         }
     }
 
