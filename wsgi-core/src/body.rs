@@ -31,7 +31,7 @@ pub enum BodyKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status}: {message}")]
 pub struct BodyError {
-    /// The HTTP status: 400, 411, 413 or 501.
+    /// The HTTP status: 400, 408, 411, 413 or 501.
     pub status: u16,
     /// What is wrong, for the error log.
     pub message: String,
@@ -51,6 +51,12 @@ impl BodyError {
     /// mid-body): 400.
     pub fn malformed(message: impl Into<String>) -> BodyError {
         BodyError::new(400, message)
+    }
+
+    /// A body the client did not go on sending within the socket timeout
+    /// (`Timeout`): 408, as Apache's mod_reqtimeout answers.
+    pub fn timeout() -> BodyError {
+        BodyError::new(408, "request body not received within the socket timeout")
     }
 
     /// A trailer field the request must not send ([`forbidden_trailer`]):

@@ -740,6 +740,11 @@ fn request_head(req: &Request<Incoming>, scheme: Scheme, peer: SocketAddr, local
 #[derive(Clone, Copy)]
 struct ServerError;
 
+/// Marks a response after which the connection closes whatever its status:
+/// reading the request's body failed on the worker ([`Head::close`]).
+#[derive(Clone, Copy)]
+struct CloseAfter;
+
 /// The statuses after which Apache closes the connection
 /// (`ap_status_drops_connection`): the request, or its body, may not have
 /// been read as the client meant it.
@@ -747,34 +752,51 @@ fn drops_connection(status: StatusCode) -> bool {
     matches!(status.as_u16(), 400 | 408 | 411 | 413 | 414 | 500 | 501 | 503)
 }
 
-/// Whether `value` is a valid `Host` field value (RFC 9112 section 3.2:
-/// `uri-host [ ":" port ]`, RFC 3986's host: an IP literal in brackets, or
-/// a name of unreserved characters, percent-encodings and sub-delims);
-/// empty is valid (RFC 9110 section 7.2).
+/// Whether `value` is a `Host` field value Apache accepts (`fix_hostname`
+/// in its `server/vhost.c`, with `HttpProtocolOptions Strict`, its
+/// default): empty (RFC 9110 section 7.2); or a host and an optional port
+/// from 1 to 65535, the host either an IPv6 literal in brackets (no zone
+/// id) or a name of letters, digits, `-`, `_` and `.` with no `..`, whose
+/// last label (after any one trailing dot) starts with a letter, or a
+/// dotted-decimal IPv4 address of four parts without leading zeroes. A
+/// bare number is refused (RFC 3986 section 7.4).
 fn valid_host(value: &[u8]) -> bool {
-    let (host, port) = match value.strip_prefix(b"[") {
-        Some(rest) => {
-            let Some(end) = rest.iter().position(|&b| b == b']') else { return false };
-            let (literal, after) = (&rest[..end], &rest[end + 1..]);
-            let literal_ok = !literal.is_empty()
-                && literal.iter().all(|&b| b.is_ascii_alphanumeric() || b":.-_~!$&'()*+,;=".contains(&b));
-            if !literal_ok {
-                return false;
-            }
-            match after {
-                [] => (&b""[..], None),
-                [b':', port @ ..] => (&b""[..], Some(port)),
-                _ => return false,
-            }
+    if value.is_empty() {
+        return true;
+    }
+    let (host, port) = match value.iter().rposition(|&b| b == b':') {
+        Some(colon) if colon + 1 < value.len() && value[colon + 1..].iter().all(u8::is_ascii_digit) => {
+            (&value[..colon], Some(&value[colon + 1..]))
         }
-        None => match value.iter().rposition(|&b| b == b':') {
-            Some(colon) => (&value[..colon], Some(&value[colon + 1..])),
-            None => (value, None),
-        },
+        _ => (value, None),
     };
-    let port_ok = port.is_none_or(|port| port.iter().all(u8::is_ascii_digit));
-    let host_ok = host.iter().all(|&b| b.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(&b));
-    port_ok && host_ok
+    let port_ok = port.is_none_or(|port| {
+        std::str::from_utf8(port).ok().and_then(|p| p.parse::<u32>().ok()).is_some_and(|p| (1..=65535).contains(&p))
+    });
+    if !port_ok || host.is_empty() {
+        return false;
+    }
+    if let Some(literal) = host.strip_prefix(b"[") {
+        return literal
+            .strip_suffix(b"]")
+            .and_then(|l| std::str::from_utf8(l).ok())
+            .is_some_and(|l| l.parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    let name = host.strip_suffix(b".").unwrap_or(host);
+    let chars_ok = name.iter().all(|&b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if !chars_ok || name.windows(2).any(|w| w == b"..") || host.ends_with(b"..") {
+        return false;
+    }
+    let dotted_decimal = name.iter().all(|&b| b.is_ascii_digit() || b == b'.');
+    if dotted_decimal {
+        let parts: Vec<&[u8]> = name.split(|&b| b == b'.').collect();
+        return parts.len() == 4 && parts.iter().all(|p| !p.is_empty() && (p.len() == 1 || p[0] != b'0'));
+    }
+    // The top-level label starts with a letter (RFC 1123 section 2.1).
+    match name.iter().rposition(|&b| b == b'.') {
+        Some(dot) => name.get(dot + 1).is_none_or(u8::is_ascii_alphabetic),
+        None => true,
+    }
 }
 
 fn error_response(status: u16, software: &str) -> Response<ResponseBody> {
@@ -827,6 +849,9 @@ fn is_hop_by_hop(name: &str) -> bool {
 
 fn app_response(head: Head, body: ResponseBody, head_only: bool, software: &str) -> Response<ResponseBody> {
     let mut response = Response::new(body);
+    if head.close {
+        response.extensions_mut().insert(CloseAfter);
+    }
     let status = StatusCode::from_u16(head.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     *response.status_mut() = status;
     if status.canonical_reason() != Some(head.reason.as_str()) {
@@ -876,7 +901,7 @@ async fn static_file(path: std::path::PathBuf, request: &RequestHead, software: 
     ];
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     if validators.not_modified(request.header("if-none-match"), request.header("if-modified-since"), now) {
-        let head = Head { status: 304, reason: "Not Modified".into(), headers };
+        let head = Head { status: 304, reason: "Not Modified".into(), headers, close: false };
         return app_response(head, ResponseBody::Full(None), head_only, software);
     }
     let wanted = if validators.range_allowed(request.header("if-range")) {
@@ -904,7 +929,7 @@ async fn static_file(path: std::path::PathBuf, request: &RequestHead, software: 
     if !head_only {
         tokio::spawn(send_file_part(file, start, len, tx));
     }
-    let head = Head { status, reason: reason.into(), headers };
+    let head = Head { status, reason: reason.into(), headers, close: false };
     app_response(head, ResponseBody::Channel(VecDeque::new(), rx), head_only, software)
 }
 
@@ -990,54 +1015,90 @@ async fn wait_for_start(
     }
 }
 
-/// Reads a small body in full; `Err` with the status to answer.
-async fn read_body(body: Incoming, timeout: Duration) -> Result<Bytes, u16> {
+/// Reads a small body in full, waiting at most `timeout` for each part of
+/// it (the socket timeout is per read, as Apache's `Timeout`); `Err` with
+/// the status to answer.
+async fn read_body(mut body: Incoming, timeout: Duration) -> Result<Bytes, u16> {
     use http_body_util::BodyExt;
-    match tokio::time::timeout(timeout, body.collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(_)) => Err(400),
-        Err(_) => Err(408),
+    let mut parts: Vec<Bytes> = Vec::new();
+    loop {
+        match tokio::time::timeout(timeout, body.frame()).await {
+            Err(_) => return Err(wsgi_core::body::BodyError::timeout().status),
+            Ok(None) => return Ok(join(parts)),
+            Ok(Some(Err(_))) => return Err(400),
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    parts.push(data);
+                }
+            }
+        }
     }
 }
 
-/// How much of a chunked body was read before its request is queued.
-enum ChunkedStart {
-    /// All of it (up to [`BUFFERED_BODY_LIMIT`]), its trailer section
-    /// checked.
-    Whole(Bytes),
-    /// The first part, longer than [`BUFFERED_BODY_LIMIT`], and the rest,
-    /// which the worker reads (and whose trailer section it checks).
-    Part(Bytes, Incoming),
+/// `parts` as one buffer, copied only when there are several.
+fn join(mut parts: Vec<Bytes>) -> Bytes {
+    match parts.len() {
+        0 => Bytes::new(),
+        1 => parts.pop().unwrap_or_default(),
+        _ => Bytes::from(parts.concat()),
+    }
 }
 
-/// Reads a chunked body up to [`BUFFERED_BODY_LIMIT`] within `timeout`:
-/// a small body, the common case, is read whole, so that a trailer section
-/// with a field it must not carry ([`forbidden_trailer`]) refuses the
-/// request before the application sees it. At most the limit and one
-/// chunk are held in memory.
-async fn read_chunked_start(mut body: Incoming, timeout: Duration) -> Result<ChunkedStart, wsgi_core::body::BodyError> {
+/// How long the pre-read of a chunked body waits for its next part before
+/// handing the rest to the application streamed: parts a client sent
+/// together arrive well within it, while an interactive client that waits
+/// for an answer before sending more is not kept waiting.
+const PRE_READ_GRACE: Duration = Duration::from_millis(50);
+
+/// How much of a chunked body was read before its request is queued.
+enum ChunkedStart {
+    /// All of it, its trailer section checked.
+    Whole(Bytes),
+    /// What had arrived, and the rest, which the worker reads (and whose
+    /// trailer section it checks).
+    Part(Vec<Bytes>, Incoming),
+}
+
+/// Reads what has already arrived of a chunked body, up to `limit` bytes:
+/// a small body sent at once, the common case, is read whole, so that a
+/// trailer section with a field it must not carry
+/// ([`first_forbidden_trailer`]) refuses the request before the
+/// application sees it. The read stops, handing the rest over streamed, as
+/// soon as the next part does not follow within [`PRE_READ_GRACE`] (the
+/// client waits for the application, or sends slowly) or `limit` is
+/// passed. So a forbidden trailer field that arrives later, after the
+/// application was called, fails its last read instead (400, connection
+/// closed). A body over `body_limit` (`LimitRequestBody`, 0 for none) is
+/// refused here with 413.
+async fn read_chunked_start(
+    mut body: Incoming,
+    limit: u64,
+    body_limit: u64,
+) -> Result<ChunkedStart, wsgi_core::body::BodyError> {
     use http_body_util::BodyExt;
     use wsgi_core::body::BodyError;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut held = bytes::BytesMut::new();
+    let mut parts: Vec<Bytes> = Vec::new();
+    let mut held: u64 = 0;
     loop {
-        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => {
-                return Err(BodyError { status: 408, message: "request body not received within the timeout".into() })
-            }
-            Ok(None) => return Ok(ChunkedStart::Whole(held.freeze())),
+        let frame = match tokio::time::timeout(PRE_READ_GRACE, body.frame()).await {
+            Err(_) => return Ok(ChunkedStart::Part(parts, body)),
+            Ok(None) => return Ok(ChunkedStart::Whole(join(parts))),
             Ok(Some(Err(e))) => return Err(BodyError::malformed(format!("malformed chunked request body: {e}"))),
             Ok(Some(Ok(frame))) => frame,
         };
         match frame.into_data() {
             Ok(data) => {
-                held.extend_from_slice(&data);
-                if held.len() as u64 > BUFFERED_BODY_LIMIT {
-                    return Ok(ChunkedStart::Part(held.freeze(), body));
+                held += data.len() as u64;
+                parts.push(data);
+                if body_limit > 0 && held > body_limit {
+                    return Err(BodyError::too_large(body_limit));
+                }
+                if held > limit {
+                    return Ok(ChunkedStart::Part(parts, body));
                 }
             }
             Err(frame) => {
-                if let Some(name) = frame.trailers_ref().and_then(forbidden_trailer) {
+                if let Some(name) = frame.trailers_ref().and_then(first_forbidden_trailer) {
                     return Err(BodyError::forbidden_trailer(&name));
                 }
             }
@@ -1045,9 +1106,14 @@ async fn read_chunked_start(mut body: Incoming, timeout: Duration) -> Result<Chu
     }
 }
 
+/// Whether the request asks for `100 Continue` before sending its body.
+fn expects_continue<B>(req: &Request<B>) -> bool {
+    req.headers().get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
 /// The first field of a request's trailer section that RFC 9110 section
 /// 6.5.1 forbids there ([`wsgi_core::body::forbidden_trailer`]), if any.
-pub(crate) fn forbidden_trailer(trailers: &http::HeaderMap) -> Option<String> {
+pub(crate) fn first_forbidden_trailer(trailers: &http::HeaderMap) -> Option<String> {
     trailers.keys().find(|name| wsgi_core::body::forbidden_trailer(name.as_str())).map(|name| name.as_str().to_string())
 }
 
@@ -1063,7 +1129,7 @@ async fn handle(
     let (keepalives, keep) = connection.count_request();
     let head = request_head(&req, connection.scheme(), peer, local);
     let logs = shared.logs.for_request(shared.site.config(), &head).clone();
-    let mut response = if connection.ambiguous.is(keepalives) {
+    let mut response = if connection.ambiguous.was_ambiguous(keepalives) {
         // hyper dropped the Content-Length and would read the chunked body:
         // a request another server could read the other way is refused,
         // unread, and its connection closed (RFC 9112 section 6.1).
@@ -1071,9 +1137,7 @@ async fn handle(
             LogLevel::Info,
             &format!("client {} sent both Content-Length and Transfer-Encoding: refused (400)", head.peer),
         );
-        let mut response = error_response(400, &shared.settings.server_software);
-        response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
-        response
+        error_response(400, &shared.settings.server_software)
     } else {
         respond(req, &head, &shared, &logs, &connection).await
     };
@@ -1082,8 +1146,10 @@ async fn handle(
     // As Apache, an error of the server's own after which the rest of the
     // connection cannot be trusted closes it.
     let server_error = response.extensions_mut().remove::<ServerError>().is_some();
+    let body_failed = response.extensions_mut().remove::<CloseAfter>().is_some();
     let close = http1
         && (!keep
+            || body_failed
             || shared.draining.load(std::sync::atomic::Ordering::Relaxed)
             || (server_error && drops_connection(response.status())));
     if close {
@@ -1226,21 +1292,24 @@ async fn respond(
     if let Some(response) = shared.health.answer(head, draining, software) {
         return response;
     }
+    // HTTP/1.1 needs exactly one Host (RFC 9112 section 3.2), as Apache
+    // insists; two could select one virtual host and report another.
+    // An empty one names no host: Apache refuses it as it refuses none.
+    let hosts = head.header_values("host").count();
+    let empty = req.headers().get(http::header::HOST).is_some_and(|host| host.as_bytes().is_empty());
+    if hosts > 1 || ((hosts == 0 || empty) && req.version() == http::Version::HTTP_11) {
+        return error_response(400, software);
+    }
+    // So is a Host that is no host (RFC 9112 section 3.2), checked before
+    // the redirect so that it never makes a Location.
+    if req.headers().get(http::header::HOST).is_some_and(|host| !valid_host(host.as_bytes())) {
+        return error_response(400, software);
+    }
     if let (Some(port), Scheme::Http) = (shared.settings.https_redirect, head.scheme) {
         // As mod_wsgi-express writes it: https://%{SERVER_NAME}:PORT.
         let host = wsgi_core::environ_build::server_name(head, &head.local.ip().to_string());
         let location = format!("https://{host}:{port}{}", head.raw_uri);
         return redirect_response(301, Some(&location), software);
-    }
-    // HTTP/1.1 needs exactly one Host (RFC 9112 section 3.2), as Apache
-    // insists; two could select one virtual host and report another.
-    let hosts = head.header_values("host").count();
-    if hosts > 1 || (hosts == 0 && req.version() == http::Version::HTTP_11) {
-        return error_response(400, software);
-    }
-    // So is a Host that is no host (RFC 9112 section 3.2).
-    if req.headers().get(http::header::HOST).is_some_and(|host| !valid_host(host.as_bytes())) {
-        return error_response(400, software);
     }
     // The asterisk form is for OPTIONS only (RFC 9112 section 3.2.4).
     if head.raw_uri == "*" && head.method != "OPTIONS" {
@@ -1349,21 +1418,29 @@ async fn run_app(
             Ok(bytes) => BodySource::Buffered(bytes),
             Err(status) => return error_response(status, software),
         },
-        BodyKind::Chunked => match read_chunked_start(req.into_body(), body_timeout).await {
-            Ok(ChunkedStart::Whole(bytes)) => BodySource::Buffered(bytes),
-            Ok(ChunkedStart::Part(first, rest)) => BodySource::Streamed(first, rest),
-            Err(error) => {
-                log.log(LogLevel::Info, &format!("mod_wsgi: request from {peer} refused: {}", error.message));
-                let mut response = error_response(error.status, software);
-                if head.protocol != "HTTP/2.0" {
-                    // The rest of the connection cannot be trusted to be
-                    // read as the client meant it.
-                    response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
+        // A client that sent `Expect: 100-continue` sends nothing before
+        // the 100, which goes out when the application first reads (as
+        // under Apache): there is nothing to read ahead.
+        BodyKind::Chunked if expects_continue(&req) => {
+            BodySource::Streamed { read_ahead: Vec::new(), rest: req.into_body() }
+        }
+        BodyKind::Chunked => {
+            let limit = match app.body_limit {
+                0 => BUFFERED_BODY_LIMIT,
+                body_limit => body_limit.min(BUFFERED_BODY_LIMIT),
+            };
+            match read_chunked_start(req.into_body(), limit, app.body_limit).await {
+                Ok(ChunkedStart::Whole(bytes)) => BodySource::Buffered(bytes),
+                Ok(ChunkedStart::Part(read_ahead, rest)) => BodySource::Streamed { read_ahead, rest },
+                Err(error) => {
+                    // An error of the server's own: the connection closes
+                    // (its rest cannot be trusted to be read as meant).
+                    log.log(LogLevel::Info, &format!("mod_wsgi: request from {peer} refused: {}", error.message));
+                    return error_response(error.status, software);
                 }
-                return response;
             }
-        },
-        BodyKind::Length(_) => BodySource::Streamed(Bytes::new(), req.into_body()),
+        }
+        BodyKind::Length(_) => BodySource::Streamed { read_ahead: Vec::new(), rest: req.into_body() },
     };
     let client =
         ClientFacts { peer, request_id: request_id.to_string(), timeout: connection.timeout, log: log.clone() };
@@ -1421,10 +1498,50 @@ mod tests {
 
     #[test]
     fn host_values() {
-        for good in ["localhost", "localhost:8080", "a.example", "", "[::1]", "[::1]:80", "127.0.0.1:80", "x_y-z~"] {
+        let good = [
+            "localhost",
+            "localhost:8080",
+            "a.example",
+            "a.example.",
+            "",
+            "[::1]",
+            "[::1]:80",
+            "[::ffff:1.2.3.4]",
+            "127.0.0.1:80",
+            "x_y-z",
+            "A-B.Example",
+        ];
+        for good in good {
             assert!(valid_host(good.as_bytes()), "{good:?}");
         }
-        for bad in ["local/host", "a b", "host:8o", "[::1", "[::1]x", "a@b", "a\\b", "[]", "h?q", "h#f"] {
+        let bad = [
+            "local/host",
+            "a b",
+            "host:8o",
+            "[::1",
+            "[::1]x",
+            "a@b",
+            "a\\b",
+            "[]",
+            "h?q",
+            "h#f",
+            "a..b",
+            "a~b",
+            "a%41b",
+            "123",
+            "1.2.3",
+            "01.2.3.4",
+            "a.1b",
+            "host:0",
+            "host:65536",
+            "host:",
+            "[::1%eth0]",
+            "[x::1]",
+            "a,b",
+            "é.example",
+            ".",
+        ];
+        for bad in bad {
             assert!(!valid_host(bad.as_bytes()), "{bad:?}");
         }
     }

@@ -9,7 +9,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,11 @@ pub struct Head {
     pub reason: String,
     /// Header fields.
     pub headers: Vec<(String, String)>,
+    /// Close the connection after the response: reading the request body
+    /// failed (malformed, a forbidden trailer field, too large, too slow),
+    /// so the rest of the connection cannot be trusted to be read as the
+    /// client meant it.
+    pub close: bool,
 }
 
 /// The start of a response: the head and the body produced so far, in one
@@ -85,16 +90,23 @@ pub enum BodySource {
     /// client never holds a Python thread.
     Buffered(Bytes),
     /// Read from the connection by the worker as the application asks for
-    /// it, after the part already read (a chunked body's first
-    /// [`crate::http`] buffer, or nothing): no more of it is read, or held
-    /// in memory, while the request waits in the queue.
-    Streamed(Bytes, Incoming),
+    /// it: no more of it is read, or held in memory, while the request
+    /// waits in the queue.
+    Streamed {
+        /// What was read before the request was queued (what had arrived
+        /// of a chunked body, or nothing).
+        read_ahead: Vec<Bytes>,
+        /// The rest of the body.
+        rest: Incoming,
+    },
 }
 
 /// Reads a [`BodySource`] from a worker thread, waiting for each part of a
 /// streamed body at most the socket timeout.
 struct BodyReader {
     current: Bytes,
+    /// Parts read ahead, after `current`.
+    ahead: std::vec::IntoIter<Bytes>,
     source: Option<Incoming>,
     timeout: Duration,
 }
@@ -127,7 +139,7 @@ impl BodyReader {
                     // Trailers carry no data, but may make the request one
                     // to refuse.
                     Err(frame) => {
-                        if let Some(name) = frame.trailers_ref().and_then(crate::http::forbidden_trailer) {
+                        if let Some(name) = frame.trailers_ref().and_then(crate::http::first_forbidden_trailer) {
                             return Err(BodyError::forbidden_trailer(&name).into_io_error());
                         }
                     }
@@ -140,8 +152,7 @@ impl BodyReader {
                     // reason: either way the body is polled again.
                     let now = Instant::now();
                     if now >= deadline {
-                        let error = BodyError::malformed("request body not received within the socket timeout");
-                        return Err(error.into_io_error());
+                        return Err(BodyError::timeout().into_io_error());
                     }
                     std::thread::park_timeout(deadline - now);
                 }
@@ -153,6 +164,10 @@ impl BodyReader {
 impl Read for BodyReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.current.is_empty() {
+            if let Some(next) = self.ahead.next() {
+                self.current = next;
+                continue;
+            }
             let Some(source) = self.source.as_mut() else { return Ok(0) };
             match BodyReader::next_data(source, self.timeout) {
                 Ok(Some(chunk)) => self.current = chunk,
@@ -186,6 +201,29 @@ struct ChannelSink {
     /// How long a write may wait for a client that does not read (Apache's
     /// `Timeout`); then the client counts as gone.
     write_timeout: Duration,
+    /// Set by [`Watched`] when reading the request body failed.
+    body_failed: Arc<AtomicBool>,
+}
+
+/// A body reader that notes a failure of the request's body (one
+/// [`wsgi_core::body::body_error_status`] recognises) in a flag the
+/// response's [`Head`] carries as `close`. Whatever the application makes
+/// of the error, the connection closes after its response.
+struct Watched<R> {
+    inner: R,
+    failed: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buf);
+        if let Err(e) = &read {
+            if wsgi_core::body::body_error_status(e).is_some() {
+                self.failed.store(true, Ordering::Release);
+            }
+        }
+        read
+    }
 }
 
 /// Body held back with the head before it is sent regardless.
@@ -238,7 +276,8 @@ impl ChannelSink {
 
 impl ResponseSink for ChannelSink {
     fn send_head(&mut self, status: u16, reason: &str, headers: &[(String, String)]) -> io::Result<()> {
-        self.head = Some(Head { status, reason: reason.to_string(), headers: headers.to_vec() });
+        let close = self.body_failed.load(Ordering::Acquire);
+        self.head = Some(Head { status, reason: reason.to_string(), headers: headers.to_vec(), close });
         Ok(())
     }
 
@@ -409,7 +448,9 @@ fn run_job(job: Job, worker: usize, runner: &dyn WsgiRunner, queue_timeout: Dura
         held_len: 0,
         chunks: None,
         write_timeout: socket_timeout,
+        body_failed: Arc::new(AtomicBool::new(false)),
     };
+    let body_failed = sink.body_failed.clone();
     let request_log = client.log.for_request(&client.peer, &client.request_id);
     let mut broken = false;
     let mut writer = ResponseWriter::new(&mut sink, app.head_only);
@@ -421,17 +462,23 @@ fn run_job(job: Job, worker: usize, runner: &dyn WsgiRunner, queue_timeout: Dura
         );
         let _ = writer.respond_error(504);
     } else {
-        let mut reader = match body {
-            BodySource::Buffered(bytes) => BodyReader { current: bytes, source: None, timeout: socket_timeout },
-            BodySource::Streamed(first, body) => {
-                BodyReader { current: first, source: Some(body), timeout: socket_timeout }
+        let reader = match body {
+            BodySource::Buffered(bytes) => {
+                BodyReader { current: bytes, ahead: Vec::new().into_iter(), source: None, timeout: socket_timeout }
             }
+            BodySource::Streamed { read_ahead, rest } => BodyReader {
+                current: Bytes::new(),
+                ahead: read_ahead.into_iter(),
+                source: Some(rest),
+                timeout: socket_timeout,
+            },
         };
         let AppRequest { target, environ, body: kind, body_limit, .. } = *app;
         let outcome = if matches!(kind, BodyKind::Chunked) && body_limit > 0 {
-            let mut limited = LimitedReader::new(reader, body_limit);
+            let mut limited = Watched { inner: LimitedReader::new(reader, body_limit), failed: body_failed };
             runner.run(&target, environ, &mut limited, &mut writer, &request_log)
         } else {
+            let mut reader = Watched { inner: reader, failed: body_failed };
             runner.run(&target, environ, &mut reader, &mut writer, &request_log)
         };
         match outcome {

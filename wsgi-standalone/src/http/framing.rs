@@ -8,10 +8,13 @@
 //! [`FramingWatch`] sees every byte hyper reads from a connection and
 //! follows the message framing as hyper does (heads, `Content-Length`
 //! bodies, chunked bodies and their trailers) with a few bytes of state
-//! and no buffering. Where it cannot follow (a `CONNECT`, an HTTP/2
-//! preface) it stops looking; hyper closes a connection on anything it
-//! cannot parse, so a malformed message ends the watch too.
+//! and no buffering. It stops looking only at an HTTP/2 preface as the
+//! very first bytes of a connection (where hyper switches to HTTP/2) and
+//! at a message hyper cannot parse (hyper closes the connection then).
+//! A `CONNECT` is followed like any request: if hyper tunnels after a 2xx
+//! no later request is read from the connection anyway.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,7 +31,7 @@ pub(super) struct AmbiguousHead(Arc<AtomicU64>);
 
 impl AmbiguousHead {
     /// Whether request number `index` of the connection had both fields.
-    pub(super) fn is(&self, index: u64) -> bool {
+    pub(super) fn was_ambiguous(&self, index: u64) -> bool {
         self.0.load(Ordering::Acquire) == index + 1
     }
 
@@ -45,9 +48,9 @@ const NAME_CAP: usize = 17;
 enum State {
     /// Before the request line: empty lines are skipped, as httparse does.
     Start,
-    /// In the request line; `at` bytes of it seen (to recognise `CONNECT `
-    /// and `PRI `).
-    RequestLine { at: usize, connect: bool, pri: bool },
+    /// In the request line; `at` bytes of it seen, `preface` while they
+    /// are the start of HTTP/2's preface as the connection's first bytes.
+    RequestLine { at: usize, preface: bool },
     /// At the start of a header line (or the empty line ending the head).
     LineStart,
     /// In a header name.
@@ -91,7 +94,8 @@ pub(super) struct Framing {
     /// Seen in this head.
     has_length: bool,
     has_coding: bool,
-    connect: bool,
+    /// Any byte seen yet (an HTTP/2 preface counts only as the first).
+    started: bool,
     found: AmbiguousHead,
 }
 
@@ -115,7 +119,7 @@ impl Framing {
             length_valid: true,
             has_length: false,
             has_coding: false,
-            connect: false,
+            started: false,
             found,
         }
     }
@@ -135,6 +139,11 @@ impl Framing {
                     bytes = &bytes[n as usize..];
                     self.state = if left == n { State::ChunkEnd } else { State::ChunkData(left - n) };
                 }
+                // Within a line whose bytes do not matter: on to its end.
+                State::RequestLine { preface: false, .. } | State::Trailer | State::ChunkEnd => {
+                    bytes = self.skip_line(bytes);
+                }
+                State::Value if self.field != Field::ContentLength => bytes = self.skip_line(bytes),
                 _ => {
                     self.byte(bytes[0]);
                     bytes = &bytes[1..];
@@ -143,13 +152,33 @@ impl Framing {
         }
     }
 
+    /// `bytes` from the end of the current line on (its `\n` still to be
+    /// followed), or nothing when the line goes on past them.
+    fn skip_line<'a>(&mut self, bytes: &'a [u8]) -> &'a [u8] {
+        match memchr::memchr(b'\n', bytes) {
+            Some(end) => {
+                let end_byte = bytes[end];
+                self.byte(end_byte);
+                &bytes[end + 1..]
+            }
+            None => &[],
+        }
+    }
+
     fn byte(&mut self, b: u8) {
         self.state = match self.state {
             State::Start => match b {
-                b'\r' | b'\n' => State::Start,
-                _ => self.request_line(0, false, false, b),
+                b'\r' | b'\n' => {
+                    self.started = true;
+                    State::Start
+                }
+                _ => {
+                    let preface = !self.started;
+                    self.started = true;
+                    self.request_line(0, preface, b)
+                }
             },
-            State::RequestLine { at, connect, pri } => self.request_line(at, connect, pri, b),
+            State::RequestLine { at, preface } => self.request_line(at, preface, b),
             State::LineStart => match b {
                 b'\r' => State::HeadEnd,
                 b'\n' => self.end_head(),
@@ -218,19 +247,20 @@ impl Framing {
         };
     }
 
-    fn request_line(&mut self, at: usize, connect: bool, pri: bool, b: u8) -> State {
+    fn request_line(&mut self, at: usize, preface: bool, b: u8) -> State {
+        /// HTTP/2's connection preface up to its first line end: hyper
+        /// switches to HTTP/2 only when a connection starts with it.
+        const PREFACE: &[u8] = b"PRI * HTTP/2.0\r";
         if b == b'\n' {
-            if pri {
-                // HTTP/2's preface: not HTTP/1.1 from here on.
+            if preface && at == PREFACE.len() {
+                // Not HTTP/1.1 from here on.
                 return State::Off;
             }
-            self.connect = connect;
             self.start_line();
             return State::LineStart;
         }
-        let connect = if at < 8 { (at == 0 || connect) && b"CONNECT "[at] == b } else { connect };
-        let pri = if at < 4 { (at == 0 || pri) && b"PRI "[at] == b } else { pri };
-        State::RequestLine { at: at.saturating_add(1), connect, pri }
+        let preface = preface && PREFACE.get(at) == Some(&b);
+        State::RequestLine { at: at.saturating_add(1), preface }
     }
 
     fn start_line(&mut self) {
@@ -292,15 +322,11 @@ impl Framing {
     fn end_head(&mut self) -> State {
         let index = self.heads;
         self.heads += 1;
-        let (has_length, has_coding, length, connect) = (self.has_length, self.has_coding, self.length, self.connect);
+        let (has_length, has_coding, length) = (self.has_length, self.has_coding, self.length);
         self.has_length = false;
         self.has_coding = false;
         self.length = None;
         self.length_valid = true;
-        self.connect = false;
-        if connect {
-            return State::Off;
-        }
         if has_coding {
             if has_length {
                 self.found.mark(index);
@@ -319,10 +345,29 @@ impl Framing {
     }
 }
 
+/// Longest a closing HTTP/1.1 connection is drained ([`FramingWatch`]'s
+/// lingering close).
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Most bytes a closing HTTP/1.1 connection drains.
+const LINGER_BYTES: usize = 1024 * 1024;
+
 /// A connection whose bytes, as hyper reads them, go through [`Framing`].
+///
+/// Its shutdown lingers, as Apache's close does: after the sending side
+/// is shut, what the client still sends (a request body the server did
+/// not read, say, after an error) is read and dropped, for up to
+/// [`LINGER_TIME`] and [`LINGER_BYTES`] or until the client closes. A
+/// socket closed with unread bytes in it sends a reset, which can make
+/// the client drop the response before reading it.
 pub(super) struct FramingWatch<S> {
     inner: S,
     framing: Framing,
+    /// Linger at shutdown (HTTP/1.1 connections).
+    linger: bool,
+    /// The sending side is shut; lingering until this fires.
+    lingering: Option<Pin<Box<tokio::time::Sleep>>>,
+    drained: usize,
 }
 
 impl<S> FramingWatch<S> {
@@ -333,7 +378,7 @@ impl<S> FramingWatch<S> {
         if !watch {
             framing.state = State::Off;
         }
-        FramingWatch { inner, framing }
+        FramingWatch { inner, framing, linger: watch, lingering: None, drained: 0 }
     }
 }
 
@@ -349,7 +394,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FramingWatch<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for FramingWatch<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FramingWatch<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
     }
@@ -371,7 +416,29 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FramingWatch<S> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if !this.linger {
+            return Pin::new(&mut this.inner).poll_shutdown(cx);
+        }
+        if this.lingering.is_none() {
+            std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            this.lingering = Some(Box::pin(tokio::time::sleep(LINGER_TIME)));
+        }
+        let mut scratch = [0u8; 8192];
+        loop {
+            let timed_out = this.lingering.as_mut().is_none_or(|sleep| sleep.as_mut().poll(cx).is_ready());
+            if timed_out || this.drained >= LINGER_BYTES {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(())) => this.drained += buf.filled().len(),
+                // The client is gone: nothing left to linger for.
+                Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -386,7 +453,7 @@ mod tests {
         for piece in pieces {
             framing.feed(piece);
         }
-        (0..10).find(|&i| found.is(i))
+        (0..10).find(|&i| found.was_ambiguous(i))
     }
 
     #[test]
@@ -417,13 +484,30 @@ mod tests {
         assert_eq!(found(&pieces), Some(2));
     }
 
+    const SMUGGLE: &[u8] = b"POST /smug HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n";
+
     #[test]
-    fn connect_and_http2_end_the_watch() {
-        assert_eq!(found(&[b"CONNECT a:1 HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"]), None);
-        assert_eq!(
-            found(&[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"]),
-            None
-        );
+    fn only_a_connections_first_bytes_can_be_the_http2_preface() {
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(found(&[preface]), None);
+        // Split anywhere, the same.
+        let pieces: Vec<&[u8]> = preface.chunks(1).collect();
+        assert_eq!(found(&pieces), None);
+        // After a request, or after blank lines, it is an HTTP/1.1 request.
+        let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(found(&[get, b"PRI * HTTP/2.0\r\n\r\n", SMUGGLE]), Some(2));
+        assert_eq!(found(&[b"\r\nPRI * HTTP/2.0\r\nHost: a\r\n\r\n", SMUGGLE]), Some(1));
+    }
+
+    #[test]
+    fn pri_and_connect_requests_do_not_end_the_watch() {
+        for first in [
+            &b"PRI /x HTTP/1.1\r\nHost: a\r\n\r\n"[..],
+            b"CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n",
+            b"CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n",
+        ] {
+            assert_eq!(found(&[first, SMUGGLE]), Some(1), "{}", String::from_utf8_lossy(first));
+        }
     }
 
     #[test]
