@@ -122,6 +122,7 @@ commands:
   stress [--soak-requests N] [--stalled N] [--idle N] [--transfers N]
          [--transfer-mb N] [--read-kb-per-sec N] [--duration S] [--threads N]
          [--only soak,slowloris,idle,transfers]
+         [--servers standalone,apache,granian,gunicorn]
                         the standalone server, the Apache module (embedded,
                         mpm_event), granian and gunicorn under hostile
                         loads, one table each: a soak of 2,000,000 requests
@@ -133,7 +134,8 @@ commands:
                         parallel 100 MB downloads read at 1000 KB/s (peak
                         memory); wrk runs of --duration (default 10) s,
                         --threads (default 25) Python threads each;
-                        --only runs the loads it names
+                        --only runs the loads it names, --servers
+                        against the servers it names
   memcheck              the tests of wsgi-core, wsgi-daemon and wsgi-interp,
                         then a short end-to-end run of the standalone
                         server (its serving process included), under
@@ -324,6 +326,7 @@ fn stress_command(args: &[String]) -> Result<(), String> {
         duration_secs: 10,
         threads: 25,
         only: Vec::new(),
+        servers: Vec::new(),
     };
     let mut words = args.iter();
     while let Some(word) = words.next() {
@@ -333,13 +336,18 @@ fn stress_command(args: &[String]) -> Result<(), String> {
                 .filter(|v| *v > 0)
                 .ok_or_else(|| format!("stress: {name} takes a whole number above 0"))
         };
-        if word == "--only" {
-            let names = words.next().ok_or("stress: --only takes load names")?;
+        let (known, chosen): (&[&str], &mut Vec<String>) = match word.as_str() {
+            "--only" => (&stress::LOADS, &mut settings.only),
+            "--servers" => (&stress::SERVERS, &mut settings.servers),
+            _ => (&[], &mut Vec::new()),
+        };
+        if !known.is_empty() {
+            let names = words.next().ok_or_else(|| format!("stress: {word} takes names"))?;
             for name in names.split(',') {
-                if !stress::LOADS.contains(&name) {
-                    return Err(format!("stress: --only: no load '{name}' (the loads: {})", stress::LOADS.join(", ")));
+                if !known.contains(&name) {
+                    return Err(format!("stress: {word}: no '{name}' (the names: {})", known.join(", ")));
                 }
-                settings.only.push(name.to_string());
+                chosen.push(name.to_string());
             }
             continue;
         }

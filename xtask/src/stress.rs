@@ -70,7 +70,13 @@ pub struct Settings {
     pub threads: u32,
     /// The loads to run (all when empty): names of [`LOADS`].
     pub only: Vec<String>,
+    /// The servers to run them against (all when empty): names of
+    /// [`SERVERS`].
+    pub servers: Vec<String>,
 }
+
+/// The servers, by the names `--servers` takes.
+pub const SERVERS: [&str; 4] = ["standalone", "apache", "granian", "gunicorn"];
 
 /// The loads, by the names `--only` takes, in the order they run.
 pub const LOADS: [&str; 4] = ["soak", "slowloris", "idle", "transfers"];
@@ -87,6 +93,16 @@ enum Target {
 const TARGETS: [Target; 4] = [Target::Ours, Target::Apache, Target::Granian, Target::Gunicorn];
 
 impl Target {
+    /// Its name for `--servers`.
+    fn key(self) -> &'static str {
+        match self {
+            Target::Ours => SERVERS[0],
+            Target::Apache => SERVERS[1],
+            Target::Granian => SERVERS[2],
+            Target::Gunicorn => SERVERS[3],
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Target::Ours => "mod_wsgi-rs standalone",
@@ -95,6 +111,11 @@ impl Target {
             Target::Gunicorn => "gunicorn (gthread)",
         }
     }
+}
+
+/// The servers of `--servers`, in table order.
+fn chosen_targets(settings: &Settings) -> impl Iterator<Item = Target> + '_ {
+    TARGETS.into_iter().filter(|t| settings.servers.is_empty() || settings.servers.iter().any(|s| s == t.key()))
 }
 
 /// Where the programs and the application are.
@@ -285,7 +306,7 @@ fn soak(setup: &Setup, settings: &Settings) -> Result<(), String> {
     println!();
     println!("| server | requests | req/s | RSS at 100,000 MiB | RSS at end MiB | growth | within 5% | errors |");
     println!("|---|---:|---:|---:|---:|---:|---|---|");
-    for target in TARGETS {
+    for target in chosen_targets(settings) {
         let running = start(target, setup, settings)?;
         let (mut served, mut seconds, mut base, mut errors) = (0u64, 0.0f64, None, Vec::new());
         while served < settings.soak_requests {
@@ -485,7 +506,7 @@ fn slowloris(setup: &Setup, settings: &Settings) -> Result<(), String> {
          closed by the server | all closed | last closed after s | errors |"
     );
     println!("|---|---:|---:|---:|---|---:|---:|---:|---|---:|---|");
-    for target in TARGETS {
+    for target in chosen_targets(settings) {
         let running = start(target, setup, settings)?;
         let unloaded = wrk(running.port, settings.duration_secs);
         let holder = Holder::start(running.port, settings.stalled, Hold::Stalled, wait);
@@ -528,7 +549,7 @@ fn idle(setup: &Setup, settings: &Settings) -> Result<(), String> {
         "| server | unloaded req/s | req/s with idle | ratio | idle opened | refused | closed by the server | errors |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---|");
-    for target in TARGETS {
+    for target in chosen_targets(settings) {
         let running = start(target, setup, settings)?;
         let unloaded = wrk(running.port, settings.duration_secs);
         let holder = Holder::start(running.port, settings.idle, Hold::Idle, Duration::ZERO);
@@ -658,7 +679,7 @@ fn transfers(setup: &Setup, settings: &Settings) -> Result<(), String> {
     println!();
     println!("| server | RSS idle MiB | uploads complete | seconds | peak RSS MiB | downloads complete | seconds | peak RSS MiB |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    for target in TARGETS {
+    for target in chosen_targets(settings) {
         let running = start(target, setup, settings)?;
         let idle = running.rss_mib();
         let (uploaded, up_secs, up_peak) = parallel(&running, clients, |port| upload(port, size));
