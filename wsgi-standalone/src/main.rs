@@ -35,6 +35,7 @@ use crate::serve::start_server;
 
 /// Requests allocate many small strings (the environ, headers); mimalloc
 /// serves those markedly faster than glibc's allocator. Python keeps its own.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
