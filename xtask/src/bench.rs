@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: our standalone server against granian and gunicorn,
 //! side by side on loopback with the same application and the same wrk load.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -121,6 +121,24 @@ pub(crate) struct Result {
     pub processes: usize,
     /// wrk's socket-error and non-2xx lines, if any.
     pub errors: String,
+}
+
+/// Sends `request` on a new connection to 127.0.0.1:`port` and reads the
+/// answer to its end, waiting at most `timeout` for each read: the status
+/// and the body.
+pub(crate) fn exchange(port: u16, request: &[u8], timeout: Duration) -> std::result::Result<(u16, Vec<u8>), String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    stream.write_all(request).map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(|e| e.to_string())?;
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no end of the response head")?;
+    let status = String::from_utf8_lossy(&answer[..split])
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status line")?;
+    Ok((status, answer[split + 4..].to_vec()))
 }
 
 pub(crate) fn free_port() -> std::io::Result<u16> {

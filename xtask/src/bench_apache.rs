@@ -5,7 +5,7 @@
 //! both modules run the application in daemon mode, with the same
 //! `WSGIDaemonProcess` processes and threads.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -332,15 +332,8 @@ impl Drop for Apache {
 
 /// `GET path` over HTTP/1.0; the status code and the body.
 fn get(port: u16, path: &str) -> std::result::Result<(u16, Vec<u8>), String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").map_err(|e| e.to_string())?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).map_err(|e| e.to_string())?;
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no end of the response head")?;
-    let head = String::from_utf8_lossy(&response[..split]);
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("no status line")?;
-    Ok((status, response[split + 4..].to_vec()))
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    crate::bench::exchange(port, request.as_bytes(), Duration::from_secs(30))
 }
 
 /// Starts the server, waits until it answers the case's body (daemon

@@ -2,8 +2,6 @@
 //! wsgi-daemon and wsgi-interp, then a short end-to-end run of the
 //! standalone server, under valgrind's memcheck; prints what it found.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -174,13 +172,13 @@ fn end_to_end(root: &Path, logs: &Path) -> Result<Run, String> {
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut answers = Vec::new();
     while answers.is_empty() && Instant::now() < deadline {
-        match exchange(port, requests[0]) {
+        match status_of(port, requests[0]) {
             Ok(status) => answers.push(status),
             Err(_) => std::thread::sleep(Duration::from_millis(500)),
         }
     }
     for request in &requests[1..] {
-        answers.push(exchange(port, request).unwrap_or_else(|e| e));
+        answers.push(status_of(port, request).unwrap_or_else(|e| e));
     }
     let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
     let status = server.wait().map_err(|e| e.to_string())?;
@@ -197,14 +195,7 @@ fn end_to_end(root: &Path, logs: &Path) -> Result<Run, String> {
     Ok(Run { name, code: status.code(), errors, lost, seconds: started.elapsed().as_secs() })
 }
 
-/// Sends `request` on a new connection; the status code the answer starts
-/// with.
-fn exchange(port: u16, request: &[u8]) -> Result<String, String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
-    stream.write_all(request).map_err(|e| e.to_string())?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&answer);
-    text.split_whitespace().nth(1).map(str::to_string).ok_or_else(|| format!("no status in {text:?}"))
+/// Sends `request` on a new connection; the status of the answer.
+fn status_of(port: u16, request: &[u8]) -> Result<String, String> {
+    crate::bench::exchange(port, request, Duration::from_secs(60)).map(|(status, _)| status.to_string())
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::bench::{free_port, stop, tree_rss_kib};
+use crate::bench::{exchange, free_port, stop, tree_rss_kib};
 use crate::bench_apache::{mpm_settings, Apache, TempDir, MODULES_DIR};
 
 /// What every server runs: a hello world, an upload that reads its body in
@@ -216,7 +216,10 @@ fn start(target: Target, setup: &Setup, settings: &Settings) -> Result<Running, 
 fn wait_answering(running: &Running) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if matches!(exchange(running.port, b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n"), Ok((200, _))) {
+        if matches!(
+            exchange(running.port, b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n", Duration::from_secs(10)),
+            Ok((200, _))
+        ) {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -224,23 +227,6 @@ fn wait_answering(running: &Running) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Sends `request` on a new connection and reads the answer to its end:
-/// the status and the length of the body.
-fn exchange(port: u16, request: &[u8]) -> Result<(u16, Vec<u8>), String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    stream.write_all(request).map_err(|e| e.to_string())?;
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).map_err(|e| e.to_string())?;
-    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no end of the response head")?;
-    let status = String::from_utf8_lossy(&answer[..split])
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("no status line")?;
-    Ok((status, answer[split + 4..].to_vec()))
 }
 
 /// What one wrk run counted.
