@@ -147,3 +147,91 @@ fn wsgi_restrict_process_refuses_a_group_it_does_not_list() {
     assert_eq!(server.get("/b/x").status(), 500);
     assert!(server.stderr().contains("WSGIRestrictProcess"), "{}", server.stderr());
 }
+
+/// Responses the I/O thread relays from a daemon process (requests whose
+/// body is read before the relay): streamed chunk by chunk as the
+/// application yields them, cut off when it fails mid-response, whole when
+/// large, and without a body for HEAD.
+const RELAY_APP: &str = r#"
+import os, time
+
+def application(environ, start_response):
+    path = environ['PATH_INFO']
+    if path == '/stream':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        def chunks():
+            yield b'first;'
+            # The rest waits for the client to have seen the first chunk.
+            go = environ['QUERY_STRING']
+            for _ in range(600):
+                if os.path.exists(go):
+                    break
+                time.sleep(0.05)
+            yield b'second;'
+            yield b'last'
+        return chunks()
+    if path == '/fail':
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        def broken():
+            yield b'partial;'
+            raise RuntimeError('failed mid-response')
+        return broken()
+    if path == '/large':
+        body = bytes(range(256)) * 12288
+        start_response('200 OK', [('Content-Type', 'application/octet-stream'), ('Content-Length', str(len(body)))])
+        return [body]
+    data = environ['wsgi.input'].read()
+    start_response('200 OK', [('Content-Type', 'application/octet-stream'), ('X-Method', environ['REQUEST_METHOD'])])
+    return [data]
+"#;
+
+#[test]
+fn the_relay_streams_breaks_and_answers_head_as_the_application_says() {
+    let site = TempDir::new("standalone-relay");
+    let script = site.write("relay.wsgi", RELAY_APP);
+    let server = Server::start([script.as_os_str(), "--daemon".as_ref()]);
+
+    let go = site.path().join("go");
+    let mut connection = server.connect();
+    let request = format!("GET /stream?{} HTTP/1.1\r\nHost: localhost\r\n\r\n", go.display());
+    connection.send(request.as_bytes()).unwrap();
+    let head = connection.read_head().unwrap();
+    assert_eq!(head.status, 200, "{}", server.stderr());
+    assert_eq!(connection.read_chunk().unwrap().as_deref(), Some(&b"first;"[..]), "the first chunk comes alone");
+    std::fs::write(&go, "").unwrap();
+    let mut rest = Vec::new();
+    while let Some(chunk) = connection.read_chunk().unwrap() {
+        rest.extend(chunk);
+    }
+    assert_eq!(rest, b"second;last");
+
+    // Failed after its head: the chunked body never ends.
+    let mut connection = server.connect();
+    connection.send(b"GET /fail HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let head = connection.read_head().unwrap();
+    assert_eq!(head.status, 200);
+    let mut seen = Vec::new();
+    let ended = loop {
+        match connection.read_chunk() {
+            Ok(Some(chunk)) => seen.extend(chunk),
+            Ok(None) => break true,
+            Err(_) => break false,
+        }
+    };
+    assert_eq!(seen, b"partial;");
+    assert!(!ended, "a response broken mid-way must not end as if whole");
+
+    let large = server.get("/large");
+    assert_eq!(large.body.len(), 256 * 12288);
+    assert!(large.body.chunks(256).all(|c| c.iter().enumerate().all(|(i, &b)| b as usize == i)));
+
+    let body: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let echoed = server.request("POST", "/echo", &[], &body);
+    assert!(echoed.body == body, "a body read before the relay arrives whole");
+    let head = server.request("HEAD", "/stream?/nonexistent", &[], b"");
+    assert_eq!((head.status(), head.body.len()), (200, 0));
+    // The connections kept from all this still serve.
+    for _ in 0..20 {
+        assert_eq!(server.request("POST", "/echo", &[], b"again").body, b"again");
+    }
+}

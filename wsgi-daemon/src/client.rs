@@ -279,25 +279,10 @@ impl DaemonClient {
                 Attempt::Done(Err(error))
             }
         };
-        let gone = |e: &dyn std::fmt::Display| ForwardError::Failed {
-            status: 502,
-            message: format!("daemon process connection lost: {e}"),
-        };
+        let gone = |e: &dyn std::fmt::Display| connection_gone(e);
         // Lost while the daemon ran the request (before its head): past
         // the request timeout, the process was replaced for it.
-        let lost = |e: &dyn std::fmt::Display| {
-            if !self.request_timeout.is_zero() && began.elapsed() >= self.request_timeout {
-                ForwardError::Failed {
-                    status: 504,
-                    message: format!(
-                        "daemon process connection lost after the request ran past the request timeout of {:?}: {e}",
-                        self.request_timeout
-                    ),
-                }
-            } else {
-                gone(e)
-            }
-        };
+        let lost = |e: &dyn std::fmt::Display| self.lost_before_head(began, e);
         if let Err(e) = protocol::write_request_start(&mut connection.writer, start) {
             return retry_or(gone(&e), false, true);
         }
@@ -334,8 +319,9 @@ impl DaemonClient {
         if let Err(e) = connection.writer.flush() {
             return retry_or(gone(&e), consumed, true);
         }
-        let mut head_sent = false;
+        let mut frames = self.response_frames();
         loop {
+            let head_sent = frames.head_sent();
             // Response data already in the read buffer goes to the sink
             // from there, with no copy.
             if head_sent {
@@ -353,95 +339,179 @@ impl DaemonClient {
                 Ok(Some(frame)) => frame,
                 Ok(None) if !head_sent => return Attempt::Done(Err(lost(&"closed"))),
                 Ok(None) => return Attempt::Done(Err(ForwardError::Broken("daemon closed the connection".into()))),
-                // socket-timeout ran out waiting for the head: the daemon
-                // is still at work, so no retry; 504, as mod_wsgi.
-                Err(e) if !head_sent && e.is_timeout() => {
-                    return Attempt::Done(Err(ForwardError::Failed {
-                        status: 504,
-                        message: format!("Timeout when reading response headers from daemon process: {e}"),
-                    }))
-                }
+                Err(e) if !head_sent && e.is_timeout() => return Attempt::Done(Err(head_timeout(&e))),
                 Err(e) if !head_sent => {
                     let untaken = e.is_reset();
                     return retry_or(lost(&e), consumed, untaken);
                 }
                 Err(e) => return Attempt::Done(Err(ForwardError::Broken(e.to_string()))),
             };
-            match frame {
-                Frame::ResponseStart(_) if head_sent => {
-                    return Attempt::Done(Err(ForwardError::Broken("a second response head".into())));
-                }
-                Frame::ResponseStart(head) => {
-                    // As mod_wsgi reads each header line into its buffer.
-                    let too_long =
-                        |(name, value): &(String, String)| name.len() + value.len() + 4 > self.header_buffer_size - 1;
-                    if head.headers.iter().any(too_long) {
-                        return Attempt::Done(Err(ForwardError::BadResponse(
-                            "Truncated or oversized response headers received from daemon process".into(),
-                        )));
-                    }
-                    // The daemon's response writer checked them, but what
-                    // reaches the client is checked here too: a daemon
-                    // process runs the application's code, possibly as
-                    // another user, and must not be able to put a CR or LF
-                    // into the front end's response head.
-                    if let Err(reason) = check_head(&head) {
-                        return Attempt::Done(Err(ForwardError::BadResponse(format!(
-                            "Malformed response headers ({reason}) received from daemon process"
-                        ))));
-                    }
-                    head_sent = true;
+            match frames.accept(frame) {
+                Err(error) => return Attempt::Done(Err(error)),
+                Ok(Relayed::Nothing) => {}
+                Ok(Relayed::Head(head)) => {
                     if let Err(e) = sink.send_head(head.status, &head.reason, &head.headers) {
                         return Attempt::Done(Err(ForwardError::ClientGone(e)));
                     }
                 }
-                // Nothing of the response went out: the front end answers
-                // with an error of its own.
-                Frame::ResponseChunk(_) | Frame::ResponseEnd if !head_sent => {
-                    return Attempt::Done(Err(ForwardError::BadResponse(
-                        "Response without headers received from daemon process".into(),
-                    )));
-                }
-                Frame::ResponseChunk(data) => {
+                Ok(Relayed::Data(data)) => {
                     if let Err(e) = relay_chunk(sink, &data, !connection.reader.buffer().is_empty()) {
                         return Attempt::Done(Err(ForwardError::ClientGone(e)));
                     }
                 }
-                Frame::ResponseEnd => {
+                Ok(Relayed::End) => {
                     if let Err(e) = sink.finish() {
                         return Attempt::Done(Err(ForwardError::ClientGone(e)));
                     }
-                    if connection.opened.elapsed() < REUSE_FOR {
-                        if let Ok(mut idle) = self.idle.lock() {
-                            idle.push(connection);
-                        }
-                    }
+                    self.keep(connection.opened, || connection);
                     return Attempt::Done(Ok(()));
                 }
-                Frame::Error(message) => {
-                    // The daemon names an error status; anything else is 500.
-                    let status = message
-                        .get(..3)
-                        .and_then(|s| s.parse().ok())
-                        .filter(|status| (400..=599).contains(status))
-                        .unwrap_or(500);
-                    return Attempt::Done(Err(if head_sent {
-                        ForwardError::Broken(message)
-                    } else {
-                        ForwardError::Failed { status, message }
-                    }));
-                }
-                Frame::Pong | Frame::Ping => {}
-                other if !head_sent => {
-                    return Attempt::Done(Err(ForwardError::BadResponse(format!(
-                        "Unexpected {} frame received from daemon process",
-                        other.kind()
-                    ))));
-                }
-                other => {
-                    return Attempt::Done(Err(ForwardError::Broken(format!("unexpected {} frame", other.kind()))));
-                }
             }
+        }
+    }
+
+    /// Keeps a connection whose exchange ended cleanly for the next
+    /// request, while it is younger than [`REUSE_FOR`].
+    fn keep(&self, opened: Instant, connection: impl FnOnce() -> Connection) {
+        if opened.elapsed() < REUSE_FOR {
+            if let Ok(mut idle) = self.idle.lock() {
+                idle.push(connection());
+            }
+        }
+    }
+
+    /// The checks of a response's frames, with this group's settings.
+    pub fn response_frames(&self) -> ResponseFrames {
+        ResponseFrames { header_buffer_size: self.header_buffer_size, head_sent: false }
+    }
+
+    /// The group's socket.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
+    /// How long a connection and its handshake may take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// How long a read or write on a connection may wait (zero: no limit).
+    pub fn socket_timeout(&self) -> Duration {
+        self.socket_timeout
+    }
+
+    /// The error for a connection lost before the response head, for a
+    /// request sent at `began`: 504 once it ran past the group's request
+    /// timeout (the process was replaced for it), else 502.
+    pub fn lost_before_head(&self, began: Instant, why: &dyn std::fmt::Display) -> ForwardError {
+        if !self.request_timeout.is_zero() && began.elapsed() >= self.request_timeout {
+            ForwardError::Failed {
+                status: 504,
+                message: format!(
+                    "daemon process connection lost after the request ran past the request timeout of {:?}: {why}",
+                    self.request_timeout
+                ),
+            }
+        } else {
+            connection_gone(why)
+        }
+    }
+}
+
+/// A daemon connection that failed while the request went out: 502.
+pub fn connection_gone(why: &dyn std::fmt::Display) -> ForwardError {
+    ForwardError::Failed { status: 502, message: format!("daemon process connection lost: {why}") }
+}
+
+/// socket-timeout ran out waiting for the response head: the daemon is
+/// still at work, so no retry; 504, as mod_wsgi.
+pub fn head_timeout(why: &dyn std::fmt::Display) -> ForwardError {
+    ForwardError::Failed {
+        status: 504,
+        message: format!("Timeout when reading response headers from daemon process: {why}"),
+    }
+}
+
+/// What a response frame means for the front end, once checked.
+#[derive(Debug)]
+pub enum Relayed {
+    /// The response head, fit to go to the client.
+    Head(protocol::ResponseStart),
+    /// Body bytes.
+    Data(bytes::Bytes),
+    /// The response is complete; the connection may serve another.
+    End,
+    /// Nothing for the client (a ping or a pong).
+    Nothing,
+}
+
+/// The checks every response from a daemon process passes before any of
+/// it reaches the client, frame by frame, whatever reads the frames: one
+/// head, valid and within `header-buffer-size=`, before any body; an
+/// error frame's status. A daemon process runs the application's code,
+/// possibly as another user, and must not be able to put a CR or LF into
+/// the front end's response head.
+#[derive(Debug)]
+pub struct ResponseFrames {
+    header_buffer_size: usize,
+    head_sent: bool,
+}
+
+impl ResponseFrames {
+    /// Whether the head has been accepted.
+    pub fn head_sent(&self) -> bool {
+        self.head_sent
+    }
+
+    /// Checks the next frame of the response.
+    pub fn accept(&mut self, frame: Frame) -> Result<Relayed, ForwardError> {
+        match frame {
+            Frame::ResponseStart(_) if self.head_sent => Err(ForwardError::Broken("a second response head".into())),
+            Frame::ResponseStart(head) => {
+                // As mod_wsgi reads each header line into its buffer.
+                let too_long =
+                    |(name, value): &(String, String)| name.len() + value.len() + 4 > self.header_buffer_size - 1;
+                if head.headers.iter().any(too_long) {
+                    return Err(ForwardError::BadResponse(
+                        "Truncated or oversized response headers received from daemon process".into(),
+                    ));
+                }
+                // The daemon's response writer checked them, but what
+                // reaches the client is checked here too.
+                if let Err(reason) = check_head(&head) {
+                    return Err(ForwardError::BadResponse(format!(
+                        "Malformed response headers ({reason}) received from daemon process"
+                    )));
+                }
+                self.head_sent = true;
+                Ok(Relayed::Head(head))
+            }
+            // Nothing of the response went out: the front end answers
+            // with an error of its own.
+            Frame::ResponseChunk(_) | Frame::ResponseEnd if !self.head_sent => {
+                Err(ForwardError::BadResponse("Response without headers received from daemon process".into()))
+            }
+            Frame::ResponseChunk(data) => Ok(Relayed::Data(data)),
+            Frame::ResponseEnd => Ok(Relayed::End),
+            Frame::Error(message) => {
+                // The daemon names an error status; anything else is 500.
+                let status = message
+                    .get(..3)
+                    .and_then(|s| s.parse().ok())
+                    .filter(|status| (400..=599).contains(status))
+                    .unwrap_or(500);
+                Err(if self.head_sent {
+                    ForwardError::Broken(message)
+                } else {
+                    ForwardError::Failed { status, message }
+                })
+            }
+            Frame::Pong | Frame::Ping => Ok(Relayed::Nothing),
+            other if !self.head_sent => Err(ForwardError::BadResponse(format!(
+                "Unexpected {} frame received from daemon process",
+                other.kind()
+            ))),
+            other => Err(ForwardError::Broken(format!("unexpected {} frame", other.kind()))),
         }
     }
 }

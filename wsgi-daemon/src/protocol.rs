@@ -85,7 +85,8 @@ pub const PROTOCOL_VERSION: u16 = 3;
 pub const MAX_FRAME_SIZE: u32 = 16 * 1024 * 1024;
 
 /// Length of the handshake: the magic and the version.
-const HANDSHAKE_LEN: usize = MAGIC.len() + 2;
+/// The length of a handshake: [`MAGIC`] and the version.
+pub const HANDSHAKE_LEN: usize = MAGIC.len() + 2;
 
 /// Length of a frame header: the kind byte and the payload length.
 pub const HEADER_LEN: usize = 5;
@@ -421,6 +422,22 @@ pub fn read_frame_buffered(r: &mut impl BufRead) -> Result<Option<Frame>, Protoc
         }
     }
     read_frame(r)
+}
+
+/// The full length of the frame `buffered` starts with, if it is whole
+/// there (`None` while more bytes are needed): a reader that fills its
+/// own buffer, as an asynchronous one does, then decodes the frame with
+/// [`read_frame`] from that slice. Fails with
+/// [`ProtocolError::FrameTooLarge`] for a header announcing more than
+/// [`MAX_FRAME_SIZE`], which no amount of reading completes.
+pub fn whole_frame_len(buffered: &[u8]) -> Result<Option<usize>, ProtocolError> {
+    let Some(header) = buffered.first_chunk::<HEADER_LEN>() else { return Ok(None) };
+    let (_, len) = parse_header(header);
+    if len > MAX_FRAME_SIZE {
+        return Err(ProtocolError::FrameTooLarge { size: u64::from(len), max: MAX_FRAME_SIZE });
+    }
+    let end = HEADER_LEN + len as usize;
+    Ok((buffered.len() >= end).then_some(end))
 }
 
 /// The kind byte and payload length a frame header announces.

@@ -134,6 +134,19 @@ pub fn clients(config: &Config) -> HashMap<String, GroupClient> {
     clients
 }
 
+/// The groups of `clients` again, for the relay from the I/O thread
+/// (`relay`), with their own kept connections.
+pub fn relay_groups(config: &Config, clients: &HashMap<String, GroupClient>) -> crate::relay::DaemonGroups {
+    let groups = clients
+        .iter()
+        .filter_map(|(name, client)| {
+            let group = config.daemon_processes.iter().find(|g| &g.process.name == name)?;
+            Some((name.clone(), GroupClient::for_group(client.client.socket().to_path_buf(), &group.process)))
+        })
+        .collect();
+    crate::relay::DaemonGroups::new(groups)
+}
+
 /// `wsgi-standalone daemon-manager`: runs one group's manager (started by
 /// [`start_groups`], never by hand).
 pub fn manager_main(group_name: &str, socket: &Path) -> Result<(), String> {

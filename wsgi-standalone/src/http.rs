@@ -86,6 +86,9 @@ pub struct Shared {
     pub pid: u32,
     /// `--health-path`.
     pub health: Health,
+    /// The daemon groups requests with a body already read are relayed
+    /// to from the I/O thread.
+    pub daemon_groups: crate::relay::DaemonGroups,
 }
 
 /// `--health-path`: a path the front end answers itself, 200 while the
@@ -1442,6 +1445,22 @@ async fn run_app(
         }
         BodyKind::Length(_) => BodySource::Streamed { read_ahead: Vec::new(), rest: req.into_body() },
     };
+    if let (BodySource::Buffered(bytes), Some(group)) = (&body, shared.daemon_groups.get(&app.process_group)) {
+        let bytes = bytes.clone();
+        shared.pool.count_relayed();
+        shared.recycle.count(shared.pool.total(), &shared.log);
+        let request_log = log.for_request(&peer, request_id);
+        let timeout = shared.settings.request_timeout;
+        return match group.relay(*app, bytes, timeout, &request_log, log).await {
+            // A HEAD response has no body: a dropped channel stops the
+            // relay of the rest at its next chunk.
+            crate::relay::Answer::Response(head, _) if head_request => {
+                app_response(head, ResponseBody::Full(None), true, software)
+            }
+            crate::relay::Answer::Response(head, body) => app_response(head, body, false, software),
+            crate::relay::Answer::Error(status) => error_response(status, software),
+        };
+    }
     let client =
         ClientFacts { peer, request_id: request_id.to_string(), timeout: connection.timeout, log: log.clone() };
     let (head_tx, head_rx) = oneshot::channel();

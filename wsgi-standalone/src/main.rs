@@ -19,6 +19,7 @@ mod install;
 mod listen;
 mod log_files;
 mod logging;
+mod relay;
 mod reload;
 mod serve;
 mod supervisor;

@@ -663,6 +663,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
     // Daemon groups run as long as the top process; serving processes
     // find their sockets in the environment.
     let clients = daemon::clients(&config);
+    let daemon_groups = daemon::relay_groups(&config, &clients);
     let runner = if clients.is_empty() && embedded.is_some() {
         embedded.clone().expect("checked")
     } else {
@@ -727,6 +728,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         logs,
         pid: std::process::id(),
         health: http::Health::new(args.health_path.clone()),
+        daemon_groups,
     });
     if let Some(runtime) = reload_watch {
         // The baseline is taken before serving, so that no edit can slip in

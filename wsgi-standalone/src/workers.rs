@@ -424,7 +424,12 @@ impl Pool {
         }
     }
 
-    /// Requests submitted so far.
+    /// Counts a request relayed to a daemon process without a worker.
+    pub fn count_relayed(&self) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Requests submitted so far, and relayed without a worker.
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
     }
