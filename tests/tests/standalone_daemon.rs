@@ -235,3 +235,55 @@ fn the_relay_streams_breaks_and_answers_head_as_the_application_says() {
         assert_eq!(server.request("POST", "/echo", &[], b"again").body, b"again");
     }
 }
+
+/// A response the front end does not take: each chunk the application
+/// yields is flushed, so its thread ends up waiting for room on the socket.
+const FLOOD_APP: &str = r#"
+import os
+
+def application(environ, start_response):
+    if environ['PATH_INFO'] == '/flood':
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        progress = environ['QUERY_STRING']
+        def chunks():
+            for n in range(65536):
+                with open(progress, 'w') as f:
+                    f.write(str(n))
+                yield b'x' * 8192
+        return chunks()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [b'still serving']
+"#;
+
+#[test]
+fn a_flush_that_waits_for_the_front_end_leaves_python_to_other_threads() {
+    let site = TempDir::new("standalone-flood");
+    let script = site.write("flood.wsgi", FLOOD_APP);
+    let server = Server::start([script.as_os_str(), "--daemon".as_ref(), "--threads".as_ref(), "2".as_ref()]);
+    let progress = site.path().join("progress");
+    let mut stalled = server.connect();
+    let request = format!("GET /flood?{} HTTP/1.1\r\nHost: localhost\r\n\r\n", progress.display());
+    stalled.send(request.as_bytes()).unwrap();
+
+    // Wait until the application stops making progress: the client reads
+    // nothing, so the buffers between it and the daemon process are full.
+    let read = || std::fs::read_to_string(&progress).unwrap_or_default();
+    let mut last = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = read();
+        if !now.is_empty() && now == last {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the flood never stalled: {now} chunks");
+        last = now;
+    }
+    assert!(last.parse::<u32>().unwrap() < 65535, "the whole flood went out: {last}");
+
+    // The stalled thread waits without the interpreter's lock.
+    let response = server.get("/other");
+    assert_eq!(response.status(), 200, "{}", server.stderr());
+    assert_eq!(response.text(), "still serving");
+    drop(stalled);
+}

@@ -700,6 +700,19 @@ pub fn send_file_to(out: RawFd, file: RawFd, offset: u64, len: u64) -> io::Resul
     Ok(sent)
 }
 
+/// `send(2)` with `MSG_DONTWAIT`: as much of `buf` as the socket `fd`
+/// takes without waiting (`WouldBlock` when it takes nothing).
+pub fn send_without_waiting(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` bytes for the call; `fd` is
+    // open for it; MSG_NOSIGNAL turns a closed peer into EPIPE, not SIGPIPE.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 fn set_buffer_size(fd: RawFd, option: libc::c_int, size: u64) -> io::Result<()> {
     let size = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
     // SAFETY: `size` is a valid c_int for the call's duration.

@@ -85,7 +85,7 @@ static SERVED: AtomicU64 = AtomicU64::new(0);
 
 struct Connection {
     reader: BufReader<UnixStream>,
-    writer: Arc<Mutex<BufWriter<UnixStream>>>,
+    writer: FrameWriter,
     /// The handshake is still to be exchanged.
     fresh: bool,
     /// In the poller (from the end of its first request on).
@@ -148,7 +148,7 @@ struct Shared<'a> {
 
 struct Running {
     started: Instant,
-    writer: Arc<Mutex<BufWriter<UnixStream>>>,
+    writer: FrameWriter,
     head_sent: Arc<AtomicBool>,
     /// Already answered 504 by the timeout check.
     timed_out: bool,
@@ -519,7 +519,10 @@ fn lead(leader: &mut Leader, shared: &Shared<'_>, listener: &UnixListener) -> Op
                         let Ok(write_half) = stream.try_clone() else { continue };
                         let connection = Connection {
                             reader: BufReader::with_capacity(64 * 1024, stream),
-                            writer: Arc::new(Mutex::new(BufWriter::with_capacity(64 * 1024, write_half))),
+                            writer: Arc::new(Mutex::new(BufWriter::with_capacity(
+                                64 * 1024,
+                                ResponseStream::new(write_half),
+                            ))),
                             fresh: true,
                             watched: false,
                         };
@@ -601,7 +604,7 @@ fn check_timeouts(shared: &Shared<'_>) {
                     if let Ok(mut writer) = running.writer.lock() {
                         let _ = protocol::write_frame(&mut *writer, &Frame::Error("504 request timed out".into()));
                         let _ = writer.flush();
-                        let _ = writer.get_ref().shutdown(std::net::Shutdown::Both);
+                        let _ = writer.get_ref().stream.shutdown(std::net::Shutdown::Both);
                     }
                 }
                 if shared.ask_recycle("request_timeout") {
@@ -848,9 +851,54 @@ impl Read for FrameBody<'_> {
     }
 }
 
+/// The write half of a connection, buffered, shared with the timeout
+/// check (which answers 504 on it).
+type FrameWriter = Arc<Mutex<BufWriter<ResponseStream>>>;
+
+/// The write half of a connection's socket, which can be written without
+/// waiting (for [`flush_without_waiting`]).
+struct ResponseStream {
+    stream: UnixStream,
+    /// Writes wait for room in the socket (the default).
+    wait: bool,
+}
+
+impl ResponseStream {
+    fn new(stream: UnixStream) -> ResponseStream {
+        ResponseStream { stream, wait: true }
+    }
+}
+
+impl Write for ResponseStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.wait {
+            self.stream.write(buf)
+        } else {
+            sys::send_without_waiting(self.stream.as_raw_fd(), buf)
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes out what `writer` buffers as far as the socket takes it now;
+/// `true` when nothing is left. What the socket did not take stays
+/// buffered for a flush that waits.
+fn flush_without_waiting(writer: &mut BufWriter<ResponseStream>) -> bool {
+    if writer.buffer().is_empty() {
+        return true;
+    }
+    writer.get_mut().wait = false;
+    let flushed = writer.flush().is_ok();
+    writer.get_mut().wait = true;
+    flushed
+}
+
 /// The daemon's response sink: frames on the connection.
 struct FrameSink {
-    writer: Arc<Mutex<BufWriter<UnixStream>>>,
+    writer: FrameWriter,
     head_sent: Arc<AtomicBool>,
     /// `WSGIEnableSendfile On` for this request: files go to the front end
     /// with `sendfile(2)`.
@@ -910,7 +958,9 @@ impl ResponseSink for FrameSink {
             let result = protocol::write_response_chunk_header(&mut *writer, piece as usize)
                 .map_err(|e| io::Error::new(io::ErrorKind::BrokenPipe, e.to_string()))
                 .and_then(|()| writer.flush())
-                .and_then(|()| sys::send_file_to(writer.get_ref().as_raw_fd(), file.as_raw_fd(), offset + sent, piece))
+                .and_then(|()| {
+                    sys::send_file_to(writer.get_ref().stream.as_raw_fd(), file.as_raw_fd(), offset + sent, piece)
+                })
                 .and_then(
                     |n| if n == piece { Ok(n) } else { Err(io::Error::other("the file shrank while it was sent")) },
                 );
@@ -930,14 +980,20 @@ impl ResponseSink for FrameSink {
     }
 
     fn may_block(&self, len: usize) -> bool {
+        let Ok(mut writer) = self.writer.lock() else { return true };
+        if len == 0 {
+            // A flush: tried at once without waiting, so the interpreter
+            // keeps its lock when the socket takes it all, as it nearly
+            // always does. Handing the lock to another thread and queueing
+            // to take it back cost more than the request itself when every
+            // thread was busy. Only a front end that does not read makes
+            // the flush wait, without the lock.
+            return !flush_without_waiting(&mut writer);
+        }
         // A chunk that fits in the connection's write buffer does not touch
-        // the socket: the interpreter keeps its lock for it. A flush, or a
-        // chunk that makes the buffer write out, may wait for a front end
-        // that does not read.
-        len == 0
-            || self.writer.lock().map_or(true, |writer| {
-                writer.capacity() - writer.buffer().len() < len.saturating_add(protocol::HEADER_LEN)
-            })
+        // the socket; one that makes the buffer write out may wait for a
+        // front end that does not read.
+        writer.capacity() - writer.buffer().len() < len.saturating_add(protocol::HEADER_LEN)
     }
 
     fn error_response(&mut self, status: u16) -> io::Result<bool> {
