@@ -119,11 +119,25 @@ impl Drop for TempDir {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago: bound to port 0,
-/// read back, and released.
+/// A TCP port on 127.0.0.1 that was free a moment ago: bound, and released.
+///
+/// Ports come from below the kernel's ephemeral range (32768 and up on
+/// Linux), so a client connection made by another test cannot take the
+/// port between this call and the server's own bind. Each test process
+/// walks its own sequence, offset by its process id.
 pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address of a bound listener").port()
+    const FIRST: u32 = 20_000;
+    const COUNT: u32 = 12_000;
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(7919) % COUNT;
+    for _ in 0..COUNT {
+        let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = (FIRST + (offset + step) % COUNT) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 127.0.0.1:{FIRST}..{}", FIRST + COUNT);
 }
 
 /// Sleeps in short steps until `check` returns `Some`, for at most `limit`.
