@@ -14,7 +14,7 @@ use wsgi_core::environ_build::{
 };
 use wsgi_core::group::{application_group, GroupContext};
 use wsgi_core::route::Router;
-use wsgi_core::{RequestHead, ResponseSink, ResponseWriter, Scheme};
+use wsgi_core::{ResponseSink, ResponseWriter};
 
 /// A directory of scripts that removes itself.
 struct Scripts(PathBuf);
@@ -60,32 +60,8 @@ fn routing(c: &mut Criterion) {
     group.finish();
 }
 
-fn typical_get() -> RequestHead {
-    let headers = [
-        ("Host", "www.example.com"),
-        ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
-        ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-        ("Accept-Language", "en-US,en;q=0.5"),
-        ("Accept-Encoding", "gzip, deflate, br"),
-        ("Connection", "keep-alive"),
-        ("Cookie", "session=0123456789abcdef; theme=dark"),
-        ("Upgrade-Insecure-Requests", "1"),
-        ("Cache-Control", "max-age=0"),
-        ("Referer", "https://www.example.com/blog/"),
-    ];
-    RequestHead {
-        method: "GET".into(),
-        raw_uri: "/app/blog/2024/05/some-post?page=2&sort=new".into(),
-        protocol: "HTTP/1.1".into(),
-        headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-        peer: "192.0.2.10:51234".parse().expect("address"),
-        local: "192.0.2.1:80".parse().expect("address"),
-        scheme: Scheme::Http,
-    }
-}
-
 fn environ(c: &mut Criterion) {
-    let head = typical_get();
+    let head = wsgi_core::testing::typical_get("/app/blog/2024/05/some-post?page=2&sort=new");
     let aliases = [alias("/app", Path::new("/srv/app/app.wsgi"))];
     let router = Router::new(&aliases, true);
     let path = wsgi_core::route::normalize_path(head.raw_path()).expect("path");

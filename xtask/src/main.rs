@@ -11,6 +11,7 @@ mod debian13;
 mod directives;
 mod fuzz;
 mod memcheck;
+mod perf_guard;
 mod release;
 mod stress;
 mod wheel;
@@ -70,6 +71,9 @@ const SYSTEM_PACKAGES: &[&str] = &[
     "nginx",
     "nghttp2-client",
     "python3-venv",
+    // callgrind counts the instructions of `cargo xtask perf-guard`'s
+    // workloads; memcheck runs `cargo xtask memcheck`.
+    "valgrind",
 ];
 
 const USAGE: &str = "\
@@ -85,8 +89,9 @@ commands:
                         current and that every setting it calls honoured is
                         read by that front end's code, then run fmt --check, clippy
                         -D warnings, doc without warnings and every test of
-                        the workspace, then every fuzz target for a few
-                        seconds (after its regression inputs)
+                        the workspace, then perf-guard, then every fuzz
+                        target for a few seconds (after its regression
+                        inputs)
   test --python 3.13    build the workspace against Debian 13's Python 3.13,
                         run clippy -D warnings and every test there, with
                         Debian 13's Apache and mod_wsgi 5.x as the
@@ -141,6 +146,13 @@ commands:
                         server (its serving process included), under
                         valgrind's memcheck (installed when missing); prints
                         the errors and definitely lost bytes of each run
+  perf-guard [--update]  count the instructions per request of fixed hot-path
+                        workloads (route and environ of a typical GET, one
+                        embedded WSGI call of hello world, one daemon
+                        protocol exchange) under valgrind's callgrind;
+                        fails when one is more than 5% above
+                        xtask/perf-baseline.txt; --update rewrites that
+                        baseline (say why in the commit)
   release               build mod_wsgi.so and wsgi-standalone in release mode
                         and write them with SHA256SUMS to target/dist/
   deb                   build the module in release mode and package it as
@@ -180,6 +192,11 @@ fn main() -> ExitCode {
         Some("memcheck") => match &args[1..] {
             [] => memcheck::memcheck(&workspace_root()),
             [other, ..] => Err(format!("memcheck: unknown option '{other}'\n\n{USAGE}")),
+        },
+        Some("perf-guard") => match &args[1..] {
+            [] => perf_guard::perf_guard(&workspace_root(), false),
+            [flag] if flag == "--update" => perf_guard::perf_guard(&workspace_root(), true),
+            [other, ..] => Err(format!("perf-guard: unknown option '{other}'\n\n{USAGE}")),
         },
         Some("release") => match &args[1..] {
             [] => release::release(&workspace_root()),
@@ -235,6 +252,7 @@ fn test(args: &[String]) -> Result<(), String> {
     cargo(&root, &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"], &[])?;
     cargo(&root, &["doc", "--workspace", "--no-deps"], &[("RUSTDOCFLAGS", "-D warnings")])?;
     cargo(&root, &["test", "--workspace"], &[])?;
+    perf_guard::perf_guard(&root, false)?;
     // The fuzz targets' smoke run.
     fuzz::fuzz(&root, FUZZ_SMOKE_SECONDS, None)
 }
