@@ -89,6 +89,8 @@ pub struct Shared {
     /// The daemon groups requests with a body already read are relayed
     /// to from the I/O thread.
     pub daemon_groups: crate::relay::DaemonGroups,
+    /// Small static files kept in memory.
+    pub(crate) static_files: static_files::FileCache,
 }
 
 /// `--health-path`: a path the front end answers itself, 200 while the
@@ -889,14 +891,68 @@ fn app_response(head: Head, body: ResponseBody, head_only: bool, software: &str)
 
 /// A static file (`Alias`, `--url-alias`) as Apache's default handler
 /// serves it: validators, 304 for a conditional request that matches, 206
-/// for one byte range, 416 for a range past the end.
-async fn static_file(path: std::path::PathBuf, request: &RequestHead, software: &str) -> Response<ResponseBody> {
-    use static_files::{range, RangeRequest, Validators};
+/// for one byte range, 416 for a range past the end. Files up to
+/// [`static_files::CACHED_FILE_LIMIT`] are answered from memory (read once
+/// and kept in `cache` while one `stat` shows them unchanged); larger ones
+/// are streamed.
+async fn static_file(
+    path: std::path::PathBuf,
+    request: &RequestHead,
+    software: &str,
+    cache: &static_files::FileCache,
+) -> Response<ResponseBody> {
     let head_only = request.method == "HEAD";
+    let Ok(meta) = std::fs::metadata(&path) else { return error_response(404, software) };
+    if meta.len() <= static_files::CACHED_FILE_LIMIT {
+        let file = match cache.get(&path, &meta) {
+            Some(file) => file,
+            None => {
+                let Some(file) = read_small_file(path.clone()).await else { return error_response(404, software) };
+                cache.keep(&path, &file, std::time::SystemTime::now());
+                file
+            }
+        };
+        let size = file.body.len() as u64;
+        return match file_answer(&file.validators, size, &path, request, software) {
+            FileAnswer::Body(head, start, len) => {
+                let body = file.body.slice(start as usize..(start + len) as usize);
+                app_response(head, ResponseBody::Full(Some(body)), head_only, software)
+            }
+            FileAnswer::Done(response) => response,
+        };
+    }
     let Ok(file) = tokio::fs::File::open(&path).await else { return error_response(404, software) };
     let Ok(meta) = file.metadata().await else { return error_response(404, software) };
-    let size = meta.len();
-    let validators = Validators::new(size, meta.modified().unwrap_or(std::time::UNIX_EPOCH));
+    let validators = static_files::Validators::new(meta.len(), meta.modified().unwrap_or(std::time::UNIX_EPOCH));
+    match file_answer(&validators, meta.len(), &path, request, software) {
+        FileAnswer::Body(head, start, len) => {
+            let (tx, rx) = mpsc::channel(4);
+            if !head_only {
+                tokio::spawn(send_file_part(file, start, len, tx));
+            }
+            app_response(head, ResponseBody::Channel(VecDeque::new(), rx), head_only, software)
+        }
+        FileAnswer::Done(response) => response,
+    }
+}
+
+/// What a request gets for a file of `size` bytes with `validators`.
+enum FileAnswer {
+    /// This head, with `len` bytes of the file from `start`.
+    Body(Head, u64, u64),
+    /// A whole answer without the file's bytes (304, 416).
+    Done(Response<ResponseBody>),
+}
+
+/// Decides between 200, 206, 304 and 416, and the head that goes with it.
+fn file_answer(
+    validators: &static_files::Validators,
+    size: u64,
+    path: &std::path::Path,
+    request: &RequestHead,
+    software: &str,
+) -> FileAnswer {
+    use static_files::{range, RangeRequest};
     let mut headers = vec![
         ("Last-Modified".to_string(), validators.last_modified.clone()),
         ("ETag".to_string(), validators.etag.clone()),
@@ -905,7 +961,7 @@ async fn static_file(path: std::path::PathBuf, request: &RequestHead, software: 
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     if validators.not_modified(request.header("if-none-match"), request.header("if-modified-since"), now) {
         let head = Head { status: 304, reason: "Not Modified".into(), headers, close: false };
-        return app_response(head, ResponseBody::Full(None), head_only, software);
+        return FileAnswer::Done(app_response(head, ResponseBody::Full(None), request.method == "HEAD", software));
     }
     let wanted = if validators.range_allowed(request.header("if-range")) {
         range(request.header("range"), size)
@@ -923,17 +979,26 @@ async fn static_file(path: std::path::PathBuf, request: &RequestHead, software: 
             if let Ok(value) = http::HeaderValue::from_str(&format!("bytes */{size}")) {
                 response.headers_mut().insert(http::header::CONTENT_RANGE, value);
             }
-            return response;
+            return FileAnswer::Done(response);
         }
     };
-    headers.push(("Content-Type".into(), content_type(&path).into()));
+    headers.push(("Content-Type".into(), content_type(path).into()));
     headers.push(("Content-Length".into(), len.to_string()));
-    let (tx, rx) = mpsc::channel(4);
-    if !head_only {
-        tokio::spawn(send_file_part(file, start, len, tx));
-    }
-    let head = Head { status, reason: reason.into(), headers, close: false };
-    app_response(head, ResponseBody::Channel(VecDeque::new(), rx), head_only, software)
+    FileAnswer::Body(Head { status, reason: reason.into(), headers, close: false }, start, len)
+}
+
+/// Reads a small file whole on tokio's blocking pool, with the metadata
+/// of the open file taken before the read (`None`: it cannot be read).
+async fn read_small_file(path: std::path::PathBuf) -> Option<Arc<static_files::CachedFile>> {
+    let read = move || -> io::Result<static_files::CachedFile> {
+        use std::io::Read;
+        let mut file = std::fs::File::open(&path)?;
+        let meta = file.metadata()?;
+        let mut body = Vec::with_capacity(meta.len() as usize);
+        file.read_to_end(&mut body)?;
+        Ok(static_files::CachedFile::new(&meta, Bytes::from(body)))
+    };
+    tokio::task::spawn_blocking(read).await.ok()?.ok().map(Arc::new)
 }
 
 /// Sends `len` bytes of `file` from `start` down `tx`.
@@ -1374,7 +1439,7 @@ async fn respond(
             response
         }
         Dispatch::File(path, user) => {
-            let mut response = static_file(path, head, software).await;
+            let mut response = static_file(path, head, software, &shared.static_files).await;
             if !logs.access.is_empty() {
                 response.extensions_mut().insert(RequestFacts { env: Vec::new(), user });
             }

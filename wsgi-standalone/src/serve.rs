@@ -729,6 +729,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         pid: std::process::id(),
         health: http::Health::new(args.health_path.clone()),
         daemon_groups,
+        static_files: Default::default(),
     });
     if let Some(runtime) = reload_watch {
         // The baseline is taken before serving, so that no edit can slip in
