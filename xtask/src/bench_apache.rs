@@ -17,7 +17,7 @@ use crate::bench::{descendants, free_port, processes, run_wrk, Case, Load, Over,
 
 pub(crate) const APACHE: &str = "/usr/sbin/apache2";
 pub(crate) const MODULES_DIR: &str = "/usr/lib/apache2/modules";
-const REFERENCE_MODULE: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
+pub(crate) const REFERENCE_MODULE: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
 
 /// The MPM and its settings, the same for every server: two event-MPM
 /// children started up front and never replaced, each with a thread for
@@ -305,14 +305,14 @@ impl Apache {
 }
 
 /// `kill SIGNAL TARGET`, errors ignored (the target may be gone already).
-fn signal(signal: &str, target: &str) {
+pub(crate) fn signal(signal: &str, target: &str) {
     let _ = Command::new("kill").args([signal, "--", target]).stderr(Stdio::null()).status();
 }
 
 /// The running processes whose command line contains `marker` (the Apache
 /// processes of a run directory, and the daemon processes forked from them,
 /// which keep Apache's command line).
-fn running_with(marker: &str) -> Vec<u32> {
+pub(crate) fn running_with(marker: &str) -> Vec<u32> {
     processes()
         .into_iter()
         .filter(|p| p.state != 'Z' && p.pid != std::process::id())
@@ -509,7 +509,7 @@ pub fn bench(root: &Path, load: &Load, mode: Mode) -> std::result::Result<(), St
 }
 
 /// `Apache/2.4.x` from `apache2 -v`.
-fn apache_version() -> String {
+pub(crate) fn apache_version() -> String {
     Command::new(APACHE)
         .arg("-v")
         .output()

@@ -3,6 +3,7 @@
 
 mod architecture;
 mod bench;
+mod bench_all;
 mod bench_apache;
 mod bench_groups;
 mod bindings;
@@ -74,6 +75,9 @@ const SYSTEM_PACKAGES: &[&str] = &[
     // callgrind counts the instructions of `cargo xtask perf-guard`'s
     // workloads; memcheck runs `cargo xtask memcheck`.
     "valgrind",
+    // mod_wsgi-express from PyPI, which `cargo xtask bench --all` installs
+    // into a venv, builds against Apache's headers and apxs.
+    "apache2-dev",
 ];
 
 const USAGE: &str = "\
@@ -117,6 +121,19 @@ commands:
                         2) and threads= (default 15), followed by the
                         standalone server's --daemon mode against its
                         embedded mode with those processes and threads
+  bench --all [--duration S] [--rounds N] [--threads N]
+                        one table of every server side by side: the
+                        standalone server (embedded and --daemon), Apache
+                        with our mod_wsgi.so and with Debian's mod_wsgi 4
+                        (embedded and daemon mode), mod_wsgi-express from
+                        PyPI (daemon and embedded mode), granian (with
+                        --blocking-threads N and with its defaults) and
+                        gunicorn (gthread), each with N Python threads
+                        (default 5) in one process; cases hello world, a
+                        Flask JSON API, a Django template, a 100 KB static
+                        file and a 64 KB form POST, under wrk -t1 -c32 and
+                        -t2 -c50; each row the median of --rounds rounds
+                        taken in turn, with the ratio to the best peer
   bench --groups [--duration S] [--rounds N] [--connections N]
                         two application groups doing ~5 ms of Python per
                         request in one daemon process with 2 threads: on
@@ -281,7 +298,7 @@ fn fuzz_command(args: &[String]) -> Result<(), String> {
 
 fn bench_command(args: &[String]) -> Result<(), String> {
     let mut load = bench::Load { duration_secs: 10, rounds: 1, connections: 50, wrk_threads: 2, python_threads: 5 };
-    let (mut apache, mut daemon, mut groups) = (false, false, false);
+    let (mut apache, mut daemon, mut groups, mut all) = (false, false, false, false);
     let (mut processes, mut threads) = (None, None);
     let mut words = args.iter();
     while let Some(word) = words.next() {
@@ -297,6 +314,7 @@ fn bench_command(args: &[String]) -> Result<(), String> {
             "--apache" => apache = true,
             "--daemon" => daemon = true,
             "--groups" => groups = true,
+            "--all" => all = true,
             other => return Err(format!("bench: unknown option '{other}'\n\n{USAGE}")),
         }
     }
@@ -315,7 +333,13 @@ fn bench_command(args: &[String]) -> Result<(), String> {
     if groups && (apache || threads.is_some() || processes.is_some()) {
         return Err(format!("bench: --groups takes only --duration, --rounds and --connections\n\n{USAGE}"));
     }
+    if all && (apache || groups || processes.is_some() || load.connections != 50) {
+        return Err(format!("bench: --all takes only --duration, --rounds and --threads\n\n{USAGE}"));
+    }
     deps()?;
+    if all {
+        return bench_all::bench(&workspace_root(), load.duration_secs, load.rounds, threads.unwrap_or(5));
+    }
     if groups {
         let load = bench::Load { connections: if load.connections == 50 { 8 } else { load.connections }, ..load };
         return bench_groups::bench(&workspace_root(), &load);
