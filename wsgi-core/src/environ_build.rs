@@ -12,7 +12,7 @@
 //! honoured as mod_wsgi does (see [`build_environ`]).
 
 use std::borrow::Cow;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -264,7 +264,7 @@ pub fn build_environ(inputs: &EnvironInputs<'_>) -> Environ {
     push_str(&mut env, "SERVER_SOFTWARE", server.server_software.to_string());
     push_str(&mut env, "SERVER_NAME", server_name_for(&host, server.server_hostname));
     push_str(&mut env, "SERVER_ADDR", ip_text(head.local.ip()));
-    push_str(&mut env, "SERVER_PORT", host_port.unwrap_or(head.local.port()).to_string());
+    push_str(&mut env, "SERVER_PORT", decimal(u64::from(host_port.unwrap_or(head.local.port()))));
     push_str(&mut env, "REMOTE_ADDR", ip_text(head.peer.ip()));
     push_str(&mut env, "DOCUMENT_ROOT", server.document_root.to_string());
     push_str(&mut env, "REQUEST_SCHEME", head.scheme.as_str());
@@ -276,7 +276,7 @@ pub fn build_environ(inputs: &EnvironInputs<'_>) -> Environ {
         server.server_admin.map_or(Cow::Borrowed(DEFAULT_SERVER_ADMIN), |admin| Cow::Owned(admin.to_string())),
     );
     push_str(&mut env, "SCRIPT_FILENAME", latin1(inputs.route.script_filename.as_os_str().as_bytes()));
-    push_str(&mut env, "REMOTE_PORT", head.peer.port().to_string());
+    push_str(&mut env, "REMOTE_PORT", decimal(u64::from(head.peer.port())));
     if pass_authorization {
         if let Some(authorization) = headers.authorization {
             push_str(&mut env, "HTTP_AUTHORIZATION", authorization);
@@ -348,18 +348,18 @@ pub fn add_adapter_keys(env: &mut Environ, inputs: &AdapterInputs<'_>) {
     push_str(env, "mod_wsgi.handler_script", environ_text(names.handler_script));
     push_str(env, "mod_wsgi.script_reloading", flag_text(settings.effective_script_reloading()));
     push_str(env, "mod_wsgi.listener_host", environ_text(inputs.listener_host));
-    push_str(env, "mod_wsgi.listener_port", inputs.listener_port.to_string());
+    push_str(env, "mod_wsgi.listener_port", decimal(u64::from(inputs.listener_port)));
     push_str(env, "mod_wsgi.enable_sendfile", flag_text(settings.enable_sendfile.unwrap_or(false)));
     push_str(env, "mod_wsgi.ignore_activity", flag_text(settings.ignore_activity.unwrap_or(false)));
-    push_str(env, "mod_wsgi.request_start", inputs.stats.request_start_us.to_string());
+    push_str(env, "mod_wsgi.request_start", decimal(inputs.stats.request_start_us));
     push_str(env, "mod_wsgi.request_id", inputs.stats.request_id.to_string());
     if let Some(daemon) = &inputs.daemon {
         push_str(env, "mod_wsgi.daemon_connects", daemon.connects.to_string());
         push_str(env, "mod_wsgi.daemon_restarts", daemon.restarts.to_string());
-        push_str(env, "mod_wsgi.queue_start", daemon.queue_start_us.to_string());
-        push_str(env, "mod_wsgi.daemon_start", daemon.start_us.to_string());
+        push_str(env, "mod_wsgi.queue_start", decimal(daemon.queue_start_us));
+        push_str(env, "mod_wsgi.daemon_start", decimal(daemon.start_us));
     }
-    push_str(env, "mod_wsgi.script_start", inputs.stats.script_start_us.to_string());
+    push_str(env, "mod_wsgi.script_start", decimal(inputs.stats.script_start_us));
 
     push(env, "wsgi.version", EnvValue::Tuple(vec![1, 0]));
     push(env, "wsgi.multithread", EnvValue::Bool(inputs.flags.multithread));
@@ -560,10 +560,54 @@ fn escape_html(text: &str) -> String {
 fn ip_text(ip: IpAddr) -> String {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
+            Some(v4) => ipv4_text(v4),
             None => v6.to_string(),
         },
-        IpAddr::V4(v4) => v4.to_string(),
+        v4 => ip_display(v4),
+    }
+}
+
+/// Dotted decimal, as `Ipv4Addr`'s `Display` writes it without width or
+/// padding, for a fraction of its cost: every request formats two
+/// addresses.
+fn ipv4_text(ip: Ipv4Addr) -> String {
+    let mut text = String::with_capacity(15);
+    for (index, octet) in ip.octets().into_iter().enumerate() {
+        if index > 0 {
+            text.push('.');
+        }
+        push_decimal(&mut text, u64::from(octet));
+    }
+    text
+}
+
+/// `n` in decimal, as `to_string` writes it, without the formatting
+/// machinery: every request formats ports and times.
+fn decimal(n: u64) -> String {
+    let mut text = String::with_capacity(20);
+    push_decimal(&mut text, n);
+    text
+}
+
+fn push_decimal(text: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    text.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
+}
+
+/// An address as its `Display` writes it, IPv4 at a fraction of the cost.
+pub fn ip_display(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => ipv4_text(v4),
+        IpAddr::V6(v6) => v6.to_string(),
     }
 }
 
@@ -1132,5 +1176,23 @@ mod tests {
             .iter()
             .all(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')));
         assert!(now_us() > 1_600_000_000_000_000);
+    }
+
+    #[test]
+    fn numbers_and_addresses_are_written_as_display_writes_them() {
+        for n in [0u64, 7, 9, 10, 99, 100, 65535, 1_700_000_000_000_000, u64::MAX] {
+            assert_eq!(decimal(n), n.to_string());
+        }
+        for ip in ["0.0.0.0", "127.0.0.1", "192.0.2.10", "255.255.255.255", "10.200.3.45"] {
+            let ip: Ipv4Addr = ip.parse().unwrap();
+            assert_eq!(ipv4_text(ip), ip.to_string());
+        }
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(ip_text(mapped), "192.0.2.1");
+        assert_eq!(ip_text("2001:db8::1".parse().unwrap()), "2001:db8::1");
+        for ip in ["192.0.2.7", "::ffff:192.0.2.1", "2001:db8::1"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_display(ip), ip.to_string());
+        }
     }
 }

@@ -229,7 +229,7 @@ impl Site {
             .or(self.config.main_server.document_root.as_ref())
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| self.options.default_document_root.clone());
-        let listener_host = head.local.ip().to_string();
+        let listener_host = crate::environ_build::ip_display(head.local.ip());
         let script_filename = route.script_filename.clone();
         let mut environ = build_environ(&EnvironInputs {
             head,
