@@ -86,6 +86,25 @@ fn standalone_sigterm_runs_shutdown_callbacks_and_atexit() {
 }
 
 #[test]
+fn standalone_shutdown_timeout_bounds_a_hanging_callback() {
+    let site = site();
+    site.write("hang", "");
+    let mut server = Server::start([script(&site).into_os_string(), "--shutdown-timeout".into(), "2".into()]);
+    assert_eq!(server.get("/").status(), 200);
+    let pids = served(&site);
+    server.terminate();
+    // The callback started, then hangs; the server ends all the same.
+    assert!(server.wait_exit(Duration::from_secs(30)).is_some(), "the server did not stop");
+    let seen = stopped(&site, &pids, false);
+    assert!(pids.iter().all(|pid| seen.contains_key(&format!("shutdown.{pid}"))), "{seen:#?}");
+    assert!(
+        server.stderr().contains("shutdown callbacks still running after the shutdown timeout"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
 fn standalone_daemon_recycle_by_maximum_requests_runs_them() {
     let site = site();
     let server = Server::start([
@@ -148,6 +167,44 @@ fn apache_maximum_requests_recycle_runs_them() {
     assert_eq!(apache.get("/").status(), 200);
     let pids = served(&site);
     assert_stopped(&site, &pids, "maximum_requests", &apache.error_log());
+}
+
+/// The daemon process replaces itself at its restart interval, as
+/// mod_wsgi's does, with that reason.
+#[test]
+fn apache_restart_interval_runs_them() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let apache = Apache::start(&ApacheOptions::ours(apache_config(&site, "restart-interval=2")));
+    assert_eq!(apache.get("/").status(), 200);
+    let pids = served(&site);
+    assert_stopped(&site, &pids, "restart_interval", &apache.error_log());
+}
+
+#[test]
+fn apache_inactivity_timeout_runs_them() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let apache = Apache::start(&ApacheOptions::ours(apache_config(&site, "inactivity-timeout=1")));
+    assert_eq!(apache.get("/").status(), 200);
+    let pids = served(&site);
+    assert_stopped(&site, &pids, "inactivity_timeout", &apache.error_log());
+}
+
+/// A request past `request-timeout` (1 s, scaled by 1 + ln 2 for two
+/// threads) gets 504 and its process is replaced: the interpreter still
+/// runs (the request spends CPU in Python, which hands the GIL over), so
+/// its shutdown code runs.
+#[test]
+fn apache_request_timeout_replacement_runs_them() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let options = "request-timeout=1 graceful-timeout=1 shutdown-timeout=5";
+    let apache = Apache::start(&ApacheOptions::ours(apache_config(&site, options)));
+    let response = tests::http_request(apache.address(), "GET", "/?burn", &[], b"").expect("an answer");
+    assert_eq!(response.status(), 504, "{}", apache.error_log());
+    let pids = served(&site);
+    assert_stopped(&site, &pids, "request_timeout", &apache.error_log());
 }
 
 #[test]

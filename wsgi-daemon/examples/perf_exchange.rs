@@ -52,6 +52,7 @@ fn worker_options() -> WorkerOptions {
         threads: 1,
         maximum_requests: 0,
         inactivity_timeout: Duration::ZERO,
+        restart_interval: Duration::ZERO,
         queue_timeout: Duration::ZERO,
         request_timeout: Duration::ZERO,
         socket_timeout: Duration::from_secs(60),

@@ -44,6 +44,10 @@ pub enum ManagerError {
     },
 }
 
+/// How long past its restart interval the manager waits for a process to
+/// ask to be replaced before it replaces it anyway.
+pub const RESTART_INTERVAL_GRACE: Duration = Duration::from_secs(5);
+
 /// What the manager needs to know about its group.
 #[derive(Debug, Clone)]
 pub struct GroupSpec {
@@ -51,7 +55,10 @@ pub struct GroupSpec {
     pub name: String,
     /// How many daemon processes to keep.
     pub processes: usize,
-    /// Replace each process after it has run this long (zero: never).
+    /// Replace each process after it has run this long (zero: never). A
+    /// daemon process asks for it itself, with its shutdown reason; the
+    /// manager replaces one that has not asked [`RESTART_INTERVAL_GRACE`]
+    /// later (such as a process without request threads).
     pub restart_interval: Duration,
     /// A process that has not reported ready after this long is killed
     /// and started again (zero: no limit).
@@ -549,7 +556,7 @@ impl Manager<'_> {
                 sys::kill(*pid, libc::SIGKILL);
             } else if process.ready
                 && !spec.restart_interval.is_zero()
-                && process.started.elapsed() > spec.restart_interval
+                && process.started.elapsed() > spec.restart_interval + RESTART_INTERVAL_GRACE
                 && process.successor.is_none()
             {
                 recycle.push(*pid);

@@ -39,6 +39,7 @@ pub fn worker_options(process: &DaemonProcess) -> WorkerOptions {
         threads: process.threads as usize,
         maximum_requests: process.maximum_requests,
         inactivity_timeout: process.inactivity_timeout,
+        restart_interval: process.restart_interval,
         queue_timeout: process.queue_timeout,
         request_timeout: request_timeout_fire_point(process),
         socket_timeout: process.socket_timeout,

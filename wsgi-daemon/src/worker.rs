@@ -36,6 +36,9 @@ pub struct WorkerOptions {
     pub maximum_requests: u64,
     /// Ask to be replaced after this long without a request (zero: never).
     pub inactivity_timeout: Duration,
+    /// `restart-interval=`: ask to be replaced after running this long,
+    /// with the shutdown reason `restart_interval` (zero: never).
+    pub restart_interval: Duration,
     /// A request waiting longer than this for a thread gets 504 (zero: no
     /// limit).
     pub queue_timeout: Duration,
@@ -625,6 +628,20 @@ fn check_timeouts(shared: &Shared<'_>) {
                 "mod_wsgi (pid={}): The WSGI script has not loaded within the startup timeout of {:?}; the process will be replaced.",
                 std::process::id(),
                 options.startup_timeout
+            ),
+        );
+        shared.control.say(crate::control::RECYCLE);
+    }
+    if !options.restart_interval.is_zero()
+        && shared.started.elapsed() > options.restart_interval
+        && shared.ask_recycle("restart_interval")
+    {
+        shared.log.log(
+            LogLevel::Info,
+            &format!(
+                "mod_wsgi (pid={}): Process has reached its restart interval of {:?}; it will be replaced.",
+                std::process::id(),
+                options.restart_interval
             ),
         );
         shared.control.say(crate::control::RECYCLE);

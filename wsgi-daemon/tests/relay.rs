@@ -84,6 +84,7 @@ fn options(threads: usize) -> WorkerOptions {
         threads,
         maximum_requests: 0,
         inactivity_timeout: Duration::ZERO,
+        restart_interval: Duration::ZERO,
         queue_timeout: Duration::ZERO,
         request_timeout: Duration::ZERO,
         socket_timeout: Duration::from_secs(10),
