@@ -46,26 +46,6 @@ impl WsgiRunner for HelloApp {
     }
 }
 
-/// One request thread, no timeouts that could fire during the run.
-fn worker_options() -> WorkerOptions {
-    WorkerOptions {
-        threads: 1,
-        maximum_requests: 0,
-        inactivity_timeout: Duration::ZERO,
-        restart_interval: Duration::ZERO,
-        queue_timeout: Duration::ZERO,
-        request_timeout: Duration::ZERO,
-        socket_timeout: Duration::from_secs(60),
-        graceful_timeout: Duration::from_secs(5),
-        deadlock_timeout: Duration::ZERO,
-        startup_timeout: Duration::ZERO,
-        stack_size: None,
-        eviction_timeout: Duration::ZERO,
-        interrupt_timeout: Duration::ZERO,
-        exit_after_graceful_timeout: None,
-    }
-}
-
 /// The request a front end sends for the typical GET: its target and
 /// environ as `Site::dispatch` builds them.
 fn typical_request(dir: &Path) -> RequestStart {
@@ -86,7 +66,14 @@ fn main() {
     let mut sink = CountingSink::default();
     std::thread::scope(|scope| {
         let daemon = scope.spawn(|| {
-            serve(&listener, &HelloApp, &worker_options(), &ControlPipe::none(), stop_read.as_raw_fd(), &StderrLog)
+            serve(
+                &listener,
+                &HelloApp,
+                &WorkerOptions::unlimited(1),
+                &ControlPipe::none(),
+                stop_read.as_raw_fd(),
+                &StderrLog,
+            )
         });
         let client = DaemonClient::new(socket.clone(), Duration::from_secs(10), Duration::from_secs(60));
         // The first exchange connects: it is not part of the workload.

@@ -73,6 +73,30 @@ pub struct WorkerOptions {
     pub exit_after_graceful_timeout: Option<Duration>,
 }
 
+impl WorkerOptions {
+    /// `threads` request threads and no limits: no timeouts, no
+    /// recycling; reads and writes wait up to a minute, a stop up to 5 s.
+    /// What an embedder, a test or a benchmark starts from.
+    pub fn unlimited(threads: usize) -> WorkerOptions {
+        WorkerOptions {
+            threads,
+            maximum_requests: 0,
+            inactivity_timeout: Duration::ZERO,
+            restart_interval: Duration::ZERO,
+            queue_timeout: Duration::ZERO,
+            request_timeout: Duration::ZERO,
+            socket_timeout: Duration::from_secs(60),
+            graceful_timeout: Duration::from_secs(5),
+            deadlock_timeout: Duration::ZERO,
+            startup_timeout: Duration::ZERO,
+            stack_size: None,
+            eviction_timeout: Duration::ZERO,
+            interrupt_timeout: Duration::ZERO,
+            exit_after_graceful_timeout: None,
+        }
+    }
+}
+
 /// Why [`serve`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServeEnd {

@@ -80,22 +80,7 @@ fn socket_path(name: &str) -> PathBuf {
 }
 
 fn options(threads: usize) -> WorkerOptions {
-    WorkerOptions {
-        threads,
-        maximum_requests: 0,
-        inactivity_timeout: Duration::ZERO,
-        restart_interval: Duration::ZERO,
-        queue_timeout: Duration::ZERO,
-        request_timeout: Duration::ZERO,
-        socket_timeout: Duration::from_secs(10),
-        graceful_timeout: Duration::from_secs(5),
-        deadlock_timeout: Duration::ZERO,
-        startup_timeout: Duration::ZERO,
-        stack_size: None,
-        eviction_timeout: Duration::ZERO,
-        interrupt_timeout: Duration::ZERO,
-        exit_after_graceful_timeout: None,
-    }
+    WorkerOptions { socket_timeout: Duration::from_secs(10), ..WorkerOptions::unlimited(threads) }
 }
 
 #[test]
