@@ -63,9 +63,9 @@ def beat():\n\
 \x20       time.sleep(0.1)\n\
 threading.Thread(target=beat, daemon=True).start()\n";
 
-#[test]
-fn threads_zero_runs_an_import_script_service_without_request_threads() {
-    tests::require!(tests::apache::APACHE_BINARY);
+/// The service's directory (with a markers directory its process can
+/// write) and the configuration of a threads=0 group that imports it.
+fn service_site() -> (TempDir, String) {
     use std::os::unix::fs::PermissionsExt;
     let site = TempDir::new("daemon-service");
     site.write("service.py", SERVICE);
@@ -77,14 +77,20 @@ fn threads_zero_runs_an_import_script_service_without_request_threads() {
          WSGIImportScript {}/service.py process-group=service application-group=%{{GLOBAL}}\n",
         site.path().display()
     );
-    let apache = Apache::start(&ApacheOptions::ours(config));
+    (site, config)
+}
+
+/// Waits for the service to beat in its own process and checks that the
+/// process has no request thread; `log` says what the server logged.
+fn assert_service_runs_alone(site: &TempDir, log: &dyn Fn() -> String) {
+    let markers = site.path().join("markers");
     // The service's thread keeps beating in its own process...
     let beating = tests::wait_for(Duration::from_secs(20), || {
         let entry = std::fs::read_dir(&markers).ok()?.flatten().next()?;
         let count: u32 = std::fs::read_to_string(entry.path()).ok()?.parse().ok()?;
         (count >= 5).then(|| entry.file_name().to_string_lossy().into_owned())
     });
-    let name = beating.unwrap_or_else(|| panic!("the service never ran\n{}", apache.error_log()));
+    let name = beating.unwrap_or_else(|| panic!("the service never ran\n{}", log()));
     let pid = name.strip_prefix("service.").unwrap();
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
     assert!(comm.starts_with("(wsgi:service)"), "{comm:?}");
@@ -92,7 +98,26 @@ fn threads_zero_runs_an_import_script_service_without_request_threads() {
     // service's own (Python's thread, and no worker or clock threads).
     let threads = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
     assert!(threads <= 2, "{threads} threads in a threads=0 process");
-    assert!(apache.error_log().contains("Starting process 'service' with threads=0."), "{}", apache.error_log());
+    assert!(log().contains("Starting process 'service' with threads=0."), "{}", log());
+}
+
+#[test]
+fn threads_zero_runs_an_import_script_service_without_request_threads() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let (site, config) = service_site();
+    let apache = Apache::start(&ApacheOptions::ours(config));
+    assert_service_runs_alone(&site, &|| apache.error_log());
+}
+
+#[test]
+fn threads_zero_runs_an_import_script_service_in_the_standalone_server() {
+    let (site, config) = service_site();
+    let file = site.path().join("site.conf");
+    let server = Server::start_with(|port| {
+        std::fs::write(&file, format!("Listen 127.0.0.1:{port}\n{config}")).unwrap();
+        vec!["--config".into(), file.clone().into_os_string()]
+    });
+    assert_service_runs_alone(&site, &|| server.stderr());
 }
 
 const SLOW: &str = "import time\n\
@@ -261,9 +286,18 @@ fn request_timeout_scales_with_the_thread_count() {
          WSGIScriptAlias /sleep {}/sleep.wsgi process-group=scaled application-group=%{{GLOBAL}}\n",
         site.path().display()
     );
-    let apache = Apache::start(&ApacheOptions::ours(config));
+    let apache = Apache::start(&ApacheOptions::ours(config.clone()));
     assert_eq!(apache.get("/sleep?3.5").status(), 200, "{}", apache.error_log());
     assert_eq!(apache.get("/sleep?20").status(), 504, "{}", apache.error_log());
+    drop(apache);
+    // The same group in the standalone server.
+    let file = site.path().join("site.conf");
+    let server = Server::start_with(|port| {
+        std::fs::write(&file, format!("Listen 127.0.0.1:{port}\n{config}")).unwrap();
+        vec!["--config".into(), file.clone().into_os_string()]
+    });
+    assert_eq!(server.get("/sleep?3.5").status(), 200, "{}", server.stderr());
+    assert_eq!(server.get("/sleep?20").status(), 504, "{}", server.stderr());
 }
 
 /// The owner of the one socket under `dir`.
@@ -363,18 +397,13 @@ fn header_buffer_size_bounds_response_header_lines() {
         let large = apache.get("/large");
         assert_eq!((large.status(), large.header("X-Big").map(str::len)), (200, Some(40000)), "{module:?}");
     }
-}
-
-/// The pid of the daemon process of group `name` under `apache`.
-fn daemon_pid(apache: &Apache, name: &str) -> u32 {
-    let comm = |pid: &u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    let found = tests::wait_for(Duration::from_secs(10), || {
-        tests::child_pids(apache.pid())
-            .into_iter()
-            .flat_map(tests::child_pids)
-            .find(|pid| comm(pid).starts_with(&format!("(wsgi:{name})")))
-    });
-    found.unwrap_or_else(|| panic!("no daemon process of '{name}'\n{}", apache.error_log()))
+    // The standalone server relays through the same client.
+    let file = site.write("site.conf", &config);
+    let server = Server::start(["--config".as_ref(), file.as_os_str()]);
+    assert_eq!(server.get("/small").status(), 500, "{}", server.stderr());
+    assert!(server.stderr().contains("Truncated or oversized response headers"), "{}", server.stderr());
+    let large = server.get("/large");
+    assert_eq!((large.status(), large.header("X-Big").map(str::len)), (200, Some(40000)), "{}", server.stderr());
 }
 
 /// SLEEPER, which first leaves a marker that the request has started.
@@ -385,10 +414,23 @@ def application(environ, start_response):\n\
 \x20   start_response('200 OK', [('Content-Type', 'text/plain')])\n\
 \x20   return [b'done']\n";
 
+/// The daemon process of group `name` among the descendants of `root`.
+fn daemon_pid_under(root: u32, name: &str) -> Option<u32> {
+    let comm = |pid: &u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let mut pending = vec![root];
+    while let Some(pid) = pending.pop() {
+        if comm(&pid).starts_with(&format!("(wsgi:{name})")) {
+            return Some(pid);
+        }
+        pending.extend(tests::child_pids(pid));
+    }
+    None
+}
+
 /// A request of 4 s in flight, then `signal` to its daemon process
-/// (graceful-timeout=1, eviction-timeout=30): the status it gets, and the
-/// error log.
-fn in_flight_status_after(signal: &str) -> (u16, String) {
+/// (graceful-timeout=1, eviction-timeout=30), under Apache or the
+/// standalone server: the status it gets, and the server's log.
+fn in_flight_status_after(signal: &str, standalone: bool) -> (u16, String) {
     use std::os::unix::fs::PermissionsExt;
     let site = TempDir::new("daemon-eviction");
     site.write("sleep.wsgi", MARKED_SLEEPER);
@@ -400,31 +442,42 @@ fn in_flight_status_after(signal: &str) -> (u16, String) {
          WSGIScriptAlias /sleep {}/sleep.wsgi process-group=evicted application-group=%{{GLOBAL}}\n",
         site.path().display()
     );
-    let apache = Apache::start(&ApacheOptions::ours(config));
-    assert_eq!(apache.get("/sleep?0").status(), 200, "{}", apache.error_log());
-    let pid = daemon_pid(&apache, "evicted");
+    let (apache, server);
+    let (address, root, log): (std::net::SocketAddr, u32, Box<dyn Fn() -> String>) = if standalone {
+        let file = site.write("site.conf", &config);
+        server = Server::start(["--config".as_ref(), file.as_os_str()]);
+        (server.address(), server.pid(), Box::new(|| server.stderr()))
+    } else {
+        apache = Apache::start(&ApacheOptions::ours(config));
+        (apache.address(), apache.pid(), Box::new(|| apache.error_log()))
+    };
+    let warm = tests::http_request(address, "GET", "/sleep?0", &[], b"").map(|r| r.status());
+    assert_eq!(warm, Ok(200), "{}", log());
+    let pid = tests::wait_for(Duration::from_secs(10), || daemon_pid_under(root, "evicted"))
+        .unwrap_or_else(|| panic!("no daemon process of 'evicted'\n{}", log()));
     let started = markers.join("started");
     std::fs::remove_file(&started).unwrap();
-    let address = apache.address();
     let request =
         std::thread::spawn(move || tests::http_request(address, "GET", "/sleep?4", &[], b"").map(|r| r.status()));
     // Signalled once the request runs in the daemon process.
     assert!(tests::wait_for(Duration::from_secs(10), || started.exists().then_some(())).is_some());
     let status = std::process::Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap();
     assert!(status.success());
-    (request.join().unwrap().unwrap_or(0), format!("daemon pid {pid}\n{}", apache.error_log()))
+    (request.join().unwrap().unwrap_or(0), format!("daemon pid {pid}\n{}", log()))
 }
 
 /// SIGUSR1 evicts a daemon process with `eviction-timeout`, long enough
 /// for the request in flight; SIGTERM stops it with `graceful-timeout`,
-/// which cuts that request off.
+/// which cuts that request off; in both front ends.
 #[test]
 fn eviction_timeout_applies_to_sigusr1() {
     tests::require!(tests::apache::APACHE_BINARY);
-    let (status, log) = in_flight_status_after("-USR1");
-    assert_eq!(status, 200, "{log}");
-    let (status, log) = in_flight_status_after("-TERM");
-    assert_ne!(status, 200, "{log}");
+    for standalone in [false, true] {
+        let (status, log) = in_flight_status_after("-USR1", standalone);
+        assert_eq!(status, 200, "standalone: {standalone}\n{log}");
+        let (status, log) = in_flight_status_after("-TERM", standalone);
+        assert_ne!(status, 200, "standalone: {standalone}\n{log}");
+    }
 }
 
 const LOOPER: &str = "import os, time\n\

@@ -436,3 +436,37 @@ fn redirects_answer_as_mod_alias_does() {
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| s.contains("State:\tZ"))
 }
+
+/// `WSGIMapHEADToGET` in the standalone server, which has no content
+/// filters: `On` hands a HEAD to the application as GET (and sends no
+/// body), `Auto` and `Off` leave it HEAD, as mod_wsgi does where no filter
+/// would see the body.
+#[test]
+fn map_head_to_get_follows_its_setting() {
+    let site = TempDir::new("standalone-head");
+    site.write(
+        "app.wsgi",
+        "def application(environ, start_response):\n    \
+         start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Method', environ['REQUEST_METHOD'])])\n    \
+         return [b'x' * 4000]\n",
+    );
+    let dir = site.path().display();
+    let config = format!(
+        "WSGIScriptAlias /plain {dir}/app.wsgi\nWSGIScriptAlias /on {dir}/app.wsgi\n\
+         WSGIScriptAlias /auto {dir}/app.wsgi\nWSGIScriptAlias /off {dir}/app.wsgi\n\
+         <Location /on>\n  WSGIMapHEADToGET On\n</Location>\n\
+         <Location /auto>\n  WSGIMapHEADToGET Auto\n</Location>\n\
+         <Location /off>\n  WSGIMapHEADToGET Off\n</Location>"
+    );
+    let server = start(&site, &config, &[]);
+    for (path, method) in [("/plain", "HEAD"), ("/on", "GET"), ("/auto", "HEAD"), ("/off", "HEAD")] {
+        let response = server.request("HEAD", path, &[], b"");
+        assert_eq!(
+            (response.status(), response.header("X-Method"), response.body.len()),
+            (200, Some(method), 0),
+            "HEAD {path}\n{}",
+            server.stderr()
+        );
+        assert_eq!(server.get(path).header("X-Method"), Some("GET"), "GET {path}");
+    }
+}
