@@ -188,7 +188,12 @@ fn honoured_but_unread(root: &Path) -> Result<Vec<String>, String> {
     ];
     let mut problems = Vec::new();
     for field in &fields {
-        let Some(row) = row_of(field) else { continue };
+        let Some(row) = row_of(field) else {
+            if !STRUCTURAL_FIELDS.contains(&field.as_str()) {
+                problems.push(format!("field `{field}` maps to no directive or option of the support table"));
+            }
+            continue;
+        };
         for (front_end, code) in &front_ends {
             if row.status(*front_end) != Status::Honoured {
                 continue;
@@ -208,6 +213,11 @@ fn honoured_but_unread(root: &Path) -> Result<Vec<String>, String> {
     Ok(problems)
 }
 
+/// Model fields that hold the model's structure (a location, nested
+/// settings, sections, directives kept for other modules, a group's name)
+/// rather than one directive's value: they map to no row.
+const STRUCTURAL_FIELDS: [&str; 5] = ["location", "settings", "sections", "other_directives", "name"];
+
 /// The support row of a model field: its directive (`WSGI` + the field in
 /// camel case, or the core name), or its daemon option.
 fn row_of(field: &str) -> Option<&'static Support> {
@@ -218,6 +228,12 @@ fn row_of(field: &str) -> Option<&'static Support> {
         ("custom_logs", "CustomLog"),
         ("server_aliases", "ServerAlias"),
         ("python_warnings", "WSGIPythonWarnings"),
+        ("addresses", "Listen"),
+        ("log_formats", "LogFormat"),
+        ("redirects", "Redirect"),
+        ("env", "SetEnv"),
+        ("authz", "Require"),
+        ("ssl", "SSLEngine"),
     ];
     if let Some((_, name)) = special.iter().find(|(f, _)| *f == field) {
         return support::directive(name);
@@ -296,6 +312,8 @@ mod tests {
         assert_eq!(row_of("handler_scripts").map(|r| r.name), Some("WSGIHandlerScript"));
         assert_eq!(row_of("keep_alive_timeout").map(|r| r.name), Some("KeepAliveTimeout"));
         assert_eq!(row_of("listen_backlog").map(|r| r.name), Some("listen-backlog"));
+        assert_eq!(row_of("addresses").map(|r| r.name), Some("Listen"));
+        assert_eq!(row_of("authz").map(|r| r.name), Some("Require"));
         assert!(row_of("sections").is_none());
     }
 
