@@ -219,6 +219,20 @@ fn apache_embedded_child_runs_them_on_stop() {
     assert_stopped(&site, &pids, "", &apache.error_log());
 }
 
+/// Under mpm_prefork the child that served exits from its signal handler,
+/// idle (not inside Python): its shutdown code runs there.
+#[test]
+fn apache_prefork_embedded_child_runs_them_on_stop() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let config = format!("WSGIScriptAlias / {} application-group=%{{GLOBAL}}\n", script(&site).display());
+    let mut apache = Apache::start(&ApacheOptions { mpm: tests::apache::Mpm::Prefork, ..ApacheOptions::ours(config) });
+    assert_eq!(apache.get("/").status(), 200);
+    let pids = served(&site);
+    assert!(apache.stop(), "Apache did not stop by itself");
+    assert_stopped(&site, &pids, "", &apache.error_log());
+}
+
 #[test]
 fn destroy_interpreter_off_skips_atexit_but_not_shutdown_callbacks() {
     tests::require!(tests::apache::APACHE_BINARY);

@@ -185,13 +185,17 @@ const EMBEDDED_SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from
 
 unsafe extern "C" fn child_exit(_data: *mut std::ffi::c_void) -> ffi::apr_status_t {
     ffi::guard((), || {
-        // A threaded MPM's child exits from its main thread. prefork's
-        // exits from a signal handler, which may have interrupted Python
-        // (or malloc) on the same thread: no Python runs there.
+        // A threaded MPM's child exits from its main thread, which runs no
+        // requests. prefork's exits on the thread that serves them, from
+        // its SIGTERM handler on a stop: the shutdown code runs there
+        // unless the signal interrupted Python on that thread, as
+        // mod_wsgi's does.
         let threaded =
             ffi::mpm_query(ffi::AP_MPMQ_IS_THREADED).is_some_and(|answer| answer != ffi::AP_MPMQ_NOT_SUPPORTED as i32);
-        if let (Some(embedded), true) = (EMBEDDED.get(), threaded) {
-            embedded.runner.stop("", EMBEDDED_SHUTDOWN_TIMEOUT);
+        if let Some(embedded) = EMBEDDED.get() {
+            if threaded || !PythonRuntime::this_thread_is_in_python() {
+                embedded.runner.stop("", EMBEDDED_SHUTDOWN_TIMEOUT);
+            }
         }
         // Threads ending from here on must not wait for the GIL.
         PythonRuntime::prepare_for_exit();

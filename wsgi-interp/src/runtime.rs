@@ -10,7 +10,7 @@
 //! with that state, which also works unchanged when each interpreter has its
 //! own GIL (3.12+).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::PathBuf;
@@ -266,6 +266,7 @@ impl Interpreter {
 
     /// Enters this interpreter on the current thread (taking its GIL).
     pub(crate) fn enter(&self) -> Entered<'_> {
+        ENTRY_DEPTH.with(|depth| depth.set(depth.get() + 1));
         let tstate = thread_state_for(self.state);
         // SAFETY: `tstate` belongs to this thread and this interpreter and is
         // not current (no nested entry: Entered borrows the interpreter and
@@ -334,10 +335,15 @@ impl Drop for Entered<'_> {
         ENTERED_GIL.with(|entered| *entered.borrow_mut() = outer);
         // SAFETY: we entered with take_gil on this thread.
         unsafe { release_gil(self.gil_held) };
+        ENTRY_DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
     }
 }
 
 thread_local! {
+    /// How deeply this thread is inside interpreters entered through
+    /// [`Interpreter::enter`], from before it takes the GIL to after it
+    /// gives it back (see [`PythonRuntime::this_thread_is_in_python`]).
+    static ENTRY_DEPTH: Cell<u32> = const { Cell::new(0) };
     /// The hint of the GIL this thread entered through [`Interpreter::enter`],
     /// for [`without_gil`], which Python callbacks call without knowing the
     /// interpreter.
@@ -683,6 +689,14 @@ impl PythonRuntime {
         }
         EXITING.store(true, Ordering::Relaxed);
         let _ = done.send(());
+    }
+
+    /// Whether this thread is inside Python entered through this runtime,
+    /// from before it takes an interpreter's lock to after it gives it
+    /// back. One thread-local read: a signal handler may ask, and must not
+    /// run Python when the answer is yes (it interrupted Python).
+    pub fn this_thread_is_in_python() -> bool {
+        ENTRY_DEPTH.try_with(|depth| depth.get() > 0).unwrap_or(true)
     }
 
     /// Tells the runtime the process is about to exit: threads that end from
