@@ -563,7 +563,7 @@ fn ip_text(ip: IpAddr) -> String {
             Some(v4) => ipv4_text(v4),
             None => v6.to_string(),
         },
-        v4 => ip_display(v4),
+        IpAddr::V4(v4) => ipv4_text(v4),
     }
 }
 

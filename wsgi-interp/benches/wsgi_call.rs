@@ -6,38 +6,12 @@
 //! pure-Python server does. Script reloading is off: its per-request
 //! `stat()` is file-system cost, not WSGI-call cost (reported apart).
 
-use std::io;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use wsgi_core::response::ResponseSink;
-use wsgi_core::{AppTarget, EnvValue, Environ, ErrorLog, LogLevel, ResponseWriter, WsgiRunner};
+use wsgi_core::testing::{CountingSink, StderrLog};
+use wsgi_core::{AppTarget, EnvValue, Environ, ResponseWriter, WsgiRunner};
 use wsgi_interp::{EmbeddedRunner, PythonConfig, PythonRuntime};
-
-struct NullSink {
-    bytes: usize,
-}
-
-impl ResponseSink for NullSink {
-    fn send_head(&mut self, _: u16, _: &str, _: &[(String, String)]) -> io::Result<()> {
-        Ok(())
-    }
-    fn send_body(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.bytes += chunk.len();
-        Ok(())
-    }
-    fn may_block(&self, _: usize) -> bool {
-        false
-    }
-}
-
-struct NoLog;
-
-impl ErrorLog for NoLog {
-    fn log(&self, _: LogLevel, message: &str) {
-        eprintln!("{message}");
-    }
-}
 
 const APP: &str = "def application(environ, start_response):\n    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '12')])\n    return [b'Hello world!']\n";
 
@@ -171,11 +145,11 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
-                let mut sink = NullSink { bytes: 0 };
+                let mut sink = CountingSink::default();
                 let mut writer = ResponseWriter::new(&mut sink, false);
                 let mut body: &[u8] = b"";
-                runner.run(&target, env.clone(), &mut body, &mut writer, &NoLog);
-                assert_eq!(sink.bytes, 12);
+                runner.run(&target, env.clone(), &mut body, &mut writer, &StderrLog);
+                assert_eq!(sink.body_bytes, 12);
             }
             start.elapsed()
         })

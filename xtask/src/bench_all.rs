@@ -6,7 +6,6 @@
 //! and with its defaults) and gunicorn (gthread).
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -538,14 +537,6 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .unwrap_or_else(|_| "?".to_string())
 }
 
-/// Writes a world-readable directory under the site.
-fn sub_dir(site: &TempDir, name: &str) -> std::result::Result<(), String> {
-    let path = site.0.join(name);
-    std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("{}: {e}", path.display()))
-}
-
 /// One table cell group: the runs of a server for a case and a load.
 #[derive(Default)]
 struct Cell {
@@ -571,9 +562,9 @@ pub fn bench(root: &Path, duration_secs: u64, rounds: u32, threads: u32) -> std:
 
     let site = TempDir::new("bench-all-site")?;
     site.write("app.py", APP.replace("%SITE%", &site.0.display().to_string()).as_bytes())?;
-    sub_dir(&site, "templates")?;
+    site.sub_dir("templates")?;
     site.write("templates/page.html", TEMPLATE.as_bytes())?;
-    sub_dir(&site, "static")?;
+    site.sub_dir("static")?;
     site.write("static/file.bin", &static_body())?;
     let lua = format!(
         "wrk.method = \"POST\"\nwrk.body = \"{}\"\nwrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n",
@@ -714,7 +705,7 @@ pub fn bench(root: &Path, duration_secs: u64, rounds: u32, threads: u32) -> std:
     // Every server has been stopped and waited for: check that none of
     // their processes outlived them.
     let mut left = running_with(&run_dir_prefix());
-    left.extend(running_with(&format!("bench-apache-run-{}-", std::process::id())));
+    left.extend(running_with(&crate::bench_apache::run_dir_prefix()));
     if !left.is_empty() {
         return Err(format!("processes of this bench still running: {left:?}"));
     }

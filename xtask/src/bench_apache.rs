@@ -107,10 +107,13 @@ impl TempDir {
         let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        readable_dir(&path)?;
         Ok(TempDir(path))
+    }
+
+    /// Makes the world-readable directory `name` inside.
+    pub(crate) fn sub_dir(&self, name: &str) -> std::result::Result<(), String> {
+        readable_dir(&self.0.join(name))
     }
 
     pub(crate) fn write(&self, name: &str, contents: &[u8]) -> std::result::Result<PathBuf, String> {
@@ -120,6 +123,13 @@ impl TempDir {
             .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(path)
     }
+}
+
+/// Creates `path` (and its parents) with mode 0755.
+fn readable_dir(path: &Path) -> std::result::Result<(), String> {
+    std::fs::create_dir_all(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 impl Drop for TempDir {
@@ -132,7 +142,7 @@ impl Drop for TempDir {
 /// line of every Apache process (and of every daemon process forked from
 /// one) names its configuration file in there.
 /// (`TempDir::new` names them `<prefix>-<our pid>-<n>`.)
-fn run_dir_prefix() -> String {
+pub(crate) fn run_dir_prefix() -> String {
     format!("bench-apache-run-{}-", std::process::id())
 }
 
