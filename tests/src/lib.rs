@@ -124,7 +124,10 @@ impl Drop for TempDir {
 /// Ports come from below the kernel's ephemeral range (32768 and up on
 /// Linux), so a client connection made by another test cannot take the
 /// port between this call and the server's own bind. Each test process
-/// walks its own sequence, offset by its process id.
+/// walks its own sequence, offset by its process id. A port that any
+/// socket still holds, even in TIME_WAIT after an earlier test's server,
+/// is skipped: the bind here sets SO_REUSEADDR, as std does, and would
+/// succeed, but a server that binds without it would fail.
 pub fn free_port() -> u16 {
     const FIRST: u32 = 20_000;
     const COUNT: u32 = 12_000;
@@ -133,11 +136,23 @@ pub fn free_port() -> u16 {
     for _ in 0..COUNT {
         let step = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let port = (FIRST + (offset + step) % COUNT) as u16;
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !kernel_holds_port(port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }
     panic!("no free port in 127.0.0.1:{FIRST}..{}", FIRST + COUNT);
+}
+
+/// Whether a TCP socket of this network namespace, in any state, has
+/// `port` as its local port (from /proc/net/tcp and tcp6).
+fn kernel_holds_port(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        text.lines().skip(1).any(|line| {
+            let local = line.split_whitespace().nth(1).unwrap_or_default();
+            local.rsplit(':').next().and_then(|hex| u16::from_str_radix(hex, 16).ok()) == Some(port)
+        })
+    })
 }
 
 /// Sleeps in short steps until `check` returns `Some`, for at most `limit`.
@@ -801,5 +816,18 @@ mod tests {
         } else {
             assert_eq!(missing.ok(), Some(false));
         }
+    }
+}
+
+#[cfg(test)]
+mod port_tests {
+    #[test]
+    fn a_port_held_by_a_socket_is_seen_and_not_handed_out() {
+        let port = super::free_port();
+        assert!(!super::kernel_holds_port(port));
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the free port binds");
+        assert!(super::kernel_holds_port(port));
+        assert_ne!(super::free_port(), port);
+        drop(listener);
     }
 }
