@@ -2,7 +2,9 @@
 //! `subscribe_shutdown` callbacks and the `process_stopping` event, on
 //! every planned stop, in both front ends, bounded by the shutdown timeout.
 //! The application (tests/fixtures/api/shutdown.wsgi) leaves a marker file
-//! per piece of code that ran, named by its process id.
+//! per piece of code that ran, named by its process id. With
+//! `WSGIDestroyInterpreter On` (the default) the interpreters are then
+//! finalised, which its journal shows.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -70,6 +72,34 @@ fn assert_stopped(site: &TempDir, pids: &BTreeSet<String>, reason: &str, log: &s
     }
 }
 
+/// Waits (at most 30 s) until every pid of `pids` has finalised Python:
+/// its journal, written through a buffer nothing flushes, holds a line
+/// per request it served.
+fn assert_finalised(site: &TempDir, pids: &BTreeSet<String>, log: &str) {
+    for pid in pids {
+        let journal = site.path().join(format!("markers/journal.{pid}"));
+        let flushed = tests::wait_for(Duration::from_secs(30), || {
+            std::fs::read_to_string(&journal).ok().filter(|text| text.starts_with("served\n"))
+        });
+        assert!(flushed.is_some(), "pid {pid}: Python was not finalised (its journal is empty)\n{log}");
+    }
+    for crash in ["Fatal Python error", "Segmentation fault", "exit signal"] {
+        assert!(!log.contains(crash), "{log}");
+    }
+}
+
+/// Every pid of `pids` has stopped (its atexit handler ran) and left its
+/// journal unflushed, as a process that does not finalise Python.
+fn assert_not_finalised(site: &TempDir, pids: &BTreeSet<String>) {
+    stopped(site, pids, false);
+    // Finalisation comes right after the shutdown code, or never.
+    std::thread::sleep(Duration::from_secs(1));
+    for pid in pids {
+        let journal = std::fs::read_to_string(site.path().join(format!("markers/journal.{pid}"))).unwrap_or_default();
+        assert_eq!(journal, "", "pid {pid} finalised Python");
+    }
+}
+
 fn script(site: &TempDir) -> std::path::PathBuf {
     site.path().join("app.wsgi")
 }
@@ -78,11 +108,39 @@ fn script(site: &TempDir) -> std::path::PathBuf {
 fn standalone_sigterm_runs_shutdown_callbacks_and_atexit() {
     let site = site();
     let mut server = Server::start([script(&site).into_os_string()]);
-    assert_eq!(server.get("/").status(), 200);
+    assert_eq!(server.get("/?thread").status(), 200);
     let pids = served(&site);
     server.terminate();
-    assert!(server.wait_exit(Duration::from_secs(30)).is_some(), "the server did not stop");
+    let status = server.wait_exit(Duration::from_secs(30)).expect("the server did not stop");
+    assert!(status.success(), "{status:?}\n{}", server.stderr());
     assert_stopped(&site, &pids, "", &server.stderr());
+    // Python was finalised, after the (non-daemon) thread the request
+    // started had finished.
+    assert_finalised(&site, &pids, &server.stderr());
+    let seen = markers(&site);
+    assert!(pids.iter().all(|pid| seen.contains_key(&format!("thread.{pid}"))), "{seen:#?}");
+}
+
+/// A daemon thread of the application still runs in its sub-interpreter:
+/// ending that interpreter would pull the thread's state from under it, so
+/// Python is left as it is, and the log says why. The rest of the shutdown
+/// code runs, and the process exits cleanly.
+#[test]
+fn standalone_leaves_python_alone_while_an_application_daemon_thread_runs() {
+    let site = site();
+    let mut server = Server::start([script(&site).into_os_string(), "--application-group".into(), "named".into()]);
+    assert_eq!(server.get("/?daemon-thread").status(), 200);
+    let pids = served(&site);
+    server.terminate();
+    let status = server.wait_exit(Duration::from_secs(30)).expect("the server did not stop");
+    assert!(status.success(), "{status:?}\n{}", server.stderr());
+    assert_stopped(&site, &pids, "", &server.stderr());
+    assert_not_finalised(&site, &pids);
+    assert!(
+        server.stderr().contains("Python is not finalised: threads the application started still run"),
+        "{}",
+        server.stderr()
+    );
 }
 
 #[test]
@@ -120,6 +178,7 @@ fn standalone_daemon_recycle_by_maximum_requests_runs_them() {
     let first = served(&site);
     assert_eq!(first.len(), 1, "{first:?}");
     assert_stopped(&site, &first, "maximum_requests", &server.stderr());
+    assert_finalised(&site, &first, &server.stderr());
 }
 
 fn apache_config(site: &TempDir, options: &str) -> String {
@@ -139,6 +198,45 @@ fn apache_stop_runs_them_in_daemon_processes() {
     let pids = served(&site);
     apache.stop();
     assert_stopped(&site, &pids, "", &apache.error_log());
+    assert_finalised(&site, &pids, &apache.error_log());
+}
+
+/// The same with the application in a named group's sub-interpreter,
+/// which is ended before Python is finalised.
+#[test]
+fn apache_stop_ends_a_named_groups_sub_interpreter() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let config = format!(
+        "WSGIDaemonProcess stopping processes=1 threads=2\n\
+         WSGIScriptAlias / {} process-group=stopping application-group=named\n",
+        script(&site).display()
+    );
+    let mut apache = Apache::start(&ApacheOptions::ours(config));
+    assert_eq!(apache.get("/?thread").status(), 200);
+    let pids = served(&site);
+    apache.stop();
+    assert_stopped(&site, &pids, "", &apache.error_log());
+    assert_finalised(&site, &pids, &apache.error_log());
+    let seen = markers(&site);
+    assert!(pids.iter().all(|pid| seen.contains_key(&format!("thread.{pid}"))), "{seen:#?}");
+}
+
+/// A changed script replaces its daemon process (WSGIScriptReloading On,
+/// the default), a planned stop like the others: the old process runs its
+/// shutdown code with the reason `script_reload`.
+#[test]
+fn apache_script_reload_runs_them() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let apache = Apache::start(&ApacheOptions::ours(apache_config(&site, "")));
+    assert_eq!(apache.get("/").status(), 200);
+    let pids = served(&site);
+    let later = std::time::SystemTime::now() + Duration::from_secs(10);
+    std::fs::File::options().append(true).open(script(&site)).unwrap().set_modified(later).unwrap();
+    assert_eq!(apache.get("/").status(), 200);
+    assert_stopped(&site, &pids, "script_reload", &apache.error_log());
+    assert_finalised(&site, &pids, &apache.error_log());
 }
 
 #[test]
@@ -150,6 +248,7 @@ fn apache_graceful_runs_them_in_daemon_processes() {
     let pids = served(&site);
     apache.graceful();
     assert_stopped(&site, &pids, "", &apache.error_log());
+    assert_finalised(&site, &pids, &apache.error_log());
     // And the new generation serves.
     let answered = tests::wait_for(Duration::from_secs(20), || {
         let response = tests::http_request(apache.address(), "GET", "/", &[], b"").ok()?;
@@ -167,6 +266,7 @@ fn apache_maximum_requests_recycle_runs_them() {
     assert_eq!(apache.get("/").status(), 200);
     let pids = served(&site);
     assert_stopped(&site, &pids, "maximum_requests", &apache.error_log());
+    assert_finalised(&site, &pids, &apache.error_log());
 }
 
 /// The daemon process replaces itself at its restart interval, as
@@ -179,6 +279,7 @@ fn apache_restart_interval_runs_them() {
     assert_eq!(apache.get("/").status(), 200);
     let pids = served(&site);
     assert_stopped(&site, &pids, "restart_interval", &apache.error_log());
+    assert_finalised(&site, &pids, &apache.error_log());
 }
 
 #[test]
@@ -189,6 +290,7 @@ fn apache_inactivity_timeout_runs_them() {
     assert_eq!(apache.get("/").status(), 200);
     let pids = served(&site);
     assert_stopped(&site, &pids, "inactivity_timeout", &apache.error_log());
+    assert_finalised(&site, &pids, &apache.error_log());
 }
 
 /// A request past `request-timeout` (1 s, scaled by 1 + ln 2 for two
@@ -205,6 +307,12 @@ fn apache_request_timeout_replacement_runs_them() {
     assert_eq!(response.status(), 504, "{}", apache.error_log());
     let pids = served(&site);
     assert_stopped(&site, &pids, "request_timeout", &apache.error_log());
+    // The request still runs Python: finalising under it would crash.
+    assert_not_finalised(&site, &pids);
+    let finalising = tests::wait_for(Duration::from_secs(10), || {
+        apache.error_log().contains("Python is not finalised: 1 thread(s) are still inside it").then_some(())
+    });
+    assert!(finalising.is_some(), "{}", apache.error_log());
 }
 
 #[test]
@@ -217,6 +325,7 @@ fn apache_embedded_child_runs_them_on_stop() {
     let pids = served(&site);
     assert!(apache.stop(), "Apache did not stop by itself");
     assert_stopped(&site, &pids, "", &apache.error_log());
+    assert_finalised(&site, &pids, &apache.error_log());
 }
 
 /// Under mpm_prefork the child that served exits from its signal handler,
@@ -231,6 +340,7 @@ fn apache_prefork_embedded_child_runs_them_on_stop() {
     let pids = served(&site);
     assert!(apache.stop(), "Apache did not stop by itself");
     assert_stopped(&site, &pids, "", &apache.error_log());
+    assert_finalised(&site, &pids, &apache.error_log());
 }
 
 #[test]
@@ -247,6 +357,7 @@ fn destroy_interpreter_off_skips_atexit_but_not_shutdown_callbacks() {
         assert!(seen.contains_key(&format!("shutdown.{pid}")), "{seen:#?}\n{}", apache.error_log());
         assert!(!seen.contains_key(&format!("atexit.{pid}")), "atexit ran with WSGIDestroyInterpreter Off: {seen:#?}");
     }
+    assert_not_finalised(&site, &pids);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3_ffi as py;
@@ -266,7 +266,12 @@ impl Interpreter {
 
     /// Enters this interpreter on the current thread (taking its GIL).
     pub(crate) fn enter(&self) -> Entered<'_> {
-        ENTRY_DEPTH.with(|depth| depth.set(depth.get() + 1));
+        ENTRY_DEPTH.with(|depth| {
+            if depth.get() == 0 {
+                enter_python_or_wait_for_exit();
+            }
+            depth.set(depth.get() + 1)
+        });
         let tstate = thread_state_for(self.state);
         // SAFETY: `tstate` belongs to this thread and this interpreter and is
         // not current (no nested entry: Entered borrows the interpreter and
@@ -335,8 +340,51 @@ impl Drop for Entered<'_> {
         ENTERED_GIL.with(|entered| *entered.borrow_mut() = outer);
         // SAFETY: we entered with take_gil on this thread.
         unsafe { release_gil(self.gil_held) };
-        ENTRY_DEPTH.with(|depth| depth.set(depth.get().saturating_sub(1)));
+        ENTRY_DEPTH.with(|depth| {
+            depth.set(depth.get().saturating_sub(1));
+            if depth.get() == 0 {
+                THREADS_IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
+            }
+        });
     }
+}
+
+/// How many threads are inside Python through [`Interpreter::enter`]: Python
+/// may only be finalised when none is.
+static THREADS_IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
+
+/// Set once Python is being finalised: no thread may enter it any more.
+static FINALISING: AtomicBool = AtomicBool::new(false);
+
+/// Counts this thread into [`THREADS_IN_PYTHON`]; once Python is being
+/// finalised, parks the thread instead, for good (the process is exiting).
+/// Both sides use sequentially consistent order, so that either the
+/// finaliser sees this thread counted or this thread sees the flag.
+fn enter_python_or_wait_for_exit() {
+    THREADS_IN_PYTHON.fetch_add(1, Ordering::SeqCst);
+    if FINALISING.load(Ordering::SeqCst) {
+        THREADS_IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// The thread states this module created, by address: request threads'
+/// (see [`thread_state_for`]) and each sub-interpreter's first. The others
+/// in a sub-interpreter belong to threads the application started.
+static OUR_THREAD_STATES: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+fn count_as_ours(tstate: *mut py::PyThreadState) {
+    OUR_THREAD_STATES.lock().unwrap_or_else(|e| e.into_inner()).push(tstate as usize);
+}
+
+fn forget_ours(tstate: *mut py::PyThreadState) {
+    OUR_THREAD_STATES.lock().unwrap_or_else(|e| e.into_inner()).retain(|&ours| ours != tstate as usize);
+}
+
+fn is_ours(tstate: *mut py::PyThreadState) -> bool {
+    OUR_THREAD_STATES.lock().unwrap_or_else(|e| e.into_inner()).contains(&(tstate as usize))
 }
 
 thread_local! {
@@ -390,6 +438,7 @@ impl Drop for ThreadStates {
                 if !owned || EXITING.load(Ordering::Relaxed) || py::Py_IsInitialized() == 0 {
                     continue;
                 }
+                forget_ours(tstate);
                 py::PyEval_RestoreThread(tstate);
                 py::PyThreadState_Clear(tstate);
                 py::PyThreadState_DeleteCurrent();
@@ -433,6 +482,7 @@ fn thread_state_for(interp: *mut py::PyInterpreterState) -> *mut py::PyThreadSta
             }
             let tstate = py::PyThreadState_New(interp);
             states.states.push((interp, tstate, true));
+            count_as_ours(tstate);
             tstate
         }
     })
@@ -589,7 +639,10 @@ impl PythonRuntime {
         // its own, the main one released).
         let tstate = unsafe { new_interpreter(own_gil) };
         let tstate = match tstate {
-            Ok(tstate) => tstate,
+            Ok(tstate) => {
+                count_as_ours(tstate);
+                tstate
+            }
             Err(why) => {
                 drop(main_entered);
                 return Err(InterpError::Init(format!(
@@ -605,6 +658,7 @@ impl PythonRuntime {
             // SAFETY: `tstate` is current and its interpreter's GIL held; no
             // thread state is current (and no GIL held) afterwards.
             unsafe { py::Py_EndInterpreter(tstate) };
+            forget_ours(tstate);
             std::mem::forget(main_entered);
             return prepared;
         }
@@ -643,13 +697,16 @@ impl PythonRuntime {
     }
 
     /// Runs the applications' shutdown code, once per process, for a
-    /// planned stop: in every interpreter (application groups first, the
-    /// main one last), the `process_stopping` event to the event and
-    /// shutdown callbacks of the `mod_wsgi` module (`reason` is its
-    /// `shutdown_reason`), then, unless `WSGIDestroyInterpreter Off`,
-    /// Python's `atexit` handlers. The interpreters themselves are not
-    /// finalised: request threads may still hold them, and the process
-    /// exits next.
+    /// planned stop, right before the process exits: in every interpreter
+    /// (application groups first, the main one last), the
+    /// `process_stopping` event to the event and shutdown callbacks of the
+    /// `mod_wsgi` module (`reason` is its `shutdown_reason`). Then, unless
+    /// `WSGIDestroyInterpreter Off`, Python's `atexit` handlers, and the
+    /// interpreters are destroyed as mod_wsgi destroys them: threads the
+    /// application started are waited for (all but daemon threads), every
+    /// sub-interpreter is ended and Python is finalised, unless that could
+    /// crash the exiting process instead (see `finalize`). From then on no
+    /// thread can enter Python.
     ///
     /// Bounded by `timeout` (unless zero): a callback that hangs, or an
     /// interpreter whose lock is never released, makes the process exit
@@ -677,7 +734,7 @@ impl PythonRuntime {
             groups.values().cloned().collect()
         };
         interpreters.push(self.main.clone());
-        for interp in interpreters {
+        for interp in &interpreters {
             let _entered = interp.enter();
             // SAFETY: we hold this interpreter's GIL.
             unsafe {
@@ -688,7 +745,74 @@ impl PythonRuntime {
             }
         }
         EXITING.store(true, Ordering::Relaxed);
+        if self.config.destroy_interpreter {
+            interpreters.pop();
+            self.finalize(&interpreters);
+        }
         let _ = done.send(());
+    }
+
+    /// Ends the sub-interpreters `subs` and finalises Python, for good.
+    ///
+    /// Skipped, with the reason in the log, when that could crash the
+    /// process instead: a thread is still inside Python (a request that
+    /// outlived the graceful timeout), a sub-interpreter has a GIL of its
+    /// own, or a thread the application started in a sub-interpreter is
+    /// still running once the non-daemon ones have ended (ending the
+    /// interpreter would pull its state from under it). Daemon threads of
+    /// the main interpreter do not prevent it: Python ends them as it does
+    /// in any program that exits.
+    fn finalize(&self, subs: &[Arc<Interpreter>]) {
+        FINALISING.store(true, Ordering::SeqCst);
+        let pid = std::process::id();
+        let busy = THREADS_IN_PYTHON.load(Ordering::SeqCst);
+        if busy > 0 {
+            eprintln!("mod_wsgi (pid={pid}): Python is not finalised: {busy} thread(s) are still inside it.");
+            return;
+        }
+        if let Some(own) = subs.iter().find(|sub| !Arc::ptr_eq(&sub.gil_held, &self.main.gil_held)) {
+            eprintln!(
+                "mod_wsgi (pid={pid}): Python is not finalised: application group '{}' has a GIL of its own.",
+                own.group
+            );
+            return;
+        }
+        let main_tstate = thread_state_for(self.main.state);
+        let sub_tstates: Vec<_> = subs.iter().map(|sub| thread_state_for(sub.state)).collect();
+        // SAFETY: no other thread is inside Python, nor can enter it (checked
+        // and flagged above); all the interpreters share the main GIL, which
+        // this thread takes with its own main state and holds throughout.
+        // Each state swapped in is this thread's for its interpreter.
+        unsafe {
+            py::PyEval_RestoreThread(main_tstate);
+            let mut still_running = Vec::new();
+            for (sub, &tstate) in subs.iter().zip(&sub_tstates) {
+                py::PyThreadState_Swap(tstate);
+                wait_for_application_threads();
+                let theirs = thread_states(sub.state).filter(|&other| other != tstate && !is_ours(other)).count();
+                if theirs > 0 {
+                    still_running.push(format!("'{}' ({theirs})", sub.group));
+                }
+            }
+            py::PyThreadState_Swap(main_tstate);
+            if !still_running.is_empty() {
+                eprintln!(
+                    "mod_wsgi (pid={pid}): Python is not finalised: threads the application started still run in application group {}.",
+                    still_running.join(", ")
+                );
+                py::PyEval_SaveThread();
+                return;
+            }
+            for (sub, &tstate) in subs.iter().zip(&sub_tstates) {
+                py::PyThreadState_Swap(tstate);
+                delete_thread_states_but(sub.state, tstate);
+                py::Py_EndInterpreter(tstate);
+                py::PyThreadState_Swap(main_tstate);
+            }
+            if py::Py_FinalizeEx() != 0 {
+                eprintln!("mod_wsgi (pid={pid}): finalising Python could not flush its standard streams.");
+            }
+        }
     }
 
     /// Whether this thread is inside Python entered through this runtime,
@@ -728,6 +852,71 @@ unsafe fn run_atexit_handlers() {
         if ran.is_none() {
             let error = ffi::take_exception();
             eprintln!("mod_wsgi (pid={}): running atexit handlers failed:\n{}", std::process::id(), error.traceback);
+        }
+    }
+}
+
+/// `threading._shutdown()` in the current interpreter, if it imported
+/// `threading`: waits for the threads the application started, all but
+/// daemon threads, as Python does before it finalises.
+///
+/// # Safety
+/// The GIL of the interpreter is held, its state current.
+unsafe fn wait_for_application_threads() {
+    // SAFETY: the GIL is held (caller); the module is borrowed from
+    // sys.modules, the result owned by Obj.
+    unsafe {
+        let threading = py::PyDict_GetItemString(py::PyImport_GetModuleDict(), c"threading".as_ptr());
+        if threading.is_null() {
+            return;
+        }
+        let threading = Obj::from_borrowed(threading);
+        if Obj::from_owned(py::PyObject_CallMethod(threading.as_ptr(), c"_shutdown".as_ptr(), std::ptr::null()))
+            .is_none()
+        {
+            let error = ffi::take_exception();
+            eprintln!(
+                "mod_wsgi (pid={}): waiting for the application's threads failed:\n{}",
+                std::process::id(),
+                error.traceback
+            );
+        }
+    }
+}
+
+/// The thread states of `interp`.
+///
+/// # Safety
+/// The GIL of `interp` is held, and no thread state of it is created or
+/// deleted while the iterator is used.
+unsafe fn thread_states(interp: *mut py::PyInterpreterState) -> impl Iterator<Item = *mut py::PyThreadState> {
+    // SAFETY: as the caller promises.
+    let head = unsafe { py::PyInterpreterState_ThreadHead(interp) };
+    std::iter::successors((!head.is_null()).then_some(head), |&tstate| {
+        // SAFETY: `tstate` is a live state of `interp` (as above).
+        let next = unsafe { py::PyThreadState_Next(tstate) };
+        (!next.is_null()).then_some(next)
+    })
+}
+
+/// Clears and deletes every thread state of `interp` but `keep`, the
+/// current one: `Py_EndInterpreter` requires it to be the last.
+///
+/// # Safety
+/// The GIL of `interp` is held with `keep` current, and the threads of the
+/// other states will never run Python again.
+unsafe fn delete_thread_states_but(interp: *mut py::PyInterpreterState, keep: *mut py::PyThreadState) {
+    // SAFETY: as the caller promises; the states are collected before any
+    // is deleted. Each is made current while cleared, so that what its
+    // clearing runs sees it, and deleted once no longer current.
+    unsafe {
+        let others: Vec<_> = thread_states(interp).filter(|&tstate| tstate != keep).collect();
+        for tstate in others {
+            py::PyThreadState_Swap(tstate);
+            py::PyThreadState_Clear(tstate);
+            py::PyThreadState_Swap(keep);
+            py::PyThreadState_Delete(tstate);
+            forget_ours(tstate);
         }
     }
 }
