@@ -315,6 +315,23 @@ fn apache_request_timeout_replacement_runs_them() {
     assert!(finalising.is_some(), "{}", apache.error_log());
 }
 
+/// An interpreter that makes no progress for `deadlock-timeout` gets its
+/// process replaced; when it answers again within `shutdown-timeout`, the
+/// shutdown code runs, with the reason `deadlock_timeout`.
+#[test]
+fn apache_deadlock_replacement_runs_them_once_the_interpreter_answers() {
+    tests::require!(tests::apache::APACHE_BINARY);
+    let site = site();
+    let apache = Apache::start(&ApacheOptions::ours(apache_config(&site, "deadlock-timeout=1 shutdown-timeout=10")));
+    let address = apache.address();
+    let stalled = std::thread::spawn(move || tests::http_request(address, "GET", "/?stall", &[], b""));
+    let pids = tests::wait_for(Duration::from_secs(10), || Some(served(&site)).filter(|pids| !pids.is_empty()))
+        .expect("the stalling request never started");
+    assert_stopped(&site, &pids, "deadlock_timeout", &apache.error_log());
+    assert!(apache.error_log().contains("appears to have deadlocked"), "{}", apache.error_log());
+    let _ = stalled.join();
+}
+
 #[test]
 fn apache_embedded_child_runs_them_on_stop() {
     tests::require!(tests::apache::APACHE_BINARY);

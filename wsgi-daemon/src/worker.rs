@@ -357,7 +357,14 @@ pub fn serve(
                     ),
                 );
                 control.say(crate::control::RECYCLE);
-                // Nothing can finish while the interpreter is stuck.
+                // No request can finish while the interpreter is stuck, so
+                // none more is taken. The shutdown code runs if the
+                // interpreter answers again within shutdown-timeout (as
+                // mod_wsgi tries it too); else that timeout ends the process.
+                finish(&shared, ServeEnd::TimedOut);
+                if let Some(shutdown_timeout) = options.exit_after_graceful_timeout.filter(|t| !t.is_zero()) {
+                    shared.runner.stop("deadlock_timeout", shutdown_timeout);
+                }
                 sys::exit_now(1);
             }
         }
