@@ -797,8 +797,13 @@ fn serve_connection(slot: usize, shared: &Shared<'_>, connection: &mut Connectio
         RunOutcome::NotLoaded => shared.load_failed.store(true, Ordering::Relaxed),
         _ => shared.loaded.store(true, Ordering::Relaxed),
     }
+    // Nor does a response end that never started: a body that broke off
+    // before the application answered gets an Error frame too.
     let last = if matches!(outcome, RunOutcome::Failed | RunOutcome::NotLoaded) && !sink.ended {
         Frame::Error("500 the application failed mid-response".into())
+    } else if !head_sent.load(Ordering::Relaxed) {
+        let why = if body_ok { "500 the application sent no response" } else { "400 the request body broke off" };
+        Frame::Error(why.into())
     } else {
         Frame::ResponseEnd
     };

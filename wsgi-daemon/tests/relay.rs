@@ -12,10 +12,13 @@ use wsgi_core::testing::RecordingSink;
 use wsgi_core::{AppTarget, Environ, ErrorLog, LogLevel, ResponseWriter, RunOutcome, WsgiRunner};
 use wsgi_daemon::client::{DaemonClient, ForwardError};
 use wsgi_daemon::control::ControlPipe;
-use wsgi_daemon::protocol::{write_frame, write_handshake, Frame, RequestStart, ResponseStart};
+use wsgi_daemon::protocol::{
+    read_frame, read_handshake, write_frame, write_handshake, Frame, RequestStart, ResponseStart,
+};
 use wsgi_daemon::worker::{serve, WorkerOptions};
 
-/// Echoes the body with the PATH_INFO; `/fail` fails, `/slow` sleeps.
+/// Echoes the body with the PATH_INFO; `/fail` fails, `/slow` sleeps,
+/// `/strict` gives up (as the client gone) when the body cannot be read.
 struct EchoApp {
     calls: AtomicUsize,
 }
@@ -39,7 +42,9 @@ impl WsgiRunner for EchoApp {
             std::thread::sleep(Duration::from_millis(1500));
         }
         let mut data = Vec::new();
-        let _ = body.read_to_end(&mut data);
+        if body.read_to_end(&mut data).is_err() && path == "/strict" {
+            return RunOutcome::ClientGone;
+        }
         let _ = response.start_response("200 OK", vec![("X-Path".into(), path.clone())], false);
         let _ = response.write(&data);
         let _ = response.write(path.as_bytes());
@@ -158,6 +163,41 @@ fn no_daemon_listening_is_unavailable_after_the_connect_timeout() {
         Err(ForwardError::Unavailable(_)) => {}
         other => panic!("expected unavailable, got {other:?}"),
     }
+    let _ = std::fs::remove_file(&path);
+}
+
+// Found by the daemon_serve fuzz target: a request whose body broke off
+// before the application answered ended with a ResponseEnd and no head,
+// which the front end logs as a daemon's malformed response.
+#[test]
+fn a_request_body_that_breaks_off_gets_an_error_not_a_headless_end() {
+    let path = socket_path("broken-body");
+    let listener = UnixListener::bind(&path).unwrap();
+    let app = EchoApp { calls: AtomicUsize::new(0) };
+    let (stop_read, stop_write) = wsgi_daemon::sys::pipe().unwrap();
+    std::thread::scope(|scope| {
+        let server =
+            scope.spawn(|| serve(&listener, &app, &options(1), &ControlPipe::none(), stop_read.as_raw_fd(), &NoLog));
+        let mut connection = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let mut sent = Vec::new();
+        write_handshake(&mut sent).unwrap();
+        write_frame(&mut sent, &Frame::RequestStart(request("/strict", true))).unwrap();
+        write_frame(&mut sent, &Frame::BodyChunk(bytes::Bytes::from_static(b"half a bo"))).unwrap();
+        connection.write_all(&sent).unwrap();
+        connection.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reader = std::io::BufReader::new(connection);
+        read_handshake(&mut reader).unwrap();
+        let mut frames = Vec::new();
+        while let Ok(Some(frame)) = read_frame(&mut reader) {
+            frames.push(frame);
+        }
+        assert!(
+            matches!(&frames[..], [Frame::Error(message)] if message.starts_with("400 ")),
+            "the daemon answered {frames:?}"
+        );
+        std::fs::File::from(stop_write).write_all(b"x").unwrap();
+        server.join().unwrap();
+    });
     let _ = std::fs::remove_file(&path);
 }
 
