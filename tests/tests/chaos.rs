@@ -9,6 +9,11 @@
 //! the numbers can be quoted. They run in parallel: the short ones on
 //! cargo's test threads, the two kill scenarios and the graceful one,
 //! which take a minute each, in one test of three threads.
+//!
+//! `CHAOS_SCENARIOS=standalone` (a comma-separated list of words) runs
+//! only the minute-long scenarios whose name holds one of them, to
+//! measure one without the others' load: `CHAOS_SCENARIOS=kill-9
+//! cargo test -p tests --test chaos a_minute -- --nocapture`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -373,8 +378,15 @@ fn a_minute_of_kills_and_graceful_restarts_under_load() {
         ("standalone kill-9", standalone_kill_nine_every_two_seconds_fails_only_requests_in_flight),
         ("apache graceful", apache_graceful_every_two_seconds_fails_no_request),
     ];
+    let wanted = std::env::var("CHAOS_SCENARIOS").unwrap_or_default();
+    let wanted: Vec<&str> = wanted.split(',').map(str::trim).filter(|word| !word.is_empty()).collect();
+    let chosen: Vec<_> = scenarios
+        .iter()
+        .filter(|(name, _)| wanted.is_empty() || wanted.iter().any(|word| name.contains(word)))
+        .collect();
+    assert!(!chosen.is_empty(), "CHAOS_SCENARIOS={} names none of the scenarios", wanted.join(","));
     let failures: Vec<String> = std::thread::scope(|scope| {
-        let running: Vec<_> = scenarios.iter().map(|&(name, run)| (name, scope.spawn(run))).collect();
+        let running: Vec<_> = chosen.iter().map(|&&(name, run)| (name, scope.spawn(run))).collect();
         running
             .into_iter()
             .filter_map(|(name, scenario)| {

@@ -31,9 +31,10 @@ use crate::sys;
 pub const BODY_CHUNK: usize = 32 * 1024;
 
 /// How long after it was opened a connection to a daemon process is kept
-/// for another request (one connect and handshake a second per kept
-/// connection).
-pub const REUSE_FOR: Duration = Duration::from_secs(1);
+/// for another request: four connects and handshakes a second per kept
+/// connection, and a replacement process gets requests within a quarter
+/// of a second of being ready.
+pub const REUSE_FOR: Duration = Duration::from_millis(250);
 
 /// Why a request could not be relayed in full.
 #[derive(Debug, thiserror::Error)]

@@ -309,8 +309,14 @@ fn run_with_hangup(
     }
     let signals = sys::on_signals(&handled).map_err(ManagerError::Signals)?;
     let mut signals = File::from(signals);
-    let mut manager =
-        Manager { spec, processes: HashMap::new(), vacant: Vec::new(), failures: 0, retired_predecessor: false };
+    let mut manager = Manager {
+        spec,
+        processes: HashMap::new(),
+        vacant: Vec::new(),
+        failures: 0,
+        retry_at: None,
+        retired_predecessor: false,
+    };
     for slot in 0..spec.processes.max(1) {
         manager.fill(slot, starter, log)?;
     }
@@ -321,7 +327,7 @@ fn run_with_hangup(
         let mut fds = vec![signals.as_raw_fd()];
         let pids: Vec<i32> = manager.processes.keys().copied().collect();
         fds.extend(pids.iter().map(|pid| manager.processes[pid].control.as_raw_fd()));
-        let ready = sys::poll_readable(&fds, Some(Duration::from_millis(500))).unwrap_or_default();
+        let ready = sys::poll_readable(&fds, Some(manager.next_turn())).unwrap_or_default();
         if ready.first().copied().unwrap_or(false) {
             let mut buf = [0u8; 64];
             let n = signals.read(&mut buf).unwrap_or(0);
@@ -384,19 +390,27 @@ struct Manager<'a> {
     /// Consecutive processes that died before becoming ready, or could not
     /// be started.
     failures: u32,
+    /// Until when vacant slots wait after a failure. The wait is a time,
+    /// not a sleep: the other processes' deaths, messages and heartbeats
+    /// are handled meanwhile.
+    retry_at: Option<Instant>,
     retired_predecessor: bool,
 }
 
 impl Manager<'_> {
-    /// Starts a process for `slot`; one that cannot be started leaves the
-    /// slot vacant, to be tried again by [`Manager::timers`], and counts as
-    /// a failure.
+    /// Starts a process for `slot`, unless a failure's back-off is running;
+    /// then, or when it cannot be started (which counts as a failure), the
+    /// slot waits in `vacant` for [`Manager::timers`].
     fn fill(
         &mut self,
         slot: usize,
         starter: &mut dyn ProcessStarter,
         log: &dyn Fn(&str),
     ) -> Result<Option<i32>, ManagerError> {
+        if self.backing_off() {
+            self.vacant.push(slot);
+            return Ok(None);
+        }
         if let Some(pid) = self.start(slot, starter, log) {
             return Ok(Some(pid));
         }
@@ -406,8 +420,9 @@ impl Manager<'_> {
     }
 
     /// Counts a process that died before it was ready, or could not be
-    /// started: gives up where told to, else backs off so that a broken
-    /// application does not spin.
+    /// started: gives up where told to, else backs off (200 ms more for each
+    /// consecutive failure, up to 2 s) so that a broken application does
+    /// not spin.
     fn failed(&mut self, log: &dyn Fn(&str)) -> Result<(), ManagerError> {
         self.failures += 1;
         let spec = self.spec;
@@ -415,8 +430,22 @@ impl Manager<'_> {
             self.stop_all(log);
             return Err(ManagerError::GaveUp { count: self.failures, kind: spec.kind });
         }
-        std::thread::sleep(Duration::from_millis(200 * u64::from(self.failures.min(10))));
+        self.retry_at = Some(Instant::now() + Duration::from_millis(200 * u64::from(self.failures.min(10))));
         Ok(())
+    }
+
+    fn backing_off(&self) -> bool {
+        self.retry_at.is_some_and(|at| Instant::now() < at)
+    }
+
+    /// How long the main loop may wait for a signal or a message: half a
+    /// second for the timers, less when a vacant slot's back-off ends sooner.
+    fn next_turn(&self) -> Duration {
+        let turn = Duration::from_millis(500);
+        match self.retry_at {
+            Some(at) if !self.vacant.is_empty() => at.saturating_duration_since(Instant::now()).min(turn),
+            _ => turn,
+        }
     }
 
     fn start(&mut self, slot: usize, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) -> Option<i32> {
@@ -536,9 +565,10 @@ impl Manager<'_> {
     }
 
     fn timers(&mut self, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) -> Result<(), ManagerError> {
-        // One vacancy a turn: a failure backs off, and signals and control
-        // messages must not wait for every vacancy's.
-        if let Some(slot) = self.vacant.pop() {
+        // Every vacancy whose back-off has ended; a new failure starts
+        // another back-off, and the rest wait for it.
+        while !self.backing_off() {
+            let Some(slot) = self.vacant.pop() else { break };
             self.fill(slot, starter, log)?;
         }
         let spec = self.spec;
