@@ -591,6 +591,61 @@ fn standalone_a_stopped_daemon_process_is_replaced_and_its_clients_get_504() {
     stop(&mut server);
 }
 
+/// The live children of `top`: with no daemon group, the standalone
+/// server's serving processes.
+fn children_of(top: u32) -> HashSet<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|&pid| parent_of(pid) == Some(top))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        })
+        .collect()
+}
+
+/// A serving process of the standalone server (embedded mode, not a
+/// daemon process) stopped with SIGSTOP falls silent to its supervisor,
+/// which kills it once `--request-timeout` plus two heartbeats have passed
+/// and starts another; the server keeps answering meanwhile.
+#[test]
+fn standalone_a_stopped_serving_process_is_replaced() {
+    let site = site("chaos-standalone-serving-stop");
+    let config = site.write("serving.conf", &format!("WSGIScriptAlias /app {}/app.wsgi\n", site.path().display()));
+    let mut server = Server::start([
+        "--config".as_ref(),
+        config.as_os_str(),
+        "--processes".as_ref(),
+        "2".as_ref(),
+        "--request-timeout".as_ref(),
+        "2".as_ref(),
+    ]);
+    let (address, top) = (server.address(), server.pid());
+    let serving = tests::wait_for(Duration::from_secs(30), || {
+        let children = children_of(top);
+        (children.len() == 2 && matches!(get(address, "/app/x", HANG), Outcome::Status(200, _))).then_some(children)
+    })
+    .unwrap_or_else(|| panic!("the server did not start its 2 serving processes\n{}", server.stderr()));
+    let victim = *serving.iter().min().unwrap();
+    let stopped_at = Instant::now();
+    signal(victim, "-STOP");
+    let _continue = Continue(victim);
+    let replaced = tests::wait_for(Duration::from_secs(30), || {
+        let children = children_of(top);
+        (!children.contains(&victim) && children.len() == 2).then_some(())
+    });
+    let replaced_after = stopped_at.elapsed();
+    let statuses: Vec<Outcome> = (0..20).map(|_| get(address, "/app/x", HANG)).collect();
+    let served = statuses.iter().filter(|outcome| matches!(outcome, Outcome::Status(200, _))).count();
+    eprintln!("chaos: standalone serving process SIGSTOP: killed and replaced after {}", seconds(replaced_after));
+    assert!(replaced.is_some(), "the stopped serving process {victim} was not replaced\n{}", server.stderr());
+    assert_eq!(served, 20, "after the replacement\n{}", server.stderr());
+    assert!(server.stderr().contains("has not responded for"), "{}", server.stderr());
+    stop(&mut server);
+}
+
 /// A small tmpfs, unmounted (lazily, whatever still holds it) on drop.
 struct Tmpfs {
     dir: TempDir,

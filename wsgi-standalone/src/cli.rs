@@ -159,6 +159,8 @@ pub(crate) struct ServerArgs {
     #[arg(long, default_value_t = 10_485_760, conflicts_with = "config")]
     pub(crate) limit_request_body: u64,
     /// Seconds an application may take to start its response (504 after).
+    /// A serving process of --processes silent for this plus 2 s (stopped
+    /// or frozen) is killed and replaced; 0 turns both off.
     #[arg(long, default_value_t = 60)]
     pub(crate) request_timeout: u64,
     /// Seconds a request may wait for a free worker (504 after).

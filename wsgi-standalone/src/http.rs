@@ -76,8 +76,9 @@ pub struct Shared {
     pub log: Arc<ServerLog>,
     /// Settings.
     pub settings: HttpSettings,
-    /// Recycling after `--maximum-requests`, under a supervisor.
-    pub recycle: Recycle,
+    /// What this serving process tells its supervisor: ready, alive,
+    /// recycle me (`--maximum-requests`).
+    pub supervisor: SupervisorLink,
     /// Set when the server stops: responses then close their connections.
     pub draining: std::sync::atomic::AtomicBool,
     /// The error and access logs of each server.
@@ -134,24 +135,41 @@ impl Health {
     }
 }
 
-/// A serving process's part in recycling: say [`wsgi_daemon::control::READY`]
-/// when serving, and [`wsgi_daemon::control::RECYCLE`] once after the
-/// maximum number of requests.
-pub struct Recycle {
+/// What a serving process tells its supervisor (the top process):
+/// [`wsgi_daemon::control::READY`] when serving, a
+/// [`wsgi_daemon::control::HEARTBEAT`] every second while its I/O runtime
+/// runs, and [`wsgi_daemon::control::RECYCLE`] once after the maximum
+/// number of requests.
+pub struct SupervisorLink {
     after: u64,
     control: Option<ControlPipe>,
     asked: std::sync::atomic::AtomicBool,
 }
 
-impl Recycle {
-    /// Recycling after `after` requests (0: never), told to `control`.
-    pub fn new(after: u64, control: Option<ControlPipe>) -> Recycle {
-        Recycle { after, control, asked: std::sync::atomic::AtomicBool::new(false) }
+impl SupervisorLink {
+    /// Messages to `control` (none without a supervisor), asking for
+    /// recycling after `after` requests (0: never).
+    pub fn new(after: u64, control: Option<ControlPipe>) -> SupervisorLink {
+        SupervisorLink { after, control, asked: std::sync::atomic::AtomicBool::new(false) }
     }
 
     fn ready(&self) {
         if let Some(control) = &self.control {
             control.say(wsgi_daemon::control::READY);
+        }
+    }
+
+    /// Sends a heartbeat every [`wsgi_daemon::control::HEARTBEAT_INTERVAL`]
+    /// from the I/O runtime, for as long as it runs (draining included):
+    /// a process stopped or frozen whole, or whose runtime is stuck, falls
+    /// silent, and its supervisor replaces it.
+    async fn beat(shared: Arc<Shared>) {
+        let Some(control) = &shared.supervisor.control else { return };
+        let mut every = tokio::time::interval(wsgi_daemon::control::HEARTBEAT_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            control.say(wsgi_daemon::control::HEARTBEAT);
         }
     }
 
@@ -436,7 +454,8 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
     let _hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     // Ready once its signals are handled: the supervisor's notices (and
     // its SIGTERM) then reach the handlers, not the default actions.
-    shared.recycle.ready();
+    shared.supervisor.ready();
+    let heartbeat = tokio::spawn(SupervisorLink::beat(shared.clone()));
     loop {
         tokio::select! {
             conn = accepted.recv() => match conn {
@@ -476,6 +495,7 @@ pub async fn serve(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<
             shared.log.log(LogLevel::Warn, "graceful timeout expired with requests still in flight");
         }
     }
+    heartbeat.abort();
     Ok(())
 }
 
@@ -1513,7 +1533,7 @@ async fn run_app(
     if let (BodySource::Buffered(bytes), Some(group)) = (&body, shared.daemon_groups.get(&app.process_group)) {
         let bytes = bytes.clone();
         shared.pool.count_relayed();
-        shared.recycle.count(shared.pool.total(), &shared.log);
+        shared.supervisor.count(shared.pool.total(), &shared.log);
         let request_log = log.for_request(&peer, request_id);
         let timeout = shared.settings.request_timeout;
         return match group.relay(*app, bytes, timeout, &request_log, log).await {
@@ -1556,7 +1576,7 @@ async fn run_app(
             return error_response(504, software);
         }
     };
-    shared.recycle.count(shared.pool.total(), &shared.log);
+    shared.supervisor.count(shared.pool.total(), &shared.log);
     match start {
         Some(Start { head, body, rest: None }) => {
             let body = match body.len() {

@@ -47,7 +47,7 @@ pub(crate) fn watch_modules(
         });
         if changed {
             shared.log.log(LogLevel::Info, "a loaded module changed on disk; replacing this process");
-            let _ = shared.recycle.request();
+            let _ = shared.supervisor.request();
             return;
         }
         known = now;

@@ -613,6 +613,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
                 processes: if args.daemon { 1 } else { args.processes as usize },
                 graceful: Duration::from_secs(args.graceful_timeout),
                 drain_delay: args.health_path.as_ref().map(|_| Duration::from_secs(args.drain_delay.unwrap_or(5))),
+                liveness: supervisor::liveness_timeout(Duration::from_secs(args.request_timeout)),
             };
             let _pid_file = args.pid_file.as_deref().map(PidFile::write).transpose()?;
             let mut control =
@@ -723,7 +724,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
             server_software: software,
             proxy_protocol: args.proxy_protocol.then(|| proxy_allow_from(&args)),
         },
-        recycle: http::Recycle::new(after, control),
+        supervisor: http::SupervisorLink::new(after, control),
         draining: std::sync::atomic::AtomicBool::new(false),
         logs,
         pid: std::process::id(),

@@ -6,9 +6,11 @@
 //! the listening sockets inherited (one accept queue, shared, so a process
 //! that stops accepting leaves its share of pending connections to the
 //! others) and a control pipe on which it says when it is ready and when
-//! it reached `--maximum-requests`. A recycling process keeps serving
-//! until its replacement is ready; only then is it told to stop (SIGTERM:
-//! it finishes its requests in flight). One that dies is started again;
+//! it reached `--maximum-requests`, and sends a heartbeat every second:
+//! one silent for longer than [`liveness_timeout`] is killed and
+//! replaced. A recycling process keeps serving until its replacement is
+//! ready; only then is it told to stop (SIGTERM: it finishes its requests
+//! in flight). One that dies is started again;
 //! five in a row that die before serving stop the server.
 
 use std::os::fd::{AsRawFd, RawFd};
@@ -41,6 +43,22 @@ pub struct Supervision {
     /// `--health-path`'s `--drain-delay`: how long they serve on, their
     /// health path answering 503, once the server is told to stop.
     pub drain_delay: Option<Duration>,
+    /// How long a ready process may send no heartbeat before it is killed
+    /// and replaced (zero: never); see [`liveness_timeout`].
+    pub liveness: Duration,
+}
+
+/// How long a serving process may stay silent: `--request-timeout` plus
+/// two heartbeat intervals, as for a daemon process
+/// (`wsgi_daemon::process::liveness_timeout`). Its heartbeats come from
+/// its I/O runtime, so a process stopped with SIGSTOP, frozen whole or
+/// with a stuck runtime falls silent; by then its requests in flight are
+/// past their time limit. Zero (no watch) when the request timeout is.
+pub fn liveness_timeout(request_timeout: Duration) -> Duration {
+    if request_timeout.is_zero() {
+        return Duration::ZERO;
+    }
+    request_timeout + 2 * wsgi_daemon::control::HEARTBEAT_INTERVAL
 }
 
 /// Runs the serving processes, each with the variables of `env` set and
@@ -75,8 +93,7 @@ pub fn supervise(
         kind: "serving process",
         give_up_after: Some(FAILED_STARTS_LIMIT),
         stop_notice: supervision.drain_delay.map(|delay| StopNotice { signal: libc::SIGUSR2, delay }),
-        // Serving processes send no heartbeat.
-        liveness_timeout: Duration::ZERO,
+        liveness_timeout: supervision.liveness,
     };
     let log_line = |message: &str| log.log(LogLevel::Info, message);
     let mut starter = ProgramStarter::new(command, listen_fds.into_iter().chain(inherit).collect());
