@@ -360,7 +360,7 @@ fn start(kind: Kind, env: &Env, connections: u32) -> std::result::Result<Running
     let mut running = match kind {
         Kind::ApacheModule { ours, daemon } => {
             let module = if ours { env.our_module.display().to_string() } else { REFERENCE_MODULE.to_string() };
-            let mut config = mpm_settings(connections.max(25));
+            let mut config = mpm_settings(2, connections.max(25));
             // The same text for both modules: the static files through
             // mod_alias (which translates before mod_wsgi does), the
             // application in the main interpreter, as mod_wsgi-express

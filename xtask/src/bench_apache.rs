@@ -19,16 +19,17 @@ pub(crate) const APACHE: &str = "/usr/sbin/apache2";
 pub(crate) const MODULES_DIR: &str = "/usr/lib/apache2/modules";
 pub(crate) const REFERENCE_MODULE: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
 
-/// The MPM and its settings, the same for every server: two event-MPM
-/// children started up front and never replaced, each with a thread for
-/// every wrk connection (otherwise a child whose threads are all busy
-/// closes its idle keep-alive connections, which wrk counts as read
-/// errors), and unlimited keep-alive requests.
-pub(crate) fn mpm_settings(threads_per_child: u32) -> String {
+/// The MPM and its settings, the same for every server: `children`
+/// event-MPM children (the benches use two) started up front and never
+/// replaced, each with a thread for every wrk connection (otherwise a
+/// child whose threads are all busy closes its idle keep-alive
+/// connections, which wrk counts as read errors), and unlimited
+/// keep-alive requests.
+pub(crate) fn mpm_settings(children: u32, threads_per_child: u32) -> String {
     format!(
         "LoadModule mpm_event_module {MODULES_DIR}/mod_mpm_event.so\n\
-         StartServers 2\n\
-         ServerLimit 2\n\
+         StartServers {children}\n\
+         ServerLimit {children}\n\
          ThreadLimit {threads_per_child}\n\
          ThreadsPerChild {threads_per_child}\n\
          MaxRequestWorkers {workers}\n\
@@ -38,7 +39,7 @@ pub(crate) fn mpm_settings(threads_per_child: u32) -> String {
          KeepAlive On\n\
          MaxKeepAliveRequests 0\n\
          KeepAliveTimeout 5\n",
-        workers = 2 * threads_per_child,
+        workers = children * threads_per_child,
     )
 }
 
@@ -162,7 +163,7 @@ impl Apache {
         threads_per_child: u32,
         mode: Mode,
     ) -> std::result::Result<Apache, String> {
-        let mut config = mpm_settings(threads_per_child);
+        let mut config = mpm_settings(2, threads_per_child);
         match (variant, mode) {
             (Variant::Static, _) => {}
             (Variant::Ours | Variant::ModWsgi, Mode::Embedded) => {
