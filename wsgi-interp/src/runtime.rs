@@ -765,16 +765,8 @@ impl PythonRuntime {
     fn finalize(&self, subs: &[Arc<Interpreter>]) {
         FINALISING.store(true, Ordering::SeqCst);
         let pid = std::process::id();
-        let busy = THREADS_IN_PYTHON.load(Ordering::SeqCst);
-        if busy > 0 {
-            eprintln!("mod_wsgi (pid={pid}): Python is not finalised: {busy} thread(s) are still inside it.");
-            return;
-        }
-        if let Some(own) = subs.iter().find(|sub| !Arc::ptr_eq(&sub.gil_held, &self.main.gil_held)) {
-            eprintln!(
-                "mod_wsgi (pid={pid}): Python is not finalised: application group '{}' has a GIL of its own.",
-                own.group
-            );
+        if let Some(reason) = self.finalising_would_crash(subs) {
+            eprintln!("mod_wsgi (pid={pid}): Python is not finalised: {reason}.");
             return;
         }
         let main_tstate = thread_state_for(self.main.state);
@@ -785,15 +777,7 @@ impl PythonRuntime {
         // Each state swapped in is this thread's for its interpreter.
         unsafe {
             py::PyEval_RestoreThread(main_tstate);
-            let mut still_running = Vec::new();
-            for (sub, &tstate) in subs.iter().zip(&sub_tstates) {
-                py::PyThreadState_Swap(tstate);
-                wait_for_application_threads();
-                let theirs = thread_states(sub.state).filter(|&other| other != tstate && !is_ours(other)).count();
-                if theirs > 0 {
-                    still_running.push(format!("'{}' ({theirs})", sub.group));
-                }
-            }
+            let still_running = wait_for_application_threads_in(subs, &sub_tstates);
             py::PyThreadState_Swap(main_tstate);
             if !still_running.is_empty() {
                 eprintln!(
@@ -813,6 +797,18 @@ impl PythonRuntime {
                 eprintln!("mod_wsgi (pid={pid}): finalising Python could not flush its standard streams.");
             }
         }
+    }
+
+    /// Why ending the interpreters now could crash the process, if it
+    /// could, before any GIL is taken: a thread still inside Python, or a
+    /// sub-interpreter with a GIL of its own.
+    fn finalising_would_crash(&self, subs: &[Arc<Interpreter>]) -> Option<String> {
+        let busy = THREADS_IN_PYTHON.load(Ordering::SeqCst);
+        if busy > 0 {
+            return Some(format!("{busy} thread(s) are still inside it"));
+        }
+        let own = subs.iter().find(|sub| !Arc::ptr_eq(&sub.gil_held, &self.main.gil_held))?;
+        Some(format!("application group '{}' has a GIL of its own", own.group))
     }
 
     /// Whether this thread is inside Python entered through this runtime,
@@ -844,14 +840,11 @@ impl PythonRuntime {
 /// # Safety
 /// The GIL of the interpreter is held.
 unsafe fn run_atexit_handlers() {
-    // SAFETY: the GIL is held (caller); references are owned by Obj.
+    // SAFETY: the GIL is held (caller); the module is owned by Obj.
     unsafe {
-        let ran = Obj::from_owned(py::PyImport_ImportModule(c"atexit".as_ptr())).and_then(|atexit| {
-            Obj::from_owned(py::PyObject_CallMethod(atexit.as_ptr(), c"_run_exitfuncs".as_ptr(), std::ptr::null()))
-        });
-        if ran.is_none() {
-            let error = ffi::take_exception();
-            eprintln!("mod_wsgi (pid={}): running atexit handlers failed:\n{}", std::process::id(), error.traceback);
+        match Obj::from_owned(py::PyImport_ImportModule(c"atexit".as_ptr())) {
+            Some(atexit) => call_at_stop(&atexit, c"_run_exitfuncs", "running atexit handlers"),
+            None => report_stop_failure("running atexit handlers"),
         }
     }
 }
@@ -864,24 +857,67 @@ unsafe fn run_atexit_handlers() {
 /// The GIL of the interpreter is held, its state current.
 unsafe fn wait_for_application_threads() {
     // SAFETY: the GIL is held (caller); the module is borrowed from
-    // sys.modules, the result owned by Obj.
+    // sys.modules and held by Obj while it is called.
     unsafe {
         let threading = py::PyDict_GetItemString(py::PyImport_GetModuleDict(), c"threading".as_ptr());
-        if threading.is_null() {
-            return;
-        }
-        let threading = Obj::from_borrowed(threading);
-        if Obj::from_owned(py::PyObject_CallMethod(threading.as_ptr(), c"_shutdown".as_ptr(), std::ptr::null()))
-            .is_none()
-        {
-            let error = ffi::take_exception();
-            eprintln!(
-                "mod_wsgi (pid={}): waiting for the application's threads failed:\n{}",
-                std::process::id(),
-                error.traceback
-            );
+        if !threading.is_null() {
+            call_at_stop(&Obj::from_borrowed(threading), c"_shutdown", "waiting for the application's threads");
         }
     }
+}
+
+/// Waits for the application's threads in each of `subs`, through its
+/// state of `tstates`, and names the groups where some still run (not
+/// counting our own parked request threads), with how many.
+///
+/// # Safety
+/// The shared GIL is held; each state of `tstates` is this thread's for
+/// the interpreter of `subs` at the same index. The thread state current
+/// on return is the last of `tstates`.
+unsafe fn wait_for_application_threads_in(
+    subs: &[Arc<Interpreter>],
+    tstates: &[*mut py::PyThreadState],
+) -> Vec<String> {
+    let mut still_running = Vec::new();
+    for (sub, &tstate) in subs.iter().zip(tstates) {
+        // SAFETY: as the caller promises; no thread state of the
+        // interpreter is created or deleted while they are counted, the
+        // GIL being held throughout.
+        unsafe {
+            py::PyThreadState_Swap(tstate);
+            wait_for_application_threads();
+            let theirs = thread_states(sub.state).filter(|&other| other != tstate && !is_ours(other)).count();
+            if theirs > 0 {
+                still_running.push(format!("'{}' ({theirs})", sub.group));
+            }
+        }
+    }
+    still_running
+}
+
+/// Calls `module.name()` with no arguments during a stop; a failure is
+/// logged as `what` failing, with its traceback.
+///
+/// # Safety
+/// The GIL of the module's interpreter is held, its state current.
+unsafe fn call_at_stop(module: &Obj, name: &std::ffi::CStr, what: &str) {
+    // SAFETY: the GIL is held (caller); the result is owned by Obj.
+    let called = unsafe { Obj::from_owned(py::PyObject_CallMethod(module.as_ptr(), name.as_ptr(), std::ptr::null())) };
+    if called.is_none() {
+        // SAFETY: the GIL is held (caller).
+        unsafe { report_stop_failure(what) };
+    }
+}
+
+/// Logs the pending Python exception as `what` failing, with its
+/// traceback.
+///
+/// # Safety
+/// The GIL is held.
+unsafe fn report_stop_failure(what: &str) {
+    // SAFETY: the GIL is held (caller).
+    let error = unsafe { ffi::take_exception() };
+    eprintln!("mod_wsgi (pid={}): {what} failed:\n{}", std::process::id(), error.traceback);
 }
 
 /// The thread states of `interp`.
