@@ -422,10 +422,10 @@ fn header_variables(head: &RequestHead) -> HeaderVariables {
     let mut variables: Vec<(Cow<'static, str>, String)> = Vec::with_capacity(head.headers.len());
     let mut authorization: Option<String> = None;
     for (name, value) in &head.headers {
-        let Some(key) = http_variable_name(name) else {
+        let Some(key) = http_variable_key(name) else {
             continue;
         };
-        let key: Cow<'static, str> = match key.as_str() {
+        let key: Cow<'static, str> = match &*key {
             "HTTP_CONTENT_TYPE" => Cow::Borrowed("CONTENT_TYPE"),
             "HTTP_CONTENT_LENGTH" => Cow::Borrowed("CONTENT_LENGTH"),
             // httpoxy: HTTP_PROXY would configure the application's proxy.
@@ -434,7 +434,7 @@ fn header_variables(head: &RequestHead) -> HeaderVariables {
                 join_value(&mut authorization, value);
                 continue;
             }
-            _ => Cow::Owned(key),
+            _ => key,
         };
         match variables.iter_mut().find(|(k, _)| *k == key) {
             Some((_, joined)) => {
@@ -477,6 +477,55 @@ fn join_value(slot: &mut Option<String>, value: &str) {
         }
         None => *slot = Some(value.to_string()),
     }
+}
+
+/// [`http_variable_name`], borrowed from a constant for the fields most
+/// requests carry: no allocation, and the WSGI call finds the key's Python
+/// string in its cache of constants rather than building one.
+pub fn http_variable_key(header: &str) -> Option<Cow<'static, str>> {
+    match common_http_variable(header) {
+        Some(constant) => Some(Cow::Borrowed(constant)),
+        None => http_variable_name(header).map(Cow::Owned),
+    }
+}
+
+/// The `HTTP_*` name of a common field (any case), looked up among those
+/// of its length.
+fn common_http_variable(header: &str) -> Option<&'static str> {
+    let candidates: &[(&str, &'static str)] = match header.len() {
+        4 => &[("host", "HTTP_HOST")],
+        6 => &[
+            ("accept", "HTTP_ACCEPT"),
+            ("cookie", "HTTP_COOKIE"),
+            ("origin", "HTTP_ORIGIN"),
+            ("pragma", "HTTP_PRAGMA"),
+        ],
+        7 => &[("referer", "HTTP_REFERER")],
+        10 => &[("user-agent", "HTTP_USER_AGENT"), ("connection", "HTTP_CONNECTION")],
+        12 => &[("content-type", "HTTP_CONTENT_TYPE")],
+        13 => &[
+            ("cache-control", "HTTP_CACHE_CONTROL"),
+            ("authorization", "HTTP_AUTHORIZATION"),
+            ("if-none-match", "HTTP_IF_NONE_MATCH"),
+        ],
+        14 => &[
+            ("content-length", "HTTP_CONTENT_LENGTH"),
+            ("sec-fetch-dest", "HTTP_SEC_FETCH_DEST"),
+            ("sec-fetch-mode", "HTTP_SEC_FETCH_MODE"),
+            ("sec-fetch-site", "HTTP_SEC_FETCH_SITE"),
+            ("sec-fetch-user", "HTTP_SEC_FETCH_USER"),
+        ],
+        15 => &[
+            ("accept-encoding", "HTTP_ACCEPT_ENCODING"),
+            ("accept-language", "HTTP_ACCEPT_LANGUAGE"),
+            ("x-forwarded-for", "HTTP_X_FORWARDED_FOR"),
+        ],
+        16 => &[("x-requested-with", "HTTP_X_REQUESTED_WITH"), ("x-forwarded-host", "HTTP_X_FORWARDED_HOST")],
+        17 => &[("if-modified-since", "HTTP_IF_MODIFIED_SINCE"), ("x-forwarded-proto", "HTTP_X_FORWARDED_PROTO")],
+        25 => &[("upgrade-insecure-requests", "HTTP_UPGRADE_INSECURE_REQUESTS")],
+        _ => return None,
+    };
+    candidates.iter().find(|(field, _)| field.eq_ignore_ascii_case(header)).map(|&(_, variable)| variable)
 }
 
 /// `HTTP_` + the header name upper-cased with `-` as `_`; `None` for a name
@@ -830,6 +879,53 @@ mod tests {
             script_name: "/app".into(),
             path_info: "/x".into(),
         }
+    }
+
+    #[test]
+    fn common_fields_borrow_the_name_they_would_build() {
+        let fields = [
+            "host",
+            "accept",
+            "cookie",
+            "origin",
+            "pragma",
+            "referer",
+            "user-agent",
+            "connection",
+            "content-type",
+            "cache-control",
+            "authorization",
+            "if-none-match",
+            "content-length",
+            "sec-fetch-dest",
+            "sec-fetch-mode",
+            "sec-fetch-site",
+            "sec-fetch-user",
+            "accept-encoding",
+            "accept-language",
+            "x-forwarded-for",
+            "x-requested-with",
+            "x-forwarded-host",
+            "if-modified-since",
+            "x-forwarded-proto",
+            "upgrade-insecure-requests",
+        ];
+        for field in fields {
+            for spelled in [
+                field.to_string(),
+                field.to_ascii_uppercase(),
+                format!("{}{}", field[..1].to_ascii_uppercase(), &field[1..]),
+            ] {
+                let key = http_variable_key(&spelled);
+                assert!(matches!(key, Some(Cow::Borrowed(_))), "{spelled}: {key:?}");
+                assert_eq!(key.as_deref(), http_variable_name(&spelled).as_deref(), "{spelled}");
+            }
+        }
+        // Others are built, and bad names still dropped.
+        assert_eq!(http_variable_key("X-Custom-Thing"), Some(Cow::Owned("HTTP_X_CUSTOM_THING".to_string())));
+        assert_eq!(http_variable_key("hosts"), Some(Cow::Owned("HTTP_HOSTS".to_string())));
+        assert_eq!(http_variable_key("ho_t"), None);
+        assert_eq!(http_variable_key(""), None);
     }
 
     fn build(head: &RequestHead, settings: &DirSettings) -> Environ {

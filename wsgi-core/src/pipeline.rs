@@ -569,7 +569,7 @@ fn has_access_control(settings: &DirSettings) -> bool {
 fn cgi_environ(head: &RequestHead, hostname: &str) -> Environ {
     let mut environ = Environ { entries: Vec::with_capacity(head.headers.len() + 10) };
     for (name, value) in &head.headers {
-        if let Some(key) = crate::environ_build::http_variable_name(name) {
+        if let Some(key) = crate::environ_build::http_variable_key(name) {
             environ.set_str(key, value.clone());
         }
     }
