@@ -623,11 +623,16 @@ fn standalone_a_stopped_serving_process_is_replaced() {
         "2".as_ref(),
     ]);
     let (address, top) = (server.address(), server.pid());
+    // Both have served, so both are ready: the watch is for ready processes.
+    let mut served = HashSet::new();
     let serving = tests::wait_for(Duration::from_secs(30), || {
+        if let Outcome::Status(200, body) = get(address, "/app/x", HANG) {
+            served.extend(tests::json_field(&body, "pid").and_then(|pid| pid.parse::<u32>().ok()));
+        }
         let children = children_of(top);
-        (children.len() == 2 && matches!(get(address, "/app/x", HANG), Outcome::Status(200, _))).then_some(children)
+        (children.len() == 2 && children.is_subset(&served)).then_some(children)
     })
-    .unwrap_or_else(|| panic!("the server did not start its 2 serving processes\n{}", server.stderr()));
+    .unwrap_or_else(|| panic!("the server's 2 serving processes did not both serve\n{}", server.stderr()));
     let victim = *serving.iter().min().unwrap();
     let stopped_at = Instant::now();
     signal(victim, "-STOP");

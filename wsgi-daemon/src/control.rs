@@ -10,12 +10,13 @@ pub const READY: u8 = b'R';
 /// The process wants to be replaced (maximum-requests, inactivity, a
 /// request timeout): the manager starts a successor, then stops it.
 pub const RECYCLE: u8 = b'M';
-/// The process is alive: a daemon process's clock thread says it every
+/// The process is alive: a daemon process's clock thread (or a standalone
+/// server's serving process's I/O runtime) says it every
 /// [`HEARTBEAT_INTERVAL`] while it serves, and a manager with a liveness
 /// limit ([`crate::manager::GroupSpec::liveness_timeout`]) kills a process
 /// that stays silent longer (stopped with SIGSTOP, or frozen whole).
 pub const HEARTBEAT: u8 = b'H';
-/// How often a serving daemon process sends [`HEARTBEAT`].
+/// How often a serving process sends [`HEARTBEAT`].
 pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The environment variable naming the control pipe's descriptor in a

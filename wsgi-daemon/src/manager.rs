@@ -439,13 +439,34 @@ impl Manager<'_> {
     }
 
     /// How long the main loop may wait for a signal or a message: half a
-    /// second for the timers, less when a vacant slot's back-off ends sooner.
+    /// second for the timers, less when a vacant slot's back-off ends
+    /// sooner (rounded up to the next millisecond, which is what poll
+    /// counts in, so that it does not wake just before).
     fn next_turn(&self) -> Duration {
         let turn = Duration::from_millis(500);
         match self.retry_at {
-            Some(at) if !self.vacant.is_empty() => at.saturating_duration_since(Instant::now()).min(turn),
+            Some(at) if !self.vacant.is_empty() => {
+                (at.saturating_duration_since(Instant::now()) + Duration::from_millis(1)).min(turn)
+            }
             _ => turn,
         }
+    }
+
+    /// Starts processes for the vacant slots whose back-off has ended. After
+    /// a failure, one at a time until one is ready (the failure count then
+    /// goes back to zero): a broken application fails once per back-off,
+    /// not once per slot, so giving up takes as long for a group of many
+    /// processes as for one.
+    fn fill_vacancies(&mut self, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) -> Result<(), ManagerError> {
+        while !self.backing_off() {
+            let probing = self.failures > 0 && self.processes.values().any(|p| !p.ready && !p.stopping);
+            if probing {
+                break;
+            }
+            let Some(slot) = self.vacant.pop() else { break };
+            self.fill(slot, starter, log)?;
+        }
+        Ok(())
     }
 
     fn start(&mut self, slot: usize, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) -> Option<i32> {
@@ -565,12 +586,7 @@ impl Manager<'_> {
     }
 
     fn timers(&mut self, starter: &mut dyn ProcessStarter, log: &dyn Fn(&str)) -> Result<(), ManagerError> {
-        // Every vacancy whose back-off has ended; a new failure starts
-        // another back-off, and the rest wait for it.
-        while !self.backing_off() {
-            let Some(slot) = self.vacant.pop() else { break };
-            self.fill(slot, starter, log)?;
-        }
+        self.fill_vacancies(starter, log)?;
         let spec = self.spec;
         self.kill_silent(log);
         let mut recycle = Vec::new();
@@ -706,7 +722,8 @@ impl Manager<'_> {
         }
         let deadline = Instant::now() + notice.delay;
         while let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
-            let ready = sys::poll_readable(&[signals.as_raw_fd()], Some(left)).unwrap_or_default();
+            let ready =
+                sys::poll_readable(&[signals.as_raw_fd()], Some(left.min(self.next_turn()))).unwrap_or_default();
             if ready.first().copied().unwrap_or(false) {
                 let mut buf = [0u8; 64];
                 let n = signals.read(&mut buf).unwrap_or(0);
@@ -715,6 +732,7 @@ impl Manager<'_> {
                 }
             }
             self.reap(starter, log)?;
+            self.fill_vacancies(starter, log)?;
         }
         Ok(())
     }

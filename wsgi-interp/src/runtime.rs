@@ -873,7 +873,7 @@ unsafe fn wait_for_application_threads() {
 /// # Safety
 /// The shared GIL is held; each state of `tstates` is this thread's for
 /// the interpreter of `subs` at the same index. The thread state current
-/// on return is the last of `tstates`.
+/// on return may be any of `tstates` (the caller swaps its own back).
 unsafe fn wait_for_application_threads_in(
     subs: &[Arc<Interpreter>],
     tstates: &[*mut py::PyThreadState],

@@ -186,6 +186,26 @@ impl SupervisorLink {
         }
     }
 
+    /// Heartbeats from a plain thread from now until the process exits,
+    /// for its shutdown code, which runs after the I/O runtime has ended
+    /// (and under a watchdog of its own): without them the supervisor
+    /// would take a long `atexit` handler for a frozen process.
+    pub fn keep_beating(shared: Arc<Shared>) {
+        if shared.supervisor.control.is_none() {
+            return;
+        }
+        let log = shared.log.clone();
+        let beating = std::thread::Builder::new().name("heartbeat".into()).spawn(move || loop {
+            std::thread::sleep(wsgi_daemon::control::HEARTBEAT_INTERVAL);
+            if let Some(control) = &shared.supervisor.control {
+                control.say(wsgi_daemon::control::HEARTBEAT);
+            }
+        });
+        if let Err(e) = beating {
+            log.log(LogLevel::Warn, &format!("cannot start the heartbeat thread for the shutdown code: {e}"));
+        }
+    }
+
     /// Asks the supervisor, once, for a replacement of this process;
     /// whether this call asked.
     pub fn request(&self) -> bool {

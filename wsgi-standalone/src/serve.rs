@@ -747,7 +747,8 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
         tokio::runtime::Builder::new_multi_thread().worker_threads(args.io_threads as usize).enable_all().build()
     }
     .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
-    io_runtime.block_on(http::serve(listeners, shared)).map_err(|e| e.to_string())?;
+    io_runtime.block_on(http::serve(listeners, shared.clone())).map_err(|e| e.to_string())?;
+    http::SupervisorLink::keep_beating(shared);
     if let Some(embedded) = &embedded {
         embedded.stop("", Duration::from_secs(args.shutdown_timeout));
     }
