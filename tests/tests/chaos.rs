@@ -174,6 +174,12 @@ impl Load {
     }
 }
 
+/// Whether process `pid` exists and is not a zombie.
+fn is_alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+}
+
 /// The parent of process `pid`.
 fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -195,15 +201,11 @@ fn daemon_pids(group: &str, top: u32) -> Vec<u32> {
         }
         false
     };
-    let alive = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
-    };
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == wanted)
-            && alive(pid)
+            && is_alive(pid)
             && descends(pid)
         {
             pids.push(pid);
@@ -598,11 +600,7 @@ fn children_of(top: u32) -> HashSet<u32> {
         .unwrap()
         .flatten()
         .filter_map(|entry| entry.file_name().to_string_lossy().parse::<u32>().ok())
-        .filter(|&pid| parent_of(pid) == Some(top))
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
-        })
+        .filter(|&pid| parent_of(pid) == Some(top) && is_alive(pid))
         .collect()
 }
 

@@ -19,6 +19,17 @@ pub const HEARTBEAT: u8 = b'H';
 /// How often a serving process sends [`HEARTBEAT`].
 pub const HEARTBEAT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a process whose own time limit is `limit` may send no
+/// [`HEARTBEAT`] before its manager kills it: the limit plus two
+/// [`HEARTBEAT_INTERVAL`]s (a heartbeat may come up to one late, and the
+/// process is then surely past its limit). Zero (no watch) for no limit.
+pub fn silence_allowed(limit: std::time::Duration) -> std::time::Duration {
+    if limit.is_zero() {
+        return std::time::Duration::ZERO;
+    }
+    limit + 2 * HEARTBEAT_INTERVAL
+}
+
 /// The environment variable naming the control pipe's descriptor in a
 /// process started by a program rather than forked (see
 /// [`crate::manager::ProgramStarter`]).

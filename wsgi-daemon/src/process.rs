@@ -70,10 +70,9 @@ pub fn request_timeout_fire_point(process: &DaemonProcess) -> std::time::Duratio
 /// control pipe before its manager kills it
 /// ([`crate::manager::GroupSpec::liveness_timeout`]): the sooner of
 /// `deadlock-timeout` and the request timeout's fire point, the time-outs
-/// the process enforces itself while it runs, plus two
-/// [`crate::control::HEARTBEAT_INTERVAL`]s (a heartbeat may come up to
-/// one late, and the process is then surely past its limits); zero when
-/// neither is set.
+/// the process enforces itself while it runs, with
+/// [`crate::control::silence_allowed`]'s margin; zero when neither is
+/// set.
 ///
 /// mod_wsgi's own checks run inside the daemon process, so a process
 /// stopped with SIGSTOP (or frozen whole) is never replaced there; here
@@ -82,10 +81,8 @@ pub fn request_timeout_fire_point(process: &DaemonProcess) -> std::time::Duratio
 /// when its connection closes ([`crate::client::DaemonClient`]).
 pub fn liveness_timeout(process: &DaemonProcess) -> std::time::Duration {
     let limits = [process.deadlock_timeout, request_timeout_fire_point(process)];
-    match limits.into_iter().filter(|limit| !limit.is_zero()).min() {
-        Some(limit) => limit + 2 * crate::control::HEARTBEAT_INTERVAL,
-        None => std::time::Duration::ZERO,
-    }
+    let sooner = limits.into_iter().filter(|limit| !limit.is_zero()).min().unwrap_or_default();
+    crate::control::silence_allowed(sooner)
 }
 
 /// Applies the group's process settings to the current (freshly forked)

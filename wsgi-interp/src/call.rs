@@ -332,8 +332,9 @@ fn report_exception(target: &AppTarget, error: &PythonError, log: &dyn ErrorLog)
 
 /// Interned `str` objects for the environ keys and values that are
 /// `&'static str` in the Rust environ (the keys but the `HTTP_*` ones of
-/// uncommon fields, and constant values), found by the address of their text: no hashing or
-/// comparing of the text itself. Other strings are built per request.
+/// uncommon fields, and constant values), found by the address of their
+/// text: no hashing or comparing of the text itself. Other strings are
+/// built per request.
 #[derive(Default)]
 pub(crate) struct KeyCache {
     keys: HashMap<(usize, usize), Obj, BuildHasherDefault<FnvHasher>>,

@@ -613,7 +613,7 @@ pub(crate) fn start_server(args: ServerArgs) -> Result<(), String> {
                 processes: if args.daemon { 1 } else { args.processes as usize },
                 graceful: Duration::from_secs(args.graceful_timeout),
                 drain_delay: args.health_path.as_ref().map(|_| Duration::from_secs(args.drain_delay.unwrap_or(5))),
-                liveness: supervisor::liveness_timeout(Duration::from_secs(args.request_timeout)),
+                liveness: wsgi_daemon::control::silence_allowed(Duration::from_secs(args.request_timeout)),
             };
             let _pid_file = args.pid_file.as_deref().map(PidFile::write).transpose()?;
             let mut control =

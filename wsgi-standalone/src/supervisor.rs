@@ -7,7 +7,7 @@
 //! that stops accepting leaves its share of pending connections to the
 //! others) and a control pipe on which it says when it is ready and when
 //! it reached `--maximum-requests`, and sends a heartbeat every second:
-//! one silent for longer than [`liveness_timeout`] is killed and
+//! one silent for longer than [`Supervision::liveness`] is killed and
 //! replaced. A recycling process keeps serving until its replacement is
 //! ready; only then is it told to stop (SIGTERM: it finishes its requests
 //! in flight). One that dies is started again;
@@ -44,21 +44,12 @@ pub struct Supervision {
     /// health path answering 503, once the server is told to stop.
     pub drain_delay: Option<Duration>,
     /// How long a ready process may send no heartbeat before it is killed
-    /// and replaced (zero: never); see [`liveness_timeout`].
+    /// and replaced (zero: never): `--request-timeout` with
+    /// `wsgi_daemon::control::silence_allowed`'s margin, as for a daemon
+    /// process. Its heartbeats come from its I/O runtime, so a process
+    /// stopped with SIGSTOP, frozen whole or with a stuck runtime falls
+    /// silent; by then its requests in flight are past their time limit.
     pub liveness: Duration,
-}
-
-/// How long a serving process may stay silent: `--request-timeout` plus
-/// two heartbeat intervals, as for a daemon process
-/// (`wsgi_daemon::process::liveness_timeout`). Its heartbeats come from
-/// its I/O runtime, so a process stopped with SIGSTOP, frozen whole or
-/// with a stuck runtime falls silent; by then its requests in flight are
-/// past their time limit. Zero (no watch) when the request timeout is.
-pub fn liveness_timeout(request_timeout: Duration) -> Duration {
-    if request_timeout.is_zero() {
-        return Duration::ZERO;
-    }
-    request_timeout + 2 * wsgi_daemon::control::HEARTBEAT_INTERVAL
 }
 
 /// Runs the serving processes, each with the variables of `env` set and
