@@ -70,11 +70,11 @@ fn body(bytes: &[u8]) -> String {
 
 /// How many responses one connection gives to requests sent one after
 /// another, each once the previous answer arrived, before the server
-/// closes it (at most 10 requests).
-fn responses_on_one_connection(address: SocketAddr) -> usize {
+/// closes it (at most `at_most` requests).
+fn responses_on_one_connection(address: SocketAddr, at_most: usize) -> usize {
     let mut connection = tests::HttpConnection::open(address);
     let mut answered = 0;
-    for _ in 0..10 {
+    for _ in 0..at_most {
         if connection.send(b"GET /app/k HTTP/1.1\r\nHost: localhost\r\n\r\n").is_err() {
             break;
         }
@@ -164,8 +164,8 @@ fn limits_keep_alive_half_close_and_raw_bytes_answer_as_apache_does() {
     assert_eq!(status(&exchange(apache.address(), half, true)), 200);
     assert_eq!(status(&exchange(standalone.address(), half, true)), 200, "{}", standalone.stderr());
     // MaxKeepAliveRequests 2, counted as Apache counts it.
-    let kept = responses_on_one_connection(apache.address());
-    assert_eq!(responses_on_one_connection(standalone.address()), kept);
+    let kept = responses_on_one_connection(apache.address(), 10);
+    assert_eq!(responses_on_one_connection(standalone.address(), 10), kept);
     assert!(kept > 1 && kept < 10, "{kept}");
 }
 
@@ -199,11 +199,33 @@ fn apache_default_limits_and_their_flags() {
 }
 
 #[test]
+fn max_keep_alive_requests_is_apaches_in_a_file_unlimited_from_the_command_line_and_a_flag() {
+    let site = site();
+    let dir = site.path().display();
+    let alias = format!("WSGIScriptAlias /app {dir}/app.wsgi");
+    // A file without MaxKeepAliveRequests has Apache's 100: 101 responses.
+    let server = start(&site, &alias, &[]);
+    assert_eq!(responses_on_one_connection(server.address(), 150), 101);
+    drop(server);
+    // The flag replaces the file's value.
+    let server = start(&site, &format!("MaxKeepAliveRequests 50\n{alias}"), &["--max-keep-alive-requests", "3"]);
+    assert_eq!(responses_on_one_connection(server.address(), 150), 4);
+    drop(server);
+    // From the command line, no limit, as mod_wsgi-express under mpm_event.
+    let script = site.path().join("app.wsgi");
+    let server = Server::start([script.as_os_str()]);
+    assert_eq!(responses_on_one_connection(server.address(), 300), 300);
+    drop(server);
+    let server = Server::start([script.as_os_str(), "--max-keep-alive-requests".as_ref(), "2".as_ref()]);
+    assert_eq!(responses_on_one_connection(server.address(), 300), 3);
+}
+
+#[test]
 fn keep_alive_off_closes_after_each_response_and_timeout_bounds_a_slow_body() {
     let site = site();
     let dir = site.path().display();
     let server = start(&site, &format!("KeepAlive Off\nTimeout 1\nWSGIScriptAlias /app {dir}/app.wsgi"), &[]);
-    assert_eq!(responses_on_one_connection(server.address()), 1);
+    assert_eq!(responses_on_one_connection(server.address(), 10), 1);
     // A body that never comes: answered once Timeout expires, not left
     // hanging for the default 60 s.
     let mut stream = TcpStream::connect(server.address()).unwrap();

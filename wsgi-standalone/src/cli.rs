@@ -184,6 +184,13 @@ pub(crate) struct ServerArgs {
     /// of --config [default: 5, or the file's KeepAliveTimeout].
     #[arg(long)]
     pub(crate) keep_alive_timeout: Option<u64>,
+    /// Requests a connection may carry after its first before the server
+    /// closes it (0: no limit): Apache's MaxKeepAliveRequests, which it
+    /// replaces in every virtual host of --config [default: 0, as
+    /// mod_wsgi-express sets it under mpm_event; with --config, the file's
+    /// MaxKeepAliveRequests or Apache's 100].
+    #[arg(long)]
+    pub(crate) max_keep_alive_requests: Option<u64>,
     /// Seconds a client may take to send a request's headers.
     #[arg(long, default_value_t = 15)]
     pub(crate) header_timeout: u64,

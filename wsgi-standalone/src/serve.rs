@@ -57,6 +57,11 @@ fn script_config(args: &ServerArgs, served: &ServedScript, path_first: Option<&P
     // --reload-on-changes (a fresh process), not by stat()ing the script on
     // every request.
     line(vec!["WSGIScriptReloading".into(), "Off".into()]);
+    // Idle connections cost no worker here, as under mpm_event, for which
+    // mod_wsgi-express lifts Apache's limit of 100: a client (or a proxy)
+    // then does not pay a new connection, and a TLS handshake, every 100
+    // requests.
+    line(vec!["MaxKeepAliveRequests".into(), "0".into()]);
     if !args.trust_proxy_header.is_empty() {
         line(
             std::iter::once("WSGITrustedProxyHeaders".to_string())
@@ -306,6 +311,7 @@ fn apply_directive_flags(config: &mut Config, args: &ServerArgs) {
             server.keep_alive = Some(seconds > 0);
             server.keep_alive_timeout = Some(Duration::from_secs(seconds));
         }
+        server.max_keep_alive_requests = args.max_keep_alive_requests.or(server.max_keep_alive_requests);
         server.limit_request_line = args.limit_request_line.or(server.limit_request_line);
         server.limit_request_field_size = args.limit_request_field_size.or(server.limit_request_field_size);
         server.limit_request_fields = args.limit_request_fields.or(server.limit_request_fields);
