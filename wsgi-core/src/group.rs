@@ -44,10 +44,17 @@ impl std::fmt::Debug for GroupContext<'_> {
 
 impl GroupContext<'_> {
     fn with_port(&self, host: &str) -> String {
-        if self.port == 80 || self.port == 443 {
-            host.to_string()
-        } else {
-            format!("{host}:{}", self.port)
+        let mut text = String::with_capacity(host.len() + 6);
+        self.push_with_port(&mut text, host);
+        text
+    }
+
+    /// `host`, then `:port` unless the port is 80 or 443.
+    fn push_with_port(&self, text: &mut String, host: &str) {
+        text.push_str(host);
+        if self.port != 80 && self.port != 443 {
+            use std::fmt::Write;
+            let _ = write!(text, ":{}", self.port);
         }
     }
 
@@ -65,7 +72,12 @@ impl GroupContext<'_> {
         if !self.case_sensitive {
             script_name.make_ascii_lowercase();
         }
-        format!("{}|{script_name}", self.server())
+        // Built in place: every request resolves its application group.
+        let mut resource = String::with_capacity(self.server_hostname.len() + script_name.len() + 7);
+        self.push_with_port(&mut resource, self.server_hostname);
+        resource.push('|');
+        resource.push_str(&script_name);
+        resource
     }
 }
 

@@ -105,7 +105,29 @@ pub struct Site {
     controls_access: bool,
     /// One router per server: the main server's, then each virtual host's.
     routers: Vec<Router>,
+    /// What the environ says of each server, in the routers' order:
+    /// worked out once, not for every request.
+    server_texts: Vec<ServerTexts>,
     options: SiteOptions,
+}
+
+/// A server's name and document root, as the environ gives them.
+struct ServerTexts {
+    /// `ServerName`'s host (the main server's, or `localhost`).
+    hostname: String,
+    /// `DOCUMENT_ROOT` (the main server's, or the front end's default).
+    document_root: String,
+}
+
+impl ServerTexts {
+    fn of(config: &Config, server: &Server, default_document_root: &str) -> ServerTexts {
+        let document_root = server
+            .document_root
+            .as_ref()
+            .or(config.main_server.document_root.as_ref())
+            .map_or_else(|| default_document_root.to_string(), |p| p.display().to_string());
+        ServerTexts { hostname: config.server_hostname(server), document_root }
+    }
 }
 
 impl Site {
@@ -118,7 +140,20 @@ impl Site {
             .collect();
         let runs_dispatch_scripts = any_settings(&config, |settings| settings.dispatch_script.is_some());
         let controls_access = any_settings(&config, has_access_control);
-        Site { config, dispatch_script: None, access: None, runs_dispatch_scripts, controls_access, routers, options }
+        let server_texts = std::iter::once(&config.main_server)
+            .chain(&config.virtual_hosts)
+            .map(|server| ServerTexts::of(&config, server, &options.default_document_root))
+            .collect();
+        Site {
+            config,
+            dispatch_script: None,
+            access: None,
+            runs_dispatch_scripts,
+            controls_access,
+            routers,
+            server_texts,
+            options,
+        }
     }
 
     /// Whether the configuration controls access anywhere (`Require`,
@@ -181,36 +216,37 @@ impl Site {
         log: &dyn ErrorLog,
     ) -> Dispatch {
         let server = self.config.select_server(head.local, head.header("host"));
-        let hostname = self.config.server_hostname(server);
+        let server_index = self.server_index(server);
+        let ServerTexts { hostname, document_root } = &self.server_texts[server_index];
         // mod_alias translates before mod_wsgi: a Redirect, then an Alias,
         // wins over a WSGIScriptAlias that also matches (such as one
         // mounted at /).
-        if let Some(dispatch) = self.redirect(server, head, &hostname) {
+        if let Some(dispatch) = self.redirect(server, head, hostname) {
             return dispatch;
         }
-        if let Some(dispatch) = self.static_file(server, head, &hostname, ssl, log) {
+        if let Some(dispatch) = self.static_file(server, head, hostname, ssl, log) {
             return dispatch;
         }
-        let router = &self.routers[self.server_index(server)];
+        let router = &self.routers[server_index];
         let route = match router.resolve(head.raw_path()) {
             Ok(Some(route)) => route,
             // Access control answers first, as Apache's does before its
             // handler finds nothing.
-            Ok(None) => return self.not_found(server, head, &hostname, 404, ssl, log),
-            Err(e) => return self.not_found(server, head, &hostname, e.status(), ssl, log),
+            Ok(None) => return self.not_found(server, head, hostname, 404, ssl, log),
+            Err(e) => return self.not_found(server, head, hostname, e.status(), ssl, log),
         };
         let Some(alias) = self.config.script_aliases(server).nth(route.alias_index) else {
             return Dispatch::Error(500);
         };
         // Sections match the path as configuration text is read: the
         // decoded bytes as UTF-8, as for static files.
-        let url = location_path(&format!("{}{}", route.script_name, route.path_info));
+        let url = location_path(&route.script_name, &route.path_info);
         let settings = self.config.settings_for(server, &url, Some(&route.script_filename));
         // Checked once access is: Apache reads the body in its handler.
         let body = check_body(head, settings.effective_limit_request_body(), settings.effective_chunked_request());
         let env_lookup = |name: &str| std::env::var(name).ok();
         let ctx = GroupContext {
-            server_hostname: &hostname,
+            server_hostname: hostname,
             port: server_port(head),
             request_host: head.header("host"),
             script_name: &route.script_name,
@@ -223,14 +259,7 @@ impl Site {
             callable_object: alias.callable_object.as_deref(),
         };
         let mut names = group::resolve_names(given, &settings, &ctx);
-        let document_root = server
-            .document_root
-            .as_ref()
-            .or(self.config.main_server.document_root.as_ref())
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| self.options.default_document_root.clone());
         let listener_host = crate::environ_build::ip_display(head.local.ip());
-        let script_filename = route.script_filename.clone();
         let mut environ = build_environ(&EnvironInputs {
             head,
             route: &route,
@@ -238,8 +267,8 @@ impl Site {
             pass_authorization: alias.pass_authorization,
             router: Some(router),
             server: ServerFacts {
-                server_hostname: &hostname,
-                document_root: &document_root,
+                server_hostname: hostname,
+                document_root,
                 server_admin: None,
                 server_software: &self.options.server_software,
                 listener_host: &listener_host,
@@ -268,11 +297,11 @@ impl Site {
         }
         add_tls_variables(&mut environ, &settings, ssl);
         let filename = route.script_filename.display();
-        let access = AccessFacts { head, settings: &settings, hostname: &hostname, filename: &filename, ssl, log };
+        let access = AccessFacts { head, settings: &settings, hostname, filename: &filename, ssl, log };
         let remote_user = match self.check_access(&access, || {
             // The scripts see the connection's own facts, not what trusted
             // proxy headers make of them in the application's environ.
-            let mut cgi = cgi_environ(head, &hostname);
+            let mut cgi = cgi_environ(head, hostname);
             cgi.set_str("SCRIPT_NAME", route.script_name.clone());
             cgi.set_str("PATH_INFO", route.path_info.clone());
             cgi
@@ -306,7 +335,7 @@ impl Site {
         let head_only = environ.get_str("REQUEST_METHOD") == Some("HEAD");
         Dispatch::App(Box::new(AppRequest {
             target: AppTarget {
-                script: script_filename,
+                script: route.script_filename,
                 callable,
                 application_group,
                 reload_on_change: settings.effective_script_reloading(),
@@ -527,10 +556,15 @@ fn escape_path(path: &str) -> String {
     out
 }
 
-/// A path as sections match it: Latin-1 text (one character per decoded
-/// byte) read back as the UTF-8 configuration text is.
-fn location_path(latin1_text: &str) -> String {
-    String::from_utf8_lossy(&crate::route::latin1_bytes(latin1_text)).into_owned()
+/// A request's path (`SCRIPT_NAME` then `PATH_INFO`) as sections match
+/// it: Latin-1 text (one character per decoded byte) read back as the
+/// UTF-8 configuration text is.
+fn location_path(script_name: &str, path_info: &str) -> String {
+    // ASCII reads the same both ways: most paths need no conversion.
+    if script_name.is_ascii() && path_info.is_ascii() {
+        return [script_name, path_info].concat();
+    }
+    String::from_utf8_lossy(&crate::route::latin1_bytes(&[script_name, path_info].concat())).into_owned()
 }
 
 /// What access control knows of a request besides its environ.

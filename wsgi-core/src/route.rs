@@ -528,6 +528,10 @@ fn strip_scheme_and_authority(raw: &str) -> &str {
 
 /// The bytes of Latin-1 text (characters beyond U+00FF as their UTF-8).
 pub fn latin1_bytes(text: &str) -> Vec<u8> {
+    // ASCII, as most paths are, is the same bytes either way.
+    if text.is_ascii() {
+        return text.as_bytes().to_vec();
+    }
     let mut out = Vec::with_capacity(text.len());
     for c in text.chars() {
         match u8::try_from(u32::from(c)) {
