@@ -339,7 +339,7 @@ fn report_exception(target: &AppTarget, error: &PythonError, log: &dyn ErrorLog)
 pub(crate) struct KeyCache {
     /// A direct-mapped table in front of `keys`, indexed by bits of the
     /// address: a request's ~60 lookups mostly end in one probe here
-    /// (empty until first used).
+    /// (empty, and skipped, in a cache made for one request).
     recent: Vec<Option<((usize, usize), Obj)>>,
     /// Every constant seen, for what `recent` lost to a collision.
     keys: HashMap<(usize, usize), Obj, BuildHasherDefault<FnvHasher>>,
@@ -350,6 +350,11 @@ pub(crate) struct KeyCache {
 const RECENT_SLOTS: usize = 512;
 
 impl KeyCache {
+    /// A cache that an interpreter keeps across requests.
+    pub(crate) fn shared() -> KeyCache {
+        KeyCache { recent: std::iter::repeat_with(|| None).take(RECENT_SLOTS).collect(), keys: HashMap::default() }
+    }
+
     /// The `str` object for an environ key.
     ///
     /// # Safety
@@ -362,13 +367,10 @@ impl KeyCache {
             return unsafe { ffi::latin1_str(key) };
         };
         let identity = (text.as_ptr() as usize, text.len());
-        if self.recent.is_empty() {
-            self.recent.resize_with(RECENT_SLOTS, || None);
-        }
         // Constants are at least byte-aligned and packed: the low bits
         // differ most between them.
-        let slot = &mut self.recent[(identity.0 ^ (identity.0 >> 9)) % RECENT_SLOTS];
-        if let Some((seen, obj)) = slot {
+        let slot = self.recent.get_mut((identity.0 ^ (identity.0 >> 9)) % RECENT_SLOTS);
+        if let Some(Some((seen, obj))) = slot.as_deref() {
             if *seen == identity {
                 return Some(obj.clone());
             }
@@ -387,7 +389,9 @@ impl KeyCache {
                 obj
             }
         };
-        *slot = Some((identity, obj.clone()));
+        if let Some(slot) = slot {
+            *slot = Some((identity, obj.clone()));
+        }
         Some(obj)
     }
 }

@@ -600,7 +600,7 @@ impl PythonRuntime {
             api,
             helpers,
             scripts: Mutex::new(ScriptCache::default()),
-            keys: Mutex::new(crate::call::KeyCache::default()),
+            keys: Mutex::new(crate::call::KeyCache::shared()),
         })
     }
 
